@@ -1,0 +1,347 @@
+//! The event contract (`spec/events.md`): decoding and validation of one Kafka
+//! message into an [`Event`], with a typed [`Reject`] for every rule a message
+//! can break. Rejections are what the quarantine shows, so each has a stable
+//! code and a message naming the field.
+
+use serde_json::{Map, Value};
+
+use crate::instant::Micros;
+use crate::record::{Field, Identity};
+
+/// Largest accepted message value.
+pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+const MAX_ID_CHARS: usize = 128;
+const MAX_FIELD_CHARS: usize = 128;
+const MAX_FAIL_CODE_CHARS: usize = 64;
+const MAX_FAIL_REASON_CHARS: usize = 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+pub enum EventType {
+    Queued,
+    Started,
+    Progress,
+    Succeeded,
+    Failed,
+    Skipped,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 6] = [
+        EventType::Queued,
+        EventType::Started,
+        EventType::Progress,
+        EventType::Succeeded,
+        EventType::Failed,
+        EventType::Skipped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Queued => "queued",
+            EventType::Started => "started",
+            EventType::Progress => "progress",
+            EventType::Succeeded => "succeeded",
+            EventType::Failed => "failed",
+            EventType::Skipped => "skipped",
+        }
+    }
+
+    fn parse(s: &str) -> Option<EventType> {
+        EventType::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// Status rank: queued 0, started/progress 1, terminal 2.
+    pub fn rank(self) -> u8 {
+        match self {
+            EventType::Queued => 0,
+            EventType::Started | EventType::Progress => 1,
+            EventType::Succeeded | EventType::Failed | EventType::Skipped => 2,
+        }
+    }
+}
+
+/// A validated event. Strings are owned: events outlive the Kafka message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub event_id: String,
+    pub kind: EventType,
+    pub record_id: String,
+    pub occurred_at: Micros,
+    pub attempt: u32,
+    pub identity: Identity,
+    pub progress: Option<u8>,
+    pub fail_code: Option<String>,
+    pub fail_reason: Option<String>,
+}
+
+/// Why a message was quarantined. `code()` is stable (operators filter on it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Reject {
+    #[error("message has no value (tombstone)")]
+    EmptyMessage,
+    #[error("message value is {len} bytes, over the {MAX_EVENT_BYTES}-byte limit")]
+    Oversized { len: usize },
+    #[error("message value is not valid UTF-8")]
+    InvalidUtf8,
+    #[error("message value is not JSON: {0}")]
+    NotJson(String),
+    #[error("message value is JSON but not an object")]
+    NotObject,
+    #[error("required field `{0}` is missing")]
+    MissingField(&'static str),
+    #[error("field `{field}` must be {expected}")]
+    WrongType { field: &'static str, expected: &'static str },
+    #[error("field `{field}` is out of range: {rule}")]
+    OutOfRange { field: &'static str, rule: &'static str },
+    #[error("schema_version {0} is not supported (expected 1)")]
+    UnsupportedSchemaVersion(String),
+    #[error("type `{0}` is not one of queued, started, progress, succeeded, failed, skipped")]
+    UnknownType(String),
+    #[error("occurred_at `{0}` is not an RFC 3339 timestamp with offset")]
+    InvalidTimestamp(String),
+    #[error("message key does not equal record_id")]
+    KeyMismatch,
+}
+
+impl Reject {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Reject::EmptyMessage => "empty_message",
+            Reject::Oversized { .. } => "oversized",
+            Reject::InvalidUtf8 => "invalid_utf8",
+            Reject::NotJson(_) => "not_json",
+            Reject::NotObject => "not_object",
+            Reject::MissingField(_) => "missing_field",
+            Reject::WrongType { .. } => "wrong_type",
+            Reject::OutOfRange { .. } => "out_of_range",
+            Reject::UnsupportedSchemaVersion(_) => "unsupported_schema_version",
+            Reject::UnknownType(_) => "unknown_type",
+            Reject::InvalidTimestamp(_) => "invalid_timestamp",
+            Reject::KeyMismatch => "key_mismatch",
+        }
+    }
+}
+
+/// Echoed values are cut so a hostile event cannot bloat the quarantine reason.
+fn echo(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+/// Decodes one Kafka message (key, value) per `spec/events.md`.
+pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<Event, Reject> {
+    let bytes = value.ok_or(Reject::EmptyMessage)?;
+    if bytes.len() > MAX_EVENT_BYTES {
+        return Err(Reject::Oversized { len: bytes.len() });
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| Reject::InvalidUtf8)?;
+    let json: Value = serde_json::from_str(text).map_err(|e| Reject::NotJson(e.to_string()))?;
+    let obj = json.as_object().ok_or(Reject::NotObject)?;
+
+    match present(obj, "schema_version") {
+        None => return Err(Reject::MissingField("schema_version")),
+        Some(Value::Number(n)) if n.as_u64() == Some(1) => {}
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => {
+            return Err(Reject::UnsupportedSchemaVersion(n.to_string()))
+        }
+        Some(_) => return Err(wrong("schema_version", "an integer")),
+    }
+    let event_id = bounded_str(obj, "event_id", 1, MAX_ID_CHARS)?.ok_or(Reject::MissingField("event_id"))?;
+    let kind = match present(obj, "type") {
+        None => return Err(Reject::MissingField("type")),
+        Some(Value::String(s)) => EventType::parse(s).ok_or_else(|| Reject::UnknownType(echo(s)))?,
+        Some(_) => return Err(wrong("type", "a string")),
+    };
+    let record_id = bounded_str(obj, "record_id", 1, MAX_ID_CHARS)?.ok_or(Reject::MissingField("record_id"))?;
+    let occurred_at = match present(obj, "occurred_at") {
+        None => return Err(Reject::MissingField("occurred_at")),
+        Some(Value::String(s)) => {
+            Micros::parse_rfc3339(s).ok_or_else(|| Reject::InvalidTimestamp(echo(s)))?
+        }
+        Some(_) => return Err(wrong("occurred_at", "an RFC 3339 string")),
+    };
+    let attempt = match int(obj, "attempt", 1, u64::from(u32::MAX), "must be between 1 and 4294967295")? {
+        Some(a) => a as u32,
+        None => 1,
+    };
+    let progress = int(obj, "progress", 0, 100, "must be between 0 and 100")?.map(|p| p as u8);
+    let fail_code = bounded_str(obj, "fail_code", 0, MAX_FAIL_CODE_CHARS)?;
+    let fail_reason = bounded_str(obj, "fail_reason", 0, MAX_FAIL_REASON_CHARS)?;
+    if kind == EventType::Failed && fail_code.is_none() {
+        return Err(Reject::MissingField("fail_code"));
+    }
+    let identity = match present(obj, "record") {
+        None => Identity::default(),
+        Some(Value::Object(r)) => identity(r)?,
+        Some(_) => return Err(wrong("record", "an object")),
+    };
+    if let Some(k) = key {
+        if k != record_id.as_bytes() {
+            return Err(Reject::KeyMismatch);
+        }
+    }
+    Ok(Event { event_id, kind, record_id, occurred_at, attempt, identity, progress, fail_code, fail_reason })
+}
+
+fn identity(r: &Map<String, Value>) -> Result<Identity, Reject> {
+    let mut id = Identity::default();
+    for f in Field::ALL {
+        id.fields[f as usize] = bounded_str(r, f.record_path(), 0, MAX_FIELD_CHARS)?;
+    }
+    id.auto_trigger = match present(r, "auto_trigger") {
+        None => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => return Err(wrong("record.auto_trigger", "a boolean")),
+    };
+    Ok(id)
+}
+
+/// A field that is absent or `null` is not carried.
+fn present<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    obj.get(name.rsplit('.').next().unwrap_or(name)).filter(|v| !v.is_null())
+}
+
+fn wrong(field: &'static str, expected: &'static str) -> Reject {
+    Reject::WrongType { field, expected }
+}
+
+fn bounded_str(
+    obj: &Map<String, Value>,
+    field: &'static str,
+    min: usize,
+    max: usize,
+) -> Result<Option<String>, Reject> {
+    match present(obj, field) {
+        None => Ok(None),
+        Some(Value::String(s)) => {
+            let n = s.chars().count();
+            if n < min || n > max {
+                let rule = match (min, max) {
+                    (1, 128) => "must be 1-128 characters",
+                    (0, 128) => "must be at most 128 characters",
+                    (0, 64) => "must be at most 64 characters",
+                    _ => "must be at most 1024 characters",
+                };
+                return Err(Reject::OutOfRange { field, rule });
+            }
+            Ok(Some(s.clone()))
+        }
+        Some(_) => Err(wrong(field, "a string")),
+    }
+}
+
+fn int(
+    obj: &Map<String, Value>,
+    field: &'static str,
+    min: u64,
+    max: u64,
+    rule: &'static str,
+) -> Result<Option<u64>, Reject> {
+    match present(obj, field) {
+        None => Ok(None),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(v) if (min..=max).contains(&v) => Ok(Some(v)),
+            Some(_) => Err(Reject::OutOfRange { field, rule }),
+            None if n.is_i64() => Err(Reject::OutOfRange { field, rule }),
+            None => Err(wrong(field, "an integer")),
+        },
+        Some(_) => Err(wrong(field, "an integer")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(v: &str) -> Event {
+        decode(None, Some(v.as_bytes())).unwrap()
+    }
+    fn err(v: &str) -> Reject {
+        decode(None, Some(v.as_bytes())).unwrap_err()
+    }
+    const BASE: &str = r#""schema_version":1,"event_id":"e","record_id":"r","occurred_at":"2018-06-14T11:14:48Z""#;
+
+    #[test]
+    fn decodes_the_spec_examples() {
+        let e = ok(r#"{"schema_version":1,"event_id":"e-1","type":"queued","record_id":"30b9","occurred_at":"2018-06-14T11:14:48.946Z","record":{"source_region":"region-1","auto_trigger":true,"plan_id":null},"extra":{"x":1}}"#);
+        assert_eq!(e.kind, EventType::Queued);
+        assert_eq!(e.attempt, 1);
+        assert_eq!(e.identity.get(Field::SourceRegion), Some("region-1"));
+        assert_eq!(e.identity.get(Field::PlanId), None);
+        assert_eq!(e.identity.auto_trigger, Some(true));
+    }
+
+    #[test]
+    fn each_rule_has_its_reason() {
+        let cases: Vec<(String, &str)> = vec![
+            ("[1]".into(), "not_object"),
+            ("{".into(), "not_json"),
+            (r#"{"event_id":"e","type":"queued","record_id":"r","occurred_at":"2018-06-14T11:14:48Z"}"#.into(), "missing_field"),
+            (format!(r#"{{{BASE},"type":"exploded"}}"#), "unknown_type"),
+            (format!(r#"{{{BASE},"type":7}}"#), "wrong_type"),
+            (format!(r#"{{{BASE},"type":"failed"}}"#), "missing_field"),
+            (format!(r#"{{{BASE},"type":"started","progress":101}}"#), "out_of_range"),
+            (format!(r#"{{{BASE},"type":"started","progress":-1}}"#), "out_of_range"),
+            (format!(r#"{{{BASE},"type":"started","progress":1.5}}"#), "wrong_type"),
+            (format!(r#"{{{BASE},"type":"started","attempt":0}}"#), "out_of_range"),
+            (format!(r#"{{{BASE},"type":"started","record":[]}}"#), "wrong_type"),
+            (format!(r#"{{{BASE},"type":"started","record":{{"auto_trigger":"yes"}}}}"#), "wrong_type"),
+            (format!(r#"{{{BASE},"type":"started","record":{{"plan_id":"{}"}}}}"#, "x".repeat(129)), "out_of_range"),
+            (format!(r#"{{{BASE},"type":"failed","fail_code":"{}"}}"#, "x".repeat(65)), "out_of_range"),
+            (r#"{"schema_version":2,"event_id":"e","type":"queued","record_id":"r","occurred_at":"2018-06-14T11:14:48Z"}"#.into(), "unsupported_schema_version"),
+            (r#"{"schema_version":"1","event_id":"e","type":"queued","record_id":"r","occurred_at":"2018-06-14T11:14:48Z"}"#.into(), "wrong_type"),
+            (r#"{"schema_version":1,"event_id":"","type":"queued","record_id":"r","occurred_at":"2018-06-14T11:14:48Z"}"#.into(), "out_of_range"),
+            (r#"{"schema_version":1,"event_id":"e","type":"queued","record_id":"r","occurred_at":"2018-06-14 11:14"}"#.into(), "invalid_timestamp"),
+        ];
+        for (input, code) in cases {
+            assert_eq!(err(&input).code(), code, "{input}");
+        }
+    }
+
+    #[test]
+    fn transport_rules() {
+        assert_eq!(decode(None, None).unwrap_err(), Reject::EmptyMessage);
+        assert_eq!(decode(None, Some(&[0xff, 0xfe])).unwrap_err(), Reject::InvalidUtf8);
+        let big = vec![b' '; MAX_EVENT_BYTES + 1];
+        assert_eq!(decode(None, Some(&big)).unwrap_err().code(), "oversized");
+        let v = format!(r#"{{{BASE},"type":"queued"}}"#);
+        assert_eq!(decode(Some(b"other"), Some(v.as_bytes())).unwrap_err(), Reject::KeyMismatch);
+        assert!(decode(Some(b"r"), Some(v.as_bytes())).is_ok());
+        let deep = "[".repeat(10_000);
+        assert_eq!(decode(None, Some(deep.as_bytes())).unwrap_err().code(), "not_json");
+    }
+}
+
+impl Event {
+    /// The event as a producer would publish it (the inverse of [`decode`]).
+    pub fn to_json(&self) -> Value {
+        let mut o = Map::new();
+        o.insert("schema_version".into(), 1.into());
+        o.insert("event_id".into(), self.event_id.clone().into());
+        o.insert("type".into(), self.kind.as_str().into());
+        o.insert("record_id".into(), self.record_id.clone().into());
+        o.insert("occurred_at".into(), format!("{}Z", self.occurred_at.render()).into());
+        o.insert("attempt".into(), self.attempt.into());
+        let mut r = Map::new();
+        for f in Field::ALL {
+            if let Some(v) = self.identity.get(f) {
+                r.insert(f.name().into(), v.into());
+            }
+        }
+        if let Some(b) = self.identity.auto_trigger {
+            r.insert("auto_trigger".into(), b.into());
+        }
+        if !r.is_empty() {
+            o.insert("record".into(), Value::Object(r));
+        }
+        if let Some(p) = self.progress {
+            o.insert("progress".into(), p.into());
+        }
+        if let Some(c) = &self.fail_code {
+            o.insert("fail_code".into(), c.clone().into());
+        }
+        if let Some(r) = &self.fail_reason {
+            o.insert("fail_reason".into(), r.clone().into());
+        }
+        Value::Object(o)
+    }
+}

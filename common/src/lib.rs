@@ -1,0 +1,18 @@
+//! The domain of the replication tracker, with no Kafka and no HTTP: the event
+//! contract and its validation ([`event`]), the pure fold into records
+//! ([`record`]), the sled projection store with its secondary indexes, event
+//! log, checkpoints, quarantine and list planner ([`store`]), the ingest
+//! progress both services report ([`progress`]), and telemetry set-up.
+
+pub mod event;
+pub mod instant;
+pub mod progress;
+pub mod record;
+pub mod sample;
+pub mod store;
+pub mod telemetry;
+
+pub use event::{decode, Event, EventType, Reject};
+pub use instant::Micros;
+pub use record::{fold_all, Record, RecordState, Status};
+pub use store::{BatchOutcome, ListQuery, Message, Page, Store, StoreError};

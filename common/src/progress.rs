@@ -1,0 +1,116 @@
+//! Ingest progress as both services see it: the broker's state and, per
+//! partition, the next offset to apply and the high watermark. The ingest
+//! worker writes it; readiness and `/metrics` read it.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerState {
+    Connecting,
+    Up,
+    Down,
+}
+
+impl BrokerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BrokerState::Connecting => "connecting",
+            BrokerState::Up => "up",
+            BrokerState::Down => "down",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PartitionProgress {
+    /// Next offset to apply (the stored checkpoint).
+    pub next_offset: i64,
+    /// Broker's high watermark at the last look.
+    pub high_watermark: i64,
+}
+
+impl PartitionProgress {
+    pub fn lag(&self) -> i64 {
+        (self.high_watermark - self.next_offset).max(0)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub broker: BrokerState,
+    pub topic: String,
+    pub partitions: BTreeMap<i32, PartitionProgress>,
+    pub batches: u64,
+}
+
+impl Snapshot {
+    pub fn lag(&self) -> i64 {
+        self.partitions.values().map(PartitionProgress::lag).sum()
+    }
+}
+
+pub struct IngestProgress {
+    inner: Mutex<Snapshot>,
+    caught_up_once: AtomicBool,
+}
+
+impl IngestProgress {
+    pub fn new(topic: &str) -> IngestProgress {
+        IngestProgress {
+            inner: Mutex::new(Snapshot {
+                broker: BrokerState::Connecting,
+                topic: topic.to_owned(),
+                partitions: BTreeMap::new(),
+                batches: 0,
+            }),
+            caught_up_once: AtomicBool::new(false),
+        }
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        self.inner.lock().expect("progress lock").clone()
+    }
+
+    /// Sets the broker state; returns the previous one (to log changes once).
+    pub fn set_broker(&self, state: BrokerState) -> BrokerState {
+        std::mem::replace(&mut self.inner.lock().expect("progress lock").broker, state)
+    }
+
+    pub fn set_high_watermark(&self, partition: i32, hw: i64) {
+        self.inner.lock().expect("progress lock").partitions.entry(partition).or_default().high_watermark = hw;
+        self.note_caught_up();
+    }
+
+    pub fn set_next_offset(&self, partition: i32, next: i64) {
+        let mut g = self.inner.lock().expect("progress lock");
+        let p = g.partitions.entry(partition).or_default();
+        p.next_offset = next;
+        p.high_watermark = p.high_watermark.max(next);
+        drop(g);
+        self.note_caught_up();
+    }
+
+    pub fn batch_done(&self) {
+        self.inner.lock().expect("progress lock").batches += 1;
+    }
+
+    fn note_caught_up(&self) {
+        let s = self.snapshot();
+        if s.broker == BrokerState::Up && !s.partitions.is_empty() && s.lag() == 0 {
+            self.caught_up_once.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Marks start-up as over even if never caught up (grace period elapsed).
+    pub fn mark_caught_up(&self) {
+        self.caught_up_once.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the projection has reached the head of the topic at least once
+    /// since start-up (before that, list answers would be misleading).
+    pub fn caught_up_once(&self) -> bool {
+        self.caught_up_once.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,141 @@
+//! Secondary index entries of one record. Index maintenance is a diff of the
+//! entries before and after a batch, written in the same atomic batch as the
+//! record itself.
+//!
+//! Per project the record is listed under:
+//! - a posting `i project field value created_at id` for the project itself
+//!   (field `All`) and for each filter field, so a filtered page is a range
+//!   scan in the default sort order and a filter test is one point lookup;
+//! - a count `n project field value`, the length of that posting list, so
+//!   `with_count` on one filter is one read;
+//! - an order entry `o project order value id → created_at` for the other
+//!   linear sort keys (updated_at, id, plan_id).
+
+use std::collections::BTreeMap;
+
+use super::keys::{push_opt, push_str, space};
+use crate::record::{Field, RecordState};
+
+/// Posting-list families. The byte is part of the key: never reorder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum IndexField {
+    All = 0,
+    Status = 1,
+    SourceRegion = 2,
+    DestinationRegion = 3,
+    SourceCheckpointItem = 4,
+    DestinationCheckpointItem = 5,
+    /// Either side's checkpoint item (the `checkpoint_item_id` filter).
+    CheckpointItem = 6,
+}
+
+/// Secondary sort orders. The byte is part of the key: never reorder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum OrderField {
+    UpdatedAt = 0,
+    Id = 1,
+    PlanId = 2,
+}
+
+/// One filter: the posting list of (field, value) in a project.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Posting {
+    pub field: IndexField,
+    /// `None` only for the region fields, whose nulls form a sort group.
+    pub value: Option<String>,
+}
+
+impl Posting {
+    pub fn new(field: IndexField, value: Option<&str>) -> Posting {
+        Posting { field, value: value.map(str::to_owned) }
+    }
+
+    fn push_tail(&self, k: &mut Vec<u8>, project: &str) {
+        push_str(k, project.as_bytes());
+        k.push(self.field as u8);
+        push_opt(k, self.value.as_deref());
+    }
+
+    /// Prefix of every entry of this posting list in `project`.
+    pub fn prefix(&self, project: &str) -> Vec<u8> {
+        let mut k = vec![space::POSTING];
+        self.push_tail(&mut k, project);
+        k
+    }
+
+    pub fn count_key(&self, project: &str) -> Vec<u8> {
+        let mut k = vec![space::COUNT];
+        self.push_tail(&mut k, project);
+        k
+    }
+
+    pub fn entry(&self, project: &str, created: [u8; 8], id: &str) -> Vec<u8> {
+        let mut k = self.prefix(project);
+        k.extend_from_slice(&created);
+        push_str(&mut k, id.as_bytes());
+        k
+    }
+}
+
+pub fn order_prefix(project: &str, order: OrderField) -> Vec<u8> {
+    let mut k = vec![space::ORDER];
+    push_str(&mut k, project.as_bytes());
+    k.push(order as u8);
+    k
+}
+
+/// The postings a record belongs to in one project.
+pub fn postings(state: &RecordState) -> Vec<Posting> {
+    let mut ps = vec![
+        Posting::new(IndexField::All, None),
+        Posting::new(IndexField::Status, Some(state.status().as_str())),
+        Posting::new(IndexField::SourceRegion, state.get(Field::SourceRegion)),
+        Posting::new(IndexField::DestinationRegion, state.get(Field::DestinationRegion)),
+    ];
+    let src = state.get(Field::SourceCheckpointItemId);
+    let dst = state.get(Field::DestinationCheckpointItemId);
+    if let Some(v) = src {
+        ps.push(Posting::new(IndexField::SourceCheckpointItem, Some(v)));
+        ps.push(Posting::new(IndexField::CheckpointItem, Some(v)));
+    }
+    if let Some(v) = dst {
+        ps.push(Posting::new(IndexField::DestinationCheckpointItem, Some(v)));
+        if src != Some(v) {
+            ps.push(Posting::new(IndexField::CheckpointItem, Some(v)));
+        }
+    }
+    ps
+}
+
+/// Every index key of a record (postings and orders), with its value, and the
+/// count keys its postings contribute to.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Entries {
+    pub keys: BTreeMap<Vec<u8>, Vec<u8>>,
+    pub counts: Vec<Vec<u8>>,
+}
+
+pub fn entries(id: &str, state: &RecordState) -> Entries {
+    let mut out = Entries::default();
+    let created = state.created_at().key_bytes();
+    for project in state.projects() {
+        for p in postings(state) {
+            out.keys.insert(p.entry(project, created, id), Vec::new());
+            out.counts.push(p.count_key(project));
+        }
+        let mut k = order_prefix(project, OrderField::UpdatedAt);
+        k.extend_from_slice(&state.updated_at().key_bytes());
+        push_str(&mut k, id.as_bytes());
+        out.keys.insert(k, created.to_vec());
+        let mut k = order_prefix(project, OrderField::Id);
+        push_str(&mut k, id.as_bytes());
+        out.keys.insert(k, created.to_vec());
+        let mut k = order_prefix(project, OrderField::PlanId);
+        push_opt(&mut k, state.get(Field::PlanId));
+        push_str(&mut k, id.as_bytes());
+        out.keys.insert(k, created.to_vec());
+    }
+    out
+}

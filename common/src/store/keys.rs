@@ -1,0 +1,160 @@
+//! Key layout of the store. Everything lives in ONE sled tree so that one
+//! `apply_batch` — sled's atomic unit — can carry a whole ingest batch; the
+//! first byte of a key names its keyspace.
+//!
+//! Strings are written order-preserving and self-delimiting (0x00 is escaped
+//! as 00 FF, the end is 00 01), so `a < b` as bytes iff their encodings compare
+//! the same way, and a prefix scan on one value never runs into the next.
+//! Optional values get a tag byte: absent (0x00) sorts before any value.
+//! Numbers are big-endian; instants have their sign bit flipped.
+
+use crate::instant::Micros;
+
+/// Keyspace prefixes (the "trees" of the layout).
+pub mod space {
+    /// `r` id → RecordState (postcard)
+    pub const RECORD: u8 = b'r';
+    /// `i` project field value created_at id → ∅ : postings, sorted by (created_at, id)
+    pub const POSTING: u8 = b'i';
+    /// `n` project field value → u64 : size of the matching posting list
+    pub const COUNT: u8 = b'n';
+    /// `o` project order sort-value id → created_at : other sort orders
+    pub const ORDER: u8 = b'o';
+    /// `e` record_id seq → EventLogEntry : the audit trail, in arrival order
+    pub const EVENT_LOG: u8 = b'e';
+    /// `c` topic partition → next offset : the ingest checkpoint
+    pub const CHECKPOINT: u8 = b'c';
+    /// `q` seq → QuarantineEntry
+    pub const QUARANTINE: u8 = b'q';
+    /// `m` name → store-wide totals and sequences
+    pub const META: u8 = b'm';
+}
+
+pub fn push_str(k: &mut Vec<u8>, s: &[u8]) {
+    for &b in s {
+        if b == 0 {
+            k.extend_from_slice(&[0, 0xff]);
+        } else {
+            k.push(b);
+        }
+    }
+    k.extend_from_slice(&[0, 1]);
+}
+
+pub fn push_opt(k: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        None => k.push(0),
+        Some(s) => {
+            k.push(1);
+            push_str(k, s.as_bytes());
+        }
+    }
+}
+
+/// Reads one string written by [`push_str`]; returns it and the rest.
+pub fn read_str(k: &[u8]) -> Option<(Vec<u8>, &[u8])> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < k.len() {
+        if k[i] == 0 {
+            match k.get(i + 1)? {
+                0xff => out.push(0),
+                1 => return Some((out, &k[i + 2..])),
+                _ => return None,
+            }
+            i += 2;
+        } else {
+            out.push(k[i]);
+            i += 1;
+        }
+    }
+    None
+}
+
+/// Reads one optional string written by [`push_opt`], skipping it.
+pub fn skip_opt(k: &[u8]) -> Option<&[u8]> {
+    match k.first()? {
+        0 => Some(&k[1..]),
+        1 => read_str(&k[1..]).map(|(_, rest)| rest),
+        _ => None,
+    }
+}
+
+pub fn record(id: &str) -> Vec<u8> {
+    let mut k = vec![space::RECORD];
+    push_str(&mut k, id.as_bytes());
+    k
+}
+
+pub fn event_log_prefix(record_id: &str) -> Vec<u8> {
+    let mut k = vec![space::EVENT_LOG];
+    push_str(&mut k, record_id.as_bytes());
+    k
+}
+
+pub fn event_log(record_id: &str, seq: u64) -> Vec<u8> {
+    let mut k = event_log_prefix(record_id);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+pub fn checkpoint(topic: &str, partition: i32) -> Vec<u8> {
+    let mut k = vec![space::CHECKPOINT];
+    push_str(&mut k, topic.as_bytes());
+    k.extend_from_slice(&((partition as u32) ^ (1 << 31)).to_be_bytes());
+    k
+}
+
+pub fn read_checkpoint(k: &[u8]) -> Option<(String, i32)> {
+    let (topic, rest) = read_str(k.strip_prefix(&[space::CHECKPOINT])?)?;
+    let p: [u8; 4] = rest.try_into().ok()?;
+    Some((String::from_utf8(topic).ok()?, (u32::from_be_bytes(p) ^ (1 << 31)) as i32))
+}
+
+pub fn quarantine(seq: u64) -> Vec<u8> {
+    let mut k = vec![space::QUARANTINE];
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+pub const META_TOTALS: &[u8] = b"mtotals";
+
+/// Splits the `created_at id` tail of a posting key.
+pub fn read_created_id(tail: &[u8]) -> Option<(Micros, Vec<u8>)> {
+    let created: [u8; 8] = tail.get(..8)?.try_into().ok()?;
+    let (id, rest) = read_str(&tail[8..])?;
+    rest.is_empty().then_some((Micros::from_key_bytes(created), id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_encoding_preserves_order_and_roundtrips() {
+        let xs: [&[u8]; 7] = [b"", b"\0", b"\0\0", b"\0a", b"a", b"a\0", b"ab"];
+        let enc: Vec<Vec<u8>> = xs
+            .iter()
+            .map(|x| {
+                let mut k = Vec::new();
+                push_str(&mut k, x);
+                k
+            })
+            .collect();
+        for w in enc.windows(2) {
+            assert!(w[0] < w[1]);
+        }
+        for (x, e) in xs.iter().zip(&enc) {
+            let (back, rest) = read_str(e).unwrap();
+            assert_eq!(&back, x);
+            assert!(rest.is_empty());
+        }
+    }
+
+    #[test]
+    fn checkpoint_keys_roundtrip() {
+        for p in [0, 1, 7, i32::MAX] {
+            assert_eq!(read_checkpoint(&checkpoint("t\0x", p)), Some(("t\0x".into(), p)));
+        }
+    }
+}

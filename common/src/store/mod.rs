@@ -1,0 +1,462 @@
+//! The projection store: records, secondary indexes, the per-record event log,
+//! partition checkpoints and the quarantine, in one sled tree (layout in
+//! [`keys`]). [`Store::apply_batch`] is the single entry point for writes: it
+//! decodes, folds and writes a batch of Kafka messages together with their
+//! checkpoints in ONE atomic sled batch, so a crash either keeps a batch and
+//! its offsets or loses both — which is what makes replays exactly-once.
+
+pub mod index;
+pub mod keys;
+mod plan;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tracing::instrument;
+
+use crate::event::{decode, Event, MAX_EVENT_BYTES};
+use crate::record::{Applied, Record, RecordState};
+pub use plan::{Dir, ListQuery, Page, SortField, SortKey, DEFAULT_LIMIT, MAX_LIMIT};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store i/o: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("store holds an undecodable value under key {key}: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+impl StoreError {
+    fn corrupt(key: &[u8], reason: impl ToString) -> StoreError {
+        StoreError::Corrupt { key: String::from_utf8_lossy(key).into_owned(), reason: reason.to_string() }
+    }
+}
+
+/// One Kafka message, as the ingest adapter hands it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+}
+
+/// What one batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchOutcome {
+    /// New events folded into their record.
+    pub applied: u64,
+    /// Events whose `event_id` the record had already seen.
+    pub duplicates: u64,
+    /// Messages kept in the quarantine.
+    pub quarantined: u64,
+    /// Messages below the stored checkpoint (already applied): ignored.
+    pub already_applied: u64,
+}
+
+/// Store-wide totals, written in every batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    pub applied: u64,
+    pub duplicates: u64,
+    pub quarantined: u64,
+    pub records: u64,
+    /// Next event-log sequence number.
+    pub next_event_seq: u64,
+    /// Next quarantine sequence number.
+    pub next_quarantine_seq: u64,
+}
+
+/// How an accepted event affected its record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventEffect {
+    Changed,
+    Unchanged,
+    Duplicate,
+}
+
+/// One entry of a record's audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventLogEntry {
+    pub seq: u64,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub effect: EventEffect,
+    /// The message value as published (valid UTF-8 JSON: it was accepted).
+    pub raw: Vec<u8>,
+}
+
+/// A message that could not be applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantineEntry {
+    pub seq: u64,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub reason_code: String,
+    pub reason: String,
+    pub key: Option<Vec<u8>>,
+    /// The value, or its first 64 KiB.
+    pub raw: Vec<u8>,
+}
+
+/// Partition checkpoints: next offset to read, per (topic, partition).
+pub type Checkpoints = BTreeMap<(String, i32), i64>;
+
+struct WriterState {
+    totals: Totals,
+    checkpoints: Checkpoints,
+}
+
+pub struct Store {
+    db: sled::Db,
+    tree: sled::Tree,
+    /// Single writer: reads-then-write of a batch must not interleave.
+    writer: Mutex<WriterState>,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `path`. `cache_bytes` is sled's page
+    /// cache; it counts on-disk bytes, real memory use is a few times higher.
+    pub fn open(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(Some(500))
+            .open()?;
+        Self::from_db(db)
+    }
+
+    /// A throw-away store in memory (tests, `verify` against a fresh fold).
+    pub fn temporary() -> Result<Store, StoreError> {
+        Self::from_db(sled::Config::new().temporary(true).open()?)
+    }
+
+    fn from_db(db: sled::Db) -> Result<Store, StoreError> {
+        let tree = db.open_tree("projection")?;
+        let totals = match tree.get(keys::META_TOTALS)? {
+            Some(v) => postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(keys::META_TOTALS, e))?,
+            None => Totals::default(),
+        };
+        let mut checkpoints = Checkpoints::new();
+        for kv in tree.scan_prefix([keys::space::CHECKPOINT]) {
+            let (k, v) = kv?;
+            let tp = keys::read_checkpoint(&k).ok_or_else(|| StoreError::corrupt(&k, "bad checkpoint key"))?;
+            checkpoints.insert(tp, read_i64(&k, &v)?);
+        }
+        Ok(Store { db, tree, writer: Mutex::new(WriterState { totals, checkpoints }) })
+    }
+
+    /// Makes everything written so far durable.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    pub fn totals(&self) -> Totals {
+        self.writer.lock().expect("writer lock").totals
+    }
+
+    pub fn checkpoints(&self) -> Checkpoints {
+        self.writer.lock().expect("writer lock").checkpoints.clone()
+    }
+
+    /// Decodes, folds and writes a batch in one atomic write, checkpoints
+    /// included. Messages below their partition's checkpoint were applied by
+    /// an earlier batch and are skipped.
+    #[instrument(skip_all, fields(messages = messages.len()))]
+    pub fn apply_batch(&self, messages: &[Message]) -> Result<BatchOutcome, StoreError> {
+        let mut w = self.writer.lock().expect("writer lock");
+        let mut totals = w.totals;
+        let mut checkpoints: HashMap<(&str, i32), i64> = HashMap::new();
+        let mut outcome = BatchOutcome::default();
+        let mut batch = sled::Batch::default();
+        // Record id → (state before the batch, state now).
+        let mut touched: BTreeMap<String, (Option<RecordState>, RecordState)> = BTreeMap::new();
+
+        for m in messages {
+            let next = checkpoints
+                .get(&(m.topic.as_str(), m.partition))
+                .or_else(|| w.checkpoints.get(&(m.topic.clone(), m.partition)))
+                .copied()
+                .unwrap_or(0);
+            if m.offset < next {
+                outcome.already_applied += 1;
+                continue;
+            }
+            checkpoints.insert((&m.topic, m.partition), m.offset + 1);
+            let event = match decode(m.key.as_deref(), m.payload.as_deref()) {
+                Ok(e) => e,
+                Err(reject) => {
+                    let raw = m.payload.as_deref().unwrap_or_default();
+                    let entry = QuarantineEntry {
+                        seq: totals.next_quarantine_seq,
+                        topic: m.topic.clone(),
+                        partition: m.partition,
+                        offset: m.offset,
+                        reason_code: reject.code().to_owned(),
+                        reason: reject.to_string(),
+                        key: m.key.clone(),
+                        raw: raw[..raw.len().min(MAX_EVENT_BYTES)].to_vec(),
+                    };
+                    batch.insert(keys::quarantine(entry.seq), encode(&entry));
+                    totals.next_quarantine_seq += 1;
+                    totals.quarantined += 1;
+                    outcome.quarantined += 1;
+                    continue;
+                }
+            };
+            let effect = self.fold_into(&mut touched, &event)?;
+            match effect {
+                EventEffect::Duplicate => {
+                    totals.duplicates += 1;
+                    outcome.duplicates += 1;
+                }
+                _ => {
+                    totals.applied += 1;
+                    outcome.applied += 1;
+                }
+            }
+            let entry = EventLogEntry {
+                seq: totals.next_event_seq,
+                topic: m.topic.clone(),
+                partition: m.partition,
+                offset: m.offset,
+                effect,
+                raw: m.payload.clone().unwrap_or_default(),
+            };
+            batch.insert(keys::event_log(&event.record_id, entry.seq), encode(&entry));
+            totals.next_event_seq += 1;
+        }
+
+        let mut count_deltas: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
+        for (id, (before, after)) in &touched {
+            if before.as_ref() == Some(after) {
+                continue;
+            }
+            if before.is_none() {
+                totals.records += 1;
+            }
+            let old = before.as_ref().map(|b| index::entries(id, b)).unwrap_or_default();
+            let new = index::entries(id, after);
+            for k in old.keys.keys().filter(|k| !new.keys.contains_key(*k)) {
+                batch.remove(k.as_slice());
+            }
+            for (k, v) in &new.keys {
+                if old.keys.get(k) != Some(v) {
+                    batch.insert(k.as_slice(), v.as_slice());
+                }
+            }
+            for k in old.counts {
+                *count_deltas.entry(k).or_default() -= 1;
+            }
+            for k in new.counts {
+                *count_deltas.entry(k).or_default() += 1;
+            }
+            batch.insert(keys::record(id), after.encode());
+        }
+        for (k, delta) in count_deltas.into_iter().filter(|(_, d)| *d != 0) {
+            let n = self.count(&k)? as i64 + delta;
+            if n > 0 {
+                batch.insert(k, &(n as u64).to_be_bytes());
+            } else {
+                batch.remove(k);
+            }
+        }
+        for ((topic, partition), next) in &checkpoints {
+            batch.insert(keys::checkpoint(topic, *partition), &next.to_be_bytes());
+        }
+        batch.insert(keys::META_TOTALS, encode(&totals));
+        self.tree.apply_batch(batch)?;
+
+        w.totals = totals;
+        for ((topic, partition), next) in checkpoints {
+            w.checkpoints.insert((topic.to_owned(), partition), next);
+        }
+        Ok(outcome)
+    }
+
+    fn fold_into(
+        &self,
+        touched: &mut BTreeMap<String, (Option<RecordState>, RecordState)>,
+        e: &Event,
+    ) -> Result<EventEffect, StoreError> {
+        if let Some((_, state)) = touched.get_mut(&e.record_id) {
+            return Ok(effect(state.apply(e)));
+        }
+        let before = self.record_state(&e.record_id)?;
+        let (after, effect) = match &before {
+            Some(b) => {
+                let mut s = b.clone();
+                let a = s.apply(e);
+                (s, effect(a))
+            }
+            None => (RecordState::new(e), EventEffect::Changed),
+        };
+        touched.insert(e.record_id.clone(), (before, after));
+        Ok(effect)
+    }
+
+    pub fn record_state(&self, id: &str) -> Result<Option<RecordState>, StoreError> {
+        let key = keys::record(id);
+        match self.tree.get(&key)? {
+            Some(v) => RecordState::decode(&v).map(Some).map_err(|e| StoreError::corrupt(&key, e)),
+            None => Ok(None),
+        }
+    }
+
+    /// The record as listed under `project`: `None` when it does not exist or
+    /// is not listed there.
+    pub fn get(&self, project: &str, id: &str) -> Result<Option<Record>, StoreError> {
+        Ok(self.record_state(id)?.filter(|s| s.projects().contains(&project)).map(|s| s.view(id)))
+    }
+
+    /// The audit trail of a record, in arrival order.
+    pub fn events(&self, record_id: &str) -> Result<Vec<EventLogEntry>, StoreError> {
+        self.tree
+            .scan_prefix(keys::event_log_prefix(record_id))
+            .map(|kv| {
+                let (k, v) = kv?;
+                postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(&k, e))
+            })
+            .collect()
+    }
+
+    /// Quarantined messages, newest first.
+    pub fn quarantine(&self, offset: usize, limit: usize) -> Result<Vec<QuarantineEntry>, StoreError> {
+        self.tree
+            .scan_prefix([keys::space::QUARANTINE])
+            .rev()
+            .skip(offset)
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv?;
+                postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(&k, e))
+            })
+            .collect()
+    }
+
+    /// Every record, in id order.
+    pub fn records(&self) -> impl Iterator<Item = Result<(String, RecordState), StoreError>> + '_ {
+        self.tree.scan_prefix([keys::space::RECORD]).map(|kv| {
+            let (k, v) = kv?;
+            let id = keys::read_str(&k[1..])
+                .and_then(|(id, _)| String::from_utf8(id).ok())
+                .ok_or_else(|| StoreError::corrupt(&k, "bad record key"))?;
+            let state = RecordState::decode(&v).map_err(|e| StoreError::corrupt(&k, e))?;
+            Ok((id, state))
+        })
+    }
+
+    /// SHA-256 over every record as the API renders it, in id order: equal
+    /// digests mean equal projections.
+    pub fn digest(&self) -> Result<String, StoreError> {
+        let mut h = Sha256::new();
+        for r in self.records() {
+            let (id, state) = r?;
+            h.update(serde_json::to_vec(&state.view(&id)).expect("record serializes"));
+            h.update(b"\n");
+        }
+        Ok(hex::encode(h.finalize()))
+    }
+
+    fn count(&self, key: &[u8]) -> Result<u64, StoreError> {
+        match self.tree.get(key)? {
+            Some(v) => Ok(u64::from_be_bytes(v.as_ref().try_into().map_err(|_| StoreError::corrupt(key, "bad count"))?)),
+            None => Ok(0),
+        }
+    }
+
+    /// Checks that every index entry and count equals what the records imply
+    /// (nothing missing, nothing stale). Returns a description of the first
+    /// difference. Used by tests and by `verify`.
+    pub fn check_consistency(&self) -> Result<Result<(), String>, StoreError> {
+        let mut want_keys: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut want_counts: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+        let mut records = 0;
+        for r in self.records() {
+            let (id, state) = r?;
+            records += 1;
+            let e = index::entries(&id, &state);
+            want_keys.extend(e.keys);
+            for c in e.counts {
+                *want_counts.entry(c).or_default() += 1;
+            }
+        }
+        let mut have_keys = BTreeMap::new();
+        for space in [keys::space::POSTING, keys::space::ORDER] {
+            for kv in self.tree.scan_prefix([space]) {
+                let (k, v) = kv?;
+                have_keys.insert(k.to_vec(), v.to_vec());
+            }
+        }
+        let mut have_counts = BTreeMap::new();
+        for kv in self.tree.scan_prefix([keys::space::COUNT]) {
+            let (k, _) = kv?;
+            have_counts.insert(k.to_vec(), self.count(&k)?);
+        }
+        if let Some(diff) = first_difference(&want_keys, &have_keys) {
+            return Ok(Err(format!("index entries differ: {diff}")));
+        }
+        if let Some(diff) = first_difference(&want_counts, &have_counts) {
+            return Ok(Err(format!("counts differ: {diff}")));
+        }
+        if records != self.totals().records {
+            return Ok(Err(format!("{records} records stored, totals say {}", self.totals().records)));
+        }
+        Ok(Ok(()))
+    }
+
+    /// Panics with the first inconsistency (tests).
+    pub fn assert_internally_consistent(&self) {
+        if let Err(e) = self.check_consistency().expect("store readable") {
+            panic!("store is inconsistent: {e}");
+        }
+    }
+}
+
+fn first_difference<V: PartialEq + std::fmt::Debug>(
+    want: &BTreeMap<Vec<u8>, V>,
+    have: &BTreeMap<Vec<u8>, V>,
+) -> Option<String> {
+    for (k, v) in want {
+        match have.get(k) {
+            None => return Some(format!("missing {:?}", String::from_utf8_lossy(k))),
+            Some(h) if h != v => return Some(format!("{:?}: want {v:?}, have {h:?}", String::from_utf8_lossy(k))),
+            _ => {}
+        }
+    }
+    have.keys()
+        .find(|k| !want.contains_key(*k))
+        .map(|k| format!("stale {:?}", String::from_utf8_lossy(k)))
+}
+
+fn effect(a: Applied) -> EventEffect {
+    match a {
+        Applied::Duplicate => EventEffect::Duplicate,
+        Applied::New { changed: true } => EventEffect::Changed,
+        Applied::New { changed: false } => EventEffect::Unchanged,
+    }
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    postcard::to_allocvec(v).expect("store values always serialize")
+}
+
+fn read_i64(k: &[u8], v: &[u8]) -> Result<i64, StoreError> {
+    Ok(i64::from_be_bytes(v.try_into().map_err(|_| StoreError::corrupt(k, "bad offset"))?))
+}
+
+#[cfg(test)]
+mod tests;
