@@ -1,0 +1,154 @@
+//! The one error type of the HTTP API. Every failure becomes
+//! `{"error_code", "error_msg"}` with a closed mapping to status codes; the
+//! codes are stable and documented in the README.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use common::StoreError;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid value for parameter `{param}`: {reason}")]
+    InvalidParameter { param: String, reason: String },
+    #[error("parameter `{0}` is given more than once")]
+    DuplicateParameter(String),
+    #[error("parameter `{0}` is given with an empty value")]
+    EmptyParameter(String),
+    #[error("the X-Auth-Token header is missing")]
+    MissingToken,
+    #[error("the X-Auth-Token is not valid")]
+    InvalidToken,
+    #[error("the token is not allowed to access project `{0}`")]
+    ProjectForbidden(String),
+    #[error("this operation needs an operator token (scope `*`)")]
+    OperatorOnly,
+    #[error("replication record `{0}` does not exist in this project")]
+    RecordNotFound(String),
+    #[error("no such resource: {0}")]
+    RouteNotFound(String),
+    #[error("method not allowed on this resource")]
+    MethodNotAllowed,
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    #[error("the request took too long")]
+    Timeout,
+    #[error("too many concurrent requests, retry later")]
+    Overloaded,
+    #[error("the projection has not caught up with the event stream yet, retry later")]
+    NotReady,
+    #[error("the store is unavailable, retry later")]
+    StoreUnavailable,
+    #[error("internal error")]
+    Internal,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error_code: &'a str,
+    error_msg: String,
+}
+
+impl ApiError {
+    pub fn invalid(param: &str, reason: impl Into<String>) -> ApiError {
+        ApiError::InvalidParameter { param: param.to_owned(), reason: reason.into() }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidParameter { .. } | ApiError::DuplicateParameter(_) | ApiError::EmptyParameter(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::MissingToken | ApiError::InvalidToken => StatusCode::UNAUTHORIZED,
+            ApiError::ProjectForbidden(_) | ApiError::OperatorOnly => StatusCode::FORBIDDEN,
+            ApiError::RecordNotFound(_) | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Overloaded | ApiError::NotReady | ApiError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Stable machine-readable code (8-36 characters).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidParameter { .. } => "TRK.INVALID_PARAMETER",
+            ApiError::DuplicateParameter(_) => "TRK.DUPLICATE_PARAMETER",
+            ApiError::EmptyParameter(_) => "TRK.EMPTY_PARAMETER",
+            ApiError::MissingToken => "TRK.MISSING_TOKEN",
+            ApiError::InvalidToken => "TRK.INVALID_TOKEN",
+            ApiError::ProjectForbidden(_) => "TRK.PROJECT_FORBIDDEN",
+            ApiError::OperatorOnly => "TRK.OPERATOR_ONLY",
+            ApiError::RecordNotFound(_) => "TRK.RECORD_NOT_FOUND",
+            ApiError::RouteNotFound(_) => "TRK.ROUTE_NOT_FOUND",
+            ApiError::MethodNotAllowed => "TRK.METHOD_NOT_ALLOWED",
+            ApiError::PayloadTooLarge => "TRK.PAYLOAD_TOO_LARGE",
+            ApiError::Timeout => "TRK.REQUEST_TIMEOUT",
+            ApiError::Overloaded => "TRK.OVERLOADED",
+            ApiError::NotReady => "TRK.NOT_READY",
+            ApiError::StoreUnavailable => "TRK.STORE_UNAVAILABLE",
+            ApiError::Internal => "TRK.INTERNAL_ERROR",
+        }
+    }
+
+    /// Every code, for documentation and tests.
+    pub const CODES: [&'static str; 16] = [
+        "TRK.INVALID_PARAMETER",
+        "TRK.DUPLICATE_PARAMETER",
+        "TRK.EMPTY_PARAMETER",
+        "TRK.MISSING_TOKEN",
+        "TRK.INVALID_TOKEN",
+        "TRK.PROJECT_FORBIDDEN",
+        "TRK.OPERATOR_ONLY",
+        "TRK.RECORD_NOT_FOUND",
+        "TRK.ROUTE_NOT_FOUND",
+        "TRK.METHOD_NOT_ALLOWED",
+        "TRK.PAYLOAD_TOO_LARGE",
+        "TRK.REQUEST_TIMEOUT",
+        "TRK.OVERLOADED",
+        "TRK.NOT_READY",
+        "TRK.STORE_UNAVAILABLE",
+        "TRK.INTERNAL_ERROR",
+    ];
+}
+
+/// Store failures: I/O is "unavailable, retry"; anything else is internal.
+/// The detail goes to the log, never to the client.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        tracing::error!(error = %e, "store error while serving a request");
+        match e {
+            StoreError::Sled(_) => ApiError::StoreUnavailable,
+            StoreError::Corrupt { .. } => ApiError::Internal,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut msg: String = self.to_string().chars().take(512).collect();
+        if msg.len() < 2 {
+            msg = "error".into();
+        }
+        let status = self.status();
+        let mut resp = (status, axum::Json(Body { error_code: self.code(), error_msg: msg })).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_within_the_contracted_length() {
+        for c in ApiError::CODES {
+            assert!((8..=36).contains(&c.len()), "{c}");
+        }
+    }
+}

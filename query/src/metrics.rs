@@ -1,0 +1,89 @@
+//! Prometheus text exposition: store totals, ingest progress and request
+//! latency histograms by route and status. Hand-written: a few counters do not
+//! need a metrics framework.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::progress::IngestProgress;
+use common::Store;
+
+const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+
+#[derive(Default, Clone)]
+struct Histogram {
+    buckets: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, u16), Histogram>>,
+}
+
+impl Metrics {
+    pub fn observe(&self, route: &str, status: u16, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        let mut m = self.requests.lock().expect("metrics lock");
+        let h = m.entry((route.to_owned(), status)).or_default();
+        for (b, le) in h.buckets.iter_mut().zip(BUCKETS) {
+            if secs <= le {
+                *b += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += secs;
+    }
+
+    pub fn render(&self, store: &Store, ingest: Option<&IngestProgress>) -> String {
+        let mut out = String::new();
+        let t = store.totals();
+        let mut counter = |name: &str, help: &str, kind: &str, v: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+        };
+        counter("tracker_events_applied_total", "New events folded into records.", "counter", t.applied);
+        counter("tracker_events_duplicate_total", "Events whose event_id the record had already seen.", "counter", t.duplicates);
+        counter("tracker_events_quarantined_total", "Messages kept in the quarantine.", "counter", t.quarantined);
+        counter("tracker_records", "Records in the projection.", "gauge", t.records);
+        if let Some(p) = ingest {
+            let s = p.snapshot();
+            let _ = writeln!(out, "# HELP tracker_broker_up 1 when the broker answered the last metadata request.\n# TYPE tracker_broker_up gauge\ntracker_broker_up {}", u8::from(s.broker == common::progress::BrokerState::Up));
+            let _ = writeln!(out, "# HELP tracker_ingest_lag Messages on the broker not yet applied, all partitions.\n# TYPE tracker_ingest_lag gauge\ntracker_ingest_lag {}", s.lag());
+            let _ = writeln!(out, "# HELP tracker_ingest_batches_total Batches written.\n# TYPE tracker_ingest_batches_total counter\ntracker_ingest_batches_total {}", s.batches);
+            for (name, help) in [
+                ("tracker_partition_next_offset", "Next offset to apply (the stored checkpoint)."),
+                ("tracker_partition_high_watermark", "Broker high watermark at the last look."),
+                ("tracker_partition_lag", "Messages not yet applied."),
+            ] {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+                for (partition, pp) in &s.partitions {
+                    let v = match name {
+                        "tracker_partition_next_offset" => pp.next_offset,
+                        "tracker_partition_high_watermark" => pp.high_watermark,
+                        _ => pp.lag(),
+                    };
+                    let _ = writeln!(out, "{name}{{topic=\"{}\",partition=\"{partition}\"}} {v}", escape(&s.topic));
+                }
+            }
+        }
+        let name = "tracker_http_request_duration_seconds";
+        let _ = writeln!(out, "# HELP {name} Request latency by route and status.\n# TYPE {name} histogram");
+        for ((route, status), h) in self.requests.lock().expect("metrics lock").iter() {
+            let labels = format!("route=\"{}\",status=\"{status}\"", escape(route));
+            for (le, n) in BUCKETS.iter().zip(h.buckets) {
+                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {n}");
+            }
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
+            let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum);
+            let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
+        }
+        out
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}

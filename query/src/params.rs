@@ -1,0 +1,211 @@
+//! Query-string parsing for the list endpoint (`spec/api.md`). Hand-rolled
+//! rather than serde so that duplicates, empty values and quoted values get
+//! the errors the contract asks for, naming the parameter.
+
+use common::record::Status;
+use common::store::{Dir, ListQuery, SortField, SortKey, MAX_LIMIT};
+
+use crate::error::ApiError;
+
+const MAX_SORT_CHARS: usize = 255;
+
+const KNOWN: [&str; 10] = [
+    "destination_region",
+    "source_region",
+    "status",
+    "source_checkpoint_item_id",
+    "destination_checkpoint_item_id",
+    "checkpoint_item_id",
+    "limit",
+    "offset",
+    "sort",
+    "with_count",
+];
+
+/// `'x'` and `"x"` mean `x` (the seed's own example quotes its values).
+fn unquote(v: &str) -> &str {
+    let b = v.as_bytes();
+    if b.len() >= 2 && (b[0] == b'\'' || b[0] == b'"') && b[b.len() - 1] == b[0] {
+        &v[1..v.len() - 1]
+    } else {
+        v
+    }
+}
+
+fn integer(param: &str, v: &str) -> Result<u64, ApiError> {
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::invalid(param, format!("`{}` is not a non-negative integer", echo(v))));
+    }
+    v.parse().map_err(|_| ApiError::invalid(param, "the number is too large"))
+}
+
+fn echo(v: &str) -> String {
+    let mut s: String = v.chars().take(64).collect();
+    if s.len() < v.len() {
+        s.push('…');
+    }
+    s
+}
+
+pub fn parse_sort(v: &str) -> Result<Vec<SortKey>, ApiError> {
+    if v.chars().count() > MAX_SORT_CHARS {
+        return Err(ApiError::invalid("sort", format!("longer than {MAX_SORT_CHARS} characters")));
+    }
+    v.split(',')
+        .map(|item| {
+            if item.is_empty() {
+                return Err(ApiError::invalid("sort", "empty sort item"));
+            }
+            let (key, dir) = match item.split_once(':') {
+                None => (item, Dir::Desc),
+                Some((k, "asc")) => (k, Dir::Asc),
+                Some((k, "desc")) => (k, Dir::Desc),
+                Some((_, d)) => {
+                    return Err(ApiError::invalid("sort", format!("direction `{}` is not asc or desc", echo(d))))
+                }
+            };
+            let field = SortField::parse(key).ok_or_else(|| {
+                ApiError::invalid(
+                    "sort",
+                    format!(
+                        "unknown sort key `{}` (expected created_at, updated_at, status, id, source_region, destination_region or plan_id)",
+                        echo(key)
+                    ),
+                )
+            })?;
+            Ok(SortKey { field, dir })
+        })
+        .collect()
+}
+
+/// Parses the raw query string of a list request.
+pub fn parse_list(raw: Option<&str>) -> Result<ListQuery, ApiError> {
+    let mut q = ListQuery::default();
+    let mut seen = [false; KNOWN.len()];
+    for (name, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        let Some(slot) = KNOWN.iter().position(|k| *k == name) else {
+            continue; // unknown parameters are ignored (the seed example has `offest`)
+        };
+        let param = KNOWN[slot];
+        if std::mem::replace(&mut seen[slot], true) {
+            return Err(ApiError::DuplicateParameter(param.to_owned()));
+        }
+        let v = unquote(&value);
+        if v.is_empty() {
+            return Err(ApiError::EmptyParameter(param.to_owned()));
+        }
+        let text = Some(v.to_owned());
+        match param {
+            "destination_region" => q.destination_region = text,
+            "source_region" => q.source_region = text,
+            "source_checkpoint_item_id" => q.source_checkpoint_item_id = text,
+            "destination_checkpoint_item_id" => q.destination_checkpoint_item_id = text,
+            "checkpoint_item_id" => q.checkpoint_item_id = text,
+            "status" => {
+                q.status = Some(Status::parse(v).ok_or_else(|| {
+                    ApiError::invalid(
+                        "status",
+                        format!("`{}` is not one of replicating, success, fail, skip, waiting_replicate", echo(v)),
+                    )
+                })?)
+            }
+            "limit" => {
+                let n = integer(param, v)?;
+                if !(1..=MAX_LIMIT as u64).contains(&n) {
+                    return Err(ApiError::invalid(param, format!("must be between 1 and {MAX_LIMIT}")));
+                }
+                q.limit = Some(n as usize);
+            }
+            "offset" => {
+                q.offset = Some(usize::try_from(integer(param, v)?).map_err(|_| ApiError::invalid(param, "too large"))?)
+            }
+            "sort" => q.sort = Some(parse_sort(v)?),
+            "with_count" => {
+                q.with_count = Some(match v {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(ApiError::invalid(param, format!("`{}` is not true or false", echo(v)))),
+                })
+            }
+            _ => unreachable!("every known parameter is handled"),
+        }
+    }
+    Ok(q)
+}
+
+/// `limit`/`offset` of the operator endpoints.
+pub fn parse_page(raw: Option<&str>, max: usize) -> Result<(usize, usize), ApiError> {
+    let (mut limit, mut offset) = (None, None);
+    for (name, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        let slot = match name.as_ref() {
+            "limit" => &mut limit,
+            "offset" => &mut offset,
+            _ => continue,
+        };
+        if slot.is_some() {
+            return Err(ApiError::DuplicateParameter(name.into_owned()));
+        }
+        let v = unquote(&value);
+        if v.is_empty() {
+            return Err(ApiError::EmptyParameter(name.into_owned()));
+        }
+        *slot = Some(integer(&name, v)?);
+    }
+    let limit = limit.unwrap_or(100);
+    if !(1..=max as u64).contains(&limit) {
+        return Err(ApiError::invalid("limit", format!("must be between 1 and {max}")));
+    }
+    Ok((limit as usize, usize::try_from(offset.unwrap_or(0)).map_err(|_| ApiError::invalid("offset", "too large"))?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_example_parses() {
+        let q = parse_list(Some("checkpoint_item_id='123'&status='replicating'&limit=5&offest")).unwrap();
+        assert_eq!(q.checkpoint_item_id.as_deref(), Some("123"));
+        assert_eq!(q.status, Some(Status::Replicating));
+        assert_eq!(q.limit, Some(5));
+        assert_eq!(q.offset, None);
+    }
+
+    #[test]
+    fn sort_parses_with_default_direction() {
+        let s = parse_sort("status:asc,created_at").unwrap();
+        assert_eq!(
+            s,
+            vec![
+                SortKey { field: SortField::Status, dir: Dir::Asc },
+                SortKey { field: SortField::CreatedAt, dir: Dir::Desc }
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_parameter() {
+        for (raw, param) in [
+            ("limit=0", "limit"),
+            ("limit=1001", "limit"),
+            ("limit=-1", "limit"),
+            ("limit=abc", "limit"),
+            ("offset=-3", "offset"),
+            ("offset=99999999999999999999999", "offset"),
+            ("status=done", "status"),
+            ("with_count=yes", "with_count"),
+            ("sort=bogus", "sort"),
+            ("sort=created_at:up", "sort"),
+            ("sort=created_at,,id", "sort"),
+            ("sort=created_at:asc:desc", "sort"),
+        ] {
+            let e = parse_list(Some(raw)).unwrap_err();
+            assert!(e.to_string().contains(param), "{raw}: {e}");
+        }
+        assert_eq!(parse_list(Some("status=fail&status=skip")), Err(ApiError::DuplicateParameter("status".into())));
+        assert_eq!(parse_list(Some("source_region=")), Err(ApiError::EmptyParameter("source_region".into())));
+        assert_eq!(parse_list(Some("source_region=''")), Err(ApiError::EmptyParameter("source_region".into())));
+        let long = format!("sort={}", "id,".repeat(90));
+        assert!(parse_list(Some(&long)).is_err());
+    }
+}

@@ -1,0 +1,216 @@
+//! Routes and handlers. Every handler authenticates first, so 401/403 never
+//! reveal whether a record exists; store reads run on the blocking pool.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine;
+use serde_json::{json, Value};
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::{params, AppState};
+use common::progress::BrokerState;
+use common::store::{EventEffect, MAX_LIMIT};
+use common::Store;
+
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/admin/quarantine", get(quarantine))
+        .route("/v1/{project_id}/replication_records", get(list))
+        .route("/v1/{project_id}/replications", get(list))
+        .route("/v1/{project_id}/replication_records/{id}", get(record))
+        .route("/v1/{project_id}/replication_records/{id}/events", get(events))
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .with_state(state)
+}
+
+/// Concurrency cap, timeout and latency metrics for every request.
+async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str()).to_owned();
+    let start = Instant::now();
+    let resp = match s.inflight.clone().try_acquire_owned() {
+        Err(_) => ApiError::Overloaded.into_response(),
+        Ok(_permit) => match tokio::time::timeout(s.limits.request_timeout, next.run(req)).await {
+            Ok(r) => r,
+            Err(_) => ApiError::Timeout.into_response(),
+        },
+    };
+    s.metrics.observe(&route, resp.status().as_u16(), start.elapsed());
+    resp
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::RouteNotFound(req.uri().path().chars().take(200).collect())
+}
+
+fn authenticate<'a>(s: &'a AppState, headers: &HeaderMap) -> Result<&'a Principal, ApiError> {
+    s.auth.authenticate(headers)
+}
+
+/// Checks the project scope and that the projection is serving.
+fn authorize(s: &AppState, p: &Principal, project: &str) -> Result<(), ApiError> {
+    if !p.may_read(project) {
+        return Err(ApiError::ProjectForbidden(project.chars().take(128).collect()));
+    }
+    serving(s)
+}
+
+/// Until ingest has caught up once after start-up, lists would be misleading.
+fn serving(s: &AppState) -> Result<(), ApiError> {
+    match &s.ingest {
+        Some(p) if !p.caught_up_once() => Err(ApiError::NotReady),
+        _ => Ok(()),
+    }
+}
+
+fn path_error(e: PathRejection) -> ApiError {
+    ApiError::invalid("project_id", format!("bad path: {}", e.body_text().chars().take(100).collect::<String>()))
+}
+
+async fn blocking<T: Send + 'static>(
+    store: &Arc<Store>,
+    f: impl FnOnce(&Store) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(&store)).await.map_err(|_| ApiError::Internal)?
+}
+
+async fn list(
+    State(s): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let principal = authenticate(&s, &headers)?;
+    let Path(project) = path.map_err(path_error)?;
+    authorize(&s, principal, &project)?;
+    let q = params::parse_list(raw.as_deref())?;
+    let page = blocking(&s.store, move |st| Ok(st.list(&project, &q)?)).await?;
+    let mut body = json!({ "replication_records": page.records });
+    if let Some(n) = page.count {
+        body["count"] = n.into();
+    }
+    Ok(Json(body))
+}
+
+async fn record(
+    State(s): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let principal = authenticate(&s, &headers)?;
+    let Path((project, id)) = path.map_err(path_error)?;
+    authorize(&s, principal, &project)?;
+    let rec = blocking(&s.store, move |st| st.get(&project, &id)?.ok_or(ApiError::RecordNotFound(id))).await?;
+    Ok(Json(json!({ "replication_record": rec })))
+}
+
+async fn events(
+    State(s): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let principal = authenticate(&s, &headers)?;
+    let Path((project, id)) = path.map_err(path_error)?;
+    authorize(&s, principal, &project)?;
+    blocking(&s.store, move |st| {
+        if st.get(&project, &id)?.is_none() {
+            return Err(ApiError::RecordNotFound(id));
+        }
+        let events: Vec<Value> = st
+            .events(&id)?
+            .into_iter()
+            .map(|e| {
+                json!({
+                    "seq": e.seq,
+                    "topic": e.topic,
+                    "partition": e.partition,
+                    "offset": e.offset,
+                    "effect": e.effect,
+                    "changed": e.effect == EventEffect::Changed,
+                    "event": serde_json::from_slice::<Value>(&e.raw).unwrap_or(Value::Null),
+                })
+            })
+            .collect();
+        Ok(Json(json!({ "record_id": id, "events": events })))
+    })
+    .await
+}
+
+async fn quarantine(State(s): State<AppState>, RawQuery(raw): RawQuery, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    if !authenticate(&s, &headers)?.is_operator() {
+        return Err(ApiError::OperatorOnly);
+    }
+    let (limit, offset) = params::parse_page(raw.as_deref(), MAX_LIMIT)?;
+    blocking(&s.store, move |st| {
+        let entries: Vec<Value> = st
+            .quarantine(offset, limit)?
+            .into_iter()
+            .map(|q| {
+                let (raw, encoding) = match std::str::from_utf8(&q.raw) {
+                    Ok(t) => (t.to_owned(), "utf8"),
+                    Err(_) => (base64::engine::general_purpose::STANDARD.encode(&q.raw), "base64"),
+                };
+                json!({
+                    "seq": q.seq,
+                    "topic": q.topic,
+                    "partition": q.partition,
+                    "offset": q.offset,
+                    "reason_code": q.reason_code,
+                    "reason": q.reason,
+                    "key": q.key.map(|k| String::from_utf8_lossy(&k).into_owned()),
+                    "raw": raw,
+                    "raw_encoding": encoding,
+                })
+            })
+            .collect();
+        Ok(Json(json!({ "quarantined": entries, "count": st.totals().quarantined })))
+    })
+    .await
+}
+
+async fn live() -> Json<Value> {
+    Json(json!({ "status": "live" }))
+}
+
+/// Ready = store readable and, when ingest runs here, broker up and lag under
+/// the bound. The body says why not.
+async fn ready(State(s): State<AppState>) -> Response {
+    let store_ok = blocking(&s.store, |st| Ok(st.size_on_disk().is_ok())).await.unwrap_or(false);
+    let mut body = json!({ "store": if store_ok { "open" } else { "unavailable" } });
+    let mut ok = store_ok;
+    if let Some(p) = &s.ingest {
+        let snap = p.snapshot();
+        let lag = snap.lag();
+        body["broker"] = snap.broker.as_str().into();
+        body["lag"] = lag.into();
+        body["max_lag"] = s.max_ready_lag.into();
+        body["caught_up_once"] = p.caught_up_once().into();
+        ok &= snap.broker == BrokerState::Up && lag <= s.max_ready_lag && p.caught_up_once();
+    }
+    body["ready"] = ok.into();
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let mut resp = (status, Json(body)).into_response();
+    if !ok {
+        resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+    }
+    resp
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    let text = s.metrics.render(&s.store, s.ingest.as_deref());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
