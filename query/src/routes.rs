@@ -24,6 +24,7 @@ use common::Store;
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/v1/admin/quarantine", get(quarantine))
+        .route("/v1/admin/digest", get(digest))
         .route("/v1/{project_id}/replication_records", get(list))
         .route("/v1/{project_id}/replications", get(list))
         .route("/v1/{project_id}/replication_records/{id}", get(record))
@@ -178,6 +179,28 @@ async fn quarantine(State(s): State<AppState>, RawQuery(raw): RawQuery, headers:
             })
             .collect();
         Ok(Json(json!({ "quarantined": entries, "count": st.totals().quarantined })))
+    })
+    .await
+}
+
+/// SHA-256 over every record: equal digests mean equal projections (compare
+/// with `tracker replay`). Reads the whole store: operator-only.
+async fn digest(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    if !authenticate(&s, &headers)?.is_operator() {
+        return Err(ApiError::OperatorOnly);
+    }
+    blocking(&s.store, |st| {
+        let t = st.totals();
+        Ok(Json(json!({
+            "digest": st.digest()?,
+            "records": t.records,
+            "events_applied": t.applied,
+            "events_duplicate": t.duplicates,
+            "events_quarantined": t.quarantined,
+            "checkpoints": st.checkpoints().into_iter()
+                .map(|((topic, partition), next)| json!({"topic": topic, "partition": partition, "next_offset": next}))
+                .collect::<Vec<_>>(),
+        })))
     })
     .await
 }

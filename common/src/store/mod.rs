@@ -8,6 +8,7 @@
 pub mod index;
 pub mod keys;
 mod plan;
+pub mod verify;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;

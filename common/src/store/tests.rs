@@ -241,3 +241,17 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn compare_finds_planted_differences() {
+    let a = Store::temporary().unwrap();
+    let b = Store::temporary().unwrap();
+    let ms = messages(&spec_events());
+    a.apply_batch(&ms).unwrap();
+    b.apply_batch(&ms[..3]).unwrap();
+    let c = verify::compare(&a, &b, 10).unwrap();
+    assert!(!c.equal());
+    assert_eq!(c.differing, vec!["30b97bac-532c-4c51-96fa-4b3a32253c12".to_owned()]);
+    b.apply_batch(&ms).unwrap();
+    assert!(verify::compare(&a, &b, 10).unwrap().equal());
+}

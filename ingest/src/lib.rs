@@ -1,0 +1,57 @@
+//! The ingest side: the Kafka adapter that feeds the projection store. It owns
+//! the consumer loop (manual assignment of every partition at the offsets
+//! stored in sled, bounded batches, one atomic store write per batch), the
+//! pure partition-assignment logic, `replay` into a fresh store, the JSON-lines
+//! publisher, and the embedded demo broker. It knows nothing of HTTP.
+
+pub mod assignment;
+pub mod embedded;
+pub mod publish;
+pub mod replay;
+pub mod worker;
+
+use std::time::Duration;
+
+pub use worker::{process_batch, Worker};
+
+/// Kafka settings of the ingest worker.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    pub topic: String,
+    /// Only used for advisory offset commits (lag tools); offsets are never
+    /// read back from Kafka.
+    pub group_id: String,
+    pub advisory_commits: bool,
+    /// A batch closes at this many messages...
+    pub max_batch: usize,
+    /// ...or this long after its first message.
+    pub max_batch_wait: Duration,
+    /// How often partitions and high watermarks are refreshed.
+    pub metadata_interval: Duration,
+}
+
+impl IngestConfig {
+    pub fn new(brokers: &str, topic: &str) -> IngestConfig {
+        IngestConfig {
+            brokers: brokers.to_owned(),
+            topic: topic.to_owned(),
+            group_id: "replication-tracker".to_owned(),
+            advisory_commits: false,
+            max_batch: 5000,
+            max_batch_wait: Duration::from_millis(200),
+            metadata_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Store(#[from] common::StoreError),
+    #[error("{0}")]
+    Input(String),
+}

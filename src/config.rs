@@ -1,0 +1,176 @@
+//! Configuration: command-line flags, each also an environment variable, over
+//! an optional TOML file (`config/tracker.example.toml` documents every key),
+//! over built-in defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use serde::Deserialize;
+
+use query::TokenConfig;
+
+/// The config file. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub cache_mb: Option<u64>,
+    #[serde(default)]
+    pub kafka: KafkaFile,
+    #[serde(default)]
+    pub http: HttpFile,
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaFile {
+    pub brokers: Option<String>,
+    pub topic: Option<String>,
+    pub group_id: Option<String>,
+    pub advisory_commits: Option<bool>,
+    pub max_batch: Option<usize>,
+    pub max_batch_wait_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpFile {
+    pub listen: Option<SocketAddr>,
+    pub max_ready_lag: Option<i64>,
+    pub startup_grace_secs: Option<u64>,
+    pub request_timeout_ms: Option<u64>,
+    pub max_concurrent_requests: Option<usize>,
+}
+
+impl FileConfig {
+    pub fn load(path: Option<&Path>) -> anyhow::Result<FileConfig> {
+        let Some(path) = path else { return Ok(FileConfig::default()) };
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Directory of the projection store (sled). Default: ./data
+    #[arg(long, env = "TRACKER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// sled page cache in MiB (on-disk bytes; memory use is a few times more). Default: 512
+    #[arg(long, env = "TRACKER_CACHE_MB")]
+    pub cache_mb: Option<u64>,
+}
+
+impl StoreArgs {
+    pub fn data_dir(&self, f: &FileConfig) -> PathBuf {
+        self.data_dir.clone().or_else(|| f.data_dir.clone()).unwrap_or_else(|| PathBuf::from("data"))
+    }
+    pub fn cache_bytes(&self, f: &FileConfig) -> u64 {
+        self.cache_mb.or(f.cache_mb).unwrap_or(512) << 20
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers. When unset (and unset in the config file), `run`
+    /// starts the embedded, in-memory demo broker.
+    #[arg(long, env = "TRACKER_BROKERS")]
+    pub brokers: Option<String>,
+    /// Topic of replication events. Default: replication-events
+    #[arg(long, env = "TRACKER_TOPIC")]
+    pub topic: Option<String>,
+    /// Consumer group id, used only for advisory commits. Default: replication-tracker
+    #[arg(long, env = "TRACKER_GROUP_ID")]
+    pub group_id: Option<String>,
+    /// Also commit applied offsets to Kafka (advisory, for lag tools).
+    #[arg(long, env = "TRACKER_ADVISORY_COMMITS")]
+    pub advisory_commits: Option<bool>,
+    /// Largest batch, in messages. Default: 5000
+    #[arg(long, env = "TRACKER_MAX_BATCH")]
+    pub max_batch: Option<usize>,
+    /// Longest a batch stays open after its first message, in ms. Default: 200
+    #[arg(long, env = "TRACKER_MAX_BATCH_WAIT_MS")]
+    pub max_batch_wait_ms: Option<u64>,
+}
+
+impl KafkaArgs {
+    pub fn brokers(&self, f: &FileConfig) -> Option<String> {
+        self.brokers.clone().or_else(|| f.kafka.brokers.clone()).filter(|b| !b.trim().is_empty())
+    }
+    pub fn topic(&self, f: &FileConfig) -> String {
+        self.topic.clone().or_else(|| f.kafka.topic.clone()).unwrap_or_else(|| "replication-events".into())
+    }
+    pub fn ingest_config(&self, f: &FileConfig, brokers: &str) -> ingest::IngestConfig {
+        let mut c = ingest::IngestConfig::new(brokers, &self.topic(f));
+        if let Some(g) = self.group_id.clone().or_else(|| f.kafka.group_id.clone()) {
+            c.group_id = g;
+        }
+        c.advisory_commits = self.advisory_commits.or(f.kafka.advisory_commits).unwrap_or(false);
+        c.max_batch = self.max_batch.or(f.kafka.max_batch).unwrap_or(c.max_batch).max(1);
+        if let Some(ms) = self.max_batch_wait_ms.or(f.kafka.max_batch_wait_ms) {
+            c.max_batch_wait = Duration::from_millis(ms);
+        }
+        c
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HttpArgs {
+    /// Address the query service listens on. Default: 127.0.0.1:8080
+    #[arg(long, env = "TRACKER_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Readiness fails above this ingest lag, in messages. Default: 1000
+    #[arg(long, env = "TRACKER_MAX_READY_LAG")]
+    pub max_ready_lag: Option<i64>,
+    /// Lists answer 503 until ingest first catches up, or until this many
+    /// seconds pass (a dead broker must not keep the API down). Default: 30
+    #[arg(long, env = "TRACKER_STARTUP_GRACE_SECS")]
+    pub startup_grace_secs: Option<u64>,
+    /// Per-request timeout in ms. Default: 10000
+    #[arg(long, env = "TRACKER_REQUEST_TIMEOUT_MS")]
+    pub request_timeout_ms: Option<u64>,
+    /// Requests served at once; more get 503. Default: 256
+    #[arg(long, env = "TRACKER_MAX_CONCURRENT_REQUESTS")]
+    pub max_concurrent_requests: Option<usize>,
+}
+
+impl HttpArgs {
+    pub fn listen(&self, f: &FileConfig) -> SocketAddr {
+        self.listen.or(f.http.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)))
+    }
+    pub fn max_ready_lag(&self, f: &FileConfig) -> i64 {
+        self.max_ready_lag.or(f.http.max_ready_lag).unwrap_or(1000)
+    }
+    pub fn startup_grace(&self, f: &FileConfig) -> Duration {
+        Duration::from_secs(self.startup_grace_secs.or(f.http.startup_grace_secs).unwrap_or(30))
+    }
+    pub fn limits(&self, f: &FileConfig) -> query::Limits {
+        let d = query::Limits::default();
+        query::Limits {
+            request_timeout: self
+                .request_timeout_ms
+                .or(f.http.request_timeout_ms)
+                .map_or(d.request_timeout, Duration::from_millis),
+            max_concurrent: self.max_concurrent_requests.or(f.http.max_concurrent_requests).unwrap_or(d.max_concurrent).max(1),
+            max_body_bytes: d.max_body_bytes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/tracker.example.toml");
+        let f = FileConfig::load(Some(&path)).unwrap();
+        assert_eq!(f.kafka.topic.as_deref(), Some("replication-events"));
+        assert!(!f.tokens.is_empty());
+        query::Auth::new(&f.tokens).unwrap();
+    }
+}
