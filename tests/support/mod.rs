@@ -1,0 +1,288 @@
+//! End-to-end harness: a real tansu broker on a free loopback port, tracker
+//! processes, and a minimal HTTP client. Every test gets its own broker, data
+//! dirs and a random topic.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use common::{sample, Message, Store};
+
+pub const OPERATOR_TOKEN: &str = "e2e-operator-token";
+pub const TENANT_TOKEN: &str = "e2e-tenant-token";
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The tansu binary: `$TANSU_BIN`, else where `scripts/install-tansu` puts it.
+pub fn tansu_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("TANSU_BIN") {
+        return p.into();
+    }
+    let tools = std::env::var("RT_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/replication-tracker/tools"));
+    let bin = tools.join("bin/tansu");
+    assert!(bin.exists(), "tansu not found at {} (run scripts/install-tansu, or scripts/test)", bin.display());
+    bin
+}
+
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub struct Broker {
+    child: Option<Child>,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl Broker {
+    pub fn start() -> Broker {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = Broker { child: None, port: free_port(), dir };
+        b.restart();
+        b
+    }
+
+    /// Starts (again) on the same port and the same sqlite file.
+    pub fn restart(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::File::create(self.dir.path().join("tansu.log")).unwrap();
+        let child = Command::new(tansu_bin())
+            .current_dir(self.dir.path())
+            .args(["broker", "--storage-engine", "sqlite://tansu.db", "--listener-url", &url, "--advertised-listener-url", &url])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start tansu");
+        self.child = Some(child);
+        let port = self.port;
+        wait_until("the broker to listen", Duration::from_secs(60), || TcpStream::connect(("127.0.0.1", port)).is_ok());
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn create_topic(&self, partitions: u32) -> String {
+        let name = format!("e2e-{}", sample::Rng::new(Instant::now().elapsed().as_nanos() as u64 ^ u64::from(self.port)).next_u64() % 1_000_000_000);
+        let out = Command::new(tansu_bin())
+            .args(["topic", "create", &name, "--partitions", &partitions.to_string(), "--broker", &format!("tcp://127.0.0.1:{}", self.port)])
+            .output()
+            .expect("tansu topic create");
+        assert!(out.status.success(), "topic create failed: {}", String::from_utf8_lossy(&out.stderr));
+        name
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A published stream and what folding it must give.
+pub struct Stream {
+    pub messages: Vec<(Option<Vec<u8>>, Vec<u8>)>,
+    pub events: Vec<common::Event>,
+}
+
+impl Stream {
+    /// Sample records delivered out of order with duplicates, plus one
+    /// malformed message in the middle.
+    pub fn sample(records: usize, seed: u64) -> Stream {
+        let events = sample::events(&sample::Shape { records, projects: 4, regions: 5, seed });
+        let delivered = sample::deliver(&events, seed + 1);
+        let mut messages: Vec<(Option<Vec<u8>>, Vec<u8>)> = delivered
+            .iter()
+            .map(|e| (Some(e.record_id.clone().into_bytes()), serde_json::to_vec(&e.to_json()).unwrap()))
+            .collect();
+        messages.insert(messages.len() / 2, (Some(b"r-bad".to_vec()), b"{\"schema_version\":1,\"event_id\":\"x\"".to_vec()));
+        Stream { messages, events }
+    }
+
+    /// Digest of the reference fold of every message.
+    pub fn reference(&self) -> Store {
+        let store = Store::temporary().unwrap();
+        let ms: Vec<Message> = self
+            .messages
+            .iter()
+            .enumerate()
+            .map(|(i, (k, v))| Message { topic: "ref".into(), partition: 0, offset: i as i64, key: k.clone(), payload: Some(v.clone()) })
+            .collect();
+        store.apply_batch(&ms).unwrap();
+        store
+    }
+
+    pub fn publish(&self, broker: &Broker, topic: &str, range: std::ops::Range<usize>) {
+        ingest::publish::publish(&broker.bootstrap(), topic, &self.messages[range]).unwrap();
+    }
+}
+
+pub struct Tracker {
+    child: Option<Child>,
+    pub port: u16,
+    pub data: PathBuf,
+    args: Vec<String>,
+    log: PathBuf,
+}
+
+pub fn write_config(dir: &Path) -> PathBuf {
+    let hash = |t: &str| hex::encode(query::hash_token(t));
+    let cfg = format!(
+        "[[tokens]]\nname = \"op\"\nsha256 = \"{}\"\nprojects = [\"*\"]\n\n[[tokens]]\nname = \"tenant\"\nsha256 = \"{}\"\nprojects = [\"{}\"]\n",
+        hash(OPERATOR_TOKEN),
+        hash(TENANT_TOKEN),
+        sample::project_id(0)
+    );
+    let path = dir.join("tracker.toml");
+    std::fs::write(&path, cfg).unwrap();
+    path
+}
+
+pub fn tracker_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tracker")
+}
+
+impl Tracker {
+    pub fn start(broker: &Broker, topic: &str, data: &Path, extra: &[&str]) -> Tracker {
+        let port = free_port();
+        let config = write_config(data.parent().unwrap());
+        let mut args: Vec<String> = vec![
+            "--config".into(),
+            config.display().to_string(),
+            "run".into(),
+            "--brokers".into(),
+            broker.bootstrap(),
+            "--topic".into(),
+            topic.into(),
+            "--data-dir".into(),
+            data.display().to_string(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--cache-mb".into(),
+            "64".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let log = data.with_extension("log");
+        let mut t = Tracker { child: None, port, data: data.to_owned(), args, log };
+        t.restart();
+        t
+    }
+
+    pub fn restart(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let child = Command::new(tracker_bin())
+            .args(&self.args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start tracker");
+        self.child = Some(child);
+        let port = self.port;
+        wait_until("the tracker to listen", Duration::from_secs(60), || TcpStream::connect(("127.0.0.1", port)).is_ok());
+    }
+
+    /// SIGKILL: no flush, no goodbye.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM and wait: the graceful path.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let ok = Command::new("kill").args(["-TERM", &c.id().to_string()]).status().unwrap().success();
+            assert!(ok);
+            let start = Instant::now();
+            loop {
+                if let Some(status) = c.try_wait().unwrap() {
+                    assert!(status.success(), "tracker exited with {status}; log: {}", self.log_tail());
+                    break;
+                }
+                assert!(start.elapsed() < Duration::from_secs(60), "tracker did not stop on SIGTERM");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        http_get(self.port, path, token)
+    }
+
+    /// The operator digest endpoint: digest and totals of the live projection.
+    pub fn digest(&self) -> Value {
+        let (s, b) = self.get("/v1/admin/digest", Some(OPERATOR_TOKEN));
+        assert_eq!(s, 200, "{b}");
+        b
+    }
+
+    /// Waits until `n` messages have been consumed (applied, duplicate or quarantined).
+    pub fn wait_consumed(&self, n: u64, timeout: Duration) {
+        wait_until(&format!("{n} messages consumed"), timeout, || {
+            let d = self.digest();
+            let seen = ["events_applied", "events_duplicate", "events_quarantined"].iter().map(|k| d[k].as_u64().unwrap()).sum::<u64>();
+            assert!(seen <= n, "more messages consumed ({seen}) than published ({n})");
+            seen == n
+        });
+    }
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A one-shot HTTP/1.1 GET over loopback; returns status and JSON body.
+pub fn http_get(port: u16, path: &str, token: Option<&str>) -> (u16, Value) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let auth = token.map(|t| format!("X-Auth-Token: {t}\r\n")).unwrap_or_default();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").expect("http response");
+    let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_owned())))
+}
+
+/// Every event-log entry of a stopped tracker's store: (partition, offset) pairs.
+pub fn event_log_coordinates(store: &Store) -> Vec<(String, i32, i64)> {
+    let mut out = Vec::new();
+    for r in store.records() {
+        let (id, _) = r.unwrap();
+        for e in store.events(&id).unwrap() {
+            out.push((e.topic, e.partition, e.offset));
+        }
+    }
+    out
+}
