@@ -10,7 +10,7 @@
 ########################################################################
 # Builder
 ########################################################################
-FROM rust:1.85-bookworm AS builder
+FROM rust:1.95-bookworm AS builder
 
 # Native toolchain for rdkafka-sys (builds the bundled librdkafka) and libz-sys.
 RUN apt-get update \

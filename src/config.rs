@@ -49,8 +49,11 @@ pub struct HttpFile {
 
 impl FileConfig {
     pub fn load(path: Option<&Path>) -> anyhow::Result<FileConfig> {
-        let Some(path) = path else { return Ok(FileConfig::default()) };
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+        let Some(path) = path else {
+            return Ok(FileConfig::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))
     }
 }
@@ -67,7 +70,10 @@ pub struct StoreArgs {
 
 impl StoreArgs {
     pub fn data_dir(&self, f: &FileConfig) -> PathBuf {
-        self.data_dir.clone().or_else(|| f.data_dir.clone()).unwrap_or_else(|| PathBuf::from("data"))
+        self.data_dir
+            .clone()
+            .or_else(|| f.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("data"))
     }
     pub fn cache_bytes(&self, f: &FileConfig) -> u64 {
         self.cache_mb.or(f.cache_mb).unwrap_or(512) << 20
@@ -99,18 +105,31 @@ pub struct KafkaArgs {
 
 impl KafkaArgs {
     pub fn brokers(&self, f: &FileConfig) -> Option<String> {
-        self.brokers.clone().or_else(|| f.kafka.brokers.clone()).filter(|b| !b.trim().is_empty())
+        self.brokers
+            .clone()
+            .or_else(|| f.kafka.brokers.clone())
+            .filter(|b| !b.trim().is_empty())
     }
     pub fn topic(&self, f: &FileConfig) -> String {
-        self.topic.clone().or_else(|| f.kafka.topic.clone()).unwrap_or_else(|| "replication-events".into())
+        self.topic
+            .clone()
+            .or_else(|| f.kafka.topic.clone())
+            .unwrap_or_else(|| "replication-events".into())
     }
     pub fn ingest_config(&self, f: &FileConfig, brokers: &str) -> ingest::IngestConfig {
         let mut c = ingest::IngestConfig::new(brokers, &self.topic(f));
         if let Some(g) = self.group_id.clone().or_else(|| f.kafka.group_id.clone()) {
             c.group_id = g;
         }
-        c.advisory_commits = self.advisory_commits.or(f.kafka.advisory_commits).unwrap_or(false);
-        c.max_batch = self.max_batch.or(f.kafka.max_batch).unwrap_or(c.max_batch).max(1);
+        c.advisory_commits = self
+            .advisory_commits
+            .or(f.kafka.advisory_commits)
+            .unwrap_or(false);
+        c.max_batch = self
+            .max_batch
+            .or(f.kafka.max_batch)
+            .unwrap_or(c.max_batch)
+            .max(1);
         if let Some(ms) = self.max_batch_wait_ms.or(f.kafka.max_batch_wait_ms) {
             c.max_batch_wait = Duration::from_millis(ms);
         }
@@ -140,13 +159,19 @@ pub struct HttpArgs {
 
 impl HttpArgs {
     pub fn listen(&self, f: &FileConfig) -> SocketAddr {
-        self.listen.or(f.http.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)))
+        self.listen
+            .or(f.http.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)))
     }
     pub fn max_ready_lag(&self, f: &FileConfig) -> i64 {
         self.max_ready_lag.or(f.http.max_ready_lag).unwrap_or(1000)
     }
     pub fn startup_grace(&self, f: &FileConfig) -> Duration {
-        Duration::from_secs(self.startup_grace_secs.or(f.http.startup_grace_secs).unwrap_or(30))
+        Duration::from_secs(
+            self.startup_grace_secs
+                .or(f.http.startup_grace_secs)
+                .unwrap_or(30),
+        )
     }
     pub fn limits(&self, f: &FileConfig) -> query::Limits {
         let d = query::Limits::default();
@@ -155,7 +180,11 @@ impl HttpArgs {
                 .request_timeout_ms
                 .or(f.http.request_timeout_ms)
                 .map_or(d.request_timeout, Duration::from_millis),
-            max_concurrent: self.max_concurrent_requests.or(f.http.max_concurrent_requests).unwrap_or(d.max_concurrent).max(1),
+            max_concurrent: self
+                .max_concurrent_requests
+                .or(f.http.max_concurrent_requests)
+                .unwrap_or(d.max_concurrent)
+                .max(1),
             max_body_bytes: d.max_body_bytes,
         }
     }

@@ -102,30 +102,54 @@ fn main() -> anyhow::Result<()> {
     common::telemetry::init();
     let cli = Cli::parse();
     let file = FileConfig::load(cli.config.as_deref())?;
-    let command = cli.command.unwrap_or_else(|| {
-        Command::Run {
-            store: StoreArgs { data_dir: None, cache_mb: None },
-            kafka: KafkaArgs::parse_env(),
-            http: HttpArgs::parse_env(),
-        }
+    let command = cli.command.unwrap_or_else(|| Command::Run {
+        store: StoreArgs {
+            data_dir: None,
+            cache_mb: None,
+        },
+        kafka: KafkaArgs::parse_env(),
+        http: HttpArgs::parse_env(),
     });
     match command {
-        Command::Run { store, kafka, http } => runtime()?.block_on(run(file, Some(store), Some(kafka), Some(http))),
-        Command::Ingest { store, kafka } => runtime()?.block_on(run(file, Some(store), Some(kafka), None)),
-        Command::Query { store, http } => runtime()?.block_on(run(file, Some(store), None, Some(http))),
+        Command::Run { store, kafka, http } => {
+            runtime()?.block_on(run(file, Some(store), Some(kafka), Some(http)))
+        }
+        Command::Ingest { store, kafka } => {
+            runtime()?.block_on(run(file, Some(store), Some(kafka), None))
+        }
+        Command::Query { store, http } => {
+            runtime()?.block_on(run(file, Some(store), None, Some(http)))
+        }
         Command::Replay { out, kafka, quiet } => {
             let brokers = kafka.brokers(&file).context("replay needs --brokers")?;
-            let r = ingest::replay::replay(kafka.ingest_config(&file, &brokers), &out, 512 << 20, !quiet, &shutdown_token()?)?;
+            let r = ingest::replay::replay(
+                kafka.ingest_config(&file, &brokers),
+                &out,
+                512 << 20,
+                !quiet,
+                &shutdown_token()?,
+            )?;
             println!("digest {}", r.digest);
-            println!("records {} applied {} duplicates {} quarantined {}", r.records, r.applied, r.duplicates, r.quarantined);
+            println!(
+                "records {} applied {} duplicates {} quarantined {}",
+                r.records, r.applied, r.duplicates, r.quarantined
+            );
             Ok(())
         }
-        Command::Verify { store, against, replay, kafka } => verify(&file, &store, against, replay, &kafka),
+        Command::Verify {
+            store,
+            against,
+            replay,
+            kafka,
+        } => verify(&file, &store, against, replay, &kafka),
         Command::Digest { store } => {
             let s = Store::open(&store.data_dir(&file), store.cache_bytes(&file))?;
             let t = s.totals();
             println!("digest {}", s.digest()?);
-            println!("records {} applied {} duplicates {} quarantined {}", t.records, t.applied, t.duplicates, t.quarantined);
+            println!(
+                "records {} applied {} duplicates {} quarantined {}",
+                t.records, t.applied, t.duplicates, t.quarantined
+            );
             Ok(())
         }
         Command::Publish { file: path, kafka } => {
@@ -137,7 +161,11 @@ fn main() -> anyhow::Result<()> {
             } else {
                 std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?
             };
-            let n = ingest::publish::publish(&brokers, &kafka.topic(&file), &ingest::publish::read_lines(&text))?;
+            let n = ingest::publish::publish(
+                &brokers,
+                &kafka.topic(&file),
+                &ingest::publish::read_lines(&text),
+            )?;
             println!("published {n} messages to {}", kafka.topic(&file));
             Ok(())
         }
@@ -167,7 +195,9 @@ impl<T: clap::Args> ParseEnv for T {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn new_token() -> String {
@@ -179,7 +209,12 @@ fn shutdown_token() -> anyhow::Result<CancellationToken> {
     let token = CancellationToken::new();
     let rt = runtime()?;
     let t = token.clone();
-    std::thread::spawn(move || rt.block_on(async move { wait_for_signal().await; t.cancel() }));
+    std::thread::spawn(move || {
+        rt.block_on(async move {
+            wait_for_signal().await;
+            t.cancel()
+        })
+    });
     Ok(token)
 }
 
@@ -187,14 +222,20 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
         tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
 }
 
-async fn run(file: FileConfig, store_args: Option<StoreArgs>, kafka: Option<KafkaArgs>, http: Option<HttpArgs>) -> anyhow::Result<()> {
+async fn run(
+    file: FileConfig,
+    store_args: Option<StoreArgs>,
+    kafka: Option<KafkaArgs>,
+    http: Option<HttpArgs>,
+) -> anyhow::Result<()> {
     let store_args = store_args.expect("every mode has a store");
     let brokers = kafka.as_ref().and_then(|k| k.brokers(&file));
     let embedded_mode = kafka.is_some() && brokers.is_none();
@@ -211,23 +252,37 @@ async fn run(file: FileConfig, store_args: Option<StoreArgs>, kafka: Option<Kafk
         let bootstrap = broker.bootstrap_servers();
         let sample = ingest::embedded::sample_messages();
         let (b, t) = (bootstrap.clone(), topic.clone());
-        let n = tokio::task::spawn_blocking(move || ingest::publish::publish(&b, &t, &sample)).await??;
-        info!(messages = n, topic, "published the built-in sample stream to the embedded broker");
+        let n = tokio::task::spawn_blocking(move || ingest::publish::publish(&b, &t, &sample))
+            .await??;
+        info!(
+            messages = n,
+            topic, "published the built-in sample stream to the embedded broker"
+        );
         _embedded = Some(broker);
         let token = new_token();
-        tokens.push(TokenConfig { name: "demo".into(), sha256: hex::encode(query::hash_token(&token)), projects: vec!["*".into()] });
+        tokens.push(TokenConfig {
+            name: "demo".into(),
+            sha256: hex::encode(query::hash_token(&token)),
+            projects: vec!["*".into()],
+        });
         demo_token = Some(token);
         (Arc::new(Store::temporary()?), Some(bootstrap))
     } else {
         let dir = store_args.data_dir(&file);
-        let store = Store::open(&dir, store_args.cache_bytes(&file))
-            .with_context(|| format!("opening the store in {} (is another tracker using it?)", dir.display()))?;
+        let store = Store::open(&dir, store_args.cache_bytes(&file)).with_context(|| {
+            format!(
+                "opening the store in {} (is another tracker using it?)",
+                dir.display()
+            )
+        })?;
         info!(data_dir = %dir.display(), records = store.totals().records, "store open");
         (Arc::new(store), brokers)
     };
 
     let cancel = CancellationToken::new();
-    let progress = kafka.as_ref().map(|k| Arc::new(IngestProgress::new(&k.topic(&file))));
+    let progress = kafka
+        .as_ref()
+        .map(|k| Arc::new(IngestProgress::new(&k.topic(&file))));
 
     let worker = match (&kafka, &brokers, &progress) {
         (Some(k), Some(b), Some(p)) => {
@@ -254,10 +309,13 @@ async fn run(file: FileConfig, store_args: Option<StoreArgs>, kafka: Option<Kafk
                     }
                 });
             }
-            let mut state = AppState::new(store.clone(), auth, progress.clone()).with_limits(h.limits(&file));
+            let mut state =
+                AppState::new(store.clone(), auth, progress.clone()).with_limits(h.limits(&file));
             state.max_ready_lag = h.max_ready_lag(&file);
             let addr = h.listen(&file);
-            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding {addr}"))?;
             let addr = listener.local_addr()?;
             info!(%addr, "query service listening");
             if let Some(t) = &demo_token {
@@ -268,7 +326,11 @@ async fn run(file: FileConfig, store_args: Option<StoreArgs>, kafka: Option<Kafk
                 println!();
             }
             let c = cancel.clone();
-            Some(tokio::spawn(query::serve(listener, query::app(state), async move { c.cancelled().await })))
+            Some(tokio::spawn(query::serve(
+                listener,
+                query::app(state),
+                async move { c.cancelled().await },
+            )))
         }
         None => None,
     };
@@ -299,17 +361,34 @@ async fn run(file: FileConfig, store_args: Option<StoreArgs>, kafka: Option<Kafk
     Ok(())
 }
 
-fn verify(file: &FileConfig, store: &StoreArgs, against: Option<PathBuf>, replay: bool, kafka: &KafkaArgs) -> anyhow::Result<()> {
-    let a = Store::open(&store.data_dir(file), store.cache_bytes(file)).context("opening the store (stop the tracker first, or verify a copy)")?;
+fn verify(
+    file: &FileConfig,
+    store: &StoreArgs,
+    against: Option<PathBuf>,
+    replay: bool,
+    kafka: &KafkaArgs,
+) -> anyhow::Result<()> {
+    let a = Store::open(&store.data_dir(file), store.cache_bytes(file))
+        .context("opening the store (stop the tracker first, or verify a copy)")?;
     let (b, _tmp);
     if replay {
-        let brokers = kafka.brokers(file).context("verify --replay needs --brokers")?;
+        let brokers = kafka
+            .brokers(file)
+            .context("verify --replay needs --brokers")?;
         let dir = std::env::temp_dir().join(format!("tracker-verify-{}", new_token()));
-        ingest::replay::replay(kafka.ingest_config(file, &brokers), &dir, 512 << 20, true, &shutdown_token()?)?;
+        ingest::replay::replay(
+            kafka.ingest_config(file, &brokers),
+            &dir,
+            512 << 20,
+            true,
+            &shutdown_token()?,
+        )?;
         b = Store::open(&dir, 512 << 20)?;
         _tmp = Some(TempDir(dir));
     } else {
-        let Some(other) = against else { bail!("give --against DIR or --replay") };
+        let Some(other) = against else {
+            bail!("give --against DIR or --replay")
+        };
         b = Store::open(&other, store.cache_bytes(file))?;
         _tmp = None;
     }

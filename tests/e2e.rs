@@ -16,7 +16,11 @@ const WAIT: Duration = Duration::from_secs(120);
 
 fn reference_records(stream: &Stream) -> Vec<common::Record> {
     let store = stream.reference();
-    store.records().map(|r| r.unwrap()).map(|(id, s)| s.view(&id)).collect()
+    store
+        .records()
+        .map(|r| r.unwrap())
+        .map(|(id, s)| s.view(&id))
+        .collect()
 }
 
 #[test]
@@ -27,7 +31,12 @@ fn published_events_are_served_with_filters_counts_and_quarantine() {
     let stream = Stream::sample(300, 11);
     stream.publish(&broker, &topic, 0..stream.messages.len());
     let dir = tempfile::tempdir().unwrap();
-    let tracker = Tracker::start(&broker, &topic, &dir.path().join("data"), &["--max-batch", "100"]);
+    let tracker = Tracker::start(
+        &broker,
+        &topic,
+        &dir.path().join("data"),
+        &["--max-batch", "100"],
+    );
     tracker.wait_consumed(stream.messages.len() as u64, WAIT);
 
     let live = tracker.digest();
@@ -38,27 +47,50 @@ fn published_events_are_served_with_filters_counts_and_quarantine() {
     let reference = reference_records(&stream);
     let in_project: Vec<&common::Record> = reference
         .iter()
-        .filter(|r| r.source_project_id.as_deref() == Some(project.as_str()) || r.destination_project_id.as_deref() == Some(project.as_str()))
+        .filter(|r| {
+            r.source_project_id.as_deref() == Some(project.as_str())
+                || r.destination_project_id.as_deref() == Some(project.as_str())
+        })
         .collect();
     assert!(in_project.len() > 10);
-    let (s, body) = tracker.get(&format!("/v1/{project}/replication_records?with_count=true&limit=1000"), Some(TENANT_TOKEN));
+    let (s, body) = tracker.get(
+        &format!("/v1/{project}/replication_records?with_count=true&limit=1000"),
+        Some(TENANT_TOKEN),
+    );
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["count"].as_u64().unwrap() as usize, in_project.len());
     let listed = body["replication_records"].as_array().unwrap();
     // Default sort: created_at desc, and every field equals the reference fold.
     let mut want: Vec<&common::Record> = in_project.clone();
     want.sort_by(|a, b| (&b.created_at, &b.id).cmp(&(&a.created_at, &a.id)));
-    let want_json: Vec<serde_json::Value> = want.iter().map(|r| serde_json::to_value(r).unwrap()).collect();
+    let want_json: Vec<serde_json::Value> = want
+        .iter()
+        .map(|r| serde_json::to_value(r).unwrap())
+        .collect();
     assert_eq!(listed, &want_json);
 
     for status in Status::ALL {
         let n = in_project.iter().filter(|r| r.status == status).count();
-        let (s, body) = tracker.get(&format!("/v1/{project}/replications?status={}&with_count=true&limit=1", status.as_str()), Some(TENANT_TOKEN));
+        let (s, body) = tracker.get(
+            &format!(
+                "/v1/{project}/replications?status={}&with_count=true&limit=1",
+                status.as_str()
+            ),
+            Some(TENANT_TOKEN),
+        );
         assert_eq!(s, 200);
-        assert_eq!(body["count"].as_u64().unwrap() as usize, n, "status {}", status.as_str());
+        assert_eq!(
+            body["count"].as_u64().unwrap() as usize,
+            n,
+            "status {}",
+            status.as_str()
+        );
     }
     // A tenant token cannot read another project.
-    let (s, _) = tracker.get(&format!("/v1/{}/replication_records", sample::project_id(1)), Some(TENANT_TOKEN));
+    let (s, _) = tracker.get(
+        &format!("/v1/{}/replication_records", sample::project_id(1)),
+        Some(TENANT_TOKEN),
+    );
     assert_eq!(s, 403);
 
     // The malformed message is quarantined with its coordinates; ingest went past it.
@@ -69,7 +101,10 @@ fn published_events_are_served_with_filters_counts_and_quarantine() {
 
     // The audit trail of a record re-folds to the record.
     let r = in_project[0];
-    let (s, ev) = tracker.get(&format!("/v1/{project}/replication_records/{}/events", r.id), Some(TENANT_TOKEN));
+    let (s, ev) = tracker.get(
+        &format!("/v1/{project}/replication_records/{}/events", r.id),
+        Some(TENANT_TOKEN),
+    );
     assert_eq!(s, 200);
     let events: Vec<common::Event> = ev["events"]
         .as_array()
@@ -93,19 +128,31 @@ fn restart_mid_stream_applies_every_event_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     stream.publish(&broker, &topic, 0..total / 2);
-    let mut tracker = Tracker::start(&broker, &topic, &data, &["--max-batch", "25", "--max-batch-wait-ms", "5"]);
-    wait_until("some progress", WAIT, || tracker.digest()["events_applied"].as_u64().unwrap() > 50);
+    let mut tracker = Tracker::start(
+        &broker,
+        &topic,
+        &data,
+        &["--max-batch", "25", "--max-batch-wait-ms", "5"],
+    );
+    wait_until("some progress", WAIT, || {
+        tracker.digest()["events_applied"].as_u64().unwrap() > 50
+    });
     tracker.kill(); // SIGKILL, possibly mid-batch: unflushed batches vanish with their checkpoints
     stream.publish(&broker, &topic, total / 2..total);
     tracker.restart();
-    wait_until("more progress", WAIT, || tracker.digest()["events_applied"].as_u64().unwrap() > 50);
+    wait_until("more progress", WAIT, || {
+        tracker.digest()["events_applied"].as_u64().unwrap() > 50
+    });
     tracker.kill();
     tracker.restart();
     tracker.wait_consumed(total as u64, WAIT);
     tracker.stop();
 
     let store = Store::open(&data, 64 << 20).unwrap();
-    assert_eq!(store.digest().unwrap(), stream.reference().digest().unwrap());
+    assert_eq!(
+        store.digest().unwrap(),
+        stream.reference().digest().unwrap()
+    );
     store.assert_internally_consistent();
     let coords = event_log_coordinates(&store);
     let unique: HashSet<_> = coords.iter().collect();
@@ -131,19 +178,41 @@ fn replay_matches_live_and_verify_reports_equality_and_planted_differences() {
 
     let replayed = dir.path().join("replayed");
     let out = Command::new(tracker_bin())
-        .args(["replay", "--quiet", "--brokers", &broker.bootstrap(), "--topic", &topic, "--out"])
+        .args([
+            "replay",
+            "--quiet",
+            "--brokers",
+            &broker.bootstrap(),
+            "--topic",
+            &topic,
+            "--out",
+        ])
         .arg(&replayed)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(text.contains(&format!("digest {live}")), "{text}");
 
     let verify = |against: &std::path::Path| {
-        Command::new(tracker_bin()).args(["verify", "--data-dir"]).arg(&live_dir).arg("--against").arg(against).output().unwrap()
+        Command::new(tracker_bin())
+            .args(["verify", "--data-dir"])
+            .arg(&live_dir)
+            .arg("--against")
+            .arg(against)
+            .output()
+            .unwrap()
     };
     let out = verify(&replayed);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("EQUAL"));
 
     // Plant a difference: one more event for an existing record in the copy.
@@ -154,7 +223,13 @@ fn replay_matches_live_and_verify_reports_equality_and_planted_differences() {
             r#"{{"schema_version":1,"event_id":"planted","type":"failed","fail_code":"X","record_id":"{id}","occurred_at":"2999-01-01T00:00:00Z","attempt":99}}"#
         );
         store
-            .apply_batch(&[Message { topic: "planted".into(), partition: 0, offset: 0, key: None, payload: Some(planted.into_bytes()) }])
+            .apply_batch(&[Message {
+                topic: "planted".into(),
+                partition: 0,
+                offset: 0,
+                key: None,
+                payload: Some(planted.into_bytes()),
+            }])
             .unwrap();
         store.flush().unwrap();
     }
@@ -173,9 +248,19 @@ fn two_trackers_on_one_topic_converge() {
     let total = stream.messages.len();
     let dir = tempfile::tempdir().unwrap();
     stream.publish(&broker, &topic, 0..total / 3);
-    let a = Tracker::start(&broker, &topic, &dir.path().join("a"), &["--max-batch", "50"]);
+    let a = Tracker::start(
+        &broker,
+        &topic,
+        &dir.path().join("a"),
+        &["--max-batch", "50"],
+    );
     stream.publish(&broker, &topic, total / 3..total);
-    let b = Tracker::start(&broker, &topic, &dir.path().join("b"), &["--max-batch", "7"]);
+    let b = Tracker::start(
+        &broker,
+        &topic,
+        &dir.path().join("b"),
+        &["--max-batch", "7"],
+    );
     a.wait_consumed(total as u64, WAIT);
     b.wait_consumed(total as u64, WAIT);
     let want = stream.reference().digest().unwrap();

@@ -15,7 +15,9 @@ const MAX_FIELD_CHARS: usize = 128;
 const MAX_FAIL_CODE_CHARS: usize = 64;
 const MAX_FAIL_REASON_CHARS: usize = 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum EventType {
     Queued,
     Started,
@@ -90,9 +92,15 @@ pub enum Reject {
     #[error("required field `{0}` is missing")]
     MissingField(&'static str),
     #[error("field `{field}` must be {expected}")]
-    WrongType { field: &'static str, expected: &'static str },
+    WrongType {
+        field: &'static str,
+        expected: &'static str,
+    },
     #[error("field `{field}` is out of range: {rule}")]
-    OutOfRange { field: &'static str, rule: &'static str },
+    OutOfRange {
+        field: &'static str,
+        rule: &'static str,
+    },
     #[error("schema_version {0} is not supported (expected 1)")]
     UnsupportedSchemaVersion(String),
     #[error("type `{0}` is not one of queued, started, progress, succeeded, failed, skipped")]
@@ -145,13 +153,17 @@ pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<Event, Reject>
         }
         Some(_) => return Err(wrong("schema_version", "an integer")),
     }
-    let event_id = bounded_str(obj, "event_id", 1, MAX_ID_CHARS)?.ok_or(Reject::MissingField("event_id"))?;
+    let event_id =
+        bounded_str(obj, "event_id", 1, MAX_ID_CHARS)?.ok_or(Reject::MissingField("event_id"))?;
     let kind = match present(obj, "type") {
         None => return Err(Reject::MissingField("type")),
-        Some(Value::String(s)) => EventType::parse(s).ok_or_else(|| Reject::UnknownType(echo(s)))?,
+        Some(Value::String(s)) => {
+            EventType::parse(s).ok_or_else(|| Reject::UnknownType(echo(s)))?
+        }
         Some(_) => return Err(wrong("type", "a string")),
     };
-    let record_id = bounded_str(obj, "record_id", 1, MAX_ID_CHARS)?.ok_or(Reject::MissingField("record_id"))?;
+    let record_id =
+        bounded_str(obj, "record_id", 1, MAX_ID_CHARS)?.ok_or(Reject::MissingField("record_id"))?;
     let occurred_at = match present(obj, "occurred_at") {
         None => return Err(Reject::MissingField("occurred_at")),
         Some(Value::String(s)) => {
@@ -159,7 +171,13 @@ pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<Event, Reject>
         }
         Some(_) => return Err(wrong("occurred_at", "an RFC 3339 string")),
     };
-    let attempt = match int(obj, "attempt", 1, u64::from(u32::MAX), "must be between 1 and 4294967295")? {
+    let attempt = match int(
+        obj,
+        "attempt",
+        1,
+        u64::from(u32::MAX),
+        "must be between 1 and 4294967295",
+    )? {
         Some(a) => a as u32,
         None => 1,
     };
@@ -179,7 +197,17 @@ pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<Event, Reject>
             return Err(Reject::KeyMismatch);
         }
     }
-    Ok(Event { event_id, kind, record_id, occurred_at, attempt, identity, progress, fail_code, fail_reason })
+    Ok(Event {
+        event_id,
+        kind,
+        record_id,
+        occurred_at,
+        attempt,
+        identity,
+        progress,
+        fail_code,
+        fail_reason,
+    })
 }
 
 fn identity(r: &Map<String, Value>) -> Result<Identity, Reject> {
@@ -197,7 +225,8 @@ fn identity(r: &Map<String, Value>) -> Result<Identity, Reject> {
 
 /// A field that is absent or `null` is not carried.
 fn present<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    obj.get(name.rsplit('.').next().unwrap_or(name)).filter(|v| !v.is_null())
+    obj.get(name.rsplit('.').next().unwrap_or(name))
+        .filter(|v| !v.is_null())
 }
 
 fn wrong(field: &'static str, expected: &'static str) -> Reject {
@@ -248,6 +277,44 @@ fn int(
     }
 }
 
+impl Event {
+    /// The event as a producer would publish it (the inverse of [`decode`]).
+    pub fn to_json(&self) -> Value {
+        let mut o = Map::new();
+        o.insert("schema_version".into(), 1.into());
+        o.insert("event_id".into(), self.event_id.clone().into());
+        o.insert("type".into(), self.kind.as_str().into());
+        o.insert("record_id".into(), self.record_id.clone().into());
+        o.insert(
+            "occurred_at".into(),
+            format!("{}Z", self.occurred_at.render()).into(),
+        );
+        o.insert("attempt".into(), self.attempt.into());
+        let mut r = Map::new();
+        for f in Field::ALL {
+            if let Some(v) = self.identity.get(f) {
+                r.insert(f.name().into(), v.into());
+            }
+        }
+        if let Some(b) = self.identity.auto_trigger {
+            r.insert("auto_trigger".into(), b.into());
+        }
+        if !r.is_empty() {
+            o.insert("record".into(), Value::Object(r));
+        }
+        if let Some(p) = self.progress {
+            o.insert("progress".into(), p.into());
+        }
+        if let Some(c) = &self.fail_code {
+            o.insert("fail_code".into(), c.clone().into());
+        }
+        if let Some(r) = &self.fail_reason {
+            o.insert("fail_reason".into(), r.clone().into());
+        }
+        Value::Object(o)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,11 +325,14 @@ mod tests {
     fn err(v: &str) -> Reject {
         decode(None, Some(v.as_bytes())).unwrap_err()
     }
-    const BASE: &str = r#""schema_version":1,"event_id":"e","record_id":"r","occurred_at":"2018-06-14T11:14:48Z""#;
+    const BASE: &str =
+        r#""schema_version":1,"event_id":"e","record_id":"r","occurred_at":"2018-06-14T11:14:48Z""#;
 
     #[test]
     fn decodes_the_spec_examples() {
-        let e = ok(r#"{"schema_version":1,"event_id":"e-1","type":"queued","record_id":"30b9","occurred_at":"2018-06-14T11:14:48.946Z","record":{"source_region":"region-1","auto_trigger":true,"plan_id":null},"extra":{"x":1}}"#);
+        let e = ok(
+            r#"{"schema_version":1,"event_id":"e-1","type":"queued","record_id":"30b9","occurred_at":"2018-06-14T11:14:48.946Z","record":{"source_region":"region-1","auto_trigger":true,"plan_id":null},"extra":{"x":1}}"#,
+        );
         assert_eq!(e.kind, EventType::Queued);
         assert_eq!(e.attempt, 1);
         assert_eq!(e.identity.get(Field::SourceRegion), Some("region-1"));
@@ -300,48 +370,22 @@ mod tests {
     #[test]
     fn transport_rules() {
         assert_eq!(decode(None, None).unwrap_err(), Reject::EmptyMessage);
-        assert_eq!(decode(None, Some(&[0xff, 0xfe])).unwrap_err(), Reject::InvalidUtf8);
+        assert_eq!(
+            decode(None, Some(&[0xff, 0xfe])).unwrap_err(),
+            Reject::InvalidUtf8
+        );
         let big = vec![b' '; MAX_EVENT_BYTES + 1];
         assert_eq!(decode(None, Some(&big)).unwrap_err().code(), "oversized");
         let v = format!(r#"{{{BASE},"type":"queued"}}"#);
-        assert_eq!(decode(Some(b"other"), Some(v.as_bytes())).unwrap_err(), Reject::KeyMismatch);
+        assert_eq!(
+            decode(Some(b"other"), Some(v.as_bytes())).unwrap_err(),
+            Reject::KeyMismatch
+        );
         assert!(decode(Some(b"r"), Some(v.as_bytes())).is_ok());
         let deep = "[".repeat(10_000);
-        assert_eq!(decode(None, Some(deep.as_bytes())).unwrap_err().code(), "not_json");
-    }
-}
-
-impl Event {
-    /// The event as a producer would publish it (the inverse of [`decode`]).
-    pub fn to_json(&self) -> Value {
-        let mut o = Map::new();
-        o.insert("schema_version".into(), 1.into());
-        o.insert("event_id".into(), self.event_id.clone().into());
-        o.insert("type".into(), self.kind.as_str().into());
-        o.insert("record_id".into(), self.record_id.clone().into());
-        o.insert("occurred_at".into(), format!("{}Z", self.occurred_at.render()).into());
-        o.insert("attempt".into(), self.attempt.into());
-        let mut r = Map::new();
-        for f in Field::ALL {
-            if let Some(v) = self.identity.get(f) {
-                r.insert(f.name().into(), v.into());
-            }
-        }
-        if let Some(b) = self.identity.auto_trigger {
-            r.insert("auto_trigger".into(), b.into());
-        }
-        if !r.is_empty() {
-            o.insert("record".into(), Value::Object(r));
-        }
-        if let Some(p) = self.progress {
-            o.insert("progress".into(), p.into());
-        }
-        if let Some(c) = &self.fail_code {
-            o.insert("fail_code".into(), c.clone().into());
-        }
-        if let Some(r) = &self.fail_reason {
-            o.insert("fail_reason".into(), r.clone().into());
-        }
-        Value::Object(o)
+        assert_eq!(
+            decode(None, Some(deep.as_bytes())).unwrap_err().code(),
+            "not_json"
+        );
     }
 }

@@ -92,7 +92,10 @@ mod tests {
         let xs = [i64::MIN, -5, -1, 0, 1, 7, i64::MAX];
         for w in xs.windows(2) {
             assert!(Micros(w[0]).key_bytes() < Micros(w[1]).key_bytes());
-            assert_eq!(Micros::from_key_bytes(Micros(w[0]).key_bytes()), Micros(w[0]));
+            assert_eq!(
+                Micros::from_key_bytes(Micros(w[0]).key_bytes()),
+                Micros(w[0])
+            );
         }
     }
 }

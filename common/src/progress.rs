@@ -79,7 +79,13 @@ impl IngestProgress {
     }
 
     pub fn set_high_watermark(&self, partition: i32, hw: i64) {
-        self.inner.lock().expect("progress lock").partitions.entry(partition).or_default().high_watermark = hw;
+        self.inner
+            .lock()
+            .expect("progress lock")
+            .partitions
+            .entry(partition)
+            .or_default()
+            .high_watermark = hw;
         self.note_caught_up();
     }
 

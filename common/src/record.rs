@@ -82,8 +82,13 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 5] =
-        [Status::Replicating, Status::Success, Status::Fail, Status::Skip, Status::WaitingReplicate];
+    pub const ALL: [Status; 5] = [
+        Status::Replicating,
+        Status::Success,
+        Status::Fail,
+        Status::Skip,
+        Status::WaitingReplicate,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -152,7 +157,12 @@ impl RecordState {
     pub fn new(e: &Event) -> RecordState {
         let mut s = RecordState {
             stamps: Vec::new(),
-            status: StatusWin { stamp: 0, kind: e.kind, fail_code: None, fail_reason: None },
+            status: StatusWin {
+                stamp: 0,
+                kind: e.kind,
+                fail_code: None,
+                fail_reason: None,
+            },
             max_attempt: 0,
             top_progress: None,
             fields: Default::default(),
@@ -168,7 +178,11 @@ impl RecordState {
             return Applied::Duplicate;
         }
         let before = self.view_fields();
-        let stamp = Stamp { attempt: e.attempt, at: e.occurred_at, event_id: e.event_id.clone() };
+        let stamp = Stamp {
+            attempt: e.attempt,
+            at: e.occurred_at,
+            event_id: e.event_id.clone(),
+        };
         let pos = self.stamps.binary_search(&stamp).unwrap_or_else(|p| p);
         self.stamps.insert(pos, stamp);
         let pos = pos as u32;
@@ -187,7 +201,9 @@ impl RecordState {
             bump(i);
         }
 
-        if first || self.status_key(pos, e.kind) > self.status_key(self.status.stamp, self.status.kind) {
+        if first
+            || self.status_key(pos, e.kind) > self.status_key(self.status.stamp, self.status.kind)
+        {
             self.status = StatusWin {
                 stamp: pos,
                 kind: e.kind,
@@ -215,7 +231,9 @@ impl RecordState {
                 self.auto_trigger = Some((pos, b));
             }
         }
-        Applied::New { changed: before != self.view_fields() }
+        Applied::New {
+            changed: before != self.view_fields(),
+        }
     }
 
     /// `(attempt, rank, occurred_at, event_id)` of the event at `i`.
@@ -368,7 +386,10 @@ pub(crate) mod tests {
     ];
 
     fn spec_events() -> Vec<Event> {
-        SPEC_EVENTS.iter().map(|s| decode(None, Some(s.as_bytes())).unwrap()).collect()
+        SPEC_EVENTS
+            .iter()
+            .map(|s| decode(None, Some(s.as_bytes())).unwrap())
+            .collect()
     }
 
     #[test]
@@ -415,28 +436,45 @@ pub(crate) mod tests {
     }
 
     fn arb_event() -> impl Strategy<Value = Event> {
-        let opt = |vals: &'static [&'static str]| proptest::option::of(proptest::sample::select(vals).prop_map(str::to_owned));
+        let opt = |vals: &'static [&'static str]| {
+            proptest::option::of(proptest::sample::select(vals).prop_map(str::to_owned))
+        };
         (
             0u8..12,
             proptest::sample::select(EventType::ALL.to_vec()),
             1u32..4,
             0i64..6,
             proptest::option::of(0u8..=100),
-            [opt(&["r1", "r2"]), opt(&["p1", "p2"]), opt(&["c1"]), opt(&["i1", "i2"]), opt(&["r1", "r3"]), opt(&["p2", "p3"]), opt(&["c2"]), opt(&["i2", "i3"]), opt(&["plan1", "plan2"])],
+            [
+                opt(&["r1", "r2"]),
+                opt(&["p1", "p2"]),
+                opt(&["c1"]),
+                opt(&["i1", "i2"]),
+                opt(&["r1", "r3"]),
+                opt(&["p2", "p3"]),
+                opt(&["c2"]),
+                opt(&["i2", "i3"]),
+                opt(&["plan1", "plan2"]),
+            ],
             proptest::option::of(any::<bool>()),
             proptest::option::of(opt(&["E1", "E2"])),
         )
-            .prop_map(|(id, kind, attempt, at, progress, fields, auto, fail)| Event {
-                event_id: format!("e{id}"),
-                kind,
-                record_id: "r".into(),
-                occurred_at: Micros(at * 1_000_000),
-                attempt,
-                identity: Identity { fields, auto_trigger: auto },
-                progress,
-                fail_code: fail.flatten(),
-                fail_reason: Some("why".into()),
-            })
+            .prop_map(
+                |(id, kind, attempt, at, progress, fields, auto, fail)| Event {
+                    event_id: format!("e{id}"),
+                    kind,
+                    record_id: "r".into(),
+                    occurred_at: Micros(at * 1_000_000),
+                    attempt,
+                    identity: Identity {
+                        fields,
+                        auto_trigger: auto,
+                    },
+                    progress,
+                    fail_code: fail.flatten(),
+                    fail_reason: Some("why".into()),
+                },
+            )
     }
 
     proptest! {

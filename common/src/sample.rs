@@ -50,7 +50,11 @@ pub struct Shape {
 
 /// Project id `i` of a generated stream.
 pub fn project_id(i: usize) -> String {
-    format!("{:08x}-0000-4000-8000-{:012x}", 0x7a3b_0000u32 + i as u32, i)
+    format!(
+        "{:08x}-0000-4000-8000-{:012x}",
+        0x7a3b_0000u32 + i as u32,
+        i
+    )
 }
 
 fn uuid(rng: &mut Rng) -> String {
@@ -75,18 +79,43 @@ pub fn events(shape: &Shape) -> Vec<Event> {
     for n in 0..shape.records {
         let record_id = uuid(&mut rng);
         let src_region = rng.below(shape.regions as u64) as usize;
-        let dst_region = (src_region + 1 + rng.below(shape.regions.max(2) as u64 - 1) as usize) % shape.regions.max(1);
+        let dst_region = (src_region + 1 + rng.below(shape.regions.max(2) as u64 - 1) as usize)
+            % shape.regions.max(1);
         let src_project = rng.skewed(shape.projects);
-        let dst_project = if rng.below(4) == 0 { rng.skewed(shape.projects) } else { src_project };
+        let dst_project = if rng.below(4) == 0 {
+            rng.skewed(shape.projects)
+        } else {
+            src_project
+        };
         let mut identity = Identity::default();
         let set = |id: &mut Identity, f: Field, v: String| id.fields[f as usize] = Some(v);
-        set(&mut identity, Field::SourceRegion, format!("region-{src_region}"));
-        set(&mut identity, Field::DestinationRegion, format!("region-{dst_region}"));
-        set(&mut identity, Field::SourceProjectId, project_id(src_project));
-        set(&mut identity, Field::DestinationProjectId, project_id(dst_project));
+        set(
+            &mut identity,
+            Field::SourceRegion,
+            format!("region-{src_region}"),
+        );
+        set(
+            &mut identity,
+            Field::DestinationRegion,
+            format!("region-{dst_region}"),
+        );
+        set(
+            &mut identity,
+            Field::SourceProjectId,
+            project_id(src_project),
+        );
+        set(
+            &mut identity,
+            Field::DestinationProjectId,
+            project_id(dst_project),
+        );
         set(&mut identity, Field::SourceCheckpointId, uuid(&mut rng));
         set(&mut identity, Field::SourceCheckpointItemId, uuid(&mut rng));
-        set(&mut identity, Field::PlanId, format!("plan-{}", rng.below(50)));
+        set(
+            &mut identity,
+            Field::PlanId,
+            format!("plan-{}", rng.below(50)),
+        );
         identity.auto_trigger = Some(rng.below(3) != 0);
         let t0 = base + (n as i64) * 2_000_000 + rng.below(1_000_000) as i64;
         // Outcome mix: 85 % success, 5 % fail, 3 % skip, 4 % replicating, 3 % waiting.
@@ -177,12 +206,20 @@ mod tests {
 
     #[test]
     fn stream_is_deterministic_and_decodable() {
-        let shape = Shape { records: 200, projects: 4, regions: 5, seed: 7 };
+        let shape = Shape {
+            records: 200,
+            projects: 4,
+            regions: 5,
+            seed: 7,
+        };
         let a = events(&shape);
         assert_eq!(a, events(&shape));
         for e in deliver(&a, 1) {
             let bytes = serde_json::to_vec(&e.to_json()).unwrap();
-            assert_eq!(crate::event::decode(Some(e.record_id.as_bytes()), Some(&bytes)).unwrap(), e);
+            assert_eq!(
+                crate::event::decode(Some(e.record_id.as_bytes()), Some(&bytes)).unwrap(),
+                e
+            );
         }
     }
 }

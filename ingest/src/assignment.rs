@@ -22,7 +22,11 @@ pub fn new_assignments(
     discovered: &[i32],
     checkpoints: &Checkpoints,
 ) -> Vec<(i32, Start)> {
-    let mut fresh: Vec<i32> = discovered.iter().copied().filter(|p| !assigned.contains(p)).collect();
+    let mut fresh: Vec<i32> = discovered
+        .iter()
+        .copied()
+        .filter(|p| !assigned.contains(p))
+        .collect();
     fresh.sort_unstable();
     fresh.dedup();
     fresh
@@ -44,7 +48,14 @@ mod tests {
         cps.insert(("t".into(), 1), 42);
         cps.insert(("other".into(), 0), 7);
         let got = new_assignments("t", &BTreeSet::new(), &[2, 0, 1], &cps);
-        assert_eq!(got, vec![(0, Start::Beginning), (1, Start::Offset(42)), (2, Start::Beginning)]);
+        assert_eq!(
+            got,
+            vec![
+                (0, Start::Beginning),
+                (1, Start::Offset(42)),
+                (2, Start::Beginning)
+            ]
+        );
     }
 
     #[test]
@@ -53,6 +64,9 @@ mod tests {
         let mut cps = Checkpoints::new();
         cps.insert(("t".into(), 0), 10);
         assert_eq!(new_assignments("t", &assigned, &[0, 1, 2], &cps), vec![]);
-        assert_eq!(new_assignments("t", &assigned, &[0, 1, 2, 3, 4, 4], &cps), vec![(3, Start::Beginning), (4, Start::Beginning)]);
+        assert_eq!(
+            new_assignments("t", &assigned, &[0, 1, 2, 3, 4, 4], &cps),
+            vec![(3, Start::Beginning), (4, Start::Beginning)]
+        );
     }
 }

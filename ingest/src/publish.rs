@@ -37,7 +37,11 @@ pub fn key_of(line: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Sends `(key, value)` messages and waits until every one is acknowledged.
-pub fn publish(brokers: &str, topic: &str, messages: &[(Option<Vec<u8>>, Vec<u8>)]) -> Result<u64, IngestError> {
+pub fn publish(
+    brokers: &str,
+    topic: &str,
+    messages: &[(Option<Vec<u8>>, Vec<u8>)],
+) -> Result<u64, IngestError> {
     let producer: BaseProducer<Deliveries> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("acks", "all")
@@ -65,7 +69,10 @@ pub fn publish(brokers: &str, topic: &str, messages: &[(Option<Vec<u8>>, Vec<u8>
     producer.flush(Duration::from_secs(60))?;
     let failed = producer.context().failed.load(Ordering::Relaxed);
     if failed > 0 {
-        return Err(IngestError::Input(format!("{failed} of {} messages were not delivered", messages.len())));
+        return Err(IngestError::Input(format!(
+            "{failed} of {} messages were not delivered",
+            messages.len()
+        )));
     }
     Ok(messages.len() as u64)
 }
@@ -87,6 +94,12 @@ mod tests {
     #[test]
     fn lines_are_keyed_by_record_id() {
         let got = read_lines(b"{\"record_id\":\"r1\"}\r\n\n  \nnot json\n");
-        assert_eq!(got, vec![(Some(b"r1".to_vec()), b"{\"record_id\":\"r1\"}".to_vec()), (None, b"not json".to_vec())]);
+        assert_eq!(
+            got,
+            vec![
+                (Some(b"r1".to_vec()), b"{\"record_id\":\"r1\"}".to_vec()),
+                (None, b"not json".to_vec())
+            ]
+        );
     }
 }

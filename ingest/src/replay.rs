@@ -31,12 +31,25 @@ pub fn replay(
     show_progress: bool,
     cancel: &CancellationToken,
 ) -> Result<ReplayReport, IngestError> {
-    if data_dir.exists() && data_dir.read_dir().map_err(|e| IngestError::Input(e.to_string()))?.next().is_some() {
-        return Err(IngestError::Input(format!("{} is not empty: replay needs a fresh data dir", data_dir.display())));
+    if data_dir.exists()
+        && data_dir
+            .read_dir()
+            .map_err(|e| IngestError::Input(e.to_string()))?
+            .next()
+            .is_some()
+    {
+        return Err(IngestError::Input(format!(
+            "{} is not empty: replay needs a fresh data dir",
+            data_dir.display()
+        )));
     }
     let store = Arc::new(Store::open(data_dir, cache_bytes)?);
     let progress = Arc::new(IngestProgress::new(&cfg.topic));
-    let bar = if show_progress { ProgressBar::new(0) } else { ProgressBar::hidden() };
+    let bar = if show_progress {
+        ProgressBar::new(0)
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_style(
         ProgressStyle::with_template("{spinner} replay [{elapsed_precise}] {wide_bar} {pos}/{len} msgs ({per_sec}, eta {eta})")
             .expect("static template"),

@@ -58,7 +58,11 @@ impl ConsumerContext for QuietContext {}
 /// Applies one batch and publishes the new offsets. The whole of the logic
 /// between Kafka and the store: tests drive it without a broker.
 #[instrument(skip_all, fields(messages = batch.len()))]
-pub fn process_batch(store: &Store, progress: &IngestProgress, batch: &[Message]) -> Result<BatchOutcome, StoreError> {
+pub fn process_batch(
+    store: &Store,
+    progress: &IngestProgress,
+    batch: &[Message],
+) -> Result<BatchOutcome, StoreError> {
     let outcome = store.apply_batch(batch)?;
     let topic = progress.snapshot().topic;
     for ((t, partition), next) in store.checkpoints() {
@@ -91,7 +95,11 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(cfg: IngestConfig, store: Arc<Store>, progress: Arc<IngestProgress>) -> Result<Worker, IngestError> {
+    pub fn new(
+        cfg: IngestConfig,
+        store: Arc<Store>,
+        progress: Arc<IngestProgress>,
+    ) -> Result<Worker, IngestError> {
         let mut cc = ClientConfig::new();
         cc.set("bootstrap.servers", &cfg.brokers)
             .set("group.id", &cfg.group_id)
@@ -115,7 +123,9 @@ impl Worker {
     }
 
     fn consumer(&self) -> &BaseConsumer<QuietContext> {
-        self.consumer.as_ref().expect("consumer is open until close()")
+        self.consumer
+            .as_ref()
+            .expect("consumer is open until close()")
     }
 
     /// Refreshes partitions (assigning new ones) and high watermarks, when due.
@@ -144,13 +154,24 @@ impl Worker {
 
     fn refresh(&mut self) -> Result<(), IngestError> {
         let topic = self.cfg.topic.clone();
-        let md = self.consumer().fetch_metadata(Some(&topic), KAFKA_TIMEOUT)?;
+        let md = self
+            .consumer()
+            .fetch_metadata(Some(&topic), KAFKA_TIMEOUT)?;
         let t = md.topics().iter().find(|t| t.name() == topic);
         let discovered: Vec<i32> = match t {
             Some(t) if t.error().is_none() => t.partitions().iter().map(|p| p.id()).collect(),
-            _ => return Err(IngestError::Input(format!("topic `{topic}` does not exist (yet)"))),
+            _ => {
+                return Err(IngestError::Input(format!(
+                    "topic `{topic}` does not exist (yet)"
+                )))
+            }
         };
-        let fresh = new_assignments(&topic, &self.assigned, &discovered, &self.store.checkpoints());
+        let fresh = new_assignments(
+            &topic,
+            &self.assigned,
+            &discovered,
+            &self.store.checkpoints(),
+        );
         if !fresh.is_empty() {
             let mut tpl = TopicPartitionList::new();
             for (p, start) in &fresh {
@@ -212,7 +233,11 @@ impl Worker {
 
     /// Writes a batch, retrying store failures with backoff until it lands or
     /// the worker is cancelled (the batch stays in memory meanwhile).
-    fn write(&self, batch: &[Message], cancel: &CancellationToken) -> Result<BatchOutcome, IngestError> {
+    fn write(
+        &self,
+        batch: &[Message],
+        cancel: &CancellationToken,
+    ) -> Result<BatchOutcome, IngestError> {
         let mut backoff = Duration::from_millis(100);
         loop {
             match process_batch(&self.store, &self.progress, batch) {
@@ -270,20 +295,39 @@ impl Worker {
             self.refresh_if_due();
             std::thread::sleep(Duration::from_millis(100));
         }
-        let targets: BTreeMap<i32, i64> =
-            self.progress.snapshot().partitions.iter().map(|(p, pp)| (*p, pp.high_watermark)).collect();
-        let total: i64 = self.progress.snapshot().partitions.values().map(|pp| pp.lag()).sum();
-        on_progress(ReplayProgress::Started { messages: total as u64 });
+        let targets: BTreeMap<i32, i64> = self
+            .progress
+            .snapshot()
+            .partitions
+            .iter()
+            .map(|(p, pp)| (*p, pp.high_watermark))
+            .collect();
+        let total: i64 = self
+            .progress
+            .snapshot()
+            .partitions
+            .values()
+            .map(|pp| pp.lag())
+            .sum();
+        on_progress(ReplayProgress::Started {
+            messages: total as u64,
+        });
         loop {
             let snap = self.progress.snapshot();
-            let done = targets.iter().all(|(p, hw)| snap.partitions.get(p).is_some_and(|pp| pp.next_offset >= *hw));
+            let done = targets.iter().all(|(p, hw)| {
+                snap.partitions
+                    .get(p)
+                    .is_some_and(|pp| pp.next_offset >= *hw)
+            });
             if done || cancel.is_cancelled() {
                 break;
             }
             let batch = self.poll_batch(Duration::from_millis(250), cancel);
             if !batch.is_empty() {
                 self.write(&batch, cancel)?;
-                on_progress(ReplayProgress::Batch { messages: batch.len() as u64 });
+                on_progress(ReplayProgress::Batch {
+                    messages: batch.len() as u64,
+                });
             }
         }
         self.close()?;
@@ -320,7 +364,12 @@ mod tests {
         let store = Store::temporary().unwrap();
         let progress = IngestProgress::new("t");
         progress.set_broker(BrokerState::Up);
-        let events = sample::events(&sample::Shape { records: 20, projects: 2, regions: 3, seed: 1 });
+        let events = sample::events(&sample::Shape {
+            records: 20,
+            projects: 2,
+            regions: 3,
+            seed: 1,
+        });
         let batch: Vec<Message> = events
             .iter()
             .enumerate()

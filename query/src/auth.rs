@@ -67,8 +67,16 @@ impl Auth {
             .iter()
             .map(|t| {
                 let mut hash = [0u8; 32];
-                hex::decode_to_slice(t.sha256.trim(), &mut hash).map_err(|_| BadTokenConfig { name: t.name.clone() })?;
-                Ok(Entry { hash, principal: Principal { name: t.name.clone(), projects: t.projects.clone() } })
+                hex::decode_to_slice(t.sha256.trim(), &mut hash).map_err(|_| BadTokenConfig {
+                    name: t.name.clone(),
+                })?;
+                Ok(Entry {
+                    hash,
+                    principal: Principal {
+                        name: t.name.clone(),
+                        projects: t.projects.clone(),
+                    },
+                })
             })
             .collect::<Result<_, _>>()?;
         Ok(Auth { entries })
@@ -107,8 +115,16 @@ mod tests {
     #[test]
     fn hashed_tokens_authenticate_and_scope() {
         let auth = Auth::new(&[
-            TokenConfig { name: "a".into(), sha256: hex::encode(hash_token("secret-a")), projects: vec!["p1".into()] },
-            TokenConfig { name: "op".into(), sha256: hex::encode(hash_token("secret-op")), projects: vec!["*".into()] },
+            TokenConfig {
+                name: "a".into(),
+                sha256: hex::encode(hash_token("secret-a")),
+                projects: vec!["p1".into()],
+            },
+            TokenConfig {
+                name: "op".into(),
+                sha256: hex::encode(hash_token("secret-op")),
+                projects: vec!["*".into()],
+            },
         ])
         .unwrap();
         let h = |t: &str| {
@@ -121,12 +137,19 @@ mod tests {
         let op = auth.authenticate(&h("secret-op")).unwrap();
         assert!(op.may_read("anything") && op.is_operator());
         assert_eq!(auth.authenticate(&h("nope")), Err(ApiError::InvalidToken));
-        assert_eq!(auth.authenticate(&HeaderMap::new()), Err(ApiError::MissingToken));
+        assert_eq!(
+            auth.authenticate(&HeaderMap::new()),
+            Err(ApiError::MissingToken)
+        );
     }
 
     #[test]
     fn malformed_hash_is_a_config_error() {
-        let bad = TokenConfig { name: "x".into(), sha256: "abc".into(), projects: vec![] };
+        let bad = TokenConfig {
+            name: "x".into(),
+            sha256: "abc".into(),
+            projects: vec![],
+        };
         assert!(Auth::new(&[bad]).is_err());
     }
 }

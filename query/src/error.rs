@@ -52,21 +52,26 @@ struct Body<'a> {
 
 impl ApiError {
     pub fn invalid(param: &str, reason: impl Into<String>) -> ApiError {
-        ApiError::InvalidParameter { param: param.to_owned(), reason: reason.into() }
+        ApiError::InvalidParameter {
+            param: param.to_owned(),
+            reason: reason.into(),
+        }
     }
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::InvalidParameter { .. } | ApiError::DuplicateParameter(_) | ApiError::EmptyParameter(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::InvalidParameter { .. }
+            | ApiError::DuplicateParameter(_)
+            | ApiError::EmptyParameter(_) => StatusCode::BAD_REQUEST,
             ApiError::MissingToken | ApiError::InvalidToken => StatusCode::UNAUTHORIZED,
             ApiError::ProjectForbidden(_) | ApiError::OperatorOnly => StatusCode::FORBIDDEN,
             ApiError::RecordNotFound(_) | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
-            ApiError::Overloaded | ApiError::NotReady | ApiError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Overloaded | ApiError::NotReady | ApiError::StoreUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -133,9 +138,17 @@ impl IntoResponse for ApiError {
             msg = "error".into();
         }
         let status = self.status();
-        let mut resp = (status, axum::Json(Body { error_code: self.code(), error_msg: msg })).into_response();
+        let mut resp = (
+            status,
+            axum::Json(Body {
+                error_code: self.code(),
+                error_msg: msg,
+            }),
+        )
+            .into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         resp
     }

@@ -31,7 +31,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { request_timeout: Duration::from_secs(10), max_concurrent: 256, max_body_bytes: 16 * 1024 }
+        Limits {
+            request_timeout: Duration::from_secs(10),
+            max_concurrent: 256,
+            max_body_bytes: 16 * 1024,
+        }
     }
 }
 
@@ -65,7 +69,9 @@ impl AppState {
             metrics: Arc::default(),
             max_ready_lag: 1000,
             limits: Limits::default(),
-            inflight: Arc::new(tokio::sync::Semaphore::new(Limits::default().max_concurrent)),
+            inflight: Arc::new(tokio::sync::Semaphore::new(
+                Limits::default().max_concurrent,
+            )),
         }
     }
 }
@@ -76,5 +82,7 @@ pub async fn serve(
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

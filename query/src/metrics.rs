@@ -10,7 +10,9 @@ use std::time::Duration;
 use common::progress::IngestProgress;
 use common::Store;
 
-const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
 
 #[derive(Default, Clone)]
 struct Histogram {
@@ -42,20 +44,49 @@ impl Metrics {
         let mut out = String::new();
         let t = store.totals();
         let mut counter = |name: &str, help: &str, kind: &str, v: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+            );
         };
-        counter("tracker_events_applied_total", "New events folded into records.", "counter", t.applied);
-        counter("tracker_events_duplicate_total", "Events whose event_id the record had already seen.", "counter", t.duplicates);
-        counter("tracker_events_quarantined_total", "Messages kept in the quarantine.", "counter", t.quarantined);
-        counter("tracker_records", "Records in the projection.", "gauge", t.records);
+        counter(
+            "tracker_events_applied_total",
+            "New events folded into records.",
+            "counter",
+            t.applied,
+        );
+        counter(
+            "tracker_events_duplicate_total",
+            "Events whose event_id the record had already seen.",
+            "counter",
+            t.duplicates,
+        );
+        counter(
+            "tracker_events_quarantined_total",
+            "Messages kept in the quarantine.",
+            "counter",
+            t.quarantined,
+        );
+        counter(
+            "tracker_records",
+            "Records in the projection.",
+            "gauge",
+            t.records,
+        );
         if let Some(p) = ingest {
             let s = p.snapshot();
             let _ = writeln!(out, "# HELP tracker_broker_up 1 when the broker answered the last metadata request.\n# TYPE tracker_broker_up gauge\ntracker_broker_up {}", u8::from(s.broker == common::progress::BrokerState::Up));
             let _ = writeln!(out, "# HELP tracker_ingest_lag Messages on the broker not yet applied, all partitions.\n# TYPE tracker_ingest_lag gauge\ntracker_ingest_lag {}", s.lag());
             let _ = writeln!(out, "# HELP tracker_ingest_batches_total Batches written.\n# TYPE tracker_ingest_batches_total counter\ntracker_ingest_batches_total {}", s.batches);
             for (name, help) in [
-                ("tracker_partition_next_offset", "Next offset to apply (the stored checkpoint)."),
-                ("tracker_partition_high_watermark", "Broker high watermark at the last look."),
+                (
+                    "tracker_partition_next_offset",
+                    "Next offset to apply (the stored checkpoint).",
+                ),
+                (
+                    "tracker_partition_high_watermark",
+                    "Broker high watermark at the last look.",
+                ),
                 ("tracker_partition_lag", "Messages not yet applied."),
             ] {
                 let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
@@ -65,12 +96,19 @@ impl Metrics {
                         "tracker_partition_high_watermark" => pp.high_watermark,
                         _ => pp.lag(),
                     };
-                    let _ = writeln!(out, "{name}{{topic=\"{}\",partition=\"{partition}\"}} {v}", escape(&s.topic));
+                    let _ = writeln!(
+                        out,
+                        "{name}{{topic=\"{}\",partition=\"{partition}\"}} {v}",
+                        escape(&s.topic)
+                    );
                 }
             }
         }
         let name = "tracker_http_request_duration_seconds";
-        let _ = writeln!(out, "# HELP {name} Request latency by route and status.\n# TYPE {name} histogram");
+        let _ = writeln!(
+            out,
+            "# HELP {name} Request latency by route and status.\n# TYPE {name} histogram"
+        );
         for ((route, status), h) in self.requests.lock().expect("metrics lock").iter() {
             let labels = format!("route=\"{}\",status=\"{status}\"", escape(route));
             for (le, n) in BUCKETS.iter().zip(h.buckets) {
@@ -85,5 +123,7 @@ impl Metrics {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

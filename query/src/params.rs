@@ -34,9 +34,13 @@ fn unquote(v: &str) -> &str {
 
 fn integer(param: &str, v: &str) -> Result<u64, ApiError> {
     if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::invalid(param, format!("`{}` is not a non-negative integer", echo(v))));
+        return Err(ApiError::invalid(
+            param,
+            format!("`{}` is not a non-negative integer", echo(v)),
+        ));
     }
-    v.parse().map_err(|_| ApiError::invalid(param, "the number is too large"))
+    v.parse()
+        .map_err(|_| ApiError::invalid(param, "the number is too large"))
 }
 
 fn echo(v: &str) -> String {
@@ -49,7 +53,10 @@ fn echo(v: &str) -> String {
 
 pub fn parse_sort(v: &str) -> Result<Vec<SortKey>, ApiError> {
     if v.chars().count() > MAX_SORT_CHARS {
-        return Err(ApiError::invalid("sort", format!("longer than {MAX_SORT_CHARS} characters")));
+        return Err(ApiError::invalid(
+            "sort",
+            format!("longer than {MAX_SORT_CHARS} characters"),
+        ));
     }
     v.split(',')
         .map(|item| {
@@ -105,26 +112,40 @@ pub fn parse_list(raw: Option<&str>) -> Result<ListQuery, ApiError> {
                 q.status = Some(Status::parse(v).ok_or_else(|| {
                     ApiError::invalid(
                         "status",
-                        format!("`{}` is not one of replicating, success, fail, skip, waiting_replicate", echo(v)),
+                        format!(
+                        "`{}` is not one of replicating, success, fail, skip, waiting_replicate",
+                        echo(v)
+                    ),
                     )
                 })?)
             }
             "limit" => {
                 let n = integer(param, v)?;
                 if !(1..=MAX_LIMIT as u64).contains(&n) {
-                    return Err(ApiError::invalid(param, format!("must be between 1 and {MAX_LIMIT}")));
+                    return Err(ApiError::invalid(
+                        param,
+                        format!("must be between 1 and {MAX_LIMIT}"),
+                    ));
                 }
                 q.limit = Some(n as usize);
             }
             "offset" => {
-                q.offset = Some(usize::try_from(integer(param, v)?).map_err(|_| ApiError::invalid(param, "too large"))?)
+                q.offset = Some(
+                    usize::try_from(integer(param, v)?)
+                        .map_err(|_| ApiError::invalid(param, "too large"))?,
+                )
             }
             "sort" => q.sort = Some(parse_sort(v)?),
             "with_count" => {
                 q.with_count = Some(match v {
                     "true" => true,
                     "false" => false,
-                    _ => return Err(ApiError::invalid(param, format!("`{}` is not true or false", echo(v)))),
+                    _ => {
+                        return Err(ApiError::invalid(
+                            param,
+                            format!("`{}` is not true or false", echo(v)),
+                        ))
+                    }
                 })
             }
             _ => unreachable!("every known parameter is handled"),
@@ -153,9 +174,16 @@ pub fn parse_page(raw: Option<&str>, max: usize) -> Result<(usize, usize), ApiEr
     }
     let limit = limit.unwrap_or(100);
     if !(1..=max as u64).contains(&limit) {
-        return Err(ApiError::invalid("limit", format!("must be between 1 and {max}")));
+        return Err(ApiError::invalid(
+            "limit",
+            format!("must be between 1 and {max}"),
+        ));
     }
-    Ok((limit as usize, usize::try_from(offset.unwrap_or(0)).map_err(|_| ApiError::invalid("offset", "too large"))?))
+    Ok((
+        limit as usize,
+        usize::try_from(offset.unwrap_or(0))
+            .map_err(|_| ApiError::invalid("offset", "too large"))?,
+    ))
 }
 
 #[cfg(test)]
@@ -164,7 +192,10 @@ mod tests {
 
     #[test]
     fn seed_example_parses() {
-        let q = parse_list(Some("checkpoint_item_id='123'&status='replicating'&limit=5&offest")).unwrap();
+        let q = parse_list(Some(
+            "checkpoint_item_id='123'&status='replicating'&limit=5&offest",
+        ))
+        .unwrap();
         assert_eq!(q.checkpoint_item_id.as_deref(), Some("123"));
         assert_eq!(q.status, Some(Status::Replicating));
         assert_eq!(q.limit, Some(5));
@@ -177,8 +208,14 @@ mod tests {
         assert_eq!(
             s,
             vec![
-                SortKey { field: SortField::Status, dir: Dir::Asc },
-                SortKey { field: SortField::CreatedAt, dir: Dir::Desc }
+                SortKey {
+                    field: SortField::Status,
+                    dir: Dir::Asc
+                },
+                SortKey {
+                    field: SortField::CreatedAt,
+                    dir: Dir::Desc
+                }
             ]
         );
     }
@@ -202,9 +239,18 @@ mod tests {
             let e = parse_list(Some(raw)).unwrap_err();
             assert!(e.to_string().contains(param), "{raw}: {e}");
         }
-        assert_eq!(parse_list(Some("status=fail&status=skip")), Err(ApiError::DuplicateParameter("status".into())));
-        assert_eq!(parse_list(Some("source_region=")), Err(ApiError::EmptyParameter("source_region".into())));
-        assert_eq!(parse_list(Some("source_region=''")), Err(ApiError::EmptyParameter("source_region".into())));
+        assert_eq!(
+            parse_list(Some("status=fail&status=skip")),
+            Err(ApiError::DuplicateParameter("status".into()))
+        );
+        assert_eq!(
+            parse_list(Some("source_region=")),
+            Err(ApiError::EmptyParameter("source_region".into()))
+        );
+        assert_eq!(
+            parse_list(Some("source_region=''")),
+            Err(ApiError::EmptyParameter("source_region".into()))
+        );
         let long = format!("sort={}", "id,".repeat(90));
         assert!(parse_list(Some(&long)).is_err());
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::rejection::PathRejection;
-use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -28,19 +28,27 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/{project_id}/replication_records", get(list))
         .route("/v1/{project_id}/replications", get(list))
         .route("/v1/{project_id}/replication_records/{id}", get(record))
-        .route("/v1/{project_id}/replication_records/{id}/events", get(events))
+        .route(
+            "/v1/{project_id}/replication_records/{id}/events",
+            get(events),
+        )
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         .with_state(state)
 }
 
 /// Concurrency cap, timeout and latency metrics for every request.
 async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str()).to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_owned();
     let start = Instant::now();
     let resp = match s.inflight.clone().try_acquire_owned() {
         Err(_) => ApiError::Overloaded.into_response(),
@@ -49,7 +57,8 @@ async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Response 
             Err(_) => ApiError::Timeout.into_response(),
         },
     };
-    s.metrics.observe(&route, resp.status().as_u16(), start.elapsed());
+    s.metrics
+        .observe(&route, resp.status().as_u16(), start.elapsed());
     resp
 }
 
@@ -64,7 +73,9 @@ fn authenticate<'a>(s: &'a AppState, headers: &HeaderMap) -> Result<&'a Principa
 /// Checks the project scope and that the projection is serving.
 fn authorize(s: &AppState, p: &Principal, project: &str) -> Result<(), ApiError> {
     if !p.may_read(project) {
-        return Err(ApiError::ProjectForbidden(project.chars().take(128).collect()));
+        return Err(ApiError::ProjectForbidden(
+            project.chars().take(128).collect(),
+        ));
     }
     serving(s)
 }
@@ -78,7 +89,13 @@ fn serving(s: &AppState) -> Result<(), ApiError> {
 }
 
 fn path_error(e: PathRejection) -> ApiError {
-    ApiError::invalid("project_id", format!("bad path: {}", e.body_text().chars().take(100).collect::<String>()))
+    ApiError::invalid(
+        "project_id",
+        format!(
+            "bad path: {}",
+            e.body_text().chars().take(100).collect::<String>()
+        ),
+    )
 }
 
 async fn blocking<T: Send + 'static>(
@@ -86,7 +103,9 @@ async fn blocking<T: Send + 'static>(
     f: impl FnOnce(&Store) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let store = store.clone();
-    tokio::task::spawn_blocking(move || f(&store)).await.map_err(|_| ApiError::Internal)?
+    tokio::task::spawn_blocking(move || f(&store))
+        .await
+        .map_err(|_| ApiError::Internal)?
 }
 
 async fn list(
@@ -115,7 +134,10 @@ async fn record(
     let principal = authenticate(&s, &headers)?;
     let Path((project, id)) = path.map_err(path_error)?;
     authorize(&s, principal, &project)?;
-    let rec = blocking(&s.store, move |st| st.get(&project, &id)?.ok_or(ApiError::RecordNotFound(id))).await?;
+    let rec = blocking(&s.store, move |st| {
+        st.get(&project, &id)?.ok_or(ApiError::RecordNotFound(id))
+    })
+    .await?;
     Ok(Json(json!({ "replication_record": rec })))
 }
 
@@ -151,7 +173,11 @@ async fn events(
     .await
 }
 
-async fn quarantine(State(s): State<AppState>, RawQuery(raw): RawQuery, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+async fn quarantine(
+    State(s): State<AppState>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
     if !authenticate(&s, &headers)?.is_operator() {
         return Err(ApiError::OperatorOnly);
     }
@@ -163,7 +189,10 @@ async fn quarantine(State(s): State<AppState>, RawQuery(raw): RawQuery, headers:
             .map(|q| {
                 let (raw, encoding) = match std::str::from_utf8(&q.raw) {
                     Ok(t) => (t.to_owned(), "utf8"),
-                    Err(_) => (base64::engine::general_purpose::STANDARD.encode(&q.raw), "base64"),
+                    Err(_) => (
+                        base64::engine::general_purpose::STANDARD.encode(&q.raw),
+                        "base64",
+                    ),
                 };
                 json!({
                     "seq": q.seq,
@@ -178,7 +207,9 @@ async fn quarantine(State(s): State<AppState>, RawQuery(raw): RawQuery, headers:
                 })
             })
             .collect();
-        Ok(Json(json!({ "quarantined": entries, "count": st.totals().quarantined })))
+        Ok(Json(
+            json!({ "quarantined": entries, "count": st.totals().quarantined }),
+        ))
     })
     .await
 }
@@ -212,7 +243,9 @@ async fn live() -> Json<Value> {
 /// Ready = store readable and, when ingest runs here, broker up and lag under
 /// the bound. The body says why not.
 async fn ready(State(s): State<AppState>) -> Response {
-    let store_ok = blocking(&s.store, |st| Ok(st.size_on_disk().is_ok())).await.unwrap_or(false);
+    let store_ok = blocking(&s.store, |st| Ok(st.size_on_disk().is_ok()))
+        .await
+        .unwrap_or(false);
     let mut body = json!({ "store": if store_ok { "open" } else { "unavailable" } });
     let mut ok = store_ok;
     if let Some(p) = &s.ingest {
@@ -225,10 +258,15 @@ async fn ready(State(s): State<AppState>) -> Response {
         ok &= snap.broker == BrokerState::Up && lag <= s.max_ready_lag && p.caught_up_once();
     }
     body["ready"] = ok.into();
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let mut resp = (status, Json(body)).into_response();
     if !ok {
-        resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
     }
     resp
 }

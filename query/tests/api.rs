@@ -41,15 +41,29 @@ fn store() -> Arc<Store> {
             payload: Some(SPEC_EVENTS[e].as_bytes().to_vec()),
         })
         .collect();
-    ms.push(Message { topic: "replication-events".into(), partition: 0, offset: 5, key: None, payload: Some(vec![0xff, 0x00]) });
+    ms.push(Message {
+        topic: "replication-events".into(),
+        partition: 0,
+        offset: 5,
+        key: None,
+        payload: Some(vec![0xff, 0x00]),
+    });
     store.apply_batch(&ms).unwrap();
     Arc::new(store)
 }
 
 fn auth() -> Auth {
     Auth::new(&[
-        TokenConfig { name: "tenant".into(), sha256: hex(TOKEN), projects: vec![SRC_PROJECT.into()] },
-        TokenConfig { name: "op".into(), sha256: hex(OPERATOR), projects: vec!["*".into()] },
+        TokenConfig {
+            name: "tenant".into(),
+            sha256: hex(TOKEN),
+            projects: vec![SRC_PROJECT.into()],
+        },
+        TokenConfig {
+            name: "op".into(),
+            sha256: hex(OPERATOR),
+            projects: vec!["*".into()],
+        },
     ])
     .unwrap()
 }
@@ -63,10 +77,14 @@ async fn call_with(state: AppState, uri: &str, token: Option<&str>) -> (StatusCo
     if let Some(t) = token {
         req = req.header("X-Auth-Token", t);
     }
-    let resp = app(state).oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+    let resp = app(state)
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     let status = resp.status();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
     (status, body)
 }
 
@@ -102,7 +120,11 @@ async fn seed_request_examples_work() {
 
 #[tokio::test]
 async fn seed_response_example_is_reproduced_from_the_spec_events() {
-    let (s, b) = call(&format!("/v1/{SRC_PROJECT}/replication_records?with_count=true"), Some(TOKEN)).await;
+    let (s, b) = call(
+        &format!("/v1/{SRC_PROJECT}/replication_records?with_count=true"),
+        Some(TOKEN),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(
         b,
@@ -127,7 +149,11 @@ async fn seed_response_example_is_reproduced_from_the_spec_events() {
         })
     );
     // Without with_count there is no count.
-    let (_, b) = call(&format!("/v1/{SRC_PROJECT}/replication_records"), Some(TOKEN)).await;
+    let (_, b) = call(
+        &format!("/v1/{SRC_PROJECT}/replication_records"),
+        Some(TOKEN),
+    )
+    .await;
     assert!(b.get("count").is_none());
 }
 
@@ -148,28 +174,63 @@ async fn every_bad_parameter_is_a_400_naming_it() {
         ("sort=created_at,", "sort", "TRK.INVALID_PARAMETER"),
         ("sort=,id", "sort", "TRK.INVALID_PARAMETER"),
         ("with_count=maybe", "with_count", "TRK.INVALID_PARAMETER"),
-        ("status=fail&status=skip", "status", "TRK.DUPLICATE_PARAMETER"),
+        (
+            "status=fail&status=skip",
+            "status",
+            "TRK.DUPLICATE_PARAMETER",
+        ),
         ("limit=5&limit=5", "limit", "TRK.DUPLICATE_PARAMETER"),
-        ("destination_region=", "destination_region", "TRK.EMPTY_PARAMETER"),
+        (
+            "destination_region=",
+            "destination_region",
+            "TRK.EMPTY_PARAMETER",
+        ),
         ("source_region=''", "source_region", "TRK.EMPTY_PARAMETER"),
-        ("checkpoint_item_id=%22%22", "checkpoint_item_id", "TRK.EMPTY_PARAMETER"),
-        ("source_checkpoint_item_id", "source_checkpoint_item_id", "TRK.EMPTY_PARAMETER"),
-        ("destination_checkpoint_item_id=", "destination_checkpoint_item_id", "TRK.EMPTY_PARAMETER"),
+        (
+            "checkpoint_item_id=%22%22",
+            "checkpoint_item_id",
+            "TRK.EMPTY_PARAMETER",
+        ),
+        (
+            "source_checkpoint_item_id",
+            "source_checkpoint_item_id",
+            "TRK.EMPTY_PARAMETER",
+        ),
+        (
+            "destination_checkpoint_item_id=",
+            "destination_checkpoint_item_id",
+            "TRK.EMPTY_PARAMETER",
+        ),
         ("with_count=", "with_count", "TRK.EMPTY_PARAMETER"),
         ("sort=", "sort", "TRK.EMPTY_PARAMETER"),
         ("offset=", "offset", "TRK.EMPTY_PARAMETER"),
     ];
     for (qs, param, code) in cases {
-        let (s, b) = call(&format!("/v1/{SRC_PROJECT}/replication_records?{qs}"), Some(TOKEN)).await;
+        let (s, b) = call(
+            &format!("/v1/{SRC_PROJECT}/replication_records?{qs}"),
+            Some(TOKEN),
+        )
+        .await;
         assert_error(s, &b, StatusCode::BAD_REQUEST, code);
-        assert!(b["error_msg"].as_str().unwrap().contains(param), "{qs}: {b}");
+        assert!(
+            b["error_msg"].as_str().unwrap().contains(param),
+            "{qs}: {b}"
+        );
     }
     let long = format!("sort={}", "created_at:asc,".repeat(20) + "id");
     assert!(long.len() > 260);
-    let (s, b) = call(&format!("/v1/{SRC_PROJECT}/replication_records?{long}"), Some(TOKEN)).await;
+    let (s, b) = call(
+        &format!("/v1/{SRC_PROJECT}/replication_records?{long}"),
+        Some(TOKEN),
+    )
+    .await;
     assert_error(s, &b, StatusCode::BAD_REQUEST, "TRK.INVALID_PARAMETER");
     // Unknown parameters are ignored.
-    let (s, _) = call(&format!("/v1/{SRC_PROJECT}/replication_records?colour=blue&offest"), Some(TOKEN)).await;
+    let (s, _) = call(
+        &format!("/v1/{SRC_PROJECT}/replication_records?colour=blue&offest"),
+        Some(TOKEN),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
 }
 
@@ -189,11 +250,19 @@ async fn auth_errors_do_not_reveal_records() {
     // The tenant token is scoped to the source project only: the destination
     // project is forbidden whether or not the record exists there.
     for id in [RECORD, "no-such-record"] {
-        let (s, b) = call(&format!("/v1/{DST_PROJECT}/replication_records/{id}"), Some(TOKEN)).await;
+        let (s, b) = call(
+            &format!("/v1/{DST_PROJECT}/replication_records/{id}"),
+            Some(TOKEN),
+        )
+        .await;
         assert_error(s, &b, StatusCode::FORBIDDEN, "TRK.PROJECT_FORBIDDEN");
     }
     // Authentication comes before parameter validation.
-    let (s, b) = call(&format!("/v1/{SRC_PROJECT}/replication_records?limit=0"), None).await;
+    let (s, b) = call(
+        &format!("/v1/{SRC_PROJECT}/replication_records?limit=0"),
+        None,
+    )
+    .await;
     assert_error(s, &b, StatusCode::UNAUTHORIZED, "TRK.MISSING_TOKEN");
     let (s, b) = call("/v1/admin/quarantine", Some(TOKEN)).await;
     assert_error(s, &b, StatusCode::FORBIDDEN, "TRK.OPERATOR_ONLY");
@@ -201,24 +270,50 @@ async fn auth_errors_do_not_reveal_records() {
 
 #[tokio::test]
 async fn single_record_events_and_404s() {
-    let (s, b) = call(&format!("/v1/{SRC_PROJECT}/replication_records/{RECORD}"), Some(TOKEN)).await;
+    let (s, b) = call(
+        &format!("/v1/{SRC_PROJECT}/replication_records/{RECORD}"),
+        Some(TOKEN),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(b["replication_record"]["status"], "success");
     // Listed under the destination project too (operator can read every project).
-    let (s, _) = call(&format!("/v1/{DST_PROJECT}/replication_records/{RECORD}"), Some(OPERATOR)).await;
+    let (s, _) = call(
+        &format!("/v1/{DST_PROJECT}/replication_records/{RECORD}"),
+        Some(OPERATOR),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
-    let (s, b) = call(&format!("/v1/other-project/replication_records/{RECORD}"), Some(OPERATOR)).await;
+    let (s, b) = call(
+        &format!("/v1/other-project/replication_records/{RECORD}"),
+        Some(OPERATOR),
+    )
+    .await;
     assert_error(s, &b, StatusCode::NOT_FOUND, "TRK.RECORD_NOT_FOUND");
-    let (s, b) = call(&format!("/v1/{SRC_PROJECT}/replication_records/nope"), Some(TOKEN)).await;
+    let (s, b) = call(
+        &format!("/v1/{SRC_PROJECT}/replication_records/nope"),
+        Some(TOKEN),
+    )
+    .await;
     assert_error(s, &b, StatusCode::NOT_FOUND, "TRK.RECORD_NOT_FOUND");
     let (s, b) = call("/v2/whatever", Some(TOKEN)).await;
     assert_error(s, &b, StatusCode::NOT_FOUND, "TRK.ROUTE_NOT_FOUND");
 
-    let (s, b) = call(&format!("/v1/{SRC_PROJECT}/replication_records/{RECORD}/events"), Some(TOKEN)).await;
+    let (s, b) = call(
+        &format!("/v1/{SRC_PROJECT}/replication_records/{RECORD}/events"),
+        Some(TOKEN),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     let events = b["events"].as_array().unwrap();
     // Arrival order, coordinates, effect; the redelivered e-4 is a duplicate.
-    assert_eq!(events.iter().map(|e| e["offset"].as_i64().unwrap()).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| e["offset"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![0, 1, 2, 3, 4]
+    );
     assert_eq!(events[0]["event"]["event_id"], "e-4");
     assert_eq!(events[4]["effect"], "duplicate");
     assert_eq!(events[4]["changed"], false);
@@ -251,21 +346,39 @@ async fn health_metrics_and_startup_gate() {
     let (s, b) = call_with(state.clone(), "/health/ready", None).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(b["broker"], "connecting");
-    let (s, b) = call_with(state.clone(), &format!("/v1/{SRC_PROJECT}/replication_records"), Some(TOKEN)).await;
+    let (s, b) = call_with(
+        state.clone(),
+        &format!("/v1/{SRC_PROJECT}/replication_records"),
+        Some(TOKEN),
+    )
+    .await;
     assert_error(s, &b, StatusCode::SERVICE_UNAVAILABLE, "TRK.NOT_READY");
     progress.set_broker(common::progress::BrokerState::Up);
     progress.set_high_watermark(0, 6);
     progress.set_next_offset(0, 6);
     let (s, b) = call_with(state.clone(), "/health/ready", None).await;
     assert_eq!((s, b["lag"].as_i64()), (StatusCode::OK, Some(0)));
-    let (s, _) = call_with(state.clone(), &format!("/v1/{SRC_PROJECT}/replication_records"), Some(TOKEN)).await;
+    let (s, _) = call_with(
+        state.clone(),
+        &format!("/v1/{SRC_PROJECT}/replication_records"),
+        Some(TOKEN),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     // A broker outage later makes readiness fail but keeps serving.
     progress.set_broker(common::progress::BrokerState::Down);
     progress.set_high_watermark(0, 50);
     let (s, b) = call_with(state.clone(), "/health/ready", None).await;
-    assert_eq!((s, b["lag"].as_i64(), b["broker"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some(44), Some("down")));
-    let (s, _) = call_with(state.clone(), &format!("/v1/{SRC_PROJECT}/replication_records"), Some(TOKEN)).await;
+    assert_eq!(
+        (s, b["lag"].as_i64(), b["broker"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some(44), Some("down"))
+    );
+    let (s, _) = call_with(
+        state.clone(),
+        &format!("/v1/{SRC_PROJECT}/replication_records"),
+        Some(TOKEN),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
 
     let (s, b) = call_with(state, "/metrics", None).await;

@@ -18,7 +18,11 @@ pub const OPERATOR_TOKEN: &str = "e2e-operator-token";
 pub const TENANT_TOKEN: &str = "e2e-tenant-token";
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The tansu binary: `$TANSU_BIN`, else where `scripts/install-tansu` puts it.
@@ -28,16 +32,25 @@ pub fn tansu_bin() -> PathBuf {
     }
     let tools = std::env::var("RT_TOOLS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/replication-tracker/tools"));
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/replication-tracker/tools")
+        });
     let bin = tools.join("bin/tansu");
-    assert!(bin.exists(), "tansu not found at {} (run scripts/install-tansu, or scripts/test)", bin.display());
+    assert!(
+        bin.exists(),
+        "tansu not found at {} (run scripts/install-tansu, or scripts/test)",
+        bin.display()
+    );
     bin
 }
 
 pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -51,7 +64,11 @@ pub struct Broker {
 impl Broker {
     pub fn start() -> Broker {
         let dir = tempfile::tempdir().unwrap();
-        let mut b = Broker { child: None, port: free_port(), dir };
+        let mut b = Broker {
+            child: None,
+            port: free_port(),
+            dir,
+        };
         b.restart();
         b
     }
@@ -62,14 +79,24 @@ impl Broker {
         let log = std::fs::File::create(self.dir.path().join("tansu.log")).unwrap();
         let child = Command::new(tansu_bin())
             .current_dir(self.dir.path())
-            .args(["broker", "--storage-engine", "sqlite://tansu.db", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args([
+                "broker",
+                "--storage-engine",
+                "sqlite://tansu.db",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("start tansu");
         self.child = Some(child);
         let port = self.port;
-        wait_until("the broker to listen", Duration::from_secs(60), || TcpStream::connect(("127.0.0.1", port)).is_ok());
+        wait_until("the broker to listen", Duration::from_secs(60), || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
     }
 
     pub fn stop(&mut self) {
@@ -84,12 +111,29 @@ impl Broker {
     }
 
     pub fn create_topic(&self, partitions: u32) -> String {
-        let name = format!("e2e-{}", sample::Rng::new(Instant::now().elapsed().as_nanos() as u64 ^ u64::from(self.port)).next_u64() % 1_000_000_000);
+        let name = format!(
+            "e2e-{}",
+            sample::Rng::new(Instant::now().elapsed().as_nanos() as u64 ^ u64::from(self.port))
+                .next_u64()
+                % 1_000_000_000
+        );
         let out = Command::new(tansu_bin())
-            .args(["topic", "create", &name, "--partitions", &partitions.to_string(), "--broker", &format!("tcp://127.0.0.1:{}", self.port)])
+            .args([
+                "topic",
+                "create",
+                &name,
+                "--partitions",
+                &partitions.to_string(),
+                "--broker",
+                &format!("tcp://127.0.0.1:{}", self.port),
+            ])
             .output()
             .expect("tansu topic create");
-        assert!(out.status.success(), "topic create failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "topic create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         name
     }
 }
@@ -110,13 +154,29 @@ impl Stream {
     /// Sample records delivered out of order with duplicates, plus one
     /// malformed message in the middle.
     pub fn sample(records: usize, seed: u64) -> Stream {
-        let events = sample::events(&sample::Shape { records, projects: 4, regions: 5, seed });
+        let events = sample::events(&sample::Shape {
+            records,
+            projects: 4,
+            regions: 5,
+            seed,
+        });
         let delivered = sample::deliver(&events, seed + 1);
         let mut messages: Vec<(Option<Vec<u8>>, Vec<u8>)> = delivered
             .iter()
-            .map(|e| (Some(e.record_id.clone().into_bytes()), serde_json::to_vec(&e.to_json()).unwrap()))
+            .map(|e| {
+                (
+                    Some(e.record_id.clone().into_bytes()),
+                    serde_json::to_vec(&e.to_json()).unwrap(),
+                )
+            })
             .collect();
-        messages.insert(messages.len() / 2, (Some(b"r-bad".to_vec()), b"{\"schema_version\":1,\"event_id\":\"x\"".to_vec()));
+        messages.insert(
+            messages.len() / 2,
+            (
+                Some(b"r-bad".to_vec()),
+                b"{\"schema_version\":1,\"event_id\":\"x\"".to_vec(),
+            ),
+        );
         Stream { messages, events }
     }
 
@@ -127,7 +187,13 @@ impl Stream {
             .messages
             .iter()
             .enumerate()
-            .map(|(i, (k, v))| Message { topic: "ref".into(), partition: 0, offset: i as i64, key: k.clone(), payload: Some(v.clone()) })
+            .map(|(i, (k, v))| Message {
+                topic: "ref".into(),
+                partition: 0,
+                offset: i as i64,
+                key: k.clone(),
+                payload: Some(v.clone()),
+            })
             .collect();
         store.apply_batch(&ms).unwrap();
         store
@@ -184,13 +250,23 @@ impl Tracker {
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         let log = data.with_extension("log");
-        let mut t = Tracker { child: None, port, data: data.to_owned(), args, log };
+        let mut t = Tracker {
+            child: None,
+            port,
+            data: data.to_owned(),
+            args,
+            log,
+        };
         t.restart();
         t
     }
 
     pub fn restart(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let child = Command::new(tracker_bin())
             .args(&self.args)
             .env("RUST_LOG", "info")
@@ -200,7 +276,9 @@ impl Tracker {
             .expect("start tracker");
         self.child = Some(child);
         let port = self.port;
-        wait_until("the tracker to listen", Duration::from_secs(60), || TcpStream::connect(("127.0.0.1", port)).is_ok());
+        wait_until("the tracker to listen", Duration::from_secs(60), || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
     }
 
     /// SIGKILL: no flush, no goodbye.
@@ -214,15 +292,26 @@ impl Tracker {
     /// SIGTERM and wait: the graceful path.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let ok = Command::new("kill").args(["-TERM", &c.id().to_string()]).status().unwrap().success();
+            let ok = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status()
+                .unwrap()
+                .success();
             assert!(ok);
             let start = Instant::now();
             loop {
                 if let Some(status) = c.try_wait().unwrap() {
-                    assert!(status.success(), "tracker exited with {status}; log: {}", self.log_tail());
+                    assert!(
+                        status.success(),
+                        "tracker exited with {status}; log: {}",
+                        self.log_tail()
+                    );
                     break;
                 }
-                assert!(start.elapsed() < Duration::from_secs(60), "tracker did not stop on SIGTERM");
+                assert!(
+                    start.elapsed() < Duration::from_secs(60),
+                    "tracker did not stop on SIGTERM"
+                );
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
@@ -230,7 +319,14 @@ impl Tracker {
 
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        text.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+        text.lines()
+            .rev()
+            .take(30)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     pub fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
@@ -248,8 +344,14 @@ impl Tracker {
     pub fn wait_consumed(&self, n: u64, timeout: Duration) {
         wait_until(&format!("{n} messages consumed"), timeout, || {
             let d = self.digest();
-            let seen = ["events_applied", "events_duplicate", "events_quarantined"].iter().map(|k| d[k].as_u64().unwrap()).sum::<u64>();
-            assert!(seen <= n, "more messages consumed ({seen}) than published ({n})");
+            let seen = ["events_applied", "events_duplicate", "events_quarantined"]
+                .iter()
+                .map(|k| d[k].as_u64().unwrap())
+                .sum::<u64>();
+            assert!(
+                seen <= n,
+                "more messages consumed ({seen}) than published ({n})"
+            );
             seen == n
         });
     }
@@ -265,14 +367,23 @@ impl Drop for Tracker {
 pub fn http_get(port: u16, path: &str, token: Option<&str>) -> (u16, Value) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let auth = token.map(|t| format!("X-Auth-Token: {t}\r\n")).unwrap_or_default();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n").unwrap();
+    let auth = token
+        .map(|t| format!("X-Auth-Token: {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
     let text = String::from_utf8_lossy(&raw);
     let (head, body) = text.split_once("\r\n\r\n").expect("http response");
     let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_owned())))
+    (
+        status,
+        serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_owned())),
+    )
 }
 
 /// Every event-log entry of a stopped tracker's store: (partition, offset) pairs.

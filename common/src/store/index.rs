@@ -49,7 +49,10 @@ pub struct Posting {
 
 impl Posting {
     pub fn new(field: IndexField, value: Option<&str>) -> Posting {
-        Posting { field, value: value.map(str::to_owned) }
+        Posting {
+            field,
+            value: value.map(str::to_owned),
+        }
     }
 
     fn push_tail(&self, k: &mut Vec<u8>, project: &str) {
@@ -92,7 +95,10 @@ pub fn postings(state: &RecordState) -> Vec<Posting> {
         Posting::new(IndexField::All, None),
         Posting::new(IndexField::Status, Some(state.status().as_str())),
         Posting::new(IndexField::SourceRegion, state.get(Field::SourceRegion)),
-        Posting::new(IndexField::DestinationRegion, state.get(Field::DestinationRegion)),
+        Posting::new(
+            IndexField::DestinationRegion,
+            state.get(Field::DestinationRegion),
+        ),
     ];
     let src = state.get(Field::SourceCheckpointItemId);
     let dst = state.get(Field::DestinationCheckpointItemId);

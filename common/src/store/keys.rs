@@ -108,7 +108,10 @@ pub fn checkpoint(topic: &str, partition: i32) -> Vec<u8> {
 pub fn read_checkpoint(k: &[u8]) -> Option<(String, i32)> {
     let (topic, rest) = read_str(k.strip_prefix(&[space::CHECKPOINT])?)?;
     let p: [u8; 4] = rest.try_into().ok()?;
-    Some((String::from_utf8(topic).ok()?, (u32::from_be_bytes(p) ^ (1 << 31)) as i32))
+    Some((
+        String::from_utf8(topic).ok()?,
+        (u32::from_be_bytes(p) ^ (1 << 31)) as i32,
+    ))
 }
 
 pub fn quarantine(seq: u64) -> Vec<u8> {
@@ -123,7 +126,8 @@ pub const META_TOTALS: &[u8] = b"mtotals";
 pub fn read_created_id(tail: &[u8]) -> Option<(Micros, Vec<u8>)> {
     let created: [u8; 8] = tail.get(..8)?.try_into().ok()?;
     let (id, rest) = read_str(&tail[8..])?;
-    rest.is_empty().then_some((Micros::from_key_bytes(created), id))
+    rest.is_empty()
+        .then_some((Micros::from_key_bytes(created), id))
 }
 
 #[cfg(test)]
@@ -154,7 +158,10 @@ mod tests {
     #[test]
     fn checkpoint_keys_roundtrip() {
         for p in [0, 1, 7, i32::MAX] {
-            assert_eq!(read_checkpoint(&checkpoint("t\0x", p)), Some(("t\0x".into(), p)));
+            assert_eq!(
+                read_checkpoint(&checkpoint("t\0x", p)),
+                Some(("t\0x".into(), p))
+            );
         }
     }
 }

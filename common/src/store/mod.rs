@@ -32,7 +32,10 @@ pub enum StoreError {
 
 impl StoreError {
     fn corrupt(key: &[u8], reason: impl ToString) -> StoreError {
-        StoreError::Corrupt { key: String::from_utf8_lossy(key).into_owned(), reason: reason.to_string() }
+        StoreError::Corrupt {
+            key: String::from_utf8_lossy(key).into_owned(),
+            reason: reason.to_string(),
+        }
     }
 }
 
@@ -143,16 +146,26 @@ impl Store {
     fn from_db(db: sled::Db) -> Result<Store, StoreError> {
         let tree = db.open_tree("projection")?;
         let totals = match tree.get(keys::META_TOTALS)? {
-            Some(v) => postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(keys::META_TOTALS, e))?,
+            Some(v) => {
+                postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(keys::META_TOTALS, e))?
+            }
             None => Totals::default(),
         };
         let mut checkpoints = Checkpoints::new();
         for kv in tree.scan_prefix([keys::space::CHECKPOINT]) {
             let (k, v) = kv?;
-            let tp = keys::read_checkpoint(&k).ok_or_else(|| StoreError::corrupt(&k, "bad checkpoint key"))?;
+            let tp = keys::read_checkpoint(&k)
+                .ok_or_else(|| StoreError::corrupt(&k, "bad checkpoint key"))?;
             checkpoints.insert(tp, read_i64(&k, &v)?);
         }
-        Ok(Store { db, tree, writer: Mutex::new(WriterState { totals, checkpoints }) })
+        Ok(Store {
+            db,
+            tree,
+            writer: Mutex::new(WriterState {
+                totals,
+                checkpoints,
+            }),
+        })
     }
 
     /// Makes everything written so far durable.
@@ -249,7 +262,10 @@ impl Store {
             if before.is_none() {
                 totals.records += 1;
             }
-            let old = before.as_ref().map(|b| index::entries(id, b)).unwrap_or_default();
+            let old = before
+                .as_ref()
+                .map(|b| index::entries(id, b))
+                .unwrap_or_default();
             let new = index::entries(id, after);
             for k in old.keys.keys().filter(|k| !new.keys.contains_key(*k)) {
                 batch.remove(k.as_slice());
@@ -312,7 +328,9 @@ impl Store {
     pub fn record_state(&self, id: &str) -> Result<Option<RecordState>, StoreError> {
         let key = keys::record(id);
         match self.tree.get(&key)? {
-            Some(v) => RecordState::decode(&v).map(Some).map_err(|e| StoreError::corrupt(&key, e)),
+            Some(v) => RecordState::decode(&v)
+                .map(Some)
+                .map_err(|e| StoreError::corrupt(&key, e)),
             None => Ok(None),
         }
     }
@@ -320,7 +338,10 @@ impl Store {
     /// The record as listed under `project`: `None` when it does not exist or
     /// is not listed there.
     pub fn get(&self, project: &str, id: &str) -> Result<Option<Record>, StoreError> {
-        Ok(self.record_state(id)?.filter(|s| s.projects().contains(&project)).map(|s| s.view(id)))
+        Ok(self
+            .record_state(id)?
+            .filter(|s| s.projects().contains(&project))
+            .map(|s| s.view(id)))
     }
 
     /// The audit trail of a record, in arrival order.
@@ -335,7 +356,11 @@ impl Store {
     }
 
     /// Quarantined messages, newest first.
-    pub fn quarantine(&self, offset: usize, limit: usize) -> Result<Vec<QuarantineEntry>, StoreError> {
+    pub fn quarantine(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<QuarantineEntry>, StoreError> {
         self.tree
             .scan_prefix([keys::space::QUARANTINE])
             .rev()
@@ -374,7 +399,11 @@ impl Store {
 
     fn count(&self, key: &[u8]) -> Result<u64, StoreError> {
         match self.tree.get(key)? {
-            Some(v) => Ok(u64::from_be_bytes(v.as_ref().try_into().map_err(|_| StoreError::corrupt(key, "bad count"))?)),
+            Some(v) => Ok(u64::from_be_bytes(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::corrupt(key, "bad count"))?,
+            )),
             None => Ok(0),
         }
     }
@@ -414,7 +443,10 @@ impl Store {
             return Ok(Err(format!("counts differ: {diff}")));
         }
         if records != self.totals().records {
-            return Ok(Err(format!("{records} records stored, totals say {}", self.totals().records)));
+            return Ok(Err(format!(
+                "{records} records stored, totals say {}",
+                self.totals().records
+            )));
         }
         Ok(Ok(()))
     }
@@ -434,7 +466,12 @@ fn first_difference<V: PartialEq + std::fmt::Debug>(
     for (k, v) in want {
         match have.get(k) {
             None => return Some(format!("missing {:?}", String::from_utf8_lossy(k))),
-            Some(h) if h != v => return Some(format!("{:?}: want {v:?}, have {h:?}", String::from_utf8_lossy(k))),
+            Some(h) if h != v => {
+                return Some(format!(
+                    "{:?}: want {v:?}, have {h:?}",
+                    String::from_utf8_lossy(k)
+                ))
+            }
             _ => {}
         }
     }
@@ -456,7 +493,10 @@ fn encode<T: Serialize>(v: &T) -> Vec<u8> {
 }
 
 fn read_i64(k: &[u8], v: &[u8]) -> Result<i64, StoreError> {
-    Ok(i64::from_be_bytes(v.try_into().map_err(|_| StoreError::corrupt(k, "bad offset"))?))
+    Ok(i64::from_be_bytes(
+        v.try_into()
+            .map_err(|_| StoreError::corrupt(k, "bad offset"))?,
+    ))
 }
 
 #[cfg(test)]

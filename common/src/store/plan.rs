@@ -117,8 +117,14 @@ impl ListQuery {
         add(IndexField::DestinationRegion, destination_region.as_deref());
         add(IndexField::SourceRegion, source_region.as_deref());
         add(IndexField::Status, status.map(Status::as_str));
-        add(IndexField::SourceCheckpointItem, source_checkpoint_item_id.as_deref());
-        add(IndexField::DestinationCheckpointItem, destination_checkpoint_item_id.as_deref());
+        add(
+            IndexField::SourceCheckpointItem,
+            source_checkpoint_item_id.as_deref(),
+        );
+        add(
+            IndexField::DestinationCheckpointItem,
+            destination_checkpoint_item_id.as_deref(),
+        );
         add(IndexField::CheckpointItem, checkpoint_item_id.as_deref());
         f
     }
@@ -126,7 +132,10 @@ impl ListQuery {
     pub fn sort_keys(&self) -> Vec<SortKey> {
         match &self.sort {
             Some(s) if !s.is_empty() => s.clone(),
-            _ => vec![SortKey { field: SortField::CreatedAt, dir: Dir::Desc }],
+            _ => vec![SortKey {
+                field: SortField::CreatedAt,
+                dir: Dir::Desc,
+            }],
         }
     }
 }
@@ -164,7 +173,12 @@ fn directed(o: Ordering, d: Dir) -> Ordering {
     }
 }
 
-fn compare(a: &(String, RecordState), b: &(String, RecordState), keys: &[SortKey], tie: Dir) -> Ordering {
+fn compare(
+    a: &(String, RecordState),
+    b: &(String, RecordState),
+    keys: &[SortKey],
+    tie: Dir,
+) -> Ordering {
     for k in keys {
         let o = sort_val(&a.0, &a.1, k.field).cmp(&sort_val(&b.0, &b.1, k.field));
         if o != Ordering::Equal {
@@ -225,7 +239,8 @@ impl Store {
         // A key fixed by an equality filter orders nothing; nothing orders past `id`.
         let mut keys = Vec::new();
         for k in sort {
-            let fixed = grouped_field(k.field).is_some_and(|f| filters.iter().any(|p| p.field == f));
+            let fixed =
+                grouped_field(k.field).is_some_and(|f| filters.iter().any(|p| p.field == f));
             if !fixed {
                 keys.push(k);
             }
@@ -233,7 +248,11 @@ impl Store {
                 break;
             }
         }
-        let mut cur = Cursor { skip: q.offset.unwrap_or(0), take: q.limit.unwrap_or(DEFAULT_LIMIT), ids: Vec::new() };
+        let mut cur = Cursor {
+            skip: q.offset.unwrap_or(0),
+            take: q.limit.unwrap_or(DEFAULT_LIMIT),
+            ids: Vec::new(),
+        };
         if !cur.done() {
             self.emit(project, &keys, tie, &filters, &mut cur)?;
         }
@@ -250,7 +269,14 @@ impl Store {
         Ok(Page { records, count })
     }
 
-    fn emit(&self, project: &str, keys: &[SortKey], tie: Dir, filters: &[Posting], cur: &mut Cursor) -> Result<(), StoreError> {
+    fn emit(
+        &self,
+        project: &str,
+        keys: &[SortKey],
+        tie: Dir,
+        filters: &[Posting],
+        cur: &mut Cursor,
+    ) -> Result<(), StoreError> {
         let Some((first, rest)) = keys.split_first() else {
             return self.emit_by_id(project, tie, filters, cur);
         };
@@ -261,7 +287,13 @@ impl Store {
     }
 
     /// Only the `id` tie-break is left.
-    fn emit_by_id(&self, project: &str, dir: Dir, filters: &[Posting], cur: &mut Cursor) -> Result<(), StoreError> {
+    fn emit_by_id(
+        &self,
+        project: &str,
+        dir: Dir,
+        filters: &[Posting],
+        cur: &mut Cursor,
+    ) -> Result<(), StoreError> {
         if filters.is_empty() {
             let prefix = order_prefix(project, OrderField::Id);
             for kv in self.scan(&prefix, dir) {
@@ -307,7 +339,11 @@ impl Store {
         }
         for v in values {
             let group = Posting { field, value: v };
-            if filters.is_empty() && self.count(&group.count_key(project)).map(|n| cur.skip_run(n as usize))? {
+            if filters.is_empty()
+                && self
+                    .count(&group.count_key(project))
+                    .map(|n| cur.skip_run(n as usize))?
+            {
                 continue;
             }
             let mut sub = filters.to_vec();
@@ -335,10 +371,15 @@ impl Store {
             SortField::Id => Some(OrderField::Id),
             _ => Some(OrderField::PlanId),
         };
-        if order.is_some() && !filters.is_empty() && self.gather_is_cheaper(project, filters, cur)? {
+        if order.is_some()
+            && !filters.is_empty()
+            && self.gather_is_cheaper(project, filters, cur)?
+        {
             let mut rows = Vec::new();
             let mut err = None;
-            self.for_each_match(project, filters, Dir::Asc, &mut |_, id| match self.record_state(&id) {
+            self.for_each_match(project, filters, Dir::Asc, &mut |_, id| match self
+                .record_state(&id)
+            {
                 Ok(Some(s)) => {
                     rows.push((id, s));
                     true
@@ -382,21 +423,22 @@ impl Store {
             }
             Ok(())
         };
-        let mut visit = |sort_value: &[u8], id: String, cur: &mut Cursor| -> Result<bool, StoreError> {
-            if !needs_ties {
-                cur.push(id);
-                return Ok(!cur.done());
-            }
-            if sort_value != run_key.as_slice() {
-                flush(&mut run, cur)?;
-                if cur.done() {
-                    return Ok(false);
+        let mut visit =
+            |sort_value: &[u8], id: String, cur: &mut Cursor| -> Result<bool, StoreError> {
+                if !needs_ties {
+                    cur.push(id);
+                    return Ok(!cur.done());
                 }
-                run_key = sort_value.to_vec();
-            }
-            run.push(id);
-            Ok(true)
-        };
+                if sort_value != run_key.as_slice() {
+                    flush(&mut run, cur)?;
+                    if cur.done() {
+                        return Ok(false);
+                    }
+                    run_key = sort_value.to_vec();
+                }
+                run.push(id);
+                Ok(true)
+            };
 
         match order {
             None => {
@@ -405,7 +447,9 @@ impl Store {
                 for kv in self.scan(&prefix, first.dir) {
                     let (k, _) = kv?;
                     let (created, id) = parse_created_id(&k, &k[prefix.len()..])?;
-                    if self.matches_all(project, &others, created, &id)? && !visit(&created, id, cur)? {
+                    if self.matches_all(project, &others, created, &id)?
+                        && !visit(&created, id, cur)?
+                    {
                         break;
                     }
                 }
@@ -418,12 +462,26 @@ impl Store {
                     let value_len = match order {
                         OrderField::UpdatedAt => 8,
                         OrderField::Id => 0,
-                        OrderField::PlanId => tail.len() - keys::skip_opt(tail).ok_or_else(|| StoreError::corrupt(&k, "bad order key"))?.len(),
+                        OrderField::PlanId => {
+                            tail.len()
+                                - keys::skip_opt(tail)
+                                    .ok_or_else(|| StoreError::corrupt(&k, "bad order key"))?
+                                    .len()
+                        }
                     };
                     let id = parse_id(&k, &tail[value_len..])?;
-                    let created: [u8; 8] = v.as_ref().try_into().map_err(|_| StoreError::corrupt(&k, "bad order value"))?;
-                    let sort_value = if order == OrderField::Id { id.as_bytes().to_vec() } else { tail[..value_len].to_vec() };
-                    if self.matches_all(project, filters, created, &id)? && !visit(&sort_value, id, cur)? {
+                    let created: [u8; 8] = v
+                        .as_ref()
+                        .try_into()
+                        .map_err(|_| StoreError::corrupt(&k, "bad order value"))?;
+                    let sort_value = if order == OrderField::Id {
+                        id.as_bytes().to_vec()
+                    } else {
+                        tail[..value_len].to_vec()
+                    };
+                    if self.matches_all(project, filters, created, &id)?
+                        && !visit(&sort_value, id, cur)?
+                    {
                         break;
                     }
                 }
@@ -437,16 +495,26 @@ impl Store {
 
     /// Gathering every match and sorting it beats walking a whole order when
     /// the filters leave few rows relative to the page depth.
-    fn gather_is_cheaper(&self, project: &str, filters: &[Posting], cur: &Cursor) -> Result<bool, StoreError> {
+    fn gather_is_cheaper(
+        &self,
+        project: &str,
+        filters: &[Posting],
+        cur: &Cursor,
+    ) -> Result<bool, StoreError> {
         let (driver, _) = self.choose_driver(project, filters)?;
         let n = u128::from(self.count(&driver.count_key(project))?);
-        let total = u128::from(self.count(&Posting::new(IndexField::All, None).count_key(project))?);
+        let total =
+            u128::from(self.count(&Posting::new(IndexField::All, None).count_key(project))?);
         let depth = (cur.skip + cur.take) as u128;
         Ok(n <= 4 * depth || n * n <= depth * total)
     }
 
     /// The filter with the shortest posting list, and the others.
-    fn choose_driver(&self, project: &str, filters: &[Posting]) -> Result<(Posting, Vec<Posting>), StoreError> {
+    fn choose_driver(
+        &self,
+        project: &str,
+        filters: &[Posting],
+    ) -> Result<(Posting, Vec<Posting>), StoreError> {
         let mut best: Option<(u64, usize)> = None;
         for (i, p) in filters.iter().enumerate() {
             let n = self.count(&p.count_key(project))?;
@@ -464,7 +532,13 @@ impl Store {
         })
     }
 
-    fn matches_all(&self, project: &str, filters: &[Posting], created: [u8; 8], id: &str) -> Result<bool, StoreError> {
+    fn matches_all(
+        &self,
+        project: &str,
+        filters: &[Posting],
+        created: [u8; 8],
+        id: &str,
+    ) -> Result<bool, StoreError> {
         for p in filters {
             if !self.tree.contains_key(p.entry(project, created, id))? {
                 return Ok(false);
@@ -527,7 +601,8 @@ fn parse_id(k: &[u8], tail: &[u8]) -> Result<String, StoreError> {
 }
 
 fn parse_created_id(k: &[u8], tail: &[u8]) -> Result<([u8; 8], String), StoreError> {
-    let (created, id) = keys::read_created_id(tail).ok_or_else(|| StoreError::corrupt(k, "bad posting key"))?;
+    let (created, id) =
+        keys::read_created_id(tail).ok_or_else(|| StoreError::corrupt(k, "bad posting key"))?;
     let id = String::from_utf8(id).map_err(|_| StoreError::corrupt(k, "bad id in posting key"))?;
     Ok((created.key_bytes(), id))
 }

@@ -19,11 +19,18 @@ fn msg(partition: i32, offset: i64, e: &Event) -> Message {
 }
 
 fn messages(events: &[Event]) -> Vec<Message> {
-    events.iter().enumerate().map(|(i, e)| msg(0, i as i64, e)).collect()
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| msg(0, i as i64, e))
+        .collect()
 }
 
 fn spec_events() -> Vec<Event> {
-    crate::record::tests::SPEC_EVENTS.iter().map(|s| decode(None, Some(s.as_bytes())).unwrap()).collect()
+    crate::record::tests::SPEC_EVENTS
+        .iter()
+        .map(|s| decode(None, Some(s.as_bytes())).unwrap())
+        .collect()
 }
 
 #[test]
@@ -36,15 +43,26 @@ fn batch_is_applied_once_and_listed_under_both_projects() {
     let out = store.apply_batch(&ms).unwrap();
     assert_eq!((out.already_applied, out.applied), (2, 2));
     assert_eq!(store.checkpoints().get(&("t".into(), 0)), Some(&4));
-    let q = ListQuery { with_count: Some(true), ..Default::default() };
-    for project in ["e0b97bac-532c-4c51-96fa-4b3a32253be4", "45899f0e-1c07-49db-8bb9-03e0de2981123"] {
+    let q = ListQuery {
+        with_count: Some(true),
+        ..Default::default()
+    };
+    for project in [
+        "e0b97bac-532c-4c51-96fa-4b3a32253be4",
+        "45899f0e-1c07-49db-8bb9-03e0de2981123",
+    ] {
         let page = store.list(project, &q).unwrap();
         assert_eq!(page.count, Some(1));
         assert_eq!(page.records[0].status, Status::Success);
     }
     assert_eq!(store.list("other", &q).unwrap().count, Some(0));
-    let log = store.events("30b97bac-532c-4c51-96fa-4b3a32253c12").unwrap();
-    assert_eq!(log.iter().map(|e| e.offset).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+    let log = store
+        .events("30b97bac-532c-4c51-96fa-4b3a32253c12")
+        .unwrap();
+    assert_eq!(
+        log.iter().map(|e| e.offset).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3]
+    );
     assert!(log.iter().all(|e| e.effect == EventEffect::Changed));
     store.assert_internally_consistent();
 }
@@ -54,13 +72,25 @@ fn duplicates_are_logged_but_change_nothing_and_bad_input_is_quarantined() {
     let store = Store::temporary().unwrap();
     let e = &spec_events()[0];
     let mut ms = vec![msg(0, 0, e), msg(1, 0, e)];
-    ms.push(Message { topic: "t".into(), partition: 0, offset: 1, key: None, payload: Some(b"{oops".to_vec()) });
+    ms.push(Message {
+        topic: "t".into(),
+        partition: 0,
+        offset: 1,
+        key: None,
+        payload: Some(b"{oops".to_vec()),
+    });
     let out = store.apply_batch(&ms).unwrap();
     assert_eq!((out.applied, out.duplicates, out.quarantined), (1, 1, 1));
     let log = store.events(&e.record_id).unwrap();
-    assert_eq!(log.iter().map(|e| e.effect).collect::<Vec<_>>(), vec![EventEffect::Changed, EventEffect::Duplicate]);
+    assert_eq!(
+        log.iter().map(|e| e.effect).collect::<Vec<_>>(),
+        vec![EventEffect::Changed, EventEffect::Duplicate]
+    );
     let q = store.quarantine(0, 10).unwrap();
-    assert_eq!((q.len(), q[0].reason_code.as_str(), q[0].offset), (1, "not_json", 1));
+    assert_eq!(
+        (q.len(), q[0].reason_code.as_str(), q[0].offset),
+        (1, "not_json", 1)
+    );
     assert_eq!(q[0].raw, b"{oops");
     assert_eq!(store.totals().quarantined, 1);
     assert_eq!(store.checkpoints().get(&("t".into(), 0)), Some(&2));
@@ -86,7 +116,9 @@ fn state_survives_reopen() {
 const PROJECTS: [&str; 3] = ["p1", "p2", "p\0x"];
 
 fn arb_event() -> impl Strategy<Value = Event> {
-    let opt = |vals: &'static [&'static str]| proptest::option::of(proptest::sample::select(vals).prop_map(str::to_owned));
+    let opt = |vals: &'static [&'static str]| {
+        proptest::option::of(proptest::sample::select(vals).prop_map(str::to_owned))
+    };
     (
         0u8..8,
         0u8..40,
@@ -94,65 +126,93 @@ fn arb_event() -> impl Strategy<Value = Event> {
         1u32..3,
         0i64..4,
         proptest::option::of(0u8..=100),
-        (opt(&["r1", "r2"]), opt(&PROJECTS), opt(&["i1", "i2"]), opt(&["r1", "r3"]), opt(&PROJECTS), opt(&["i2", "i3"]), opt(&["plan1", "plan2"])),
+        (
+            opt(&["r1", "r2"]),
+            opt(&PROJECTS),
+            opt(&["i1", "i2"]),
+            opt(&["r1", "r3"]),
+            opt(&PROJECTS),
+            opt(&["i2", "i3"]),
+            opt(&["plan1", "plan2"]),
+        ),
     )
-        .prop_map(|(rec, id, kind, attempt, at, progress, (sr, sp, si, dr, dp, di, plan))| {
-            let mut identity = Identity::default();
-            for (f, v) in [
-                (Field::SourceRegion, sr),
-                (Field::SourceProjectId, sp),
-                (Field::SourceCheckpointItemId, si),
-                (Field::DestinationRegion, dr),
-                (Field::DestinationProjectId, dp),
-                (Field::DestinationCheckpointItemId, di),
-                (Field::PlanId, plan),
-            ] {
-                identity.fields[f as usize] = v;
-            }
-            Event {
-                event_id: format!("e{id}"),
-                kind,
-                record_id: format!("rec{rec}"),
-                occurred_at: Micros(at * 1_000_000),
-                attempt,
-                identity,
-                progress,
-                fail_code: (kind == EventType::Failed).then(|| "E1".into()),
-                fail_reason: None,
-            }
-        })
+        .prop_map(
+            |(rec, id, kind, attempt, at, progress, (sr, sp, si, dr, dp, di, plan))| {
+                let mut identity = Identity::default();
+                for (f, v) in [
+                    (Field::SourceRegion, sr),
+                    (Field::SourceProjectId, sp),
+                    (Field::SourceCheckpointItemId, si),
+                    (Field::DestinationRegion, dr),
+                    (Field::DestinationProjectId, dp),
+                    (Field::DestinationCheckpointItemId, di),
+                    (Field::PlanId, plan),
+                ] {
+                    identity.fields[f as usize] = v;
+                }
+                Event {
+                    event_id: format!("e{id}"),
+                    kind,
+                    record_id: format!("rec{rec}"),
+                    occurred_at: Micros(at * 1_000_000),
+                    attempt,
+                    identity,
+                    progress,
+                    fail_code: (kind == EventType::Failed).then(|| "E1".into()),
+                    fail_reason: None,
+                }
+            },
+        )
 }
 
 fn arb_query() -> impl Strategy<Value = (String, ListQuery)> {
-    let opt = |vals: &'static [&'static str]| proptest::option::of(proptest::sample::select(vals).prop_map(str::to_owned));
-    let key = (proptest::sample::select(SortField::ALL.to_vec()), any::<bool>())
-        .prop_map(|(field, asc)| SortKey { field, dir: if asc { Dir::Asc } else { Dir::Desc } });
+    let opt = |vals: &'static [&'static str]| {
+        proptest::option::of(proptest::sample::select(vals).prop_map(str::to_owned))
+    };
+    let key = (
+        proptest::sample::select(SortField::ALL.to_vec()),
+        any::<bool>(),
+    )
+        .prop_map(|(field, asc)| SortKey {
+            field,
+            dir: if asc { Dir::Asc } else { Dir::Desc },
+        });
     (
         proptest::sample::select(PROJECTS.to_vec()),
-        (opt(&["r1", "r3"]), opt(&["r1", "r2"]), proptest::option::of(proptest::sample::select(Status::ALL.to_vec()))),
-        (opt(&["i1", "i2"]), opt(&["i2", "i3"]), opt(&["i1", "i2", "i3"])),
+        (
+            opt(&["r1", "r3"]),
+            opt(&["r1", "r2"]),
+            proptest::option::of(proptest::sample::select(Status::ALL.to_vec())),
+        ),
+        (
+            opt(&["i1", "i2"]),
+            opt(&["i2", "i3"]),
+            opt(&["i1", "i2", "i3"]),
+        ),
         proptest::option::of(proptest::collection::vec(key, 1..4)),
         proptest::option::of(0usize..12),
         proptest::option::of(0usize..6),
         proptest::option::of(any::<bool>()),
     )
-        .prop_map(|(p, (dr, sr, status), (si, di, ci), sort, offset, limit, with_count)| {
-            (
-                p.to_owned(),
-                ListQuery {
-                    destination_region: dr,
-                    source_region: sr,
-                    status,
-                    source_checkpoint_item_id: si,
-                    destination_checkpoint_item_id: di,
-                    checkpoint_item_id: ci,
-                    sort,
-                    offset,
-                    limit,
-                    with_count,
-                },
-            )
-        })
+        .prop_map(
+            |(p, (dr, sr, status), (si, di, ci), sort, offset, limit, with_count)| {
+                (
+                    p.to_owned(),
+                    ListQuery {
+                        destination_region: dr,
+                        source_region: sr,
+                        status,
+                        source_checkpoint_item_id: si,
+                        destination_checkpoint_item_id: di,
+                        checkpoint_item_id: ci,
+                        sort,
+                        offset,
+                        limit,
+                        with_count,
+                    },
+                )
+            },
+        )
 }
 
 /// The naive reference: fold every record in memory, filter and sort the views.
@@ -165,11 +225,22 @@ fn reference(events: &[Event], project: &str, q: &ListQuery) -> Page {
     let mut rows: Vec<Record> = by_record
         .iter()
         .map(|(id, es)| fold_all(es.iter().copied()).unwrap().view(id))
-        .filter(|r| r.source_project_id.as_deref() == Some(project) || r.destination_project_id.as_deref() == Some(project))
-        .filter(|r| eq(&q.destination_region, &r.destination_region) && eq(&q.source_region, &r.source_region))
+        .filter(|r| {
+            r.source_project_id.as_deref() == Some(project)
+                || r.destination_project_id.as_deref() == Some(project)
+        })
+        .filter(|r| {
+            eq(&q.destination_region, &r.destination_region)
+                && eq(&q.source_region, &r.source_region)
+        })
         .filter(|r| q.status.is_none_or(|s| s == r.status))
         .filter(|r| eq(&q.source_checkpoint_item_id, &r.source_checkpoint_item_id))
-        .filter(|r| eq(&q.destination_checkpoint_item_id, &r.destination_checkpoint_item_id))
+        .filter(|r| {
+            eq(
+                &q.destination_checkpoint_item_id,
+                &r.destination_checkpoint_item_id,
+            )
+        })
         .filter(|r| {
             q.checkpoint_item_id.is_none()
                 || q.checkpoint_item_id == r.source_checkpoint_item_id
@@ -199,8 +270,15 @@ fn reference(events: &[Event], project: &str, q: &ListQuery) -> Page {
         dir(a.id.cmp(&b.id), keys.last().unwrap().dir)
     });
     let count = rows.len() as u64;
-    let records = rows.into_iter().skip(q.offset.unwrap_or(0)).take(q.limit.unwrap_or(DEFAULT_LIMIT)).collect();
-    Page { records, count: (q.with_count == Some(true)).then_some(count) }
+    let records = rows
+        .into_iter()
+        .skip(q.offset.unwrap_or(0))
+        .take(q.limit.unwrap_or(DEFAULT_LIMIT))
+        .collect();
+    Page {
+        records,
+        count: (q.with_count == Some(true)).then_some(count),
+    }
 }
 
 proptest! {
@@ -251,7 +329,10 @@ fn compare_finds_planted_differences() {
     b.apply_batch(&ms[..3]).unwrap();
     let c = verify::compare(&a, &b, 10).unwrap();
     assert!(!c.equal());
-    assert_eq!(c.differing, vec!["30b97bac-532c-4c51-96fa-4b3a32253c12".to_owned()]);
+    assert_eq!(
+        c.differing,
+        vec!["30b97bac-532c-4c51-96fa-4b3a32253c12".to_owned()]
+    );
     b.apply_batch(&ms).unwrap();
     assert!(verify::compare(&a, &b, 10).unwrap().equal());
 }

@@ -48,8 +48,12 @@ pub fn compare(a: &Store, b: &Store, max_report: usize) -> Result<Comparison, St
     loop {
         let order = match (ia.peek(), ib.peek()) {
             (None, None) => break,
-            (Some(Err(_)), _) => return Err(ia.next().and_then(Result::err).expect("peeked an error")),
-            (_, Some(Err(_))) => return Err(ib.next().and_then(Result::err).expect("peeked an error")),
+            (Some(Err(_)), _) => {
+                return Err(ia.next().and_then(Result::err).expect("peeked an error"))
+            }
+            (_, Some(Err(_))) => {
+                return Err(ib.next().and_then(Result::err).expect("peeked an error"))
+            }
             (Some(Ok((x, _))), Some(Ok((y, _)))) => x.cmp(y),
             (Some(_), None) => std::cmp::Ordering::Less,
             (None, Some(_)) => std::cmp::Ordering::Greater,
