@@ -1,0 +1,438 @@
+//! The benchmark harness (`scripts/bench`): the tracker against what users
+//! would otherwise build — a consumer writing rows into PostgreSQL — on the
+//! same data, the same query shapes and the same parameters, in one run.
+//!
+//! Steps: generate the dataset (fixed seed) → apply it to a tracker store
+//! (decode + fold + atomic batch writes) → upsert the resulting rows into
+//! PostgreSQL → run Q1–Q7 in-process against both (checking they return the
+//! same pages) → serve the store with the real `tracker query` process and
+//! load it over HTTP with 1 and 16 clients, reading its RSS → drain a prefix of
+//! the stream through the real broker with a bare consumer and with the
+//! ingest worker → print one table.
+
+mod http;
+mod pg;
+mod shapes;
+mod stats;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use common::progress::IngestProgress;
+use common::{sample, Message, Store};
+use shapes::{Params, Shape};
+use stats::{summarize, Summary};
+
+#[derive(Parser)]
+#[command(about = "Tracker vs PostgreSQL benchmark (run it through scripts/bench)")]
+struct Args {
+    /// Records in the dataset (~4 events each).
+    #[arg(long, default_value_t = 1_000_000)]
+    records: usize,
+    /// The 10,000-record CI smoke run.
+    #[arg(long)]
+    smoke: bool,
+    #[arg(long, default_value_t = 20260101)]
+    seed: u64,
+    /// Timed runs per query shape and system.
+    #[arg(long, default_value_t = 300)]
+    iterations: usize,
+    /// Messages drained through the real broker.
+    #[arg(long, default_value_t = 200_000)]
+    e2e_messages: usize,
+    /// Events per tracker batch (one atomic write each).
+    #[arg(long, default_value_t = 10_000)]
+    batch: usize,
+    /// Rows per PostgreSQL upsert statement.
+    #[arg(long, default_value_t = 1_000)]
+    pg_batch: usize,
+    /// sled cache in MiB for the load and the in-process queries.
+    #[arg(long, default_value_t = 512)]
+    cache_mb: u64,
+    /// Scratch directory (scripts/bench makes one).
+    #[arg(long)]
+    work_dir: PathBuf,
+    /// The release `tracker` binary.
+    #[arg(long)]
+    tracker: PathBuf,
+}
+
+struct Row {
+    shape: String,
+    tracker: String,
+    postgres: String,
+    ratio: String,
+}
+
+fn main() -> anyhow::Result<()> {
+    common::telemetry::init();
+    let mut a = Args::parse();
+    if a.smoke {
+        a.records = 10_000;
+        a.iterations = 30;
+        a.e2e_messages = 5_000;
+    }
+    let conninfo = std::env::var("BENCH_PG").context("BENCH_PG is not set: run scripts/bench")?;
+    let mut table: Vec<Row> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+
+    // ---- dataset ----------------------------------------------------------
+    let t = Instant::now();
+    let mut events = sample::events(&sample::Shape { records: a.records, projects: 20, regions: 10, seed: a.seed });
+    events.sort_by_key(|e| e.occurred_at); // publish order: by time, records interleaved
+    let delivered = sample::deliver(&events, a.seed);
+    let mut next_offset = [0i64; 6];
+    let messages: Vec<Message> = delivered
+        .iter()
+        .map(|e| {
+            let partition = (e.record_id.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % 6) as i32;
+            let offset = next_offset[partition as usize];
+            next_offset[partition as usize] += 1;
+            Message {
+                topic: "bench".into(),
+                partition,
+                offset,
+                key: Some(e.record_id.clone().into_bytes()),
+                payload: Some(serde_json::to_vec(&e.to_json()).expect("json")),
+            }
+        })
+        .collect();
+    drop(delivered);
+    let bytes: usize = messages.iter().map(|m| m.payload.as_ref().map_or(0, Vec::len)).sum();
+    println!(
+        "dataset: {} records, {} distinct events, {} messages ({} duplicates), {:.0} MiB of JSON, generated in {:.1?}",
+        a.records,
+        events.len(),
+        messages.len(),
+        messages.len() - events.len(),
+        bytes as f64 / 1048576.0,
+        t.elapsed()
+    );
+    drop(events);
+
+    // ---- apply: tracker ---------------------------------------------------
+    let store_dir = a.work_dir.join("tracker");
+    let store = Store::open(&store_dir, a.cache_mb << 20)?;
+    let t = Instant::now();
+    for chunk in messages.chunks(a.batch) {
+        store.apply_batch(chunk)?;
+    }
+    store.flush()?;
+    let apply_secs = t.elapsed().as_secs_f64();
+    let tracker_eps = messages.len() as f64 / apply_secs;
+    let totals = store.totals();
+    println!("tracker apply: {:.0} events/s ({} msgs in {apply_secs:.1} s); records {}", tracker_eps, messages.len(), totals.records);
+
+    let mut states: Vec<(String, common::RecordState)> = Vec::with_capacity(a.records);
+    for r in store.records() {
+        states.push(r?);
+    }
+    let mut status_mix: BTreeMap<&str, usize> = BTreeMap::new();
+    for (_, s) in &states {
+        *status_mix.entry(s.status().as_str()).or_default() += 1;
+    }
+    println!("status mix: {status_mix:?}");
+
+    // ---- apply: PostgreSQL -------------------------------------------------
+    let mut pgc = pg::connect(&conninfo)?;
+    pg::create_schema(&mut pgc)?;
+    let upsert = pg::prepare_upsert(&mut pgc)?;
+    let rows: Vec<common::Record> = states.iter().map(|(id, s)| s.view(id)).collect();
+    let t = Instant::now();
+    for chunk in rows.chunks(a.pg_batch) {
+        pg::upsert(&mut pgc, &upsert, chunk)?;
+    }
+    let pg_secs = t.elapsed().as_secs_f64();
+    pgc.batch_execute("ANALYZE replication_records")?;
+    let pg_rows_per_sec = rows.len() as f64 / pg_secs;
+    // PostgreSQL wrote only the final rows (one upsert per record, not per
+    // event): its events/s is the event count over that time, which favours it.
+    let pg_eps = messages.len() as f64 / pg_secs;
+    println!("postgres upsert: {pg_rows_per_sec:.0} rows/s ({} rows in {pg_secs:.1} s) = {pg_eps:.0} events/s equivalent", rows.len());
+    table.push(Row {
+        shape: "apply, events/s (tracker: fold + write every event; PG: upsert final rows)".into(),
+        tracker: format!("{tracker_eps:.0}"),
+        postgres: format!("{pg_eps:.0}"),
+        ratio: format!("{:.2}x", tracker_eps / pg_eps),
+    });
+    drop(rows);
+
+    // ---- queries, in-process ---------------------------------------------
+    let mut rng = sample::Rng::new(a.seed ^ 0x5eed);
+    let params: Vec<Params> =
+        (0..a.iterations).map(|_| Params::from_record(&states[rng.below(states.len() as u64) as usize].1)).collect();
+    drop(states);
+    let mut mismatches = 0usize;
+    for shape in shapes::ALL {
+        let prep = pg::prepare(&mut pgc, shape)?;
+        // Warm both (caches, plans), then time.
+        for p in params.iter().take(10) {
+            store.list(&p.project, &shapes::list_query(shape, p))?;
+            pg::run(&mut pgc, shape, &prep, p)?;
+        }
+        let (mut tl, mut pl) = (Vec::new(), Vec::new());
+        let mut answers = Vec::new();
+        let t = Instant::now();
+        for p in &params {
+            let s = Instant::now();
+            let page = store.list(&p.project, &shapes::list_query(shape, p))?;
+            tl.push(s.elapsed());
+            answers.push((page.records.into_iter().map(|r| r.id).collect::<Vec<_>>(), page.count.map(|c| c as i64)));
+        }
+        let tw = t.elapsed();
+        let t = Instant::now();
+        for (p, ans) in params.iter().zip(&answers) {
+            let s = Instant::now();
+            let got = pg::run(&mut pgc, shape, &prep, p)?;
+            pl.push(s.elapsed());
+            if &got != ans {
+                mismatches += 1;
+            }
+        }
+        let pw = t.elapsed();
+        let (ts, ps) = (summarize(&mut tl, tw), summarize(&mut pl, pw));
+        push_latency(&mut table, &format!("{} in-process", shape.describe()), ts, ps);
+    }
+    if mismatches > 0 {
+        notes.push(format!("{mismatches} query results differed between the tracker and PostgreSQL"));
+    }
+    println!("result check: {mismatches} mismatching pages between tracker and PostgreSQL");
+    let pg_bytes = pg::database_bytes(&mut pgc)?;
+    drop(pgc);
+    drop(store);
+    let tracker_bytes = dir_bytes(&store_dir)?;
+
+    // ---- HTTP, through the real tracker process ----------------------------
+    let (port, mut child) = serve(&a, &store_dir)?;
+    let token = "bench-operator-token";
+    let q1: Vec<String> = params
+        .iter()
+        .map(|p| format!("/v1/{}/replication_records?{}", p.project, shapes::query_string(Shape::Q1, p)))
+        .collect();
+    let _ = http::load(port, token, 1, &q1[..q1.len().min(20)]); // warm-up
+    for clients in [1usize, 16] {
+        let paths: Vec<String> = q1.iter().cycle().take(q1.len() * clients.min(4)).cloned().collect();
+        let (mut lat, wall, errors) = http::load(port, token, clients, &paths);
+        if errors > 0 {
+            notes.push(format!("{errors} HTTP errors with {clients} clients"));
+        }
+        let s = summarize(&mut lat, wall);
+        table.push(Row {
+            shape: format!("Q1 over HTTP, {clients} client(s): p50 / p99 ms, req/s"),
+            tracker: format!("{:.2} / {:.2}, {:.0}", s.p50_ms, s.p99_ms, s.per_sec),
+            postgres: "-".into(),
+            ratio: "-".into(),
+        });
+    }
+    for shape in shapes::ALL.into_iter().skip(1) {
+        let paths: Vec<String> = params
+            .iter()
+            .map(|p| format!("/v1/{}/replication_records?{}", p.project, shapes::query_string(shape, p)))
+            .collect();
+        let (mut lat, wall, errors) = http::load(port, token, 1, &paths);
+        if errors > 0 {
+            notes.push(format!("{errors} HTTP errors on {}", shape.name()));
+        }
+        let s = summarize(&mut lat, wall);
+        table.push(Row {
+            shape: format!("{} over HTTP, 1 client: p50 / p99 ms", shape.name()),
+            tracker: format!("{:.2} / {:.2}", s.p50_ms, s.p99_ms),
+            postgres: "-".into(),
+            ratio: "-".into(),
+        });
+    }
+    let (rss, hwm) = rss_of(child.id())?;
+    let _ = child.kill();
+    let _ = child.wait();
+    table.push(Row {
+        shape: "tracker process RSS after the HTTP runs, MiB (peak)".into(),
+        tracker: format!("{:.0} ({:.0})", rss as f64 / 1048576.0, hwm as f64 / 1048576.0),
+        postgres: "-".into(),
+        ratio: "-".into(),
+    });
+    table.push(Row {
+        shape: "disk after loading, MiB".into(),
+        tracker: format!("{:.0}", tracker_bytes as f64 / 1048576.0),
+        postgres: format!("{:.0}", pg_bytes as f64 / 1048576.0),
+        ratio: format!("{:.2}x", tracker_bytes as f64 / pg_bytes as f64),
+    });
+
+    // ---- end to end through the real broker --------------------------------
+    let n = a.e2e_messages.min(messages.len());
+    let (bare, ingest) = through_broker(&a, &messages[..n])?;
+    table.push(Row {
+        shape: format!("end to end through tansu, {n} msgs: msgs/s (bare consumer drain in the PG column)"),
+        tracker: format!("{ingest:.0}"),
+        postgres: format!("{bare:.0}"),
+        ratio: format!("{:.0} % of bare", 100.0 * ingest / bare),
+    });
+
+    // ---- the table ----------------------------------------------------------
+    let mut out = String::new();
+    let _ = writeln!(out, "\n| shape | tracker | PostgreSQL | ratio |\n|---|---|---|---|");
+    for r in &table {
+        let _ = writeln!(out, "| {} | {} | {} | {} |", r.shape, r.tracker, r.postgres, r.ratio);
+    }
+    println!("{out}");
+    println!("PostgreSQL indexes: {}", pg::INDEXES.iter().map(|(n, c)| format!("{n} {c}")).collect::<Vec<_>>().join("; "));
+    for n in &notes {
+        println!("NOTE: {n}");
+    }
+    if mismatches > 0 {
+        bail!("the tracker and PostgreSQL disagreed on {mismatches} pages");
+    }
+    Ok(())
+}
+
+fn push_latency(table: &mut Vec<Row>, shape: &str, t: Summary, p: Summary) {
+    table.push(Row {
+        shape: format!("{shape}: p50 / p99 ms, q/s"),
+        tracker: format!("{:.3} / {:.3}, {:.0}", t.p50_ms, t.p99_ms, t.per_sec),
+        postgres: format!("{:.3} / {:.3}, {:.0}", p.p50_ms, p.p99_ms, p.per_sec),
+        ratio: format!("{:.1}x / {:.1}x", p.p50_ms / t.p50_ms, p.p99_ms / t.p99_ms),
+    });
+}
+
+fn dir_bytes(dir: &Path) -> std::io::Result<u64> {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let m = e.metadata()?;
+        n += if m.is_dir() { dir_bytes(&e.path())? } else { m.len() };
+    }
+    Ok(n)
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Starts `tracker query` on the loaded store with an operator token.
+fn serve(a: &Args, store_dir: &Path) -> anyhow::Result<(u16, Child)> {
+    let port = free_port()?;
+    let cfg = a.work_dir.join("bench.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[tokens]]\nname = \"bench\"\nsha256 = \"{}\"\nprojects = [\"*\"]\n",
+            hex::encode(query::hash_token("bench-operator-token"))
+        ),
+    )?;
+    let child = Command::new(&a.tracker)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["query", "--listen", &format!("127.0.0.1:{port}"), "--cache-mb", &a.cache_mb.to_string(), "--data-dir"])
+        .arg(store_dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()?;
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if start.elapsed() > Duration::from_secs(60) {
+            bail!("tracker query did not start");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok((port, child))
+}
+
+fn rss_of(pid: u32) -> anyhow::Result<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024
+    };
+    Ok((kb("VmRSS:"), kb("VmHWM:")))
+}
+
+/// Publishes `messages` to a fresh topic on a tansu broker, then measures how
+/// fast a bare consumer drains it and how fast the ingest worker applies it.
+fn through_broker(a: &Args, messages: &[Message]) -> anyhow::Result<(f64, f64)> {
+    let tansu = std::env::var("TANSU_BIN").context("TANSU_BIN is not set: run scripts/bench")?;
+    let dir = a.work_dir.join("tansu");
+    std::fs::create_dir_all(&dir)?;
+    let port = free_port()?;
+    let url = format!("tcp://127.0.0.1:{port}");
+    let mut broker = Command::new(&tansu)
+        .current_dir(&dir)
+        .args(["broker", "--storage-engine", "sqlite://tansu.db", "--listener-url", &url, "--advertised-listener-url", &url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let result = (|| -> anyhow::Result<(f64, f64)> {
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if start.elapsed() > Duration::from_secs(60) {
+                bail!("tansu did not start");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let topic = "bench-events";
+        let ok = Command::new(&tansu).args(["topic", "create", topic, "--partitions", "3", "--broker", &url]).status()?;
+        if !ok.success() {
+            bail!("topic create failed");
+        }
+        let brokers = format!("127.0.0.1:{port}");
+        let payloads: Vec<(Option<Vec<u8>>, Vec<u8>)> =
+            messages.iter().map(|m| (m.key.clone(), m.payload.clone().unwrap_or_default())).collect();
+        let t = Instant::now();
+        ingest::publish::publish(&brokers, topic, &payloads)?;
+        println!("published {} messages to tansu in {:.1?}", payloads.len(), t.elapsed());
+
+        // Bare consumer: assign every partition from the start, count, discard.
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", "bench-bare")
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "100")
+            .create()?;
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..3 {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+        }
+        consumer.assign(&tpl)?;
+        let t = Instant::now();
+        let mut seen = 0;
+        while seen < payloads.len() {
+            if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
+                seen += 1;
+            }
+            if t.elapsed() > Duration::from_secs(600) {
+                bail!("bare consumer stalled at {seen}");
+            }
+        }
+        let bare = seen as f64 / t.elapsed().as_secs_f64();
+        drop(consumer);
+
+        // The ingest worker, into a fresh store, until the high watermarks.
+        let store = Arc::new(Store::open(&a.work_dir.join("e2e-store"), a.cache_mb << 20)?);
+        let progress = Arc::new(IngestProgress::new(topic));
+        let worker = ingest::Worker::new(ingest::IngestConfig::new(&brokers, topic), store.clone(), progress)?;
+        let t = Instant::now();
+        worker.run_to_end(&CancellationToken::new(), &mut |_| {})?;
+        let ingest = payloads.len() as f64 / t.elapsed().as_secs_f64();
+        let totals = store.totals();
+        if (totals.applied + totals.duplicates + totals.quarantined) as usize != payloads.len() {
+            bail!("ingest consumed {totals:?}, expected {} messages", payloads.len());
+        }
+        Ok((bare, ingest))
+    })();
+    let _ = broker.kill();
+    let _ = broker.wait();
+    result
+}
