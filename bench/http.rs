@@ -15,15 +15,25 @@ impl Conn {
         let s = TcpStream::connect(("127.0.0.1", port))?;
         s.set_nodelay(true)?;
         s.set_read_timeout(Some(Duration::from_secs(60)))?;
-        Ok(Conn { reader: BufReader::new(s.try_clone()?), writer: s })
+        Ok(Conn {
+            reader: BufReader::new(s.try_clone()?),
+            writer: s,
+        })
     }
 
     /// One GET; returns the status and the body length.
     pub fn get(&mut self, path: &str, token: &str) -> std::io::Result<(u16, usize)> {
-        write!(self.writer, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Auth-Token: {token}\r\n\r\n")?;
+        write!(
+            self.writer,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Auth-Token: {token}\r\n\r\n"
+        )?;
         let mut line = String::new();
         self.reader.read_line(&mut line)?;
-        let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         let mut len = 0usize;
         loop {
             line.clear();
@@ -43,7 +53,12 @@ impl Conn {
 
 /// Runs `clients` threads, each sending its share of `paths` in turn; returns
 /// every latency, the wall time and the number of non-200 answers.
-pub fn load(port: u16, token: &str, clients: usize, paths: &[String]) -> (Vec<Duration>, Duration, usize) {
+pub fn load(
+    port: u16,
+    token: &str,
+    clients: usize,
+    paths: &[String],
+) -> (Vec<Duration>, Duration, usize) {
     let start = Instant::now();
     let results: Vec<(Vec<Duration>, usize)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..clients)
@@ -64,9 +79,16 @@ pub fn load(port: u16, token: &str, clients: usize, paths: &[String]) -> (Vec<Du
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("client thread")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("client thread"))
+            .collect()
     });
     let wall = start.elapsed();
     let errors = results.iter().map(|r| r.1).sum();
-    (results.into_iter().flat_map(|r| r.0).collect(), wall, errors)
+    (
+        results.into_iter().flat_map(|r| r.0).collect(),
+        wall,
+        errors,
+    )
 }

@@ -11,6 +11,11 @@
 //! ingest worker → print one table.
 
 mod http;
+
+// sled copies tree nodes on every insert: allocation is a large share of the
+// apply path, and mimalloc is markedly faster at it than glibc's malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod pg;
 mod shapes;
 mod stats;
@@ -62,6 +67,9 @@ struct Args {
     /// Scratch directory (scripts/bench makes one).
     #[arg(long)]
     work_dir: PathBuf,
+    /// Stop after the tracker apply (for profiling the write path).
+    #[arg(long)]
+    apply_only: bool,
     /// The release `tracker` binary.
     #[arg(long)]
     tracker: PathBuf,
@@ -88,14 +96,23 @@ fn main() -> anyhow::Result<()> {
 
     // ---- dataset ----------------------------------------------------------
     let t = Instant::now();
-    let mut events = sample::events(&sample::Shape { records: a.records, projects: 20, regions: 10, seed: a.seed });
+    let mut events = sample::events(&sample::Shape {
+        records: a.records,
+        projects: 20,
+        regions: 10,
+        seed: a.seed,
+    });
     events.sort_by_key(|e| e.occurred_at); // publish order: by time, records interleaved
     let delivered = sample::deliver(&events, a.seed);
     let mut next_offset = [0i64; 6];
     let messages: Vec<Message> = delivered
         .iter()
         .map(|e| {
-            let partition = (e.record_id.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % 6) as i32;
+            let partition = (e
+                .record_id
+                .bytes()
+                .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+                % 6) as i32;
             let offset = next_offset[partition as usize];
             next_offset[partition as usize] += 1;
             Message {
@@ -108,7 +125,10 @@ fn main() -> anyhow::Result<()> {
         })
         .collect();
     drop(delivered);
-    let bytes: usize = messages.iter().map(|m| m.payload.as_ref().map_or(0, Vec::len)).sum();
+    let bytes: usize = messages
+        .iter()
+        .map(|m| m.payload.as_ref().map_or(0, Vec::len))
+        .sum();
     println!(
         "dataset: {} records, {} distinct events, {} messages ({} duplicates), {:.0} MiB of JSON, generated in {:.1?}",
         a.records,
@@ -131,7 +151,20 @@ fn main() -> anyhow::Result<()> {
     let apply_secs = t.elapsed().as_secs_f64();
     let tracker_eps = messages.len() as f64 / apply_secs;
     let totals = store.totals();
-    println!("tracker apply: {:.0} events/s ({} msgs in {apply_secs:.1} s); records {}", tracker_eps, messages.len(), totals.records);
+    if a.apply_only {
+        println!(
+            "tracker apply: {:.0} events/s ({} msgs in {apply_secs:.1} s)",
+            tracker_eps,
+            messages.len()
+        );
+        return Ok(());
+    }
+    println!(
+        "tracker apply: {:.0} events/s ({} msgs in {apply_secs:.1} s); records {}",
+        tracker_eps,
+        messages.len(),
+        totals.records
+    );
 
     let mut states: Vec<(String, common::RecordState)> = Vec::with_capacity(a.records);
     for r in store.records() {
@@ -169,8 +202,9 @@ fn main() -> anyhow::Result<()> {
 
     // ---- queries, in-process ---------------------------------------------
     let mut rng = sample::Rng::new(a.seed ^ 0x5eed);
-    let params: Vec<Params> =
-        (0..a.iterations).map(|_| Params::from_record(&states[rng.below(states.len() as u64) as usize].1)).collect();
+    let params: Vec<Params> = (0..a.iterations)
+        .map(|_| Params::from_record(&states[rng.below(states.len() as u64) as usize].1))
+        .collect();
     drop(states);
     let mut mismatches = 0usize;
     for shape in shapes::ALL {
@@ -187,7 +221,10 @@ fn main() -> anyhow::Result<()> {
             let s = Instant::now();
             let page = store.list(&p.project, &shapes::list_query(shape, p))?;
             tl.push(s.elapsed());
-            answers.push((page.records.into_iter().map(|r| r.id).collect::<Vec<_>>(), page.count.map(|c| c as i64)));
+            answers.push((
+                page.records.into_iter().map(|r| r.id).collect::<Vec<_>>(),
+                page.count.map(|c| c as i64),
+            ));
         }
         let tw = t.elapsed();
         let t = Instant::now();
@@ -201,10 +238,17 @@ fn main() -> anyhow::Result<()> {
         }
         let pw = t.elapsed();
         let (ts, ps) = (summarize(&mut tl, tw), summarize(&mut pl, pw));
-        push_latency(&mut table, &format!("{} in-process", shape.describe()), ts, ps);
+        push_latency(
+            &mut table,
+            &format!("{} in-process", shape.describe()),
+            ts,
+            ps,
+        );
     }
     if mismatches > 0 {
-        notes.push(format!("{mismatches} query results differed between the tracker and PostgreSQL"));
+        notes.push(format!(
+            "{mismatches} query results differed between the tracker and PostgreSQL"
+        ));
     }
     println!("result check: {mismatches} mismatching pages between tracker and PostgreSQL");
     let pg_bytes = pg::database_bytes(&mut pgc)?;
@@ -217,11 +261,22 @@ fn main() -> anyhow::Result<()> {
     let token = "bench-operator-token";
     let q1: Vec<String> = params
         .iter()
-        .map(|p| format!("/v1/{}/replication_records?{}", p.project, shapes::query_string(Shape::Q1, p)))
+        .map(|p| {
+            format!(
+                "/v1/{}/replication_records?{}",
+                p.project,
+                shapes::query_string(Shape::Q1, p)
+            )
+        })
         .collect();
     let _ = http::load(port, token, 1, &q1[..q1.len().min(20)]); // warm-up
     for clients in [1usize, 16] {
-        let paths: Vec<String> = q1.iter().cycle().take(q1.len() * clients.min(4)).cloned().collect();
+        let paths: Vec<String> = q1
+            .iter()
+            .cycle()
+            .take(q1.len() * clients.min(4))
+            .cloned()
+            .collect();
         let (mut lat, wall, errors) = http::load(port, token, clients, &paths);
         if errors > 0 {
             notes.push(format!("{errors} HTTP errors with {clients} clients"));
@@ -237,7 +292,13 @@ fn main() -> anyhow::Result<()> {
     for shape in shapes::ALL.into_iter().skip(1) {
         let paths: Vec<String> = params
             .iter()
-            .map(|p| format!("/v1/{}/replication_records?{}", p.project, shapes::query_string(shape, p)))
+            .map(|p| {
+                format!(
+                    "/v1/{}/replication_records?{}",
+                    p.project,
+                    shapes::query_string(shape, p)
+                )
+            })
             .collect();
         let (mut lat, wall, errors) = http::load(port, token, 1, &paths);
         if errors > 0 {
@@ -256,7 +317,11 @@ fn main() -> anyhow::Result<()> {
     let _ = child.wait();
     table.push(Row {
         shape: "tracker process RSS after the HTTP runs, MiB (peak)".into(),
-        tracker: format!("{:.0} ({:.0})", rss as f64 / 1048576.0, hwm as f64 / 1048576.0),
+        tracker: format!(
+            "{:.0} ({:.0})",
+            rss as f64 / 1048576.0,
+            hwm as f64 / 1048576.0
+        ),
         postgres: "-".into(),
         ratio: "-".into(),
     });
@@ -271,7 +336,9 @@ fn main() -> anyhow::Result<()> {
     let n = a.e2e_messages.min(messages.len());
     let (bare, ingest) = through_broker(&a, &messages[..n])?;
     table.push(Row {
-        shape: format!("end to end through tansu, {n} msgs: msgs/s (bare consumer drain in the PG column)"),
+        shape: format!(
+            "end to end through tansu, {n} msgs: msgs/s (bare consumer drain in the PG column)"
+        ),
         tracker: format!("{ingest:.0}"),
         postgres: format!("{bare:.0}"),
         ratio: format!("{:.0} % of bare", 100.0 * ingest / bare),
@@ -279,12 +346,26 @@ fn main() -> anyhow::Result<()> {
 
     // ---- the table ----------------------------------------------------------
     let mut out = String::new();
-    let _ = writeln!(out, "\n| shape | tracker | PostgreSQL | ratio |\n|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "\n| shape | tracker | PostgreSQL | ratio |\n|---|---|---|---|"
+    );
     for r in &table {
-        let _ = writeln!(out, "| {} | {} | {} | {} |", r.shape, r.tracker, r.postgres, r.ratio);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            r.shape, r.tracker, r.postgres, r.ratio
+        );
     }
     println!("{out}");
-    println!("PostgreSQL indexes: {}", pg::INDEXES.iter().map(|(n, c)| format!("{n} {c}")).collect::<Vec<_>>().join("; "));
+    println!(
+        "PostgreSQL indexes: {}",
+        pg::INDEXES
+            .iter()
+            .map(|(n, c)| format!("{n} {c}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
     for n in &notes {
         println!("NOTE: {n}");
     }
@@ -308,13 +389,19 @@ fn dir_bytes(dir: &Path) -> std::io::Result<u64> {
     for e in std::fs::read_dir(dir)? {
         let e = e?;
         let m = e.metadata()?;
-        n += if m.is_dir() { dir_bytes(&e.path())? } else { m.len() };
+        n += if m.is_dir() {
+            dir_bytes(&e.path())?
+        } else {
+            m.len()
+        };
     }
     Ok(n)
 }
 
 fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// Starts `tracker query` on the loaded store with an operator token.
@@ -331,7 +418,14 @@ fn serve(a: &Args, store_dir: &Path) -> anyhow::Result<(u16, Child)> {
     let child = Command::new(&a.tracker)
         .arg("--config")
         .arg(&cfg)
-        .args(["query", "--listen", &format!("127.0.0.1:{port}"), "--cache-mb", &a.cache_mb.to_string(), "--data-dir"])
+        .args([
+            "query",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--cache-mb",
+            &a.cache_mb.to_string(),
+            "--data-dir",
+        ])
         .arg(store_dir)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -370,7 +464,15 @@ fn through_broker(a: &Args, messages: &[Message]) -> anyhow::Result<(f64, f64)> 
     let url = format!("tcp://127.0.0.1:{port}");
     let mut broker = Command::new(&tansu)
         .current_dir(&dir)
-        .args(["broker", "--storage-engine", "sqlite://tansu.db", "--listener-url", &url, "--advertised-listener-url", &url])
+        .args([
+            "broker",
+            "--storage-engine",
+            "sqlite://tansu.db",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
@@ -383,16 +485,32 @@ fn through_broker(a: &Args, messages: &[Message]) -> anyhow::Result<(f64, f64)> 
             std::thread::sleep(Duration::from_millis(50));
         }
         let topic = "bench-events";
-        let ok = Command::new(&tansu).args(["topic", "create", topic, "--partitions", "3", "--broker", &url]).status()?;
+        let ok = Command::new(&tansu)
+            .args([
+                "topic",
+                "create",
+                topic,
+                "--partitions",
+                "3",
+                "--broker",
+                &url,
+            ])
+            .status()?;
         if !ok.success() {
             bail!("topic create failed");
         }
         let brokers = format!("127.0.0.1:{port}");
-        let payloads: Vec<(Option<Vec<u8>>, Vec<u8>)> =
-            messages.iter().map(|m| (m.key.clone(), m.payload.clone().unwrap_or_default())).collect();
+        let payloads: Vec<(Option<Vec<u8>>, Vec<u8>)> = messages
+            .iter()
+            .map(|m| (m.key.clone(), m.payload.clone().unwrap_or_default()))
+            .collect();
         let t = Instant::now();
         ingest::publish::publish(&brokers, topic, &payloads)?;
-        println!("published {} messages to tansu in {:.1?}", payloads.len(), t.elapsed());
+        println!(
+            "published {} messages to tansu in {:.1?}",
+            payloads.len(),
+            t.elapsed()
+        );
 
         // Bare consumer: assign every partition from the start, count, discard.
         let consumer: BaseConsumer = ClientConfig::new()
@@ -420,15 +538,25 @@ fn through_broker(a: &Args, messages: &[Message]) -> anyhow::Result<(f64, f64)> 
         drop(consumer);
 
         // The ingest worker, into a fresh store, until the high watermarks.
-        let store = Arc::new(Store::open(&a.work_dir.join("e2e-store"), a.cache_mb << 20)?);
+        let store = Arc::new(Store::open(
+            &a.work_dir.join("e2e-store"),
+            a.cache_mb << 20,
+        )?);
         let progress = Arc::new(IngestProgress::new(topic));
-        let worker = ingest::Worker::new(ingest::IngestConfig::new(&brokers, topic), store.clone(), progress)?;
+        let worker = ingest::Worker::new(
+            ingest::IngestConfig::new(&brokers, topic),
+            store.clone(),
+            progress,
+        )?;
         let t = Instant::now();
         worker.run_to_end(&CancellationToken::new(), &mut |_| {})?;
         let ingest = payloads.len() as f64 / t.elapsed().as_secs_f64();
         let totals = store.totals();
         if (totals.applied + totals.duplicates + totals.quarantined) as usize != payloads.len() {
-            bail!("ingest consumed {totals:?}, expected {} messages", payloads.len());
+            bail!(
+                "ingest consumed {totals:?}, expected {} messages",
+                payloads.len()
+            );
         }
         Ok((bare, ingest))
     })();

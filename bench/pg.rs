@@ -38,7 +38,9 @@ pub fn create_schema(c: &mut Client) -> Result<(), postgres::Error> {
             auto_trigger boolean NOT NULL, progress integer NOT NULL, fail_reason text NOT NULL, fail_code text NOT NULL)",
     )?;
     for (name, cols) in INDEXES {
-        c.batch_execute(&format!("CREATE INDEX {name} ON replication_records {cols}"))?;
+        c.batch_execute(&format!(
+            "CREATE INDEX {name} ON replication_records {cols}"
+        ))?;
     }
     Ok(())
 }
@@ -60,7 +62,8 @@ const UPSERT: &str = "INSERT INTO replication_records SELECT
 
 /// Upserts `rows` in one statement (one transaction).
 pub fn upsert(c: &mut Client, stmt: &Statement, rows: &[Record]) -> Result<(), postgres::Error> {
-    let col = |f: fn(&Record) -> Option<String>| rows.iter().map(f).collect::<Vec<Option<String>>>();
+    let col =
+        |f: fn(&Record) -> Option<String>| rows.iter().map(f).collect::<Vec<Option<String>>>();
     let cols: Vec<Vec<Option<String>>> = vec![
         col(|r| Some(r.id.clone())),
         col(|r| r.source_region.clone()),
@@ -77,10 +80,14 @@ pub fn upsert(c: &mut Client, stmt: &Statement, rows: &[Record]) -> Result<(), p
         col(|r| Some(r.updated_at.clone())),
     ];
     let auto: Vec<bool> = rows.iter().map(|r| r.extra_info.auto_trigger).collect();
-    let progress: Vec<i32> = rows.iter().map(|r| i32::from(r.extra_info.progress)).collect();
+    let progress: Vec<i32> = rows
+        .iter()
+        .map(|r| i32::from(r.extra_info.progress))
+        .collect();
     let reason = col(|r| Some(r.extra_info.fail_reason.clone()));
     let code = col(|r| Some(r.extra_info.fail_code.clone()));
-    let mut params: Vec<&(dyn ToSql + Sync)> = cols.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
+    let mut params: Vec<&(dyn ToSql + Sync)> =
+        cols.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
     params.push(&auto);
     params.push(&progress);
     params.push(&reason);
@@ -100,12 +107,20 @@ pub struct Prepared {
 
 pub fn prepare(c: &mut Client, shape: Shape) -> Result<Prepared, postgres::Error> {
     let (page, count) = shapes::sql(shape);
-    Ok(Prepared { page: c.prepare(&page)?, count: count.map(|q| c.prepare(&q)).transpose()? })
+    Ok(Prepared {
+        page: c.prepare(&page)?,
+        count: count.map(|q| c.prepare(&q)).transpose()?,
+    })
 }
 
 /// Runs one query; returns the page's ids (rows fully decoded, as an API
 /// server would) and the count.
-pub fn run(c: &mut Client, shape: Shape, prep: &Prepared, p: &Params) -> Result<(Vec<String>, Option<i64>), postgres::Error> {
+pub fn run(
+    c: &mut Client,
+    shape: Shape,
+    prep: &Prepared,
+    p: &Params,
+) -> Result<(Vec<String>, Option<i64>), postgres::Error> {
     let status = p.status.as_str().to_owned();
     let fail = "fail".to_owned();
     let params: Vec<&(dyn ToSql + Sync)> = match shape {
@@ -132,5 +147,8 @@ pub fn run(c: &mut Client, shape: Shape, prep: &Prepared, p: &Params) -> Result<
 }
 
 pub fn database_bytes(c: &mut Client) -> Result<i64, postgres::Error> {
-    Ok(c.query_one("SELECT pg_database_size(current_database())", &[])?.get(0))
+    Ok(
+        c.query_one("SELECT pg_database_size(current_database())", &[])?
+            .get(0),
+    )
 }

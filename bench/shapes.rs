@@ -16,7 +16,15 @@ pub enum Shape {
     Q7,
 }
 
-pub const ALL: [Shape; 7] = [Shape::Q1, Shape::Q2, Shape::Q3, Shape::Q4, Shape::Q5, Shape::Q6, Shape::Q7];
+pub const ALL: [Shape; 7] = [
+    Shape::Q1,
+    Shape::Q2,
+    Shape::Q3,
+    Shape::Q4,
+    Shape::Q5,
+    Shape::Q6,
+    Shape::Q7,
+];
 
 impl Shape {
     pub fn describe(self) -> &'static str {
@@ -76,8 +84,14 @@ pub fn list_query(shape: Shape, p: &Params) -> ListQuery {
         Shape::Q4 => q.checkpoint_item_id = Some(p.checkpoint_item.clone()),
         Shape::Q5 => {
             q.sort = Some(vec![
-                SortKey { field: SortField::Status, dir: Dir::Asc },
-                SortKey { field: SortField::CreatedAt, dir: Dir::Desc },
+                SortKey {
+                    field: SortField::Status,
+                    dir: Dir::Asc,
+                },
+                SortKey {
+                    field: SortField::CreatedAt,
+                    dir: Dir::Desc,
+                },
             ]);
             q.offset = Some(5000);
             q.limit = Some(100);

@@ -19,7 +19,11 @@ pub fn summarize(samples: &mut [Duration], wall: Duration) -> Summary {
         let i = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1;
         samples[i].as_secs_f64() * 1000.0
     };
-    Summary { p50_ms: pick(0.50), p99_ms: pick(0.99), per_sec: samples.len() as f64 / wall.as_secs_f64() }
+    Summary {
+        p50_ms: pick(0.50),
+        p99_ms: pick(0.99),
+        per_sec: samples.len() as f64 / wall.as_secs_f64(),
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,11 @@
 
 mod config;
 
+// sled copies tree nodes on every insert: allocation is a large share of the
+// apply path, and mimalloc is markedly faster at it than glibc's malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;

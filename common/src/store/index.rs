@@ -2,14 +2,20 @@
 //! entries before and after a batch, written in the same atomic batch as the
 //! record itself.
 //!
-//! Per project the record is listed under:
-//! - a posting `i project field value created_at id` for the project itself
-//!   (field `All`) and for each filter field, so a filtered page is a range
-//!   scan in the default sort order and a filter test is one point lookup;
+//! Every entry costs a sled insert, and sled inserts are what bounds the apply
+//! rate, so a record has as few entries as the queries allow. Per project the
+//! record is listed under:
+//! - a posting `i project field value created_at id` for `status`,
+//!   `source_region` and `destination_region`, so a filtered page is a range
+//!   scan in the default sort order and a filter test is one point lookup (the
+//!   status postings partition the project: their union is "all records");
 //! - a count `n project field value`, the length of that posting list, so
 //!   `with_count` on one filter is one read;
 //! - an order entry `o project order value id → created_at` for the other
 //!   linear sort keys (updated_at, id, plan_id).
+//!
+//! Checkpoint items are near-unique, so they are indexed once, globally:
+//! `k side value id`; a checkpoint filter reads those few records directly.
 
 use std::collections::BTreeMap;
 
@@ -20,14 +26,24 @@ use crate::record::{Field, RecordState};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]
 pub enum IndexField {
-    All = 0,
     Status = 1,
     SourceRegion = 2,
     DestinationRegion = 3,
-    SourceCheckpointItem = 4,
-    DestinationCheckpointItem = 5,
-    /// Either side's checkpoint item (the `checkpoint_item_id` filter).
-    CheckpointItem = 6,
+}
+
+/// Which side's checkpoint item a global checkpoint entry indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum CheckpointSide {
+    Source = 0,
+    Destination = 1,
+}
+
+/// Prefix of the global checkpoint entries of one value.
+pub fn checkpoint_prefix(side: CheckpointSide, value: &str) -> Vec<u8> {
+    let mut k = vec![space::CHECKPOINT_ITEM, side as u8];
+    push_str(&mut k, value.as_bytes());
+    k
 }
 
 /// Secondary sort orders. The byte is part of the key: never reorder.
@@ -90,29 +106,15 @@ pub fn order_prefix(project: &str, order: OrderField) -> Vec<u8> {
 }
 
 /// The postings a record belongs to in one project.
-pub fn postings(state: &RecordState) -> Vec<Posting> {
-    let mut ps = vec![
-        Posting::new(IndexField::All, None),
+pub fn postings(state: &RecordState) -> [Posting; 3] {
+    [
         Posting::new(IndexField::Status, Some(state.status().as_str())),
         Posting::new(IndexField::SourceRegion, state.get(Field::SourceRegion)),
         Posting::new(
             IndexField::DestinationRegion,
             state.get(Field::DestinationRegion),
         ),
-    ];
-    let src = state.get(Field::SourceCheckpointItemId);
-    let dst = state.get(Field::DestinationCheckpointItemId);
-    if let Some(v) = src {
-        ps.push(Posting::new(IndexField::SourceCheckpointItem, Some(v)));
-        ps.push(Posting::new(IndexField::CheckpointItem, Some(v)));
-    }
-    if let Some(v) = dst {
-        ps.push(Posting::new(IndexField::DestinationCheckpointItem, Some(v)));
-        if src != Some(v) {
-            ps.push(Posting::new(IndexField::CheckpointItem, Some(v)));
-        }
-    }
-    ps
+    ]
 }
 
 /// Every index key of a record (postings and orders), with its value, and the
@@ -125,6 +127,19 @@ pub struct Entries {
 
 pub fn entries(id: &str, state: &RecordState) -> Entries {
     let mut out = Entries::default();
+    for (side, f) in [
+        (CheckpointSide::Source, Field::SourceCheckpointItemId),
+        (
+            CheckpointSide::Destination,
+            Field::DestinationCheckpointItemId,
+        ),
+    ] {
+        if let Some(v) = state.get(f) {
+            let mut k = checkpoint_prefix(side, v);
+            push_str(&mut k, id.as_bytes());
+            out.keys.insert(k, Vec::new());
+        }
+    }
     let created = state.created_at().key_bytes();
     for project in state.projects() {
         for p in postings(state) {

@@ -20,7 +20,10 @@ pub mod space {
     pub const COUNT: u8 = b'n';
     /// `o` project order sort-value id → created_at : other sort orders
     pub const ORDER: u8 = b'o';
-    /// `e` record_id seq → EventLogEntry : the audit trail, in arrival order
+    /// `k` side checkpoint-item id → ∅ : global checkpoint-item index
+    pub const CHECKPOINT_ITEM: u8 = b'k';
+    /// `e` chunk seq → [EventLogEntry] : the audit trail, in chunks of a batch;
+    /// each record keeps references to its entries
     pub const EVENT_LOG: u8 = b'e';
     /// `c` topic partition → next offset : the ingest checkpoint
     pub const CHECKPOINT: u8 = b'c';
@@ -86,15 +89,9 @@ pub fn record(id: &str) -> Vec<u8> {
     k
 }
 
-pub fn event_log_prefix(record_id: &str) -> Vec<u8> {
+pub fn event_log(chunk: u64) -> Vec<u8> {
     let mut k = vec![space::EVENT_LOG];
-    push_str(&mut k, record_id.as_bytes());
-    k
-}
-
-pub fn event_log(record_id: &str, seq: u64) -> Vec<u8> {
-    let mut k = event_log_prefix(record_id);
-    k.extend_from_slice(&seq.to_be_bytes());
+    k.extend_from_slice(&chunk.to_be_bytes());
     k
 }
 

@@ -71,6 +71,8 @@ pub struct Totals {
     pub records: u64,
     /// Next event-log sequence number.
     pub next_event_seq: u64,
+    /// Next event-log chunk key.
+    pub next_log_chunk: u64,
     /// Next quarantine sequence number.
     pub next_quarantine_seq: u64,
 }
@@ -94,6 +96,32 @@ pub struct EventLogEntry {
     pub effect: EventEffect,
     /// The message value as published (valid UTF-8 JSON: it was accepted).
     pub raw: Vec<u8>,
+}
+
+/// Where one event-log entry lives: its chunk and its index there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogRef {
+    pub chunk: u64,
+    pub index: u32,
+}
+
+/// Entries per event-log chunk. A batch's log is written as a few chunks
+/// rather than one key per event: sled inserts bound the apply rate.
+const LOG_CHUNK: usize = 256;
+
+/// The value under a record key: the fold state and, in arrival order, where
+/// the record's audit-trail entries are.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredRecord {
+    state: RecordState,
+    log: Vec<LogRef>,
+}
+
+/// A record as a batch sees it.
+struct Touched {
+    before: Option<RecordState>,
+    after: RecordState,
+    log: Vec<LogRef>,
 }
 
 /// A message that could not be applied.
@@ -196,8 +224,8 @@ impl Store {
         let mut checkpoints: HashMap<(&str, i32), i64> = HashMap::new();
         let mut outcome = BatchOutcome::default();
         let mut batch = sled::Batch::default();
-        // Record id → (state before the batch, state now).
-        let mut touched: BTreeMap<String, (Option<RecordState>, RecordState)> = BTreeMap::new();
+        let mut touched: BTreeMap<String, Touched> = BTreeMap::new();
+        let mut log: Vec<EventLogEntry> = Vec::new();
 
         for m in messages {
             let next = checkpoints
@@ -242,20 +270,38 @@ impl Store {
                     outcome.applied += 1;
                 }
             }
-            let entry = EventLogEntry {
+            let at = LogRef {
+                chunk: totals.next_log_chunk + (log.len() / LOG_CHUNK) as u64,
+                index: (log.len() % LOG_CHUNK) as u32,
+            };
+            touched
+                .get_mut(&event.record_id)
+                .expect("folded above")
+                .log
+                .push(at);
+            log.push(EventLogEntry {
                 seq: totals.next_event_seq,
                 topic: m.topic.clone(),
                 partition: m.partition,
                 offset: m.offset,
                 effect,
                 raw: m.payload.clone().unwrap_or_default(),
-            };
-            batch.insert(keys::event_log(&event.record_id, entry.seq), encode(&entry));
+            });
             totals.next_event_seq += 1;
+        }
+        for chunk in log.chunks(LOG_CHUNK) {
+            batch.insert(keys::event_log(totals.next_log_chunk), encode(&chunk));
+            totals.next_log_chunk += 1;
         }
 
         let mut count_deltas: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
-        for (id, (before, after)) in &touched {
+        for (id, t) in touched {
+            let (before, after) = (&t.before, &t.after);
+            let stored = StoredRecord {
+                state: t.after.clone(),
+                log: t.log,
+            };
+            batch.insert(keys::record(&id), encode(&stored));
             if before.as_ref() == Some(after) {
                 continue;
             }
@@ -264,9 +310,9 @@ impl Store {
             }
             let old = before
                 .as_ref()
-                .map(|b| index::entries(id, b))
+                .map(|b| index::entries(&id, b))
                 .unwrap_or_default();
-            let new = index::entries(id, after);
+            let new = index::entries(&id, after);
             for k in old.keys.keys().filter(|k| !new.keys.contains_key(*k)) {
                 batch.remove(k.as_slice());
             }
@@ -281,7 +327,6 @@ impl Store {
             for k in new.counts {
                 *count_deltas.entry(k).or_default() += 1;
             }
-            batch.insert(keys::record(id), after.encode());
         }
         for (k, delta) in count_deltas.into_iter().filter(|(_, d)| *d != 0) {
             let n = self.count(&k)? as i64 + delta;
@@ -306,33 +351,51 @@ impl Store {
 
     fn fold_into(
         &self,
-        touched: &mut BTreeMap<String, (Option<RecordState>, RecordState)>,
+        touched: &mut BTreeMap<String, Touched>,
         e: &Event,
     ) -> Result<EventEffect, StoreError> {
-        if let Some((_, state)) = touched.get_mut(&e.record_id) {
-            return Ok(effect(state.apply(e)));
+        if let Some(t) = touched.get_mut(&e.record_id) {
+            return Ok(effect(t.after.apply(e)));
         }
-        let before = self.record_state(&e.record_id)?;
-        let (after, effect) = match &before {
-            Some(b) => {
-                let mut s = b.clone();
-                let a = s.apply(e);
-                (s, effect(a))
+        let stored = self.stored_record(&e.record_id)?;
+        let (t, effect) = match stored {
+            Some(StoredRecord { state, log }) => {
+                let mut after = state.clone();
+                let a = after.apply(e);
+                (
+                    Touched {
+                        before: Some(state),
+                        after,
+                        log,
+                    },
+                    effect(a),
+                )
             }
-            None => (RecordState::new(e), EventEffect::Changed),
+            None => (
+                Touched {
+                    before: None,
+                    after: RecordState::new(e),
+                    log: Vec::new(),
+                },
+                EventEffect::Changed,
+            ),
         };
-        touched.insert(e.record_id.clone(), (before, after));
+        touched.insert(e.record_id.clone(), t);
         Ok(effect)
     }
 
-    pub fn record_state(&self, id: &str) -> Result<Option<RecordState>, StoreError> {
+    fn stored_record(&self, id: &str) -> Result<Option<StoredRecord>, StoreError> {
         let key = keys::record(id);
         match self.tree.get(&key)? {
-            Some(v) => RecordState::decode(&v)
+            Some(v) => postcard::from_bytes(&v)
                 .map(Some)
                 .map_err(|e| StoreError::corrupt(&key, e)),
             None => Ok(None),
         }
+    }
+
+    pub fn record_state(&self, id: &str) -> Result<Option<RecordState>, StoreError> {
+        Ok(self.stored_record(id)?.map(|s| s.state))
     }
 
     /// The record as listed under `project`: `None` when it does not exist or
@@ -346,13 +409,29 @@ impl Store {
 
     /// The audit trail of a record, in arrival order.
     pub fn events(&self, record_id: &str) -> Result<Vec<EventLogEntry>, StoreError> {
-        self.tree
-            .scan_prefix(keys::event_log_prefix(record_id))
-            .map(|kv| {
-                let (k, v) = kv?;
-                postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(&k, e))
-            })
-            .collect()
+        let Some(stored) = self.stored_record(record_id)? else {
+            return Ok(Vec::new());
+        };
+        let mut chunks: HashMap<u64, Vec<EventLogEntry>> = HashMap::new();
+        let mut out = Vec::with_capacity(stored.log.len());
+        for r in stored.log {
+            let key = keys::event_log(r.chunk);
+            let chunk = match chunks.entry(r.chunk) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let v = self
+                        .tree
+                        .get(&key)?
+                        .ok_or_else(|| StoreError::corrupt(&key, "missing event-log chunk"))?;
+                    e.insert(postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(&key, e))?)
+                }
+            };
+            let entry = chunk.get(r.index as usize).cloned();
+            out.push(
+                entry.ok_or_else(|| StoreError::corrupt(&key, "event-log index out of range"))?,
+            );
+        }
+        Ok(out)
     }
 
     /// Quarantined messages, newest first.
@@ -380,8 +459,9 @@ impl Store {
             let id = keys::read_str(&k[1..])
                 .and_then(|(id, _)| String::from_utf8(id).ok())
                 .ok_or_else(|| StoreError::corrupt(&k, "bad record key"))?;
-            let state = RecordState::decode(&v).map_err(|e| StoreError::corrupt(&k, e))?;
-            Ok((id, state))
+            let stored: StoredRecord =
+                postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(&k, e))?;
+            Ok((id, stored.state))
         })
     }
 
@@ -425,7 +505,11 @@ impl Store {
             }
         }
         let mut have_keys = BTreeMap::new();
-        for space in [keys::space::POSTING, keys::space::ORDER] {
+        for space in [
+            keys::space::POSTING,
+            keys::space::ORDER,
+            keys::space::CHECKPOINT_ITEM,
+        ] {
             for kv in self.tree.scan_prefix([space]) {
                 let (k, v) = kv?;
                 have_keys.insert(k.to_vec(), v.to_vec());
@@ -446,6 +530,20 @@ impl Store {
             return Ok(Err(format!(
                 "{records} records stored, totals say {}",
                 self.totals().records
+            )));
+        }
+        let mut refs = 0u64;
+        for kv in self.tree.scan_prefix([keys::space::RECORD]) {
+            let (k, v) = kv?;
+            let stored: StoredRecord =
+                postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(&k, e))?;
+            refs += stored.log.len() as u64;
+        }
+        let t = self.totals();
+        if refs != t.applied + t.duplicates {
+            return Ok(Err(format!(
+                "{refs} event-log entries referenced, {} accepted events",
+                t.applied + t.duplicates
             )));
         }
         Ok(Ok(()))

@@ -16,7 +16,9 @@
 
 use std::cmp::Ordering;
 
-use super::index::{order_prefix, IndexField, OrderField, Posting};
+use super::index::{
+    checkpoint_prefix, order_prefix, CheckpointSide, IndexField, OrderField, Posting,
+};
 use super::keys::{self, space};
 use super::{Store, StoreError};
 use crate::instant::Micros;
@@ -93,9 +95,10 @@ pub struct ListQuery {
 }
 
 impl ListQuery {
-    /// The filters as posting lists. Destructured so a new filter cannot be
-    /// silently ignored.
-    fn filters(&self) -> Vec<Posting> {
+    /// The project-scoped filters as posting lists, and the checkpoint-item
+    /// filters (served by the global checkpoint index). Destructured so a new
+    /// filter cannot be silently ignored.
+    fn filters(&self) -> (Vec<Posting>, Vec<(Option<CheckpointSide>, &str)>) {
         let ListQuery {
             destination_region,
             source_region,
@@ -117,16 +120,50 @@ impl ListQuery {
         add(IndexField::DestinationRegion, destination_region.as_deref());
         add(IndexField::SourceRegion, source_region.as_deref());
         add(IndexField::Status, status.map(Status::as_str));
-        add(
-            IndexField::SourceCheckpointItem,
-            source_checkpoint_item_id.as_deref(),
-        );
-        add(
-            IndexField::DestinationCheckpointItem,
-            destination_checkpoint_item_id.as_deref(),
-        );
-        add(IndexField::CheckpointItem, checkpoint_item_id.as_deref());
-        f
+        let checkpoints = [
+            (Some(CheckpointSide::Source), source_checkpoint_item_id),
+            (
+                Some(CheckpointSide::Destination),
+                destination_checkpoint_item_id,
+            ),
+            (None, checkpoint_item_id),
+        ]
+        .into_iter()
+        .filter_map(|(side, v)| v.as_deref().map(|v| (side, v)))
+        .collect();
+        (f, checkpoints)
+    }
+
+    /// Whether a record listed under `project` matches every filter.
+    fn matches(&self, project: &str, s: &RecordState) -> bool {
+        let ListQuery {
+            destination_region,
+            source_region,
+            status,
+            source_checkpoint_item_id,
+            destination_checkpoint_item_id,
+            checkpoint_item_id,
+            sort: _,
+            offset: _,
+            limit: _,
+            with_count: _,
+        } = self;
+        let eq =
+            |want: &Option<String>, f: Field| want.as_deref().is_none_or(|w| s.get(f) == Some(w));
+        let either = |w: &str| {
+            s.get(Field::SourceCheckpointItemId) == Some(w)
+                || s.get(Field::DestinationCheckpointItemId) == Some(w)
+        };
+        s.projects().contains(&project)
+            && eq(destination_region, Field::DestinationRegion)
+            && eq(source_region, Field::SourceRegion)
+            && status.is_none_or(|st| s.status() == st)
+            && eq(source_checkpoint_item_id, Field::SourceCheckpointItemId)
+            && eq(
+                destination_checkpoint_item_id,
+                Field::DestinationCheckpointItemId,
+            )
+            && checkpoint_item_id.as_deref().is_none_or(either)
     }
 
     pub fn sort_keys(&self) -> Vec<SortKey> {
@@ -233,8 +270,11 @@ type KvIter = Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>>;
 impl Store {
     /// One page of the records listed under `project` that match `q`.
     pub fn list(&self, project: &str, q: &ListQuery) -> Result<Page, StoreError> {
-        let filters = q.filters();
+        let (filters, checkpoints) = q.filters();
         let sort = q.sort_keys();
+        if !checkpoints.is_empty() {
+            return self.list_by_checkpoint(project, q, &checkpoints, &sort);
+        }
         let tie = sort.last().map_or(Dir::Desc, |k| k.dir);
         // A key fixed by an equality filter orders nothing; nothing orders past `id`.
         let mut keys = Vec::new();
@@ -266,6 +306,50 @@ impl Store {
             Some(true) => Some(self.count_matches(project, &filters)?),
             _ => None,
         };
+        Ok(Page { records, count })
+    }
+
+    /// Checkpoint items are near-unique: read the few records that carry the
+    /// value, filter and sort them in memory.
+    fn list_by_checkpoint(
+        &self,
+        project: &str,
+        q: &ListQuery,
+        checkpoints: &[(Option<CheckpointSide>, &str)],
+        sort: &[SortKey],
+    ) -> Result<Page, StoreError> {
+        let (side, value) = checkpoints[0];
+        let sides = match side {
+            Some(s) => vec![s],
+            None => vec![CheckpointSide::Source, CheckpointSide::Destination],
+        };
+        let mut ids: Vec<String> = Vec::new();
+        for side in sides {
+            let prefix = checkpoint_prefix(side, value);
+            for kv in self.tree.scan_prefix(&prefix) {
+                let (k, _) = kv?;
+                ids.push(parse_id(&k, &k[prefix.len()..])?);
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        let mut rows = Vec::new();
+        for id in ids {
+            if let Some(s) = self.record_state(&id)? {
+                if q.matches(project, &s) {
+                    rows.push((id, s));
+                }
+            }
+        }
+        let tie = sort.last().map_or(Dir::Desc, |k| k.dir);
+        rows.sort_by(|a, b| compare(a, b, sort, tie));
+        let count = (q.with_count == Some(true)).then_some(rows.len() as u64);
+        let records = rows
+            .iter()
+            .skip(q.offset.unwrap_or(0))
+            .take(q.limit.unwrap_or(DEFAULT_LIMIT))
+            .map(|(id, s)| s.view(id))
+            .collect();
         Ok(Page { records, count })
     }
 
@@ -326,14 +410,7 @@ impl Store {
         filters: &[Posting],
         cur: &mut Cursor,
     ) -> Result<(), StoreError> {
-        let mut prefix = vec![space::COUNT];
-        keys::push_str(&mut prefix, project.as_bytes());
-        prefix.push(field as u8);
-        let mut values = Vec::new();
-        for kv in self.tree.scan_prefix(&prefix) {
-            let (k, _) = kv?;
-            values.push(parse_opt(&k, &k[prefix.len()..])?);
-        }
+        let mut values = self.distinct_values(project, field)?;
         if dir == Dir::Desc {
             values.reverse();
         }
@@ -443,10 +520,8 @@ impl Store {
         match order {
             None => {
                 let (driver, others) = self.choose_driver(project, filters)?;
-                let prefix = driver.prefix(project);
-                for kv in self.scan(&prefix, first.dir) {
-                    let (k, _) = kv?;
-                    let (created, id) = parse_created_id(&k, &k[prefix.len()..])?;
+                for row in self.stream(project, &driver, first.dir) {
+                    let (created, id) = row?;
                     if self.matches_all(project, &others, created, &id)?
                         && !visit(&created, id, cur)?
                     {
@@ -502,19 +577,68 @@ impl Store {
         cur: &Cursor,
     ) -> Result<bool, StoreError> {
         let (driver, _) = self.choose_driver(project, filters)?;
-        let n = u128::from(self.count(&driver.count_key(project))?);
-        let total =
-            u128::from(self.count(&Posting::new(IndexField::All, None).count_key(project))?);
+        let n = u128::from(self.union_count(project, &driver)?);
+        let total = u128::from(self.union_count(project, &self.all_postings(project)?)?);
         let depth = (cur.skip + cur.take) as u128;
         Ok(n <= 4 * depth || n * n <= depth * total)
     }
 
-    /// The filter with the shortest posting list, and the others.
+    /// The status postings of a project: together, every record listed there.
+    fn all_postings(&self, project: &str) -> Result<Vec<Posting>, StoreError> {
+        Ok(self
+            .distinct_values(project, IndexField::Status)?
+            .into_iter()
+            .map(|v| Posting {
+                field: IndexField::Status,
+                value: v,
+            })
+            .collect())
+    }
+
+    /// Values of `field` present in `project`, ascending (from the counts).
+    fn distinct_values(
+        &self,
+        project: &str,
+        field: IndexField,
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        let mut prefix = vec![space::COUNT];
+        keys::push_str(&mut prefix, project.as_bytes());
+        prefix.push(field as u8);
+        let mut values = Vec::new();
+        for kv in self.tree.scan_prefix(&prefix) {
+            let (k, _) = kv?;
+            values.push(parse_opt(&k, &k[prefix.len()..])?);
+        }
+        Ok(values)
+    }
+
+    fn union_count(&self, project: &str, postings: &[Posting]) -> Result<u64, StoreError> {
+        postings
+            .iter()
+            .map(|p| self.count(&p.count_key(project)))
+            .sum()
+    }
+
+    /// The entries of disjoint posting lists, merged in `(created_at, id)`
+    /// order (or its reverse).
+    fn stream(&self, project: &str, postings: &[Posting], dir: Dir) -> Merge {
+        let sources = postings
+            .iter()
+            .map(|p| {
+                let prefix = p.prefix(project);
+                (prefix.len(), self.scan(&prefix, dir))
+            })
+            .collect();
+        Merge::new(sources, dir)
+    }
+
+    /// The filter with the shortest posting list (as a one-list union) and
+    /// the others; with no filter, every status list of the project.
     fn choose_driver(
         &self,
         project: &str,
         filters: &[Posting],
-    ) -> Result<(Posting, Vec<Posting>), StoreError> {
+    ) -> Result<(Vec<Posting>, Vec<Posting>), StoreError> {
         let mut best: Option<(u64, usize)> = None;
         for (i, p) in filters.iter().enumerate() {
             let n = self.count(&p.count_key(project))?;
@@ -523,11 +647,11 @@ impl Store {
             }
         }
         Ok(match best {
-            None => (Posting::new(IndexField::All, None), Vec::new()),
+            None => (self.all_postings(project)?, Vec::new()),
             Some((_, i)) => {
                 let mut others = filters.to_vec();
                 let driver = others.remove(i);
-                (driver, others)
+                (vec![driver], others)
             }
         })
     }
@@ -557,10 +681,8 @@ impl Store {
         f: &mut dyn FnMut([u8; 8], String) -> bool,
     ) -> Result<(), StoreError> {
         let (driver, others) = self.choose_driver(project, filters)?;
-        let prefix = driver.prefix(project);
-        for kv in self.scan(&prefix, dir) {
-            let (k, _) = kv?;
-            let (created, id) = parse_created_id(&k, &k[prefix.len()..])?;
+        for row in self.stream(project, &driver, dir) {
+            let (created, id) = row?;
             if self.matches_all(project, &others, created, &id)? && !f(created, id) {
                 break;
             }
@@ -571,7 +693,7 @@ impl Store {
     /// The number of matches, ignoring offset and limit.
     fn count_matches(&self, project: &str, filters: &[Posting]) -> Result<u64, StoreError> {
         match filters {
-            [] => self.count(&Posting::new(IndexField::All, None).count_key(project)),
+            [] => self.union_count(project, &self.all_postings(project)?),
             [one] => self.count(&one.count_key(project)),
             _ => {
                 let mut n = 0;
@@ -590,6 +712,71 @@ impl Store {
             Dir::Asc => Box::new(it),
             Dir::Desc => Box::new(it.rev()),
         }
+    }
+}
+
+/// K-way merge of posting scans; each yields its `(created_at, id)` tail,
+/// whose bytes sort like the pair.
+struct Merge {
+    sources: Vec<(usize, KvIter)>,
+    heads: Vec<Option<sled::IVec>>,
+    dir: Dir,
+    started: bool,
+}
+
+impl Merge {
+    fn new(sources: Vec<(usize, KvIter)>, dir: Dir) -> Merge {
+        let heads = vec![None; sources.len()];
+        Merge {
+            sources,
+            heads,
+            dir,
+            started: false,
+        }
+    }
+
+    fn advance(&mut self, i: usize) -> Result<(), StoreError> {
+        self.heads[i] = self.sources[i].1.next().transpose()?.map(|(k, _)| k);
+        Ok(())
+    }
+}
+
+impl Iterator for Merge {
+    type Item = Result<([u8; 8], String), StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if !self.started {
+            self.started = true;
+            for i in 0..self.sources.len() {
+                if let Err(e) = self.advance(i) {
+                    return Some(Err(e));
+                }
+            }
+        }
+        let tail = |i: usize, heads: &[Option<sled::IVec>], sources: &[(usize, KvIter)]| {
+            heads[i].as_ref().map(|k| k[sources[i].0..].to_vec())
+        };
+        let mut best: Option<(usize, Vec<u8>)> = None;
+        for i in 0..self.sources.len() {
+            if let Some(t) = tail(i, &self.heads, &self.sources) {
+                let better = match &best {
+                    None => true,
+                    Some((_, b)) => match self.dir {
+                        Dir::Asc => t < *b,
+                        Dir::Desc => t > *b,
+                    },
+                };
+                if better {
+                    best = Some((i, t));
+                }
+            }
+        }
+        let (i, t) = best?;
+        let key = self.heads[i].clone().expect("head present");
+        if let Err(e) = self.advance(i) {
+            return Some(Err(e));
+        }
+        Some(parse_created_id(&key, &t))
     }
 }
 
