@@ -177,28 +177,57 @@ fn main() -> anyhow::Result<()> {
     println!("status mix: {status_mix:?}");
 
     // ---- apply: PostgreSQL -------------------------------------------------
+    // The consumer a team would otherwise write: per batch of the same size,
+    // fold in memory and upsert every touched record's new row. Folding is
+    // not timed (it is the same fold); only PostgreSQL's writes are.
+    let mut folded: std::collections::HashMap<String, common::RecordState> =
+        std::collections::HashMap::new();
+    let mut pg_batches: Vec<Vec<common::Record>> = Vec::new();
+    for chunk in messages.chunks(a.batch) {
+        let mut touched = std::collections::BTreeSet::new();
+        for m in chunk {
+            if let Ok(e) = common::decode(m.key.as_deref(), m.payload.as_deref()) {
+                match folded.get_mut(&e.record_id) {
+                    Some(s) => {
+                        s.apply(&e);
+                    }
+                    None => {
+                        folded.insert(e.record_id.clone(), common::RecordState::new(&e));
+                    }
+                }
+                touched.insert(e.record_id);
+            }
+        }
+        pg_batches.push(touched.iter().map(|id| folded[id].view(id)).collect());
+    }
+    drop(folded);
+    let row_writes: usize = pg_batches.iter().map(Vec::len).sum();
     let mut pgc = pg::connect(&conninfo)?;
     pg::create_schema(&mut pgc)?;
     let upsert = pg::prepare_upsert(&mut pgc)?;
-    let rows: Vec<common::Record> = states.iter().map(|(id, s)| s.view(id)).collect();
     let t = Instant::now();
-    for chunk in rows.chunks(a.pg_batch) {
-        pg::upsert(&mut pgc, &upsert, chunk)?;
+    for rows in &pg_batches {
+        for chunk in rows.chunks(a.pg_batch) {
+            pg::upsert(&mut pgc, &upsert, chunk)?;
+        }
     }
     let pg_secs = t.elapsed().as_secs_f64();
+    drop(pg_batches);
     pgc.batch_execute("ANALYZE replication_records")?;
-    let pg_rows_per_sec = rows.len() as f64 / pg_secs;
-    // PostgreSQL wrote only the final rows (one upsert per record, not per
-    // event): its events/s is the event count over that time, which favours it.
     let pg_eps = messages.len() as f64 / pg_secs;
-    println!("postgres upsert: {pg_rows_per_sec:.0} rows/s ({} rows in {pg_secs:.1} s) = {pg_eps:.0} events/s equivalent", rows.len());
+    println!(
+        "postgres upsert: {row_writes} row writes in {pg_secs:.1} s ({:.0} rows/s) = {pg_eps:.0} events/s",
+        row_writes as f64 / pg_secs
+    );
     table.push(Row {
-        shape: "apply, events/s (tracker: fold + write every event; PG: upsert final rows)".into(),
+        shape: format!(
+            "apply, events/s (both write each touched record once per {}-event batch)",
+            a.batch
+        ),
         tracker: format!("{tracker_eps:.0}"),
         postgres: format!("{pg_eps:.0}"),
         ratio: format!("{:.2}x", tracker_eps / pg_eps),
     });
-    drop(rows);
 
     // ---- queries, in-process ---------------------------------------------
     let mut rng = sample::Rng::new(a.seed ^ 0x5eed);

@@ -17,7 +17,7 @@
 use std::cmp::Ordering;
 
 use super::index::{
-    checkpoint_prefix, order_prefix, CheckpointSide, IndexField, OrderField, Posting,
+    self, checkpoint_prefix, order_prefix, CheckpointSide, IndexField, OrderField, Posting,
 };
 use super::keys::{self, space};
 use super::{Store, StoreError};
@@ -120,6 +120,14 @@ impl ListQuery {
         add(IndexField::DestinationRegion, destination_region.as_deref());
         add(IndexField::SourceRegion, source_region.as_deref());
         add(IndexField::Status, status.map(Status::as_str));
+        // All three route fields: one posting holds exactly their intersection.
+        if let (Some(s), Some(d), Some(st)) = (source_region, destination_region, status) {
+            f.clear();
+            f.push(Posting {
+                field: IndexField::Route,
+                value: Some(index::route(s, d, st.as_str())),
+            });
+        }
         let checkpoints = [
             (Some(CheckpointSide::Source), source_checkpoint_item_id),
             (
@@ -279,8 +287,12 @@ impl Store {
         // A key fixed by an equality filter orders nothing; nothing orders past `id`.
         let mut keys = Vec::new();
         for k in sort {
-            let fixed =
-                grouped_field(k.field).is_some_and(|f| filters.iter().any(|p| p.field == f));
+            let fixed = match k.field {
+                SortField::Status => q.status.is_some(),
+                SortField::SourceRegion => q.source_region.is_some(),
+                SortField::DestinationRegion => q.destination_region.is_some(),
+                _ => false,
+            };
             if !fixed {
                 keys.push(k);
             }

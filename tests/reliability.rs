@@ -1,0 +1,156 @@
+//! Reliability suites through the real broker: the SIGKILL loop and a broker
+//! outage. `#[ignore]`d for a bare `cargo test` (they need tansu); `scripts/test`
+//! runs them. Each prints its numbers (see docs/reliability.md).
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use common::{sample, Store};
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(180);
+
+/// Publish a stream while killing the tracker with SIGKILL at random moments
+/// (start-up, mid-batch, around sled's 500 ms flush), restarting it each time.
+/// At the end the projection must equal the reference fold and no event may
+/// have been applied twice.
+#[test]
+#[ignore = "needs the tansu broker: run scripts/test"]
+fn sigkill_loop_loses_nothing_and_applies_nothing_twice() {
+    let kills: usize = std::env::var("KILL_LOOP_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24);
+    let seed: u64 = std::env::var("KILL_LOOP_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x5eed);
+    let broker = Broker::start();
+    let topic = broker.create_topic(3);
+    let stream = Stream::sample(2500, seed);
+    let total = stream.messages.len();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut rng = sample::Rng::new(seed);
+    let chunk = total.div_ceil(kills);
+    let mut tracker: Option<Tracker> = None;
+    let start = Instant::now();
+    for k in 0..kills {
+        stream.publish(
+            &broker,
+            &topic,
+            (k * chunk).min(total)..((k + 1) * chunk).min(total),
+        );
+        match &mut tracker {
+            None => {
+                tracker = Some(Tracker::start(
+                    &broker,
+                    &topic,
+                    &data,
+                    &["--max-batch", "40", "--max-batch-wait-ms", "5"],
+                ))
+            }
+            Some(t) => t.restart(),
+        }
+        // 0-1.2 s: some kills land in start-up, most mid-stream.
+        std::thread::sleep(Duration::from_millis(rng.below(1200)));
+        tracker.as_mut().unwrap().kill();
+    }
+    let mut t = tracker.unwrap();
+    t.restart();
+    t.wait_consumed(total as u64, WAIT);
+    t.stop();
+
+    let store = Store::open(&data, 64 << 20).unwrap();
+    let want = stream.reference().digest().unwrap();
+    let have = store.digest().unwrap();
+    store.assert_internally_consistent();
+    let coords = event_log_coordinates(&store);
+    let unique: HashSet<_> = coords.iter().collect();
+    let totals = store.totals();
+    let mismatches = usize::from(want != have) + (coords.len() - unique.len());
+    println!(
+        "kill loop: {kills} SIGKILLs, {total} messages ({} events applied, {} duplicates, {} quarantined), {} event-log entries, {mismatches} mismatches, {:.1?}",
+        totals.applied,
+        totals.duplicates,
+        totals.quarantined,
+        coords.len(),
+        start.elapsed()
+    );
+    assert_eq!(have, want, "projection differs from the reference fold");
+    assert_eq!(unique.len(), coords.len(), "an event was applied twice");
+    assert_eq!(
+        (totals.applied + totals.duplicates + totals.quarantined) as usize,
+        total
+    );
+}
+
+/// Stop the broker for 30 s mid-stream: the API keeps answering from the
+/// projection, readiness reports not ready, and ingest resumes by itself.
+#[test]
+#[ignore = "needs the tansu broker: run scripts/test"]
+fn broker_outage_keeps_the_api_up_and_ingest_resumes() {
+    let outage = Duration::from_secs(
+        std::env::var("OUTAGE_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(30),
+    );
+    let mut broker = Broker::start();
+    let topic = broker.create_topic(3);
+    let stream = Stream::sample(400, 8);
+    let total = stream.messages.len();
+    let dir = tempfile::tempdir().unwrap();
+    stream.publish(&broker, &topic, 0..total / 2);
+    let tracker = Tracker::start(
+        &broker,
+        &topic,
+        &dir.path().join("data"),
+        &["--max-ready-lag", "0"],
+    );
+    tracker.wait_consumed((total / 2) as u64, WAIT);
+    let project = sample::project_id(0);
+    let list = format!("/v1/{project}/replication_records?with_count=true");
+    let (_, before) = tracker.get(&list, Some(TENANT_TOKEN));
+
+    broker.stop();
+    let down_at = Instant::now();
+    wait_until(
+        "readiness to report the outage",
+        Duration::from_secs(60),
+        || tracker.get("/health/ready", None).0 == 503,
+    );
+    let mut answered = 0;
+    while down_at.elapsed() < outage {
+        let (s, body) = tracker.get(&list, Some(TENANT_TOKEN));
+        assert_eq!(
+            s, 200,
+            "the API must keep answering during the outage: {body}"
+        );
+        assert_eq!(body["count"], before["count"]);
+        let (s, ready) = tracker.get("/health/ready", None);
+        assert_eq!(
+            (s, ready["broker"].as_str()),
+            (503, Some("down")),
+            "{ready}"
+        );
+        answered += 1;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (_, metrics) = tracker.get("/metrics", None);
+    assert!(metrics.as_str().unwrap().contains("tracker_broker_up 0"));
+    broker.restart();
+    let outage_len = down_at.elapsed();
+    stream.publish(&broker, &topic, total / 2..total);
+    tracker.wait_consumed(total as u64, WAIT);
+    wait_until("readiness to recover", Duration::from_secs(60), || {
+        tracker.get("/health/ready", None).0 == 200
+    });
+    assert_eq!(
+        tracker.digest()["digest"],
+        stream.reference().digest().unwrap()
+    );
+    println!("broker outage: {outage_len:.1?} down, {answered} list requests answered 200 during it, ingest resumed, {total} messages, digest equal");
+}
