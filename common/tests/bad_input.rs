@@ -22,7 +22,9 @@ fn without(field: &str, kind: &str) -> String {
 }
 
 /// (what, key, value, expected reason code)
-fn corpus() -> Vec<(&'static str, Option<Vec<u8>>, Option<Vec<u8>>, &'static str)> {
+type Case = (&'static str, Option<Vec<u8>>, Option<Vec<u8>>, &'static str);
+
+fn corpus() -> Vec<Case> {
     let s = |x: String| Some(x.into_bytes());
     let long = |n: usize| "x".repeat(n);
     let mut oversized = with(r#""type":"queued","fail_reason":""#).into_bytes();
