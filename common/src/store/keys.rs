@@ -18,6 +18,8 @@ pub mod space {
     pub const POSTING: u8 = b'i';
     /// `n` project field value → u64 : size of the matching posting list
     pub const COUNT: u8 = b'n';
+    /// `h` project field value hour → u64 : status postings per hour of created_at
+    pub const HOUR_COUNT: u8 = b'h';
     /// `o` project order sort-value id → created_at : other sort orders
     pub const ORDER: u8 = b'o';
     /// `k` side checkpoint-item id → ∅ : global checkpoint-item index

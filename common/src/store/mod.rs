@@ -516,9 +516,11 @@ impl Store {
             }
         }
         let mut have_counts = BTreeMap::new();
-        for kv in self.tree.scan_prefix([keys::space::COUNT]) {
-            let (k, _) = kv?;
-            have_counts.insert(k.to_vec(), self.count(&k)?);
+        for space in [keys::space::COUNT, keys::space::HOUR_COUNT] {
+            for kv in self.tree.scan_prefix([space]) {
+                let (k, _) = kv?;
+                have_counts.insert(k.to_vec(), self.count(&k)?);
+            }
         }
         if let Some(diff) = first_difference(&want_keys, &have_keys) {
             return Ok(Err(format!("index entries differ: {diff}")));

@@ -15,6 +15,7 @@
 //!   the direction of the last key, sorting only the tie run in memory.
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 
 use super::index::{
     self, checkpoint_prefix, order_prefix, CheckpointSide, IndexField, OrderField, Posting,
@@ -25,6 +26,8 @@ use crate::instant::Micros;
 use crate::record::{Field, Record, RecordState, Status};
 
 pub const DEFAULT_LIMIT: usize = 1000;
+/// Offsets below this are cheaper to walk than to skip by hour counts.
+const HOUR_SKIP_MIN: usize = 2000;
 pub const MAX_LIMIT: usize = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -532,7 +535,11 @@ impl Store {
         match order {
             None => {
                 let (driver, others) = self.choose_driver(project, filters)?;
-                for row in self.stream(project, &driver, first.dir) {
+                let from = match others.is_empty() {
+                    true => self.skip_hours(project, &driver, first.dir, cur)?,
+                    false => None,
+                };
+                for row in self.stream(project, &driver, first.dir, from) {
                     let (created, id) = row?;
                     if self.matches_all(project, &others, created, &id)?
                         && !visit(&created, id, cur)?
@@ -633,15 +640,79 @@ impl Store {
 
     /// The entries of disjoint posting lists, merged in `(created_at, id)`
     /// order (or its reverse).
-    fn stream(&self, project: &str, postings: &[Posting], dir: Dir) -> Merge {
+    /// `from`, when given, is a `created_at` bound: entries from it on
+    /// (ascending) or strictly before it (descending).
+    fn stream(
+        &self,
+        project: &str,
+        postings: &[Posting],
+        dir: Dir,
+        from: Option<[u8; 8]>,
+    ) -> Merge {
         let sources = postings
             .iter()
             .map(|p| {
                 let prefix = p.prefix(project);
-                (prefix.len(), self.scan(&prefix, dir))
+                let it: KvIter = match from {
+                    None => self.scan(&prefix, dir),
+                    Some(b) => {
+                        let mut bound = prefix.clone();
+                        bound.extend_from_slice(&b);
+                        match dir {
+                            Dir::Asc => Box::new(self.tree.range(bound..prefix_end(&prefix))),
+                            Dir::Desc => Box::new(self.tree.range(prefix.clone()..bound).rev()),
+                        }
+                    }
+                };
+                (prefix.len(), it)
             })
             .collect();
         Merge::new(sources, dir)
+    }
+
+    /// For a deep offset over status postings alone, skips whole hours by
+    /// their counts and returns where the scan should start.
+    fn skip_hours(
+        &self,
+        project: &str,
+        driver: &[Posting],
+        dir: Dir,
+        cur: &mut Cursor,
+    ) -> Result<Option<[u8; 8]>, StoreError> {
+        if cur.skip < HOUR_SKIP_MIN || driver.iter().any(|p| p.field != IndexField::Status) {
+            return Ok(None);
+        }
+        let mut hours: BTreeMap<[u8; 8], u64> = BTreeMap::new();
+        for p in driver {
+            let prefix = p.hour_prefix(project);
+            for kv in self.tree.scan_prefix(&prefix) {
+                let (k, v) = kv?;
+                let hour: [u8; 8] = k[prefix.len()..]
+                    .try_into()
+                    .map_err(|_| StoreError::corrupt(&k, "bad hour key"))?;
+                let n = u64::from_be_bytes(
+                    v.as_ref()
+                        .try_into()
+                        .map_err(|_| StoreError::corrupt(&k, "bad count"))?,
+                );
+                *hours.entry(hour).or_default() += n;
+            }
+        }
+        let ordered: Box<dyn Iterator<Item = (&[u8; 8], &u64)>> = match dir {
+            Dir::Asc => Box::new(hours.iter()),
+            Dir::Desc => Box::new(hours.iter().rev()),
+        };
+        let mut last = None;
+        for (hour, n) in ordered {
+            if !cur.skip_run(*n as usize) {
+                break;
+            }
+            last = Some(*hour);
+        }
+        Ok(last.map(|h| match dir {
+            Dir::Asc => Micros(Micros::from_key_bytes(h).0 + index::HOUR).key_bytes(),
+            Dir::Desc => h,
+        }))
     }
 
     /// The filter with the shortest posting list (as a one-list union) and
@@ -693,7 +764,7 @@ impl Store {
         f: &mut dyn FnMut([u8; 8], String) -> bool,
     ) -> Result<(), StoreError> {
         let (driver, others) = self.choose_driver(project, filters)?;
-        for row in self.stream(project, &driver, dir) {
+        for row in self.stream(project, &driver, dir, None) {
             let (created, id) = row?;
             if self.matches_all(project, &others, created, &id)? && !f(created, id) {
                 break;
@@ -790,6 +861,16 @@ impl Iterator for Merge {
         }
         Some(parse_created_id(&key, &t))
     }
+}
+
+/// The first key after every key that starts with `prefix`. Prefixes here end
+/// in a string terminator or an absent-value tag, never 0xFF.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    end
 }
 
 fn parse_id(k: &[u8], tail: &[u8]) -> Result<String, StoreError> {
