@@ -11,6 +11,7 @@
 //! ingest worker → print one table.
 
 mod http;
+mod load;
 
 // sled copies tree nodes on every insert: allocation is a large share of the
 // apply path, and mimalloc is markedly faster at it than glibc's malloc.
@@ -67,6 +68,17 @@ struct Args {
     /// Scratch directory (scripts/bench makes one).
     #[arg(long)]
     work_dir: PathBuf,
+    /// Instead of the comparison: the load test (`--load-clients` connections
+    /// for `--load-secs` against `tracker run` during full-speed ingest).
+    #[arg(long)]
+    load: bool,
+    #[arg(long, default_value_t = 64)]
+    load_clients: usize,
+    #[arg(long, default_value_t = 60)]
+    load_secs: u64,
+    /// Records published during the load test.
+    #[arg(long, default_value_t = 300_000)]
+    load_records: usize,
     /// Stop after the tracker apply (for profiling the write path).
     #[arg(long)]
     apply_only: bool,
@@ -89,6 +101,9 @@ fn main() -> anyhow::Result<()> {
         a.records = 10_000;
         a.iterations = 30;
         a.e2e_messages = 5_000;
+    }
+    if a.load {
+        return load::run(&a);
     }
     let conninfo = std::env::var("BENCH_PG").context("BENCH_PG is not set: run scripts/bench")?;
     let mut table: Vec<Row> = Vec::new();
@@ -286,7 +301,23 @@ fn main() -> anyhow::Result<()> {
     let tracker_bytes = dir_bytes(&store_dir)?;
 
     // ---- HTTP, through the real tracker process ----------------------------
-    let (port, mut child) = serve(&a, &store_dir)?;
+    let port = free_port()?;
+    let cache = a.cache_mb.to_string();
+    let listen = format!("127.0.0.1:{port}");
+    let dir = store_dir.display().to_string();
+    let mut child = spawn_tracker(
+        &a,
+        &[
+            "query",
+            "--listen",
+            &listen,
+            "--cache-mb",
+            &cache,
+            "--data-dir",
+            &dir,
+        ],
+        port,
+    )?;
     let token = "bench-operator-token";
     let q1: Vec<String> = params
         .iter()
@@ -433,9 +464,9 @@ fn free_port() -> std::io::Result<u16> {
         .port())
 }
 
-/// Starts `tracker query` on the loaded store with an operator token.
-fn serve(a: &Args, store_dir: &Path) -> anyhow::Result<(u16, Child)> {
-    let port = free_port()?;
+/// Starts the tracker binary with `args` and an operator token, and waits
+/// until it listens on `port`.
+fn spawn_tracker(a: &Args, args: &[&str], port: u16) -> anyhow::Result<Child> {
     let cfg = a.work_dir.join("bench.toml");
     std::fs::write(
         &cfg,
@@ -447,26 +478,77 @@ fn serve(a: &Args, store_dir: &Path) -> anyhow::Result<(u16, Child)> {
     let child = Command::new(&a.tracker)
         .arg("--config")
         .arg(&cfg)
-        .args([
-            "query",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--cache-mb",
-            &a.cache_mb.to_string(),
-            "--data-dir",
-        ])
-        .arg(store_dir)
+        .args(args)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()?;
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         if start.elapsed() > Duration::from_secs(60) {
-            bail!("tracker query did not start");
+            bail!("the tracker did not start");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Ok((port, child))
+    Ok(child)
+}
+
+/// One GET, parsed as JSON.
+fn http_json(port: u16, path: &str, token: &str) -> anyhow::Result<serde_json::Value> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    use std::io::{Read, Write};
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Auth-Token: {token}\r\nConnection: close\r\n\r\n")?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw)?;
+    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Ok(serde_json::from_str(body)?)
+}
+
+/// Starts tansu (sqlite engine) on a free loopback port and creates `topic`
+/// with 3 partitions; returns the process and the bootstrap address.
+fn start_tansu(a: &Args, topic: &str) -> anyhow::Result<(Child, String)> {
+    let tansu = std::env::var("TANSU_BIN").context("TANSU_BIN is not set: run scripts/bench")?;
+    let dir = a.work_dir.join(format!("tansu-{topic}"));
+    std::fs::create_dir_all(&dir)?;
+    let port = free_port()?;
+    let url = format!("tcp://127.0.0.1:{port}");
+    let mut broker = Command::new(&tansu)
+        .current_dir(&dir)
+        .args([
+            "broker",
+            "--storage-engine",
+            "sqlite://tansu.db",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = broker.kill();
+            bail!("tansu did not start");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ok = Command::new(&tansu)
+        .args([
+            "topic",
+            "create",
+            topic,
+            "--partitions",
+            "3",
+            "--broker",
+            &url,
+        ])
+        .status()?;
+    if !ok.success() {
+        let _ = broker.kill();
+        bail!("topic create failed");
+    }
+    Ok((broker, format!("127.0.0.1:{port}")))
 }
 
 fn rss_of(pid: u32) -> anyhow::Result<(u64, u64)> {
@@ -486,49 +568,9 @@ fn rss_of(pid: u32) -> anyhow::Result<(u64, u64)> {
 /// Publishes `messages` to a fresh topic on a tansu broker, then measures how
 /// fast a bare consumer drains it and how fast the ingest worker applies it.
 fn through_broker(a: &Args, messages: &[Message]) -> anyhow::Result<(f64, f64)> {
-    let tansu = std::env::var("TANSU_BIN").context("TANSU_BIN is not set: run scripts/bench")?;
-    let dir = a.work_dir.join("tansu");
-    std::fs::create_dir_all(&dir)?;
-    let port = free_port()?;
-    let url = format!("tcp://127.0.0.1:{port}");
-    let mut broker = Command::new(&tansu)
-        .current_dir(&dir)
-        .args([
-            "broker",
-            "--storage-engine",
-            "sqlite://tansu.db",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
+    let topic = "bench-events";
+    let (mut broker, brokers) = start_tansu(a, topic)?;
     let result = (|| -> anyhow::Result<(f64, f64)> {
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if start.elapsed() > Duration::from_secs(60) {
-                bail!("tansu did not start");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let topic = "bench-events";
-        let ok = Command::new(&tansu)
-            .args([
-                "topic",
-                "create",
-                topic,
-                "--partitions",
-                "3",
-                "--broker",
-                &url,
-            ])
-            .status()?;
-        if !ok.success() {
-            bail!("topic create failed");
-        }
-        let brokers = format!("127.0.0.1:{port}");
         let payloads: Vec<(Option<Vec<u8>>, Vec<u8>)> = messages
             .iter()
             .map(|m| (m.key.clone(), m.payload.clone().unwrap_or_default()))

@@ -109,7 +109,9 @@ impl Worker {
             .set("enable.partition.eof", "false")
             .set("allow.auto.create.topics", "false")
             .set("reconnect.backoff.max.ms", "5000")
-            .set("fetch.wait.max.ms", "100");
+            .set("fetch.wait.max.ms", "100")
+            // librdkafka prefetches up to 64 MiB per partition by default: bound it.
+            .set("queued.max.messages.kbytes", "16384");
         let consumer: BaseConsumer<QuietContext> = cc.create_with_context(QuietContext)?;
         Ok(Worker {
             cfg,

@@ -340,7 +340,12 @@ fn compare_finds_planted_differences() {
 #[test]
 fn deep_offsets_skip_whole_hours_exactly() {
     // ~3 hours of records (one every 2 s), so deep offsets cross hour boundaries.
-    let events = crate::sample::events(&crate::sample::Shape { records: 5000, projects: 2, regions: 3, seed: 3 });
+    let events = crate::sample::events(&crate::sample::Shape {
+        records: 5000,
+        projects: 2,
+        regions: 3,
+        seed: 3,
+    });
     let store = Store::temporary().unwrap();
     for chunk in messages(&events).chunks(4000) {
         store.apply_batch(chunk).unwrap();
@@ -352,13 +357,20 @@ fn deep_offsets_skip_whole_hours_exactly() {
             for offset in [1999, 2000, 2345, 3001, 3999, 9000] {
                 let q = ListQuery {
                     status,
-                    sort: Some(vec![SortKey { field: SortField::CreatedAt, dir }]),
+                    sort: Some(vec![SortKey {
+                        field: SortField::CreatedAt,
+                        dir,
+                    }]),
                     offset: Some(offset),
                     limit: Some(37),
                     with_count: Some(true),
                     ..Default::default()
                 };
-                assert_eq!(store.list(&project, &q).unwrap(), reference(&events, &project, &q), "{q:?}");
+                assert_eq!(
+                    store.list(&project, &q).unwrap(),
+                    reference(&events, &project, &q),
+                    "{q:?}"
+                );
             }
         }
     }

@@ -1,0 +1,195 @@
+//! `--load`: 64 concurrent HTTP connections for 60 s against `tracker run`
+//! while its ingest worker drains a stream at full speed from the real
+//! broker. Reports errors, latency percentiles and RSS over time.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use common::record::Field;
+use common::{sample, EventType};
+
+use crate::shapes::{self, Params};
+use crate::{http, rss_of, spawn_tracker, start_tansu, summarize};
+
+pub fn run(a: &crate::Args) -> anyhow::Result<()> {
+    let events = sample::events(&sample::Shape {
+        records: a.load_records,
+        projects: 20,
+        regions: 10,
+        seed: a.seed,
+    });
+    let params: Vec<Params> = events
+        .iter()
+        .filter(|e| e.kind == EventType::Queued)
+        .take(2000)
+        .map(|e| Params {
+            project: e
+                .identity
+                .get(Field::SourceProjectId)
+                .unwrap_or_default()
+                .to_owned(),
+            status: common::Status::Success,
+            source_region: e
+                .identity
+                .get(Field::SourceRegion)
+                .unwrap_or_default()
+                .to_owned(),
+            destination_region: e
+                .identity
+                .get(Field::DestinationRegion)
+                .unwrap_or_default()
+                .to_owned(),
+            checkpoint_item: e
+                .identity
+                .get(Field::SourceCheckpointItemId)
+                .unwrap_or_default()
+                .to_owned(),
+        })
+        .collect();
+    let messages: Vec<(Option<Vec<u8>>, Vec<u8>)> = sample::deliver(&events, a.seed)
+        .iter()
+        .map(|e| {
+            (
+                Some(e.record_id.clone().into_bytes()),
+                serde_json::to_vec(&e.to_json()).expect("json"),
+            )
+        })
+        .collect();
+    let total = messages.len();
+    let (broker, brokers) = start_tansu(a, "load-events")?;
+    let broker = scopeguard(broker);
+    let port = crate::free_port()?;
+    let data = a.work_dir.join("load-store");
+    let brokers_arg = brokers.clone();
+    let mut tracker = spawn_tracker(
+        a,
+        &[
+            "run",
+            "--brokers",
+            &brokers_arg,
+            "--topic",
+            "load-events",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+            &data.display().to_string(),
+            "--cache-mb",
+            &a.cache_mb.to_string(),
+            "--startup-grace-secs",
+            "0",
+        ],
+        port,
+    )?;
+    // Publish the stream while the clients run: ingest works at full speed.
+    let publisher = std::thread::spawn(move || -> anyhow::Result<()> {
+        for chunk in messages.chunks(20_000) {
+            ingest::publish::publish(&brokers, "load-events", chunk)?;
+        }
+        Ok(())
+    });
+    let paths: Vec<String> = params
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let shape = shapes::ALL[i % shapes::ALL.len()];
+            format!(
+                "/v1/{}/replication_records?{}",
+                p.project,
+                shapes::query_string(shape, p)
+            )
+        })
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let pid = tracker.id();
+    let sampler = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut samples = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok((rss, _)) = rss_of(pid) {
+                    samples.push(rss);
+                }
+                std::thread::sleep(Duration::from_secs(5));
+            }
+            samples
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(a.load_secs);
+    let start = Instant::now();
+    let results: Vec<(Vec<Duration>, usize)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..a.load_clients)
+            .map(|c| {
+                let paths = &paths;
+                s.spawn(move || {
+                    let mut conn = http::Conn::open(port).expect("connect");
+                    let (mut lat, mut errors) = (Vec::new(), 0);
+                    let mut i = c;
+                    while Instant::now() < deadline {
+                        let t = Instant::now();
+                        match conn.get(&paths[i % paths.len()], "bench-operator-token") {
+                            Ok((200, _)) => {}
+                            Ok(_) => errors += 1,
+                            Err(_) => {
+                                errors += 1;
+                                conn = http::Conn::open(port).expect("reconnect");
+                            }
+                        }
+                        lat.push(t.elapsed());
+                        i += a.load_clients;
+                    }
+                    (lat, errors)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("client"))
+            .collect()
+    });
+    let wall = start.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let rss = sampler.join().expect("sampler");
+    let errors: usize = results.iter().map(|r| r.1).sum();
+    let mut lat: Vec<Duration> = results.into_iter().flat_map(|r| r.0).collect();
+    let requests = lat.len();
+    let s = summarize(&mut lat, wall);
+    let mut conn = http::Conn::open(port)?;
+    let (_, _) = conn.get("/health/live", "")?;
+    publisher.join().expect("publisher").context("publishing")?;
+    let digest = crate::http_json(port, "/v1/admin/digest", "bench-operator-token")?;
+    let consumed = ["events_applied", "events_duplicate", "events_quarantined"]
+        .iter()
+        .map(|k| digest[k].as_u64().unwrap_or(0))
+        .sum::<u64>();
+    let _ = tracker.kill();
+    let _ = tracker.wait();
+    drop(broker);
+    let mib = |b: u64| b as f64 / 1048576.0;
+    println!(
+        "load: {} clients for {:.0?}: {requests} requests, {errors} errors, {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
+        a.load_clients, wall, s.per_sec, s.p50_ms, s.p99_ms
+    );
+    println!(
+        "load: ingest consumed {consumed} of {total} published messages meanwhile; RSS every 5 s (MiB): {}",
+        rss.iter().map(|r| format!("{:.0}", mib(*r))).collect::<Vec<_>>().join(" ")
+    );
+    if errors > 0 {
+        anyhow::bail!("{errors} errors under load");
+    }
+    Ok(())
+}
+
+/// Kills the broker when dropped.
+fn scopeguard(child: std::process::Child) -> impl Drop {
+    struct Guard(std::process::Child);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    Guard(child)
+}
