@@ -72,6 +72,7 @@ impl Identity {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Replicating,
@@ -344,6 +345,7 @@ impl RecordState {
 /// One replication record, field for field as the seed API shows it. Unknown
 /// strings are `null`, never omitted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Record {
     pub id: String,
     pub source_region: Option<String>,
@@ -362,6 +364,7 @@ pub struct Record {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExtraInfo {
     pub auto_trigger: bool,
     pub progress: u8,

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod error;
 pub mod metrics;
+pub mod openapi;
 pub mod params;
 mod routes;
 

@@ -12,10 +12,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
-use serde_json::{json, Value};
+use serde_json::Value;
+use utoipa::OpenApi;
 
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::openapi::{
+    ApiDoc, CheckpointBody, DigestBody, ErrorBody, EventBody, EventsBody, ListBody, ListParams,
+    LiveBody, PageParams, QuarantineBody, QuarantinedBody, ReadyBody, RecordBody,
+};
 use crate::{params, AppState};
 use common::progress::BrokerState;
 use common::store::{EventEffect, MAX_LIMIT};
@@ -26,7 +31,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/admin/quarantine", get(quarantine))
         .route("/v1/admin/digest", get(digest))
         .route("/v1/{project_id}/replication_records", get(list))
-        .route("/v1/{project_id}/replications", get(list))
+        .route("/v1/{project_id}/replications", get(list_alias))
         .route("/v1/{project_id}/replication_records/{id}", get(record))
         .route(
             "/v1/{project_id}/replication_records/{id}/events",
@@ -35,6 +40,7 @@ pub fn app(state: AppState) -> Router {
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), guard))
@@ -108,29 +114,66 @@ async fn blocking<T: Send + 'static>(
         .map_err(|_| ApiError::Internal)?
 }
 
-async fn list(
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// List the replication records of a project (the seed API).
+#[utoipa::path(get, path = "/v1/{project_id}/replication_records", tag = "records",
+    params(("project_id" = String, Path, description = "Project id"), ListParams),
+    security(("token" = [])),
+    responses(
+        (status = 200, body = ListBody),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 500, body = ErrorBody), (status = 503, body = ErrorBody),
+    ))]
+pub(crate) async fn list(
     State(s): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> ApiResult<ListBody> {
     let principal = authenticate(&s, &headers)?;
     let Path(project) = path.map_err(path_error)?;
     authorize(&s, principal, &project)?;
     let q = params::parse_list(raw.as_deref())?;
     let page = blocking(&s.store, move |st| Ok(st.list(&project, &q)?)).await?;
-    let mut body = json!({ "replication_records": page.records });
-    if let Some(n) = page.count {
-        body["count"] = n.into();
-    }
-    Ok(Json(body))
+    Ok(Json(ListBody {
+        replication_records: page.records,
+        count: page.count,
+    }))
 }
 
-async fn record(
+/// The same list at the path the seed's request examples use.
+#[utoipa::path(get, path = "/v1/{project_id}/replications", tag = "records",
+    params(("project_id" = String, Path, description = "Project id"), ListParams),
+    security(("token" = [])),
+    responses(
+        (status = 200, body = ListBody),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 500, body = ErrorBody), (status = 503, body = ErrorBody),
+    ))]
+pub(crate) async fn list_alias(
+    state: State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    raw: RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<ListBody> {
+    list(state, path, raw, headers).await
+}
+
+/// One record.
+#[utoipa::path(get, path = "/v1/{project_id}/replication_records/{id}", tag = "records",
+    params(("project_id" = String, Path, description = "Project id"), ("id" = String, Path, description = "Record id")),
+    security(("token" = [])),
+    responses(
+        (status = 200, body = RecordBody),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 500, body = ErrorBody), (status = 503, body = ErrorBody),
+    ))]
+pub(crate) async fn record(
     State(s): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> ApiResult<RecordBody> {
     let principal = authenticate(&s, &headers)?;
     let Path((project, id)) = path.map_err(path_error)?;
     authorize(&s, principal, &project)?;
@@ -138,14 +181,25 @@ async fn record(
         st.get(&project, &id)?.ok_or(ApiError::RecordNotFound(id))
     })
     .await?;
-    Ok(Json(json!({ "replication_record": rec })))
+    Ok(Json(RecordBody {
+        replication_record: rec,
+    }))
 }
 
-async fn events(
+/// A record's audit trail: every accepted event, in arrival order.
+#[utoipa::path(get, path = "/v1/{project_id}/replication_records/{id}/events", tag = "records",
+    params(("project_id" = String, Path, description = "Project id"), ("id" = String, Path, description = "Record id")),
+    security(("token" = [])),
+    responses(
+        (status = 200, body = EventsBody),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 500, body = ErrorBody), (status = 503, body = ErrorBody),
+    ))]
+pub(crate) async fn events(
     State(s): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> ApiResult<EventsBody> {
     let principal = authenticate(&s, &headers)?;
     let Path((project, id)) = path.map_err(path_error)?;
     authorize(&s, principal, &project)?;
@@ -153,37 +207,47 @@ async fn events(
         if st.get(&project, &id)?.is_none() {
             return Err(ApiError::RecordNotFound(id));
         }
-        let events: Vec<Value> = st
+        let events = st
             .events(&id)?
             .into_iter()
-            .map(|e| {
-                json!({
-                    "seq": e.seq,
-                    "topic": e.topic,
-                    "partition": e.partition,
-                    "offset": e.offset,
-                    "effect": e.effect,
-                    "changed": e.effect == EventEffect::Changed,
-                    "event": serde_json::from_slice::<Value>(&e.raw).unwrap_or(Value::Null),
-                })
+            .map(|e| EventBody {
+                seq: e.seq,
+                topic: e.topic,
+                partition: e.partition,
+                offset: e.offset,
+                effect: e.effect,
+                changed: e.effect == EventEffect::Changed,
+                event: serde_json::from_slice::<Value>(&e.raw).unwrap_or(Value::Null),
             })
             .collect();
-        Ok(Json(json!({ "record_id": id, "events": events })))
+        Ok(Json(EventsBody {
+            record_id: id,
+            events,
+        }))
     })
     .await
 }
 
-async fn quarantine(
+/// Quarantined messages, newest first (operator token).
+#[utoipa::path(get, path = "/v1/admin/quarantine", tag = "operations",
+    params(PageParams),
+    security(("token" = [])),
+    responses(
+        (status = 200, body = QuarantineBody),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 500, body = ErrorBody), (status = 503, body = ErrorBody),
+    ))]
+pub(crate) async fn quarantine(
     State(s): State<AppState>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> ApiResult<QuarantineBody> {
     if !authenticate(&s, &headers)?.is_operator() {
         return Err(ApiError::OperatorOnly);
     }
     let (limit, offset) = params::parse_page(raw.as_deref(), MAX_LIMIT)?;
     blocking(&s.store, move |st| {
-        let entries: Vec<Value> = st
+        let quarantined = st
             .quarantine(offset, limit)?
             .into_iter()
             .map(|q| {
@@ -194,84 +258,119 @@ async fn quarantine(
                         "base64",
                     ),
                 };
-                json!({
-                    "seq": q.seq,
-                    "topic": q.topic,
-                    "partition": q.partition,
-                    "offset": q.offset,
-                    "reason_code": q.reason_code,
-                    "reason": q.reason,
-                    "key": q.key.map(|k| String::from_utf8_lossy(&k).into_owned()),
-                    "raw": raw,
-                    "raw_encoding": encoding,
-                })
+                QuarantinedBody {
+                    seq: q.seq,
+                    topic: q.topic,
+                    partition: q.partition,
+                    offset: q.offset,
+                    reason_code: q.reason_code,
+                    reason: q.reason,
+                    key: q.key.map(|k| String::from_utf8_lossy(&k).into_owned()),
+                    raw,
+                    raw_encoding: encoding.to_owned(),
+                }
             })
             .collect();
-        Ok(Json(
-            json!({ "quarantined": entries, "count": st.totals().quarantined }),
-        ))
+        Ok(Json(QuarantineBody {
+            quarantined,
+            count: st.totals().quarantined,
+        }))
     })
     .await
 }
 
 /// SHA-256 over every record: equal digests mean equal projections (compare
 /// with `tracker replay`). Reads the whole store: operator-only.
-async fn digest(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/v1/admin/digest", tag = "operations",
+    security(("token" = [])),
+    responses(
+        (status = 200, body = DigestBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 500, body = ErrorBody), (status = 503, body = ErrorBody),
+    ))]
+pub(crate) async fn digest(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<DigestBody> {
     if !authenticate(&s, &headers)?.is_operator() {
         return Err(ApiError::OperatorOnly);
     }
     blocking(&s.store, |st| {
         let t = st.totals();
-        Ok(Json(json!({
-            "digest": st.digest()?,
-            "records": t.records,
-            "events_applied": t.applied,
-            "events_duplicate": t.duplicates,
-            "events_quarantined": t.quarantined,
-            "checkpoints": st.checkpoints().into_iter()
-                .map(|((topic, partition), next)| json!({"topic": topic, "partition": partition, "next_offset": next}))
-                .collect::<Vec<_>>(),
-        })))
+        Ok(Json(DigestBody {
+            digest: st.digest()?,
+            records: t.records,
+            events_applied: t.applied,
+            events_duplicate: t.duplicates,
+            events_quarantined: t.quarantined,
+            checkpoints: st
+                .checkpoints()
+                .into_iter()
+                .map(|((topic, partition), next_offset)| CheckpointBody {
+                    topic,
+                    partition,
+                    next_offset,
+                })
+                .collect(),
+        }))
     })
     .await
 }
 
-async fn live() -> Json<Value> {
-    Json(json!({ "status": "live" }))
+/// Liveness.
+#[utoipa::path(get, path = "/health/live", tag = "operations", responses((status = 200, body = LiveBody)))]
+pub(crate) async fn live() -> Json<LiveBody> {
+    Json(LiveBody {
+        status: "live".into(),
+    })
 }
 
 /// Ready = store readable and, when ingest runs here, broker up and lag under
 /// the bound. The body says why not.
-async fn ready(State(s): State<AppState>) -> Response {
+#[utoipa::path(get, path = "/health/ready", tag = "operations",
+    responses((status = 200, body = ReadyBody), (status = 503, body = ReadyBody)))]
+pub(crate) async fn ready(State(s): State<AppState>) -> Response {
     let store_ok = blocking(&s.store, |st| Ok(st.size_on_disk().is_ok()))
         .await
         .unwrap_or(false);
-    let mut body = json!({ "store": if store_ok { "open" } else { "unavailable" } });
-    let mut ok = store_ok;
+    let mut body = ReadyBody {
+        ready: store_ok,
+        store: if store_ok { "open" } else { "unavailable" }.into(),
+        broker: None,
+        lag: None,
+        max_lag: None,
+        caught_up_once: None,
+    };
     if let Some(p) = &s.ingest {
         let snap = p.snapshot();
         let lag = snap.lag();
-        body["broker"] = snap.broker.as_str().into();
-        body["lag"] = lag.into();
-        body["max_lag"] = s.max_ready_lag.into();
-        body["caught_up_once"] = p.caught_up_once().into();
-        ok &= snap.broker == BrokerState::Up && lag <= s.max_ready_lag && p.caught_up_once();
+        body.broker = Some(snap.broker.as_str().into());
+        body.lag = Some(lag);
+        body.max_lag = Some(s.max_ready_lag);
+        body.caught_up_once = Some(p.caught_up_once());
+        body.ready &=
+            snap.broker == BrokerState::Up && lag <= s.max_ready_lag && p.caught_up_once();
     }
-    body["ready"] = ok.into();
-    let status = if ok {
+    let status = if body.ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let not_ready = !body.ready;
     let mut resp = (status, Json(body)).into_response();
-    if !ok {
+    if not_ready {
         resp.headers_mut()
             .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
     }
     resp
 }
 
-async fn metrics(State(s): State<AppState>) -> Response {
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, body = String, content_type = "text/plain")))]
+pub(crate) async fn metrics(State(s): State<AppState>) -> Response {
     let text = s.metrics.render(&s.store, s.ingest.as_deref());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// This API's OpenAPI document.
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
 }

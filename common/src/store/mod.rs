@@ -79,6 +79,7 @@ pub struct Totals {
 
 /// How an accepted event affected its record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EventEffect {
     Changed,

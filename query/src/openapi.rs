@@ -1,0 +1,191 @@
+//! The API's OpenAPI document, generated from the handlers' annotations and
+//! the response types below, served at `/openapi.json` (and used by the
+//! schemathesis run in `scripts/schemathesis`).
+
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+
+use common::store::EventEffect;
+use common::{Record, Status};
+
+/// `GET …/replication_records`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListBody {
+    pub replication_records: Vec<Record>,
+    /// Only with `with_count=true`: matches ignoring limit and offset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordBody {
+    pub replication_record: Record,
+}
+
+/// One accepted event of a record, as received.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventBody {
+    pub seq: u64,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub effect: EventEffect,
+    pub changed: bool,
+    /// The event as published.
+    #[schema(value_type = Object)]
+    pub event: Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventsBody {
+    pub record_id: String,
+    pub events: Vec<EventBody>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuarantinedBody {
+    pub seq: u64,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub reason_code: String,
+    pub reason: String,
+    pub key: Option<String>,
+    pub raw: String,
+    /// `utf8` or `base64`.
+    pub raw_encoding: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuarantineBody {
+    pub quarantined: Vec<QuarantinedBody>,
+    pub count: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckpointBody {
+    pub topic: String,
+    pub partition: i32,
+    pub next_offset: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DigestBody {
+    pub digest: String,
+    pub records: u64,
+    pub events_applied: u64,
+    pub events_duplicate: u64,
+    pub events_quarantined: u64,
+    pub checkpoints: Vec<CheckpointBody>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LiveBody {
+    pub status: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadyBody {
+    pub ready: bool,
+    /// `open` or `unavailable`.
+    pub store: String,
+    /// With ingest: `connecting`, `up` or `down`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broker: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_lag: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caught_up_once: Option<bool>,
+}
+
+/// Every error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    #[schema(min_length = 8, max_length = 36)]
+    pub error_code: String,
+    #[schema(min_length = 2, max_length = 512)]
+    pub error_msg: String,
+}
+
+/// Query parameters of the list endpoint (parsed by `params.rs`; described here).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ListParams {
+    /// Exact match.
+    #[param(min_length = 1, max_length = 128)]
+    destination_region: Option<String>,
+    /// Exact match.
+    #[param(min_length = 1, max_length = 128)]
+    source_region: Option<String>,
+    status: Option<Status>,
+    /// Exact match.
+    #[param(min_length = 1, max_length = 128)]
+    source_checkpoint_item_id: Option<String>,
+    /// Exact match.
+    #[param(min_length = 1, max_length = 128)]
+    destination_checkpoint_item_id: Option<String>,
+    /// Matches the source or the destination checkpoint item id.
+    #[param(min_length = 1, max_length = 128)]
+    checkpoint_item_id: Option<String>,
+    /// 1-1000, default 1000.
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// Default 0.
+    #[param(minimum = 0)]
+    offset: Option<u64>,
+    /// `key[:asc|desc],...`; default `created_at:desc`.
+    #[param(
+        max_length = 255,
+        pattern = r"^(created_at|updated_at|status|id|source_region|destination_region|plan_id)(:(asc|desc))?(,(created_at|updated_at|status|id|source_region|destination_region|plan_id)(:(asc|desc))?)*$"
+    )]
+    sort: Option<String>,
+    with_count: Option<bool>,
+}
+
+/// `limit`/`offset` of the operator lists.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct PageParams {
+    /// 1-1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    #[param(minimum = 0)]
+    offset: Option<u64>,
+}
+
+struct TokenAuth;
+
+impl Modify for TokenAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Auth-Token"))),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Replication tracker", version = "1", description = "Huawei Cloud's query replication records API, served from an event-sourced projection."),
+    paths(
+        crate::routes::list,
+        crate::routes::list_alias,
+        crate::routes::record,
+        crate::routes::events,
+        crate::routes::quarantine,
+        crate::routes::digest,
+        crate::routes::live,
+        crate::routes::ready,
+        crate::routes::metrics,
+    ),
+    components(schemas(ListBody, RecordBody, EventsBody, EventBody, QuarantineBody, QuarantinedBody, DigestBody, CheckpointBody, LiveBody, ReadyBody, ErrorBody)),
+    modifiers(&TokenAuth)
+)]
+pub struct ApiDoc;
