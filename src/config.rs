@@ -185,7 +185,7 @@ impl HttpArgs {
                 .or(f.http.max_concurrent_requests)
                 .unwrap_or(d.max_concurrent)
                 .max(1),
-            max_body_bytes: d.max_body_bytes,
+            ..d
         }
     }
 }

@@ -331,9 +331,11 @@ async fn run(
                 println!();
             }
             let c = cancel.clone();
+            let limits = state.limits;
             Some(tokio::spawn(query::serve(
                 listener,
                 query::app(state),
+                limits,
                 async move { c.cancelled().await },
             )))
         }

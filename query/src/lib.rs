@@ -25,9 +25,16 @@ pub use routes::app;
 /// Limits that keep one slow or abusive client from starving the others.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// A handler taking longer answers 408.
     pub request_timeout: Duration,
+    /// Requests in flight; more answer 503 at once rather than queue.
     pub max_concurrent: usize,
     pub max_body_bytes: usize,
+    /// A client must finish sending its request head within this time, or
+    /// its connection is closed (slow-header clients hold no slot for long).
+    pub header_read_timeout: Duration,
+    /// Largest request head (request line and headers); more answers 431.
+    pub max_header_bytes: usize,
 }
 
 impl Default for Limits {
@@ -36,6 +43,8 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(10),
             max_concurrent: 256,
             max_body_bytes: 16 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 32 * 1024,
         }
     }
 }
@@ -77,13 +86,56 @@ impl AppState {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then drains.
+/// Serves `router` over HTTP/1.1 on `listener` until `shutdown` resolves,
+/// then lets open connections finish (at most 10 s). Each connection gets the
+/// head-size and head-timeout limits; the router adds the per-request ones.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
+    limits: Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                // Out of file descriptors and the like: back off, keep serving.
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(limits.max_header_bytes.max(8192));
+        let conn = builder.serve_connection(
+            TokioIo::new(stream),
+            TowerToHyperService::new(router.clone()),
+        );
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
         .await
+        .is_err()
+    {
+        tracing::warn!("open connections did not finish within 10 s");
+    }
+    Ok(())
 }
