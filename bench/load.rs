@@ -156,8 +156,6 @@ pub fn run(a: &crate::Args) -> anyhow::Result<()> {
     let mut lat: Vec<Duration> = results.into_iter().flat_map(|r| r.0).collect();
     let requests = lat.len();
     let s = summarize(&mut lat, wall);
-    let mut conn = http::Conn::open(port)?;
-    let (_, _) = conn.get("/health/live", "")?;
     publisher.join().expect("publisher").context("publishing")?;
     let digest = crate::http_json(port, "/v1/admin/digest", "bench-operator-token")?;
     let consumed = ["events_applied", "events_duplicate", "events_quarantined"]

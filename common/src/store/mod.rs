@@ -157,14 +157,30 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store in `path`. `cache_bytes` is sled's page
     /// cache; it counts on-disk bytes, real memory use is a few times higher.
+    ///
+    /// sled locks the directory. Its background threads can hold the lock for
+    /// a moment after the previous owner closed it (a restart, a reopen in
+    /// the same process), so a held lock is retried for up to 5 s before
+    /// giving up: a store that is really in use still fails, with that error.
     pub fn open(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)
             .mode(sled::Mode::HighThroughput)
-            .flush_every_ms(Some(500))
-            .open()?;
-        Self::from_db(db)
+            .flush_every_ms(Some(500));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match config.open() {
+                Ok(db) => return Self::from_db(db),
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// A throw-away store in memory (tests, `verify` against a fresh fold).
