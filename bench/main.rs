@@ -492,17 +492,6 @@ fn spawn_tracker(a: &Args, args: &[&str], port: u16) -> anyhow::Result<Child> {
     Ok(child)
 }
 
-/// One GET, parsed as JSON.
-fn http_json(port: u16, path: &str, token: &str) -> anyhow::Result<serde_json::Value> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    use std::io::{Read, Write};
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Auth-Token: {token}\r\nConnection: close\r\n\r\n")?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw)?;
-    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    Ok(serde_json::from_str(body)?)
-}
-
 /// Starts tansu (sqlite engine) on a free loopback port and creates `topic`
 /// with 3 partitions; returns the process and the bootstrap address.
 fn start_tansu(a: &Args, topic: &str) -> anyhow::Result<(Child, String)> {
