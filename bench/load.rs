@@ -119,21 +119,21 @@ pub fn run(a: &crate::Args) -> anyhow::Result<()> {
     };
     let deadline = Instant::now() + Duration::from_secs(a.load_secs);
     let start = Instant::now();
-    let results: Vec<(Vec<Duration>, usize)> = std::thread::scope(|s| {
+    let results: Vec<(Vec<Duration>, Vec<u16>)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..a.load_clients)
             .map(|c| {
                 let paths = &paths;
                 s.spawn(move || {
                     let mut conn = http::Conn::open(port).expect("connect");
-                    let (mut lat, mut errors) = (Vec::new(), 0);
+                    let (mut lat, mut errors) = (Vec::new(), Vec::new());
                     let mut i = c;
                     while Instant::now() < deadline {
                         let t = Instant::now();
                         match conn.get(&paths[i % paths.len()], "bench-operator-token") {
                             Ok((200, _)) => {}
-                            Ok(_) => errors += 1,
+                            Ok((status, _)) => errors.push(status),
                             Err(_) => {
-                                errors += 1;
+                                errors.push(0);
                                 conn = http::Conn::open(port).expect("reconnect");
                             }
                         }
@@ -152,7 +152,11 @@ pub fn run(a: &crate::Args) -> anyhow::Result<()> {
     let wall = start.elapsed();
     stop.store(true, Ordering::Relaxed);
     let rss = sampler.join().expect("sampler");
-    let errors: usize = results.iter().map(|r| r.1).sum();
+    let mut by_status: std::collections::BTreeMap<u16, usize> = std::collections::BTreeMap::new();
+    for status in results.iter().flat_map(|r| &r.1) {
+        *by_status.entry(*status).or_default() += 1;
+    }
+    let errors: usize = by_status.values().sum();
     let mut lat: Vec<Duration> = results.into_iter().flat_map(|r| r.0).collect();
     let requests = lat.len();
     let s = summarize(&mut lat, wall);
@@ -163,7 +167,7 @@ pub fn run(a: &crate::Args) -> anyhow::Result<()> {
     drop(broker);
     let mib = |b: u64| b as f64 / 1048576.0;
     println!(
-        "load: {} clients for {:.0?}: {requests} requests, {errors} errors, {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
+        "load: {} clients for {:.0?}: {requests} requests, {errors} errors {by_status:?} (status 0 = connection error), {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
         a.load_clients, wall, s.per_sec, s.p50_ms, s.p99_ms
     );
     println!(

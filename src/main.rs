@@ -199,9 +199,15 @@ impl<T: clap::Args> ParseEnv for T {
     }
 }
 
+/// Store reads run on the blocking pool. Tokio's default of 512 threads lets
+/// a burst of requests spawn hundreds, each keeping its own allocator caches;
+/// a few threads per core serve a CPU-bound store just as fast.
+const BLOCKING_THREADS: usize = 16;
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
         .build()?)
 }
 
