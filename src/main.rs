@@ -436,3 +436,39 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// The load test's memory finding: the blocking pool must stay capped.
+    #[test]
+    fn blocking_pool_is_capped() {
+        let rt = super::runtime().unwrap();
+        let active = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        rt.block_on(async {
+            let tasks: Vec<_> = (0..64)
+                .map(|_| {
+                    let (active, peak) = (active.clone(), peak.clone());
+                    tokio::task::spawn_blocking(move || {
+                        let now = active.fetch_add(1, Ordering::SeqCst) + 1;
+                        peak.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        active.fetch_sub(1, Ordering::SeqCst);
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
+        let peak = peak.load(Ordering::SeqCst);
+        assert!(
+            peak <= super::BLOCKING_THREADS,
+            "{peak} blocking tasks ran at once"
+        );
+        assert!(peak > 1, "the pool should still run tasks in parallel");
+    }
+}
