@@ -261,10 +261,6 @@ impl RecordState {
         self.stamps.iter().map(|s| s.at).max().unwrap_or(Micros(0))
     }
 
-    pub fn event_count(&self) -> usize {
-        self.stamps.len()
-    }
-
     /// Projects the record is listed under (source and destination, deduplicated).
     pub fn projects(&self) -> Vec<&str> {
         let mut ps: Vec<&str> = [Field::SourceProjectId, Field::DestinationProjectId]

@@ -836,30 +836,30 @@ impl Iterator for Merge {
                 }
             }
         }
-        let tail = |i: usize, heads: &[Option<sled::IVec>], sources: &[(usize, KvIter)]| {
-            heads[i].as_ref().map(|k| k[sources[i].0..].to_vec())
-        };
-        let mut best: Option<(usize, Vec<u8>)> = None;
-        for i in 0..self.sources.len() {
-            if let Some(t) = tail(i, &self.heads, &self.sources) {
-                let better = match &best {
-                    None => true,
-                    Some((_, b)) => match self.dir {
-                        Dir::Asc => t < *b,
-                        Dir::Desc => t > *b,
-                    },
-                };
-                if better {
-                    best = Some((i, t));
+        // Compare the heads' tails in place; only the winner is taken.
+        let mut best: Option<usize> = None;
+        for (i, head) in self.heads.iter().enumerate() {
+            let Some(k) = head else { continue };
+            let better = best.is_none_or(|b| {
+                let (t, bt) = (
+                    &k[self.sources[i].0..],
+                    &self.heads[b].as_ref().expect("head present")[self.sources[b].0..],
+                );
+                match self.dir {
+                    Dir::Asc => t < bt,
+                    Dir::Desc => t > bt,
                 }
+            });
+            if better {
+                best = Some(i);
             }
         }
-        let (i, t) = best?;
-        let key = self.heads[i].clone().expect("head present");
+        let i = best?;
+        let key = self.heads[i].take().expect("head present");
         if let Err(e) = self.advance(i) {
             return Some(Err(e));
         }
-        Some(parse_created_id(&key, &t))
+        Some(parse_created_id(&key, &key[self.sources[i].0..]))
     }
 }
 
