@@ -2,7 +2,9 @@
 //! contract and its validation ([`event`]), the pure fold into records
 //! ([`record`]), the sled projection store with its secondary indexes, event
 //! log, checkpoints, quarantine and list planner ([`store`]), the ingest
-//! progress both services report ([`progress`]), and telemetry set-up.
+//! progress both services report ([`progress`]), and telemetry set-up. Tests
+//! and the benchmark also get `testkit` (tests only): a reference fold written apart from
+//! the real one, and streams built to break a wrong fold.
 
 pub mod event;
 pub mod instant;
@@ -11,6 +13,8 @@ pub mod record;
 pub mod sample;
 pub mod store;
 pub mod telemetry;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 
 pub use event::{decode, Event, EventType, Reject};
 pub use instant::Micros;

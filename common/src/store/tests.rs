@@ -1,12 +1,10 @@
-use std::cmp::Ordering;
-use std::collections::BTreeMap;
-
 use proptest::prelude::*;
 
 use super::*;
 use crate::event::EventType;
 use crate::instant::Micros;
-use crate::record::{fold_all, Field, Identity, Status};
+use crate::record::{Identity, Status};
+use crate::testkit;
 
 fn msg(partition: i32, offset: i64, e: &Event) -> Message {
     Message {
@@ -114,52 +112,56 @@ fn state_survives_reopen() {
 // ---- generated worlds -------------------------------------------------------
 
 const PROJECTS: [&str; 3] = ["p1", "p2", "p\0x"];
+const HOUR: i64 = 3_600_000_000;
 
+/// Events with every optional field present or absent, identity values in
+/// conflict across events (records move between projects), and times spread
+/// over four days so deep offsets cross hour boundaries.
 fn arb_event() -> impl Strategy<Value = Event> {
     let opt = |vals: &'static [&'static str]| {
         proptest::option::of(proptest::sample::select(vals).prop_map(str::to_owned))
     };
     (
-        0u8..8,
-        0u8..40,
-        proptest::sample::select(EventType::ALL.to_vec()),
-        1u32..3,
-        0i64..4,
-        proptest::option::of(0u8..=100),
         (
+            0u8..12,
+            0u8..40,
+            proptest::sample::select(EventType::ALL.to_vec()),
+            1u32..3,
+            (0i64..96, 0i64..3),
+            proptest::option::of(0u8..=100),
+        ),
+        [
             opt(&["r1", "r2"]),
             opt(&PROJECTS),
+            opt(&["c1", "c2"]),
             opt(&["i1", "i2"]),
             opt(&["r1", "r3"]),
             opt(&PROJECTS),
+            opt(&["c3", "c4"]),
             opt(&["i2", "i3"]),
             opt(&["plan1", "plan2"]),
-        ),
+        ],
+        proptest::option::of(any::<bool>()),
+        (opt(&["E1", "E2"]), opt(&["why", "because"])),
     )
         .prop_map(
-            |(rec, id, kind, attempt, at, progress, (sr, sp, si, dr, dp, di, plan))| {
-                let mut identity = Identity::default();
-                for (f, v) in [
-                    (Field::SourceRegion, sr),
-                    (Field::SourceProjectId, sp),
-                    (Field::SourceCheckpointItemId, si),
-                    (Field::DestinationRegion, dr),
-                    (Field::DestinationProjectId, dp),
-                    (Field::DestinationCheckpointItemId, di),
-                    (Field::PlanId, plan),
-                ] {
-                    identity.fields[f as usize] = v;
-                }
+            |((rec, id, kind, attempt, (hour, sec), progress), fields, auto, (code, reason))| {
                 Event {
                     event_id: format!("e{id}"),
                     kind,
                     record_id: format!("rec{rec}"),
-                    occurred_at: Micros(at * 1_000_000),
+                    occurred_at: Micros(hour * HOUR + sec * 1_000_000),
                     attempt,
-                    identity,
+                    identity: Identity {
+                        fields,
+                        auto_trigger: auto,
+                    },
                     progress,
-                    fail_code: (kind == EventType::Failed).then(|| "E1".into()),
-                    fail_reason: None,
+                    fail_code: match kind {
+                        EventType::Failed => Some(code.unwrap_or_else(|| "E0".into())),
+                        _ => code,
+                    },
+                    fail_reason: reason,
                 }
             },
         )
@@ -215,70 +217,24 @@ fn arb_query() -> impl Strategy<Value = (String, ListQuery)> {
         )
 }
 
-/// The naive reference: fold every record in memory, filter and sort the views.
+/// The list as the independent reference computes it from the events.
 fn reference(events: &[Event], project: &str, q: &ListQuery) -> Page {
-    let mut by_record: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
-    for e in events {
-        by_record.entry(&e.record_id).or_default().push(e);
-    }
-    let eq = |want: &Option<String>, have: &Option<String>| want.is_none() || want == have;
-    let mut rows: Vec<Record> = by_record
-        .iter()
-        .map(|(id, es)| fold_all(es.iter().copied()).unwrap().view(id))
-        .filter(|r| {
-            r.source_project_id.as_deref() == Some(project)
-                || r.destination_project_id.as_deref() == Some(project)
-        })
-        .filter(|r| {
-            eq(&q.destination_region, &r.destination_region)
-                && eq(&q.source_region, &r.source_region)
-        })
-        .filter(|r| q.status.is_none_or(|s| s == r.status))
-        .filter(|r| eq(&q.source_checkpoint_item_id, &r.source_checkpoint_item_id))
-        .filter(|r| {
-            eq(
-                &q.destination_checkpoint_item_id,
-                &r.destination_checkpoint_item_id,
-            )
-        })
-        .filter(|r| {
-            q.checkpoint_item_id.is_none()
-                || q.checkpoint_item_id == r.source_checkpoint_item_id
-                || q.checkpoint_item_id == r.destination_checkpoint_item_id
-        })
-        .collect();
-    let keys = q.sort_keys();
-    let field = |r: &Record, f: SortField| -> Option<String> {
-        match f {
-            SortField::CreatedAt => Some(r.created_at.clone()),
-            SortField::UpdatedAt => Some(r.updated_at.clone()),
-            SortField::Status => Some(r.status.as_str().to_owned()),
-            SortField::Id => Some(r.id.clone()),
-            SortField::SourceRegion => r.source_region.clone(),
-            SortField::DestinationRegion => r.destination_region.clone(),
-            SortField::PlanId => r.plan_id.clone(),
-        }
-    };
-    let dir = |o: Ordering, d: Dir| if d == Dir::Asc { o } else { o.reverse() };
-    rows.sort_by(|a, b| {
-        for k in &keys {
-            let o = field(a, k.field).cmp(&field(b, k.field));
-            if o != Ordering::Equal {
-                return dir(o, k.dir);
-            }
-        }
-        dir(a.id.cmp(&b.id), keys.last().unwrap().dir)
-    });
-    let count = rows.len() as u64;
-    let records = rows
-        .into_iter()
-        .skip(q.offset.unwrap_or(0))
-        .take(q.limit.unwrap_or(DEFAULT_LIMIT))
-        .collect();
-    Page {
-        records,
-        count: (q.with_count == Some(true)).then_some(count),
-    }
+    testkit::reference::list(&testkit::reference::fold_events(events), project, q)
+}
+
+/// Messages for `events` (duplicates at new offsets included), cut into
+/// batches; every batch after the first starts by redelivering the last
+/// `overlap` messages of the one before (same offsets, as after a restart).
+fn batches(events: &[Event], cuts: &[usize], overlap: usize) -> Vec<Vec<Message>> {
+    let ms = messages(events);
+    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (ms.len() + 1)).collect();
+    cuts.push(0);
+    cuts.push(ms.len());
+    cuts.sort_unstable();
+    cuts.dedup();
+    cuts.windows(2)
+        .map(|w| ms[w[0].saturating_sub(overlap)..w[1]].to_vec())
+        .collect()
 }
 
 proptest! {
@@ -301,21 +257,37 @@ proptest! {
         }
     }
 
-    /// List results equal a naive in-memory reference, tie-breaking included.
+    /// List results equal the independent reference after every batch:
+    /// events spread over batches, redeliveries of applied offsets,
+    /// duplicates at new offsets, identity arriving late.
     #[test]
     fn list_equals_reference(
-        events in proptest::collection::vec(arb_event(), 0..40),
+        events in proptest::collection::vec(arb_event(), 0..60),
+        dups in proptest::collection::vec(any::<proptest::sample::Index>(), 0..8),
+        cuts in proptest::collection::vec(0usize..80, 0..5),
+        overlap in 0usize..4,
         queries in proptest::collection::vec(arb_query(), 1..12),
     ) {
         // One event per event_id per record (an event_id names one event).
         let mut seen = std::collections::HashSet::new();
-        let events: Vec<Event> = events.into_iter().filter(|e| seen.insert((e.record_id.clone(), e.event_id.clone()))).collect();
+        let mut events: Vec<Event> = events.into_iter().filter(|e| seen.insert((e.record_id.clone(), e.event_id.clone()))).collect();
+        if !events.is_empty() {
+            let again: Vec<Event> = dups.iter().map(|i| i.get(&events).clone()).collect();
+            events.extend(again);
+        }
         let store = Store::temporary().unwrap();
-        store.apply_batch(&messages(&events)).unwrap();
-        for (project, q) in &queries {
-            let want = reference(&events, project, q);
-            let have = store.list(project, q).unwrap();
-            prop_assert_eq!(have, want, "query {:?} in {}", q, project);
+        let mut applied = 0;
+        for batch in batches(&events, &cuts, overlap) {
+            store.apply_batch(&batch).unwrap();
+            applied = applied.max(batch.last().map_or(0, |m| m.offset as usize + 1));
+            for (project, q) in &queries {
+                let want = reference(&events[..applied], project, q);
+                let have = store.list(project, q).unwrap();
+                prop_assert_eq!(have, want, "query {:?} in {} after {} events", q, project, applied);
+            }
+        }
+        if let Err(e) = store.check_consistency().unwrap() {
+            prop_assert!(false, "{}", e);
         }
     }
 }
