@@ -321,6 +321,30 @@ async fn single_record_events_and_404s() {
 }
 
 #[tokio::test]
+async fn events_of_a_record_are_404_under_a_project_it_is_not_listed_in() {
+    // The operator may read any project, so only the listing decides.
+    for project in ["other-project", "e0b97bac"] {
+        let (s, b) = call(
+            &format!("/v1/{project}/replication_records/{RECORD}/events"),
+            Some(OPERATOR),
+        )
+        .await;
+        assert_error(s, &b, StatusCode::NOT_FOUND, "TRK.RECORD_NOT_FOUND");
+        // Nothing of the record leaks, not even in the message.
+        assert!(!b.to_string().contains("e-1"), "{b}");
+        assert!(!b.to_string().contains("region-1"), "{b}");
+    }
+    // Listed under the destination project: its events are there too.
+    let (s, b) = call(
+        &format!("/v1/{DST_PROJECT}/replication_records/{RECORD}/events"),
+        Some(OPERATOR),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["events"].as_array().unwrap().len(), 5);
+}
+
+#[tokio::test]
 async fn quarantine_is_visible_to_operators() {
     let (s, b) = call("/v1/admin/quarantine?limit=10", Some(OPERATOR)).await;
     assert_eq!(s, StatusCode::OK, "{b}");

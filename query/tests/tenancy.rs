@@ -11,23 +11,33 @@ use proptest::prelude::*;
 use serde_json::Value;
 use tower::ServiceExt;
 
-use common::{sample, Message, Store};
+use std::collections::BTreeMap;
+
+use common::testkit::{adversarial, reference};
+use common::{sample, Event, Message, Record, Store};
 use query::{app, hash_token, AppState, Auth, TokenConfig};
 
 const PROJECTS: usize = 4;
+
+/// Sample records plus adversarial ones that move between projects.
+fn events() -> Vec<Event> {
+    let mut events = sample::events(&sample::Shape {
+        records: 120,
+        projects: PROJECTS,
+        regions: 3,
+        seed: 99,
+    });
+    let projects: Vec<String> = (0..PROJECTS).map(sample::project_id).collect();
+    events.extend(adversarial::events(40, &projects, 99));
+    events
+}
 
 fn store() -> Arc<Store> {
     static STORE: OnceLock<Arc<Store>> = OnceLock::new();
     STORE
         .get_or_init(|| {
             let store = Store::temporary().unwrap();
-            let events = sample::events(&sample::Shape {
-                records: 120,
-                projects: PROJECTS,
-                regions: 3,
-                seed: 99,
-            });
-            let ms: Vec<Message> = events
+            let ms: Vec<Message> = events()
                 .iter()
                 .enumerate()
                 .map(|(i, e)| Message {
@@ -47,6 +57,14 @@ fn store() -> Arc<Store> {
 fn record_ids() -> &'static Vec<String> {
     static IDS: OnceLock<Vec<String>> = OnceLock::new();
     IDS.get_or_init(|| store().records().map(|r| r.unwrap().0).collect())
+}
+
+/// Whether record `id` is listed under `project`, by the reference fold of
+/// the same events.
+fn listed(id: &str, project: &str) -> bool {
+    static RECORDS: OnceLock<BTreeMap<String, Record>> = OnceLock::new();
+    let records = RECORDS.get_or_init(|| reference::fold_events(&events()));
+    reference::listed_under(&records[id], project)
 }
 
 async fn get(state: AppState, uri: &str, token: &str) -> (StatusCode, Value) {
@@ -144,6 +162,25 @@ proptest! {
         } else {
             prop_assert!(status == StatusCode::OK || status == StatusCode::NOT_FOUND, "{} {}", status, body);
             let path_project = [sample::project_id(project)];
+            // A record (or its events) is found exactly where it is listed;
+            // elsewhere the 404 carries nothing of it.
+            let asked = match &req {
+                Req::Record { record, exists: true, .. } | Req::Events { record, .. } => Some(&ids[record % ids.len()]),
+                _ => None,
+            };
+            if let Some(id) = asked {
+                let here = listed(id, &path_project[0]);
+                prop_assert_eq!(status == StatusCode::OK, here, "{} {} {}", uri, status, body);
+                if !here {
+                    prop_assert_eq!(&body["error_code"], "TRK.RECORD_NOT_FOUND");
+                    prop_assert!(!body.to_string().contains("occurred_at"), "{}", body);
+                }
+            }
+            if let (Req::Events { .. }, true) = (&req, status == StatusCode::OK) {
+                for e in body["events"].as_array().unwrap() {
+                    prop_assert_eq!(&e["event"]["record_id"], asked.unwrap().as_str());
+                }
+            }
             let records: Vec<&Value> = match &req {
                 Req::List { .. } => body["replication_records"].as_array().unwrap().iter().collect(),
                 Req::Record { .. } if status == StatusCode::OK => vec![&body["replication_record"]],

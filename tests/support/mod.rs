@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -12,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::{sample, Message, Store};
+use common::testkit::{adversarial, reference};
+use common::{sample, Record, Store};
 
 pub const OPERATOR_TOKEN: &str = "e2e-operator-token";
 pub const TENANT_TOKEN: &str = "e2e-tenant-token";
@@ -151,15 +153,18 @@ pub struct Stream {
 }
 
 impl Stream {
-    /// Sample records delivered out of order with duplicates, plus one
-    /// malformed message in the middle.
+    /// Sample records plus a fifth as many adversarial ones (conflicting
+    /// identity, retries, stragglers: what a wrong fold gets wrong), delivered
+    /// out of order with duplicates, plus one malformed message in the middle.
     pub fn sample(records: usize, seed: u64) -> Stream {
-        let events = sample::events(&sample::Shape {
+        let mut events = sample::events(&sample::Shape {
             records,
             projects: 4,
             regions: 5,
             seed,
         });
+        let projects: Vec<String> = (0..4).map(sample::project_id).collect();
+        events.extend(adversarial::events(records / 5, &projects, seed));
         let delivered = sample::deliver(&events, seed + 1);
         let mut messages: Vec<(Option<Vec<u8>>, Vec<u8>)> = delivered
             .iter()
@@ -180,23 +185,18 @@ impl Stream {
         Stream { messages, events }
     }
 
-    /// Digest of the reference fold of every message.
-    pub fn reference(&self) -> Store {
-        let store = Store::temporary().unwrap();
-        let ms: Vec<Message> = self
-            .messages
-            .iter()
-            .enumerate()
-            .map(|(i, (k, v))| Message {
-                topic: "ref".into(),
-                partition: 0,
-                offset: i as i64,
-                key: k.clone(),
-                payload: Some(v.clone()),
-            })
-            .collect();
-        store.apply_batch(&ms).unwrap();
-        store
+    /// What the independent reference fold makes of every message.
+    pub fn reference(&self) -> BTreeMap<String, Record> {
+        reference::fold_messages(
+            self.messages
+                .iter()
+                .map(|(k, v)| (k.as_deref(), Some(v.as_slice()))),
+        )
+    }
+
+    /// The digest the projection must have once every message is consumed.
+    pub fn reference_digest(&self) -> String {
+        reference::digest(&self.reference())
     }
 
     pub fn publish(&self, broker: &Broker, topic: &str, range: std::ops::Range<usize>) {
@@ -343,11 +343,7 @@ impl Tracker {
     /// Waits until `n` messages have been consumed (applied, duplicate or quarantined).
     pub fn wait_consumed(&self, n: u64, timeout: Duration) {
         wait_until(&format!("{n} messages consumed"), timeout, || {
-            let d = self.digest();
-            let seen = ["events_applied", "events_duplicate", "events_quarantined"]
-                .iter()
-                .map(|k| d[k].as_u64().unwrap())
-                .sum::<u64>();
+            let seen = consumed(&self.digest());
             assert!(
                 seen <= n,
                 "more messages consumed ({seen}) than published ({n})"
@@ -361,6 +357,14 @@ impl Drop for Tracker {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Messages consumed (applied, duplicate or quarantined), from a digest answer.
+pub fn consumed(digest: &Value) -> u64 {
+    ["events_applied", "events_duplicate", "events_quarantined"]
+        .iter()
+        .map(|k| digest[k].as_u64().unwrap())
+        .sum()
 }
 
 /// A one-shot HTTP/1.1 GET over loopback; returns status and JSON body.
@@ -396,4 +400,29 @@ pub fn event_log_coordinates(store: &Store) -> Vec<(String, i32, i64)> {
         }
     }
     out
+}
+
+/// Every record of a stopped tracker's store equals the reference fold's
+/// (same ids, every field); panics naming the first difference.
+pub fn assert_store_equals_reference(store: &Store, want: &BTreeMap<String, Record>) {
+    let have: BTreeMap<String, Record> = store
+        .records()
+        .map(|r| {
+            let (id, s) = r.unwrap();
+            let view = s.view(&id);
+            (id, view)
+        })
+        .collect();
+    for (id, w) in want {
+        assert_eq!(
+            have.get(id),
+            Some(w),
+            "record {id} differs from the reference fold"
+        );
+    }
+    assert_eq!(
+        have.len(),
+        want.len(),
+        "the store has records the reference has not"
+    );
 }
