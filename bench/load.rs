@@ -47,6 +47,8 @@ pub fn run(a: &crate::Args) -> anyhow::Result<()> {
                 .get(Field::SourceCheckpointItemId)
                 .unwrap_or_default()
                 .to_owned(),
+            // The load pages as deep as the standard dataset does.
+            depth: 1.0,
         })
         .collect();
     let messages: Vec<(Option<Vec<u8>>, Vec<u8>)> = sample::deliver(&events, a.seed)

@@ -21,7 +21,7 @@ mod pg;
 mod shapes;
 mod stats;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -35,6 +35,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use common::progress::IngestProgress;
+use common::testkit::reference;
 use common::{sample, Message, Store};
 use shapes::{Params, Shape};
 use stats::{summarize, Summary};
@@ -193,29 +194,28 @@ fn main() -> anyhow::Result<()> {
 
     // ---- apply: PostgreSQL -------------------------------------------------
     // The consumer a team would otherwise write: per batch of the same size,
-    // fold in memory and upsert every touched record's new row. Folding is
-    // not timed (it is the same fold); only PostgreSQL's writes are.
-    let mut folded: std::collections::HashMap<String, common::RecordState> =
-        std::collections::HashMap::new();
+    // upsert every touched record's new row. The rows come from the
+    // independent reference fold (not the tracker's), so the page comparison
+    // below checks the tracker's fold as well as its planner. Folding is not
+    // timed; only PostgreSQL's writes are.
+    let mut seen: HashMap<String, Vec<common::Event>> = HashMap::new();
     let mut pg_batches: Vec<Vec<common::Record>> = Vec::new();
     for chunk in messages.chunks(a.batch) {
-        let mut touched = std::collections::BTreeSet::new();
+        let mut touched = BTreeSet::new();
         for m in chunk {
             if let Ok(e) = common::decode(m.key.as_deref(), m.payload.as_deref()) {
-                match folded.get_mut(&e.record_id) {
-                    Some(s) => {
-                        s.apply(&e);
-                    }
-                    None => {
-                        folded.insert(e.record_id.clone(), common::RecordState::new(&e));
-                    }
-                }
-                touched.insert(e.record_id);
+                touched.insert(e.record_id.clone());
+                seen.entry(e.record_id.clone()).or_default().push(e);
             }
         }
-        pg_batches.push(touched.iter().map(|id| folded[id].view(id)).collect());
+        pg_batches.push(
+            touched
+                .iter()
+                .filter_map(|id| reference::fold(id, &seen[id].iter().collect::<Vec<_>>()))
+                .collect(),
+        );
     }
-    drop(folded);
+    drop(seen);
     let row_writes: usize = pg_batches.iter().map(Vec::len).sum();
     let mut pgc = pg::connect(&conninfo)?;
     pg::create_schema(&mut pgc)?;
@@ -245,18 +245,21 @@ fn main() -> anyhow::Result<()> {
     });
 
     // ---- queries, in-process ---------------------------------------------
+    // Deep offsets scale with the dataset (see shapes.rs).
+    let depth = a.records as f64 / 1_000_000.0;
     let mut rng = sample::Rng::new(a.seed ^ 0x5eed);
     let params: Vec<Params> = (0..a.iterations)
-        .map(|_| Params::from_record(&states[rng.below(states.len() as u64) as usize].1))
+        .map(|_| Params::from_record(&states[rng.below(states.len() as u64) as usize].1, depth))
         .collect();
     drop(states);
     let mut mismatches = 0usize;
+    let mut hollow: Vec<String> = Vec::new();
     for shape in shapes::ALL {
-        let prep = pg::prepare(&mut pgc, shape)?;
+        let prep = pg::prepare(&mut pgc, shape, depth)?;
         // Warm both (caches, plans), then time.
         for p in params.iter().take(10) {
             store.list(&p.project, &shapes::list_query(shape, p))?;
-            pg::run(&mut pgc, shape, &prep, p)?;
+            pg::run(&mut pgc, &prep, shape, p)?;
         }
         let (mut tl, mut pl) = (Vec::new(), Vec::new());
         let mut answers = Vec::new();
@@ -265,26 +268,45 @@ fn main() -> anyhow::Result<()> {
             let s = Instant::now();
             let page = store.list(&p.project, &shapes::list_query(shape, p))?;
             tl.push(s.elapsed());
-            answers.push((
-                page.records.into_iter().map(|r| r.id).collect::<Vec<_>>(),
-                page.count.map(|c| c as i64),
-            ));
+            answers.push((page.records, page.count.map(|c| c as i64)));
         }
         let tw = t.elapsed();
         let t = Instant::now();
+        let (mut non_empty, mut full) = (0, 0);
+        let (_, limit) = shape.page(depth);
         for (p, ans) in params.iter().zip(&answers) {
             let s = Instant::now();
-            let got = pg::run(&mut pgc, shape, &prep, p)?;
+            let got = pg::run(&mut pgc, &prep, shape, p)?;
             pl.push(s.elapsed());
+            // Whole pages: every field of every record, nulls included.
             if &got != ans {
+                if mismatches == 0 {
+                    println!(
+                        "first mismatch, {}: tracker {ans:?}\npostgres {got:?}",
+                        shape.name()
+                    );
+                }
                 mismatches += 1;
             }
+            non_empty += usize::from(!ans.0.is_empty());
+            full += usize::from(ans.0.len() == limit);
         }
         let pw = t.elapsed();
+        println!(
+            "{}: {non_empty} of {} pages compared were non-empty, {full} full",
+            shape.name(),
+            params.len()
+        );
+        // A shape that only ever returns empty pages compares nothing; one
+        // with an offset must also reach full pages.
+        let (offset, _) = shape.page(depth);
+        if non_empty == 0 || (offset > 0 && full == 0) {
+            hollow.push(shape.name());
+        }
         let (ts, ps) = (summarize(&mut tl, tw), summarize(&mut pl, pw));
         push_latency(
             &mut table,
-            &format!("{} in-process", shape.describe()),
+            &format!("{} in-process", shape.describe(depth)),
             ts,
             ps,
         );
@@ -431,6 +453,12 @@ fn main() -> anyhow::Result<()> {
     }
     if mismatches > 0 {
         bail!("the tracker and PostgreSQL disagreed on {mismatches} pages");
+    }
+    if !hollow.is_empty() {
+        bail!(
+            "shapes {} compared no full page: resize the dataset or the shapes",
+            hollow.join(", ")
+        );
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Statement};
 
+use common::record::{ExtraInfo, Status};
 use common::Record;
 
 use crate::shapes::{self, Params, Shape};
@@ -105,45 +106,57 @@ pub struct Prepared {
     count: Option<Statement>,
 }
 
-pub fn prepare(c: &mut Client, shape: Shape) -> Result<Prepared, postgres::Error> {
-    let (page, count) = shapes::sql(shape);
+pub fn prepare(c: &mut Client, shape: Shape, depth: f64) -> Result<Prepared, postgres::Error> {
+    let (page, count) = shapes::sql(shape, depth);
     Ok(Prepared {
         page: c.prepare(&page)?,
         count: count.map(|q| c.prepare(&q)).transpose()?,
     })
 }
 
-/// Runs one query; returns the page's ids (rows fully decoded, as an API
-/// server would) and the count.
+/// Runs one query; returns the page, every row decoded into a whole record
+/// (as an API server would), and the count.
 pub fn run(
     c: &mut Client,
-    shape: Shape,
     prep: &Prepared,
+    shape: Shape,
     p: &Params,
-) -> Result<(Vec<String>, Option<i64>), postgres::Error> {
-    let status = p.status.as_str().to_owned();
-    let fail = "fail".to_owned();
-    let params: Vec<&(dyn ToSql + Sync)> = match shape {
-        Shape::Q2 => vec![&p.project, &fail],
-        Shape::Q3 => vec![&p.project, &p.source_region, &p.destination_region, &status],
-        Shape::Q4 => vec![&p.project, &p.checkpoint_item],
-        _ => vec![&p.project],
-    };
+) -> anyhow::Result<(Vec<Record>, Option<i64>)> {
+    let extra = shapes::sql_params(shape, p);
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&p.project];
+    params.extend(extra.iter().map(|v| v as &(dyn ToSql + Sync)));
     let rows = c.query(&prep.page, &params)?;
-    let mut ids = Vec::with_capacity(rows.len());
+    let mut page = Vec::with_capacity(rows.len());
     for row in rows {
-        let mut strings: Vec<Option<String>> = (0..13).map(|i| row.get(i)).collect();
-        let _auto: bool = row.get(13);
-        let _progress: i32 = row.get(14);
-        let _reason: String = row.get(15);
-        let _code: String = row.get(16);
-        ids.push(strings.swap_remove(0).unwrap_or_default());
+        let status: String = row.get(9);
+        page.push(Record {
+            id: row.get(0),
+            source_region: row.get(1),
+            source_project_id: row.get(2),
+            source_checkpoint_id: row.get(3),
+            source_checkpoint_item_id: row.get(4),
+            destination_region: row.get(5),
+            destination_project_id: row.get(6),
+            destination_checkpoint_id: row.get(7),
+            destination_checkpoint_item_id: row.get(8),
+            status: Status::parse(&status)
+                .ok_or_else(|| anyhow::anyhow!("unknown status {status}"))?,
+            plan_id: row.get(10),
+            created_at: row.get(11),
+            updated_at: row.get(12),
+            extra_info: ExtraInfo {
+                auto_trigger: row.get(13),
+                progress: u8::try_from(row.get::<_, i32>(14))?,
+                fail_reason: row.get(15),
+                fail_code: row.get(16),
+            },
+        });
     }
     let count = match &prep.count {
         Some(stmt) => Some(c.query_one(stmt, &params)?.get::<_, i64>(0)),
         None => None,
     };
-    Ok((ids, count))
+    Ok((page, count))
 }
 
 pub fn database_bytes(c: &mut Client) -> Result<i64, postgres::Error> {

@@ -1,7 +1,8 @@
 //! A deterministic, realistic event stream: records in several projects and
 //! regions going queued → started → progress → a terminal state, some retried,
-//! with out-of-order and duplicate deliveries. The embedded demo publishes it;
-//! tests and benchmarks use it as input.
+//! some without a plan or with a destination region that arrives late (so
+//! sorts meet nulls), with out-of-order and duplicate deliveries. The embedded
+//! demo publishes it; tests and benchmarks use it as input.
 
 use crate::event::{Event, EventType};
 use crate::instant::Micros;
@@ -111,12 +112,23 @@ pub fn events(shape: &Shape) -> Vec<Event> {
         );
         set(&mut identity, Field::SourceCheckpointId, uuid(&mut rng));
         set(&mut identity, Field::SourceCheckpointItemId, uuid(&mut rng));
-        set(
-            &mut identity,
-            Field::PlanId,
-            format!("plan-{}", rng.below(50)),
-        );
-        identity.auto_trigger = Some(rng.below(3) != 0);
+        // Manual replications (a third) belong to no plan: plan_id stays null.
+        let auto = rng.below(3) != 0;
+        identity.auto_trigger = Some(auto);
+        if auto {
+            set(
+                &mut identity,
+                Field::PlanId,
+                format!("plan-{}", rng.below(50)),
+            );
+        }
+        // One in twenty learns its destination region only when it starts:
+        // null while it waits.
+        let late_destination = rng.below(20) == 0;
+        let destination = identity.fields[Field::DestinationRegion as usize].clone();
+        if late_destination {
+            identity.fields[Field::DestinationRegion as usize] = None;
+        }
         let t0 = base + (n as i64) * 2_000_000 + rng.below(1_000_000) as i64;
         // Outcome mix: 85 % success, 5 % fail, 3 % skip, 4 % replicating, 3 % waiting.
         let roll = rng.below(100);
@@ -152,6 +164,9 @@ pub fn events(shape: &Shape) -> Vec<Event> {
         }
         let mut started = ev(seq, EventType::Started, t, attempt);
         started.progress = Some(0);
+        if late_destination {
+            started.identity.fields[Field::DestinationRegion as usize] = destination;
+        }
         out.push(started);
         let mut progress = ev(seq + 1, EventType::Progress, t + 60_000_000, attempt);
         progress.progress = Some(20 + rng.below(70) as u8);
