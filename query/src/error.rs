@@ -126,7 +126,7 @@ impl From<StoreError> for ApiError {
         tracing::error!(error = %e, "store error while serving a request");
         match e {
             StoreError::Sled(_) => ApiError::StoreUnavailable,
-            StoreError::Corrupt { .. } => ApiError::Internal,
+            StoreError::Corrupt { .. } | StoreError::Layout { .. } => ApiError::Internal,
         }
     }
 }

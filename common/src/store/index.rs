@@ -2,9 +2,9 @@
 //! entries before and after a batch, written in the same atomic batch as the
 //! record itself.
 //!
-//! Every entry costs a sled insert, and sled inserts are what bounds the apply
-//! rate, so a record has as few entries as the queries allow. Per project the
-//! record is listed under:
+//! Entries live in lists, and lists are stored as blocks of neighbouring
+//! entries ([`super::blocks`]), so a batch pays per block it touches. Per
+//! project the record is listed under:
 //! - a posting `i project field value created_at id` for `status`,
 //!   `source_region`, `destination_region` and the three together (the
 //!   "route"), so a filtered page is a range
@@ -15,7 +15,8 @@
 //!   per hour of `created_at` (`h project field value hour`), so a deep
 //!   `offset` skips whole hours instead of walking every entry;
 //! - an order entry `o project order value id → created_at` for the other
-//!   linear sort keys (updated_at, id, plan_id).
+//!   linear sort keys (updated_at, id, and plan_id — whose entries are
+//!   `plan created_at id`).
 //!
 //! Checkpoint items are near-unique, so they are indexed once, globally:
 //! `k side value id`; a checkpoint filter reads those few records directly.
@@ -105,9 +106,9 @@ impl Posting {
         k
     }
 
-    pub fn entry(&self, project: &str, created: [u8; 8], id: &str) -> Vec<u8> {
-        let mut k = self.prefix(project);
-        k.extend_from_slice(&created);
+    /// An entry's place in a posting list: `(created_at, id)`.
+    pub fn suffix(created: [u8; 8], id: &str) -> Vec<u8> {
+        let mut k = created.to_vec();
         push_str(&mut k, id.as_bytes());
         k
     }
@@ -118,6 +119,18 @@ pub const HOUR: i64 = 3_600_000_000;
 /// The start of the hour an instant falls in.
 pub fn hour_start(t: Micros) -> Micros {
     Micros(t.0.div_euclid(HOUR) * HOUR)
+}
+
+/// Whether a list is stored in blocks of neighbouring entries. Postings and
+/// the `updated_at` and `plan_id` orders grow at their recent end, so a batch
+/// touches few of their blocks; the `id` order and checkpoint items take
+/// entries at random places, where a block would be rewritten per entry.
+pub fn blocked(list: &[u8]) -> bool {
+    match list.first() {
+        Some(&space::POSTING) => true,
+        Some(&space::ORDER) => list.last() != Some(&(OrderField::Id as u8)),
+        _ => false,
+    }
 }
 
 pub fn order_prefix(project: &str, order: OrderField) -> Vec<u8> {
@@ -157,12 +170,19 @@ pub fn postings(state: &RecordState) -> Vec<Posting> {
     ps
 }
 
-/// Every index key of a record (postings and orders), with its value, and the
-/// count keys its postings contribute to.
+/// Every index entry of a record — `(list, suffix) → value` for its
+/// postings, orders and checkpoint items — and the count keys its postings
+/// contribute to.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Entries {
-    pub keys: BTreeMap<Vec<u8>, Vec<u8>>,
+    pub keys: BTreeMap<(Vec<u8>, Vec<u8>), Vec<u8>>,
     pub counts: Vec<Vec<u8>>,
+}
+
+fn id_suffix(id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(id.len() + 2);
+    push_str(&mut k, id.as_bytes());
+    k
 }
 
 pub fn entries(id: &str, state: &RecordState) -> Entries {
@@ -175,15 +195,17 @@ pub fn entries(id: &str, state: &RecordState) -> Entries {
         ),
     ] {
         if let Some(v) = state.get(f) {
-            let mut k = checkpoint_prefix(side, v);
-            push_str(&mut k, id.as_bytes());
-            out.keys.insert(k, Vec::new());
+            out.keys
+                .insert((checkpoint_prefix(side, v), id_suffix(id)), Vec::new());
         }
     }
     let created = state.created_at().key_bytes();
     for project in state.projects() {
         for p in postings(state) {
-            out.keys.insert(p.entry(project, created, id), Vec::new());
+            out.keys.insert(
+                (p.prefix(project), Posting::suffix(created, id)),
+                Vec::new(),
+            );
             out.counts.push(p.count_key(project));
             if p.field == IndexField::Status {
                 let mut k = p.hour_prefix(project);
@@ -191,17 +213,27 @@ pub fn entries(id: &str, state: &RecordState) -> Entries {
                 out.counts.push(k);
             }
         }
-        let mut k = order_prefix(project, OrderField::UpdatedAt);
-        k.extend_from_slice(&state.updated_at().key_bytes());
+        let mut k = state.updated_at().key_bytes().to_vec();
         push_str(&mut k, id.as_bytes());
-        out.keys.insert(k, created.to_vec());
-        let mut k = order_prefix(project, OrderField::Id);
-        push_str(&mut k, id.as_bytes());
-        out.keys.insert(k, created.to_vec());
-        let mut k = order_prefix(project, OrderField::PlanId);
+        out.keys.insert(
+            (order_prefix(project, OrderField::UpdatedAt), k),
+            created.to_vec(),
+        );
+        out.keys.insert(
+            (order_prefix(project, OrderField::Id), id_suffix(id)),
+            created.to_vec(),
+        );
+        // Within a plan, entries follow created_at, so new ones land at the
+        // plan's recent end (blocks stay cheap); runs of one plan are sorted
+        // by the planner anyway.
+        let mut k = Vec::new();
         push_opt(&mut k, state.get(Field::PlanId));
+        k.extend_from_slice(&created);
         push_str(&mut k, id.as_bytes());
-        out.keys.insert(k, created.to_vec());
+        out.keys.insert(
+            (order_prefix(project, OrderField::PlanId), k),
+            created.to_vec(),
+        );
     }
     out
 }

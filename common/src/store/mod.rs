@@ -5,6 +5,7 @@
 //! checkpoints in ONE atomic sled batch, so a crash either keeps a batch and
 //! its offsets or loses both — which is what makes replays exactly-once.
 
+pub mod blocks;
 pub mod index;
 pub mod keys;
 mod plan;
@@ -28,7 +29,18 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("store holds an undecodable value under key {key}: {reason}")]
     Corrupt { key: String, reason: String },
+    #[error(
+        "the store at {path} was written with layout v{found}; this tracker reads layout v{LAYOUT} \
+         and never reinterprets or wipes a store. Rebuild it from the topic into a new directory \
+         with `tracker replay --out <new dir>` and point --data-dir there"
+    )]
+    Layout { path: String, found: u32 },
 }
+
+/// The store's physical layout. Bumped whenever keys or values change
+/// meaning; a store of another layout is refused at open. v1: one key per
+/// index entry; v2: index lists in blocks, the event log compressed.
+pub const LAYOUT: u32 = 2;
 
 impl StoreError {
     fn corrupt(key: &[u8], reason: impl ToString) -> StoreError {
@@ -171,7 +183,7 @@ impl Store {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         loop {
             match config.open() {
-                Ok(db) => return Self::from_db(db),
+                Ok(db) => return Self::from_db(db, &path.display().to_string()),
                 Err(sled::Error::Io(e))
                     if e.to_string().contains("could not acquire lock")
                         && std::time::Instant::now() < deadline =>
@@ -185,11 +197,12 @@ impl Store {
 
     /// A throw-away store in memory (tests, `verify` against a fresh fold).
     pub fn temporary() -> Result<Store, StoreError> {
-        Self::from_db(sled::Config::new().temporary(true).open()?)
+        Self::from_db(sled::Config::new().temporary(true).open()?, "(temporary)")
     }
 
-    fn from_db(db: sled::Db) -> Result<Store, StoreError> {
+    fn from_db(db: sled::Db, path: &str) -> Result<Store, StoreError> {
         let tree = db.open_tree("projection")?;
+        check_layout(&tree, path)?;
         let totals = match tree.get(keys::META_TOTALS)? {
             Some(v) => {
                 postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(keys::META_TOTALS, e))?
@@ -307,11 +320,15 @@ impl Store {
             totals.next_event_seq += 1;
         }
         for chunk in log.chunks(LOG_CHUNK) {
-            batch.insert(keys::event_log(totals.next_log_chunk), encode(&chunk));
+            batch.insert(
+                keys::event_log(totals.next_log_chunk),
+                compress_log(&encode(&chunk)),
+            );
             totals.next_log_chunk += 1;
         }
 
         let mut count_deltas: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
+        let mut lists: BTreeMap<Vec<u8>, blocks::Changes> = BTreeMap::new();
         for (id, t) in touched {
             let (before, after) = (&t.before, &t.after);
             let stored = StoredRecord {
@@ -330,12 +347,15 @@ impl Store {
                 .map(|b| index::entries(&id, b))
                 .unwrap_or_default();
             let new = index::entries(&id, after);
-            for k in old.keys.keys().filter(|k| !new.keys.contains_key(*k)) {
-                batch.remove(k.as_slice());
+            for (list, suffix) in old.keys.keys().filter(|k| !new.keys.contains_key(*k)) {
+                lists
+                    .entry(list.clone())
+                    .or_default()
+                    .insert(suffix.clone(), None);
             }
-            for (k, v) in &new.keys {
-                if old.keys.get(k) != Some(v) {
-                    batch.insert(k.as_slice(), v.as_slice());
+            for ((list, suffix), v) in new.keys {
+                if old.keys.get(&(list.clone(), suffix.clone())) != Some(&v) {
+                    lists.entry(list).or_default().insert(suffix, Some(v));
                 }
             }
             for k in old.counts {
@@ -344,6 +364,9 @@ impl Store {
             for k in new.counts {
                 *count_deltas.entry(k).or_default() += 1;
             }
+        }
+        for (list, changes) in &lists {
+            blocks::apply(&self.tree, &mut batch, list, index::blocked(list), changes)?;
         }
         for (k, delta) in count_deltas.into_iter().filter(|(_, d)| *d != 0) {
             let n = self.count(&k)? as i64 + delta;
@@ -440,7 +463,11 @@ impl Store {
                         .tree
                         .get(&key)?
                         .ok_or_else(|| StoreError::corrupt(&key, "missing event-log chunk"))?;
-                    e.insert(postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(&key, e))?)
+                    let bytes = zstd::stream::decode_all(v.as_ref())
+                        .map_err(|e| StoreError::corrupt(&key, e))?;
+                    e.insert(
+                        postcard::from_bytes(&bytes).map_err(|e| StoreError::corrupt(&key, e))?,
+                    )
                 }
             };
             let entry = chunk.get(r.index as usize).cloned();
@@ -509,7 +536,7 @@ impl Store {
     /// (nothing missing, nothing stale). Returns a description of the first
     /// difference. Used by tests and by `verify`.
     pub fn check_consistency(&self) -> Result<Result<(), String>, StoreError> {
-        let mut want_keys: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut want_keys: BTreeMap<(Vec<u8>, Vec<u8>), Vec<u8>> = BTreeMap::new();
         let mut want_counts: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
         let mut records = 0;
         for r in self.records() {
@@ -521,16 +548,53 @@ impl Store {
                 *want_counts.entry(c).or_default() += 1;
             }
         }
+        // Every list the records imply, read back through its blocks; then
+        // every block of the index keyspaces must be one of those lists'.
         let mut have_keys = BTreeMap::new();
+        let lists: std::collections::BTreeSet<&Vec<u8>> =
+            want_keys.keys().map(|(l, _)| l).collect();
+        let mut listed_blocks = 0usize;
+        for list in &lists {
+            let mut last: Option<Vec<u8>> = None;
+            for kv in self.tree.scan_prefix(list) {
+                let (k, v) = kv?;
+                listed_blocks += 1;
+                let entries = blocks::stored(list, index::blocked(list), &k, &v)?;
+                let max = if index::blocked(list) {
+                    blocks::MAX_ENTRIES
+                } else {
+                    1
+                };
+                let well_formed = !entries.is_empty()
+                    && entries.len() <= max
+                    && k[list.len()..] == entries[0].0[..]
+                    && entries.windows(2).all(|w| w[0].0 < w[1].0)
+                    && last.as_ref().is_none_or(|l| l < &entries[0].0);
+                if !well_formed {
+                    return Ok(Err(format!(
+                        "malformed index block {:?}",
+                        String::from_utf8_lossy(&k)
+                    )));
+                }
+                last = entries.last().map(|(s, _)| s.clone());
+                for (suffix, value) in entries {
+                    have_keys.insert(((*list).clone(), suffix), value);
+                }
+            }
+        }
+        let mut all_blocks = 0usize;
         for space in [
             keys::space::POSTING,
             keys::space::ORDER,
             keys::space::CHECKPOINT_ITEM,
         ] {
-            for kv in self.tree.scan_prefix([space]) {
-                let (k, v) = kv?;
-                have_keys.insert(k.to_vec(), v.to_vec());
-            }
+            all_blocks += self.tree.scan_prefix([space]).count();
+        }
+        if all_blocks != listed_blocks {
+            return Ok(Err(format!(
+                "{} index blocks belong to no list the records imply",
+                all_blocks - listed_blocks
+            )));
         }
         let mut have_counts = BTreeMap::new();
         for space in [keys::space::COUNT, keys::space::HOUR_COUNT] {
@@ -576,25 +640,44 @@ impl Store {
     }
 }
 
-fn first_difference<V: PartialEq + std::fmt::Debug>(
-    want: &BTreeMap<Vec<u8>, V>,
-    have: &BTreeMap<Vec<u8>, V>,
+fn first_difference<K: Ord + std::fmt::Debug, V: PartialEq + std::fmt::Debug>(
+    want: &BTreeMap<K, V>,
+    have: &BTreeMap<K, V>,
 ) -> Option<String> {
     for (k, v) in want {
         match have.get(k) {
-            None => return Some(format!("missing {:?}", String::from_utf8_lossy(k))),
-            Some(h) if h != v => {
-                return Some(format!(
-                    "{:?}: want {v:?}, have {h:?}",
-                    String::from_utf8_lossy(k)
-                ))
-            }
+            None => return Some(format!("missing {k:?}")),
+            Some(h) if h != v => return Some(format!("{k:?}: want {v:?}, have {h:?}")),
             _ => {}
         }
     }
     have.keys()
         .find(|k| !want.contains_key(*k))
-        .map(|k| format!("stale {:?}", String::from_utf8_lossy(k)))
+        .map(|k| format!("stale {k:?}"))
+}
+
+/// A new store is stamped with [`LAYOUT`]; an existing one must carry it.
+/// Stores from before the stamp (v1) have data but no stamp.
+fn check_layout(tree: &sled::Tree, path: &str) -> Result<(), StoreError> {
+    let found = match tree.get(keys::META_LAYOUT)? {
+        Some(v) => u32::from_be_bytes(
+            v.as_ref()
+                .try_into()
+                .map_err(|_| StoreError::corrupt(keys::META_LAYOUT, "bad layout stamp"))?,
+        ),
+        None if tree.is_empty() => {
+            tree.insert(keys::META_LAYOUT, &LAYOUT.to_be_bytes())?;
+            LAYOUT
+        }
+        None => 1,
+    };
+    if found != LAYOUT {
+        return Err(StoreError::Layout {
+            path: path.to_owned(),
+            found,
+        });
+    }
+    Ok(())
 }
 
 fn effect(a: Applied) -> EventEffect {
@@ -603,6 +686,12 @@ fn effect(a: Applied) -> EventEffect {
         Applied::New { changed: true } => EventEffect::Changed,
         Applied::New { changed: false } => EventEffect::Unchanged,
     }
+}
+
+/// Event-log chunks are raw JSON events of one batch: repetitive text that
+/// zstd shrinks several-fold at a small CPU cost (docs/benchmarks.md).
+fn compress_log(bytes: &[u8]) -> Vec<u8> {
+    zstd::bulk::compress(bytes, 3).expect("zstd compresses in memory")
 }
 
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {

@@ -17,6 +17,7 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
+use super::blocks;
 use super::index::{
     self, checkpoint_prefix, order_prefix, CheckpointSide, IndexField, OrderField, Posting,
 };
@@ -277,7 +278,7 @@ fn grouped_field(f: SortField) -> Option<IndexField> {
     }
 }
 
-type KvIter = Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>>;
+type KvIter = blocks::EntryIter;
 
 impl Store {
     /// One page of the records listed under `project` that match `q`.
@@ -342,7 +343,7 @@ impl Store {
         let mut ids: Vec<String> = Vec::new();
         for side in sides {
             let prefix = checkpoint_prefix(side, value);
-            for kv in self.tree.scan_prefix(&prefix) {
+            for kv in self.scan(&prefix, Dir::Asc) {
                 let (k, _) = kv?;
                 ids.push(parse_id(&k, &k[prefix.len()..])?);
             }
@@ -540,7 +541,7 @@ impl Store {
                     true => self.skip_hours(project, &driver, first.dir, cur)?,
                     false => None,
                 };
-                for row in self.stream(project, &driver, first.dir, from) {
+                for row in self.stream(project, &driver, first.dir, from)? {
                     let (created, id) = row?;
                     if self.matches_all(project, &others, created, &id)?
                         && !visit(&created, id, cur)?
@@ -564,7 +565,12 @@ impl Store {
                                     .len()
                         }
                     };
-                    let id = parse_id(&k, &tail[value_len..])?;
+                    // Plan entries are (plan, created_at, id): time-ordered within a plan.
+                    let id_at = match order {
+                        OrderField::PlanId => value_len + 8,
+                        _ => value_len,
+                    };
+                    let id = parse_id(&k, tail.get(id_at..).unwrap_or_default())?;
                     let created: [u8; 8] = v
                         .as_ref()
                         .try_into()
@@ -649,26 +655,25 @@ impl Store {
         postings: &[Posting],
         dir: Dir,
         from: Option<[u8; 8]>,
-    ) -> Merge {
+    ) -> Result<Merge, StoreError> {
         let sources = postings
             .iter()
             .map(|p| {
                 let prefix = p.prefix(project);
                 let it: KvIter = match from {
                     None => self.scan(&prefix, dir),
-                    Some(b) => {
-                        let mut bound = prefix.clone();
-                        bound.extend_from_slice(&b);
-                        match dir {
-                            Dir::Asc => Box::new(self.tree.range(bound..prefix_end(&prefix))),
-                            Dir::Desc => Box::new(self.tree.range(prefix.clone()..bound).rev()),
-                        }
-                    }
+                    Some(b) => blocks::scan_from(
+                        &self.tree,
+                        &prefix,
+                        index::blocked(&prefix),
+                        &b,
+                        dir == Dir::Asc,
+                    )?,
                 };
-                (prefix.len(), it)
+                Ok((prefix.len(), it))
             })
-            .collect();
-        Merge::new(sources, dir)
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Merge::new(sources, dir))
     }
 
     /// For a deep offset over status postings alone, skips whole hours by
@@ -748,7 +753,13 @@ impl Store {
         id: &str,
     ) -> Result<bool, StoreError> {
         for p in filters {
-            if !self.tree.contains_key(p.entry(project, created, id))? {
+            let list = p.prefix(project);
+            if !blocks::contains(
+                &self.tree,
+                &list,
+                index::blocked(&list),
+                &Posting::suffix(created, id),
+            )? {
                 return Ok(false);
             }
         }
@@ -765,7 +776,7 @@ impl Store {
         f: &mut dyn FnMut([u8; 8], String) -> bool,
     ) -> Result<(), StoreError> {
         let (driver, others) = self.choose_driver(project, filters)?;
-        for row in self.stream(project, &driver, dir, None) {
+        for row in self.stream(project, &driver, dir, None)? {
             let (created, id) = row?;
             if self.matches_all(project, &others, created, &id)? && !f(created, id) {
                 break;
@@ -790,12 +801,9 @@ impl Store {
         }
     }
 
-    fn scan(&self, prefix: &[u8], dir: Dir) -> KvIter {
-        let it = self.tree.scan_prefix(prefix);
-        match dir {
-            Dir::Asc => Box::new(it),
-            Dir::Desc => Box::new(it.rev()),
-        }
+    /// Every entry of one index list, in `dir` order.
+    fn scan(&self, list: &[u8], dir: Dir) -> KvIter {
+        blocks::scan(&self.tree, list, index::blocked(list), dir == Dir::Asc)
     }
 }
 
@@ -862,16 +870,6 @@ impl Iterator for Merge {
         }
         Some(parse_created_id(&key, &key[self.sources[i].0..]))
     }
-}
-
-/// The first key after every key that starts with `prefix`. Prefixes here end
-/// in a string terminator or an absent-value tag, never 0xFF.
-fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    if let Some(last) = end.last_mut() {
-        *last += 1;
-    }
-    end
 }
 
 fn parse_id(k: &[u8], tail: &[u8]) -> Result<String, StoreError> {

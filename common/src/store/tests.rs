@@ -347,3 +347,36 @@ fn deep_offsets_skip_whole_hours_exactly() {
         }
     }
 }
+
+#[test]
+fn a_store_of_another_layout_is_refused_with_the_rebuild_command() {
+    let dir = tempfile::tempdir().unwrap();
+    // A v1 store: data, no layout stamp.
+    {
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let tree = db.open_tree("projection").unwrap();
+        tree.insert(b"rsome-record\0\x01", b"old".to_vec()).unwrap();
+        db.flush().unwrap();
+    }
+    let err = Store::open(dir.path(), 16 << 20).err().expect("refused");
+    let text = err.to_string();
+    assert!(text.contains("layout v1"), "{text}");
+    assert!(text.contains("tracker replay --out"), "{text}");
+    assert!(text.contains(&dir.path().display().to_string()), "{text}");
+    // Left as it was: never wiped.
+    {
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let tree = db.open_tree("projection").unwrap();
+        assert_eq!(tree.len(), 1);
+        // A store from a future layout is refused too.
+        tree.insert(keys::META_LAYOUT, &(LAYOUT + 1).to_be_bytes())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let err = Store::open(dir.path(), 16 << 20).err().expect("refused");
+    assert!(err.to_string().contains(&format!("layout v{}", LAYOUT + 1)));
+    // A new store is stamped and opens again.
+    let fresh = tempfile::tempdir().unwrap();
+    drop(Store::open(fresh.path(), 16 << 20).unwrap());
+    Store::open(fresh.path(), 16 << 20).unwrap();
+}
