@@ -6,9 +6,12 @@
 //! its offsets or loses both — which is what makes replays exactly-once.
 
 pub mod blocks;
+mod consistency;
 pub mod index;
 pub mod keys;
+mod merge;
 mod plan;
+pub mod query;
 pub mod verify;
 
 use std::collections::{BTreeMap, HashMap};
@@ -21,7 +24,7 @@ use tracing::instrument;
 
 use crate::event::{decode, Event, MAX_EVENT_BYTES};
 use crate::record::{Applied, Record, RecordState};
-pub use plan::{Dir, ListQuery, Page, SortField, SortKey, DEFAULT_LIMIT, MAX_LIMIT};
+pub use query::{Dir, ListQuery, Page, SortField, SortKey, DEFAULT_LIMIT, MAX_LIMIT};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -531,129 +534,6 @@ impl Store {
             None => Ok(0),
         }
     }
-
-    /// Checks that every index entry and count equals what the records imply
-    /// (nothing missing, nothing stale). Returns a description of the first
-    /// difference. Used by tests and by `verify`.
-    pub fn check_consistency(&self) -> Result<Result<(), String>, StoreError> {
-        let mut want_keys: BTreeMap<(Vec<u8>, Vec<u8>), Vec<u8>> = BTreeMap::new();
-        let mut want_counts: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
-        let mut records = 0;
-        for r in self.records() {
-            let (id, state) = r?;
-            records += 1;
-            let e = index::entries(&id, &state);
-            want_keys.extend(e.keys);
-            for c in e.counts {
-                *want_counts.entry(c).or_default() += 1;
-            }
-        }
-        // Every list the records imply, read back through its blocks; then
-        // every block of the index keyspaces must be one of those lists'.
-        let mut have_keys = BTreeMap::new();
-        let lists: std::collections::BTreeSet<&Vec<u8>> =
-            want_keys.keys().map(|(l, _)| l).collect();
-        let mut listed_blocks = 0usize;
-        for list in &lists {
-            let mut last: Option<Vec<u8>> = None;
-            for kv in self.tree.scan_prefix(list) {
-                let (k, v) = kv?;
-                listed_blocks += 1;
-                let entries = blocks::stored(list, index::blocked(list), &k, &v)?;
-                let max = if index::blocked(list) {
-                    blocks::MAX_ENTRIES
-                } else {
-                    1
-                };
-                let well_formed = !entries.is_empty()
-                    && entries.len() <= max
-                    && k[list.len()..] == entries[0].0[..]
-                    && entries.windows(2).all(|w| w[0].0 < w[1].0)
-                    && last.as_ref().is_none_or(|l| l < &entries[0].0);
-                if !well_formed {
-                    return Ok(Err(format!(
-                        "malformed index block {:?}",
-                        String::from_utf8_lossy(&k)
-                    )));
-                }
-                last = entries.last().map(|(s, _)| s.clone());
-                for (suffix, value) in entries {
-                    have_keys.insert(((*list).clone(), suffix), value);
-                }
-            }
-        }
-        let mut all_blocks = 0usize;
-        for space in [
-            keys::space::POSTING,
-            keys::space::ORDER,
-            keys::space::CHECKPOINT_ITEM,
-        ] {
-            all_blocks += self.tree.scan_prefix([space]).count();
-        }
-        if all_blocks != listed_blocks {
-            return Ok(Err(format!(
-                "{} index blocks belong to no list the records imply",
-                all_blocks - listed_blocks
-            )));
-        }
-        let mut have_counts = BTreeMap::new();
-        for space in [keys::space::COUNT, keys::space::HOUR_COUNT] {
-            for kv in self.tree.scan_prefix([space]) {
-                let (k, _) = kv?;
-                have_counts.insert(k.to_vec(), self.count(&k)?);
-            }
-        }
-        if let Some(diff) = first_difference(&want_keys, &have_keys) {
-            return Ok(Err(format!("index entries differ: {diff}")));
-        }
-        if let Some(diff) = first_difference(&want_counts, &have_counts) {
-            return Ok(Err(format!("counts differ: {diff}")));
-        }
-        if records != self.totals().records {
-            return Ok(Err(format!(
-                "{records} records stored, totals say {}",
-                self.totals().records
-            )));
-        }
-        let mut refs = 0u64;
-        for kv in self.tree.scan_prefix([keys::space::RECORD]) {
-            let (k, v) = kv?;
-            let stored: StoredRecord =
-                postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(&k, e))?;
-            refs += stored.log.len() as u64;
-        }
-        let t = self.totals();
-        if refs != t.applied + t.duplicates {
-            return Ok(Err(format!(
-                "{refs} event-log entries referenced, {} accepted events",
-                t.applied + t.duplicates
-            )));
-        }
-        Ok(Ok(()))
-    }
-
-    /// Panics with the first inconsistency (tests).
-    pub fn assert_internally_consistent(&self) {
-        if let Err(e) = self.check_consistency().expect("store readable") {
-            panic!("store is inconsistent: {e}");
-        }
-    }
-}
-
-fn first_difference<K: Ord + std::fmt::Debug, V: PartialEq + std::fmt::Debug>(
-    want: &BTreeMap<K, V>,
-    have: &BTreeMap<K, V>,
-) -> Option<String> {
-    for (k, v) in want {
-        match have.get(k) {
-            None => return Some(format!("missing {k:?}")),
-            Some(h) if h != v => return Some(format!("{k:?}: want {v:?}, have {h:?}")),
-            _ => {}
-        }
-    }
-    have.keys()
-        .find(|k| !want.contains_key(*k))
-        .map(|k| format!("stale {k:?}"))
 }
 
 /// A new store is stamped with [`LAYOUT`]; an existing one must carry it.

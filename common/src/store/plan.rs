@@ -2,7 +2,7 @@
 //! and sort orders, never a scan of the whole store.
 //!
 //! - Filters are posting lists. The smallest drives the scan; every other
-//!   filter is one point lookup per candidate (the posting key is fully known
+//!   filter is one point lookup per candidate (the posting entry is fully known
 //!   from `created_at` and `id`), so no record is read until it is on the page.
 //! - A leading `created_at` sort walks the driving posting forwards or
 //!   backwards; `updated_at`, `id` and `plan_id` walk their order entries,
@@ -14,228 +14,75 @@
 //! - Ties on a key are resolved by the remaining keys and finally by `id` in
 //!   the direction of the last key, sorting only the tie run in memory.
 
-use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 
-use super::blocks;
+use super::blocks::{self, EntryIter};
 use super::index::{
     self, checkpoint_prefix, order_prefix, CheckpointSide, IndexField, OrderField, Posting,
 };
 use super::keys::{self, space};
+use super::merge::Merge;
+use super::query::{compare, directed, Dir, ListQuery, Page, SortField, SortKey, DEFAULT_LIMIT};
 use super::{Store, StoreError};
 use crate::instant::Micros;
-use crate::record::{Field, Record, RecordState, Status};
+use crate::record::Status;
 
-pub const DEFAULT_LIMIT: usize = 1000;
 /// Offsets below this are cheaper to walk than to skip by hour counts. Unit
 /// tests skip from the first record, so small generated worlds take that path.
 const HOUR_SKIP_MIN: usize = if cfg!(test) { 1 } else { 2000 };
-pub const MAX_LIMIT: usize = 1000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Dir {
-    Asc,
-    Desc,
-}
+/// What a visitor tells a scan: go on, or stop here.
+type Step = Result<ControlFlow<()>, StoreError>;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SortField {
-    CreatedAt,
-    UpdatedAt,
-    Status,
-    Id,
-    SourceRegion,
-    DestinationRegion,
-    PlanId,
-}
+/// A checkpoint-item filter: which side (`None`: either) and the value.
+type CheckpointFilter<'q> = (Option<CheckpointSide>, &'q str);
 
-impl SortField {
-    pub const ALL: [SortField; 7] = [
-        SortField::CreatedAt,
-        SortField::UpdatedAt,
-        SortField::Status,
-        SortField::Id,
-        SortField::SourceRegion,
-        SortField::DestinationRegion,
-        SortField::PlanId,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            SortField::CreatedAt => "created_at",
-            SortField::UpdatedAt => "updated_at",
-            SortField::Status => "status",
-            SortField::Id => "id",
-            SortField::SourceRegion => "source_region",
-            SortField::DestinationRegion => "destination_region",
-            SortField::PlanId => "plan_id",
+/// The project-scoped filters of `q` as posting lists, and its checkpoint-item
+/// filters (served by the global checkpoint index). Destructured so a new
+/// filter cannot be silently ignored.
+fn filters(q: &ListQuery) -> (Vec<Posting>, Vec<CheckpointFilter<'_>>) {
+    let ListQuery {
+        destination_region,
+        source_region,
+        status,
+        source_checkpoint_item_id,
+        destination_checkpoint_item_id,
+        checkpoint_item_id,
+        sort: _,
+        offset: _,
+        limit: _,
+        with_count: _,
+    } = q;
+    let mut f = Vec::new();
+    let mut add = |field, v: Option<&str>| {
+        if let Some(v) = v {
+            f.push(Posting::new(field, Some(v)));
         }
+    };
+    add(IndexField::DestinationRegion, destination_region.as_deref());
+    add(IndexField::SourceRegion, source_region.as_deref());
+    add(IndexField::Status, status.map(Status::as_str));
+    // All three route fields: one posting holds exactly their intersection.
+    if let (Some(s), Some(d), Some(st)) = (source_region, destination_region, status) {
+        f.clear();
+        f.push(Posting {
+            field: IndexField::Route,
+            value: Some(index::route(s, d, st.as_str())),
+        });
     }
-
-    pub fn parse(s: &str) -> Option<SortField> {
-        SortField::ALL.into_iter().find(|f| f.name() == s)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SortKey {
-    pub field: SortField,
-    pub dir: Dir,
-}
-
-/// A list request within one project. Every field is optional; `None` means
-/// the API default.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ListQuery {
-    pub destination_region: Option<String>,
-    pub source_region: Option<String>,
-    pub status: Option<Status>,
-    pub source_checkpoint_item_id: Option<String>,
-    pub destination_checkpoint_item_id: Option<String>,
-    pub checkpoint_item_id: Option<String>,
-    pub sort: Option<Vec<SortKey>>,
-    pub offset: Option<usize>,
-    pub limit: Option<usize>,
-    pub with_count: Option<bool>,
-}
-
-impl ListQuery {
-    /// The project-scoped filters as posting lists, and the checkpoint-item
-    /// filters (served by the global checkpoint index). Destructured so a new
-    /// filter cannot be silently ignored.
-    fn filters(&self) -> (Vec<Posting>, Vec<(Option<CheckpointSide>, &str)>) {
-        let ListQuery {
-            destination_region,
-            source_region,
-            status,
-            source_checkpoint_item_id,
+    let checkpoints = [
+        (Some(CheckpointSide::Source), source_checkpoint_item_id),
+        (
+            Some(CheckpointSide::Destination),
             destination_checkpoint_item_id,
-            checkpoint_item_id,
-            sort: _,
-            offset: _,
-            limit: _,
-            with_count: _,
-        } = self;
-        let mut f = Vec::new();
-        let mut add = |field, v: Option<&str>| {
-            if let Some(v) = v {
-                f.push(Posting::new(field, Some(v)));
-            }
-        };
-        add(IndexField::DestinationRegion, destination_region.as_deref());
-        add(IndexField::SourceRegion, source_region.as_deref());
-        add(IndexField::Status, status.map(Status::as_str));
-        // All three route fields: one posting holds exactly their intersection.
-        if let (Some(s), Some(d), Some(st)) = (source_region, destination_region, status) {
-            f.clear();
-            f.push(Posting {
-                field: IndexField::Route,
-                value: Some(index::route(s, d, st.as_str())),
-            });
-        }
-        let checkpoints = [
-            (Some(CheckpointSide::Source), source_checkpoint_item_id),
-            (
-                Some(CheckpointSide::Destination),
-                destination_checkpoint_item_id,
-            ),
-            (None, checkpoint_item_id),
-        ]
-        .into_iter()
-        .filter_map(|(side, v)| v.as_deref().map(|v| (side, v)))
-        .collect();
-        (f, checkpoints)
-    }
-
-    /// Whether a record listed under `project` matches every filter.
-    fn matches(&self, project: &str, s: &RecordState) -> bool {
-        let ListQuery {
-            destination_region,
-            source_region,
-            status,
-            source_checkpoint_item_id,
-            destination_checkpoint_item_id,
-            checkpoint_item_id,
-            sort: _,
-            offset: _,
-            limit: _,
-            with_count: _,
-        } = self;
-        let eq =
-            |want: &Option<String>, f: Field| want.as_deref().is_none_or(|w| s.get(f) == Some(w));
-        let either = |w: &str| {
-            s.get(Field::SourceCheckpointItemId) == Some(w)
-                || s.get(Field::DestinationCheckpointItemId) == Some(w)
-        };
-        s.projects().contains(&project)
-            && eq(destination_region, Field::DestinationRegion)
-            && eq(source_region, Field::SourceRegion)
-            && status.is_none_or(|st| s.status() == st)
-            && eq(source_checkpoint_item_id, Field::SourceCheckpointItemId)
-            && eq(
-                destination_checkpoint_item_id,
-                Field::DestinationCheckpointItemId,
-            )
-            && checkpoint_item_id.as_deref().is_none_or(either)
-    }
-
-    pub fn sort_keys(&self) -> Vec<SortKey> {
-        match &self.sort {
-            Some(s) if !s.is_empty() => s.clone(),
-            _ => vec![SortKey {
-                field: SortField::CreatedAt,
-                dir: Dir::Desc,
-            }],
-        }
-    }
-}
-
-/// One page of a list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page {
-    pub records: Vec<Record>,
-    pub count: Option<u64>,
-}
-
-/// A sort value of a record; `None` strings sort first.
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum SortVal<'a> {
-    Time(Micros),
-    Str(Option<&'a str>),
-}
-
-fn sort_val<'a>(id: &'a str, s: &'a RecordState, f: SortField) -> SortVal<'a> {
-    match f {
-        SortField::CreatedAt => SortVal::Time(s.created_at()),
-        SortField::UpdatedAt => SortVal::Time(s.updated_at()),
-        SortField::Status => SortVal::Str(Some(s.status().as_str())),
-        SortField::Id => SortVal::Str(Some(id)),
-        SortField::SourceRegion => SortVal::Str(s.get(Field::SourceRegion)),
-        SortField::DestinationRegion => SortVal::Str(s.get(Field::DestinationRegion)),
-        SortField::PlanId => SortVal::Str(s.get(Field::PlanId)),
-    }
-}
-
-fn directed(o: Ordering, d: Dir) -> Ordering {
-    match d {
-        Dir::Asc => o,
-        Dir::Desc => o.reverse(),
-    }
-}
-
-fn compare(
-    a: &(String, RecordState),
-    b: &(String, RecordState),
-    keys: &[SortKey],
-    tie: Dir,
-) -> Ordering {
-    for k in keys {
-        let o = sort_val(&a.0, &a.1, k.field).cmp(&sort_val(&b.0, &b.1, k.field));
-        if o != Ordering::Equal {
-            return directed(o, k.dir);
-        }
-    }
-    directed(a.0.cmp(&b.0), tie)
+        ),
+        (None, checkpoint_item_id),
+    ]
+    .into_iter()
+    .filter_map(|(side, v)| v.as_deref().map(|v| (side, v)))
+    .collect();
+    (f, checkpoints)
 }
 
 /// Offset/limit bookkeeping while a plan emits ids in order.
@@ -267,6 +114,20 @@ impl Cursor {
     fn done(&self) -> bool {
         self.take == 0
     }
+
+    fn step(&self) -> ControlFlow<()> {
+        match self.done() {
+            true => ControlFlow::Break(()),
+            false => ControlFlow::Continue(()),
+        }
+    }
+}
+
+/// Ids that share one sort value, waiting to be ordered by the remaining keys.
+#[derive(Default)]
+struct TieRun {
+    value: Vec<u8>,
+    ids: Vec<String>,
 }
 
 fn grouped_field(f: SortField) -> Option<IndexField> {
@@ -278,12 +139,10 @@ fn grouped_field(f: SortField) -> Option<IndexField> {
     }
 }
 
-type KvIter = blocks::EntryIter;
-
 impl Store {
     /// One page of the records listed under `project` that match `q`.
     pub fn list(&self, project: &str, q: &ListQuery) -> Result<Page, StoreError> {
-        let (filters, checkpoints) = q.filters();
+        let (filters, checkpoints) = filters(q);
         let sort = q.sort_keys();
         if !checkpoints.is_empty() {
             return self.list_by_checkpoint(project, q, &checkpoints, &sort);
@@ -305,24 +164,29 @@ impl Store {
                 break;
             }
         }
-        let mut cur = Cursor {
-            skip: q.offset.unwrap_or(0),
-            take: q.limit.unwrap_or(DEFAULT_LIMIT),
-            ids: Vec::new(),
+        let mut planner = Planner {
+            store: self,
+            project,
+            tie,
+            cur: Cursor {
+                skip: q.offset.unwrap_or(0),
+                take: q.limit.unwrap_or(DEFAULT_LIMIT),
+                ids: Vec::new(),
+            },
         };
-        if !cur.done() {
-            self.emit(project, &keys, tie, &filters, &mut cur)?;
+        if !planner.cur.done() {
+            planner.emit(&keys, &filters)?;
         }
-        let mut records = Vec::with_capacity(cur.ids.len());
-        for id in &cur.ids {
+        let count = match q.with_count {
+            Some(true) => Some(planner.count_matches(&filters)?),
+            _ => None,
+        };
+        let mut records = Vec::with_capacity(planner.cur.ids.len());
+        for id in &planner.cur.ids {
             if let Some(s) = self.record_state(id)? {
                 records.push(s.view(id));
             }
         }
-        let count = match q.with_count {
-            Some(true) => Some(self.count_matches(project, &filters)?),
-            _ => None,
-        };
         Ok(Page { records, count })
     }
 
@@ -332,7 +196,7 @@ impl Store {
         &self,
         project: &str,
         q: &ListQuery,
-        checkpoints: &[(Option<CheckpointSide>, &str)],
+        checkpoints: &[CheckpointFilter<'_>],
         sort: &[SortKey],
     ) -> Result<Page, StoreError> {
         let (side, value) = checkpoints[0];
@@ -343,7 +207,7 @@ impl Store {
         let mut ids: Vec<String> = Vec::new();
         for side in sides {
             let prefix = checkpoint_prefix(side, value);
-            for kv in self.scan(&prefix, Dir::Asc) {
+            for kv in self.scan_list(&prefix, Dir::Asc) {
                 let (k, _) = kv?;
                 ids.push(parse_id(&k, &k[prefix.len()..])?);
             }
@@ -370,94 +234,95 @@ impl Store {
         Ok(Page { records, count })
     }
 
-    fn emit(
-        &self,
-        project: &str,
-        keys: &[SortKey],
-        tie: Dir,
-        filters: &[Posting],
-        cur: &mut Cursor,
-    ) -> Result<(), StoreError> {
+    /// Every entry of one index list, in `dir` order.
+    fn scan_list(&self, list: &[u8], dir: Dir) -> EntryIter {
+        blocks::scan(&self.tree, list, index::blocked(list), dir == Dir::Asc)
+    }
+}
+
+/// One list request being executed: the project, the direction of the final
+/// `id` tie-break, and the page being filled.
+struct Planner<'a> {
+    store: &'a Store,
+    project: &'a str,
+    tie: Dir,
+    cur: Cursor,
+}
+
+impl Planner<'_> {
+    fn emit(&mut self, keys: &[SortKey], filters: &[Posting]) -> Result<(), StoreError> {
         let Some((first, rest)) = keys.split_first() else {
-            return self.emit_by_id(project, tie, filters, cur);
+            return self.emit_by_id(filters);
         };
         if let Some(field) = grouped_field(first.field) {
-            return self.emit_grouped(project, field, first.dir, rest, tie, filters, cur);
+            return self.emit_grouped(field, first.dir, rest, filters);
         }
-        self.emit_linear(project, *first, rest, tie, filters, cur)
+        self.emit_linear(*first, rest, filters)
     }
 
     /// Only the `id` tie-break is left.
-    fn emit_by_id(
-        &self,
-        project: &str,
-        dir: Dir,
-        filters: &[Posting],
-        cur: &mut Cursor,
-    ) -> Result<(), StoreError> {
+    fn emit_by_id(&mut self, filters: &[Posting]) -> Result<(), StoreError> {
         if filters.is_empty() {
-            let prefix = order_prefix(project, OrderField::Id);
-            for kv in self.scan(&prefix, dir) {
+            let prefix = order_prefix(self.project, OrderField::Id);
+            for kv in self.store.scan_list(&prefix, self.tie) {
                 let (k, _) = kv?;
-                cur.push(parse_id(&k, &k[prefix.len()..])?);
-                if cur.done() {
+                self.cur.push(parse_id(&k, &k[prefix.len()..])?);
+                if self.cur.done() {
                     break;
                 }
             }
             return Ok(());
         }
         let mut ids: Vec<String> = Vec::new();
-        self.for_each_match(project, filters, Dir::Asc, &mut |_, id| {
+        self.for_each_match(filters, Dir::Asc, &mut |_, id| {
             ids.push(id);
-            true
+            Ok(ControlFlow::Continue(()))
         })?;
-        ids.sort_unstable_by(|a, b| directed(a.cmp(b), dir));
-        ids.into_iter().for_each(|id| cur.push(id));
+        let tie = self.tie;
+        ids.sort_unstable_by(|a, b| directed(a.cmp(b), tie));
+        ids.into_iter().for_each(|id| self.cur.push(id));
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// A leading status/region sort: each value of the field in order, the
+    /// rest of the sort planned inside it; groups the offset covers are
+    /// skipped by their count.
     fn emit_grouped(
-        &self,
-        project: &str,
+        &mut self,
         field: IndexField,
         dir: Dir,
         rest: &[SortKey],
-        tie: Dir,
         filters: &[Posting],
-        cur: &mut Cursor,
     ) -> Result<(), StoreError> {
-        let mut values = self.distinct_values(project, field)?;
+        let mut values = self.distinct_values(field)?;
         if dir == Dir::Desc {
             values.reverse();
         }
         for v in values {
             let group = Posting { field, value: v };
-            if filters.is_empty()
-                && self
-                    .count(&group.count_key(project))
-                    .map(|n| cur.skip_run(n as usize))?
-            {
-                continue;
+            if filters.is_empty() {
+                let n = self.store.count(&group.count_key(self.project))?;
+                if self.cur.skip_run(n as usize) {
+                    continue;
+                }
             }
             let mut sub = filters.to_vec();
             sub.push(group);
-            self.emit(project, rest, tie, &sub, cur)?;
-            if cur.done() {
+            self.emit(rest, &sub)?;
+            if self.cur.done() {
                 break;
             }
         }
         Ok(())
     }
 
+    /// A leading `created_at`, `updated_at`, `id` or `plan_id` sort: one walk
+    /// of the driving posting or of the order's entries.
     fn emit_linear(
-        &self,
-        project: &str,
+        &mut self,
         first: SortKey,
         rest: &[SortKey],
-        tie: Dir,
         filters: &[Posting],
-        cur: &mut Cursor,
     ) -> Result<(), StoreError> {
         let order = match first.field {
             SortField::CreatedAt => None,
@@ -465,154 +330,129 @@ impl Store {
             SortField::Id => Some(OrderField::Id),
             _ => Some(OrderField::PlanId),
         };
-        if order.is_some()
-            && !filters.is_empty()
-            && self.gather_is_cheaper(project, filters, cur)?
-        {
+        if order.is_some() && !filters.is_empty() && self.gather_is_cheaper(filters)? {
+            let store = self.store;
             let mut rows = Vec::new();
-            let mut err = None;
-            self.for_each_match(project, filters, Dir::Asc, &mut |_, id| match self
-                .record_state(&id)
-            {
-                Ok(Some(s)) => {
+            self.for_each_match(filters, Dir::Asc, &mut |_, id| {
+                if let Some(s) = store.record_state(&id)? {
                     rows.push((id, s));
-                    true
                 }
-                Ok(None) => true,
-                Err(e) => {
-                    err = Some(e);
-                    false
-                }
+                Ok(ControlFlow::Continue(()))
             })?;
-            if let Some(e) = err {
-                return Err(e);
-            }
             let mut all = vec![first];
             all.extend_from_slice(rest);
+            let tie = self.tie;
             rows.sort_by(|a, b| compare(a, b, &all, tie));
-            rows.into_iter().for_each(|(id, _)| cur.push(id));
+            rows.into_iter().for_each(|(id, _)| self.cur.push(id));
             return Ok(());
         }
 
-        let needs_ties = !rest.is_empty() || tie != first.dir;
-        let mut run: Vec<String> = Vec::new();
-        let mut run_key: Vec<u8> = Vec::new();
-        let flush = |run: &mut Vec<String>, cur: &mut Cursor| -> Result<(), StoreError> {
-            if run.is_empty() || cur.skip_run(run.len()) {
-                run.clear();
-                return Ok(());
-            }
-            if rest.is_empty() {
-                run.sort_unstable_by(|a, b| directed(a.cmp(b), tie));
-                run.drain(..).for_each(|id| cur.push(id));
-            } else {
-                let mut rows = Vec::with_capacity(run.len());
-                for id in run.drain(..) {
-                    if let Some(s) = self.record_state(&id)? {
-                        rows.push((id, s));
-                    }
-                }
-                rows.sort_by(|a, b| compare(a, b, rest, tie));
-                rows.into_iter().for_each(|(id, _)| cur.push(id));
-            }
-            Ok(())
-        };
-        let mut visit =
-            |sort_value: &[u8], id: String, cur: &mut Cursor| -> Result<bool, StoreError> {
-                if !needs_ties {
-                    cur.push(id);
-                    return Ok(!cur.done());
-                }
-                if sort_value != run_key.as_slice() {
-                    flush(&mut run, cur)?;
-                    if cur.done() {
-                        return Ok(false);
-                    }
-                    run_key = sort_value.to_vec();
-                }
-                run.push(id);
-                Ok(true)
-            };
-
+        let needs_ties = !rest.is_empty() || self.tie != first.dir;
+        let mut run = TieRun::default();
         match order {
             None => {
-                let (driver, others) = self.choose_driver(project, filters)?;
+                let (driver, others) = self.choose_driver(filters)?;
                 let from = match others.is_empty() {
-                    true => self.skip_hours(project, &driver, first.dir, cur)?,
+                    true => self.skip_hours(&driver, first.dir)?,
                     false => None,
                 };
-                for row in self.stream(project, &driver, first.dir, from)? {
+                for row in self.stream(&driver, first.dir, from)? {
                     let (created, id) = row?;
-                    if self.matches_all(project, &others, created, &id)?
-                        && !visit(&created, id, cur)?
+                    if self.matches_all(&others, created, &id)?
+                        && self
+                            .visit(&mut run, needs_ties, rest, &created, id)?
+                            .is_break()
                     {
                         break;
                     }
                 }
             }
             Some(order) => {
-                let prefix = order_prefix(project, order);
-                for kv in self.scan(&prefix, first.dir) {
+                let prefix = order_prefix(self.project, order);
+                for kv in self.store.scan_list(&prefix, first.dir) {
                     let (k, v) = kv?;
-                    let tail = &k[prefix.len()..];
-                    let value_len = match order {
-                        OrderField::UpdatedAt => 8,
-                        OrderField::Id => 0,
-                        OrderField::PlanId => {
-                            tail.len()
-                                - keys::skip_opt(tail)
-                                    .ok_or_else(|| StoreError::corrupt(&k, "bad order key"))?
-                                    .len()
-                        }
-                    };
-                    // Plan entries are (plan, created_at, id): time-ordered within a plan.
-                    let id_at = match order {
-                        OrderField::PlanId => value_len + 8,
-                        _ => value_len,
-                    };
-                    let id = parse_id(&k, tail.get(id_at..).unwrap_or_default())?;
+                    let (sort_value, id) = order_entry(order, &k, &k[prefix.len()..])?;
                     let created: [u8; 8] = v
                         .as_ref()
                         .try_into()
                         .map_err(|_| StoreError::corrupt(&k, "bad order value"))?;
-                    let sort_value = if order == OrderField::Id {
-                        id.as_bytes().to_vec()
-                    } else {
-                        tail[..value_len].to_vec()
-                    };
-                    if self.matches_all(project, filters, created, &id)?
-                        && !visit(&sort_value, id, cur)?
+                    if self.matches_all(filters, created, &id)?
+                        && self
+                            .visit(&mut run, needs_ties, rest, &sort_value, id)?
+                            .is_break()
                     {
                         break;
                     }
                 }
             }
         }
-        if !cur.done() {
-            flush(&mut run, cur)?;
+        if !self.cur.done() {
+            self.flush_run(&mut run, rest)?;
+        }
+        Ok(())
+    }
+
+    /// Takes the next id in sort order. When ties matter, ids with an equal
+    /// sort value gather in a run, ordered by the remaining keys once it ends.
+    fn visit(
+        &mut self,
+        run: &mut TieRun,
+        needs_ties: bool,
+        rest: &[SortKey],
+        sort_value: &[u8],
+        id: String,
+    ) -> Step {
+        if !needs_ties {
+            self.cur.push(id);
+            return Ok(self.cur.step());
+        }
+        if sort_value != run.value.as_slice() {
+            self.flush_run(run, rest)?;
+            if self.cur.done() {
+                return Ok(ControlFlow::Break(()));
+            }
+            run.value = sort_value.to_vec();
+        }
+        run.ids.push(id);
+        Ok(ControlFlow::Continue(()))
+    }
+
+    fn flush_run(&mut self, run: &mut TieRun, rest: &[SortKey]) -> Result<(), StoreError> {
+        if run.ids.is_empty() || self.cur.skip_run(run.ids.len()) {
+            run.ids.clear();
+            return Ok(());
+        }
+        let tie = self.tie;
+        if rest.is_empty() {
+            run.ids.sort_unstable_by(|a, b| directed(a.cmp(b), tie));
+            run.ids.drain(..).for_each(|id| self.cur.push(id));
+        } else {
+            let mut rows = Vec::with_capacity(run.ids.len());
+            for id in run.ids.drain(..) {
+                if let Some(s) = self.store.record_state(&id)? {
+                    rows.push((id, s));
+                }
+            }
+            rows.sort_by(|a, b| compare(a, b, rest, tie));
+            rows.into_iter().for_each(|(id, _)| self.cur.push(id));
         }
         Ok(())
     }
 
     /// Gathering every match and sorting it beats walking a whole order when
     /// the filters leave few rows relative to the page depth.
-    fn gather_is_cheaper(
-        &self,
-        project: &str,
-        filters: &[Posting],
-        cur: &Cursor,
-    ) -> Result<bool, StoreError> {
-        let (driver, _) = self.choose_driver(project, filters)?;
-        let n = u128::from(self.union_count(project, &driver)?);
-        let total = u128::from(self.union_count(project, &self.all_postings(project)?)?);
-        let depth = (cur.skip + cur.take) as u128;
+    fn gather_is_cheaper(&self, filters: &[Posting]) -> Result<bool, StoreError> {
+        let (driver, _) = self.choose_driver(filters)?;
+        let n = u128::from(self.union_count(&driver)?);
+        let total = u128::from(self.union_count(&self.all_postings()?)?);
+        let depth = (self.cur.skip + self.cur.take) as u128;
         Ok(n <= 4 * depth || n * n <= depth * total)
     }
 
-    /// The status postings of a project: together, every record listed there.
-    fn all_postings(&self, project: &str) -> Result<Vec<Posting>, StoreError> {
+    /// The status postings of the project: together, every record listed there.
+    fn all_postings(&self) -> Result<Vec<Posting>, StoreError> {
         Ok(self
-            .distinct_values(project, IndexField::Status)?
+            .distinct_values(IndexField::Status)?
             .into_iter()
             .map(|v| Posting {
                 field: IndexField::Status,
@@ -621,37 +461,31 @@ impl Store {
             .collect())
     }
 
-    /// Values of `field` present in `project`, ascending (from the counts).
-    fn distinct_values(
-        &self,
-        project: &str,
-        field: IndexField,
-    ) -> Result<Vec<Option<String>>, StoreError> {
+    /// Values of `field` present in the project, ascending (from the counts).
+    fn distinct_values(&self, field: IndexField) -> Result<Vec<Option<String>>, StoreError> {
         let mut prefix = vec![space::COUNT];
-        keys::push_str(&mut prefix, project.as_bytes());
+        keys::push_str(&mut prefix, self.project.as_bytes());
         prefix.push(field as u8);
         let mut values = Vec::new();
-        for kv in self.tree.scan_prefix(&prefix) {
+        for kv in self.store.tree.scan_prefix(&prefix) {
             let (k, _) = kv?;
             values.push(parse_opt(&k, &k[prefix.len()..])?);
         }
         Ok(values)
     }
 
-    fn union_count(&self, project: &str, postings: &[Posting]) -> Result<u64, StoreError> {
+    fn union_count(&self, postings: &[Posting]) -> Result<u64, StoreError> {
         postings
             .iter()
-            .map(|p| self.count(&p.count_key(project)))
+            .map(|p| self.store.count(&p.count_key(self.project)))
             .sum()
     }
 
     /// The entries of disjoint posting lists, merged in `(created_at, id)`
-    /// order (or its reverse).
-    /// `from`, when given, is a `created_at` bound: entries from it on
-    /// (ascending) or strictly before it (descending).
+    /// order (or its reverse). `from`, when given, is a `created_at` bound:
+    /// entries from it on (ascending) or strictly before it (descending).
     fn stream(
         &self,
-        project: &str,
         postings: &[Posting],
         dir: Dir,
         from: Option<[u8; 8]>,
@@ -659,11 +493,11 @@ impl Store {
         let sources = postings
             .iter()
             .map(|p| {
-                let prefix = p.prefix(project);
-                let it: KvIter = match from {
-                    None => self.scan(&prefix, dir),
+                let prefix = p.prefix(self.project);
+                let it = match from {
+                    None => self.store.scan_list(&prefix, dir),
                     Some(b) => blocks::scan_from(
-                        &self.tree,
+                        &self.store.tree,
                         &prefix,
                         index::blocked(&prefix),
                         &b,
@@ -678,20 +512,14 @@ impl Store {
 
     /// For a deep offset over status postings alone, skips whole hours by
     /// their counts and returns where the scan should start.
-    fn skip_hours(
-        &self,
-        project: &str,
-        driver: &[Posting],
-        dir: Dir,
-        cur: &mut Cursor,
-    ) -> Result<Option<[u8; 8]>, StoreError> {
-        if cur.skip < HOUR_SKIP_MIN || driver.iter().any(|p| p.field != IndexField::Status) {
+    fn skip_hours(&mut self, driver: &[Posting], dir: Dir) -> Result<Option<[u8; 8]>, StoreError> {
+        if self.cur.skip < HOUR_SKIP_MIN || driver.iter().any(|p| p.field != IndexField::Status) {
             return Ok(None);
         }
         let mut hours: BTreeMap<[u8; 8], u64> = BTreeMap::new();
         for p in driver {
-            let prefix = p.hour_prefix(project);
-            for kv in self.tree.scan_prefix(&prefix) {
+            let prefix = p.hour_prefix(self.project);
+            for kv in self.store.tree.scan_prefix(&prefix) {
                 let (k, v) = kv?;
                 let hour: [u8; 8] = k[prefix.len()..]
                     .try_into()
@@ -710,7 +538,7 @@ impl Store {
         };
         let mut last = None;
         for (hour, n) in ordered {
-            if !cur.skip_run(*n as usize) {
+            if !self.cur.skip_run(*n as usize) {
                 break;
             }
             last = Some(*hour);
@@ -725,18 +553,17 @@ impl Store {
     /// the others; with no filter, every status list of the project.
     fn choose_driver(
         &self,
-        project: &str,
         filters: &[Posting],
     ) -> Result<(Vec<Posting>, Vec<Posting>), StoreError> {
         let mut best: Option<(u64, usize)> = None;
         for (i, p) in filters.iter().enumerate() {
-            let n = self.count(&p.count_key(project))?;
+            let n = self.store.count(&p.count_key(self.project))?;
             if best.is_none_or(|(b, _)| n < b) {
                 best = Some((n, i));
             }
         }
         Ok(match best {
-            None => (self.all_postings(project)?, Vec::new()),
+            None => (self.all_postings()?, Vec::new()),
             Some((_, i)) => {
                 let mut others = filters.to_vec();
                 let driver = others.remove(i);
@@ -747,15 +574,14 @@ impl Store {
 
     fn matches_all(
         &self,
-        project: &str,
         filters: &[Posting],
         created: [u8; 8],
         id: &str,
     ) -> Result<bool, StoreError> {
         for p in filters {
-            let list = p.prefix(project);
+            let list = p.prefix(self.project);
             if !blocks::contains(
-                &self.tree,
+                &self.store.tree,
                 &list,
                 index::blocked(&list),
                 &Posting::suffix(created, id),
@@ -766,19 +592,18 @@ impl Store {
         Ok(true)
     }
 
-    /// Calls `f(created_at, id)` for every match in posting order; `f` returns
-    /// false to stop.
+    /// Calls `f(created_at, id)` for every match in posting order, until it
+    /// breaks.
     fn for_each_match(
         &self,
-        project: &str,
         filters: &[Posting],
         dir: Dir,
-        f: &mut dyn FnMut([u8; 8], String) -> bool,
+        f: &mut dyn FnMut([u8; 8], String) -> Step,
     ) -> Result<(), StoreError> {
-        let (driver, others) = self.choose_driver(project, filters)?;
-        for row in self.stream(project, &driver, dir, None)? {
+        let (driver, others) = self.choose_driver(filters)?;
+        for row in self.stream(&driver, dir, None)? {
             let (created, id) = row?;
-            if self.matches_all(project, &others, created, &id)? && !f(created, id) {
+            if self.matches_all(&others, created, &id)? && f(created, id)?.is_break() {
                 break;
             }
         }
@@ -786,90 +611,40 @@ impl Store {
     }
 
     /// The number of matches, ignoring offset and limit.
-    fn count_matches(&self, project: &str, filters: &[Posting]) -> Result<u64, StoreError> {
+    fn count_matches(&self, filters: &[Posting]) -> Result<u64, StoreError> {
         match filters {
-            [] => self.union_count(project, &self.all_postings(project)?),
-            [one] => self.count(&one.count_key(project)),
+            [] => self.union_count(&self.all_postings()?),
+            [one] => self.store.count(&one.count_key(self.project)),
             _ => {
                 let mut n = 0;
-                self.for_each_match(project, filters, Dir::Asc, &mut |_, _| {
+                self.for_each_match(filters, Dir::Asc, &mut |_, _| {
                     n += 1;
-                    true
+                    Ok(ControlFlow::Continue(()))
                 })?;
                 Ok(n)
             }
         }
     }
-
-    /// Every entry of one index list, in `dir` order.
-    fn scan(&self, list: &[u8], dir: Dir) -> KvIter {
-        blocks::scan(&self.tree, list, index::blocked(list), dir == Dir::Asc)
-    }
 }
 
-/// K-way merge of posting scans; each yields its `(created_at, id)` tail,
-/// whose bytes sort like the pair.
-struct Merge {
-    sources: Vec<(usize, KvIter)>,
-    heads: Vec<Option<sled::IVec>>,
-    dir: Dir,
-    started: bool,
-}
-
-impl Merge {
-    fn new(sources: Vec<(usize, KvIter)>, dir: Dir) -> Merge {
-        let heads = vec![None; sources.len()];
-        Merge {
-            sources,
-            heads,
-            dir,
-            started: false,
+/// The sort value and the id of an order entry's tail. Plan entries are
+/// `(plan, created_at, id)`: time-ordered within a plan, sorted by value.
+fn order_entry(order: OrderField, k: &[u8], tail: &[u8]) -> Result<(Vec<u8>, String), StoreError> {
+    let bad = || StoreError::corrupt(k, "bad order key");
+    let (value_len, id_at) = match order {
+        OrderField::UpdatedAt => (8, 8),
+        OrderField::Id => (0, 0),
+        OrderField::PlanId => {
+            let value_len = tail.len() - keys::skip_opt(tail).ok_or_else(bad)?.len();
+            (value_len, value_len + 8)
         }
-    }
-
-    fn advance(&mut self, i: usize) -> Result<(), StoreError> {
-        self.heads[i] = self.sources[i].1.next().transpose()?.map(|(k, _)| k);
-        Ok(())
-    }
-}
-
-impl Iterator for Merge {
-    type Item = Result<([u8; 8], String), StoreError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if !self.started {
-            self.started = true;
-            for i in 0..self.sources.len() {
-                if let Err(e) = self.advance(i) {
-                    return Some(Err(e));
-                }
-            }
-        }
-        // Compare the heads' tails in place; only the winner is taken.
-        let mut best: Option<usize> = None;
-        for (i, head) in self.heads.iter().enumerate() {
-            let Some(k) = head else { continue };
-            let better = best.is_none_or(|b| {
-                let (t, bt) = (
-                    &k[self.sources[i].0..],
-                    &self.heads[b].as_ref().expect("head present")[self.sources[b].0..],
-                );
-                match self.dir {
-                    Dir::Asc => t < bt,
-                    Dir::Desc => t > bt,
-                }
-            });
-            if better {
-                best = Some(i);
-            }
-        }
-        let i = best?;
-        let key = self.heads[i].take().expect("head present");
-        if let Err(e) = self.advance(i) {
-            return Some(Err(e));
-        }
-        Some(parse_created_id(&key, &key[self.sources[i].0..]))
-    }
+    };
+    let id = parse_id(k, tail.get(id_at..).ok_or_else(bad)?)?;
+    let sort_value = match order {
+        OrderField::Id => id.as_bytes().to_vec(),
+        _ => tail[..value_len].to_vec(),
+    };
+    Ok((sort_value, id))
 }
 
 fn parse_id(k: &[u8], tail: &[u8]) -> Result<String, StoreError> {
@@ -877,13 +652,6 @@ fn parse_id(k: &[u8], tail: &[u8]) -> Result<String, StoreError> {
         .filter(|(_, rest)| rest.is_empty())
         .and_then(|(id, _)| String::from_utf8(id).ok())
         .ok_or_else(|| StoreError::corrupt(k, "bad id in index key"))
-}
-
-fn parse_created_id(k: &[u8], tail: &[u8]) -> Result<([u8; 8], String), StoreError> {
-    let (created, id) =
-        keys::read_created_id(tail).ok_or_else(|| StoreError::corrupt(k, "bad posting key"))?;
-    let id = String::from_utf8(id).map_err(|_| StoreError::corrupt(k, "bad id in posting key"))?;
-    Ok((created.key_bytes(), id))
 }
 
 fn parse_opt(k: &[u8], tail: &[u8]) -> Result<Option<String>, StoreError> {

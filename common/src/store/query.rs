@@ -1,0 +1,173 @@
+//! The list API's query vocabulary, independent of how it is executed: sort
+//! fields and directions, the [`ListQuery`] with its defaults and its meaning
+//! for one record (filters and order), and the [`Page`] it returns. The planner (`plan.rs`)
+//! turns it into index scans.
+
+use std::cmp::Ordering;
+
+use crate::instant::Micros;
+use crate::record::{Field, Record, RecordState, Status};
+
+pub const DEFAULT_LIMIT: usize = 1000;
+pub const MAX_LIMIT: usize = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dir {
+    Asc,
+    Desc,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SortField {
+    CreatedAt,
+    UpdatedAt,
+    Status,
+    Id,
+    SourceRegion,
+    DestinationRegion,
+    PlanId,
+}
+
+impl SortField {
+    pub const ALL: [SortField; 7] = [
+        SortField::CreatedAt,
+        SortField::UpdatedAt,
+        SortField::Status,
+        SortField::Id,
+        SortField::SourceRegion,
+        SortField::DestinationRegion,
+        SortField::PlanId,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SortField::CreatedAt => "created_at",
+            SortField::UpdatedAt => "updated_at",
+            SortField::Status => "status",
+            SortField::Id => "id",
+            SortField::SourceRegion => "source_region",
+            SortField::DestinationRegion => "destination_region",
+            SortField::PlanId => "plan_id",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SortField> {
+        SortField::ALL.into_iter().find(|f| f.name() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SortKey {
+    pub field: SortField,
+    pub dir: Dir,
+}
+
+/// A list request within one project. Every field is optional; `None` means
+/// the API default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    pub destination_region: Option<String>,
+    pub source_region: Option<String>,
+    pub status: Option<Status>,
+    pub source_checkpoint_item_id: Option<String>,
+    pub destination_checkpoint_item_id: Option<String>,
+    pub checkpoint_item_id: Option<String>,
+    pub sort: Option<Vec<SortKey>>,
+    pub offset: Option<usize>,
+    pub limit: Option<usize>,
+    pub with_count: Option<bool>,
+}
+
+impl ListQuery {
+    /// Whether a record listed under `project` matches every filter.
+    pub fn matches(&self, project: &str, s: &RecordState) -> bool {
+        let ListQuery {
+            destination_region,
+            source_region,
+            status,
+            source_checkpoint_item_id,
+            destination_checkpoint_item_id,
+            checkpoint_item_id,
+            sort: _,
+            offset: _,
+            limit: _,
+            with_count: _,
+        } = self;
+        let eq =
+            |want: &Option<String>, f: Field| want.as_deref().is_none_or(|w| s.get(f) == Some(w));
+        let either = |w: &str| {
+            s.get(Field::SourceCheckpointItemId) == Some(w)
+                || s.get(Field::DestinationCheckpointItemId) == Some(w)
+        };
+        s.projects().contains(&project)
+            && eq(destination_region, Field::DestinationRegion)
+            && eq(source_region, Field::SourceRegion)
+            && status.is_none_or(|st| s.status() == st)
+            && eq(source_checkpoint_item_id, Field::SourceCheckpointItemId)
+            && eq(
+                destination_checkpoint_item_id,
+                Field::DestinationCheckpointItemId,
+            )
+            && checkpoint_item_id.as_deref().is_none_or(either)
+    }
+
+    pub fn sort_keys(&self) -> Vec<SortKey> {
+        match &self.sort {
+            Some(s) if !s.is_empty() => s.clone(),
+            _ => vec![SortKey {
+                field: SortField::CreatedAt,
+                dir: Dir::Desc,
+            }],
+        }
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub records: Vec<Record>,
+    pub count: Option<u64>,
+}
+
+/// A sort value of a record; `None` strings sort first.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum SortVal<'a> {
+    Time(Micros),
+    Str(Option<&'a str>),
+}
+
+fn sort_val<'a>(id: &'a str, s: &'a RecordState, f: SortField) -> SortVal<'a> {
+    match f {
+        SortField::CreatedAt => SortVal::Time(s.created_at()),
+        SortField::UpdatedAt => SortVal::Time(s.updated_at()),
+        SortField::Status => SortVal::Str(Some(s.status().as_str())),
+        SortField::Id => SortVal::Str(Some(id)),
+        SortField::SourceRegion => SortVal::Str(s.get(Field::SourceRegion)),
+        SortField::DestinationRegion => SortVal::Str(s.get(Field::DestinationRegion)),
+        SortField::PlanId => SortVal::Str(s.get(Field::PlanId)),
+    }
+}
+
+pub(super) fn directed(o: Ordering, d: Dir) -> Ordering {
+    match d {
+        Dir::Asc => o,
+        Dir::Desc => o.reverse(),
+    }
+}
+
+/// The API's order of two records under `keys`, ties broken by `id` in the
+/// `tie` direction.
+pub(super) fn compare(
+    a: &(String, RecordState),
+    b: &(String, RecordState),
+    keys: &[SortKey],
+    tie: Dir,
+) -> Ordering {
+    for k in keys {
+        let o = sort_val(&a.0, &a.1, k.field).cmp(&sort_val(&b.0, &b.1, k.field));
+        if o != Ordering::Equal {
+            return directed(o, k.dir);
+        }
+    }
+    directed(a.0.cmp(&b.0), tie)
+}
