@@ -3,9 +3,10 @@
 //! same data, the same query shapes and the same parameters, in one run.
 //!
 //! Steps: generate the dataset (fixed seed) → apply it to a tracker store
-//! (decode + fold + atomic batch writes) → upsert the resulting rows into
-//! PostgreSQL → run Q1–Q7 in-process against both (checking they return the
-//! same pages) → serve the store with the real `tracker query` process and
+//! (decode + fold + atomic batch writes) → upsert the reference fold's rows
+//! into PostgreSQL, in two schemas (one row per listing — the anchor — and
+//! one row per record) → run the query shapes in-process against all three
+//! (checking they return the same pages) → serve the store with the real `tracker query` process and
 //! load it over HTTP with 1 and 16 clients, reading its RSS → drain a prefix of
 //! the stream through the real broker with a bare consumer and with the
 //! ingest worker → print one table.
@@ -37,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 use common::progress::IngestProgress;
 use common::testkit::reference;
 use common::{sample, Message, Store};
+use pg::Schema;
 use shapes::{Params, Shape};
 use stats::{summarize, Summary};
 
@@ -83,6 +85,10 @@ struct Args {
     /// Stop after the tracker apply (for profiling the write path).
     #[arg(long)]
     apply_only: bool,
+    /// Print PostgreSQL's plan of every shape (first parameter set) on both
+    /// schemas.
+    #[arg(long)]
+    explain: bool,
     /// The release `tracker` binary.
     #[arg(long)]
     tracker: PathBuf,
@@ -91,8 +97,12 @@ struct Args {
 struct Row {
     shape: String,
     tracker: String,
+    /// PostgreSQL with the listing schema: the anchor.
     postgres: String,
+    /// PostgreSQL ÷ tracker (listing schema).
     ratio: String,
+    /// PostgreSQL with one row per record (a UNION per list), for reference.
+    union: String,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -199,7 +209,8 @@ fn main() -> anyhow::Result<()> {
     // below checks the tracker's fold as well as its planner. Folding is not
     // timed; only PostgreSQL's writes are.
     let mut seen: HashMap<String, Vec<common::Event>> = HashMap::new();
-    let mut pg_batches: Vec<Vec<common::Record>> = Vec::new();
+    let mut listed: HashMap<String, Vec<String>> = HashMap::new();
+    let mut pg_batches: Vec<PgBatch> = Vec::new();
     for chunk in messages.chunks(a.batch) {
         let mut touched = BTreeSet::new();
         for m in chunk {
@@ -208,40 +219,70 @@ fn main() -> anyhow::Result<()> {
                 seen.entry(e.record_id.clone()).or_default().push(e);
             }
         }
-        pg_batches.push(
-            touched
-                .iter()
-                .filter_map(|id| reference::fold(id, &seen[id].iter().collect::<Vec<_>>()))
-                .collect(),
-        );
+        let rows: Vec<common::Record> = touched
+            .iter()
+            .filter_map(|id| reference::fold(id, &seen[id].iter().collect::<Vec<_>>()))
+            .collect();
+        // Listing rows of projects a record left.
+        let mut stale = Vec::new();
+        for r in &rows {
+            let now = projects_of(r);
+            for p in listed.insert(r.id.clone(), now.clone()).unwrap_or_default() {
+                if !now.contains(&p) {
+                    stale.push((r.id.clone(), p));
+                }
+            }
+        }
+        pg_batches.push(PgBatch { rows, stale });
     }
     drop(seen);
-    let row_writes: usize = pg_batches.iter().map(Vec::len).sum();
+    drop(listed);
     let mut pgc = pg::connect(&conninfo)?;
-    pg::create_schema(&mut pgc)?;
-    let upsert = pg::prepare_upsert(&mut pgc)?;
-    let t = Instant::now();
-    for rows in &pg_batches {
-        for chunk in rows.chunks(a.pg_batch) {
-            pg::upsert(&mut pgc, &upsert, chunk)?;
+    let mut pg_eps = BTreeMap::new();
+    for schema in [Schema::Listing, Schema::Records] {
+        pg::create_schema(&mut pgc, schema)?;
+        let writer = pg::prepare_writer(&mut pgc, schema)?;
+        // Rows as the schema stores them, built before the clock starts.
+        let rows: Vec<Vec<(String, &common::Record)>> = pg_batches
+            .iter()
+            .map(|b| {
+                b.rows
+                    .iter()
+                    .flat_map(|r| match schema {
+                        Schema::Records => vec![(String::new(), r)],
+                        Schema::Listing => projects_of(r).into_iter().map(|p| (p, r)).collect(),
+                    })
+                    .collect()
+            })
+            .collect();
+        let row_writes: usize = rows.iter().map(Vec::len).sum();
+        let t = Instant::now();
+        for (rows, b) in rows.iter().zip(&pg_batches) {
+            for chunk in rows.chunks(a.pg_batch) {
+                pg::upsert(&mut pgc, &writer, chunk)?;
+            }
+            pg::delete_stale(&mut pgc, &writer, &b.stale)?;
         }
+        let secs = t.elapsed().as_secs_f64();
+        pgc.batch_execute(&format!("ANALYZE {}", schema.table()))?;
+        let eps = messages.len() as f64 / secs;
+        println!(
+            "postgres ({schema:?}) upsert: {row_writes} row writes in {secs:.1} s ({:.0} rows/s) = {eps:.0} events/s",
+            row_writes as f64 / secs
+        );
+        pg_eps.insert(format!("{schema:?}"), eps);
     }
-    let pg_secs = t.elapsed().as_secs_f64();
     drop(pg_batches);
-    pgc.batch_execute("ANALYZE replication_records")?;
-    let pg_eps = messages.len() as f64 / pg_secs;
-    println!(
-        "postgres upsert: {row_writes} row writes in {pg_secs:.1} s ({:.0} rows/s) = {pg_eps:.0} events/s",
-        row_writes as f64 / pg_secs
-    );
+    let (listing_eps, union_eps) = (pg_eps["Listing"], pg_eps["Records"]);
     table.push(Row {
         shape: format!(
-            "apply, events/s (both write each touched record once per {}-event batch)",
+            "apply, events/s (each touched record written once per {}-event batch)",
             a.batch
         ),
         tracker: format!("{tracker_eps:.0}"),
-        postgres: format!("{pg_eps:.0}"),
-        ratio: format!("{:.2}x", tracker_eps / pg_eps),
+        postgres: format!("{listing_eps:.0}"),
+        ratio: format!("{:.2}x", tracker_eps / listing_eps),
+        union: format!("{union_eps:.0}"),
     });
 
     // ---- queries, in-process ---------------------------------------------
@@ -255,13 +296,24 @@ fn main() -> anyhow::Result<()> {
     let mut mismatches = 0usize;
     let mut hollow: Vec<String> = Vec::new();
     for shape in shapes::ALL {
-        let prep = pg::prepare(&mut pgc, shape, depth)?;
-        // Warm both (caches, plans), then time.
+        let preps = [
+            pg::prepare(&mut pgc, Schema::Listing, shape, depth)?,
+            pg::prepare(&mut pgc, Schema::Records, shape, depth)?,
+        ];
+        if a.explain {
+            for (schema, prep) in [Schema::Listing, Schema::Records].into_iter().zip(&preps) {
+                let plan = pg::explain(&mut pgc, prep, shape, &params[0])?;
+                println!("plan of {} on {}:\n{plan}", shape.name(), schema.table());
+            }
+        }
+        // Warm all three (caches, plans), then time.
         for p in params.iter().take(10) {
             store.list(&p.project, &shapes::list_query(shape, p))?;
-            pg::run(&mut pgc, &prep, shape, p)?;
+            for prep in &preps {
+                pg::run(&mut pgc, prep, shape, p)?;
+            }
         }
-        let (mut tl, mut pl) = (Vec::new(), Vec::new());
+        let mut tl = Vec::new();
         let mut answers = Vec::new();
         let t = Instant::now();
         for p in &params {
@@ -270,28 +322,34 @@ fn main() -> anyhow::Result<()> {
             tl.push(s.elapsed());
             answers.push((page.records, page.count.map(|c| c as i64)));
         }
-        let tw = t.elapsed();
-        let t = Instant::now();
-        let (mut non_empty, mut full) = (0, 0);
-        let (_, limit) = shape.page(depth);
-        for (p, ans) in params.iter().zip(&answers) {
-            let s = Instant::now();
-            let got = pg::run(&mut pgc, &prep, shape, p)?;
-            pl.push(s.elapsed());
-            // Whole pages: every field of every record, nulls included.
-            if &got != ans {
-                if mismatches == 0 {
-                    println!(
-                        "first mismatch, {}: tracker {ans:?}\npostgres {got:?}",
-                        shape.name()
-                    );
+        let ts = summarize(&mut tl, t.elapsed());
+        let mut pg_summaries = Vec::new();
+        for (schema, prep) in [Schema::Listing, Schema::Records].into_iter().zip(&preps) {
+            let mut pl = Vec::new();
+            let t = Instant::now();
+            for (p, ans) in params.iter().zip(&answers) {
+                let s = Instant::now();
+                let got = pg::run(&mut pgc, prep, shape, p)?;
+                pl.push(s.elapsed());
+                // Whole pages: every field of every record, nulls included.
+                if &got != ans {
+                    if mismatches == 0 {
+                        println!(
+                            "first mismatch, {} ({schema:?}): tracker {ans:?}\npostgres {got:?}",
+                            shape.name()
+                        );
+                    }
+                    mismatches += 1;
                 }
-                mismatches += 1;
             }
-            non_empty += usize::from(!ans.0.is_empty());
-            full += usize::from(ans.0.len() == limit);
+            pg_summaries.push(summarize(&mut pl, t.elapsed()));
         }
-        let pw = t.elapsed();
+        let (mut non_empty, mut full) = (0, 0);
+        let (offset, limit) = shape.page(depth);
+        for (records, _) in &answers {
+            non_empty += usize::from(!records.is_empty());
+            full += usize::from(records.len() == limit);
+        }
         println!(
             "{}: {non_empty} of {} pages compared were non-empty, {full} full",
             shape.name(),
@@ -299,16 +357,15 @@ fn main() -> anyhow::Result<()> {
         );
         // A shape that only ever returns empty pages compares nothing; one
         // with an offset must also reach full pages.
-        let (offset, _) = shape.page(depth);
         if non_empty == 0 || (offset > 0 && full == 0) {
             hollow.push(shape.name());
         }
-        let (ts, ps) = (summarize(&mut tl, tw), summarize(&mut pl, pw));
         push_latency(
             &mut table,
             &format!("{} in-process", shape.describe(depth)),
             ts,
-            ps,
+            pg_summaries[0],
+            pg_summaries[1],
         );
     }
     if mismatches > 0 {
@@ -317,7 +374,8 @@ fn main() -> anyhow::Result<()> {
         ));
     }
     println!("result check: {mismatches} mismatching pages between tracker and PostgreSQL");
-    let pg_bytes = pg::database_bytes(&mut pgc)?;
+    let pg_bytes = pg::table_bytes(&mut pgc, Schema::Listing)?;
+    let union_bytes = pg::table_bytes(&mut pgc, Schema::Records)?;
     drop(pgc);
     drop(store);
     let tracker_bytes = dir_bytes(&store_dir)?;
@@ -369,6 +427,7 @@ fn main() -> anyhow::Result<()> {
             tracker: format!("{:.2} / {:.2}, {:.0}", s.p50_ms, s.p99_ms, s.per_sec),
             postgres: "-".into(),
             ratio: "-".into(),
+            union: "-".into(),
         });
     }
     for shape in shapes::ALL.into_iter().skip(1) {
@@ -392,6 +451,7 @@ fn main() -> anyhow::Result<()> {
             tracker: format!("{:.2} / {:.2}", s.p50_ms, s.p99_ms),
             postgres: "-".into(),
             ratio: "-".into(),
+            union: "-".into(),
         });
     }
     let (rss, hwm) = rss_of(child.id())?;
@@ -406,12 +466,14 @@ fn main() -> anyhow::Result<()> {
         ),
         postgres: "-".into(),
         ratio: "-".into(),
+        union: "-".into(),
     });
     table.push(Row {
         shape: "disk after loading, MiB".into(),
         tracker: format!("{:.0}", tracker_bytes as f64 / 1048576.0),
         postgres: format!("{:.0}", pg_bytes as f64 / 1048576.0),
         ratio: format!("{:.2}x", tracker_bytes as f64 / pg_bytes as f64),
+        union: format!("{:.0}", union_bytes as f64 / 1048576.0),
     });
 
     // ---- end to end through the real broker --------------------------------
@@ -424,30 +486,35 @@ fn main() -> anyhow::Result<()> {
         tracker: format!("{ingest:.0}"),
         postgres: format!("{bare:.0}"),
         ratio: format!("{:.0} % of bare", 100.0 * ingest / bare),
+        union: "-".into(),
     });
 
     // ---- the table ----------------------------------------------------------
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\n| shape | tracker | PostgreSQL | ratio |\n|---|---|---|---|"
+        "\n| shape | tracker | PostgreSQL, listing table | PG listing ÷ tracker | PostgreSQL, one row per record (UNION) |\n|---|---|---|---|---|"
     );
     for r in &table {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} |",
-            r.shape, r.tracker, r.postgres, r.ratio
+            "| {} | {} | {} | {} | {} |",
+            r.shape, r.tracker, r.postgres, r.ratio, r.union
         );
     }
     println!("{out}");
-    println!(
-        "PostgreSQL indexes: {}",
-        pg::INDEXES
-            .iter()
-            .map(|(n, c)| format!("{n} {c}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    );
+    for schema in [Schema::Listing, Schema::Records] {
+        println!(
+            "PostgreSQL indexes ({}): {}",
+            schema.table(),
+            schema
+                .indexes()
+                .iter()
+                .map(|(n, c)| format!("{n} {c}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
     for n in &notes {
         println!("NOTE: {n}");
     }
@@ -463,13 +530,33 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn push_latency(table: &mut Vec<Row>, shape: &str, t: Summary, p: Summary) {
+fn push_latency(table: &mut Vec<Row>, shape: &str, t: Summary, p: Summary, u: Summary) {
+    let cell = |s: Summary| format!("{:.3} / {:.3}, {:.0}", s.p50_ms, s.p99_ms, s.per_sec);
     table.push(Row {
         shape: format!("{shape}: p50 / p99 ms, q/s"),
-        tracker: format!("{:.3} / {:.3}, {:.0}", t.p50_ms, t.p99_ms, t.per_sec),
-        postgres: format!("{:.3} / {:.3}, {:.0}", p.p50_ms, p.p99_ms, p.per_sec),
+        tracker: cell(t),
+        postgres: cell(p),
         ratio: format!("{:.1}x / {:.1}x", p.p50_ms / t.p50_ms, p.p99_ms / t.p99_ms),
+        union: cell(u),
     });
+}
+
+/// One ingest batch as PostgreSQL applies it: the touched records' new rows
+/// and the listings they left.
+struct PgBatch {
+    rows: Vec<common::Record>,
+    stale: Vec<(String, String)>,
+}
+
+/// The projects a record is listed under (source, destination, deduplicated).
+fn projects_of(r: &common::Record) -> Vec<String> {
+    let mut ps: Vec<String> = [&r.source_project_id, &r.destination_project_id]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    ps.dedup();
+    ps
 }
 
 fn dir_bytes(dir: &Path) -> std::io::Result<u64> {

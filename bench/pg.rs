@@ -1,5 +1,12 @@
-//! The PostgreSQL side: the table, the indexes a DBA would add for these
-//! queries, batched upserts of the resulting rows, and the query runner.
+//! The PostgreSQL side, in two schemas a team might build:
+//! - `Records`: one row per record, indexed from both project columns; a list
+//!   is a `UNION ALL` of the source side and the destination side.
+//! - `Listing`: one row per *listing* (project, record) — what a DBA would
+//!   choose for an API whose every query names one project: every shape is
+//!   one index range scan. This is the anchor the tracker is measured against.
+//!
+//! Both get batched upserts of the rows the reference fold produces, and the
+//! same query shapes.
 
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Statement};
@@ -9,50 +16,75 @@ use common::Record;
 
 use crate::shapes::{self, Params, Shape};
 
-/// Indexes, said in the results. Each serves the project scope from one side
-/// (source or destination) in the order the queries sort by.
-pub const INDEXES: [(&str, &str); 8] = [
-    ("rr_src_created", "(source_project_id, created_at DESC, id DESC)"),
-    ("rr_dst_created", "(destination_project_id, created_at DESC, id DESC)"),
-    ("rr_src_status", "(source_project_id, status, created_at DESC, id DESC)"),
-    ("rr_dst_status", "(destination_project_id, status, created_at DESC, id DESC)"),
-    ("rr_src_regions", "(source_project_id, source_region, destination_region, status, created_at DESC, id DESC)"),
-    ("rr_dst_regions", "(destination_project_id, source_region, destination_region, status, created_at DESC, id DESC)"),
-    ("rr_src_ckpt", "(source_checkpoint_item_id)"),
-    ("rr_dst_ckpt", "(destination_checkpoint_item_id)"),
-];
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    Records,
+    Listing,
+}
+
+impl Schema {
+    pub fn table(self) -> &'static str {
+        match self {
+            Schema::Records => "replication_records",
+            Schema::Listing => "listing",
+        }
+    }
+
+    /// The indexes a DBA would add for these queries, as (name, columns).
+    pub fn indexes(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Schema::Records => &[
+                ("rr_src_created", "(source_project_id, created_at DESC, id DESC)"),
+                ("rr_dst_created", "(destination_project_id, created_at DESC, id DESC)"),
+                ("rr_src_status", "(source_project_id, status, created_at DESC, id DESC)"),
+                ("rr_dst_status", "(destination_project_id, status, created_at DESC, id DESC)"),
+                ("rr_src_regions", "(source_project_id, source_region, destination_region, status, created_at DESC, id DESC)"),
+                ("rr_dst_regions", "(destination_project_id, source_region, destination_region, status, created_at DESC, id DESC)"),
+                ("rr_src_ckpt", "(source_checkpoint_item_id)"),
+                ("rr_dst_ckpt", "(destination_checkpoint_item_id)"),
+            ],
+            Schema::Listing => &[
+                ("l_created", "(project_id, created_at DESC, id DESC)"),
+                ("l_status", "(project_id, status, created_at DESC, id DESC)"),
+                ("l_regions", "(project_id, source_region, destination_region, status, created_at DESC, id DESC)"),
+                ("l_updated", "(project_id, updated_at DESC, id DESC)"),
+                ("l_src_ckpt", "(source_checkpoint_item_id)"),
+                ("l_dst_ckpt", "(destination_checkpoint_item_id)"),
+            ],
+        }
+    }
+}
 
 pub fn connect(conninfo: &str) -> Result<Client, postgres::Error> {
     Client::connect(conninfo, NoTls)
 }
 
-pub fn create_schema(c: &mut Client) -> Result<(), postgres::Error> {
-    c.batch_execute(
-        "DROP TABLE IF EXISTS replication_records;
-         CREATE TABLE replication_records (
-            id text PRIMARY KEY,
-            source_region text, source_project_id text, source_checkpoint_id text, source_checkpoint_item_id text,
-            destination_region text, destination_project_id text, destination_checkpoint_id text,
-            destination_checkpoint_item_id text,
-            status text NOT NULL, plan_id text,
-            created_at timestamp NOT NULL, updated_at timestamp NOT NULL,
-            auto_trigger boolean NOT NULL, progress integer NOT NULL, fail_reason text NOT NULL, fail_code text NOT NULL)",
-    )?;
-    for (name, cols) in INDEXES {
-        c.batch_execute(&format!(
-            "CREATE INDEX {name} ON replication_records {cols}"
-        ))?;
+const RECORD_COLUMNS: &str = "id text NOT NULL,
+    source_region text, source_project_id text, source_checkpoint_id text, source_checkpoint_item_id text,
+    destination_region text, destination_project_id text, destination_checkpoint_id text,
+    destination_checkpoint_item_id text,
+    status text NOT NULL, plan_id text,
+    created_at timestamp NOT NULL, updated_at timestamp NOT NULL,
+    auto_trigger boolean NOT NULL, progress integer NOT NULL, fail_reason text NOT NULL, fail_code text NOT NULL";
+
+pub fn create_schema(c: &mut Client, schema: Schema) -> Result<(), postgres::Error> {
+    let table = schema.table();
+    let body = match schema {
+        Schema::Records => format!("{RECORD_COLUMNS}, PRIMARY KEY (id)"),
+        Schema::Listing => {
+            format!("project_id text NOT NULL, {RECORD_COLUMNS}, PRIMARY KEY (project_id, id)")
+        }
+    };
+    c.batch_execute(&format!(
+        "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} ({body})"
+    ))?;
+    for (name, cols) in schema.indexes() {
+        c.batch_execute(&format!("CREATE INDEX {name} ON {table} {cols}"))?;
     }
     Ok(())
 }
 
-const UPSERT: &str = "INSERT INTO replication_records SELECT
-    id, sr, sp, sc, si, dr, dp, dc, di, st, pl, ca::timestamp, ua::timestamp, at, pr, fr, fc
-  FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-              $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bool[], $15::int[], $16::text[], $17::text[])
-    AS t(id, sr, sp, sc, si, dr, dp, dc, di, st, pl, ca, ua, at, pr, fr, fc)
-  ON CONFLICT (id) DO UPDATE SET
-    source_region = EXCLUDED.source_region, source_project_id = EXCLUDED.source_project_id,
+const SET_COLUMNS: &str = "source_region = EXCLUDED.source_region, source_project_id = EXCLUDED.source_project_id,
     source_checkpoint_id = EXCLUDED.source_checkpoint_id, source_checkpoint_item_id = EXCLUDED.source_checkpoint_item_id,
     destination_region = EXCLUDED.destination_region, destination_project_id = EXCLUDED.destination_project_id,
     destination_checkpoint_id = EXCLUDED.destination_checkpoint_id,
@@ -61,10 +93,54 @@ const UPSERT: &str = "INSERT INTO replication_records SELECT
     updated_at = EXCLUDED.updated_at, auto_trigger = EXCLUDED.auto_trigger, progress = EXCLUDED.progress,
     fail_reason = EXCLUDED.fail_reason, fail_code = EXCLUDED.fail_code";
 
-/// Upserts `rows` in one statement (one transaction).
-pub fn upsert(c: &mut Client, stmt: &Statement, rows: &[Record]) -> Result<(), postgres::Error> {
-    let col =
-        |f: fn(&Record) -> Option<String>| rows.iter().map(f).collect::<Vec<Option<String>>>();
+const UNNEST: &str = "UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+              $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bool[], $15::int[], $16::text[], $17::text[], $18::text[])
+    AS t(id, sr, sp, sc, si, dr, dp, dc, di, st, pl, ca, ua, at, pr, fr, fc, project)";
+
+const VALUES: &str =
+    "id, sr, sp, sc, si, dr, dp, dc, di, st, pl, ca::timestamp, ua::timestamp, at, pr, fr, fc";
+
+pub struct Writer {
+    upsert: Statement,
+    /// Listing rows of a record under a project it is no longer listed in.
+    delete_stale: Option<Statement>,
+}
+
+pub fn prepare_writer(c: &mut Client, schema: Schema) -> Result<Writer, postgres::Error> {
+    let upsert = match schema {
+        Schema::Records => format!(
+            "INSERT INTO replication_records SELECT {VALUES} FROM {UNNEST}
+             ON CONFLICT (id) DO UPDATE SET {SET_COLUMNS}"
+        ),
+        Schema::Listing => format!(
+            "INSERT INTO listing SELECT project, {VALUES} FROM {UNNEST}
+             ON CONFLICT (project_id, id) DO UPDATE SET {SET_COLUMNS}"
+        ),
+    };
+    Ok(Writer {
+        upsert: c.prepare(&upsert)?,
+        delete_stale: match schema {
+            Schema::Records => None,
+            Schema::Listing => Some(c.prepare(
+                "DELETE FROM listing l USING UNNEST($1::text[], $2::text[]) AS t(id, project)
+                 WHERE l.id = t.id AND l.project_id = t.project",
+            )?),
+        },
+    })
+}
+
+/// Upserts `rows` in one statement (one transaction): `(project, record)`,
+/// the project unused by the `Records` schema.
+pub fn upsert(
+    c: &mut Client,
+    w: &Writer,
+    rows: &[(String, &Record)],
+) -> Result<(), postgres::Error> {
+    let col = |f: fn(&Record) -> Option<String>| {
+        rows.iter()
+            .map(|(_, r)| f(r))
+            .collect::<Vec<Option<String>>>()
+    };
     let cols: Vec<Vec<Option<String>>> = vec![
         col(|r| Some(r.id.clone())),
         col(|r| r.source_region.clone()),
@@ -80,37 +156,81 @@ pub fn upsert(c: &mut Client, stmt: &Statement, rows: &[Record]) -> Result<(), p
         col(|r| Some(r.created_at.clone())),
         col(|r| Some(r.updated_at.clone())),
     ];
-    let auto: Vec<bool> = rows.iter().map(|r| r.extra_info.auto_trigger).collect();
+    let auto: Vec<bool> = rows
+        .iter()
+        .map(|(_, r)| r.extra_info.auto_trigger)
+        .collect();
     let progress: Vec<i32> = rows
         .iter()
-        .map(|r| i32::from(r.extra_info.progress))
+        .map(|(_, r)| i32::from(r.extra_info.progress))
         .collect();
     let reason = col(|r| Some(r.extra_info.fail_reason.clone()));
     let code = col(|r| Some(r.extra_info.fail_code.clone()));
+    let projects: Vec<&str> = rows.iter().map(|(p, _)| p.as_str()).collect();
     let mut params: Vec<&(dyn ToSql + Sync)> =
         cols.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
     params.push(&auto);
     params.push(&progress);
     params.push(&reason);
     params.push(&code);
-    c.execute(stmt, &params)?;
+    params.push(&projects);
+    c.execute(&w.upsert, &params)?;
     Ok(())
 }
 
-pub fn prepare_upsert(c: &mut Client) -> Result<Statement, postgres::Error> {
-    c.prepare(UPSERT)
+/// Deletes listing rows `(id, project)` (a record that left a project).
+pub fn delete_stale(
+    c: &mut Client,
+    w: &Writer,
+    stale: &[(String, String)],
+) -> Result<(), postgres::Error> {
+    if let (Some(stmt), false) = (&w.delete_stale, stale.is_empty()) {
+        let ids: Vec<&str> = stale.iter().map(|(id, _)| id.as_str()).collect();
+        let projects: Vec<&str> = stale.iter().map(|(_, p)| p.as_str()).collect();
+        c.execute(stmt, &[&ids, &projects])?;
+    }
+    Ok(())
 }
 
 pub struct Prepared {
     page: Statement,
     count: Option<Statement>,
+    /// The page query's text, for `--explain`.
+    sql: String,
 }
 
-pub fn prepare(c: &mut Client, shape: Shape, depth: f64) -> Result<Prepared, postgres::Error> {
-    let (page, count) = shapes::sql(shape, depth);
+/// PostgreSQL's plan for a shape's page query with `p`, as it ran.
+pub fn explain(
+    c: &mut Client,
+    prep: &Prepared,
+    shape: Shape,
+    p: &Params,
+) -> anyhow::Result<String> {
+    let extra = shapes::sql_params(shape, p);
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&p.project];
+    params.extend(extra.iter().map(|v| v as &(dyn ToSql + Sync)));
+    let rows = c.query(&format!("EXPLAIN (ANALYZE, BUFFERS) {}", prep.sql), &params)?;
+    Ok(rows
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+pub fn prepare(
+    c: &mut Client,
+    schema: Schema,
+    shape: Shape,
+    depth: f64,
+) -> Result<Prepared, postgres::Error> {
+    let (page, count) = match schema {
+        Schema::Records => shapes::sql(shape, depth),
+        Schema::Listing => shapes::sql_listing(shape, depth),
+    };
     Ok(Prepared {
         page: c.prepare(&page)?,
         count: count.map(|q| c.prepare(&q)).transpose()?,
+        sql: page,
     })
 }
 
@@ -159,9 +279,11 @@ pub fn run(
     Ok((page, count))
 }
 
-pub fn database_bytes(c: &mut Client) -> Result<i64, postgres::Error> {
-    Ok(
-        c.query_one("SELECT pg_database_size(current_database())", &[])?
-            .get(0),
-    )
+/// The table and its indexes, on disk.
+pub fn table_bytes(c: &mut Client, schema: Schema) -> Result<i64, postgres::Error> {
+    Ok(c.query_one(
+        &format!("SELECT pg_total_relation_size('{}')", schema.table()),
+        &[],
+    )?
+    .get(0))
 }

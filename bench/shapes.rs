@@ -267,6 +267,40 @@ destination_region, destination_project_id, destination_checkpoint_id, destinati
 to_char(created_at, 'YYYY-MM-DD\"T\"HH24:MI:SS.US') AS created_at, to_char(updated_at, 'YYYY-MM-DD\"T\"HH24:MI:SS.US') AS updated_at, \
 auto_trigger, progress, fail_reason, fail_code";
 
+/// The filter's SQL, binding `$2…` (see [`sql_params`]).
+fn sql_filter(filter: Filter) -> &'static str {
+    match filter {
+        Filter::None => "",
+        Filter::Status(_) => "AND status = $2",
+        Filter::Route => "AND source_region = $2 AND destination_region = $3 AND status = $4",
+        Filter::CheckpointItem => {
+            "AND (source_checkpoint_item_id = $2 OR destination_checkpoint_item_id = $2)"
+        }
+    }
+}
+
+/// SQL for a shape over the listing table (one row per project and
+/// record): one index range scan, no UNION.
+pub fn sql_listing(shape: Shape, depth: f64) -> (String, Option<String>) {
+    let d = shape.def();
+    let extra = sql_filter(d.filter);
+    // Qualified: the bare names would be the output columns, and the rendered
+    // `created_at` text would be sorted instead of the indexed timestamp.
+    let order = order_by(d.sort)
+        .split(", ")
+        .map(|t| format!("listing.{t}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (offset, limit) = shape.page(depth);
+    let page = format!(
+        "SELECT {COLUMNS} FROM listing WHERE project_id = $1 {extra} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
+    );
+    let count = d
+        .count
+        .then(|| format!("SELECT count(*) FROM listing WHERE project_id = $1 {extra}"));
+    (page, count)
+}
+
 /// The API's order: the sort keys, then `id` in the last key's direction;
 /// absent strings sort first.
 fn order_by(sort: &[(SortField, Dir)]) -> String {
@@ -299,14 +333,7 @@ fn order_by(sort: &[(SortField, Dir)]) -> String {
 /// has), each able to use its own (project, …) index.
 pub fn sql(shape: Shape, depth: f64) -> (String, Option<String>) {
     let d = shape.def();
-    let extra = match d.filter {
-        Filter::None => "",
-        Filter::Status(_) => "AND status = $2",
-        Filter::Route => "AND source_region = $2 AND destination_region = $3 AND status = $4",
-        Filter::CheckpointItem => {
-            "AND (source_checkpoint_item_id = $2 OR destination_checkpoint_item_id = $2)"
-        }
-    };
+    let extra = sql_filter(d.filter);
     let order = order_by(d.sort);
     let (offset, limit) = shape.page(depth);
     let side = |cond: &str| format!("SELECT * FROM replication_records WHERE {cond} {extra}");

@@ -31,10 +31,18 @@ pub type Changes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 /// Entries of lists, as full keys (prefix + suffix) and values, in order.
 pub type EntryIter = Box<dyn Iterator<Item = Result<(IVec, IVec), StoreError>>>;
 
+/// A block's bytes: the entry count, each entry's offset (so a lookup
+/// binary-searches without decoding), then the entries, each a
+/// length-prefixed suffix and value.
 pub fn encode(entries: &[Entry]) -> Vec<u8> {
-    let size: usize = entries.iter().map(|(s, v)| 4 + s.len() + v.len()).sum();
+    let size: usize = entries.iter().map(|(s, v)| 8 + s.len() + v.len()).sum();
     let mut out = Vec::with_capacity(2 + size);
     out.extend_from_slice(&(entries.len() as u16).to_be_bytes());
+    let mut at = 0u32;
+    for (s, v) in entries {
+        out.extend_from_slice(&at.to_be_bytes());
+        at += (4 + s.len() + v.len()) as u32;
+    }
     for (s, v) in entries {
         out.extend_from_slice(&(s.len() as u16).to_be_bytes());
         out.extend_from_slice(s);
@@ -44,30 +52,62 @@ pub fn encode(entries: &[Entry]) -> Vec<u8> {
     out
 }
 
+/// A borrowed view of a block's bytes.
+struct BlockRef<'a> {
+    count: usize,
+    offsets: &'a [u8],
+    body: &'a [u8],
+}
+
+impl<'a> BlockRef<'a> {
+    fn new(bytes: &'a [u8]) -> Option<BlockRef<'a>> {
+        let count = u16::from_be_bytes(bytes.get(..2)?.try_into().ok()?) as usize;
+        let offsets = bytes.get(2..2 + 4 * count)?;
+        let body = bytes.get(2 + 4 * count..)?;
+        Some(BlockRef {
+            count,
+            offsets,
+            body,
+        })
+    }
+
+    /// Entry `i`: its suffix and value.
+    fn entry(&self, i: usize) -> Option<(&'a [u8], &'a [u8])> {
+        let at = u32::from_be_bytes(self.offsets.get(4 * i..4 * i + 4)?.try_into().ok()?) as usize;
+        let len = |at: usize| -> Option<usize> {
+            Some(u16::from_be_bytes(self.body.get(at..at + 2)?.try_into().ok()?) as usize)
+        };
+        let sl = len(at)?;
+        let s = self.body.get(at + 2..at + 2 + sl)?;
+        let vl = len(at + 2 + sl)?;
+        let v = self.body.get(at + 4 + sl..at + 4 + sl + vl)?;
+        Some((s, v))
+    }
+
+    /// Whether an entry has `suffix`; `None` if the block is malformed.
+    fn contains(&self, suffix: &[u8]) -> Option<bool> {
+        let (mut lo, mut hi) = (0, self.count);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match self.entry(mid)?.0.cmp(suffix) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(true),
+            }
+        }
+        Some(false)
+    }
+}
+
 pub fn decode(key: &[u8], bytes: &[u8]) -> Result<Vec<Entry>, StoreError> {
     let bad = || StoreError::corrupt(key, "bad index block");
-    let mut rest = bytes;
-    let mut take = |n: usize| -> Result<&[u8], StoreError> {
-        if rest.len() < n {
-            return Err(bad());
-        }
-        let (head, tail) = rest.split_at(n);
-        rest = tail;
-        Ok(head)
-    };
-    let len = |b: &[u8]| u16::from_be_bytes([b[0], b[1]]) as usize;
-    let n = len(take(2)?);
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        let sl = len(take(2)?);
-        let s = take(sl)?.to_vec();
-        let vl = len(take(2)?);
-        out.push((s, take(vl)?.to_vec()));
-    }
-    if !rest.is_empty() {
-        return Err(bad());
-    }
-    Ok(out)
+    let block = BlockRef::new(bytes).ok_or_else(bad)?;
+    (0..block.count)
+        .map(|i| {
+            let (s, v) = block.entry(i).ok_or_else(bad)?;
+            Ok((s.to_vec(), v.to_vec()))
+        })
+        .collect()
 }
 
 fn joined(list: &[u8], suffix: &[u8]) -> Vec<u8> {
@@ -122,9 +162,9 @@ pub fn contains(
     }
     match block_at_or_before(tree, list, suffix)? {
         None => Ok(false),
-        Some((k, v)) => Ok(decode(&k, &v)?
-            .binary_search_by(|(s, _)| s.as_slice().cmp(suffix))
-            .is_ok()),
+        Some((k, v)) => BlockRef::new(&v)
+            .and_then(|b| b.contains(suffix))
+            .ok_or_else(|| StoreError::corrupt(&k, "bad index block")),
     }
 }
 
