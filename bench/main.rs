@@ -344,20 +344,22 @@ fn main() -> anyhow::Result<()> {
             }
             pg_summaries.push(summarize(&mut pl, t.elapsed()));
         }
-        let (mut non_empty, mut full) = (0, 0);
+        let (mut non_empty, mut full, mut nulls) = (0, 0, 0);
         let (offset, limit) = shape.page(depth);
         for (records, _) in &answers {
             non_empty += usize::from(!records.is_empty());
             full += usize::from(records.len() == limit);
+            nulls += usize::from(records.iter().any(|r| shape.null_sort_value(r)));
         }
         println!(
-            "{}: {non_empty} of {} pages compared were non-empty, {full} full",
+            "{}: {non_empty} of {} pages compared were non-empty, {full} full, {nulls} with a null sort value",
             shape.name(),
             params.len()
         );
         // A shape that only ever returns empty pages compares nothing; one
-        // with an offset must also reach full pages.
-        if non_empty == 0 || (offset > 0 && full == 0) {
+        // with an offset must also reach full pages, and one sorting on a
+        // nullable field must meet nulls.
+        if non_empty == 0 || (offset > 0 && full == 0) || (shape.sorts_nullable() && nulls == 0) {
             hollow.push(shape.name());
         }
         push_latency(
@@ -523,7 +525,7 @@ fn main() -> anyhow::Result<()> {
     }
     if !hollow.is_empty() {
         bail!(
-            "shapes {} compared no full page: resize the dataset or the shapes",
+            "shapes {} compared no full page (or, sorting on a nullable field, no null): resize the dataset or the shapes",
             hollow.join(", ")
         );
     }

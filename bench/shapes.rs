@@ -92,11 +92,12 @@ impl Shape {
                 Some(100),
                 false,
             ),
-            // destination_region is null while a late identity has not arrived.
+            // destination_region is null while a late identity has not
+            // arrived: ascending, those records open the first page.
             Shape::Q10 => d(
                 Filter::None,
-                &[(F::DestinationRegion, Desc), (F::SourceRegion, Asc)],
-                1000,
+                &[(F::DestinationRegion, Asc), (F::SourceRegion, Desc)],
+                0,
                 Some(100),
                 false,
             ),
@@ -144,6 +145,30 @@ impl Shape {
         let d = self.def();
         (scaled(d.offset, depth), d.limit.unwrap_or(DEFAULT_LIMIT))
     }
+}
+
+impl Shape {
+    /// Whether the shape sorts on a field that can be null.
+    pub fn sorts_nullable(self) -> bool {
+        self.def().sort.iter().any(|(f, _)| nullable(*f))
+    }
+
+    /// Whether `r` has a null in one of the shape's sort fields.
+    pub fn null_sort_value(self, r: &common::Record) -> bool {
+        self.def().sort.iter().any(|(f, _)| match f {
+            SortField::SourceRegion => r.source_region.is_none(),
+            SortField::DestinationRegion => r.destination_region.is_none(),
+            SortField::PlanId => r.plan_id.is_none(),
+            _ => false,
+        })
+    }
+}
+
+fn nullable(f: SortField) -> bool {
+    matches!(
+        f,
+        SortField::SourceRegion | SortField::DestinationRegion | SortField::PlanId
+    )
 }
 
 fn scaled(offset: usize, depth: f64) -> usize {
@@ -306,17 +331,11 @@ pub fn sql_listing(shape: Shape, depth: f64) -> (String, Option<String>) {
 fn order_by(sort: &[(SortField, Dir)]) -> String {
     let mut terms: Vec<String> = sort
         .iter()
-        .map(|&(f, d)| {
-            let nullable = matches!(
-                f,
-                SortField::SourceRegion | SortField::DestinationRegion | SortField::PlanId
-            );
-            match (d, nullable) {
-                (Dir::Asc, false) => format!("{} ASC", f.name()),
-                (Dir::Desc, false) => format!("{} DESC", f.name()),
-                (Dir::Asc, true) => format!("{} ASC NULLS FIRST", f.name()),
-                (Dir::Desc, true) => format!("{} DESC NULLS LAST", f.name()),
-            }
+        .map(|&(f, d)| match (d, nullable(f)) {
+            (Dir::Asc, false) => format!("{} ASC", f.name()),
+            (Dir::Desc, false) => format!("{} DESC", f.name()),
+            (Dir::Asc, true) => format!("{} ASC NULLS FIRST", f.name()),
+            (Dir::Desc, true) => format!("{} DESC NULLS LAST", f.name()),
         })
         .collect();
     let last = sort.last().map_or(Dir::Desc, |k| k.1);

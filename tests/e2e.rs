@@ -140,17 +140,13 @@ fn restart_mid_stream_applies_every_event_exactly_once() {
     };
     stream.publish(&broker, &topic, total / 2..total * 3 / 4);
     tracker.restart();
-    let mut seen = 0;
     wait_until("progress in the second run", WAIT, || {
-        seen = consumed(&tracker.digest());
-        seen > carried + 50
+        consumed(&tracker.digest()) > carried + 50
     });
-    // The last quarter is not published yet: this kill lands mid-stream.
+    // By construction mid-stream: the second run has applied messages of its
+    // own (counted from what survived the first kill, not from the carried
+    // totals), and the last quarter is published only after this kill.
     tracker.kill();
-    assert!(
-        seen < total as u64,
-        "{seen} of {total} consumed before the second kill"
-    );
     stream.publish(&broker, &topic, total * 3 / 4..total);
     tracker.restart();
     tracker.wait_consumed(total as u64, WAIT);

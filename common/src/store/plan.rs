@@ -123,11 +123,12 @@ impl Cursor {
     }
 }
 
-/// Ids that share one sort value, waiting to be ordered by the remaining keys.
+/// Ids that share one sort value, waiting to be ordered by the remaining
+/// keys; each with its `created_at` (known from the index entry).
 #[derive(Default)]
 struct TieRun {
     value: Vec<u8>,
-    ids: Vec<String>,
+    ids: Vec<(String, [u8; 8])>,
 }
 
 fn grouped_field(f: SortField) -> Option<IndexField> {
@@ -347,7 +348,10 @@ impl Planner<'_> {
             return Ok(());
         }
 
-        let needs_ties = !rest.is_empty() || self.tie != first.dir;
+        // Entries of one sort value come in id order in the `dir` direction,
+        // except in the plan order, whose entries follow created_at in a plan.
+        let needs_ties =
+            !rest.is_empty() || self.tie != first.dir || order == Some(OrderField::PlanId);
         let mut run = TieRun::default();
         match order {
             None => {
@@ -360,7 +364,7 @@ impl Planner<'_> {
                     let (created, id) = row?;
                     if self.matches_all(&others, created, &id)?
                         && self
-                            .visit(&mut run, needs_ties, rest, &created, id)?
+                            .visit(&mut run, needs_ties, rest, &created, created, id)?
                             .is_break()
                     {
                         break;
@@ -378,7 +382,7 @@ impl Planner<'_> {
                         .map_err(|_| StoreError::corrupt(&k, "bad order value"))?;
                     if self.matches_all(filters, created, &id)?
                         && self
-                            .visit(&mut run, needs_ties, rest, &sort_value, id)?
+                            .visit(&mut run, needs_ties, rest, &sort_value, created, id)?
                             .is_break()
                     {
                         break;
@@ -400,6 +404,7 @@ impl Planner<'_> {
         needs_ties: bool,
         rest: &[SortKey],
         sort_value: &[u8],
+        created: [u8; 8],
         id: String,
     ) -> Step {
         if !needs_ties {
@@ -413,7 +418,7 @@ impl Planner<'_> {
             }
             run.value = sort_value.to_vec();
         }
-        run.ids.push(id);
+        run.ids.push((id, created));
         Ok(ControlFlow::Continue(()))
     }
 
@@ -423,19 +428,34 @@ impl Planner<'_> {
             return Ok(());
         }
         let tie = self.tie;
-        if rest.is_empty() {
-            run.ids.sort_unstable_by(|a, b| directed(a.cmp(b), tie));
-            run.ids.drain(..).for_each(|id| self.cur.push(id));
-        } else {
-            let mut rows = Vec::with_capacity(run.ids.len());
-            for id in run.ids.drain(..) {
-                if let Some(s) = self.store.record_state(&id)? {
-                    rows.push((id, s));
-                }
+        let mut ids = std::mem::take(&mut run.ids);
+        let ordered: Vec<String> = match rest {
+            [] => {
+                ids.sort_unstable_by(|a, b| directed(a.0.cmp(&b.0), tie));
+                ids.into_iter().map(|(id, _)| id).collect()
             }
-            rows.sort_by(|a, b| compare(a, b, rest, tie));
-            rows.into_iter().for_each(|(id, _)| self.cur.push(id));
-        }
+            // The entries carry created_at: no record needs reading.
+            [SortKey {
+                field: SortField::CreatedAt,
+                dir,
+            }] => {
+                ids.sort_unstable_by(|a, b| {
+                    directed(a.1.cmp(&b.1), *dir).then_with(|| directed(a.0.cmp(&b.0), tie))
+                });
+                ids.into_iter().map(|(id, _)| id).collect()
+            }
+            _ => {
+                let mut rows = Vec::with_capacity(ids.len());
+                for (id, _) in ids {
+                    if let Some(s) = self.store.record_state(&id)? {
+                        rows.push((id, s));
+                    }
+                }
+                rows.sort_by(|a, b| compare(a, b, rest, tie));
+                rows.into_iter().map(|(id, _)| id).collect()
+            }
+        };
+        ordered.into_iter().for_each(|id| self.cur.push(id));
         Ok(())
     }
 

@@ -309,9 +309,9 @@ fn compare_finds_planted_differences() {
     assert!(verify::compare(&a, &b, 10).unwrap().equal());
 }
 
-#[test]
-fn deep_offsets_skip_whole_hours_exactly() {
-    // ~3 hours of records (one every 2 s), so deep offsets cross hour boundaries.
+/// ~3 hours of sample records (one every 2 s) in two projects: deep offsets
+/// cross hour boundaries, lists span many blocks, plans and regions tie.
+fn sample_store() -> (Vec<Event>, Store) {
     let events = crate::sample::events(&crate::sample::Shape {
         records: 5000,
         projects: 2,
@@ -323,6 +323,47 @@ fn deep_offsets_skip_whole_hours_exactly() {
         store.apply_batch(chunk).unwrap();
     }
     store.assert_internally_consistent();
+    (events, store)
+}
+
+#[test]
+fn every_two_key_sort_matches_the_reference_on_long_ties() {
+    let (events, store) = sample_store();
+    let records = testkit::reference::fold_events(&events);
+    let project = crate::sample::project_id(0);
+    for first in SortField::ALL {
+        for second in SortField::ALL.into_iter().filter(|f| *f != first) {
+            for (d1, d2) in [(Dir::Asc, Dir::Desc), (Dir::Desc, Dir::Asc)] {
+                for offset in [0, 1500] {
+                    let q = ListQuery {
+                        sort: Some(vec![
+                            SortKey {
+                                field: first,
+                                dir: d1,
+                            },
+                            SortKey {
+                                field: second,
+                                dir: d2,
+                            },
+                        ]),
+                        offset: Some(offset),
+                        limit: Some(60),
+                        ..Default::default()
+                    };
+                    assert_eq!(
+                        store.list(&project, &q).unwrap(),
+                        testkit::reference::list(&records, &project, &q),
+                        "{q:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn deep_offsets_skip_whole_hours_exactly() {
+    let (events, store) = sample_store();
     let project = crate::sample::project_id(0);
     for dir in [Dir::Asc, Dir::Desc] {
         for status in [None, Some(Status::Success)] {
