@@ -289,9 +289,27 @@ fn main() -> anyhow::Result<()> {
     // Deep offsets scale with the dataset (see shapes.rs).
     let depth = a.records as f64 / 1_000_000.0;
     let mut rng = sample::Rng::new(a.seed ^ 0x5eed);
-    let params: Vec<Params> = (0..a.iterations)
-        .map(|_| Params::from_record(&states[rng.below(states.len() as u64) as usize].1, depth))
-        .collect();
+    // Drawn from records that carry every value a shape filters on: a record
+    // still waiting for its destination region would make Q3 send an empty
+    // `destination_region=`, which the API rightly rejects with a 400.
+    let complete = |s: &common::RecordState| {
+        use common::record::Field;
+        [
+            Field::SourceProjectId,
+            Field::SourceRegion,
+            Field::DestinationRegion,
+            Field::SourceCheckpointItemId,
+        ]
+        .into_iter()
+        .all(|f| s.get(f).is_some())
+    };
+    let mut params: Vec<Params> = Vec::with_capacity(a.iterations);
+    while params.len() < a.iterations {
+        let s = &states[rng.below(states.len() as u64) as usize].1;
+        if complete(s) {
+            params.push(Params::from_record(s, depth));
+        }
+    }
     drop(states);
     let mut mismatches = 0usize;
     let mut hollow: Vec<String> = Vec::new();
