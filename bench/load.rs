@@ -23,7 +23,10 @@ pub fn run(a: &crate::Args) -> anyhow::Result<()> {
     });
     let params: Vec<Params> = events
         .iter()
+        // Queued events that carry every filtered value (a late destination
+        // region would make Q3 send an empty parameter: a 400).
         .filter(|e| e.kind == EventType::Queued)
+        .filter(|e| e.identity.get(Field::DestinationRegion).is_some())
         .take(2000)
         .map(|e| Params {
             project: e
