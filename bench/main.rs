@@ -22,7 +22,7 @@ mod pg;
 mod shapes;
 mod stats;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -36,7 +36,6 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use common::progress::IngestProgress;
-use common::testkit::reference;
 use common::{sample, Message, Store};
 use pg::Schema;
 use shapes::{Params, Shape};
@@ -202,78 +201,10 @@ fn main() -> anyhow::Result<()> {
     }
     println!("status mix: {status_mix:?}");
 
-    // ---- apply: PostgreSQL -------------------------------------------------
-    // The consumer a team would otherwise write: per batch of the same size,
-    // upsert every touched record's new row. The rows come from the
-    // independent reference fold (not the tracker's), so the page comparison
-    // below checks the tracker's fold as well as its planner. Folding is not
-    // timed; only PostgreSQL's writes are.
-    let mut seen: HashMap<String, Vec<common::Event>> = HashMap::new();
-    let mut listed: HashMap<String, Vec<String>> = HashMap::new();
-    let mut pg_batches: Vec<PgBatch> = Vec::new();
-    for chunk in messages.chunks(a.batch) {
-        let mut touched = BTreeSet::new();
-        for m in chunk {
-            if let Ok(e) = common::decode(m.key.as_deref(), m.payload.as_deref()) {
-                touched.insert(e.record_id.clone());
-                seen.entry(e.record_id.clone()).or_default().push(e);
-            }
-        }
-        let rows: Vec<common::Record> = touched
-            .iter()
-            .filter_map(|id| reference::fold(id, &seen[id].iter().collect::<Vec<_>>()))
-            .collect();
-        // Listing rows of projects a record left.
-        let mut stale = Vec::new();
-        for r in &rows {
-            let now = projects_of(r);
-            for p in listed.insert(r.id.clone(), now.clone()).unwrap_or_default() {
-                if !now.contains(&p) {
-                    stale.push((r.id.clone(), p));
-                }
-            }
-        }
-        pg_batches.push(PgBatch { rows, stale });
-    }
-    drop(seen);
-    drop(listed);
+    // ---- apply: PostgreSQL, both schemas (see pg::load_both) ----------------
     let mut pgc = pg::connect(&conninfo)?;
-    let mut pg_eps = BTreeMap::new();
-    for schema in [Schema::Listing, Schema::Records] {
-        pg::create_schema(&mut pgc, schema)?;
-        let writer = pg::prepare_writer(&mut pgc, schema)?;
-        // Rows as the schema stores them, built before the clock starts.
-        let rows: Vec<Vec<(String, &common::Record)>> = pg_batches
-            .iter()
-            .map(|b| {
-                b.rows
-                    .iter()
-                    .flat_map(|r| match schema {
-                        Schema::Records => vec![(String::new(), r)],
-                        Schema::Listing => projects_of(r).into_iter().map(|p| (p, r)).collect(),
-                    })
-                    .collect()
-            })
-            .collect();
-        let row_writes: usize = rows.iter().map(Vec::len).sum();
-        let t = Instant::now();
-        for (rows, b) in rows.iter().zip(&pg_batches) {
-            for chunk in rows.chunks(a.pg_batch) {
-                pg::upsert(&mut pgc, &writer, chunk)?;
-            }
-            pg::delete_stale(&mut pgc, &writer, &b.stale)?;
-        }
-        let secs = t.elapsed().as_secs_f64();
-        pgc.batch_execute(&format!("ANALYZE {}", schema.table()))?;
-        let eps = messages.len() as f64 / secs;
-        println!(
-            "postgres ({schema:?}) upsert: {row_writes} row writes in {secs:.1} s ({:.0} rows/s) = {eps:.0} events/s",
-            row_writes as f64 / secs
-        );
-        pg_eps.insert(format!("{schema:?}"), eps);
-    }
-    drop(pg_batches);
-    let (listing_eps, union_eps) = (pg_eps["Listing"], pg_eps["Records"]);
+    let pg_eps = pg::load_both(&mut pgc, &messages, a.batch, a.pg_batch)?;
+    let (listing_eps, union_eps) = (pg_eps[0], pg_eps[1]);
     table.push(Row {
         shape: format!(
             "apply, events/s (each touched record written once per {}-event batch)",
@@ -559,24 +490,6 @@ fn push_latency(table: &mut Vec<Row>, shape: &str, t: Summary, p: Summary, u: Su
         ratio: format!("{:.1}x / {:.1}x", p.p50_ms / t.p50_ms, p.p99_ms / t.p99_ms),
         union: cell(u),
     });
-}
-
-/// One ingest batch as PostgreSQL applies it: the touched records' new rows
-/// and the listings they left.
-struct PgBatch {
-    rows: Vec<common::Record>,
-    stale: Vec<(String, String)>,
-}
-
-/// The projects a record is listed under (source, destination, deduplicated).
-fn projects_of(r: &common::Record) -> Vec<String> {
-    let mut ps: Vec<String> = [&r.source_project_id, &r.destination_project_id]
-        .into_iter()
-        .flatten()
-        .cloned()
-        .collect();
-    ps.dedup();
-    ps
 }
 
 fn dir_bytes(dir: &Path) -> std::io::Result<u64> {

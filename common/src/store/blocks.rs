@@ -34,7 +34,7 @@ pub type EntryIter = Box<dyn Iterator<Item = Result<(IVec, IVec), StoreError>>>;
 /// A block's bytes: the entry count, each entry's offset (so a lookup
 /// binary-searches without decoding), then the entries, each a
 /// length-prefixed suffix and value.
-pub fn encode(entries: &[Entry]) -> Vec<u8> {
+fn encode(entries: &[Entry]) -> Vec<u8> {
     let size: usize = entries.iter().map(|(s, v)| 8 + s.len() + v.len()).sum();
     let mut out = Vec::with_capacity(2 + size);
     out.extend_from_slice(&(entries.len() as u16).to_be_bytes());
@@ -99,7 +99,7 @@ impl<'a> BlockRef<'a> {
     }
 }
 
-pub fn decode(key: &[u8], bytes: &[u8]) -> Result<Vec<Entry>, StoreError> {
+fn decode(key: &[u8], bytes: &[u8]) -> Result<Vec<Entry>, StoreError> {
     let bad = || StoreError::corrupt(key, "bad index block");
     let block = BlockRef::new(bytes).ok_or_else(bad)?;
     (0..block.count)
@@ -119,7 +119,7 @@ fn joined(list: &[u8], suffix: &[u8]) -> Vec<u8> {
 
 /// The first key after every key that starts with `prefix`. List prefixes
 /// end in a string terminator or a tag byte, never 0xFF.
-pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
     if let Some(last) = end.last_mut() {
         *last += 1;
