@@ -84,6 +84,11 @@ struct Args {
     /// Stop after the tracker apply (for profiling the write path).
     #[arg(long)]
     apply_only: bool,
+    /// After the apply, time the query shapes on the tracker alone, twice over
+    /// the same parameters (cold, then warm), without PostgreSQL: for
+    /// profiling the read path and finding what its tails are.
+    #[arg(long)]
+    tracker_only: bool,
     /// Print PostgreSQL's plan of every shape (first parameter set) on both
     /// schemas.
     #[arg(long)]
@@ -201,21 +206,6 @@ fn main() -> anyhow::Result<()> {
     }
     println!("status mix: {status_mix:?}");
 
-    // ---- apply: PostgreSQL, both schemas (see pg::load_both) ----------------
-    let mut pgc = pg::connect(&conninfo)?;
-    let pg_eps = pg::load_both(&mut pgc, &messages, a.batch, a.pg_batch)?;
-    let (listing_eps, union_eps) = (pg_eps[0], pg_eps[1]);
-    table.push(Row {
-        shape: format!(
-            "apply, events/s (each touched record written once per {}-event batch)",
-            a.batch
-        ),
-        tracker: format!("{tracker_eps:.0}"),
-        postgres: format!("{listing_eps:.0}"),
-        ratio: format!("{:.2}x", tracker_eps / listing_eps),
-        union: format!("{union_eps:.0}"),
-    });
-
     // ---- queries, in-process ---------------------------------------------
     // Deep offsets scale with the dataset (see shapes.rs).
     let depth = a.records as f64 / 1_000_000.0;
@@ -242,6 +232,25 @@ fn main() -> anyhow::Result<()> {
         }
     }
     drop(states);
+    if a.tracker_only {
+        return tracker_only(&store, &params, depth);
+    }
+
+    // ---- apply: PostgreSQL, both schemas (see pg::load_both) ----------------
+    let mut pgc = pg::connect(&conninfo)?;
+    let pg_eps = pg::load_both(&mut pgc, &messages, a.batch, a.pg_batch)?;
+    let (listing_eps, union_eps) = (pg_eps[0], pg_eps[1]);
+    table.push(Row {
+        shape: format!(
+            "apply, events/s (each touched record written once per {}-event batch)",
+            a.batch
+        ),
+        tracker: format!("{tracker_eps:.0}"),
+        postgres: format!("{listing_eps:.0}"),
+        ratio: format!("{:.2}x", tracker_eps / listing_eps),
+        union: format!("{union_eps:.0}"),
+    });
+
     let mut mismatches = 0usize;
     let mut hollow: Vec<String> = Vec::new();
     for shape in shapes::ALL {
@@ -476,6 +485,39 @@ fn main() -> anyhow::Result<()> {
         bail!(
             "shapes {} compared no full page (or, sorting on a nullable field, no null): resize the dataset or the shapes",
             hollow.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// `--tracker-only`: each shape over the same parameters twice. A tail that
+/// the warm pass lacks is a cache miss (sled reading and deserialising a node
+/// its cache did not hold); one that stays is the work itself.
+fn tracker_only(store: &Store, params: &[Params], depth: f64) -> anyhow::Result<()> {
+    for shape in shapes::ALL {
+        let mut passes = Vec::new();
+        for _ in 0..2 {
+            let mut lat = Vec::with_capacity(params.len());
+            let t = Instant::now();
+            for p in params {
+                let s = Instant::now();
+                store.list(&p.project, &shapes::list_query(shape, p))?;
+                lat.push(s.elapsed());
+            }
+            let max = lat.iter().max().copied().unwrap_or_default();
+            let s = summarize(&mut lat, t.elapsed());
+            passes.push(format!(
+                "{:.3} / {:.3} / {:.3}",
+                s.p50_ms,
+                s.p99_ms,
+                max.as_secs_f64() * 1000.0
+            ));
+        }
+        println!(
+            "{}: p50 / p99 / max ms, cold {}, warm {}",
+            shape.describe(depth),
+            passes[0],
+            passes[1]
         );
     }
     Ok(())
