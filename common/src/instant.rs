@@ -27,6 +27,18 @@ impl Micros {
         i64::try_from(micros).ok().map(Micros)
     }
 
+    /// A timestamp in a request: the API's own output format
+    /// (`YYYY-MM-DDTHH:MM:SS[.ffffff]`, UTC) or RFC 3339 with an offset.
+    pub fn parse_api(s: &str) -> Option<Micros> {
+        Micros::parse_rfc3339(s).or_else(|| {
+            let bare = s.len() >= 19
+                && s.bytes()
+                    .all(|b| b.is_ascii_digit() || b"-:T.".contains(&b));
+            bare.then(|| Micros::parse_rfc3339(&format!("{s}Z")))
+                .flatten()
+        })
+    }
+
     /// The seed API's style: UTC, `YYYY-MM-DDTHH:MM:SS.ffffff`, no offset. Fixed
     /// width for years 0000-9999, so the text sorts like the instant.
     pub fn render(self) -> String {
@@ -85,6 +97,29 @@ mod tests {
         assert!(Micros::parse_rfc3339("2018-06-14T11:14:48").is_none());
         assert!(Micros::parse_rfc3339("yesterday").is_none());
         assert!(Micros::parse_rfc3339("").is_none());
+    }
+
+    #[test]
+    fn request_times_take_the_api_format_or_rfc3339() {
+        let t = Micros::parse_rfc3339("2018-06-14T11:14:48Z").unwrap();
+        for s in [
+            "2018-06-14T11:14:48",
+            "2018-06-14T11:14:48.000000",
+            "2018-06-14T11:14:48Z",
+            "2018-06-14T13:14:48+02:00",
+        ] {
+            assert_eq!(Micros::parse_api(s), Some(t), "{s}");
+        }
+        for s in [
+            "2018-06-14",
+            "2018-06-14T11:14",
+            "2018-06-14T11:14:48 junk",
+            "soon",
+            "",
+        ] {
+            assert_eq!(Micros::parse_api(s), None, "{s}");
+        }
+        assert_eq!(Micros::parse_api(&t.render()), Some(t));
     }
 
     #[test]

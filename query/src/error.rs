@@ -119,14 +119,21 @@ impl ApiError {
     ];
 }
 
-/// Store failures: I/O is "unavailable, retry"; anything else is internal.
+/// Store failures: a request the store cannot answer as asked (a bad
+/// `marker`) is the client's 400; I/O is "unavailable, retry"; anything else
+/// is internal.
 /// The detail goes to the log, never to the client.
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
+        if let StoreError::Query { param, reason } = e {
+            return ApiError::invalid(param, reason);
+        }
         tracing::error!(error = %e, "store error while serving a request");
         match e {
             StoreError::Sled(_) => ApiError::StoreUnavailable,
-            StoreError::Corrupt { .. } | StoreError::Layout { .. } => ApiError::Internal,
+            StoreError::Corrupt { .. } | StoreError::Layout { .. } | StoreError::Query { .. } => {
+                ApiError::Internal
+            }
         }
     }
 }

@@ -14,9 +14,13 @@ use common::{Record, Status};
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ListBody {
     pub replication_records: Vec<Record>,
-    /// Only with `with_count=true`: matches ignoring limit and offset.
+    /// Only with `with_count=true`: matches ignoring limit, offset and marker.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
+    /// When the page is full and more records follow: the last record's id,
+    /// to pass as `marker` for the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -145,7 +149,32 @@ pub struct ListParams {
     )]
     sort: Option<String>,
     with_count: Option<bool>,
+    /// Records created at or after this time. `YYYY-MM-DDTHH:MM:SS[.ffffff]`
+    /// (UTC, the API's own format) or RFC 3339 with an offset.
+    created_after: Option<Time>,
+    /// Records created strictly before this time; must be later than
+    /// `created_after`.
+    created_before: Option<Time>,
+    /// Records whose last event is at or after this time.
+    updated_after: Option<Time>,
+    /// Records whose last event is strictly before this time.
+    updated_before: Option<Time>,
+    /// The id of the last record of the previous page (its `next_marker`):
+    /// the page continues right after it in the requested sort. Must be
+    /// listed under the project; excludes `offset`.
+    #[param(min_length = 1, max_length = 128)]
+    marker: Option<String>,
 }
+
+/// A request timestamp: the API's own format (UTC) or RFC 3339 with an
+/// offset (parsed by `Micros::parse_api`).
+#[derive(Debug, ToSchema)]
+#[schema(
+    pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})?$",
+    example = "2024-05-01T00:00:00"
+)]
+#[allow(dead_code)]
+pub struct Time(String);
 
 /// `limit`/`offset` of the operator lists.
 #[derive(Debug, IntoParams)]
@@ -185,7 +214,7 @@ impl Modify for TokenAuth {
         crate::routes::ready,
         crate::routes::metrics,
     ),
-    components(schemas(ListBody, RecordBody, EventsBody, EventBody, QuarantineBody, QuarantinedBody, DigestBody, CheckpointBody, LiveBody, ReadyBody, ErrorBody)),
+    components(schemas(Time, ListBody, RecordBody, EventsBody, EventBody, QuarantineBody, QuarantinedBody, DigestBody, CheckpointBody, LiveBody, ReadyBody, ErrorBody)),
     modifiers(&TokenAuth)
 )]
 pub struct ApiDoc;

@@ -2,14 +2,15 @@
 //! rather than serde so that duplicates, empty values and quoted values get
 //! the errors the contract asks for, naming the parameter.
 
+use common::instant::Micros;
 use common::record::Status;
-use common::store::{Dir, ListQuery, SortField, SortKey, MAX_LIMIT};
+use common::store::{Dir, ListQuery, SortField, SortKey, Window, MAX_LIMIT};
 
 use crate::error::ApiError;
 
 const MAX_SORT_CHARS: usize = 255;
 
-const KNOWN: [&str; 10] = [
+const KNOWN: [&str; 15] = [
     "destination_region",
     "source_region",
     "status",
@@ -20,6 +21,11 @@ const KNOWN: [&str; 10] = [
     "offset",
     "sort",
     "with_count",
+    "created_after",
+    "created_before",
+    "updated_after",
+    "updated_before",
+    "marker",
 ];
 
 /// `'x'` and `"x"` mean `x` (the seed's own example quotes its values).
@@ -49,6 +55,31 @@ fn echo(v: &str) -> String {
         s.push('…');
     }
     s
+}
+
+/// A window edge: the API's own time format (UTC) or RFC 3339 with an offset.
+/// A `+` in an offset arrives as a space when the client did not escape it.
+fn instant(param: &str, v: &str) -> Result<Micros, ApiError> {
+    Micros::parse_api(&v.replace(' ', "+")).ok_or_else(|| {
+        ApiError::invalid(
+            param,
+            format!(
+                "`{}` is not a time (YYYY-MM-DDTHH:MM:SS[.ffffff] in UTC, or RFC 3339 with an offset)",
+                echo(v)
+            ),
+        )
+    })
+}
+
+/// A window whose edges cross matches nothing: a mistake worth a 400.
+fn check_window(w: &Window, after: &str, before: &str) -> Result<(), ApiError> {
+    match (w.after, w.before) {
+        (Some(a), Some(b)) if a >= b => Err(ApiError::invalid(
+            after,
+            format!("must be earlier than `{before}` (windows are half-open: after <= t < before)"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 pub fn parse_sort(v: &str) -> Result<Vec<SortKey>, ApiError> {
@@ -136,6 +167,11 @@ pub fn parse_list(raw: Option<&str>) -> Result<ListQuery, ApiError> {
                 )
             }
             "sort" => q.sort = Some(parse_sort(v)?),
+            "created_after" => q.created.after = Some(instant(param, v)?),
+            "created_before" => q.created.before = Some(instant(param, v)?),
+            "updated_after" => q.updated.after = Some(instant(param, v)?),
+            "updated_before" => q.updated.before = Some(instant(param, v)?),
+            "marker" => q.marker = text,
             "with_count" => {
                 q.with_count = Some(match v {
                     "true" => true,
@@ -150,6 +186,14 @@ pub fn parse_list(raw: Option<&str>) -> Result<ListQuery, ApiError> {
             }
             _ => unreachable!("every known parameter is handled"),
         }
+    }
+    check_window(&q.created, "created_after", "created_before")?;
+    check_window(&q.updated, "updated_after", "updated_before")?;
+    if q.marker.is_some() && q.offset.is_some() {
+        return Err(ApiError::invalid(
+            "marker",
+            "`marker` and `offset` cannot be combined: a marker already says where the page starts",
+        ));
     }
     Ok(q)
 }
@@ -203,6 +247,19 @@ mod tests {
     }
 
     #[test]
+    fn windows_take_both_time_formats_and_an_unescaped_plus() {
+        let q = parse_list(Some(
+            "created_after=2024-01-01T00:00:00&created_before=2024-01-01T02:00:00+01:00&updated_after=2024-01-01T00:00:00.5Z&marker='r9'",
+        ))
+        .unwrap();
+        let t = |s| Micros::parse_rfc3339(s);
+        assert_eq!(q.created.after, t("2024-01-01T00:00:00Z"));
+        assert_eq!(q.created.before, t("2024-01-01T01:00:00Z"));
+        assert_eq!(q.updated.after, t("2024-01-01T00:00:00.5Z"));
+        assert_eq!(q.marker.as_deref(), Some("r9"));
+    }
+
+    #[test]
     fn sort_parses_with_default_direction() {
         let s = parse_sort("status:asc,created_at").unwrap();
         assert_eq!(
@@ -250,6 +307,26 @@ mod tests {
         assert_eq!(
             parse_list(Some("source_region=''")),
             Err(ApiError::EmptyParameter("source_region".into()))
+        );
+        for (raw, param) in [
+            ("created_after=yesterday", "created_after"),
+            ("created_before=2024-01-01", "created_before"),
+            (
+                "updated_after=2024-01-01T00:00:00&updated_before=2024-01-01T00:00:00",
+                "updated_after",
+            ),
+            (
+                "created_after=2024-01-02T00:00:00Z&created_before=2024-01-01T00:00:00Z",
+                "created_after",
+            ),
+            ("marker=r1&offset=0", "marker"),
+        ] {
+            let e = parse_list(Some(raw)).unwrap_err();
+            assert!(e.to_string().contains(param), "{raw}: {e}");
+        }
+        assert_eq!(
+            parse_list(Some("marker=")),
+            Err(ApiError::EmptyParameter("marker".into()))
         );
         let long = format!("sort={}", "id,".repeat(90));
         assert!(parse_list(Some(&long)).is_err());

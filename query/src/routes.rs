@@ -139,6 +139,7 @@ pub(crate) async fn list(
     Ok(Json(ListBody {
         replication_records: page.records,
         count: page.count,
+        next_marker: page.next_marker,
     }))
 }
 

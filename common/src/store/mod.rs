@@ -24,7 +24,7 @@ use tracing::instrument;
 
 use crate::event::{decode, Event, MAX_EVENT_BYTES};
 use crate::record::{Applied, Record, RecordState};
-pub use query::{Dir, ListQuery, Page, SortField, SortKey, DEFAULT_LIMIT, MAX_LIMIT};
+pub use query::{Dir, ListQuery, Page, SortField, SortKey, Window, DEFAULT_LIMIT, MAX_LIMIT};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -38,6 +38,10 @@ pub enum StoreError {
          with `tracker replay --out <new dir>` and point --data-dir there"
     )]
     Layout { path: String, found: u32 },
+    /// A request the store cannot answer as asked (a bad `marker`, say);
+    /// `param` names the request parameter at fault.
+    #[error("{param}: {reason}")]
+    Query { param: &'static str, reason: String },
 }
 
 /// The store's physical layout. Bumped whenever keys or values change
@@ -46,6 +50,13 @@ pub enum StoreError {
 pub const LAYOUT: u32 = 2;
 
 impl StoreError {
+    fn query(param: &'static str, reason: impl ToString) -> StoreError {
+        StoreError::Query {
+            param,
+            reason: reason.to_string(),
+        }
+    }
+
     fn corrupt(key: &[u8], reason: impl ToString) -> StoreError {
         StoreError::Corrupt {
             key: String::from_utf8_lossy(key).into_owned(),

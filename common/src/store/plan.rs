@@ -13,7 +13,14 @@
 //!   the sort inside each value; whole groups are skipped by their count.
 //! - Ties on a key are resolved by the remaining keys and finally by `id` in
 //!   the direction of the last key, sorting only the tie run in memory.
+//! - A `created_*` window bounds the walk of the postings (and an `updated_*`
+//!   one the walk of the `updated_at` order); elsewhere a window is a test per
+//!   candidate, and counts over a window are counted, not read.
+//! - A `marker` is a seek: the walk starts at the marker's sort value (groups
+//!   before it are skipped whole) and drops the few candidates of that value
+//!   that do not come after it, so a page costs the same at any depth.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
@@ -23,10 +30,12 @@ use super::index::{
 };
 use super::keys::{self, space};
 use super::merge::Merge;
-use super::query::{compare, directed, Dir, ListQuery, Page, SortField, SortKey, DEFAULT_LIMIT};
+use super::query::{
+    compare, directed, Dir, ListQuery, Page, SortField, SortKey, Window, DEFAULT_LIMIT,
+};
 use super::{Store, StoreError};
 use crate::instant::Micros;
-use crate::record::Status;
+use crate::record::{Field, RecordState, Status};
 
 /// Offsets below this are cheaper to walk than to skip by hour counts. Unit
 /// tests skip from the first record, so small generated worlds take that path.
@@ -49,7 +58,10 @@ fn filters(q: &ListQuery) -> (Vec<Posting>, Vec<CheckpointFilter<'_>>) {
         source_checkpoint_item_id,
         destination_checkpoint_item_id,
         checkpoint_item_id,
+        created: _,
+        updated: _,
         sort: _,
+        marker: _,
         offset: _,
         limit: _,
         with_count: _,
@@ -143,10 +155,12 @@ fn grouped_field(f: SortField) -> Option<IndexField> {
 impl Store {
     /// One page of the records listed under `project` that match `q`.
     pub fn list(&self, project: &str, q: &ListQuery) -> Result<Page, StoreError> {
+        let after = self.marker(project, q)?;
         let (filters, checkpoints) = filters(q);
         let sort = q.sort_keys();
+        let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
         if !checkpoints.is_empty() {
-            return self.list_by_checkpoint(project, q, &checkpoints, &sort);
+            return self.list_by_checkpoint(project, q, &checkpoints, &sort, after);
         }
         let tie = sort.last().map_or(Dir::Desc, |k| k.dir);
         // A key fixed by an equality filter orders nothing; nothing orders past `id`.
@@ -169,11 +183,16 @@ impl Store {
             store: self,
             project,
             tie,
+            // One row past the page tells whether more follow (`next_marker`).
             cur: Cursor {
                 skip: q.offset.unwrap_or(0),
-                take: q.limit.unwrap_or(DEFAULT_LIMIT),
+                take: limit.saturating_add(usize::from(limit > 0)),
                 ids: Vec::new(),
             },
+            created: q.created,
+            updated: q.updated,
+            after,
+            keys: keys.clone(),
         };
         if !planner.cur.done() {
             planner.emit(&keys, &filters)?;
@@ -182,13 +201,39 @@ impl Store {
             Some(true) => Some(planner.count_matches(&filters)?),
             _ => None,
         };
-        let mut records = Vec::with_capacity(planner.cur.ids.len());
-        for id in &planner.cur.ids {
+        let mut ids = planner.cur.ids;
+        let next_marker = next_marker(&mut ids, limit);
+        let mut records = Vec::with_capacity(ids.len());
+        for id in &ids {
             if let Some(s) = self.record_state(id)? {
                 records.push(s.view(id));
             }
         }
-        Ok(Page { records, count })
+        Ok(Page {
+            records,
+            count,
+            next_marker,
+        })
+    }
+
+    /// The marker record, which must be listed under `project`.
+    fn marker(&self, project: &str, q: &ListQuery) -> Result<Option<Row>, StoreError> {
+        let Some(id) = &q.marker else {
+            return Ok(None);
+        };
+        if q.offset.is_some_and(|o| o > 0) {
+            return Err(StoreError::query(
+                "marker",
+                "`marker` and `offset` cannot be combined",
+            ));
+        }
+        match self.record_state(id)? {
+            Some(s) if s.projects().contains(&project) => Ok(Some((id.clone(), s))),
+            _ => Err(StoreError::query(
+                "marker",
+                format!("record `{id}` is not listed under project `{project}`"),
+            )),
+        }
     }
 
     /// Checkpoint items are near-unique: read the few records that carry the
@@ -199,6 +244,7 @@ impl Store {
         q: &ListQuery,
         checkpoints: &[CheckpointFilter<'_>],
         sort: &[SortKey],
+        after: Option<Row>,
     ) -> Result<Page, StoreError> {
         let (side, value) = checkpoints[0];
         let sides = match side {
@@ -226,18 +272,46 @@ impl Store {
         let tie = sort.last().map_or(Dir::Desc, |k| k.dir);
         rows.sort_by(|a, b| compare(a, b, sort, tie));
         let count = (q.with_count == Some(true)).then_some(rows.len() as u64);
-        let records = rows
+        if let Some(m) = &after {
+            rows.retain(|r| compare(r, m, sort, tie) == Ordering::Greater);
+        }
+        let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+        let mut ids: Vec<String> = rows
             .iter()
             .skip(q.offset.unwrap_or(0))
-            .take(q.limit.unwrap_or(DEFAULT_LIMIT))
-            .map(|(id, s)| s.view(id))
+            .take(limit.saturating_add(1))
+            .map(|(id, _)| id.clone())
             .collect();
-        Ok(Page { records, count })
+        let next_marker = next_marker(&mut ids, limit);
+        let states: BTreeMap<&str, &RecordState> =
+            rows.iter().map(|(id, s)| (id.as_str(), s)).collect();
+        let records = ids.iter().map(|id| states[id.as_str()].view(id)).collect();
+        Ok(Page {
+            records,
+            count,
+            next_marker,
+        })
     }
 
     /// Every entry of one index list, in `dir` order.
     fn scan_list(&self, list: &[u8], dir: Dir) -> EntryIter {
         blocks::scan(&self.tree, list, index::blocked(list), dir == Dir::Asc)
+    }
+
+    /// The entries of one index list in `dir` order, from `seek` on
+    /// (ascending) or strictly before it (descending) when given.
+    fn scan_list_from(
+        &self,
+        list: &[u8],
+        dir: Dir,
+        seek: Option<&[u8]>,
+    ) -> Result<EntryIter, StoreError> {
+        match seek {
+            None => Ok(self.scan_list(list, dir)),
+            Some(b) => {
+                blocks::scan_from(&self.tree, list, index::blocked(list), b, dir == Dir::Asc)
+            }
+        }
     }
 }
 
@@ -248,6 +322,45 @@ struct Planner<'a> {
     project: &'a str,
     tie: Dir,
     cur: Cursor,
+    created: Window,
+    updated: Window,
+    /// The marker, until the walk has passed it.
+    after: Option<Row>,
+    /// The sort the ids are emitted in (for placing candidates against the marker).
+    keys: Vec<SortKey>,
+}
+
+/// A record with its id.
+type Row = (String, RecordState);
+
+/// Cuts the extra row fetched past a full page; the page's last id is then
+/// the next page's marker.
+fn next_marker(ids: &mut Vec<String>, limit: usize) -> Option<String> {
+    if ids.len() <= limit {
+        return None;
+    }
+    ids.truncate(limit);
+    ids.last().cloned()
+}
+
+/// The tighter of two seek bounds: the later one ascending, the earlier one
+/// descending.
+fn tighter<T: Ord>(a: Option<T>, b: Option<T>, dir: Dir) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(match dir {
+            Dir::Asc => a.max(b),
+            Dir::Desc => a.min(b),
+        }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// A descending seek bound just past every entry that starts with `value`
+/// (entries continue with instants and ids, never with 0xFF bytes).
+fn past(value: &[u8]) -> Vec<u8> {
+    let mut b = value.to_vec();
+    b.extend_from_slice(&[0xff; 9]);
+    b
 }
 
 impl Planner<'_> {
@@ -261,25 +374,45 @@ impl Planner<'_> {
         self.emit_linear(*first, rest, filters)
     }
 
-    /// Only the `id` tie-break is left.
+    /// Only the `id` tie-break is left. Inside the marker's place in every
+    /// earlier key, the ids that follow the marker are those past its id.
     fn emit_by_id(&mut self, filters: &[Posting]) -> Result<(), StoreError> {
+        let tie = self.tie;
+        let after = self.after.take().map(|(id, _)| id);
+        let follows = |id: &str| {
+            after
+                .as_deref()
+                .is_none_or(|m| directed(id.cmp(m), tie) == Ordering::Greater)
+        };
         if filters.is_empty() {
             let prefix = order_prefix(self.project, OrderField::Id);
-            for kv in self.store.scan_list(&prefix, self.tie) {
-                let (k, _) = kv?;
-                self.cur.push(parse_id(&k, &k[prefix.len()..])?);
-                if self.cur.done() {
-                    break;
+            let seek = after.as_deref().map(|m| {
+                let mut b = Vec::new();
+                keys::push_str(&mut b, m.as_bytes());
+                match tie {
+                    Dir::Asc => b,
+                    Dir::Desc => past(&b),
+                }
+            });
+            for kv in self.store.scan_list_from(&prefix, tie, seek.as_deref())? {
+                let (k, v) = kv?;
+                let id = parse_id(&k, &k[prefix.len()..])?;
+                if follows(&id) && self.admits(&[], created_value(&k, &v)?, None, &id)? {
+                    self.cur.push(id);
+                    if self.cur.done() {
+                        break;
+                    }
                 }
             }
             return Ok(());
         }
         let mut ids: Vec<String> = Vec::new();
         self.for_each_match(filters, Dir::Asc, &mut |_, id| {
-            ids.push(id);
+            if follows(&id) {
+                ids.push(id);
+            }
             Ok(ControlFlow::Continue(()))
         })?;
-        let tie = self.tie;
         ids.sort_unstable_by(|a, b| directed(a.cmp(b), tie));
         ids.into_iter().for_each(|id| self.cur.push(id));
         Ok(())
@@ -287,7 +420,7 @@ impl Planner<'_> {
 
     /// A leading status/region sort: each value of the field in order, the
     /// rest of the sort planned inside it; groups the offset covers are
-    /// skipped by their count.
+    /// skipped by their count, and groups before the marker's are skipped.
     fn emit_grouped(
         &mut self,
         field: IndexField,
@@ -299,9 +432,17 @@ impl Planner<'_> {
         if dir == Dir::Desc {
             values.reverse();
         }
+        let marker_value = self.after.as_ref().map(|(_, s)| group_value(field, s));
         for v in values {
+            if let (Some(mv), true) = (&marker_value, self.after.is_some()) {
+                match directed(v.as_deref().cmp(&mv.as_deref()), dir) {
+                    Ordering::Less => continue,
+                    Ordering::Greater => self.after = None,
+                    Ordering::Equal => {}
+                }
+            }
             let group = Posting { field, value: v };
-            if filters.is_empty() {
+            if filters.is_empty() && !self.windowed() {
                 let n = self.store.count(&group.count_key(self.project))?;
                 if self.cur.skip_run(n as usize) {
                     continue;
@@ -344,7 +485,9 @@ impl Planner<'_> {
             all.extend_from_slice(rest);
             let tie = self.tie;
             rows.sort_by(|a, b| compare(a, b, &all, tie));
-            rows.into_iter().for_each(|(id, _)| self.cur.push(id));
+            for row in rows {
+                self.push_row(row);
+            }
             return Ok(());
         }
 
@@ -356,13 +499,20 @@ impl Planner<'_> {
         match order {
             None => {
                 let (driver, others) = self.choose_driver(filters)?;
-                let from = match others.is_empty() {
+                let from = match others.is_empty() && !self.windowed() {
                     true => self.skip_hours(&driver, first.dir)?,
                     false => None,
                 };
+                let from = from.or_else(|| self.created_seek(first.dir));
                 for row in self.stream(&driver, first.dir, from)? {
                     let (created, id) = row?;
-                    if self.matches_all(&others, created, &id)?
+                    if self
+                        .created
+                        .passed(Micros::from_key_bytes(created), first.dir)
+                    {
+                        break;
+                    }
+                    if self.admits(&others, created, None, &id)?
                         && self
                             .visit(&mut run, needs_ties, rest, &created, created, id)?
                             .is_break()
@@ -373,14 +523,22 @@ impl Planner<'_> {
             }
             Some(order) => {
                 let prefix = order_prefix(self.project, order);
-                for kv in self.store.scan_list(&prefix, first.dir) {
+                let seek = self.order_seek(order, first.dir);
+                for kv in self
+                    .store
+                    .scan_list_from(&prefix, first.dir, seek.as_deref())?
+                {
                     let (k, v) = kv?;
                     let (sort_value, id) = order_entry(order, &k, &k[prefix.len()..])?;
-                    let created: [u8; 8] = v
-                        .as_ref()
-                        .try_into()
-                        .map_err(|_| StoreError::corrupt(&k, "bad order value"))?;
-                    if self.matches_all(filters, created, &id)?
+                    let created = created_value(&k, &v)?;
+                    let updated = match order {
+                        OrderField::UpdatedAt => Some(instant(&k, &sort_value)?),
+                        _ => None,
+                    };
+                    if updated.is_some_and(|u| self.updated.passed(u, first.dir)) {
+                        break;
+                    }
+                    if self.admits(filters, created, updated, &id)?
                         && self
                             .visit(&mut run, needs_ties, rest, &sort_value, created, id)?
                             .is_break()
@@ -396,6 +554,96 @@ impl Planner<'_> {
         Ok(())
     }
 
+    /// Where a `created_at` walk starts: the window's edge, or the marker's
+    /// instant when that is nearer (descending bounds are exclusive).
+    fn created_seek(&self, dir: Dir) -> Option<[u8; 8]> {
+        let marker = self.after.as_ref().map(|(_, s)| s.created_at());
+        let bound = match dir {
+            Dir::Asc => tighter(self.created.after, marker, dir),
+            Dir::Desc => tighter(self.created.before, marker.map(|m| Micros(m.0 + 1)), dir),
+        };
+        bound.map(Micros::key_bytes)
+    }
+
+    /// Where the walk of an order starts: the `updated_*` window's edge, or
+    /// the start of the marker's sort value when that is nearer.
+    fn order_seek(&self, order: OrderField, dir: Dir) -> Option<Vec<u8>> {
+        let window = match (order, dir) {
+            (OrderField::UpdatedAt, Dir::Asc) => self.updated.after,
+            (OrderField::UpdatedAt, Dir::Desc) => self.updated.before,
+            _ => None,
+        }
+        .map(|t| t.key_bytes().to_vec());
+        let marker = self.after.as_ref().map(|(id, s)| {
+            let mut value = Vec::new();
+            match order {
+                OrderField::UpdatedAt => value.extend_from_slice(&s.updated_at().key_bytes()),
+                OrderField::Id => keys::push_str(&mut value, id.as_bytes()),
+                OrderField::PlanId => keys::push_opt(&mut value, s.get(Field::PlanId)),
+            }
+            match dir {
+                Dir::Asc => value,
+                Dir::Desc => past(&value),
+            }
+        });
+        tighter(window, marker, dir)
+    }
+
+    fn windowed(&self) -> bool {
+        !self.created.is_open() || !self.updated.is_open()
+    }
+
+    /// Whether a candidate passes the filters and the windows. `updated` is
+    /// known on the walk of the `updated_at` order; elsewhere an `updated_*`
+    /// window reads the record.
+    fn admits(
+        &self,
+        filters: &[Posting],
+        created: [u8; 8],
+        updated: Option<Micros>,
+        id: &str,
+    ) -> Result<bool, StoreError> {
+        if !self.created.contains(Micros::from_key_bytes(created)) {
+            return Ok(false);
+        }
+        if !self.matches_all(filters, created, id)? {
+            return Ok(false);
+        }
+        if self.updated.is_open() {
+            return Ok(true);
+        }
+        let updated = match updated {
+            Some(u) => u,
+            None => match self.store.record_state(id)? {
+                Some(s) => s.updated_at(),
+                None => return Ok(false),
+            },
+        };
+        Ok(self.updated.contains(updated))
+    }
+
+    /// Puts an id on the page unless it does not come after the marker yet.
+    fn push(&mut self, id: String) -> Result<(), StoreError> {
+        if self.after.is_none() {
+            self.cur.push(id);
+            return Ok(());
+        }
+        if let Some(s) = self.store.record_state(&id)? {
+            self.push_row((id, s));
+        }
+        Ok(())
+    }
+
+    fn push_row(&mut self, row: Row) {
+        if let Some(m) = &self.after {
+            if compare(&row, m, &self.keys, self.tie) != Ordering::Greater {
+                return;
+            }
+            self.after = None;
+        }
+        self.cur.push(row.0);
+    }
+
     /// Takes the next id in sort order. When ties matter, ids with an equal
     /// sort value gather in a run, ordered by the remaining keys once it ends.
     fn visit(
@@ -408,7 +656,7 @@ impl Planner<'_> {
         id: String,
     ) -> Step {
         if !needs_ties {
-            self.cur.push(id);
+            self.push(id)?;
             return Ok(self.cur.step());
         }
         if sort_value != run.value.as_slice() {
@@ -452,10 +700,15 @@ impl Planner<'_> {
                     }
                 }
                 rows.sort_by(|a, b| compare(a, b, rest, tie));
-                rows.into_iter().map(|(id, _)| id).collect()
+                for row in rows {
+                    self.push_row(row);
+                }
+                return Ok(());
             }
         };
-        ordered.into_iter().for_each(|id| self.cur.push(id));
+        for id in ordered {
+            self.push(id)?;
+        }
         Ok(())
     }
 
@@ -621,20 +874,28 @@ impl Planner<'_> {
         f: &mut dyn FnMut([u8; 8], String) -> Step,
     ) -> Result<(), StoreError> {
         let (driver, others) = self.choose_driver(filters)?;
-        for row in self.stream(&driver, dir, None)? {
+        let from = match dir {
+            Dir::Asc => self.created.after,
+            Dir::Desc => self.created.before,
+        };
+        for row in self.stream(&driver, dir, from.map(Micros::key_bytes))? {
             let (created, id) = row?;
-            if self.matches_all(&others, created, &id)? && f(created, id)?.is_break() {
+            if self.created.passed(Micros::from_key_bytes(created), dir) {
+                break;
+            }
+            if self.admits(&others, created, None, &id)? && f(created, id)?.is_break() {
                 break;
             }
         }
         Ok(())
     }
 
-    /// The number of matches, ignoring offset and limit.
+    /// The number of matches, ignoring offset, limit and marker. A window
+    /// makes the counts of whole lists useless: its matches are counted.
     fn count_matches(&self, filters: &[Posting]) -> Result<u64, StoreError> {
         match filters {
-            [] => self.union_count(&self.all_postings()?),
-            [one] => self.store.count(&one.count_key(self.project)),
+            [] if !self.windowed() => self.union_count(&self.all_postings()?),
+            [one] if !self.windowed() => self.store.count(&one.count_key(self.project)),
             _ => {
                 let mut n = 0;
                 self.for_each_match(filters, Dir::Asc, &mut |_, _| {
@@ -665,6 +926,29 @@ fn order_entry(order: OrderField, k: &[u8], tail: &[u8]) -> Result<(Vec<u8>, Str
         _ => tail[..value_len].to_vec(),
     };
     Ok((sort_value, id))
+}
+
+/// The `created_at` an order entry carries as its value.
+fn created_value(k: &[u8], v: &[u8]) -> Result<[u8; 8], StoreError> {
+    v.try_into()
+        .map_err(|_| StoreError::corrupt(k, "bad order value"))
+}
+
+fn instant(k: &[u8], b: &[u8]) -> Result<Micros, StoreError> {
+    let b: [u8; 8] = b
+        .try_into()
+        .map_err(|_| StoreError::corrupt(k, "bad instant in index key"))?;
+    Ok(Micros::from_key_bytes(b))
+}
+
+/// A record's value of a grouped sort field.
+fn group_value(field: IndexField, s: &RecordState) -> Option<String> {
+    match field {
+        IndexField::Status => Some(s.status().as_str().to_owned()),
+        IndexField::SourceRegion => s.get(Field::SourceRegion).map(str::to_owned),
+        IndexField::DestinationRegion => s.get(Field::DestinationRegion).map(str::to_owned),
+        IndexField::Route => None,
+    }
 }
 
 fn parse_id(k: &[u8], tail: &[u8]) -> Result<String, StoreError> {

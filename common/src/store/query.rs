@@ -62,6 +62,32 @@ pub struct SortKey {
     pub dir: Dir,
 }
 
+/// A half-open window on one timestamp: `after` inclusive, `before`
+/// exclusive, so consecutive windows tile.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Window {
+    pub after: Option<Micros>,
+    pub before: Option<Micros>,
+}
+
+impl Window {
+    pub fn contains(&self, t: Micros) -> bool {
+        self.after.is_none_or(|a| t >= a) && self.before.is_none_or(|b| t < b)
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.after.is_none() && self.before.is_none()
+    }
+
+    /// Whether a walk in `dir` order has gone past the window at `t`.
+    pub(super) fn passed(&self, t: Micros, dir: Dir) -> bool {
+        match dir {
+            Dir::Asc => self.before.is_some_and(|b| t >= b),
+            Dir::Desc => self.after.is_some_and(|a| t < a),
+        }
+    }
+}
+
 /// A list request within one project. Every field is optional; `None` means
 /// the API default.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -72,7 +98,14 @@ pub struct ListQuery {
     pub source_checkpoint_item_id: Option<String>,
     pub destination_checkpoint_item_id: Option<String>,
     pub checkpoint_item_id: Option<String>,
+    /// `created_after` / `created_before`.
+    pub created: Window,
+    /// `updated_after` / `updated_before`.
+    pub updated: Window,
     pub sort: Option<Vec<SortKey>>,
+    /// Continue right after this record (its current place in the sort);
+    /// excludes `offset`.
+    pub marker: Option<String>,
     pub offset: Option<usize>,
     pub limit: Option<usize>,
     pub with_count: Option<bool>,
@@ -88,7 +121,10 @@ impl ListQuery {
             source_checkpoint_item_id,
             destination_checkpoint_item_id,
             checkpoint_item_id,
+            created,
+            updated,
             sort: _,
+            marker: _,
             offset: _,
             limit: _,
             with_count: _,
@@ -109,6 +145,8 @@ impl ListQuery {
                 Field::DestinationCheckpointItemId,
             )
             && checkpoint_item_id.as_deref().is_none_or(either)
+            && created.contains(s.created_at())
+            && updated.contains(s.updated_at())
     }
 
     pub fn sort_keys(&self) -> Vec<SortKey> {
@@ -127,6 +165,9 @@ impl ListQuery {
 pub struct Page {
     pub records: Vec<Record>,
     pub count: Option<u64>,
+    /// The last record's id when the page is full and more records follow:
+    /// the `marker` of the next page.
+    pub next_marker: Option<String>,
 }
 
 /// A sort value of a record; `None` strings sort first.

@@ -127,7 +127,9 @@ fn arb_event() -> impl Strategy<Value = Event> {
             0u8..40,
             proptest::sample::select(EventType::ALL.to_vec()),
             1u32..3,
-            (0i64..96, 0i64..3),
+            // Half the events crowd into 12 instants: ties on created_at and
+            // updated_at are common, and markers must place themselves among them.
+            (prop_oneof![0i64..96, 0i64..4], 0i64..3),
             proptest::option::of(0u8..=100),
         ),
         [
@@ -195,9 +197,19 @@ fn arb_query() -> impl Strategy<Value = (String, ListQuery)> {
         proptest::option::of(0usize..12),
         proptest::option::of(0usize..6),
         proptest::option::of(any::<bool>()),
+        (arb_window(), arb_window(), proptest::option::of(0u8..12)),
     )
         .prop_map(
-            |(p, (dr, sr, status), (si, di, ci), sort, offset, limit, with_count)| {
+            |(
+                p,
+                (dr, sr, status),
+                (si, di, ci),
+                sort,
+                offset,
+                limit,
+                with_count,
+                (created, updated, marker),
+            )| {
                 (
                     p.to_owned(),
                     ListQuery {
@@ -207,14 +219,37 @@ fn arb_query() -> impl Strategy<Value = (String, ListQuery)> {
                         source_checkpoint_item_id: si,
                         destination_checkpoint_item_id: di,
                         checkpoint_item_id: ci,
+                        created,
+                        updated,
                         sort,
-                        offset,
+                        // A marker excludes an offset.
+                        offset: offset.filter(|_| marker.is_none()),
+                        marker: marker.map(|m| format!("rec{m}")),
                         limit,
                         with_count,
                     },
                 )
             },
         )
+}
+
+/// A window over the generated events' four days: either edge may be open,
+/// edges fall on whole hours and in between, and may be crossed (empty).
+fn arb_window() -> impl Strategy<Value = Window> {
+    let edge = proptest::option::of(
+        (0i64..100, 0i64..3).prop_map(|(h, s)| Micros(h * HOUR + s * 1_000_000)),
+    );
+    (edge.clone(), edge).prop_map(|(after, before)| Window { after, before })
+}
+
+/// Whether the query has no marker or one the reference lists under the
+/// project (the store must refuse any other).
+fn listed_marker(events: &[Event], project: &str, q: &ListQuery) -> bool {
+    q.marker.as_ref().is_none_or(|m| {
+        testkit::reference::fold_events(events)
+            .get(m)
+            .is_some_and(|r| testkit::reference::listed_under(r, project))
+    })
 }
 
 /// The list as the independent reference computes it from the events.
@@ -281,6 +316,11 @@ proptest! {
             store.apply_batch(&batch).unwrap();
             applied = applied.max(batch.last().map_or(0, |m| m.offset as usize + 1));
             for (project, q) in &queries {
+                if !listed_marker(&events[..applied], project, q) {
+                    let refused = matches!(store.list(project, q), Err(StoreError::Query { param: "marker", .. }));
+                    prop_assert!(refused, "marker not listed: {:?} in {}", q, project);
+                    continue;
+                }
                 let want = reference(&events[..applied], project, q);
                 let have = store.list(project, q).unwrap();
                 prop_assert_eq!(have, want, "query {:?} in {} after {} events", q, project, applied);
@@ -288,6 +328,130 @@ proptest! {
         }
         if let Err(e) = store.check_consistency().unwrap() {
             prop_assert!(false, "{}", e);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Walking a list by `next_marker` visits exactly the records that pages
+    /// by `offset` do, in the same order, for any filters, sort and window.
+    #[test]
+    fn marker_pages_equal_offset_pages(
+        events in proptest::collection::vec(arb_event(), 0..80),
+        queries in proptest::collection::vec((arb_query(), any::<(bool, bool)>()), 1..6),
+        page in 1usize..5,
+    ) {
+        let mut seen = std::collections::HashSet::new();
+        let events: Vec<Event> = events.into_iter().filter(|e| seen.insert((e.record_id.clone(), e.event_id.clone()))).collect();
+        let store = Store::temporary().unwrap();
+        store.apply_batch(&messages(&events)).unwrap();
+        for ((project, q), (filtered, windowed)) in queries {
+            // Long walks: the region and checkpoint filters only sometimes,
+            // the windows only sometimes.
+            let q = match filtered {
+                true => q,
+                false => ListQuery { status: q.status, sort: q.sort, created: q.created, updated: q.updated, ..Default::default() },
+            };
+            let q = match windowed {
+                true => q,
+                false => ListQuery { created: Window::default(), updated: Window::default(), ..q },
+            };
+            let q = ListQuery { marker: None, offset: None, with_count: None, limit: Some(page), ..q };
+            let ids = |p: &Page| p.records.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+            let mut by_offset = Vec::new();
+            for n in 0.. {
+                let p = store.list(&project, &ListQuery { offset: Some(n * page), ..q.clone() }).unwrap();
+                by_offset.extend(ids(&p));
+                if p.records.len() < page {
+                    break;
+                }
+            }
+            let mut by_marker = Vec::new();
+            let mut marker = None;
+            loop {
+                let p = store.list(&project, &ListQuery { marker: marker.clone(), ..q.clone() }).unwrap();
+                by_marker.extend(ids(&p));
+                prop_assert!(by_marker.len() <= by_offset.len(), "marker walk runs past the list: {:?}", q);
+                match p.next_marker {
+                    None => break,
+                    Some(next) => {
+                        prop_assert_eq!(Some(&next), by_marker.last());
+                        marker = Some(next);
+                    }
+                }
+            }
+            prop_assert_eq!(by_marker, by_offset, "{:?} in {}", q, project);
+        }
+    }
+}
+
+/// Markers deep into long lists, for every sort and with windows, against
+/// the reference.
+#[test]
+fn deep_markers_and_windows_match_the_reference() {
+    let (events, store) = sample_store();
+    let records = testkit::reference::fold_events(&events);
+    let project = crate::sample::project_id(0);
+    let start = events.iter().map(|e| e.occurred_at).min().unwrap();
+    let windows = [
+        Window::default(),
+        Window {
+            after: Some(Micros(start.0 + HOUR)),
+            before: Some(Micros(start.0 + 2 * HOUR + 1)),
+        },
+    ];
+    for field in SortField::ALL {
+        for dir in [Dir::Asc, Dir::Desc] {
+            for status in [None, Some(Status::Success)] {
+                for (created, updated) in [
+                    (windows[0], windows[0]),
+                    (windows[1], windows[0]),
+                    (windows[0], windows[1]),
+                ] {
+                    let q = ListQuery {
+                        status,
+                        created,
+                        updated,
+                        sort: Some(vec![SortKey { field, dir }]),
+                        limit: Some(40),
+                        with_count: Some(true),
+                        ..Default::default()
+                    };
+                    let all = testkit::reference::list(
+                        &records,
+                        &project,
+                        &ListQuery {
+                            limit: Some(1000),
+                            ..q.clone()
+                        },
+                    );
+                    for at in [0, 700, all.records.len().saturating_sub(1)] {
+                        let Some(m) = all.records.get(at) else {
+                            continue;
+                        };
+                        let q = ListQuery {
+                            marker: Some(m.id.clone()),
+                            ..q.clone()
+                        };
+                        assert_eq!(
+                            store.list(&project, &q).unwrap(),
+                            testkit::reference::list(&records, &project, &q),
+                            "{q:?}"
+                        );
+                    }
+                    let q = ListQuery {
+                        offset: Some(300),
+                        ..q
+                    };
+                    assert_eq!(
+                        store.list(&project, &q).unwrap(),
+                        testkit::reference::list(&records, &project, &q),
+                        "{q:?}"
+                    );
+                }
+            }
         }
     }
 }
@@ -420,4 +584,81 @@ fn a_store_of_another_layout_is_refused_with_the_rebuild_command() {
     let fresh = tempfile::tempdir().unwrap();
     drop(Store::open(fresh.path(), 16 << 20).unwrap());
     Store::open(fresh.path(), 16 << 20).unwrap();
+}
+
+/// Windows are half-open on both timestamps, on every path: walks of the
+/// postings and of each order, filtered walks, and the checkpoint lookup.
+#[test]
+fn windows_include_after_and_exclude_before_on_every_path() {
+    let first = spec_events()[0].clone();
+    let t0 = first.occurred_at;
+    // r0, r1, r2 created one second apart; each updated a minute later.
+    let mut events = Vec::new();
+    for i in 0..3i64 {
+        let mut e = first.clone();
+        e.record_id = format!("r{i}");
+        e.occurred_at = Micros(t0.0 + i * 1_000_000);
+        let mut later = spec_events()[1].clone();
+        later.record_id = e.record_id.clone();
+        later.occurred_at = Micros(e.occurred_at.0 + 60_000_000);
+        events.extend([e, later]);
+    }
+    let store = Store::temporary().unwrap();
+    store.apply_batch(&messages(&events)).unwrap();
+    let project = "e0b97bac-532c-4c51-96fa-4b3a32253be4";
+    let at = |i: i64| Some(Micros(t0.0 + i * 1_000_000));
+    let windows = [
+        (
+            Window {
+                after: at(1),
+                before: at(2),
+            },
+            Window::default(),
+        ),
+        (
+            Window::default(),
+            Window {
+                after: at(61),
+                before: at(62),
+            },
+        ),
+    ];
+    let sorts = [
+        None,
+        Some(SortField::UpdatedAt),
+        Some(SortField::Id),
+        Some(SortField::PlanId),
+        Some(SortField::Status),
+    ];
+    for (created, updated) in windows {
+        for sort in sorts {
+            for dir in [Dir::Asc, Dir::Desc] {
+                for status in [None, Some(Status::Replicating)] {
+                    for checkpoint in [
+                        None,
+                        Some(
+                            first
+                                .identity
+                                .get(crate::record::Field::SourceCheckpointItemId)
+                                .unwrap()
+                                .to_owned(),
+                        ),
+                    ] {
+                        let q = ListQuery {
+                            created,
+                            updated,
+                            status,
+                            checkpoint_item_id: checkpoint,
+                            sort: sort.map(|field| vec![SortKey { field, dir }]),
+                            with_count: Some(true),
+                            ..Default::default()
+                        };
+                        let page = store.list(project, &q).unwrap();
+                        let ids: Vec<&str> = page.records.iter().map(|r| r.id.as_str()).collect();
+                        assert_eq!((ids, page.count), (vec!["r1"], Some(1)), "{q:?}");
+                    }
+                }
+            }
+        }
+    }
 }

@@ -190,12 +190,20 @@ pub fn list(records: &BTreeMap<String, Record>, project: &str, q: &ListQuery) ->
         source_checkpoint_item_id,
         destination_checkpoint_item_id,
         checkpoint_item_id,
+        created,
+        updated,
         sort,
+        marker,
         offset,
         limit,
         with_count,
     } = q;
     let eq = |want: &Option<String>, have: &Option<String>| want.is_none() || want == have;
+    // Rendered instants are fixed-width, so the text compares like the time.
+    let within = |w: &crate::store::Window, at: &str| {
+        w.after.is_none_or(|a| at >= a.render().as_str())
+            && w.before.is_none_or(|b| at < b.render().as_str())
+    };
     let mut rows: Vec<&Record> = records
         .values()
         .filter(|r| listed_under(r, project))
@@ -214,6 +222,7 @@ pub fn list(records: &BTreeMap<String, Record>, project: &str, q: &ListQuery) ->
                 || *checkpoint_item_id == r.source_checkpoint_item_id
                 || *checkpoint_item_id == r.destination_checkpoint_item_id
         })
+        .filter(|r| within(created, &r.created_at) && within(updated, &r.updated_at))
         .collect();
     // No sort (or an empty one) means created_at descending.
     let keys: Vec<(SortField, Dir)> = match sort {
@@ -233,7 +242,7 @@ pub fn list(records: &BTreeMap<String, Record>, project: &str, q: &ListQuery) ->
         }
     };
     let directed = |o: Ordering, d: Dir| if d == Dir::Asc { o } else { o.reverse() };
-    rows.sort_by(|a, b| {
+    let cmp = |a: &Record, b: &Record| {
         for &(f, d) in &keys {
             let o = value(a, f).cmp(&value(b, f));
             if o != Ordering::Equal {
@@ -242,15 +251,24 @@ pub fn list(records: &BTreeMap<String, Record>, project: &str, q: &ListQuery) ->
         }
         // Ties: by id, in the direction of the last key.
         directed(a.id.cmp(&b.id), keys.last().expect("a key").1)
-    });
+    };
+    rows.sort_by(|a, b| cmp(a, b));
     let count = rows.len() as u64;
+    // A marker: everything up to its place in the order is behind us.
+    if let Some(m) = marker {
+        let m = records
+            .get(m)
+            .filter(|r| listed_under(r, project))
+            .expect("the marker is listed under the project");
+        rows.retain(|r| cmp(r, m) == Ordering::Greater);
+    }
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    let rest: Vec<&Record> = rows.into_iter().skip(offset.unwrap_or(0)).collect();
+    let records: Vec<Record> = rest.iter().take(limit).map(|r| (*r).clone()).collect();
+    let next_marker = (limit > 0 && rest.len() > limit).then(|| records[limit - 1].id.clone());
     Page {
-        records: rows
-            .into_iter()
-            .skip(offset.unwrap_or(0))
-            .take(limit.unwrap_or(DEFAULT_LIMIT))
-            .cloned()
-            .collect(),
+        records,
         count: (*with_count == Some(true)).then_some(count),
+        next_marker,
     }
 }

@@ -1,0 +1,204 @@
+//! The dashboard's queries through the HTTP API (`oneshot` against a real
+//! store): time windows and marker pagination on the list, and their 400s.
+
+use std::sync::{Arc, OnceLock};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use common::{sample, Message, Store};
+use query::{app, hash_token, AppState, Auth, TokenConfig};
+
+const TOKEN: &str = "dashboard-token";
+
+fn store() -> Arc<Store> {
+    static STORE: OnceLock<Arc<Store>> = OnceLock::new();
+    STORE
+        .get_or_init(|| {
+            let events = sample::events(&sample::Shape {
+                records: 400,
+                projects: 2,
+                regions: 3,
+                seed: 7,
+            });
+            let ms: Vec<Message> = events
+                .iter()
+                .enumerate()
+                .map(|(i, e)| Message {
+                    topic: "t".into(),
+                    partition: 0,
+                    offset: i as i64,
+                    key: None,
+                    payload: Some(serde_json::to_vec(&e.to_json()).unwrap()),
+                })
+                .collect();
+            let store = Store::temporary().unwrap();
+            store.apply_batch(&ms).unwrap();
+            Arc::new(store)
+        })
+        .clone()
+}
+
+fn project(i: usize) -> String {
+    sample::project_id(i)
+}
+
+async fn get(uri: &str) -> (StatusCode, Value) {
+    let auth = Auth::new(&[TokenConfig {
+        name: "dashboard".into(),
+        sha256: hash_token(TOKEN)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+        projects: vec![project(0)],
+    }])
+    .unwrap();
+    let resp = app(AppState::new(store(), auth, None))
+        .oneshot(
+            Request::get(uri)
+                .header("X-Auth-Token", TOKEN)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+async fn list(qs: &str) -> Value {
+    let uri = format!("/v1/{}/replication_records?{qs}", project(0));
+    let (s, b) = get(&uri).await;
+    assert_eq!(s, StatusCode::OK, "{uri}: {b}");
+    b
+}
+
+fn ids(b: &Value) -> Vec<String> {
+    b["replication_records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn marker_pages_walk_the_same_records_as_offset_pages() {
+    for sort in ["", "&sort=status:asc,updated_at:desc", "&sort=id:asc"] {
+        let all = ids(&list(&format!("limit=1000{sort}")).await);
+        assert!(all.len() > 100, "{}", all.len());
+        let mut walked = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let qs = match &marker {
+                None => format!("limit=37{sort}"),
+                Some(m) => format!("limit=37&marker={m}{sort}"),
+            };
+            let b = list(&qs).await;
+            let page = ids(&b);
+            walked.extend(page.clone());
+            match b.get("next_marker") {
+                Some(next) => {
+                    assert_eq!(next.as_str(), page.last().map(String::as_str));
+                    marker = Some(next.as_str().unwrap().to_owned());
+                }
+                None => break,
+            }
+        }
+        assert_eq!(walked, all, "sort {sort}");
+    }
+    // A full last page says nothing follows.
+    let n = ids(&list("limit=1000").await).len();
+    let b = list(&format!("limit={n}")).await;
+    assert!(b.get("next_marker").is_none(), "{b}");
+}
+
+#[tokio::test]
+async fn windows_are_half_open_and_take_both_time_formats() {
+    let all = list("limit=1000&sort=created_at:asc").await;
+    let records = all["replication_records"].as_array().unwrap();
+    let created: Vec<&str> = records
+        .iter()
+        .map(|r| r["created_at"].as_str().unwrap())
+        .collect();
+    let (lo, hi) = (created[100], created[250]);
+    let b = list(&format!(
+        "limit=1000&sort=created_at:asc&with_count=true&created_after={lo}&created_before={hi}"
+    ))
+    .await;
+    assert_eq!(ids(&b), ids(&all)[100..250].to_vec());
+    assert_eq!(b["count"], 150);
+    // The same window as RFC 3339 with an offset (`+` escaped and not).
+    let shifted = |t: &str| {
+        let t = common::instant::Micros::parse_api(t).unwrap();
+        let local = common::instant::Micros(t.0 + 2 * 3_600_000_000).render();
+        format!("{local}+02:00")
+    };
+    for plus in ["%2B", "+"] {
+        let qs = format!(
+            "limit=1000&sort=created_at:asc&created_after={}&created_before={}",
+            shifted(lo).replace('+', plus),
+            shifted(hi).replace('+', plus)
+        );
+        assert_eq!(ids(&list(&qs).await), ids(&all)[100..250].to_vec(), "{qs}");
+    }
+    // Updated windows select by the last event's time.
+    let updated: Vec<&str> = records
+        .iter()
+        .map(|r| r["updated_at"].as_str().unwrap())
+        .collect();
+    let mut sorted = updated.clone();
+    sorted.sort_unstable();
+    let cut = sorted[200];
+    let b = list(&format!("limit=1000&updated_before={cut}&with_count=true")).await;
+    let want = updated.iter().filter(|u| **u < cut).count();
+    assert_eq!(b["count"], want);
+    assert_eq!(ids(&b).len(), want);
+}
+
+#[tokio::test]
+async fn bad_windows_and_markers_are_400s_naming_the_parameter() {
+    // A record listed only under the other project.
+    let other = store()
+        .list(&project(1), &common::ListQuery::default())
+        .unwrap()
+        .records
+        .into_iter()
+        .map(|r| r.id)
+        .find(|id| store().get(&project(0), id).unwrap().is_none())
+        .expect("a record of project 1 alone");
+    let first = ids(&list("limit=1").await).remove(0);
+    for (qs, param) in [
+        ("created_after=yesterday".to_owned(), "created_after"),
+        (
+            "created_before=2024-13-01T00:00:00".to_owned(),
+            "created_before",
+        ),
+        ("updated_after=2024-01-01".to_owned(), "updated_after"),
+        ("updated_before=".to_owned(), "updated_before"),
+        (
+            "created_after=2024-01-02T00:00:00&created_before=2024-01-01T00:00:00".to_owned(),
+            "created_after",
+        ),
+        (
+            "updated_after=2024-01-01T00:00:00Z&updated_before=2024-01-01T01:00:00%2B01:00"
+                .to_owned(),
+            "updated_after",
+        ),
+        ("marker=no-such-record".to_owned(), "marker"),
+        (format!("marker={other}"), "marker"),
+        (format!("marker={first}&offset=0"), "marker"),
+        ("marker=a&marker=b".to_owned(), "marker"),
+    ] {
+        let (s, b) = get(&format!("/v1/{}/replication_records?{qs}", project(0))).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{qs}: {b}");
+        assert!(
+            b["error_msg"].as_str().unwrap().contains(param),
+            "{qs}: {b}"
+        );
+    }
+}
