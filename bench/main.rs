@@ -11,6 +11,7 @@
 //! the stream through the real broker with a bare consumer and with the
 //! ingest worker → print one table.
 
+mod dashboard;
 mod http;
 mod load;
 
@@ -328,6 +329,15 @@ fn main() -> anyhow::Result<()> {
             pg_summaries[1],
         );
     }
+    for (name, s) in dashboard::run(&store, &params, depth)? {
+        table.push(Row {
+            shape: format!("{name}, in-process: p50 / p99 ms"),
+            tracker: format!("{:.3} / {:.3}", s.p50_ms, s.p99_ms),
+            postgres: "-".into(),
+            ratio: "-".into(),
+            union: "-".into(),
+        });
+    }
     if mismatches > 0 {
         notes.push(format!(
             "{mismatches} query results differed between the tracker and PostgreSQL"
@@ -519,6 +529,9 @@ fn tracker_only(store: &Store, params: &[Params], depth: f64) -> anyhow::Result<
             passes[0],
             passes[1]
         );
+    }
+    for (name, s) in dashboard::run(store, params, depth)? {
+        println!("{name}: p50 / p99 ms {:.3} / {:.3}", s.p50_ms, s.p99_ms);
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::Args;
 use serde::Deserialize;
 
-use query::TokenConfig;
+use query::{RegionBody, TokenConfig};
 
 /// The config file. Every key is optional.
 #[derive(Debug, Default, Deserialize)]
@@ -24,6 +24,10 @@ pub struct FileConfig {
     pub http: HttpFile,
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
+    /// The replication capabilities to report; when absent, those observed
+    /// in each project's records.
+    #[serde(default)]
+    pub regions: Vec<RegionBody>,
 }
 
 #[derive(Debug, Default, Deserialize)]

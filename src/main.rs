@@ -320,8 +320,9 @@ async fn run(
                     }
                 });
             }
-            let mut state =
-                AppState::new(store.clone(), auth, progress.clone()).with_limits(h.limits(&file));
+            let mut state = AppState::new(store.clone(), auth, progress.clone())
+                .with_limits(h.limits(&file))
+                .with_regions(file.regions.clone());
             state.max_ready_lag = h.max_ready_lag(&file);
             let addr = h.listen(&file);
             let listener = tokio::net::TcpListener::bind(addr)

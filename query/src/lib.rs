@@ -4,7 +4,9 @@
 //! metrics. It reads the store and the ingest progress; it knows nothing of
 //! Kafka.
 
+mod access;
 pub mod auth;
+mod dashboard;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
@@ -20,6 +22,7 @@ use common::Store;
 
 pub use auth::{hash_token, Auth, TokenConfig};
 pub use error::ApiError;
+pub use openapi::RegionBody;
 pub use routes::app;
 
 /// Limits that keep one slow or abusive client from starving the others.
@@ -62,6 +65,9 @@ pub struct AppState {
     pub limits: Limits,
     /// Requests in flight, capped at `limits.max_concurrent`.
     pub inflight: Arc<tokio::sync::Semaphore>,
+    /// `[[regions]]` from the config: the replication capabilities to
+    /// report instead of those observed in the records.
+    pub regions: Option<Arc<Vec<RegionBody>>>,
 }
 
 impl AppState {
@@ -82,7 +88,15 @@ impl AppState {
             inflight: Arc::new(tokio::sync::Semaphore::new(
                 Limits::default().max_concurrent,
             )),
+            regions: None,
         }
+    }
+
+    /// Reports these replication capabilities (`[[regions]]`) instead of
+    /// the observed ones; an empty list means "observe".
+    pub fn with_regions(mut self, regions: Vec<RegionBody>) -> AppState {
+        self.regions = (!regions.is_empty()).then(|| Arc::new(regions));
+        self
     }
 }
 

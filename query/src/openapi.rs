@@ -23,6 +23,83 @@ pub struct ListBody {
     pub next_marker: Option<String>,
 }
 
+/// One non-empty group of one bucket. A field is present when it is in
+/// `group_by` (regions may be `null`: not yet known); `start` with an
+/// `interval`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SummaryItem {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub source_region: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub destination_region: Option<Option<String>>,
+    /// The bucket's start (UTC, by `created_at`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    pub count: u64,
+}
+
+/// `GET …/replication_summaries`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SummariesBody {
+    /// Buckets in time order; within one, groups by value (`null` first).
+    pub summaries: Vec<SummaryItem>,
+    /// The sum of the counts: the list's `count` with the same filters.
+    pub total: u64,
+}
+
+/// A region and where its records are replicated to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegionBody {
+    pub name: String,
+    pub replication_destinations: Vec<String>,
+}
+
+/// `GET …/replication_capabilities`: the seed's `region` structure.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CapabilitiesBody {
+    /// Sorted by name.
+    pub regions: Vec<RegionBody>,
+}
+
+/// Query parameters of the summaries endpoint (parsed by `params.rs`).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct SummaryParams {
+    /// Comma-separated, distinct: `status`, `source_region`,
+    /// `destination_region`; empty or absent: one group.
+    #[param(
+        pattern = r"^((status|source_region|destination_region)(,(status|source_region|destination_region)){0,2})?$"
+    )]
+    group_by: Option<String>,
+    /// `hour` or `day` buckets by `created_at` (UTC); absent: one bucket.
+    interval: Option<SummaryInterval>,
+    /// Exact match.
+    #[param(min_length = 1, max_length = 128)]
+    source_region: Option<String>,
+    /// Exact match.
+    #[param(min_length = 1, max_length = 128)]
+    destination_region: Option<String>,
+    status: Option<Status>,
+    /// As on the list.
+    created_after: Option<Time>,
+    /// As on the list.
+    created_before: Option<Time>,
+}
+
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum SummaryInterval {
+    Hour,
+    Day,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RecordBody {
     pub replication_record: Record,
@@ -206,6 +283,8 @@ impl Modify for TokenAuth {
     paths(
         crate::routes::list,
         crate::routes::list_alias,
+        crate::dashboard::summaries,
+        crate::dashboard::capabilities,
         crate::routes::record,
         crate::routes::events,
         crate::routes::quarantine,
@@ -214,7 +293,7 @@ impl Modify for TokenAuth {
         crate::routes::ready,
         crate::routes::metrics,
     ),
-    components(schemas(Time, ListBody, RecordBody, EventsBody, EventBody, QuarantineBody, QuarantinedBody, DigestBody, CheckpointBody, LiveBody, ReadyBody, ErrorBody)),
+    components(schemas(Time, SummariesBody, SummaryItem, SummaryInterval, CapabilitiesBody, RegionBody, ListBody, RecordBody, EventsBody, EventBody, QuarantineBody, QuarantinedBody, DigestBody, CheckpointBody, LiveBody, ReadyBody, ErrorBody)),
     modifiers(&TokenAuth)
 )]
 pub struct ApiDoc;

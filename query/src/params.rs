@@ -4,7 +4,9 @@
 
 use common::instant::Micros;
 use common::record::Status;
-use common::store::{Dir, ListQuery, SortField, SortKey, Window, MAX_LIMIT};
+use common::store::{
+    Dir, GroupField, Interval, ListQuery, SortField, SortKey, SummaryQuery, Window, MAX_LIMIT,
+};
 
 use crate::error::ApiError;
 
@@ -116,15 +118,20 @@ pub fn parse_sort(v: &str) -> Result<Vec<SortKey>, ApiError> {
         .collect()
 }
 
-/// Parses the raw query string of a list request.
-pub fn parse_list(raw: Option<&str>) -> Result<ListQuery, ApiError> {
-    let mut q = ListQuery::default();
-    let mut seen = [false; KNOWN.len()];
+/// Calls `f(param, value)` for each known parameter of a query string,
+/// values unquoted: unknown parameters are ignored (the seed example has
+/// `offest`), a known one twice or with an empty value is a 400.
+fn each_known(
+    raw: Option<&str>,
+    known: &[&'static str],
+    mut f: impl FnMut(&'static str, &str) -> Result<(), ApiError>,
+) -> Result<(), ApiError> {
+    let mut seen = vec![false; known.len()];
     for (name, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
-        let Some(slot) = KNOWN.iter().position(|k| *k == name) else {
-            continue; // unknown parameters are ignored (the seed example has `offest`)
+        let Some(slot) = known.iter().position(|k| *k == name) else {
+            continue;
         };
-        let param = KNOWN[slot];
+        let param = known[slot];
         if std::mem::replace(&mut seen[slot], true) {
             return Err(ApiError::DuplicateParameter(param.to_owned()));
         }
@@ -132,6 +139,27 @@ pub fn parse_list(raw: Option<&str>) -> Result<ListQuery, ApiError> {
         if v.is_empty() {
             return Err(ApiError::EmptyParameter(param.to_owned()));
         }
+        f(param, v)?;
+    }
+    Ok(())
+}
+
+fn status(v: &str) -> Result<Status, ApiError> {
+    Status::parse(v).ok_or_else(|| {
+        ApiError::invalid(
+            "status",
+            format!(
+                "`{}` is not one of replicating, success, fail, skip, waiting_replicate",
+                echo(v)
+            ),
+        )
+    })
+}
+
+/// Parses the raw query string of a list request.
+pub fn parse_list(raw: Option<&str>) -> Result<ListQuery, ApiError> {
+    let mut q = ListQuery::default();
+    each_known(raw, &KNOWN, |param, v| {
         let text = Some(v.to_owned());
         match param {
             "destination_region" => q.destination_region = text,
@@ -139,17 +167,7 @@ pub fn parse_list(raw: Option<&str>) -> Result<ListQuery, ApiError> {
             "source_checkpoint_item_id" => q.source_checkpoint_item_id = text,
             "destination_checkpoint_item_id" => q.destination_checkpoint_item_id = text,
             "checkpoint_item_id" => q.checkpoint_item_id = text,
-            "status" => {
-                q.status = Some(Status::parse(v).ok_or_else(|| {
-                    ApiError::invalid(
-                        "status",
-                        format!(
-                        "`{}` is not one of replicating, success, fail, skip, waiting_replicate",
-                        echo(v)
-                    ),
-                    )
-                })?)
-            }
+            "status" => q.status = Some(status(v)?),
             "limit" => {
                 let n = integer(param, v)?;
                 if !(1..=MAX_LIMIT as u64).contains(&n) {
@@ -167,11 +185,6 @@ pub fn parse_list(raw: Option<&str>) -> Result<ListQuery, ApiError> {
                 )
             }
             "sort" => q.sort = Some(parse_sort(v)?),
-            "created_after" => q.created.after = Some(instant(param, v)?),
-            "created_before" => q.created.before = Some(instant(param, v)?),
-            "updated_after" => q.updated.after = Some(instant(param, v)?),
-            "updated_before" => q.updated.before = Some(instant(param, v)?),
-            "marker" => q.marker = text,
             "with_count" => {
                 q.with_count = Some(match v {
                     "true" => true,
@@ -184,9 +197,15 @@ pub fn parse_list(raw: Option<&str>) -> Result<ListQuery, ApiError> {
                     }
                 })
             }
+            "created_after" => q.created.after = Some(instant(param, v)?),
+            "created_before" => q.created.before = Some(instant(param, v)?),
+            "updated_after" => q.updated.after = Some(instant(param, v)?),
+            "updated_before" => q.updated.before = Some(instant(param, v)?),
+            "marker" => q.marker = text,
             _ => unreachable!("every known parameter is handled"),
         }
-    }
+        Ok(())
+    })?;
     check_window(&q.created, "created_after", "created_before")?;
     check_window(&q.updated, "updated_after", "updated_before")?;
     if q.marker.is_some() && q.offset.is_some() {
@@ -198,24 +217,77 @@ pub fn parse_list(raw: Option<&str>) -> Result<ListQuery, ApiError> {
     Ok(q)
 }
 
+const SUMMARY_KNOWN: [&str; 7] = [
+    "group_by",
+    "interval",
+    "source_region",
+    "destination_region",
+    "status",
+    "created_after",
+    "created_before",
+];
+
+/// Parses the raw query string of a summaries request.
+pub fn parse_summary(raw: Option<&str>) -> Result<SummaryQuery, ApiError> {
+    let mut q = SummaryQuery::default();
+    // `group_by=` (empty) means one group: allowed, unlike other empties.
+    let raw = raw.map(|r| {
+        r.split('&')
+            .filter(|p| *p != "group_by=" && *p != "group_by")
+            .collect::<Vec<_>>()
+            .join("&")
+    });
+    each_known(raw.as_deref(), &SUMMARY_KNOWN, |param, v| {
+        match param {
+            "group_by" => {
+                for name in v.split(',') {
+                    let f = GroupField::parse(name).ok_or_else(|| {
+                        ApiError::invalid(
+                            param,
+                            format!(
+                                "`{}` is not one of status, source_region, destination_region",
+                                echo(name)
+                            ),
+                        )
+                    })?;
+                    if q.group_by.contains(&f) {
+                        return Err(ApiError::invalid(
+                            param,
+                            format!("`{}` is given twice", f.name()),
+                        ));
+                    }
+                    q.group_by.push(f);
+                }
+            }
+            "interval" => {
+                q.interval = Some(Interval::parse(v).ok_or_else(|| {
+                    ApiError::invalid(param, format!("`{}` is not hour or day", echo(v)))
+                })?)
+            }
+            "source_region" => q.source_region = Some(v.to_owned()),
+            "destination_region" => q.destination_region = Some(v.to_owned()),
+            "status" => q.status = Some(status(v)?),
+            "created_after" => q.created.after = Some(instant(param, v)?),
+            "created_before" => q.created.before = Some(instant(param, v)?),
+            _ => unreachable!("every known parameter is handled"),
+        }
+        Ok(())
+    })?;
+    check_window(&q.created, "created_after", "created_before")?;
+    Ok(q)
+}
+
 /// `limit`/`offset` of the operator endpoints.
 pub fn parse_page(raw: Option<&str>, max: usize) -> Result<(usize, usize), ApiError> {
     let (mut limit, mut offset) = (None, None);
-    for (name, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
-        let slot = match name.as_ref() {
-            "limit" => &mut limit,
-            "offset" => &mut offset,
-            _ => continue,
-        };
-        if slot.is_some() {
-            return Err(ApiError::DuplicateParameter(name.into_owned()));
+    each_known(raw, &["limit", "offset"], |param, v| {
+        let n = Some(integer(param, v)?);
+        match param {
+            "limit" => limit = n,
+            _ => offset = n,
         }
-        let v = unquote(&value);
-        if v.is_empty() {
-            return Err(ApiError::EmptyParameter(name.into_owned()));
-        }
-        *slot = Some(integer(&name, v)?);
-    }
+        Ok(())
+    })?;
     let limit = limit.unwrap_or(100);
     if !(1..=max as u64).contains(&limit) {
         return Err(ApiError::invalid(

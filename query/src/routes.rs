@@ -1,7 +1,6 @@
-//! Routes and handlers. Every handler authenticates first, so 401/403 never
-//! reveal whether a record exists; store reads run on the blocking pool.
+//! Routes, and the handlers of records, events and operations (the
+//! dashboard's are in `dashboard.rs`). Every handler starts with `access.rs`.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::rejection::PathRejection;
@@ -15,16 +14,15 @@ use base64::Engine;
 use serde_json::Value;
 use utoipa::OpenApi;
 
-use crate::auth::Principal;
+use crate::access::{authenticate, authorize, blocking, path_error, ApiResult};
 use crate::error::ApiError;
 use crate::openapi::{
     ApiDoc, CheckpointBody, DigestBody, ErrorBody, EventBody, EventsBody, ListBody, ListParams,
     LiveBody, PageParams, QuarantineBody, QuarantinedBody, ReadyBody, RecordBody,
 };
-use crate::{params, AppState};
+use crate::{dashboard, params, AppState};
 use common::progress::BrokerState;
 use common::store::{EventEffect, MAX_LIMIT};
-use common::Store;
 
 pub fn app(state: AppState) -> Router {
     Router::new()
@@ -32,6 +30,14 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/admin/digest", get(digest))
         .route("/v1/{project_id}/replication_records", get(list))
         .route("/v1/{project_id}/replications", get(list_alias))
+        .route(
+            "/v1/{project_id}/replication_summaries",
+            get(dashboard::summaries),
+        )
+        .route(
+            "/v1/{project_id}/replication_capabilities",
+            get(dashboard::capabilities),
+        )
         .route("/v1/{project_id}/replication_records/{id}", get(record))
         .route(
             "/v1/{project_id}/replication_records/{id}/events",
@@ -71,50 +77,6 @@ async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Response 
 async fn not_found(req: Request) -> ApiError {
     ApiError::RouteNotFound(req.uri().path().chars().take(200).collect())
 }
-
-fn authenticate<'a>(s: &'a AppState, headers: &HeaderMap) -> Result<&'a Principal, ApiError> {
-    s.auth.authenticate(headers)
-}
-
-/// Checks the project scope and that the projection is serving.
-fn authorize(s: &AppState, p: &Principal, project: &str) -> Result<(), ApiError> {
-    if !p.may_read(project) {
-        return Err(ApiError::ProjectForbidden(
-            project.chars().take(128).collect(),
-        ));
-    }
-    serving(s)
-}
-
-/// Until ingest has caught up once after start-up, lists would be misleading.
-fn serving(s: &AppState) -> Result<(), ApiError> {
-    match &s.ingest {
-        Some(p) if !p.caught_up_once() => Err(ApiError::NotReady),
-        _ => Ok(()),
-    }
-}
-
-fn path_error(e: PathRejection) -> ApiError {
-    ApiError::invalid(
-        "project_id",
-        format!(
-            "bad path: {}",
-            e.body_text().chars().take(100).collect::<String>()
-        ),
-    )
-}
-
-async fn blocking<T: Send + 'static>(
-    store: &Arc<Store>,
-    f: impl FnOnce(&Store) -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || f(&store))
-        .await
-        .map_err(|_| ApiError::Internal)?
-}
-
-type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// List the replication records of a project (the seed API).
 #[utoipa::path(get, path = "/v1/{project_id}/replication_records", tag = "records",

@@ -1,5 +1,6 @@
 //! The dashboard's queries through the HTTP API (`oneshot` against a real
-//! store): time windows and marker pagination on the list, and their 400s.
+//! store): time windows and marker pagination on the list, summaries,
+//! replication capabilities, and their 400s.
 
 use std::sync::{Arc, OnceLock};
 
@@ -46,7 +47,7 @@ fn project(i: usize) -> String {
     sample::project_id(i)
 }
 
-async fn get(uri: &str) -> (StatusCode, Value) {
+fn state() -> AppState {
     let auth = Auth::new(&[TokenConfig {
         name: "dashboard".into(),
         sha256: hash_token(TOKEN)
@@ -56,13 +57,20 @@ async fn get(uri: &str) -> (StatusCode, Value) {
         projects: vec![project(0)],
     }])
     .unwrap();
-    let resp = app(AppState::new(store(), auth, None))
-        .oneshot(
-            Request::get(uri)
-                .header("X-Auth-Token", TOKEN)
-                .body(Body::empty())
-                .unwrap(),
-        )
+    AppState::new(store(), auth, None)
+}
+
+async fn get(uri: &str) -> (StatusCode, Value) {
+    get_with(state(), uri, Some(TOKEN)).await
+}
+
+async fn get_with(state: AppState, uri: &str, token: Option<&str>) -> (StatusCode, Value) {
+    let mut req = Request::get(uri);
+    if let Some(t) = token {
+        req = req.header("X-Auth-Token", t);
+    }
+    let resp = app(state)
+        .oneshot(req.body(Body::empty()).unwrap())
         .await
         .unwrap();
     let status = resp.status();
@@ -195,6 +203,160 @@ async fn bad_windows_and_markers_are_400s_naming_the_parameter() {
         ("marker=a&marker=b".to_owned(), "marker"),
     ] {
         let (s, b) = get(&format!("/v1/{}/replication_records?{qs}", project(0))).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{qs}: {b}");
+        assert!(
+            b["error_msg"].as_str().unwrap().contains(param),
+            "{qs}: {b}"
+        );
+    }
+}
+
+async fn summaries(qs: &str) -> Value {
+    let uri = format!("/v1/{}/replication_summaries?{qs}", project(0));
+    let (s, b) = get(&uri).await;
+    assert_eq!(s, StatusCode::OK, "{uri}: {b}");
+    b
+}
+
+#[tokio::test]
+async fn summaries_add_up_to_the_list_counts() {
+    let created: Vec<String> = list("limit=1000&sort=created_at:asc").await["replication_records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["created_at"].as_str().unwrap().to_owned())
+        .collect();
+    let window = format!(
+        "created_after={}&created_before={}",
+        created[50], created[250]
+    );
+    for filters in ["", "status=success", "source_region=region-1", &window] {
+        let count = list(&format!("limit=1&with_count=true&{filters}")).await["count"].clone();
+        for grouping in [
+            "",
+            "group_by=&interval=day",
+            "group_by=status,source_region&interval=hour",
+            "group_by=destination_region",
+        ] {
+            let b = summaries(&format!("{grouping}&{filters}")).await;
+            let items = b["summaries"].as_array().unwrap();
+            let sum: u64 = items.iter().map(|i| i["count"].as_u64().unwrap()).sum();
+            assert_eq!(b["total"], count, "{grouping} {filters}: {b}");
+            assert_eq!(json_u64(&b["total"]), sum);
+            let starts: Vec<&str> = items.iter().filter_map(|i| i["start"].as_str()).collect();
+            assert!(
+                starts.windows(2).all(|w| w[0] <= w[1]),
+                "buckets in time order: {b}"
+            );
+            assert_eq!(
+                starts.len() == items.len(),
+                grouping.contains("interval"),
+                "{b}"
+            );
+        }
+    }
+    // Only the grouped fields appear; a grouped region may be null.
+    let b = summaries("group_by=status,source_region").await;
+    for item in b["summaries"].as_array().unwrap() {
+        let mut keys: Vec<&str> = item
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["count", "source_region", "status"], "{item}");
+    }
+    // Each group equals the list filtered to it.
+    for item in b["summaries"].as_array().unwrap() {
+        let Some(region) = item["source_region"].as_str() else {
+            continue;
+        };
+        let qs = format!(
+            "limit=1&with_count=true&status={}&source_region={region}",
+            item["status"].as_str().unwrap()
+        );
+        assert_eq!(list(&qs).await["count"], item["count"], "{item}");
+    }
+}
+
+fn json_u64(v: &Value) -> u64 {
+    v.as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn capabilities_are_observed_or_configured() {
+    let all = list("limit=1000").await;
+    let mut pairs = std::collections::BTreeMap::<String, std::collections::BTreeSet<String>>::new();
+    for r in all["replication_records"].as_array().unwrap() {
+        if let (Some(s), Some(d)) = (
+            r["source_region"].as_str(),
+            r["destination_region"].as_str(),
+        ) {
+            pairs.entry(s.to_owned()).or_default().insert(d.to_owned());
+        }
+    }
+    let (s, b) = get(&format!("/v1/{}/replication_capabilities", project(0))).await;
+    assert_eq!(s, StatusCode::OK);
+    let want: Vec<Value> = pairs
+        .into_iter()
+        .map(|(name, d)| serde_json::json!({"name": name, "replication_destinations": d}))
+        .collect();
+    assert!(!want.is_empty());
+    assert_eq!(b, serde_json::json!({ "regions": want }));
+    let configured = state().with_regions(vec![
+        query::RegionBody {
+            name: "z-region".into(),
+            replication_destinations: vec!["a".into()],
+        },
+        query::RegionBody {
+            name: "a-region".into(),
+            replication_destinations: vec![],
+        },
+    ]);
+    let (_, b) = get_with(
+        configured,
+        &format!("/v1/{}/replication_capabilities", project(0)),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(b["regions"][0]["name"], "a-region");
+    assert_eq!(
+        b["regions"][1]["replication_destinations"],
+        serde_json::json!(["a"])
+    );
+}
+
+#[tokio::test]
+async fn dashboard_endpoints_need_a_token_for_the_project_and_name_bad_parameters() {
+    for path in ["replication_summaries", "replication_capabilities"] {
+        let (s, b) = get_with(state(), &format!("/v1/{}/{path}", project(0)), None).await;
+        assert_eq!(
+            (s, b["error_code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("TRK.MISSING_TOKEN"))
+        );
+        let (s, b) = get(&format!("/v1/{}/{path}", project(1))).await;
+        assert_eq!(
+            (s, b["error_code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("TRK.PROJECT_FORBIDDEN"))
+        );
+    }
+    for (qs, param) in [
+        ("group_by=colour", "group_by"),
+        ("group_by=status,status", "group_by"),
+        ("group_by=status,", "group_by"),
+        ("interval=week", "interval"),
+        ("interval=", "interval"),
+        ("status=done", "status"),
+        ("source_region=", "source_region"),
+        (
+            "created_after=2024-01-02T00:00:00&created_before=2024-01-01T00:00:00",
+            "created_after",
+        ),
+        ("created_before=tomorrow", "created_before"),
+        ("interval=day&interval=hour", "interval"),
+    ] {
+        let (s, b) = get(&format!("/v1/{}/replication_summaries?{qs}", project(0))).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{qs}: {b}");
         assert!(
             b["error_msg"].as_str().unwrap().contains(param),

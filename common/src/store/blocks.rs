@@ -119,7 +119,7 @@ fn joined(list: &[u8], suffix: &[u8]) -> Vec<u8> {
 
 /// The first key after every key that starts with `prefix`. List prefixes
 /// end in a string terminator or a tag byte, never 0xFF.
-fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+pub(super) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
     if let Some(last) = end.last_mut() {
         *last += 1;

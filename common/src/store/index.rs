@@ -11,9 +11,10 @@
 //!   scan in the default sort order and a filter test is one point lookup (the
 //!   status postings partition the project: their union is "all records");
 //! - a count `n project field value`, the length of that posting list, so
-//!   `with_count` on one filter is one read, and for status postings counts
-//!   per hour of `created_at` (`h project field value hour`), so a deep
-//!   `offset` skips whole hours instead of walking every entry;
+//!   `with_count` on one filter is one read, and for status and route
+//!   postings counts per hour of `created_at` (`h project field value hour`),
+//!   so a deep `offset` skips whole hours instead of walking every entry and
+//!   summaries by hour or day read counts, not records;
 //! - an order entry `o project order value id → created_at` for the other
 //!   linear sort keys (updated_at, id, and plan_id — whose entries are
 //!   `plan created_at id`).
@@ -25,7 +26,7 @@ use std::collections::BTreeMap;
 
 use super::keys::{push_opt, push_str, space};
 use crate::instant::Micros;
-use crate::record::{Field, RecordState};
+use crate::record::{Field, RecordState, Status};
 
 /// Posting-list families. The byte is part of the key: never reorder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -34,9 +35,10 @@ pub enum IndexField {
     Status = 1,
     SourceRegion = 2,
     DestinationRegion = 3,
-    /// (source_region, destination_region, status) together: the dashboards'
-    /// "this route, this state" filter is one range scan instead of an
-    /// intersection of three long lists.
+    /// (source_region, destination_region, status) together, absent regions
+    /// included: the dashboards' "this route, this state" filter is one range
+    /// scan instead of an intersection of three long lists, and the route
+    /// counts partition the project for summaries.
     Route = 4,
 }
 
@@ -140,34 +142,62 @@ pub fn order_prefix(project: &str, order: OrderField) -> Vec<u8> {
     k
 }
 
-/// The value of a route posting. The source's length makes it unambiguous
-/// (statuses hold no NUL, so the last NUL ends the destination).
-pub fn route(source_region: &str, destination_region: &str, status: &str) -> String {
-    format!(
-        "{}:{source_region}\0{destination_region}\0{status}",
-        source_region.len()
-    )
+/// The value of a route posting: each region as `-` when absent or
+/// `len:value`, then the status — unambiguous whatever the regions hold.
+pub fn route(
+    source_region: Option<&str>,
+    destination_region: Option<&str>,
+    status: &str,
+) -> String {
+    let mut v = String::new();
+    for r in [source_region, destination_region] {
+        match r {
+            None => v.push('-'),
+            Some(r) => v.push_str(&format!("{}:{r}", r.len())),
+        }
+    }
+    v.push_str(status);
+    v
 }
 
-/// The postings a record belongs to in one project.
+/// A route posting's source region, destination region and status.
+pub fn parse_route(v: &str) -> Option<(Option<String>, Option<String>, Status)> {
+    let mut rest = v;
+    let mut region = || -> Option<Option<String>> {
+        if let Some(r) = rest.strip_prefix('-') {
+            rest = r;
+            return Some(None);
+        }
+        let (len, r) = rest.split_once(':')?;
+        let len: usize = len.parse().ok()?;
+        let value = r.get(..len)?.to_owned();
+        rest = &r[len..];
+        Some(Some(value))
+    };
+    let src = region()?;
+    let dst = region()?;
+    Some((src, dst, Status::parse(rest)?))
+}
+
+/// The postings a record belongs to in one project. Every record has one
+/// route posting (absent regions included), so route counts partition the
+/// project by (source region, destination region, status): summaries and
+/// capabilities read them instead of records.
 pub fn postings(state: &RecordState) -> Vec<Posting> {
     let status = state.status().as_str();
     let (src, dst) = (
         state.get(Field::SourceRegion),
         state.get(Field::DestinationRegion),
     );
-    let mut ps = vec![
+    vec![
         Posting::new(IndexField::Status, Some(status)),
         Posting::new(IndexField::SourceRegion, src),
         Posting::new(IndexField::DestinationRegion, dst),
-    ];
-    if let (Some(s), Some(d)) = (src, dst) {
-        ps.push(Posting {
+        Posting {
             field: IndexField::Route,
-            value: Some(route(s, d, status)),
-        });
-    }
-    ps
+            value: Some(route(src, dst, status)),
+        },
+    ]
 }
 
 /// Every index entry of a record — `(list, suffix) → value` for its
@@ -207,7 +237,7 @@ pub fn entries(id: &str, state: &RecordState) -> Entries {
                 Vec::new(),
             );
             out.counts.push(p.count_key(project));
-            if p.field == IndexField::Status {
+            if matches!(p.field, IndexField::Status | IndexField::Route) {
                 let mut k = p.hour_prefix(project);
                 k.extend_from_slice(&hour_start(state.created_at()).key_bytes());
                 out.counts.push(k);
@@ -236,4 +266,33 @@ pub fn entries(id: &str, state: &RecordState) -> Entries {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_values_roundtrip_whatever_the_regions_hold() {
+        let cases = [
+            (None, None),
+            (Some(""), Some("-")),
+            (Some("3:x"), None),
+            (None, Some("a\0b")),
+            (Some("région-1"), Some("1:")),
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for (src, dst) in cases {
+            for st in Status::ALL {
+                let v = route(src, dst, st.as_str());
+                assert!(seen.insert(v.clone()), "{v:?} is ambiguous");
+                let back = parse_route(&v).unwrap();
+                assert_eq!(
+                    (back.0.as_deref(), back.1.as_deref(), back.2),
+                    (src, dst, st)
+                );
+            }
+        }
+        assert_eq!(parse_route("9:x-success"), None);
+    }
 }

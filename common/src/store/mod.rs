@@ -12,6 +12,7 @@ pub mod keys;
 mod merge;
 mod plan;
 pub mod query;
+pub mod summary;
 pub mod verify;
 
 use std::collections::{BTreeMap, HashMap};
@@ -25,6 +26,7 @@ use tracing::instrument;
 use crate::event::{decode, Event, MAX_EVENT_BYTES};
 use crate::record::{Applied, Record, RecordState};
 pub use query::{Dir, ListQuery, Page, SortField, SortKey, Window, DEFAULT_LIMIT, MAX_LIMIT};
+pub use summary::{GroupField, Interval, SummaryQuery, SummaryRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -46,8 +48,10 @@ pub enum StoreError {
 
 /// The store's physical layout. Bumped whenever keys or values change
 /// meaning; a store of another layout is refused at open. v1: one key per
-/// index entry; v2: index lists in blocks, the event log compressed.
-pub const LAYOUT: u32 = 2;
+/// index entry; v2: index lists in blocks, the event log compressed; v3:
+/// every record in a route posting (absent regions too), hour counts per
+/// route.
+pub const LAYOUT: u32 = 3;
 
 impl StoreError {
     fn query(param: &'static str, reason: impl ToString) -> StoreError {

@@ -80,7 +80,7 @@ fn filters(q: &ListQuery) -> (Vec<Posting>, Vec<CheckpointFilter<'_>>) {
         f.clear();
         f.push(Posting {
             field: IndexField::Route,
-            value: Some(index::route(s, d, st.as_str())),
+            value: Some(index::route(Some(s), Some(d), st.as_str())),
         });
     }
     let checkpoints = [

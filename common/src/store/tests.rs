@@ -16,7 +16,7 @@ fn msg(partition: i32, offset: i64, e: &Event) -> Message {
     }
 }
 
-fn messages(events: &[Event]) -> Vec<Message> {
+pub(super) fn messages(events: &[Event]) -> Vec<Message> {
     events
         .iter()
         .enumerate()
@@ -117,7 +117,7 @@ const HOUR: i64 = 3_600_000_000;
 /// Events with every optional field present or absent, identity values in
 /// conflict across events (records move between projects), and times spread
 /// over four days so deep offsets cross hour boundaries.
-fn arb_event() -> impl Strategy<Value = Event> {
+pub(super) fn arb_event() -> impl Strategy<Value = Event> {
     let opt = |vals: &'static [&'static str]| {
         proptest::option::of(proptest::sample::select(vals).prop_map(str::to_owned))
     };
@@ -235,7 +235,7 @@ fn arb_query() -> impl Strategy<Value = (String, ListQuery)> {
 
 /// A window over the generated events' four days: either edge may be open,
 /// edges fall on whole hours and in between, and may be crossed (empty).
-fn arb_window() -> impl Strategy<Value = Window> {
+pub(super) fn arb_window() -> impl Strategy<Value = Window> {
     let edge = proptest::option::of(
         (0i64..100, 0i64..3).prop_map(|(h, s)| Micros(h * HOUR + s * 1_000_000)),
     );

@@ -1,0 +1,62 @@
+//! What every handler does before its own work: authenticate, check the
+//! project scope and that the projection is serving, name a bad path, and
+//! run store reads on the blocking pool. Authentication comes first, so
+//! 401/403 never reveal whether a record exists.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::PathRejection;
+use axum::http::HeaderMap;
+use axum::Json;
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::AppState;
+use common::Store;
+
+pub(crate) fn authenticate<'a>(
+    s: &'a AppState,
+    headers: &HeaderMap,
+) -> Result<&'a Principal, ApiError> {
+    s.auth.authenticate(headers)
+}
+
+/// Checks the project scope and that the projection is serving.
+pub(crate) fn authorize(s: &AppState, p: &Principal, project: &str) -> Result<(), ApiError> {
+    if !p.may_read(project) {
+        return Err(ApiError::ProjectForbidden(
+            project.chars().take(128).collect(),
+        ));
+    }
+    serving(s)
+}
+
+/// Until ingest has caught up once after start-up, lists would be misleading.
+pub(crate) fn serving(s: &AppState) -> Result<(), ApiError> {
+    match &s.ingest {
+        Some(p) if !p.caught_up_once() => Err(ApiError::NotReady),
+        _ => Ok(()),
+    }
+}
+
+pub(crate) fn path_error(e: PathRejection) -> ApiError {
+    ApiError::invalid(
+        "project_id",
+        format!(
+            "bad path: {}",
+            e.body_text().chars().take(100).collect::<String>()
+        ),
+    )
+}
+
+pub(crate) async fn blocking<T: Send + 'static>(
+    store: &Arc<Store>,
+    f: impl FnOnce(&Store) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(&store))
+        .await
+        .map_err(|_| ApiError::Internal)?
+}
+
+pub(crate) type ApiResult<T> = Result<Json<T>, ApiError>;

@@ -1,0 +1,104 @@
+//! The dashboard's endpoints beside the list: summaries (counts by status
+//! and regions, per hour or day) and replication capabilities (the seed's
+//! `region` structure). Both are answered from counts, never by reading
+//! records.
+
+use std::collections::BTreeMap;
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::Json;
+
+use crate::access::{authenticate, authorize, blocking, path_error, ApiResult};
+use crate::openapi::{
+    CapabilitiesBody, ErrorBody, RegionBody, SummariesBody, SummaryItem, SummaryParams,
+};
+use crate::{params, AppState};
+use common::store::GroupField;
+use common::Status;
+
+/// Counts of a project's records by status and regions, per hour or day.
+#[utoipa::path(get, path = "/v1/{project_id}/replication_summaries", tag = "dashboard",
+    params(("project_id" = String, Path, description = "Project id"), SummaryParams),
+    security(("token" = [])),
+    responses(
+        (status = 200, body = SummariesBody),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 500, body = ErrorBody), (status = 503, body = ErrorBody),
+    ))]
+pub(crate) async fn summaries(
+    State(s): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<SummariesBody> {
+    let principal = authenticate(&s, &headers)?;
+    let Path(project) = path.map_err(path_error)?;
+    authorize(&s, principal, &project)?;
+    let q = params::parse_summary(raw.as_deref())?;
+    let group_by = q.group_by.clone();
+    let rows = blocking(&s.store, move |st| Ok(st.summaries(&project, &q)?)).await?;
+    let mut body = SummariesBody {
+        summaries: Vec::with_capacity(rows.len()),
+        total: 0,
+    };
+    for row in rows {
+        let mut item = SummaryItem {
+            status: None,
+            source_region: None,
+            destination_region: None,
+            start: row.start.map(|t| t.render()),
+            count: row.count,
+        };
+        for (f, v) in group_by.iter().zip(row.group) {
+            match f {
+                GroupField::Status => item.status = v.as_deref().and_then(Status::parse),
+                GroupField::SourceRegion => item.source_region = Some(v),
+                GroupField::DestinationRegion => item.destination_region = Some(v),
+            }
+        }
+        body.total += row.count;
+        body.summaries.push(item);
+    }
+    Ok(Json(body))
+}
+
+/// Which regions replicate to which: from `[[regions]]` in the config when
+/// given, else from the source → destination pairs seen in the project.
+#[utoipa::path(get, path = "/v1/{project_id}/replication_capabilities", tag = "dashboard",
+    params(("project_id" = String, Path, description = "Project id")),
+    security(("token" = [])),
+    responses(
+        (status = 200, body = CapabilitiesBody),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 500, body = ErrorBody), (status = 503, body = ErrorBody),
+    ))]
+pub(crate) async fn capabilities(
+    State(s): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> ApiResult<CapabilitiesBody> {
+    let principal = authenticate(&s, &headers)?;
+    let Path(project) = path.map_err(path_error)?;
+    authorize(&s, principal, &project)?;
+    let mut regions = match &s.regions {
+        Some(configured) => configured.to_vec(),
+        None => {
+            let pairs = blocking(&s.store, move |st| Ok(st.region_pairs(&project)?)).await?;
+            let mut by_source: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for (src, dst) in pairs {
+                by_source.entry(src).or_default().push(dst);
+            }
+            by_source
+                .into_iter()
+                .map(|(name, replication_destinations)| RegionBody {
+                    name,
+                    replication_destinations,
+                })
+                .collect()
+        }
+    };
+    regions.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Json(CapabilitiesBody { regions }))
+}
