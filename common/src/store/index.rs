@@ -17,7 +17,8 @@
 //!   summaries by hour or day read counts, not records;
 //! - an order entry `o project order value id → created_at` for the other
 //!   linear sort keys (updated_at, id, and plan_id — whose entries are
-//!   `plan created_at id`).
+//!   `plan created_at id`), and for records still under way
+//!   `o project live status updated_at id`, where stuck ones are found.
 //!
 //! Checkpoint items are near-unique, so they are indexed once, globally:
 //! `k side value id`; a checkpoint filter reads those few records directly.
@@ -25,6 +26,7 @@
 use std::collections::BTreeMap;
 
 use super::keys::{push_opt, push_str, space};
+use super::query::Stuck;
 use crate::instant::Micros;
 use crate::record::{Field, RecordState, Status};
 
@@ -64,6 +66,10 @@ pub enum OrderField {
     UpdatedAt = 0,
     Id = 1,
     PlanId = 2,
+    /// Records still under way (`replicating`, `waiting_replicate`), by
+    /// status then `updated_at`: the oldest of a status are where stuck
+    /// records are, so `stuck=true` walks only them.
+    Live = 3,
 }
 
 /// One filter: the posting list of (field, value) in a project.
@@ -200,6 +206,25 @@ pub fn postings(state: &RecordState) -> Vec<Posting> {
     ]
 }
 
+/// The byte that stands for a status in keys: its place in `Status::ALL`.
+pub fn status_byte(s: Status) -> u8 {
+    Status::ALL
+        .iter()
+        .position(|x| *x == s)
+        .expect("every status is in ALL") as u8
+}
+
+/// A live record's entry in the `Live` order: `status updated_at id`.
+fn live_suffix(id: &str, state: &RecordState) -> Option<Vec<u8>> {
+    if !Stuck::STATUSES.contains(&state.status()) {
+        return None;
+    }
+    let mut k = vec![status_byte(state.status())];
+    k.extend_from_slice(&state.updated_at().key_bytes());
+    push_str(&mut k, id.as_bytes());
+    Some(k)
+}
+
 /// Every index entry of a record — `(list, suffix) → value` for its
 /// postings, orders and checkpoint items — and the count keys its postings
 /// contribute to.
@@ -253,6 +278,12 @@ pub fn entries(id: &str, state: &RecordState) -> Entries {
             (order_prefix(project, OrderField::Id), id_suffix(id)),
             created.to_vec(),
         );
+        if let Some(k) = live_suffix(id, state) {
+            out.keys.insert(
+                (order_prefix(project, OrderField::Live), k),
+                created.to_vec(),
+            );
+        }
         // Within a plan, entries follow created_at, so new ones land at the
         // plan's recent end (blocks stay cheap); runs of one plan are sorted
         // by the planner anyway.

@@ -25,7 +25,9 @@ use tracing::instrument;
 
 use crate::event::{decode, Event, MAX_EVENT_BYTES};
 use crate::record::{Applied, Record, RecordState};
-pub use query::{Dir, ListQuery, Page, SortField, SortKey, Window, DEFAULT_LIMIT, MAX_LIMIT};
+pub use query::{
+    Dir, ListQuery, Page, SortField, SortKey, Stuck, Window, DEFAULT_LIMIT, MAX_LIMIT,
+};
 pub use summary::{GroupField, Interval, SummaryQuery, SummaryRow};
 
 #[derive(Debug, thiserror::Error)]

@@ -31,11 +31,13 @@ use super::index::{
 use super::keys::{self, space};
 use super::merge::Merge;
 use super::query::{
-    compare, directed, Dir, ListQuery, Page, SortField, SortKey, Window, DEFAULT_LIMIT,
+    compare, directed, Dir, ListQuery, Page, SortField, SortKey, Stuck, Window, DEFAULT_LIMIT,
 };
 use super::{Store, StoreError};
 use crate::instant::Micros;
 use crate::record::{Field, RecordState, Status};
+
+mod stuck;
 
 /// Offsets below this are cheaper to walk than to skip by hour counts. Unit
 /// tests skip from the first record, so small generated worlds take that path.
@@ -60,6 +62,7 @@ fn filters(q: &ListQuery) -> (Vec<Posting>, Vec<CheckpointFilter<'_>>) {
         checkpoint_item_id,
         created: _,
         updated: _,
+        stuck: _,
         sort: _,
         marker: _,
         offset: _,
@@ -163,13 +166,25 @@ impl Store {
             return self.list_by_checkpoint(project, q, &checkpoints, &sort, after);
         }
         let tie = sort.last().map_or(Dir::Desc, |k| k.dir);
-        // A key fixed by an equality filter orders nothing; nothing orders past `id`.
+        // A key fixed by an equality filter orders nothing, unless the marker
+        // has another value there (it need not match the filters): then its
+        // groups place the marker among the matches. Nothing orders past `id`.
+        let marker_has =
+            |f: Field, v: Option<&str>| after.as_ref().is_none_or(|(_, m)| m.get(f) == v);
         let mut keys = Vec::new();
         for k in sort {
             let fixed = match k.field {
-                SortField::Status => q.status.is_some(),
-                SortField::SourceRegion => q.source_region.is_some(),
-                SortField::DestinationRegion => q.destination_region.is_some(),
+                SortField::Status => q
+                    .status
+                    .is_some_and(|v| after.as_ref().is_none_or(|(_, m)| m.status() == v)),
+                SortField::SourceRegion => {
+                    q.source_region.is_some()
+                        && marker_has(Field::SourceRegion, q.source_region.as_deref())
+                }
+                SortField::DestinationRegion => {
+                    q.destination_region.is_some()
+                        && marker_has(Field::DestinationRegion, q.destination_region.as_deref())
+                }
                 _ => false,
             };
             if !fixed {
@@ -191,6 +206,7 @@ impl Store {
             },
             created: q.created,
             updated: q.updated,
+            stuck: q.stuck,
             after,
             keys: keys.clone(),
         };
@@ -324,6 +340,7 @@ struct Planner<'a> {
     cur: Cursor,
     created: Window,
     updated: Window,
+    stuck: Option<Stuck>,
     /// The marker, until the walk has passed it.
     after: Option<Row>,
     /// The sort the ids are emitted in (for placing candidates against the marker).
@@ -365,6 +382,9 @@ fn past(value: &[u8]) -> Vec<u8> {
 
 impl Planner<'_> {
     fn emit(&mut self, keys: &[SortKey], filters: &[Posting]) -> Result<(), StoreError> {
+        if self.stuck.is_some_and(|k| k.want) {
+            return self.emit_stuck(keys, filters);
+        }
         let Some((first, rest)) = keys.split_first() else {
             return self.emit_by_id(filters);
         };
@@ -442,7 +462,7 @@ impl Planner<'_> {
                 }
             }
             let group = Posting { field, value: v };
-            if filters.is_empty() && !self.windowed() {
+            if filters.is_empty() && !self.residual() {
                 let n = self.store.count(&group.count_key(self.project))?;
                 if self.cur.skip_run(n as usize) {
                     continue;
@@ -499,7 +519,7 @@ impl Planner<'_> {
         match order {
             None => {
                 let (driver, others) = self.choose_driver(filters)?;
-                let from = match others.is_empty() && !self.windowed() {
+                let from = match others.is_empty() && !self.residual() {
                     true => self.skip_hours(&driver, first.dir)?,
                     false => None,
                 };
@@ -574,12 +594,17 @@ impl Planner<'_> {
             _ => None,
         }
         .map(|t| t.key_bytes().to_vec());
+        // Live is walked by `emit_stuck`, never as a sort order.
+        if order == OrderField::Live {
+            return window;
+        }
         let marker = self.after.as_ref().map(|(id, s)| {
             let mut value = Vec::new();
             match order {
                 OrderField::UpdatedAt => value.extend_from_slice(&s.updated_at().key_bytes()),
                 OrderField::Id => keys::push_str(&mut value, id.as_bytes()),
                 OrderField::PlanId => keys::push_opt(&mut value, s.get(Field::PlanId)),
+                OrderField::Live => {}
             }
             match dir {
                 Dir::Asc => value,
@@ -589,13 +614,16 @@ impl Planner<'_> {
         tighter(window, marker, dir)
     }
 
-    fn windowed(&self) -> bool {
-        !self.created.is_open() || !self.updated.is_open()
+    /// Whether a filter beyond the postings applies (a window, `stuck`),
+    /// so the counts of whole lists overcount.
+    fn residual(&self) -> bool {
+        !self.created.is_open() || !self.updated.is_open() || self.stuck.is_some()
     }
 
-    /// Whether a candidate passes the filters and the windows. `updated` is
-    /// known on the walk of the `updated_at` order; elsewhere an `updated_*`
-    /// window reads the record.
+    /// Whether a candidate passes the filters, the windows and `stuck=false`
+    /// (`stuck=true` walks its own index). `updated` is known on the walk of
+    /// the `updated_at` order; elsewhere an `updated_*` window or `stuck`
+    /// reads the record.
     fn admits(
         &self,
         filters: &[Posting],
@@ -609,17 +637,25 @@ impl Planner<'_> {
         if !self.matches_all(filters, created, id)? {
             return Ok(false);
         }
-        if self.updated.is_open() {
+        if self.updated.is_open() && self.stuck.is_none() {
             return Ok(true);
         }
-        let updated = match updated {
-            Some(u) => u,
-            None => match self.store.record_state(id)? {
-                Some(s) => s.updated_at(),
+        let record = match (updated, self.stuck) {
+            (Some(_), None) => None,
+            _ => match self.store.record_state(id)? {
+                Some(s) => Some(s),
                 None => return Ok(false),
             },
         };
-        Ok(self.updated.contains(updated))
+        let updated = match (&record, updated) {
+            (Some(s), _) => s.updated_at(),
+            (None, u) => u.expect("known when no record was read"),
+        };
+        let stuck_ok = match (&record, self.stuck) {
+            (Some(s), Some(k)) => k.is_stuck(s) == k.want,
+            _ => true,
+        };
+        Ok(stuck_ok && self.updated.contains(updated))
     }
 
     /// Puts an id on the page unless it does not come after the marker yet.
@@ -892,10 +928,23 @@ impl Planner<'_> {
 
     /// The number of matches, ignoring offset, limit and marker. A window
     /// makes the counts of whole lists useless: its matches are counted.
-    fn count_matches(&self, filters: &[Posting]) -> Result<u64, StoreError> {
+    fn count_matches(&mut self, filters: &[Posting]) -> Result<u64, StoreError> {
         match filters {
-            [] if !self.windowed() => self.union_count(&self.all_postings()?),
-            [one] if !self.windowed() => self.store.count(&one.count_key(self.project)),
+            _ if self.stuck.is_some_and(|k| !k.want) => {
+                // Everything but the stuck ones: two cheap counts.
+                let stuck = self.stuck.take().expect("checked");
+                let all = self.count_matches(filters)?;
+                self.stuck = Some(Stuck {
+                    want: true,
+                    ..stuck
+                });
+                let stuck_ones = self.count_stuck(filters)?;
+                self.stuck = Some(stuck);
+                Ok(all - stuck_ones)
+            }
+            _ if self.stuck.is_some() => self.count_stuck(filters),
+            [] if !self.residual() => self.union_count(&self.all_postings()?),
+            [one] if !self.residual() => self.store.count(&one.count_key(self.project)),
             _ => {
                 let mut n = 0;
                 self.for_each_match(filters, Dir::Asc, &mut |_, _| {
@@ -914,6 +963,7 @@ fn order_entry(order: OrderField, k: &[u8], tail: &[u8]) -> Result<(Vec<u8>, Str
     let bad = || StoreError::corrupt(k, "bad order key");
     let (value_len, id_at) = match order {
         OrderField::UpdatedAt => (8, 8),
+        OrderField::Live => (9, 9),
         OrderField::Id => (0, 0),
         OrderField::PlanId => {
             let value_len = tail.len() - keys::skip_opt(tail).ok_or_else(bad)?.len();

@@ -88,6 +88,36 @@ impl Window {
     }
 }
 
+/// `stuck=true|false`, resolved against the clock by the caller so that the
+/// store stays a function of the events: a record is stuck when its status
+/// is `replicating` or `waiting_replicate` and its last event (`updated_at`)
+/// is before that status's cutoff (now minus the configured threshold).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stuck {
+    /// `true`: only stuck records; `false`: none of them.
+    pub want: bool,
+    pub replicating_before: Micros,
+    pub waiting_before: Micros,
+}
+
+impl Stuck {
+    /// The statuses a record can be stuck in.
+    pub const STATUSES: [Status; 2] = [Status::Replicating, Status::WaitingReplicate];
+
+    /// The `updated_at` before which a record in `status` is stuck.
+    pub fn cutoff(&self, status: Status) -> Option<Micros> {
+        match status {
+            Status::Replicating => Some(self.replicating_before),
+            Status::WaitingReplicate => Some(self.waiting_before),
+            _ => None,
+        }
+    }
+
+    pub fn is_stuck(&self, s: &RecordState) -> bool {
+        self.cutoff(s.status()).is_some_and(|c| s.updated_at() < c)
+    }
+}
+
 /// A list request within one project. Every field is optional; `None` means
 /// the API default.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -102,6 +132,7 @@ pub struct ListQuery {
     pub created: Window,
     /// `updated_after` / `updated_before`.
     pub updated: Window,
+    pub stuck: Option<Stuck>,
     pub sort: Option<Vec<SortKey>>,
     /// Continue right after this record (its current place in the sort);
     /// excludes `offset`.
@@ -123,6 +154,7 @@ impl ListQuery {
             checkpoint_item_id,
             created,
             updated,
+            stuck,
             sort: _,
             marker: _,
             offset: _,
@@ -147,6 +179,7 @@ impl ListQuery {
             && checkpoint_item_id.as_deref().is_none_or(either)
             && created.contains(s.created_at())
             && updated.contains(s.updated_at())
+            && stuck.is_none_or(|k| k.is_stuck(s) == k.want)
     }
 
     pub fn sort_keys(&self) -> Vec<SortKey> {

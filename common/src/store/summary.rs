@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use super::blocks;
 use super::index::{self, IndexField, Posting, HOUR};
 use super::keys::{self, space};
-use super::query::Window;
+use super::query::{ListQuery, Stuck, Window};
 use super::{Store, StoreError};
 use crate::instant::Micros;
 use crate::record::Status;
@@ -84,6 +84,7 @@ pub struct SummaryQuery {
     pub destination_region: Option<String>,
     pub status: Option<Status>,
     pub created: Window,
+    pub stuck: Option<Stuck>,
 }
 
 /// One non-empty group of one bucket.
@@ -96,6 +97,10 @@ pub struct SummaryRow {
     pub start: Option<Micros>,
     pub count: u64,
 }
+
+/// Counts per (bucket start, group values); signed while stuck records are
+/// subtracted.
+type Buckets = BTreeMap<(Option<Micros>, Vec<Option<String>>), i64>;
 
 /// One route of the project: its regions, status and record count.
 struct Route {
@@ -131,7 +136,41 @@ impl Store {
         project: &str,
         q: &SummaryQuery,
     ) -> Result<Vec<SummaryRow>, StoreError> {
-        let mut out: BTreeMap<(Option<Micros>, Vec<Option<String>>), u64> = BTreeMap::new();
+        let mut out: Buckets = BTreeMap::new();
+        match q.stuck {
+            None => self.add_counts(project, q, &mut out)?,
+            // Stuck records are few: group the ones the list returns.
+            Some(k) if k.want => self.add_stuck(project, q, &mut out, 1)?,
+            // Everything but them: all, less the stuck ones.
+            Some(k) => {
+                self.add_counts(project, q, &mut out)?;
+                let stuck = Stuck { want: true, ..k };
+                let q = SummaryQuery {
+                    stuck: Some(stuck),
+                    ..q.clone()
+                };
+                self.add_stuck(project, &q, &mut out, -1)?;
+            }
+        }
+        Ok(out
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|((start, group), count)| SummaryRow {
+                group,
+                start,
+                count: count as u64,
+            })
+            .collect())
+    }
+
+    /// Adds every record matching `q` (`stuck` aside) to its group, from the
+    /// counts.
+    fn add_counts(
+        &self,
+        project: &str,
+        q: &SummaryQuery,
+        out: &mut Buckets,
+    ) -> Result<(), StoreError> {
         let by_hour = q.interval.is_some() || !q.created.is_open();
         // Grouping by status alone over all regions: the status postings'
         // hour counts are fewer than the routes'.
@@ -149,27 +188,55 @@ impl Store {
                     .iter()
                     .map(|_| Some(status.as_str().to_owned()))
                     .collect();
-                self.add_hours(project, &posting, q, group, &mut out)?;
+                self.add_hours(project, &posting, q, group, out)?;
             }
         } else {
             for route in self.routes(project)?.into_iter().filter(|r| r.matches(q)) {
                 let group: Vec<Option<String>> =
                     q.group_by.iter().map(|f| route.value(*f)).collect();
                 match by_hour {
-                    false => *out.entry((None, group)).or_default() += route.count,
-                    true => self.add_hours(project, &route.posting, q, group, &mut out)?,
+                    false => *out.entry((None, group)).or_default() += route.count as i64,
+                    true => self.add_hours(project, &route.posting, q, group, out)?,
                 }
             }
         }
-        Ok(out
-            .into_iter()
-            .filter(|(_, n)| *n > 0)
-            .map(|((start, group), count)| SummaryRow {
-                group,
-                start,
-                count,
-            })
-            .collect())
+        Ok(())
+    }
+
+    /// Adds `sign` for each stuck record matching `q` to its group: the list
+    /// finds them (few, by the `Live` order).
+    fn add_stuck(
+        &self,
+        project: &str,
+        q: &SummaryQuery,
+        out: &mut Buckets,
+        sign: i64,
+    ) -> Result<(), StoreError> {
+        let list = ListQuery {
+            source_region: q.source_region.clone(),
+            destination_region: q.destination_region.clone(),
+            status: q.status,
+            created: q.created,
+            stuck: q.stuck,
+            limit: Some(usize::MAX),
+            ..Default::default()
+        };
+        for r in self.list(project, &list)?.records {
+            let group = q
+                .group_by
+                .iter()
+                .map(|f| match f {
+                    GroupField::Status => Some(r.status.as_str().to_owned()),
+                    GroupField::SourceRegion => r.source_region.clone(),
+                    GroupField::DestinationRegion => r.destination_region.clone(),
+                })
+                .collect();
+            let created = Micros::parse_api(&r.created_at)
+                .ok_or_else(|| StoreError::corrupt(r.id.as_bytes(), "unrenderable created_at"))?;
+            *out.entry((q.interval.map(|i| i.start(created)), group))
+                .or_default() += sign;
+        }
+        Ok(())
     }
 
     /// The distinct (source region, destination region) pairs of the
@@ -225,7 +292,7 @@ impl Store {
         posting: &Posting,
         q: &SummaryQuery,
         group: Vec<Option<String>>,
-        out: &mut BTreeMap<(Option<Micros>, Vec<Option<String>>), u64>,
+        out: &mut Buckets,
     ) -> Result<(), StoreError> {
         let prefix = posting.hour_prefix(project);
         let from = q.created.after.map(index::hour_start);
@@ -250,7 +317,7 @@ impl Store {
                 false => self.count_entries(project, posting, hour, hour_end, &q.created)?,
             };
             let bucket = q.interval.map(|i| i.start(hour));
-            *out.entry((bucket, group.clone())).or_default() += n;
+            *out.entry((bucket, group.clone())).or_default() += n as i64;
         }
         Ok(())
     }
@@ -288,7 +355,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::store::tests::{arb_event, arb_window, messages};
+    use crate::store::tests::{arb_event, arb_stuck, arb_window, messages};
     use crate::store::ListQuery;
     use crate::testkit::reference;
     use crate::Event;
@@ -304,20 +371,24 @@ mod tests {
             (opt(&["r1", "r2"]), opt(&["r1", "r3"])),
             proptest::option::of(proptest::sample::select(Status::ALL.to_vec())),
             arb_window(),
+            proptest::option::of(arb_stuck()),
         )
-            .prop_map(|(p, group_by, interval, (src, dst), status, created)| {
-                (
-                    p,
-                    SummaryQuery {
-                        group_by,
-                        interval,
-                        source_region: src,
-                        destination_region: dst,
-                        status,
-                        created,
-                    },
-                )
-            })
+            .prop_map(
+                |(p, group_by, interval, (src, dst), status, created, stuck)| {
+                    (
+                        p,
+                        SummaryQuery {
+                            group_by,
+                            interval,
+                            source_region: src,
+                            destination_region: dst,
+                            status,
+                            created,
+                            stuck,
+                        },
+                    )
+                },
+            )
     }
 
     /// The summaries as the reference computes them: filter the folded
@@ -332,6 +403,7 @@ mod tests {
                 && eq(&q.destination_region, &r.destination_region)
                 && q.status.is_none_or(|s| s == r.status)
                 && q.created.contains(created)
+                && q.stuck.is_none_or(|k| reference::is_stuck(r, &k) == k.want)
             {
                 let group = q
                     .group_by
@@ -379,6 +451,7 @@ mod tests {
                     destination_region: q.destination_region.clone(),
                     status: q.status,
                     created: q.created,
+                    stuck: q.stuck,
                     ..Default::default()
                 };
                 prop_assert_eq!(rows.iter().map(|r| r.count).sum::<u64>(), list(base.clone()));

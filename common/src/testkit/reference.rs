@@ -181,6 +181,17 @@ pub fn listed_under(r: &Record, project: &str) -> bool {
         || r.destination_project_id.as_deref() == Some(project)
 }
 
+/// Whether a record is stuck: still under way, its last event before the
+/// cutoff of its status (compared as rendered text).
+pub fn is_stuck(r: &Record, k: &crate::store::Stuck) -> bool {
+    let cutoff = match r.status {
+        Status::Replicating => k.replicating_before,
+        Status::WaitingReplicate => k.waiting_before,
+        _ => return false,
+    };
+    r.updated_at.as_str() < cutoff.render().as_str()
+}
+
 /// The list, naively: filter every record, sort, cut the page.
 pub fn list(records: &BTreeMap<String, Record>, project: &str, q: &ListQuery) -> Page {
     let ListQuery {
@@ -192,6 +203,7 @@ pub fn list(records: &BTreeMap<String, Record>, project: &str, q: &ListQuery) ->
         checkpoint_item_id,
         created,
         updated,
+        stuck,
         sort,
         marker,
         offset,
@@ -223,6 +235,7 @@ pub fn list(records: &BTreeMap<String, Record>, project: &str, q: &ListQuery) ->
                 || *checkpoint_item_id == r.destination_checkpoint_item_id
         })
         .filter(|r| within(created, &r.created_at) && within(updated, &r.updated_at))
+        .filter(|r| stuck.is_none_or(|k| is_stuck(r, &k) == k.want))
         .collect();
     // No sort (or an empty one) means created_at descending.
     let keys: Vec<(SortField, Dir)> = match sort {
