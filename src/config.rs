@@ -28,6 +28,17 @@ pub struct FileConfig {
     /// in each project's records.
     #[serde(default)]
     pub regions: Vec<RegionBody>,
+    #[serde(default)]
+    pub stuck: StuckFile,
+}
+
+/// `[stuck]`: how long a record may go without an event in each status
+/// before it counts as stuck (`90s`, `45m`, `6h`, `2d`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StuckFile {
+    pub replicating: Option<String>,
+    pub waiting_replicate: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -159,6 +170,14 @@ pub struct HttpArgs {
     /// Requests served at once; more get 503. Default: 256
     #[arg(long, env = "TRACKER_MAX_CONCURRENT_REQUESTS")]
     pub max_concurrent_requests: Option<usize>,
+    /// A `replicating` record with no event for this long is stuck (90s,
+    /// 45m, 6h, 2d). Default: 6h
+    #[arg(long, env = "TRACKER_STUCK_REPLICATING")]
+    pub stuck_replicating: Option<String>,
+    /// A `waiting_replicate` record with no event for this long is stuck.
+    /// Default: 24h
+    #[arg(long, env = "TRACKER_STUCK_WAITING_REPLICATE")]
+    pub stuck_waiting_replicate: Option<String>,
 }
 
 impl HttpArgs {
@@ -177,6 +196,32 @@ impl HttpArgs {
                 .unwrap_or(30),
         )
     }
+    /// The stuck thresholds, against the system clock; a bad value is an
+    /// error naming its setting.
+    pub fn stuck(&self, f: &FileConfig) -> anyhow::Result<query::StuckPolicy> {
+        let mut p = query::StuckPolicy::default();
+        for (value, setting, slot) in [
+            (
+                self.stuck_replicating.as_ref().or(f.stuck.replicating.as_ref()),
+                "stuck.replicating (--stuck-replicating, TRACKER_STUCK_REPLICATING)",
+                &mut p.replicating,
+            ),
+            (
+                self.stuck_waiting_replicate
+                    .as_ref()
+                    .or(f.stuck.waiting_replicate.as_ref()),
+                "stuck.waiting_replicate (--stuck-waiting-replicate, TRACKER_STUCK_WAITING_REPLICATE)",
+                &mut p.waiting_replicate,
+            ),
+        ] {
+            if let Some(v) = value {
+                *slot = query::stuck::parse_threshold(v)
+                    .map_err(|e| anyhow::anyhow!("{setting}: {e}"))?;
+            }
+        }
+        Ok(p)
+    }
+
     pub fn limits(&self, f: &FileConfig) -> query::Limits {
         let d = query::Limits::default();
         query::Limits {

@@ -322,7 +322,8 @@ async fn run(
             }
             let mut state = AppState::new(store.clone(), auth, progress.clone())
                 .with_limits(h.limits(&file))
-                .with_regions(file.regions.clone());
+                .with_regions(file.regions.clone())
+                .with_stuck(h.stuck(&file)?);
             state.max_ready_lag = h.max_ready_lag(&file);
             let addr = h.listen(&file);
             let listener = tokio::net::TcpListener::bind(addr)

@@ -6,7 +6,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let raw = String::from_utf8_lossy(data);
-    if let Ok(q) = query::params::parse_list(Some(&raw)) {
+    if let Ok(q) = query::params::parse_list(Some(&raw), &query::StuckPolicy::default()) {
         if let Some(limit) = q.limit {
             assert!((1..=1000).contains(&limit));
         }

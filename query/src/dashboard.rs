@@ -36,7 +36,7 @@ pub(crate) async fn summaries(
     let principal = authenticate(&s, &headers)?;
     let Path(project) = path.map_err(path_error)?;
     authorize(&s, principal, &project)?;
-    let q = params::parse_summary(raw.as_deref())?;
+    let q = params::parse_summary(raw.as_deref(), &s.stuck)?;
     let group_by = q.group_by.clone();
     let rows = blocking(&s.store, move |st| Ok(st.summaries(&project, &q)?)).await?;
     let mut body = SummariesBody {

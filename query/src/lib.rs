@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod params;
 mod routes;
+pub mod stuck;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +25,7 @@ pub use auth::{hash_token, Auth, TokenConfig};
 pub use error::ApiError;
 pub use openapi::RegionBody;
 pub use routes::app;
+pub use stuck::StuckPolicy;
 
 /// Limits that keep one slow or abusive client from starving the others.
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +70,8 @@ pub struct AppState {
     /// `[[regions]]` from the config: the replication capabilities to
     /// report instead of those observed in the records.
     pub regions: Option<Arc<Vec<RegionBody>>>,
+    /// What `stuck=` means, and the clock it is measured against.
+    pub stuck: StuckPolicy,
 }
 
 impl AppState {
@@ -89,7 +93,13 @@ impl AppState {
                 Limits::default().max_concurrent,
             )),
             regions: None,
+            stuck: StuckPolicy::default(),
         }
+    }
+
+    pub fn with_stuck(mut self, stuck: StuckPolicy) -> AppState {
+        self.stuck = stuck;
+        self
     }
 
     /// Reports these replication capabilities (`[[regions]]`) instead of

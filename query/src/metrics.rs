@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use common::progress::IngestProgress;
-use common::Store;
+use common::{Status, Store};
 
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -40,7 +40,13 @@ impl Metrics {
         h.sum += secs;
     }
 
-    pub fn render(&self, store: &Store, ingest: Option<&IngestProgress>) -> String {
+    /// `stuck`: stuck records per status, when the store could count them.
+    pub fn render(
+        &self,
+        store: &Store,
+        ingest: Option<&IngestProgress>,
+        stuck: Option<&[(Status, u64)]>,
+    ) -> String {
         let mut out = String::new();
         let t = store.totals();
         let mut counter = |name: &str, help: &str, kind: &str, v: u64| {
@@ -73,6 +79,16 @@ impl Metrics {
             "gauge",
             t.records,
         );
+        if let Some(stuck) = stuck {
+            let name = "tracker_stuck_records";
+            let _ = writeln!(
+                out,
+                "# HELP {name} Records replicating or waiting with no event for longer than their status's threshold.\n# TYPE {name} gauge"
+            );
+            for (status, n) in stuck {
+                let _ = writeln!(out, "{name}{{status=\"{}\"}} {n}", status.as_str());
+            }
+        }
         if let Some(p) = ingest {
             let s = p.snapshot();
             let _ = writeln!(out, "# HELP tracker_broker_up 1 when the broker answered the last metadata request.\n# TYPE tracker_broker_up gauge\ntracker_broker_up {}", u8::from(s.broker == common::progress::BrokerState::Up));

@@ -90,6 +90,8 @@ pub struct SummaryParams {
     created_after: Option<Time>,
     /// As on the list.
     created_before: Option<Time>,
+    /// As on the list.
+    stuck: Option<bool>,
 }
 
 #[derive(Debug, ToSchema)]
@@ -241,6 +243,10 @@ pub struct ListParams {
     /// listed under the project; excludes `offset`.
     #[param(min_length = 1, max_length = 128)]
     marker: Option<String>,
+    /// `true`: only records replicating or waiting with no event for longer
+    /// than their status's threshold (`[stuck]` in the config); `false`:
+    /// none of those.
+    stuck: Option<bool>,
 }
 
 /// A request timestamp: the API's own format (UTC) or RFC 3339 with an

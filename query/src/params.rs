@@ -9,10 +9,11 @@ use common::store::{
 };
 
 use crate::error::ApiError;
+use crate::stuck::StuckPolicy;
 
 const MAX_SORT_CHARS: usize = 255;
 
-const KNOWN: [&str; 15] = [
+const KNOWN: [&str; 16] = [
     "destination_region",
     "source_region",
     "status",
@@ -28,6 +29,7 @@ const KNOWN: [&str; 15] = [
     "updated_after",
     "updated_before",
     "marker",
+    "stuck",
 ];
 
 /// `'x'` and `"x"` mean `x` (the seed's own example quotes its values).
@@ -156,8 +158,20 @@ fn status(v: &str) -> Result<Status, ApiError> {
     })
 }
 
-/// Parses the raw query string of a list request.
-pub fn parse_list(raw: Option<&str>) -> Result<ListQuery, ApiError> {
+fn boolean(param: &str, v: &str) -> Result<bool, ApiError> {
+    match v {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ApiError::invalid(
+            param,
+            format!("`{}` is not true or false", echo(v)),
+        )),
+    }
+}
+
+/// Parses the raw query string of a list request; `stuck` is resolved by
+/// the policy (its thresholds and clock).
+pub fn parse_list(raw: Option<&str>, stuck: &StuckPolicy) -> Result<ListQuery, ApiError> {
     let mut q = ListQuery::default();
     each_known(raw, &KNOWN, |param, v| {
         let text = Some(v.to_owned());
@@ -185,18 +199,8 @@ pub fn parse_list(raw: Option<&str>) -> Result<ListQuery, ApiError> {
                 )
             }
             "sort" => q.sort = Some(parse_sort(v)?),
-            "with_count" => {
-                q.with_count = Some(match v {
-                    "true" => true,
-                    "false" => false,
-                    _ => {
-                        return Err(ApiError::invalid(
-                            param,
-                            format!("`{}` is not true or false", echo(v)),
-                        ))
-                    }
-                })
-            }
+            "with_count" => q.with_count = Some(boolean(param, v)?),
+            "stuck" => q.stuck = Some(stuck.resolve(boolean(param, v)?)),
             "created_after" => q.created.after = Some(instant(param, v)?),
             "created_before" => q.created.before = Some(instant(param, v)?),
             "updated_after" => q.updated.after = Some(instant(param, v)?),
@@ -217,7 +221,7 @@ pub fn parse_list(raw: Option<&str>) -> Result<ListQuery, ApiError> {
     Ok(q)
 }
 
-const SUMMARY_KNOWN: [&str; 7] = [
+const SUMMARY_KNOWN: [&str; 8] = [
     "group_by",
     "interval",
     "source_region",
@@ -225,10 +229,11 @@ const SUMMARY_KNOWN: [&str; 7] = [
     "status",
     "created_after",
     "created_before",
+    "stuck",
 ];
 
 /// Parses the raw query string of a summaries request.
-pub fn parse_summary(raw: Option<&str>) -> Result<SummaryQuery, ApiError> {
+pub fn parse_summary(raw: Option<&str>, stuck: &StuckPolicy) -> Result<SummaryQuery, ApiError> {
     let mut q = SummaryQuery::default();
     // `group_by=` (empty) means one group: allowed, unlike other empties.
     let raw = raw.map(|r| {
@@ -269,6 +274,7 @@ pub fn parse_summary(raw: Option<&str>) -> Result<SummaryQuery, ApiError> {
             "status" => q.status = Some(status(v)?),
             "created_after" => q.created.after = Some(instant(param, v)?),
             "created_before" => q.created.before = Some(instant(param, v)?),
+            "stuck" => q.stuck = Some(stuck.resolve(boolean(param, v)?)),
             _ => unreachable!("every known parameter is handled"),
         }
         Ok(())
@@ -308,9 +314,10 @@ mod tests {
 
     #[test]
     fn seed_example_parses() {
-        let q = parse_list(Some(
-            "checkpoint_item_id='123'&status='replicating'&limit=5&offest",
-        ))
+        let q = parse_list(
+            Some("checkpoint_item_id='123'&status='replicating'&limit=5&offest"),
+            &StuckPolicy::default(),
+        )
         .unwrap();
         assert_eq!(q.checkpoint_item_id.as_deref(), Some("123"));
         assert_eq!(q.status, Some(Status::Replicating));
@@ -322,7 +329,7 @@ mod tests {
     fn windows_take_both_time_formats_and_an_unescaped_plus() {
         let q = parse_list(Some(
             "created_after=2024-01-01T00:00:00&created_before=2024-01-01T02:00:00+01:00&updated_after=2024-01-01T00:00:00.5Z&marker='r9'",
-        ))
+        ), &StuckPolicy::default())
         .unwrap();
         let t = |s| Micros::parse_rfc3339(s);
         assert_eq!(q.created.after, t("2024-01-01T00:00:00Z"));
@@ -365,19 +372,19 @@ mod tests {
             ("sort=created_at,,id", "sort"),
             ("sort=created_at:asc:desc", "sort"),
         ] {
-            let e = parse_list(Some(raw)).unwrap_err();
+            let e = parse_list(Some(raw), &StuckPolicy::default()).unwrap_err();
             assert!(e.to_string().contains(param), "{raw}: {e}");
         }
         assert_eq!(
-            parse_list(Some("status=fail&status=skip")),
+            parse_list(Some("status=fail&status=skip"), &StuckPolicy::default()),
             Err(ApiError::DuplicateParameter("status".into()))
         );
         assert_eq!(
-            parse_list(Some("source_region=")),
+            parse_list(Some("source_region="), &StuckPolicy::default()),
             Err(ApiError::EmptyParameter("source_region".into()))
         );
         assert_eq!(
-            parse_list(Some("source_region=''")),
+            parse_list(Some("source_region=''"), &StuckPolicy::default()),
             Err(ApiError::EmptyParameter("source_region".into()))
         );
         for (raw, param) in [
@@ -393,14 +400,14 @@ mod tests {
             ),
             ("marker=r1&offset=0", "marker"),
         ] {
-            let e = parse_list(Some(raw)).unwrap_err();
+            let e = parse_list(Some(raw), &StuckPolicy::default()).unwrap_err();
             assert!(e.to_string().contains(param), "{raw}: {e}");
         }
         assert_eq!(
-            parse_list(Some("marker=")),
+            parse_list(Some("marker="), &StuckPolicy::default()),
             Err(ApiError::EmptyParameter("marker".into()))
         );
         let long = format!("sort={}", "id,".repeat(90));
-        assert!(parse_list(Some(&long)).is_err());
+        assert!(parse_list(Some(&long), &StuckPolicy::default()).is_err());
     }
 }

@@ -96,7 +96,7 @@ pub(crate) async fn list(
     let principal = authenticate(&s, &headers)?;
     let Path(project) = path.map_err(path_error)?;
     authorize(&s, principal, &project)?;
-    let q = params::parse_list(raw.as_deref())?;
+    let q = params::parse_list(raw.as_deref(), &s.stuck)?;
     let page = blocking(&s.store, move |st| Ok(st.list(&project, &q)?)).await?;
     Ok(Json(ListBody {
         replication_records: page.records,
@@ -329,7 +329,15 @@ pub(crate) async fn ready(State(s): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, body = String, content_type = "text/plain")))]
 pub(crate) async fn metrics(State(s): State<AppState>) -> Response {
-    let text = s.metrics.render(&s.store, s.ingest.as_deref());
+    // Stuck totals walk the store: on the blocking pool, and a store error
+    // leaves the gauge out rather than failing the scrape.
+    let k = s.stuck.resolve(true);
+    let stuck = blocking(&s.store, move |st| Ok(st.stuck_totals(&k)?))
+        .await
+        .ok();
+    let text = s
+        .metrics
+        .render(&s.store, s.ingest.as_deref(), stuck.as_deref());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -364,3 +364,105 @@ async fn dashboard_endpoints_need_a_token_for_the_project_and_name_bad_parameter
         );
     }
 }
+
+/// A clock one hour after the newest record was created, and thresholds
+/// that make some of the sample's unfinished records stuck.
+fn stuck_state() -> (AppState, common::instant::Micros, common::instant::Micros) {
+    let newest = store()
+        .records()
+        .map(|r| r.unwrap().1.created_at())
+        .max()
+        .unwrap();
+    let now = common::instant::Micros(newest.0 + 3_600_000_000);
+    // The sample spans ~13 minutes: cutoffs 5 and 7 minutes before its end.
+    let policy = query::StuckPolicy {
+        replicating: std::time::Duration::from_secs(3600 + 300),
+        waiting_replicate: std::time::Duration::from_secs(3600 + 420),
+        clock: std::sync::Arc::new(move || now),
+    };
+    let replicating_before = common::instant::Micros(now.0 - 3_900_000_000);
+    let waiting_before = common::instant::Micros(now.0 - 4_020_000_000);
+    (
+        state().with_stuck(policy),
+        replicating_before,
+        waiting_before,
+    )
+}
+
+#[tokio::test]
+async fn stuck_lists_summaries_and_metric_follow_the_clock() {
+    let (state, replicating_before, waiting_before) = stuck_state();
+    let all = list("limit=1000").await;
+    let is_stuck = |r: &Value| {
+        let updated = r["updated_at"].as_str().unwrap();
+        match r["status"].as_str().unwrap() {
+            "replicating" => updated < replicating_before.render().as_str(),
+            "waiting_replicate" => updated < waiting_before.render().as_str(),
+            _ => false,
+        }
+    };
+    let records = all["replication_records"].as_array().unwrap();
+    let want: Vec<String> = records
+        .iter()
+        .filter(|r| is_stuck(r))
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    let others = records.len() - want.len();
+    assert!(!want.is_empty() && others > 0, "{} stuck", want.len());
+    let call = |qs: String| {
+        let state = state.clone();
+        async move {
+            let (s, b) = get_with(state, &format!("/v1/{}/{qs}", project(0)), Some(TOKEN)).await;
+            assert_eq!(s, StatusCode::OK, "{qs}: {b}");
+            b
+        }
+    };
+    let b = call("replication_records?stuck=true&limit=1000&with_count=true".into()).await;
+    assert_eq!(ids(&b), want);
+    assert_eq!(b["count"], want.len());
+    let b = call("replication_records?stuck=false&limit=1000&with_count=true".into()).await;
+    assert_eq!(b["count"], others);
+    assert_eq!(ids(&b).len(), others);
+    let b = call("replication_summaries?stuck=true&group_by=status".into()).await;
+    assert_eq!(b["total"], want.len());
+    let b = call("replication_summaries?stuck=false".into()).await;
+    assert_eq!(b["total"], others);
+    // The metric counts every project, each record once.
+    let mut everywhere = std::collections::BTreeSet::new();
+    for p in 0..2 {
+        let page = store()
+            .list(
+                &project(p),
+                &common::ListQuery {
+                    stuck: Some(state.stuck.resolve(true)),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        everywhere.extend(page.records.into_iter().map(|r| (r.status.as_str(), r.id)));
+    }
+    let (_, text) = get_metrics(state.clone()).await;
+    for status in ["replicating", "waiting_replicate"] {
+        let n = everywhere.iter().filter(|(s, _)| *s == status).count();
+        let line = format!("tracker_stuck_records{{status=\"{status}\"}} {n}");
+        assert!(text.contains(&line), "{line} in\n{text}");
+    }
+    let (s, b) = get_with(
+        state,
+        &format!("/v1/{}/replication_records?stuck=maybe", project(0)),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(b["error_msg"].as_str().unwrap().contains("stuck"), "{b}");
+}
+
+async fn get_metrics(state: AppState) -> (StatusCode, String) {
+    let resp = app(state)
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
+}

@@ -735,3 +735,34 @@ fn a_marker_outside_the_filter_is_placed_by_its_own_values() {
         );
     }
 }
+
+/// The stuck metric counts each stuck record once, whatever the projects
+/// it is listed under.
+#[test]
+fn stuck_totals_count_each_stuck_record_once() {
+    let (events, store) = sample_store();
+    let records = testkit::reference::fold_events(&events);
+    let start = events.iter().map(|e| e.occurred_at).min().unwrap();
+    let mut seen = 0;
+    for hours in [0, 1, 2, 4] {
+        let at = Micros(start.0 + hours * HOUR);
+        let k = Stuck {
+            want: true,
+            replicating_before: at,
+            waiting_before: Micros(at.0 - HOUR / 2),
+        };
+        let want: Vec<(Status, u64)> = Stuck::STATUSES
+            .into_iter()
+            .map(|s| {
+                let n = records
+                    .values()
+                    .filter(|r| r.status == s && testkit::reference::is_stuck(r, &k))
+                    .count();
+                (s, n as u64)
+            })
+            .collect();
+        assert_eq!(store.stuck_totals(&k).unwrap(), want, "{hours}h");
+        seen += want.iter().map(|(_, n)| n).sum::<u64>();
+    }
+    assert!(seen > 0, "the sample has stuck records at these cutoffs");
+}

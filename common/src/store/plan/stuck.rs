@@ -5,6 +5,7 @@
 //! sorted in memory: from the entries alone when the sort is by `created_at`,
 //! `updated_at` or `id`, reading the records only for the other sorts.
 
+use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use super::{
@@ -12,7 +13,10 @@ use super::{
     SortField, SortKey, StoreError,
 };
 use crate::instant::Micros;
+use crate::record::Status;
+use crate::store::blocks;
 use crate::store::index::{self, OrderField};
+use crate::store::keys::{self, space};
 use crate::store::query::Stuck;
 
 /// A stuck record as its `Live` entry knows it.
@@ -115,5 +119,57 @@ impl Planner<'_> {
             }
         }
         Ok(())
+    }
+}
+
+impl crate::store::Store {
+    /// How many records are stuck, per stuck status, across every project
+    /// (a record listed under two projects counts once): for the metric.
+    pub fn stuck_totals(&self, stuck: &Stuck) -> Result<Vec<(Status, u64)>, StoreError> {
+        let mut ids: [HashSet<String>; 2] = Default::default();
+        for project in self.projects()? {
+            let prefix = order_prefix(&project, OrderField::Live);
+            for (status, seen) in Stuck::STATUSES.into_iter().zip(&mut ids) {
+                let (Some(cutoff), b) = (stuck.cutoff(status), index::status_byte(status)) else {
+                    continue;
+                };
+                for kv in self.scan_list_from(&prefix, Dir::Asc, Some(&[b]))? {
+                    let (k, _) = kv?;
+                    let tail = &k[prefix.len()..];
+                    if tail.first() != Some(&b) {
+                        break;
+                    }
+                    let (value, id) = order_entry(OrderField::Live, &k, tail)?;
+                    if instant(&k, &value[1..])? >= cutoff {
+                        break;
+                    }
+                    seen.insert(id);
+                }
+            }
+        }
+        Ok(Stuck::STATUSES
+            .into_iter()
+            .zip(ids)
+            .map(|(s, ids)| (s, ids.len() as u64))
+            .collect())
+    }
+
+    /// Every project some record is listed under, from the counts: one seek
+    /// per project.
+    fn projects(&self) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        let mut from = vec![space::COUNT];
+        while let Some(kv) = self.tree.range(from.clone()..vec![space::COUNT + 1]).next() {
+            let (k, _) = kv?;
+            let (project, _) =
+                keys::read_str(&k[1..]).ok_or_else(|| StoreError::corrupt(&k, "bad count key"))?;
+            let mut next = vec![space::COUNT];
+            keys::push_str(&mut next, &project);
+            from = blocks::prefix_end(&next);
+            out.push(
+                String::from_utf8(project).map_err(|_| StoreError::corrupt(&k, "bad project"))?,
+            );
+        }
+        Ok(out)
     }
 }
