@@ -269,3 +269,112 @@ fn two_trackers_on_one_topic_converge() {
     assert_eq!(a.digest()["digest"], want);
     assert_eq!(b.digest()["digest"], want);
 }
+
+#[test]
+#[ignore = "needs the tansu broker: run scripts/test"]
+fn dashboard_queries_through_the_broker_match_the_reference() {
+    let broker = Broker::start();
+    let topic = broker.create_topic(2);
+    let stream = Stream::sample(400, 23);
+    stream.publish(&broker, &topic, 0..stream.messages.len());
+    let dir = tempfile::tempdir().unwrap();
+    let tracker = Tracker::start(&broker, &topic, &dir.path().join("data"), &[]);
+    tracker.wait_consumed(stream.messages.len() as u64, WAIT);
+    let project = sample::project_id(0);
+    let get = |qs: &str| {
+        let (s, b) = tracker.get(&format!("/v1/{project}/{qs}"), Some(TENANT_TOKEN));
+        assert_eq!(s, 200, "{qs}: {b}");
+        b
+    };
+    let mut records: Vec<common::Record> = reference_records(&stream)
+        .into_iter()
+        .filter(|r| {
+            r.source_project_id.as_deref() == Some(project.as_str())
+                || r.destination_project_id.as_deref() == Some(project.as_str())
+        })
+        .collect();
+    records.sort_by(|a, b| (&b.created_at, &b.id).cmp(&(&a.created_at, &a.id)));
+    let ids = |b: &serde_json::Value| -> Vec<String> {
+        b["replication_records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    // A created window, half-open, in the API's own time format.
+    let (lo, hi) = (&records[60].created_at, &records[20].created_at);
+    let want: Vec<String> = records
+        .iter()
+        .filter(|r| r.created_at >= *lo && r.created_at < *hi)
+        .map(|r| r.id.clone())
+        .collect();
+    let b = get(&format!(
+        "replication_records?created_after={lo}&created_before={hi}&with_count=true"
+    ));
+    assert_eq!(
+        (ids(&b), b["count"].as_u64()),
+        (want.clone(), Some(want.len() as u64))
+    );
+
+    // Marker pages walk the whole project in the default order.
+    let mut walked = Vec::new();
+    let mut marker = String::new();
+    loop {
+        let b = get(&format!("replication_records?limit=25{marker}"));
+        walked.extend(ids(&b));
+        match b["next_marker"].as_str() {
+            Some(m) => marker = format!("&marker={m}"),
+            None => break,
+        }
+    }
+    let all: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(walked, all);
+
+    // Summaries by status and day (the day is the date part of created_at).
+    let mut groups: std::collections::BTreeMap<(String, String), u64> = Default::default();
+    for r in &records {
+        let day = format!("{}T00:00:00.000000", &r.created_at[..10]);
+        *groups
+            .entry((day, r.status.as_str().to_owned()))
+            .or_default() += 1;
+    }
+    let want: Vec<serde_json::Value> = groups
+        .iter()
+        .map(|((day, status), n)| serde_json::json!({"status": status, "start": day, "count": n}))
+        .collect();
+    let b = get("replication_summaries?group_by=status&interval=day");
+    assert_eq!(b["summaries"], serde_json::Value::Array(want));
+    assert_eq!(b["total"].as_u64(), Some(records.len() as u64));
+
+    // Capabilities: the observed source -> destination pairs.
+    let mut pairs: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    for r in &records {
+        if let (Some(s), Some(d)) = (&r.source_region, &r.destination_region) {
+            pairs.entry(s.clone()).or_default().insert(d.clone());
+        }
+    }
+    let b = get("replication_capabilities");
+    let want: Vec<serde_json::Value> = pairs
+        .into_iter()
+        .map(|(name, d)| serde_json::json!({"name": name, "replication_destinations": d}))
+        .collect();
+    assert_eq!(b["regions"], serde_json::Value::Array(want));
+
+    // The sample is years old: every record still under way is stuck.
+    let live = records
+        .iter()
+        .filter(|r| matches!(r.status, Status::Replicating | Status::WaitingReplicate))
+        .count();
+    assert!(live > 0);
+    let b = get("replication_records?stuck=true&with_count=true&limit=1");
+    assert_eq!(b["count"].as_u64(), Some(live as u64));
+    let (_, metrics) = tracker.get("/metrics", None);
+    let metrics = metrics.as_str().unwrap_or_default();
+    assert!(
+        metrics.contains("tracker_stuck_records{status=\"replicating\"}"),
+        "{metrics}"
+    );
+}
