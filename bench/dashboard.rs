@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use common::instant::Micros;
-use common::store::{GroupField, Interval, SummaryQuery, Window};
+use common::store::{GroupField, Interval, Stuck, SummaryQuery, Window};
 use common::{ListQuery, Store};
 
 use crate::shapes::{self, Params, Shape};
@@ -13,8 +13,90 @@ use crate::stats::{summarize, Summary};
 
 const HOUR: i64 = 3_600_000_000;
 
-/// Each dashboard query's name and its latencies.
-pub fn run(store: &Store, params: &[Params], depth: f64) -> anyhow::Result<Vec<(String, Summary)>> {
+/// The dashboard queries with their drawn inputs, as API paths (for the
+/// HTTP runs): the same inputs `run` times in-process.
+pub struct Dashboard {
+    biggest: String,
+    newest: Micros,
+    windows: Vec<Window>,
+    markers: Vec<(String, String)>,
+    limit: usize,
+}
+
+impl Dashboard {
+    /// `(name, paths)` of each query.
+    pub fn paths(&self, params: &[Params]) -> Vec<(String, Vec<String>)> {
+        let b = &self.biggest;
+        let day = |t: Micros| t.render();
+        let mut out = vec![(
+            "list, 24-hour created window, biggest project".to_string(),
+            self.windows
+                .iter()
+                .map(|w| {
+                    format!(
+                        "/v1/{b}/replication_records?limit=100&created_after={}&created_before={}",
+                        day(w.after.expect("set")),
+                        day(w.before.expect("set"))
+                    )
+                })
+                .collect(),
+        )];
+        out.push((
+            "marker page at Q7's depth".into(),
+            self.markers
+                .iter()
+                .map(|(p, m)| {
+                    format!(
+                        "/v1/{p}/replication_records?limit={}&marker={m}",
+                        self.limit
+                    )
+                })
+                .collect(),
+        ));
+        let from = day(Micros(self.newest.0 - 30 * 24 * HOUR));
+        out.push((
+            "summaries, 30 days by day x status, biggest project".into(),
+            params
+                .iter()
+                .map(|_| format!("/v1/{b}/replication_summaries?group_by=status&interval=day&created_after={from}"))
+                .collect(),
+        ));
+        out.push((
+            "summaries, source x destination region".into(),
+            params
+                .iter()
+                .map(|p| {
+                    format!(
+                        "/v1/{}/replication_summaries?group_by=source_region,destination_region",
+                        p.project
+                    )
+                })
+                .collect(),
+        ));
+        out.push((
+            "capabilities".into(),
+            params
+                .iter()
+                .map(|p| format!("/v1/{}/replication_capabilities", p.project))
+                .collect(),
+        ));
+        out.push((
+            "stuck=true, limit 100 (every unfinished record is stuck by the wall clock)".into(),
+            params
+                .iter()
+                .map(|p| format!("/v1/{}/replication_records?stuck=true&limit=100", p.project))
+                .collect(),
+        ));
+        out
+    }
+}
+
+/// Each dashboard query's name and its latencies, and the drawn inputs.
+pub fn run(
+    store: &Store,
+    params: &[Params],
+    depth: f64,
+) -> anyhow::Result<(Vec<(String, Summary)>, Dashboard)> {
     let biggest = biggest_project(store, params)?;
     let newest = store
         .list(
@@ -122,7 +204,34 @@ pub fn run(store: &Store, params: &[Params], depth: f64) -> anyhow::Result<Vec<(
             Ok(())
         })?,
     ));
-    Ok(out)
+    // Stuck as of the dataset's end, with the default thresholds.
+    let stuck = Stuck {
+        want: true,
+        replicating_before: Micros(newest.0 - 6 * HOUR),
+        waiting_before: Micros(newest.0 - 24 * HOUR),
+    };
+    let mut found = 0;
+    out.push((
+        "stuck=true, limit 100 (as of the dataset's end; 6h / 24h)".into(),
+        time(params, |p| {
+            let q = ListQuery {
+                stuck: Some(stuck),
+                limit: Some(100),
+                ..Default::default()
+            };
+            found += store.list(&p.project, &q)?.records.len();
+            Ok(())
+        })?,
+    ));
+    println!("stuck=true pages returned {found} records in all");
+    let dashboard = Dashboard {
+        biggest,
+        newest,
+        windows,
+        markers,
+        limit,
+    };
+    Ok((out, dashboard))
 }
 
 /// The project with the most records among those drawn.

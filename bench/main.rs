@@ -329,7 +329,8 @@ fn main() -> anyhow::Result<()> {
             pg_summaries[1],
         );
     }
-    for (name, s) in dashboard::run(&store, &params, depth)? {
+    let (timings, dashboard) = dashboard::run(&store, &params, depth)?;
+    for (name, s) in timings {
         table.push(Row {
             shape: format!("{name}, in-process: p50 / p99 ms"),
             tracker: format!("{:.3} / {:.3}", s.p50_ms, s.p99_ms),
@@ -418,6 +419,20 @@ fn main() -> anyhow::Result<()> {
         let s = summarize(&mut lat, wall);
         table.push(Row {
             shape: format!("{} over HTTP, 1 client: p50 / p99 ms", shape.name()),
+            tracker: format!("{:.2} / {:.2}", s.p50_ms, s.p99_ms),
+            postgres: "-".into(),
+            ratio: "-".into(),
+            union: "-".into(),
+        });
+    }
+    for (name, paths) in dashboard.paths(&params) {
+        let (mut lat, wall, errors) = http::load(port, token, 1, &paths);
+        if errors > 0 {
+            notes.push(format!("{errors} HTTP errors on {name}"));
+        }
+        let s = summarize(&mut lat, wall);
+        table.push(Row {
+            shape: format!("{name} over HTTP, 1 client: p50 / p99 ms"),
             tracker: format!("{:.2} / {:.2}", s.p50_ms, s.p99_ms),
             postgres: "-".into(),
             ratio: "-".into(),
@@ -530,7 +545,7 @@ fn tracker_only(store: &Store, params: &[Params], depth: f64) -> anyhow::Result<
             passes[1]
         );
     }
-    for (name, s) in dashboard::run(store, params, depth)? {
+    for (name, s) in dashboard::run(store, params, depth)?.0 {
         println!("{name}: p50 / p99 ms {:.3} / {:.3}", s.p50_ms, s.p99_ms);
     }
     Ok(())
