@@ -1,0 +1,71 @@
+//! Reading index keys: an order entry's sort value and id, the `created_at`
+//! an entry carries, a count key's value.
+
+use super::*;
+
+/// The sort value and the id of an order entry's tail. Plan entries are
+/// `(plan, created_at, id)`: time-ordered within a plan, sorted by value.
+pub(super) fn order_entry(
+    order: OrderField,
+    k: &[u8],
+    tail: &[u8],
+) -> Result<(Vec<u8>, String), StoreError> {
+    let bad = || StoreError::corrupt(k, "bad order key");
+    let (value_len, id_at) = match order {
+        OrderField::UpdatedAt => (8, 8),
+        OrderField::Live => (9, 9),
+        OrderField::Id => (0, 0),
+        OrderField::PlanId => {
+            let value_len = tail.len() - keys::skip_opt(tail).ok_or_else(bad)?.len();
+            (value_len, value_len + 8)
+        }
+    };
+    let id = parse_id(k, tail.get(id_at..).ok_or_else(bad)?)?;
+    let sort_value = match order {
+        OrderField::Id => id.as_bytes().to_vec(),
+        _ => tail[..value_len].to_vec(),
+    };
+    Ok((sort_value, id))
+}
+
+/// The `created_at` an order entry carries as its value.
+pub(super) fn created_value(k: &[u8], v: &[u8]) -> Result<[u8; 8], StoreError> {
+    v.try_into()
+        .map_err(|_| StoreError::corrupt(k, "bad order value"))
+}
+
+pub(super) fn instant(k: &[u8], b: &[u8]) -> Result<Micros, StoreError> {
+    let b: [u8; 8] = b
+        .try_into()
+        .map_err(|_| StoreError::corrupt(k, "bad instant in index key"))?;
+    Ok(Micros::from_key_bytes(b))
+}
+
+/// A record's value of a grouped sort field.
+pub(super) fn group_value(field: IndexField, s: &RecordState) -> Option<String> {
+    match field {
+        IndexField::Status => Some(s.status().as_str().to_owned()),
+        IndexField::SourceRegion => s.get(Field::SourceRegion).map(str::to_owned),
+        IndexField::DestinationRegion => s.get(Field::DestinationRegion).map(str::to_owned),
+        IndexField::Route => None,
+    }
+}
+
+pub(super) fn parse_id(k: &[u8], tail: &[u8]) -> Result<String, StoreError> {
+    keys::read_str(tail)
+        .filter(|(_, rest)| rest.is_empty())
+        .and_then(|(id, _)| String::from_utf8(id).ok())
+        .ok_or_else(|| StoreError::corrupt(k, "bad id in index key"))
+}
+
+pub(super) fn parse_opt(k: &[u8], tail: &[u8]) -> Result<Option<String>, StoreError> {
+    match tail.first() {
+        Some(0) if tail.len() == 1 => Ok(None),
+        Some(1) => keys::read_str(&tail[1..])
+            .filter(|(_, rest)| rest.is_empty())
+            .and_then(|(v, _)| String::from_utf8(v).ok())
+            .map(Some)
+            .ok_or_else(|| StoreError::corrupt(k, "bad count key")),
+        _ => Err(StoreError::corrupt(k, "bad count key")),
+    }
+}

@@ -1,0 +1,222 @@
+//! The postings of a plan: which list drives a walk (the shortest, by its
+//! count), filter tests by point lookup, merged streams in `(created_at, id)`
+//! order, whole hours skipped by their counts, and counts of matches.
+
+use super::*;
+
+impl Planner<'_> {
+    /// Gathering every match and sorting it beats walking a whole order when
+    /// the filters leave few rows relative to the page depth.
+    pub(super) fn gather_is_cheaper(&self, filters: &[Posting]) -> Result<bool, StoreError> {
+        let (driver, _) = self.choose_driver(filters)?;
+        let n = u128::from(self.union_count(&driver)?);
+        let total = u128::from(self.union_count(&self.all_postings()?)?);
+        let depth = (self.cur.skip + self.cur.take) as u128;
+        Ok(n <= 4 * depth || n * n <= depth * total)
+    }
+
+    /// The status postings of the project: together, every record listed there.
+    pub(super) fn all_postings(&self) -> Result<Vec<Posting>, StoreError> {
+        Ok(self
+            .distinct_values(IndexField::Status)?
+            .into_iter()
+            .map(|v| Posting {
+                field: IndexField::Status,
+                value: v,
+            })
+            .collect())
+    }
+
+    /// Values of `field` present in the project, ascending (from the counts).
+    pub(super) fn distinct_values(
+        &self,
+        field: IndexField,
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        let mut prefix = vec![space::COUNT];
+        keys::push_str(&mut prefix, self.project.as_bytes());
+        prefix.push(field as u8);
+        let mut values = Vec::new();
+        for kv in self.store.tree.scan_prefix(&prefix) {
+            let (k, _) = kv?;
+            values.push(parse_opt(&k, &k[prefix.len()..])?);
+        }
+        Ok(values)
+    }
+
+    pub(super) fn union_count(&self, postings: &[Posting]) -> Result<u64, StoreError> {
+        postings
+            .iter()
+            .map(|p| self.store.count(&p.count_key(self.project)))
+            .sum()
+    }
+
+    /// The entries of disjoint posting lists, merged in `(created_at, id)`
+    /// order (or its reverse). `from`, when given, is a `created_at` bound:
+    /// entries from it on (ascending) or strictly before it (descending).
+    pub(super) fn stream(
+        &self,
+        postings: &[Posting],
+        dir: Dir,
+        from: Option<[u8; 8]>,
+    ) -> Result<Merge, StoreError> {
+        let sources = postings
+            .iter()
+            .map(|p| {
+                let prefix = p.prefix(self.project);
+                let it = match from {
+                    None => self.store.scan_list(&prefix, dir),
+                    Some(b) => blocks::scan_from(
+                        &self.store.tree,
+                        &prefix,
+                        index::blocked(&prefix),
+                        &b,
+                        dir == Dir::Asc,
+                    )?,
+                };
+                Ok((prefix.len(), it))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Merge::new(sources, dir))
+    }
+
+    /// For a deep offset over status postings alone, skips whole hours by
+    /// their counts and returns where the scan should start.
+    pub(super) fn skip_hours(
+        &mut self,
+        driver: &[Posting],
+        dir: Dir,
+    ) -> Result<Option<[u8; 8]>, StoreError> {
+        if self.cur.skip < HOUR_SKIP_MIN || driver.iter().any(|p| p.field != IndexField::Status) {
+            return Ok(None);
+        }
+        let mut hours: BTreeMap<[u8; 8], u64> = BTreeMap::new();
+        for p in driver {
+            let prefix = p.hour_prefix(self.project);
+            for kv in self.store.tree.scan_prefix(&prefix) {
+                let (k, v) = kv?;
+                let hour: [u8; 8] = k[prefix.len()..]
+                    .try_into()
+                    .map_err(|_| StoreError::corrupt(&k, "bad hour key"))?;
+                let n = u64::from_be_bytes(
+                    v.as_ref()
+                        .try_into()
+                        .map_err(|_| StoreError::corrupt(&k, "bad count"))?,
+                );
+                *hours.entry(hour).or_default() += n;
+            }
+        }
+        let ordered: Box<dyn Iterator<Item = (&[u8; 8], &u64)>> = match dir {
+            Dir::Asc => Box::new(hours.iter()),
+            Dir::Desc => Box::new(hours.iter().rev()),
+        };
+        let mut last = None;
+        for (hour, n) in ordered {
+            if !self.cur.skip_run(*n as usize) {
+                break;
+            }
+            last = Some(*hour);
+        }
+        Ok(last.map(|h| match dir {
+            Dir::Asc => Micros(Micros::from_key_bytes(h).0 + index::HOUR).key_bytes(),
+            Dir::Desc => h,
+        }))
+    }
+
+    /// The filter with the shortest posting list (as a one-list union) and
+    /// the others; with no filter, every status list of the project.
+    pub(super) fn choose_driver(
+        &self,
+        filters: &[Posting],
+    ) -> Result<(Vec<Posting>, Vec<Posting>), StoreError> {
+        let mut best: Option<(u64, usize)> = None;
+        for (i, p) in filters.iter().enumerate() {
+            let n = self.store.count(&p.count_key(self.project))?;
+            if best.is_none_or(|(b, _)| n < b) {
+                best = Some((n, i));
+            }
+        }
+        Ok(match best {
+            None => (self.all_postings()?, Vec::new()),
+            Some((_, i)) => {
+                let mut others = filters.to_vec();
+                let driver = others.remove(i);
+                (vec![driver], others)
+            }
+        })
+    }
+
+    pub(super) fn matches_all(
+        &self,
+        filters: &[Posting],
+        created: [u8; 8],
+        id: &str,
+    ) -> Result<bool, StoreError> {
+        for p in filters {
+            let list = p.prefix(self.project);
+            if !blocks::contains(
+                &self.store.tree,
+                &list,
+                index::blocked(&list),
+                &Posting::suffix(created, id),
+            )? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Calls `f(created_at, id)` for every match in posting order, until it
+    /// breaks.
+    pub(super) fn for_each_match(
+        &self,
+        filters: &[Posting],
+        dir: Dir,
+        f: &mut dyn FnMut([u8; 8], String) -> Step,
+    ) -> Result<(), StoreError> {
+        let (driver, others) = self.choose_driver(filters)?;
+        let from = match dir {
+            Dir::Asc => self.created.after,
+            Dir::Desc => self.created.before,
+        };
+        for row in self.stream(&driver, dir, from.map(Micros::key_bytes))? {
+            let (created, id) = row?;
+            if self.created.passed(Micros::from_key_bytes(created), dir) {
+                break;
+            }
+            if self.admits(&others, created, None, &id)? && f(created, id)?.is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The number of matches, ignoring offset, limit and marker. A window
+    /// makes the counts of whole lists useless: its matches are counted.
+    pub(super) fn count_matches(&mut self, filters: &[Posting]) -> Result<u64, StoreError> {
+        match filters {
+            _ if self.stuck.is_some_and(|k| !k.want) => {
+                // Everything but the stuck ones: two cheap counts.
+                let stuck = self.stuck.take().expect("checked");
+                let all = self.count_matches(filters)?;
+                self.stuck = Some(Stuck {
+                    want: true,
+                    ..stuck
+                });
+                let stuck_ones = self.count_stuck(filters)?;
+                self.stuck = Some(stuck);
+                Ok(all - stuck_ones)
+            }
+            _ if self.stuck.is_some() => self.count_stuck(filters),
+            [] if !self.residual() => self.union_count(&self.all_postings()?),
+            [one] if !self.residual() => self.store.count(&one.count_key(self.project)),
+            _ => {
+                let mut n = 0;
+                self.for_each_match(filters, Dir::Asc, &mut |_, _| {
+                    n += 1;
+                    Ok(ControlFlow::Continue(()))
+                })?;
+                Ok(n)
+            }
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! The walks that emit a page in sort order: by a leading `created_at`
+//! (the driving postings) or an order (`updated_at`, `id`, `plan_id`), by
+//! groups of a leading status/region sort, or by id alone; and the tie runs
+//! that order equal sort values by the remaining keys.
+
+use super::*;
+
+impl Planner<'_> {
+    /// Only the `id` tie-break is left. Inside the marker's place in every
+    /// earlier key, the ids that follow the marker are those past its id.
+    pub(super) fn emit_by_id(&mut self, filters: &[Posting]) -> Result<(), StoreError> {
+        let tie = self.tie;
+        let after = self.after.take().map(|(id, _)| id);
+        let follows = |id: &str| {
+            after
+                .as_deref()
+                .is_none_or(|m| directed(id.cmp(m), tie) == Ordering::Greater)
+        };
+        if filters.is_empty() {
+            let prefix = order_prefix(self.project, OrderField::Id);
+            let seek = after.as_deref().map(|m| {
+                let mut b = Vec::new();
+                keys::push_str(&mut b, m.as_bytes());
+                match tie {
+                    Dir::Asc => b,
+                    Dir::Desc => past(&b),
+                }
+            });
+            for kv in self.store.scan_list_from(&prefix, tie, seek.as_deref())? {
+                let (k, v) = kv?;
+                let id = parse_id(&k, &k[prefix.len()..])?;
+                if follows(&id) && self.admits(&[], created_value(&k, &v)?, None, &id)? {
+                    self.cur.push(id);
+                    if self.cur.done() {
+                        break;
+                    }
+                }
+            }
+            return Ok(());
+        }
+        let mut ids: Vec<String> = Vec::new();
+        self.for_each_match(filters, Dir::Asc, &mut |_, id| {
+            if follows(&id) {
+                ids.push(id);
+            }
+            Ok(ControlFlow::Continue(()))
+        })?;
+        ids.sort_unstable_by(|a, b| directed(a.cmp(b), tie));
+        ids.into_iter().for_each(|id| self.cur.push(id));
+        Ok(())
+    }
+
+    /// A leading status/region sort: each value of the field in order, the
+    /// rest of the sort planned inside it; groups the offset covers are
+    /// skipped by their count, and groups before the marker's are skipped.
+    pub(super) fn emit_grouped(
+        &mut self,
+        field: IndexField,
+        dir: Dir,
+        rest: &[SortKey],
+        filters: &[Posting],
+    ) -> Result<(), StoreError> {
+        let mut values = self.distinct_values(field)?;
+        if dir == Dir::Desc {
+            values.reverse();
+        }
+        let marker_value = self.after.as_ref().map(|(_, s)| group_value(field, s));
+        for v in values {
+            if let (Some(mv), true) = (&marker_value, self.after.is_some()) {
+                match directed(v.as_deref().cmp(&mv.as_deref()), dir) {
+                    Ordering::Less => continue,
+                    Ordering::Greater => self.after = None,
+                    Ordering::Equal => {}
+                }
+            }
+            let group = Posting { field, value: v };
+            if filters.is_empty() && !self.residual() {
+                let n = self.store.count(&group.count_key(self.project))?;
+                if self.cur.skip_run(n as usize) {
+                    continue;
+                }
+            }
+            let mut sub = filters.to_vec();
+            sub.push(group);
+            self.emit(rest, &sub)?;
+            if self.cur.done() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// A leading `created_at`, `updated_at`, `id` or `plan_id` sort: one walk
+    /// of the driving posting or of the order's entries.
+    pub(super) fn emit_linear(
+        &mut self,
+        first: SortKey,
+        rest: &[SortKey],
+        filters: &[Posting],
+    ) -> Result<(), StoreError> {
+        let order = match first.field {
+            SortField::CreatedAt => None,
+            SortField::UpdatedAt => Some(OrderField::UpdatedAt),
+            SortField::Id => Some(OrderField::Id),
+            _ => Some(OrderField::PlanId),
+        };
+        if order.is_some() && !filters.is_empty() && self.gather_is_cheaper(filters)? {
+            let store = self.store;
+            let mut rows = Vec::new();
+            self.for_each_match(filters, Dir::Asc, &mut |_, id| {
+                if let Some(s) = store.record_state(&id)? {
+                    rows.push((id, s));
+                }
+                Ok(ControlFlow::Continue(()))
+            })?;
+            let mut all = vec![first];
+            all.extend_from_slice(rest);
+            let tie = self.tie;
+            rows.sort_by(|a, b| compare(a, b, &all, tie));
+            for row in rows {
+                self.push_row(row);
+            }
+            return Ok(());
+        }
+
+        // Entries of one sort value come in id order in the `dir` direction,
+        // except in the plan order, whose entries follow created_at in a plan.
+        let needs_ties =
+            !rest.is_empty() || self.tie != first.dir || order == Some(OrderField::PlanId);
+        let mut run = TieRun::default();
+        match order {
+            None => {
+                let (driver, others) = self.choose_driver(filters)?;
+                let from = match others.is_empty() && !self.residual() {
+                    true => self.skip_hours(&driver, first.dir)?,
+                    false => None,
+                };
+                let from = from.or_else(|| self.created_seek(first.dir));
+                for row in self.stream(&driver, first.dir, from)? {
+                    let (created, id) = row?;
+                    if self
+                        .created
+                        .passed(Micros::from_key_bytes(created), first.dir)
+                    {
+                        break;
+                    }
+                    if self.admits(&others, created, None, &id)?
+                        && self
+                            .visit(&mut run, needs_ties, rest, &created, created, id)?
+                            .is_break()
+                    {
+                        break;
+                    }
+                }
+            }
+            Some(order) => {
+                let prefix = order_prefix(self.project, order);
+                let seek = self.order_seek(order, first.dir);
+                for kv in self
+                    .store
+                    .scan_list_from(&prefix, first.dir, seek.as_deref())?
+                {
+                    let (k, v) = kv?;
+                    let (sort_value, id) = order_entry(order, &k, &k[prefix.len()..])?;
+                    let created = created_value(&k, &v)?;
+                    let updated = match order {
+                        OrderField::UpdatedAt => Some(instant(&k, &sort_value)?),
+                        _ => None,
+                    };
+                    if updated.is_some_and(|u| self.updated.passed(u, first.dir)) {
+                        break;
+                    }
+                    if self.admits(filters, created, updated, &id)?
+                        && self
+                            .visit(&mut run, needs_ties, rest, &sort_value, created, id)?
+                            .is_break()
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+        if !self.cur.done() {
+            self.flush_run(&mut run, rest)?;
+        }
+        Ok(())
+    }
+
+    /// Takes the next id in sort order. When ties matter, ids with an equal
+    /// sort value gather in a run, ordered by the remaining keys once it ends.
+    pub(super) fn visit(
+        &mut self,
+        run: &mut TieRun,
+        needs_ties: bool,
+        rest: &[SortKey],
+        sort_value: &[u8],
+        created: [u8; 8],
+        id: String,
+    ) -> Step {
+        if !needs_ties {
+            self.push(id)?;
+            return Ok(self.cur.step());
+        }
+        if sort_value != run.value.as_slice() {
+            self.flush_run(run, rest)?;
+            if self.cur.done() {
+                return Ok(ControlFlow::Break(()));
+            }
+            run.value = sort_value.to_vec();
+        }
+        run.ids.push((id, created));
+        Ok(ControlFlow::Continue(()))
+    }
+
+    pub(super) fn flush_run(
+        &mut self,
+        run: &mut TieRun,
+        rest: &[SortKey],
+    ) -> Result<(), StoreError> {
+        if run.ids.is_empty() || self.cur.skip_run(run.ids.len()) {
+            run.ids.clear();
+            return Ok(());
+        }
+        let tie = self.tie;
+        let mut ids = std::mem::take(&mut run.ids);
+        let ordered: Vec<String> = match rest {
+            [] => {
+                ids.sort_unstable_by(|a, b| directed(a.0.cmp(&b.0), tie));
+                ids.into_iter().map(|(id, _)| id).collect()
+            }
+            // The entries carry created_at: no record needs reading.
+            [SortKey {
+                field: SortField::CreatedAt,
+                dir,
+            }] => {
+                ids.sort_unstable_by(|a, b| {
+                    directed(a.1.cmp(&b.1), *dir).then_with(|| directed(a.0.cmp(&b.0), tie))
+                });
+                ids.into_iter().map(|(id, _)| id).collect()
+            }
+            _ => {
+                let mut rows = Vec::with_capacity(ids.len());
+                for (id, _) in ids {
+                    if let Some(s) = self.store.record_state(&id)? {
+                        rows.push((id, s));
+                    }
+                }
+                rows.sort_by(|a, b| compare(a, b, rest, tie));
+                for row in rows {
+                    self.push_row(row);
+                }
+                return Ok(());
+            }
+        };
+        for id in ordered {
+            self.push(id)?;
+        }
+        Ok(())
+    }
+}
