@@ -318,6 +318,36 @@ fn dashboard_queries_through_the_broker_match_the_reference() {
         (want.clone(), Some(want.len() as u64))
     );
 
+    // An updated window, its edges as RFC 3339 with an offset, sorted by id.
+    let mut updated: Vec<&str> = records.iter().map(|r| r.updated_at.as_str()).collect();
+    updated.sort_unstable();
+    let (lo, hi) = (updated[30], updated[90]);
+    let shifted = |t: &str| {
+        let m = common::Micros::parse_api(t).unwrap();
+        format!("{}%2B01:00", common::Micros(m.0 + 3_600_000_000).render())
+    };
+    let mut want: Vec<String> = records
+        .iter()
+        .filter(|r| r.updated_at.as_str() >= lo && r.updated_at.as_str() < hi)
+        .map(|r| r.id.clone())
+        .collect();
+    want.sort();
+    let b = get(&format!(
+        "replication_records?updated_after={}&updated_before={}&sort=id:asc&with_count=true",
+        shifted(lo),
+        shifted(hi)
+    ));
+    assert_eq!(
+        (ids(&b), b["count"].as_u64()),
+        (want.clone(), Some(want.len() as u64))
+    );
+    let (s, b) = tracker.get(
+        &format!("/v1/{project}/replication_records?updated_after={hi}&updated_before={lo}"),
+        Some(TENANT_TOKEN),
+    );
+    assert_eq!(s, 400, "{b}");
+    assert!(b["error_msg"].as_str().unwrap().contains("updated_after"));
+
     // Marker pages walk the whole project in the default order.
     let mut walked = Vec::new();
     let mut marker = String::new();
@@ -347,6 +377,30 @@ fn dashboard_queries_through_the_broker_match_the_reference() {
     let b = get("replication_summaries?group_by=status&interval=day");
     assert_eq!(b["summaries"], serde_json::Value::Array(want));
     assert_eq!(b["total"].as_u64(), Some(records.len() as u64));
+
+    // By region pair, filtered to one source region, with nulls as a group.
+    let src = records
+        .iter()
+        .find_map(|r| r.source_region.clone())
+        .unwrap();
+    let mut groups: std::collections::BTreeMap<(Option<String>, Option<String>), u64> =
+        Default::default();
+    for r in records
+        .iter()
+        .filter(|r| r.source_region.as_ref() == Some(&src))
+    {
+        *groups
+            .entry((r.source_region.clone(), r.destination_region.clone()))
+            .or_default() += 1;
+    }
+    let want: Vec<serde_json::Value> = groups
+        .iter()
+        .map(|((s, d), n)| serde_json::json!({"source_region": s, "destination_region": d, "count": n}))
+        .collect();
+    let b = get(&format!(
+        "replication_summaries?group_by=source_region,destination_region&source_region={src}"
+    ));
+    assert_eq!(b["summaries"], serde_json::Value::Array(want));
 
     // Capabilities: the observed source -> destination pairs.
     let mut pairs: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =

@@ -1,7 +1,7 @@
 //! The dashboard's endpoints beside the list: summaries (counts by status
 //! and regions, per hour or day) and replication capabilities (the seed's
-//! `region` structure). Both are answered from counts, never by reading
-//! records.
+//! `region` structure). Both are answered from counts; only `stuck` makes
+//! summaries read records, the few stuck ones.
 
 use std::collections::BTreeMap;
 

@@ -122,10 +122,12 @@ pub fn parse_sort(v: &str) -> Result<Vec<SortKey>, ApiError> {
 
 /// Calls `f(param, value)` for each known parameter of a query string,
 /// values unquoted: unknown parameters are ignored (the seed example has
-/// `offest`), a known one twice or with an empty value is a 400.
+/// `offest`), a known one twice is a 400, and so is an empty value unless
+/// the parameter is in `may_be_empty`.
 fn each_known(
     raw: Option<&str>,
     known: &[&'static str],
+    may_be_empty: &[&str],
     mut f: impl FnMut(&'static str, &str) -> Result<(), ApiError>,
 ) -> Result<(), ApiError> {
     let mut seen = vec![false; known.len()];
@@ -138,7 +140,7 @@ fn each_known(
             return Err(ApiError::DuplicateParameter(param.to_owned()));
         }
         let v = unquote(&value);
-        if v.is_empty() {
+        if v.is_empty() && !may_be_empty.contains(&param) {
             return Err(ApiError::EmptyParameter(param.to_owned()));
         }
         f(param, v)?;
@@ -173,7 +175,7 @@ fn boolean(param: &str, v: &str) -> Result<bool, ApiError> {
 /// the policy (its thresholds and clock).
 pub fn parse_list(raw: Option<&str>, stuck: &StuckPolicy) -> Result<ListQuery, ApiError> {
     let mut q = ListQuery::default();
-    each_known(raw, &KNOWN, |param, v| {
+    each_known(raw, &KNOWN, &[], |param, v| {
         let text = Some(v.to_owned());
         match param {
             "destination_region" => q.destination_region = text,
@@ -235,15 +237,10 @@ const SUMMARY_KNOWN: [&str; 8] = [
 /// Parses the raw query string of a summaries request.
 pub fn parse_summary(raw: Option<&str>, stuck: &StuckPolicy) -> Result<SummaryQuery, ApiError> {
     let mut q = SummaryQuery::default();
-    // `group_by=` (empty) means one group: allowed, unlike other empties.
-    let raw = raw.map(|r| {
-        r.split('&')
-            .filter(|p| *p != "group_by=" && *p != "group_by")
-            .collect::<Vec<_>>()
-            .join("&")
-    });
-    each_known(raw.as_deref(), &SUMMARY_KNOWN, |param, v| {
+    // `group_by=` (empty) means one group.
+    each_known(raw, &SUMMARY_KNOWN, &["group_by"], |param, v| {
         match param {
+            "group_by" if v.is_empty() => {}
             "group_by" => {
                 for name in v.split(',') {
                     let f = GroupField::parse(name).ok_or_else(|| {
@@ -286,7 +283,7 @@ pub fn parse_summary(raw: Option<&str>, stuck: &StuckPolicy) -> Result<SummaryQu
 /// `limit`/`offset` of the operator endpoints.
 pub fn parse_page(raw: Option<&str>, max: usize) -> Result<(usize, usize), ApiError> {
     let (mut limit, mut offset) = (None, None);
-    each_known(raw, &["limit", "offset"], |param, v| {
+    each_known(raw, &["limit", "offset"], &[], |param, v| {
         let n = Some(integer(param, v)?);
         match param {
             "limit" => limit = n,

@@ -355,6 +355,7 @@ async fn dashboard_endpoints_need_a_token_for_the_project_and_name_bad_parameter
         ),
         ("created_before=tomorrow", "created_before"),
         ("interval=day&interval=hour", "interval"),
+        ("group_by=&group_by=status", "group_by"),
     ] {
         let (s, b) = get(&format!("/v1/{}/replication_summaries?{qs}", project(0))).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{qs}: {b}");

@@ -33,11 +33,13 @@ use super::merge::Merge;
 use super::query::{
     compare, directed, Dir, ListQuery, Page, SortField, SortKey, Stuck, Window, DEFAULT_LIMIT,
 };
+use super::summary::SummaryQuery;
 use super::{Store, StoreError};
 use crate::instant::Micros;
 use crate::record::{Field, RecordState, Status};
 
 mod entry;
+mod gather;
 mod postings;
 mod seek;
 mod stuck;
@@ -151,6 +153,9 @@ impl Cursor {
 struct TieRun {
     value: Vec<u8>,
     ids: Vec<(String, [u8; 8])>,
+    /// The marker's sort value in this walk's encoding, while the marker
+    /// has not been passed: the run holding it is placed by its entries.
+    marker: Option<Vec<u8>>,
 }
 
 fn grouped_field(f: SortField) -> Option<IndexField> {
@@ -218,7 +223,7 @@ impl Store {
             keys: keys.clone(),
         };
         if !planner.cur.done() {
-            planner.emit(&keys, &filters)?;
+            planner.emit_page(&keys, &filters)?;
         }
         let count = match q.with_count {
             Some(true) => Some(planner.count_matches(&filters)?),
@@ -368,10 +373,26 @@ fn next_marker(ids: &mut Vec<String>, limit: usize) -> Option<String> {
 }
 
 impl Planner<'_> {
-    fn emit(&mut self, keys: &[SortKey], filters: &[Posting]) -> Result<(), StoreError> {
+    /// The whole page. Stuck records, and the records of an `updated_*`
+    /// window on another sort, are few enough to gather from their index
+    /// range; everything else is walked in sort order.
+    fn emit_page(&mut self, keys: &[SortKey], filters: &[Posting]) -> Result<(), StoreError> {
         if self.stuck.is_some_and(|k| k.want) {
-            return self.emit_stuck(keys, filters);
+            let found = self.stuck_candidates(filters)?;
+            return self.emit_gathered(found, keys);
         }
+        let leads_updated = keys
+            .first()
+            .is_some_and(|k| k.field == SortField::UpdatedAt);
+        if !self.updated.is_open() && !leads_updated {
+            if let Some(found) = self.updated_candidates(filters, gather::GATHER_MAX)? {
+                return self.emit_gathered(found, keys);
+            }
+        }
+        self.emit(keys, filters)
+    }
+
+    fn emit(&mut self, keys: &[SortKey], filters: &[Posting]) -> Result<(), StoreError> {
         let Some((first, rest)) = keys.split_first() else {
             return self.emit_by_id(filters);
         };

@@ -2,7 +2,8 @@
 //! source region and destination region, per hour or day of `created_at`.
 //! Read from the route counts — every record is in exactly one route posting,
 //! so they partition the project — and their per-hour counts; only the
-//! partial hours at a window's edges walk posting entries. Never a record.
+//! partial hours at a window's edges walk posting entries. No record is read,
+//! except the stuck ones with `stuck` (for their regions).
 
 use std::collections::BTreeMap;
 

@@ -207,6 +207,16 @@ impl Planner<'_> {
                 Ok(all - stuck_ones)
             }
             _ if self.stuck.is_some() => self.count_stuck(filters),
+            // The window's entries, not the project's records.
+            _ if !self.updated.is_open() => Ok(self
+                .updated_candidates(filters, usize::MAX)?
+                .map_or(0, |c| c.len() as u64)),
+            // Whole hours by their counts, as the summaries add them up.
+            _ if !self.created.is_open() => {
+                let q = summary_of(filters, self.created);
+                let rows = self.store.summaries(self.project, &q)?;
+                Ok(rows.iter().map(|r| r.count).sum())
+            }
             [] if !self.residual() => self.union_count(&self.all_postings()?),
             [one] if !self.residual() => self.store.count(&one.count_key(self.project)),
             _ => {
@@ -219,4 +229,27 @@ impl Planner<'_> {
             }
         }
     }
+}
+
+/// The summaries query that counts what the postings `filters` match in a
+/// `created_*` window (one group, one bucket).
+fn summary_of(filters: &[Posting], created: Window) -> SummaryQuery {
+    let mut q = SummaryQuery {
+        created,
+        ..Default::default()
+    };
+    for p in filters {
+        let v = p.value.clone();
+        match p.field {
+            IndexField::Status => q.status = v.as_deref().and_then(Status::parse),
+            IndexField::SourceRegion => q.source_region = v,
+            IndexField::DestinationRegion => q.destination_region = v,
+            IndexField::Route => {
+                if let Some((src, dst, status)) = v.as_deref().and_then(index::parse_route) {
+                    (q.source_region, q.destination_region, q.status) = (src, dst, Some(status));
+                }
+            }
+        }
+    }
+    q
 }

@@ -130,4 +130,21 @@ impl Planner<'_> {
         }
         self.cur.push(row.0);
     }
+
+    /// The marker's sort value as the walk of `order` (`None`: the
+    /// postings, by `created_at`) encodes it, while there is a marker.
+    pub(super) fn marker_value(&self, order: Option<OrderField>) -> Option<Vec<u8>> {
+        let (id, s) = self.after.as_ref()?;
+        Some(match order {
+            None => s.created_at().key_bytes().to_vec(),
+            Some(OrderField::UpdatedAt) => s.updated_at().key_bytes().to_vec(),
+            Some(OrderField::Id) => id.as_bytes().to_vec(),
+            Some(OrderField::PlanId) => {
+                let mut v = Vec::new();
+                keys::push_opt(&mut v, s.get(Field::PlanId));
+                v
+            }
+            Some(OrderField::Live) => return None,
+        })
+    }
 }

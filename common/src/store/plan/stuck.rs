@@ -1,17 +1,12 @@
 //! `stuck=true`: the project's `Live` order holds its records still under
 //! way, by status and `updated_at`, so the stuck ones are the oldest entries
 //! of each live status, up to that status's cutoff — a walk of just them,
-//! never of the project. They are gathered, filtered by posting lookups and
-//! sorted in memory: from the entries alone when the sort is by `created_at`,
-//! `updated_at` or `id`, reading the records only for the other sorts.
+//! never of the project; `gather.rs` sorts them and places the marker.
 
 use std::collections::HashSet;
-use std::ops::ControlFlow;
 
-use super::{
-    compare, created_value, directed, instant, order_entry, order_prefix, Dir, Planner, Posting,
-    SortField, SortKey, StoreError,
-};
+use super::gather::Candidate;
+use super::{created_value, instant, order_entry, order_prefix, Dir, Planner, Posting, StoreError};
 use crate::instant::Micros;
 use crate::record::Status;
 use crate::store::blocks;
@@ -19,16 +14,12 @@ use crate::store::index::{self, OrderField};
 use crate::store::keys::{self, space};
 use crate::store::query::Stuck;
 
-/// A stuck record as its `Live` entry knows it.
-struct Candidate {
-    id: String,
-    created: [u8; 8],
-    updated: Micros,
-}
-
 impl Planner<'_> {
     /// The project's stuck records that pass the filters and the windows.
-    fn stuck_candidates(&self, filters: &[Posting]) -> Result<Vec<Candidate>, StoreError> {
+    pub(super) fn stuck_candidates(
+        &self,
+        filters: &[Posting],
+    ) -> Result<Vec<Candidate>, StoreError> {
         let Some(stuck) = self.stuck else {
             return Ok(Vec::new());
         };
@@ -68,57 +59,6 @@ impl Planner<'_> {
 
     pub(super) fn count_stuck(&self, filters: &[Posting]) -> Result<u64, StoreError> {
         Ok(self.stuck_candidates(filters)?.len() as u64)
-    }
-
-    /// The stuck records, in the order of `keys` (ties by id in the `tie`
-    /// direction), onto the page.
-    pub(super) fn emit_stuck(
-        &mut self,
-        keys: &[SortKey],
-        filters: &[Posting],
-    ) -> Result<(), StoreError> {
-        let mut found = self.stuck_candidates(filters)?;
-        let tie = self.tie;
-        let by_id = |a: &Candidate, b: &Candidate| directed(a.id.cmp(&b.id), tie);
-        let ordered: Vec<String> = match keys {
-            [] => {
-                found.sort_by(by_id);
-                found.into_iter().map(|c| c.id).collect()
-            }
-            [SortKey { field, dir }]
-                if matches!(
-                    field,
-                    SortField::CreatedAt | SortField::UpdatedAt | SortField::Id
-                ) =>
-            {
-                found.sort_by(|a, b| {
-                    let o = match field {
-                        SortField::CreatedAt => a.created.cmp(&b.created),
-                        SortField::UpdatedAt => a.updated.cmp(&b.updated),
-                        _ => a.id.cmp(&b.id),
-                    };
-                    directed(o, *dir).then_with(|| by_id(a, b))
-                });
-                found.into_iter().map(|c| c.id).collect()
-            }
-            _ => {
-                let mut rows = Vec::with_capacity(found.len());
-                for c in found {
-                    if let Some(s) = self.store.record_state(&c.id)? {
-                        rows.push((c.id, s));
-                    }
-                }
-                rows.sort_by(|a, b| compare(a, b, keys, tie));
-                rows.into_iter().map(|(id, _)| id).collect()
-            }
-        };
-        for id in ordered {
-            self.push(id)?;
-            if self.cur.step() == ControlFlow::Break(()) {
-                break;
-            }
-        }
-        Ok(())
     }
 }
 

@@ -127,7 +127,10 @@ impl Planner<'_> {
         // except in the plan order, whose entries follow created_at in a plan.
         let needs_ties =
             !rest.is_empty() || self.tie != first.dir || order == Some(OrderField::PlanId);
-        let mut run = TieRun::default();
+        let mut run = TieRun {
+            marker: self.marker_value(order),
+            ..TieRun::default()
+        };
         match order {
             None => {
                 let (driver, others) = self.choose_driver(filters)?;
@@ -223,6 +226,32 @@ impl Planner<'_> {
         }
         let tie = self.tie;
         let mut ids = std::mem::take(&mut run.ids);
+        // The walk starts at the marker's sort value: a run of another value
+        // is past it; in the run of its value, place it by the entries when
+        // they carry the rest of the sort.
+        if let Some((mid, m)) = &self.after {
+            if run.marker.as_deref() != Some(run.value.as_slice()) {
+                self.after = None;
+            } else {
+                let placed = match rest {
+                    [] => Some(None),
+                    [SortKey {
+                        field: SortField::CreatedAt,
+                        dir,
+                    }] => Some(Some((m.created_at().key_bytes(), *dir))),
+                    _ => None,
+                };
+                if let Some(created) = placed {
+                    ids.retain(|(id, c)| {
+                        let by_created =
+                            created.map_or(Ordering::Equal, |(mc, d)| directed(c.cmp(&mc), d));
+                        by_created.then_with(|| directed(id.as_str().cmp(mid), tie))
+                            == Ordering::Greater
+                    });
+                    self.after = None;
+                }
+            }
+        }
         let ordered: Vec<String> = match rest {
             [] => {
                 ids.sort_unstable_by(|a, b| directed(a.0.cmp(&b.0), tie));
