@@ -11,6 +11,7 @@ mod config;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,6 +66,9 @@ enum Command {
         /// Fresh (absent or empty) directory for the rebuilt store.
         #[arg(long)]
         out: PathBuf,
+        /// sled page cache of the rebuilt store in MiB. Default: 512
+        #[arg(long, env = "TRACKER_CACHE_MB")]
+        cache_mb: Option<u64>,
         #[command(flatten)]
         kafka: KafkaArgs,
         /// No progress bar.
@@ -103,19 +107,17 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     common::telemetry::init();
     let cli = Cli::parse();
     let file = FileConfig::load(cli.config.as_deref())?;
+    // The default command reads every setting as `run` does (flags aside).
     let command = cli.command.unwrap_or_else(|| Command::Run {
-        store: StoreArgs {
-            data_dir: None,
-            cache_mb: None,
-        },
+        store: StoreArgs::parse_env(),
         kafka: KafkaArgs::parse_env(),
         http: HttpArgs::parse_env(),
     });
-    match command {
+    let done = match command {
         Command::Run { store, kafka, http } => {
             runtime()?.block_on(run(file, Some(store), Some(kafka), Some(http)))
         }
@@ -125,12 +127,22 @@ fn main() -> anyhow::Result<()> {
         Command::Query { store, http } => {
             runtime()?.block_on(run(file, Some(store), None, Some(http)))
         }
-        Command::Replay { out, kafka, quiet } => {
+        Command::Replay {
+            out,
+            cache_mb,
+            kafka,
+            quiet,
+        } => {
             let brokers = kafka.brokers(&file).context("replay needs --brokers")?;
+            let cache = StoreArgs {
+                data_dir: None,
+                cache_mb,
+            }
+            .cache_bytes(&file);
             let r = ingest::replay::replay(
                 kafka.ingest_config(&file, &brokers),
                 &out,
-                512 << 20,
+                cache,
                 !quiet,
                 &shutdown_token()?,
             )?;
@@ -146,7 +158,7 @@ fn main() -> anyhow::Result<()> {
             against,
             replay,
             kafka,
-        } => verify(&file, &store, against, replay, &kafka),
+        } => return verify(&file, &store, against, replay, &kafka),
         Command::Digest { store } => {
             let s = Store::open(&store.data_dir(&file), store.cache_bytes(&file))?;
             let t = s.totals();
@@ -180,7 +192,8 @@ fn main() -> anyhow::Result<()> {
             println!("sha256 {}", hex::encode(query::hash_token(&token)));
             Ok(())
         }
-    }
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }
 
 trait ParseEnv {
@@ -382,7 +395,7 @@ fn verify(
     against: Option<PathBuf>,
     replay: bool,
     kafka: &KafkaArgs,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<ExitCode> {
     let a = Store::open(&store.data_dir(file), store.cache_bytes(file))
         .context("opening the store (stop the tracker first, or verify a copy)")?;
     let (b, _tmp);
@@ -390,16 +403,21 @@ fn verify(
         let brokers = kafka
             .brokers(file)
             .context("verify --replay needs --brokers")?;
-        let dir = std::env::temp_dir().join(format!("tracker-verify-{}", new_token()));
+        // Removed when dropped, on every way out of this function.
+        let tmp = tempfile::Builder::new()
+            .prefix("tracker-verify-")
+            .tempdir()?;
+        let dir = tmp.path().join("replay");
+        let cache = store.cache_bytes(file);
         ingest::replay::replay(
             kafka.ingest_config(file, &brokers),
             &dir,
-            512 << 20,
+            cache,
             true,
             &shutdown_token()?,
         )?;
-        b = Store::open(&dir, 512 << 20)?;
-        _tmp = Some(TempDir(dir));
+        b = Store::open(&dir, cache)?;
+        _tmp = Some(tmp);
     } else {
         let Some(other) = against else {
             bail!("give --against DIR or --replay")
@@ -412,7 +430,7 @@ fn verify(
     println!("digest b {}  ({} records)", c.digest_b, c.records_b);
     if c.equal() {
         println!("EQUAL: the stores hold the same projection");
-        return Ok(());
+        return Ok(ExitCode::SUCCESS);
     }
     println!("DIFFERENT: {} record differences", c.differences);
     for id in &c.only_in_a {
@@ -427,16 +445,7 @@ fn verify(
     for i in &c.inconsistencies {
         println!("  inconsistent index: {i}");
     }
-    std::process::exit(1);
-}
-
-/// Removes a scratch directory when dropped.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    Ok(ExitCode::FAILURE)
 }
 
 #[cfg(test)]

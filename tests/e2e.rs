@@ -239,6 +239,28 @@ fn replay_matches_live_and_verify_reports_equality_and_planted_differences() {
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(text.contains("DIFFERENT: 1 record differences"), "{text}");
+
+    // Against a fresh replay of the topic: the same difference, exit 1, and
+    // (regression) no scratch store left behind.
+    let scratch = tempfile::tempdir().unwrap();
+    let out = Command::new(tracker_bin())
+        .args(["verify", "--data-dir"])
+        .arg(&replayed)
+        .args([
+            "--replay",
+            "--brokers",
+            &broker.bootstrap(),
+            "--topic",
+            &topic,
+        ])
+        .env("TMPDIR", scratch.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("DIFFERENT: 1 record differences"), "{text}");
+    let left: Vec<_> = std::fs::read_dir(scratch.path()).unwrap().collect();
+    assert!(left.is_empty(), "verify --replay left {left:?}");
 }
 
 #[test]
