@@ -1,4 +1,4 @@
-//! The event contract (`spec/events.md`): decoding and validation of one Kafka
+//! The event contract (`docs/events.md`): decoding and validation of one Kafka
 //! message into an [`Event`], with a typed [`Reject`] for every rule a message
 //! can break. Rejections are what the quarantine shows, so each has a stable
 //! code and a message naming the field.
@@ -135,7 +135,7 @@ fn echo(s: &str) -> String {
     s.chars().take(64).collect()
 }
 
-/// Decodes one Kafka message (key, value) per `spec/events.md`.
+/// Decodes one Kafka message (key, value) per `docs/events.md`.
 pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<Event, Reject> {
     let bytes = value.ok_or(Reject::EmptyMessage)?;
     if bytes.len() > MAX_EVENT_BYTES {

@@ -1,4 +1,4 @@
-//! The record and the pure fold (`spec/events.md`, "The fold").
+//! The record and the pure fold (`docs/events.md`, "The fold").
 //!
 //! [`RecordState`] is a function of the SET of distinct events seen for a
 //! record: it keeps the order key of every distinct event (sorted, so the state

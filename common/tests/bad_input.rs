@@ -1,4 +1,4 @@
-//! The bad-input corpus: one message for every rule of `spec/events.md` a
+//! The bad-input corpus: one message for every rule of `docs/events.md` a
 //! producer can break (and then some), plus random bytes. None may crash or
 //! stall the partition; each must be quarantined with the right reason, and
 //! the event after them must still be applied.
@@ -291,6 +291,73 @@ fn corpus() -> Vec<Case> {
             "key_mismatch",
         ),
     ]
+}
+
+/// `docs/event.schema.json`, the schema producers validate against, agrees
+/// with the decoder: every sample event and every event of the fold's
+/// specification passes it, and every corpus message the decoder rejects for
+/// a reason JSON can show fails it.
+#[test]
+fn the_published_json_schema_agrees_with_the_decoder() {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../docs/event.schema.json")).unwrap();
+    let schema = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap();
+    let events = common::sample::events(&common::sample::Shape {
+        records: 300,
+        projects: 3,
+        regions: 4,
+        seed: 5,
+    });
+    for e in &events {
+        let json = e.to_json();
+        assert!(
+            schema.is_valid(&json),
+            "sample event fails the schema: {json}"
+        );
+    }
+    let spec: serde_json::Value = serde_json::from_str(include_str!("fold_spec.json")).unwrap();
+    let mut checked = 0;
+    for case in spec["cases"].as_array().unwrap() {
+        for e in case["events"].as_array().unwrap() {
+            let mut e = e.clone();
+            let o = e.as_object_mut().unwrap();
+            o.entry("schema_version").or_insert(1.into());
+            o.entry("record_id").or_insert("r".into());
+            let bytes = serde_json::to_vec(&e).unwrap();
+            assert!(decode(None, Some(&bytes)).is_ok(), "{e}");
+            assert!(schema.is_valid(&e), "spec event fails the schema: {e}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 100, "{checked}");
+    // Rejections about the message, not its JSON, the schema cannot show;
+    // nor can it tell 1.0 from 1 (JSON Schema's integers include 1.0).
+    let beyond_json = [
+        "empty_message",
+        "oversized",
+        "invalid_utf8",
+        "not_json",
+        "key_mismatch",
+    ];
+    let mut rejected = 0;
+    for (what, _, value, code) in corpus() {
+        let Some(json) = value.and_then(|v| serde_json::from_slice::<serde_json::Value>(&v).ok())
+        else {
+            continue;
+        };
+        if beyond_json.contains(&code) || what == "schema_version as float" {
+            continue;
+        }
+        assert!(
+            !schema.is_valid(&json),
+            "{what} ({code}) passes the schema: {json}"
+        );
+        rejected += 1;
+    }
+    assert!(rejected > 30, "{rejected}");
 }
 
 #[test]

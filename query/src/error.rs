@@ -1,6 +1,6 @@
 //! The one error type of the HTTP API. Every failure becomes
 //! `{"error_code", "error_msg"}` with a closed mapping to status codes; the
-//! codes are stable and documented in the README.
+//! codes are stable and documented in `docs/api.md`.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

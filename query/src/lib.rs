@@ -1,5 +1,5 @@
 //! The query service: the axum application that answers the replication
-//! records API (`spec/api.md`) from the projection store — routes, token
+//! records API (`docs/api.md`) from the projection store — routes, token
 //! authentication, parameter parsing, the one [`ApiError`], health and
 //! metrics. It reads the store and the ingest progress; it knows nothing of
 //! Kafka.

@@ -1,4 +1,4 @@
-//! Query-string parsing for the list endpoint (`spec/api.md`). Hand-rolled
+//! Query-string parsing for the list endpoint (`docs/api.md`). Hand-rolled
 //! rather than serde so that duplicates, empty values and quoted values get
 //! the errors the contract asks for, naming the parameter.
 

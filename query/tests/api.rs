@@ -1,4 +1,4 @@
-//! The HTTP contract (`spec/api.md`), driven through `tower::ServiceExt::oneshot`
+//! The HTTP contract (`docs/api.md`), driven through `tower::ServiceExt::oneshot`
 //! against a real store.
 
 use std::sync::Arc;
