@@ -18,14 +18,15 @@
 //! - an order entry `o project order value id → created_at` for the other
 //!   linear sort keys (updated_at, id, and plan_id — whose entries are
 //!   `plan created_at id`), and for records still under way
-//!   `o project live status updated_at id`, where stuck ones are found.
+//!   `o project live status created_at id → updated_at`, where stuck ones
+//!   are found.
 //!
 //! Checkpoint items are near-unique, so they are indexed once, globally:
 //! `k side value id`; a checkpoint filter reads those few records directly.
 
 use std::collections::BTreeMap;
 
-use super::keys::{push_opt, push_str, space};
+use super::keys::{push_opt, push_str, read_str, space};
 use super::query::Stuck;
 use crate::instant::Micros;
 use crate::record::{Field, RecordState, Status};
@@ -66,9 +67,10 @@ pub enum OrderField {
     UpdatedAt = 0,
     Id = 1,
     PlanId = 2,
-    /// Records still under way (`replicating`, `waiting_replicate`), by
-    /// status then `updated_at`: the oldest of a status are where stuck
-    /// records are, so `stuck=true` walks only them.
+    /// Records still under way (`replicating`, `waiting_replicate`), a list
+    /// per status in `created_at` order like a posting, each entry carrying
+    /// `updated_at`: `stuck=true` in the default order walks them newest
+    /// first and stops when its page is full.
     Live = 3,
 }
 
@@ -136,9 +138,20 @@ pub fn hour_start(t: Micros) -> Micros {
 pub fn blocked(list: &[u8]) -> bool {
     match list.first() {
         Some(&space::POSTING) => true,
-        Some(&space::ORDER) => list.last() != Some(&(OrderField::Id as u8)),
+        // `o project order …`: every order but the id order.
+        Some(&space::ORDER) => read_str(&list[1..])
+            .and_then(|(_, rest)| rest.first().copied())
+            .is_some_and(|order| order != OrderField::Id as u8),
         _ => false,
     }
+}
+
+/// The list of one status's records still under way in a project: entries
+/// `created_at id → updated_at`, like a posting.
+pub fn live_prefix(project: &str, status: Status) -> Vec<u8> {
+    let mut k = order_prefix(project, OrderField::Live);
+    k.push(status_byte(status));
+    k
 }
 
 pub fn order_prefix(project: &str, order: OrderField) -> Vec<u8> {
@@ -214,17 +227,6 @@ pub fn status_byte(s: Status) -> u8 {
         .expect("every status is in ALL") as u8
 }
 
-/// A live record's entry in the `Live` order: `status updated_at id`.
-fn live_suffix(id: &str, state: &RecordState) -> Option<Vec<u8>> {
-    if !Stuck::STATUSES.contains(&state.status()) {
-        return None;
-    }
-    let mut k = vec![status_byte(state.status())];
-    k.extend_from_slice(&state.updated_at().key_bytes());
-    push_str(&mut k, id.as_bytes());
-    Some(k)
-}
-
 /// Every index entry of a record — `(list, suffix) → value` for its
 /// postings, orders and checkpoint items — and the count keys its postings
 /// contribute to.
@@ -278,10 +280,13 @@ pub fn entries(id: &str, state: &RecordState) -> Entries {
             (order_prefix(project, OrderField::Id), id_suffix(id)),
             created.to_vec(),
         );
-        if let Some(k) = live_suffix(id, state) {
+        if Stuck::STATUSES.contains(&state.status()) {
             out.keys.insert(
-                (order_prefix(project, OrderField::Live), k),
-                created.to_vec(),
+                (
+                    live_prefix(project, state.status()),
+                    Posting::suffix(created, id),
+                ),
+                state.updated_at().key_bytes().to_vec(),
             );
         }
         // Within a plan, entries follow created_at, so new ones land at the

@@ -52,8 +52,9 @@ pub enum StoreError {
 /// meaning; a store of another layout is refused at open. v1: one key per
 /// index entry; v2: index lists in blocks, the event log compressed; v3:
 /// every record in a route posting (absent regions too), hour counts per
-/// route; v4: the `Live` order of records still under way (stuck records).
-pub const LAYOUT: u32 = 4;
+/// route; v4: the `Live` order of records still under way (stuck records);
+/// v5: `Live` lists per status in `created_at` order.
+pub const LAYOUT: u32 = 5;
 
 impl StoreError {
     fn query(param: &'static str, reason: impl ToString) -> StoreError {

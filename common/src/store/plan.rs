@@ -378,6 +378,15 @@ impl Planner<'_> {
     /// range; everything else is walked in sort order.
     fn emit_page(&mut self, keys: &[SortKey], filters: &[Posting]) -> Result<(), StoreError> {
         if self.stuck.is_some_and(|k| k.want) {
+            if let [SortKey {
+                field: SortField::CreatedAt,
+                dir,
+            }] = keys
+            {
+                if *dir == self.tie {
+                    return self.emit_stuck_by_created(*dir, filters);
+                }
+            }
             let found = self.stuck_candidates(filters)?;
             return self.emit_gathered(found, keys);
         }

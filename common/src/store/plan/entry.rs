@@ -13,7 +13,8 @@ pub(super) fn order_entry(
     let bad = || StoreError::corrupt(k, "bad order key");
     let (value_len, id_at) = match order {
         OrderField::UpdatedAt => (8, 8),
-        OrderField::Live => (9, 9),
+        // The live lists are postings in form, read by `stuck.rs`.
+        OrderField::Live => return Err(StoreError::corrupt(k, "a live list is not a sort order")),
         OrderField::Id => (0, 0),
         OrderField::PlanId => {
             let value_len = tail.len() - keys::skip_opt(tail).ok_or_else(bad)?.len();

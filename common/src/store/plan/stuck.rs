@@ -1,58 +1,85 @@
-//! `stuck=true`: the project's `Live` order holds its records still under
-//! way, by status and `updated_at`, so the stuck ones are the oldest entries
-//! of each live status, up to that status's cutoff — a walk of just them,
-//! never of the project; `gather.rs` sorts them and places the marker.
+//! `stuck=true`: each project keeps, per status still under way, a `Live`
+//! list of those records in `created_at` order, each with its `updated_at`;
+//! a record is stuck when that is before its status's cutoff. Sorted by
+//! `created_at` (the default) a page walks the lists newest (or oldest) first
+//! and stops when full; other sorts and the count read the lists whole — the
+//! project's unfinished records, never the rest — and `gather.rs` sorts them
+//! and places the marker.
 
 use std::collections::HashSet;
+use std::ops::ControlFlow;
 
 use super::gather::Candidate;
-use super::{created_value, instant, order_entry, order_prefix, Dir, Planner, Posting, StoreError};
+use super::{directed, instant, Dir, Planner, Posting, StoreError};
 use crate::instant::Micros;
 use crate::record::Status;
 use crate::store::blocks;
-use crate::store::index::{self, OrderField};
+use crate::store::index;
 use crate::store::keys::{self, space};
 use crate::store::query::Stuck;
 
+/// One entry of a `Live` list: the record's id, `created_at` and
+/// `updated_at`.
+fn live_entry(list: &[u8], k: &[u8], v: &[u8]) -> Result<Candidate, StoreError> {
+    let (created, id) = keys::read_created_id(&k[list.len()..])
+        .ok_or_else(|| StoreError::corrupt(k, "bad live entry"))?;
+    let id = String::from_utf8(id).map_err(|_| StoreError::corrupt(k, "bad id in live entry"))?;
+    Ok(Candidate {
+        id,
+        created: created.key_bytes(),
+        updated: instant(k, v)?,
+    })
+}
+
 impl Planner<'_> {
-    /// The project's stuck records that pass the filters and the windows.
+    /// Walks one status's `Live` list in `dir` from `seek`, handing `f`
+    /// each stuck record that passes the filters and windows, until it
+    /// breaks.
+    fn each_stuck(
+        &self,
+        status: Status,
+        dir: Dir,
+        seek: Option<[u8; 8]>,
+        filters: &[Posting],
+        f: &mut dyn FnMut(Candidate) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        let Some(cutoff) = self.stuck.and_then(|k| k.cutoff(status)) else {
+            return Ok(());
+        };
+        let list = index::live_prefix(self.project, status);
+        let seek = seek.map(|b| b.to_vec());
+        for kv in self.store.scan_list_from(&list, dir, seek.as_deref())? {
+            let (k, v) = kv?;
+            let c = live_entry(&list, &k, &v)?;
+            let created = Micros::from_key_bytes(c.created);
+            if self.created.passed(created, dir) {
+                break;
+            }
+            if c.updated < cutoff
+                && self.updated.contains(c.updated)
+                && self.created.contains(created)
+                && self.matches_all(filters, c.created, &c.id)?
+                && f(c).is_break()
+            {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every stuck record of the project that passes the filters and
+    /// windows: the project's unfinished records are read, no others.
     pub(super) fn stuck_candidates(
         &self,
         filters: &[Posting],
     ) -> Result<Vec<Candidate>, StoreError> {
-        let Some(stuck) = self.stuck else {
-            return Ok(Vec::new());
-        };
-        let prefix = order_prefix(self.project, OrderField::Live);
         let mut out = Vec::new();
+        let from = self.created.after.map(Micros::key_bytes);
         for status in Stuck::STATUSES {
-            let Some(cutoff) = stuck.cutoff(status) else {
-                continue;
-            };
-            let b = index::status_byte(status);
-            for kv in self.store.scan_list_from(&prefix, Dir::Asc, Some(&[b]))? {
-                let (k, v) = kv?;
-                let tail = &k[prefix.len()..];
-                if tail.first() != Some(&b) {
-                    break;
-                }
-                let (value, id) = order_entry(OrderField::Live, &k, tail)?;
-                let updated = instant(&k, &value[1..])?;
-                if updated >= cutoff {
-                    break;
-                }
-                let created = created_value(&k, &v)?;
-                if self.created.contains(Micros::from_key_bytes(created))
-                    && self.updated.contains(updated)
-                    && self.matches_all(filters, created, &id)?
-                {
-                    out.push(Candidate {
-                        id,
-                        created,
-                        updated,
-                    });
-                }
-            }
+            self.each_stuck(status, Dir::Asc, from, filters, &mut |c| {
+                out.push(c);
+                ControlFlow::Continue(())
+            })?;
         }
         Ok(out)
     }
@@ -60,30 +87,72 @@ impl Planner<'_> {
     pub(super) fn count_stuck(&self, filters: &[Posting]) -> Result<u64, StoreError> {
         Ok(self.stuck_candidates(filters)?.len() as u64)
     }
+
+    /// `stuck=true` sorted by `created_at` (ties by id the same way): each
+    /// status list is walked in that order from the window's edge or the
+    /// marker, and gives at most a page's worth; the two are merged.
+    pub(super) fn emit_stuck_by_created(
+        &mut self,
+        dir: Dir,
+        filters: &[Posting],
+    ) -> Result<(), StoreError> {
+        let need = self.cur.skip.saturating_add(self.cur.take);
+        let seek = self.created_seek(dir);
+        let order = |a: &Candidate, b: &Candidate| {
+            directed(a.created.cmp(&b.created), dir).then_with(|| directed(a.id.cmp(&b.id), dir))
+        };
+        let marker = self.after.take().map(|(id, s)| Candidate {
+            created: s.created_at().key_bytes(),
+            updated: s.updated_at(),
+            id,
+        });
+        let mut found = Vec::new();
+        for status in Stuck::STATUSES {
+            let mut n = 0;
+            self.each_stuck(status, dir, seek, filters, &mut |c| {
+                if marker
+                    .as_ref()
+                    .is_some_and(|m| order(&c, m) != std::cmp::Ordering::Greater)
+                {
+                    return ControlFlow::Continue(());
+                }
+                found.push(c);
+                n += 1;
+                match n >= need {
+                    true => ControlFlow::Break(()),
+                    false => ControlFlow::Continue(()),
+                }
+            })?;
+        }
+        found.sort_by(order);
+        for c in found {
+            self.cur.push(c.id);
+            if self.cur.done() {
+                break;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl crate::store::Store {
     /// How many records are stuck, per stuck status, across every project
     /// (a record listed under two projects counts once): for the metric.
+    /// Reads every project's unfinished records.
     pub fn stuck_totals(&self, stuck: &Stuck) -> Result<Vec<(Status, u64)>, StoreError> {
         let mut ids: [HashSet<String>; 2] = Default::default();
         for project in self.projects()? {
-            let prefix = order_prefix(&project, OrderField::Live);
             for (status, seen) in Stuck::STATUSES.into_iter().zip(&mut ids) {
-                let (Some(cutoff), b) = (stuck.cutoff(status), index::status_byte(status)) else {
+                let Some(cutoff) = stuck.cutoff(status) else {
                     continue;
                 };
-                for kv in self.scan_list_from(&prefix, Dir::Asc, Some(&[b]))? {
-                    let (k, _) = kv?;
-                    let tail = &k[prefix.len()..];
-                    if tail.first() != Some(&b) {
-                        break;
+                let list = index::live_prefix(&project, status);
+                for kv in self.scan_list_from(&list, Dir::Asc, None)? {
+                    let (k, v) = kv?;
+                    let c = live_entry(&list, &k, &v)?;
+                    if c.updated < cutoff {
+                        seen.insert(c.id);
                     }
-                    let (value, id) = order_entry(OrderField::Live, &k, tail)?;
-                    if instant(&k, &value[1..])? >= cutoff {
-                        break;
-                    }
-                    seen.insert(id);
                 }
             }
         }
