@@ -5,8 +5,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::identity::{Field, Identity};
 use crate::instant::Micros;
-use crate::record::{Field, Identity};
 
 /// Largest accepted message value.
 pub const MAX_EVENT_BYTES: usize = 64 * 1024;

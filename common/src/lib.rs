@@ -1,5 +1,6 @@
 //! The domain of the replication tracker, with no Kafka and no HTTP: the event
-//! contract and its validation ([`event`]), the pure fold into records
+//! contract and its validation ([`event`]), the identity fields both share
+//! ([`identity`]), the pure fold into records
 //! ([`record`]), the sled projection store with its secondary indexes, event
 //! log, checkpoints, quarantine and list planner ([`store`]), the ingest
 //! progress both services report ([`progress`]), and telemetry set-up. Tests
@@ -7,6 +8,7 @@
 //! the real one, and streams built to break a wrong fold.
 
 pub mod event;
+pub mod identity;
 pub mod instant;
 pub mod progress;
 pub mod record;
