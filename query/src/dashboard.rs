@@ -11,7 +11,7 @@ use axum::http::HeaderMap;
 use axum::Json;
 
 use crate::access::{authenticate, authorize, blocking, path_error, ApiResult};
-use crate::openapi::{
+use crate::bodies::{
     CapabilitiesBody, ErrorBody, RegionBody, SummariesBody, SummaryItem, SummaryParams,
 };
 use crate::{params, AppState};

@@ -5,7 +5,9 @@
 //! Kafka.
 
 mod access;
+mod app;
 pub mod auth;
+pub mod bodies;
 mod dashboard;
 pub mod error;
 pub mod metrics;
@@ -21,10 +23,10 @@ use axum::Router;
 use common::progress::IngestProgress;
 use common::Store;
 
+pub use app::app;
 pub use auth::{hash_token, Auth, TokenConfig};
+pub use bodies::RegionBody;
 pub use error::ApiError;
-pub use openapi::RegionBody;
-pub use routes::app;
 pub use stuck::StuckPolicy;
 
 /// Limits that keep one slow or abusive client from starving the others.

@@ -1,82 +1,24 @@
-//! Routes, and the handlers of records, events and operations (the
-//! dashboard's are in `dashboard.rs`). Every handler starts with `access.rs`.
-
-use std::time::Instant;
+//! The handlers of records, events and operations (the dashboard's are in
+//! `dashboard.rs`; the router in `app.rs`). Every handler starts with
+//! `access.rs`.
 
 use axum::extract::rejection::PathRejection;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path, RawQuery, Request, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use base64::Engine;
 use serde_json::Value;
-use utoipa::OpenApi;
 
 use crate::access::{authenticate, authorize, blocking, path_error, ApiResult};
-use crate::error::ApiError;
-use crate::openapi::{
-    ApiDoc, CheckpointBody, DigestBody, ErrorBody, EventBody, EventsBody, ListBody, ListParams,
-    LiveBody, PageParams, QuarantineBody, QuarantinedBody, ReadyBody, RecordBody,
+use crate::bodies::{
+    CheckpointBody, DigestBody, ErrorBody, EventBody, EventsBody, ListBody, ListParams, LiveBody,
+    PageParams, QuarantineBody, QuarantinedBody, ReadyBody, RecordBody,
 };
-use crate::{dashboard, params, AppState};
+use crate::error::ApiError;
+use crate::{params, AppState};
 use common::progress::BrokerState;
 use common::store::{EventEffect, MAX_LIMIT};
-
-pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/admin/quarantine", get(quarantine))
-        .route("/v1/admin/digest", get(digest))
-        .route("/v1/{project_id}/replication_records", get(list))
-        .route("/v1/{project_id}/replications", get(list_alias))
-        .route(
-            "/v1/{project_id}/replication_summaries",
-            get(dashboard::summaries),
-        )
-        .route(
-            "/v1/{project_id}/replication_capabilities",
-            get(dashboard::capabilities),
-        )
-        .route("/v1/{project_id}/replication_records/{id}", get(record))
-        .route(
-            "/v1/{project_id}/replication_records/{id}/events",
-            get(events),
-        )
-        .route("/health/live", get(live))
-        .route("/health/ready", get(ready))
-        .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi))
-        .fallback(not_found)
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(middleware::from_fn_with_state(state.clone(), guard))
-        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
-        .with_state(state)
-}
-
-/// Concurrency cap, timeout and latency metrics for every request.
-async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |m| m.as_str())
-        .to_owned();
-    let start = Instant::now();
-    let resp = match s.inflight.clone().try_acquire_owned() {
-        Err(_) => ApiError::Overloaded.into_response(),
-        Ok(_permit) => match tokio::time::timeout(s.limits.request_timeout, next.run(req)).await {
-            Ok(r) => r,
-            Err(_) => ApiError::Timeout.into_response(),
-        },
-    };
-    s.metrics
-        .observe(&route, resp.status().as_u16(), start.elapsed());
-    resp
-}
-
-async fn not_found(req: Request) -> ApiError {
-    ApiError::RouteNotFound(req.uri().path().chars().take(200).collect())
-}
 
 /// List the replication records of a project (the seed API).
 #[utoipa::path(get, path = "/v1/{project_id}/replication_records", tag = "records",
@@ -339,9 +281,4 @@ pub(crate) async fn metrics(State(s): State<AppState>) -> Response {
         .metrics
         .render(&s.store, s.ingest.as_deref(), stuck.as_deref());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
-}
-
-/// This API's OpenAPI document.
-async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
 }
