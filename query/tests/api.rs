@@ -3,15 +3,14 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 use common::progress::IngestProgress;
 use common::{Message, Store};
-use query::{app, hash_token, AppState, Auth, TokenConfig};
+use query::{hash_token, AppState, Auth, TokenConfig};
+
+mod support;
 
 const RECORD: &str = "30b97bac-532c-4c51-96fa-4b3a32253c12";
 const SRC_PROJECT: &str = "e0b97bac-532c-4c51-96fa-4b3a32253be4";
@@ -73,19 +72,7 @@ fn hex(t: &str) -> String {
 }
 
 async fn call_with(state: AppState, uri: &str, token: Option<&str>) -> (StatusCode, Value) {
-    let mut req = Request::get(uri);
-    if let Some(t) = token {
-        req = req.header("X-Auth-Token", t);
-    }
-    let resp = app(state)
-        .oneshot(req.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let body = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    (status, body)
+    support::get(state, uri, token).await
 }
 
 async fn call(uri: &str, token: Option<&str>) -> (StatusCode, Value) {

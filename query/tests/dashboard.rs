@@ -4,14 +4,13 @@
 
 use std::sync::{Arc, OnceLock};
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use serde_json::Value;
-use tower::ServiceExt;
 
-use common::{sample, Message, Store};
-use query::{app, hash_token, AppState, Auth, TokenConfig};
+use common::{sample, Store};
+use query::{hash_token, AppState, Auth, TokenConfig};
+
+mod support;
 
 const TOKEN: &str = "dashboard-token";
 
@@ -19,26 +18,12 @@ fn store() -> Arc<Store> {
     static STORE: OnceLock<Arc<Store>> = OnceLock::new();
     STORE
         .get_or_init(|| {
-            let events = sample::events(&sample::Shape {
+            Arc::new(support::store_of(&sample::events(&sample::Shape {
                 records: 400,
                 projects: 2,
                 regions: 3,
                 seed: 7,
-            });
-            let ms: Vec<Message> = events
-                .iter()
-                .enumerate()
-                .map(|(i, e)| Message {
-                    topic: "t".into(),
-                    partition: 0,
-                    offset: i as i64,
-                    key: None,
-                    payload: Some(serde_json::to_vec(&e.to_json()).unwrap()),
-                })
-                .collect();
-            let store = Store::temporary().unwrap();
-            store.apply_batch(&ms).unwrap();
-            Arc::new(store)
+            })))
         })
         .clone()
 }
@@ -65,17 +50,7 @@ async fn get(uri: &str) -> (StatusCode, Value) {
 }
 
 async fn get_with(state: AppState, uri: &str, token: Option<&str>) -> (StatusCode, Value) {
-    let mut req = Request::get(uri);
-    if let Some(t) = token {
-        req = req.header("X-Auth-Token", t);
-    }
-    let resp = app(state)
-        .oneshot(req.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap())
+    support::get(state, uri, token).await
 }
 
 async fn list(qs: &str) -> Value {
@@ -459,11 +434,6 @@ async fn stuck_lists_summaries_and_metric_follow_the_clock() {
 }
 
 async fn get_metrics(state: AppState) -> (StatusCode, String) {
-    let resp = app(state)
-        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8(bytes.to_vec()).unwrap())
+    let (status, body) = support::get(state, "/metrics", None).await;
+    (status, body.as_str().unwrap_or_default().to_owned())
 }

@@ -4,18 +4,17 @@
 
 use std::sync::{Arc, OnceLock};
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use proptest::prelude::*;
 use serde_json::Value;
-use tower::ServiceExt;
 
 use std::collections::BTreeMap;
 
 use common::testkit::{adversarial, reference};
-use common::{sample, Event, Message, Record, Store};
-use query::{app, hash_token, AppState, Auth, TokenConfig};
+use common::{sample, Event, Record, Store};
+use query::{hash_token, AppState, Auth, TokenConfig};
+
+mod support;
 
 const PROJECTS: usize = 4;
 
@@ -35,22 +34,7 @@ fn events() -> Vec<Event> {
 fn store() -> Arc<Store> {
     static STORE: OnceLock<Arc<Store>> = OnceLock::new();
     STORE
-        .get_or_init(|| {
-            let store = Store::temporary().unwrap();
-            let ms: Vec<Message> = events()
-                .iter()
-                .enumerate()
-                .map(|(i, e)| Message {
-                    topic: "t".into(),
-                    partition: 0,
-                    offset: i as i64,
-                    key: None,
-                    payload: Some(serde_json::to_vec(&e.to_json()).unwrap()),
-                })
-                .collect();
-            store.apply_batch(&ms).unwrap();
-            Arc::new(store)
-        })
+        .get_or_init(|| Arc::new(support::store_of(&events())))
         .clone()
 }
 
@@ -68,17 +52,7 @@ fn listed(id: &str, project: &str) -> bool {
 }
 
 async fn get(state: AppState, uri: &str, token: &str) -> (StatusCode, Value) {
-    let req = Request::get(uri)
-        .header("X-Auth-Token", token)
-        .body(Body::empty())
-        .unwrap();
-    let resp = app(state).oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    support::get(state, uri, Some(token)).await
 }
 
 fn listed_under(r: &Value, projects: &[String]) -> bool {

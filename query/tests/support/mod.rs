@@ -1,0 +1,49 @@
+//! What the API tests share: a store holding some events, and one request
+//! through the router with `oneshot`.
+
+#![allow(dead_code)] // each test file uses its own part
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use common::{Event, Message, Store};
+use query::{app, AppState};
+
+/// A temporary store with `events` applied in one batch, in order.
+pub fn store_of(events: &[Event]) -> Store {
+    let ms: Vec<Message> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| Message {
+            topic: "t".into(),
+            partition: 0,
+            offset: i as i64,
+            key: None,
+            payload: Some(serde_json::to_vec(&e.to_json()).unwrap()),
+        })
+        .collect();
+    let store = Store::temporary().unwrap();
+    store.apply_batch(&ms).unwrap();
+    store
+}
+
+/// `GET uri` with an optional `X-Auth-Token`: the status, and the body as
+/// JSON (or as a JSON string when it is not JSON).
+pub async fn get(state: AppState, uri: &str, token: Option<&str>) -> (StatusCode, Value) {
+    let mut req = Request::get(uri);
+    if let Some(t) = token {
+        req = req.header("X-Auth-Token", t);
+    }
+    let resp = app(state)
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, body)
+}
