@@ -447,6 +447,32 @@ fn dashboard_queries_through_the_broker_match_the_reference() {
     assert!(live > 0);
     let b = get("replication_records?stuck=true&with_count=true&limit=1");
     assert_eq!(b["count"].as_u64(), Some(live as u64));
+    let b = get("replication_records?stuck=false&with_count=true&limit=1");
+    assert_eq!(b["count"].as_u64(), Some((records.len() - live) as u64));
+
+    // Summaries with every filter: status, a created window, stuck, by hour.
+    let (lo, hi) = (&records[80].created_at, &records[10].created_at);
+    let mut nonempty = 0;
+    for (status, stuck) in [("replicating", "true"), ("success", "false")] {
+        let mut want: std::collections::BTreeMap<String, u64> = Default::default();
+        for r in records
+            .iter()
+            .filter(|r| r.status.as_str() == status && r.created_at >= *lo && r.created_at < *hi)
+        {
+            let hour = format!("{}:00:00.000000", &r.created_at[..13]);
+            *want.entry(hour).or_default() += 1;
+        }
+        let want: Vec<serde_json::Value> = want
+            .into_iter()
+            .map(|(start, n)| serde_json::json!({"start": start, "count": n}))
+            .collect();
+        let b = get(&format!(
+            "replication_summaries?interval=hour&status={status}&stuck={stuck}&created_after={lo}&created_before={hi}"
+        ));
+        nonempty += usize::from(!want.is_empty());
+        assert_eq!(b["summaries"], serde_json::Value::Array(want), "{status}");
+    }
+    assert_eq!(nonempty, 2, "both summaries compare some records");
     let (_, metrics) = tracker.get("/metrics", None);
     let metrics = metrics.as_str().unwrap_or_default();
     assert!(
