@@ -220,14 +220,23 @@ impl RecordState {
         }
     }
 
-    fn fail_text(&self, code: bool) -> String {
+    /// `extra_info.fail_code`: the status event's, when it is `failed`.
+    fn fail_code(&self) -> String {
         let s = &self.status;
-        let v = match (s.kind, code) {
-            (EventType::Failed, true) => &s.fail_code,
-            (EventType::Failed | EventType::Skipped, false) => &s.fail_reason,
-            _ => &None,
-        };
-        v.clone().unwrap_or_default()
+        match s.kind {
+            EventType::Failed => s.fail_code.clone().unwrap_or_default(),
+            _ => String::new(),
+        }
+    }
+
+    /// `extra_info.fail_reason`: the status event's, when it is `failed` or
+    /// `skipped`.
+    fn fail_reason(&self) -> String {
+        let s = &self.status;
+        match s.kind {
+            EventType::Failed | EventType::Skipped => s.fail_reason.clone().unwrap_or_default(),
+            _ => String::new(),
+        }
     }
 
     /// Everything visible in the record except the identity fields (tracked
@@ -239,8 +248,8 @@ impl RecordState {
             self.created_at(),
             self.updated_at(),
             self.auto_trigger.is_some_and(|(_, b)| b),
-            self.fail_text(true),
-            self.fail_text(false),
+            self.fail_code(),
+            self.fail_reason(),
         )
     }
 
@@ -264,8 +273,8 @@ impl RecordState {
             extra_info: ExtraInfo {
                 auto_trigger: self.auto_trigger.is_some_and(|(_, b)| b),
                 progress: self.progress(),
-                fail_reason: self.fail_text(false),
-                fail_code: self.fail_text(true),
+                fail_reason: self.fail_reason(),
+                fail_code: self.fail_code(),
             },
         }
     }
