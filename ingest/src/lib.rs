@@ -52,6 +52,15 @@ pub enum IngestError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error(transparent)]
     Store(#[from] common::StoreError),
-    #[error("{0}")]
-    Input(String),
+    #[error("{failed} of {total} messages were not delivered")]
+    NotDelivered { failed: u64, total: usize },
+    #[error("topic `{0}` does not exist (yet)")]
+    NoSuchTopic(String),
+    #[error("{} is not empty: replay needs a fresh data dir", .0.display())]
+    OutNotEmpty(std::path::PathBuf),
+    #[error("cannot read {}: {source}", .path.display())]
+    OutUnreadable {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }

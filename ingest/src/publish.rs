@@ -69,10 +69,10 @@ pub fn publish(
     producer.flush(Duration::from_secs(60))?;
     let failed = producer.context().failed.load(Ordering::Relaxed);
     if failed > 0 {
-        return Err(IngestError::Input(format!(
-            "{failed} of {} messages were not delivered",
-            messages.len()
-        )));
+        return Err(IngestError::NotDelivered {
+            failed,
+            total: messages.len(),
+        });
     }
     Ok(messages.len() as u64)
 }

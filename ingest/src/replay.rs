@@ -34,14 +34,14 @@ pub fn replay(
     if data_dir.exists()
         && data_dir
             .read_dir()
-            .map_err(|e| IngestError::Input(e.to_string()))?
+            .map_err(|source| IngestError::OutUnreadable {
+                path: data_dir.to_owned(),
+                source,
+            })?
             .next()
             .is_some()
     {
-        return Err(IngestError::Input(format!(
-            "{} is not empty: replay needs a fresh data dir",
-            data_dir.display()
-        )));
+        return Err(IngestError::OutNotEmpty(data_dir.to_owned()));
     }
     let store = Arc::new(Store::open(data_dir, cache_bytes)?);
     let progress = Arc::new(IngestProgress::new(&cfg.topic));
@@ -68,4 +68,27 @@ pub fn replay(
         duplicates: t.duplicates,
         quarantined: t.quarantined,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A replay never writes over a store: a directory with anything in it
+    /// is refused before any broker is asked.
+    #[test]
+    fn replay_refuses_a_directory_that_is_not_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("keep-me"), b"data").unwrap();
+        let cfg = IngestConfig::new("127.0.0.1:1", "t");
+        let err = replay(cfg, dir.path(), 1 << 20, false, &CancellationToken::new())
+            .err()
+            .expect("refused");
+        assert!(
+            matches!(err, IngestError::OutNotEmpty(ref p) if p == dir.path()),
+            "{err}"
+        );
+        assert!(err.to_string().contains("replay needs a fresh data dir"));
+        assert_eq!(std::fs::read(dir.path().join("keep-me")).unwrap(), b"data");
+    }
 }

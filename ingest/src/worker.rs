@@ -162,11 +162,7 @@ impl Worker {
         let t = md.topics().iter().find(|t| t.name() == topic);
         let discovered: Vec<i32> = match t {
             Some(t) if t.error().is_none() => t.partitions().iter().map(|p| p.id()).collect(),
-            _ => {
-                return Err(IngestError::Input(format!(
-                    "topic `{topic}` does not exist (yet)"
-                )))
-            }
+            _ => return Err(IngestError::NoSuchTopic(topic.clone())),
         };
         let fresh = new_assignments(
             &topic,
