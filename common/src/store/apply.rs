@@ -1,0 +1,202 @@
+//! The write path: one Kafka batch becomes one atomic sled batch — decode,
+//! quarantine what cannot be applied, fold each event into its record, diff
+//! each touched record's index entries, rewrite each touched block and count
+//! once, log the events, and move the checkpoints, all in the same write.
+
+use super::*;
+
+impl Store {
+    /// Decodes, folds and writes a batch in one atomic write, checkpoints
+    /// included. Messages below their partition's checkpoint were applied by
+    /// an earlier batch and are skipped.
+    #[instrument(skip_all, fields(messages = messages.len()))]
+    pub fn apply_batch(&self, messages: &[Message]) -> Result<BatchOutcome, StoreError> {
+        let mut w = self.writer.lock().expect("writer lock");
+        let mut totals = w.totals;
+        let mut checkpoints: HashMap<(&str, i32), i64> = HashMap::new();
+        let mut outcome = BatchOutcome::default();
+        let mut batch = sled::Batch::default();
+        let mut touched: BTreeMap<String, Touched> = BTreeMap::new();
+        let mut log: Vec<EventLogEntry> = Vec::new();
+
+        for m in messages {
+            let next = checkpoints
+                .get(&(m.topic.as_str(), m.partition))
+                .or_else(|| w.checkpoints.get(&(m.topic.clone(), m.partition)))
+                .copied()
+                .unwrap_or(0);
+            if m.offset < next {
+                outcome.already_applied += 1;
+                continue;
+            }
+            checkpoints.insert((&m.topic, m.partition), m.offset + 1);
+            let event = match decode(m.key.as_deref(), m.payload.as_deref()) {
+                Ok(e) => e,
+                Err(reject) => {
+                    let raw = m.payload.as_deref().unwrap_or_default();
+                    let entry = QuarantineEntry {
+                        seq: totals.next_quarantine_seq,
+                        topic: m.topic.clone(),
+                        partition: m.partition,
+                        offset: m.offset,
+                        reason_code: reject.code().to_owned(),
+                        reason: reject.to_string(),
+                        key: m.key.clone(),
+                        raw: raw[..raw.len().min(MAX_EVENT_BYTES)].to_vec(),
+                    };
+                    batch.insert(keys::quarantine(entry.seq), encode(&entry));
+                    totals.next_quarantine_seq += 1;
+                    totals.quarantined += 1;
+                    outcome.quarantined += 1;
+                    continue;
+                }
+            };
+            let effect = self.fold_into(&mut touched, &event)?;
+            match effect {
+                EventEffect::Duplicate => {
+                    totals.duplicates += 1;
+                    outcome.duplicates += 1;
+                }
+                _ => {
+                    totals.applied += 1;
+                    outcome.applied += 1;
+                }
+            }
+            let at = LogRef {
+                chunk: totals.next_log_chunk + (log.len() / LOG_CHUNK) as u64,
+                index: (log.len() % LOG_CHUNK) as u32,
+            };
+            touched
+                .get_mut(&event.record_id)
+                .expect("folded above")
+                .log
+                .push(at);
+            log.push(EventLogEntry {
+                seq: totals.next_event_seq,
+                topic: m.topic.clone(),
+                partition: m.partition,
+                offset: m.offset,
+                effect,
+                raw: m.payload.clone().unwrap_or_default(),
+            });
+            totals.next_event_seq += 1;
+        }
+        for chunk in log.chunks(LOG_CHUNK) {
+            batch.insert(
+                keys::event_log(totals.next_log_chunk),
+                compress_log(&encode(&chunk)),
+            );
+            totals.next_log_chunk += 1;
+        }
+
+        let mut count_deltas: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
+        let mut lists: BTreeMap<Vec<u8>, blocks::Changes> = BTreeMap::new();
+        for (id, t) in touched {
+            let (before, after) = (&t.before, &t.after);
+            let stored = StoredRecord {
+                state: t.after.clone(),
+                log: t.log,
+            };
+            batch.insert(keys::record(&id), encode(&stored));
+            if before.as_ref() == Some(after) {
+                continue;
+            }
+            if before.is_none() {
+                totals.records += 1;
+            }
+            let old = before
+                .as_ref()
+                .map(|b| index::entries(&id, b))
+                .unwrap_or_default();
+            let new = index::entries(&id, after);
+            for (list, suffix) in old.keys.keys().filter(|k| !new.keys.contains_key(*k)) {
+                lists
+                    .entry(list.clone())
+                    .or_default()
+                    .insert(suffix.clone(), None);
+            }
+            for ((list, suffix), v) in new.keys {
+                if old.keys.get(&(list.clone(), suffix.clone())) != Some(&v) {
+                    lists.entry(list).or_default().insert(suffix, Some(v));
+                }
+            }
+            for k in old.counts {
+                *count_deltas.entry(k).or_default() -= 1;
+            }
+            for k in new.counts {
+                *count_deltas.entry(k).or_default() += 1;
+            }
+        }
+        for (list, changes) in &lists {
+            blocks::apply(&self.tree, &mut batch, list, index::blocked(list), changes)?;
+        }
+        for (k, delta) in count_deltas.into_iter().filter(|(_, d)| *d != 0) {
+            let n = self.count(&k)? as i64 + delta;
+            if n > 0 {
+                batch.insert(k, &(n as u64).to_be_bytes());
+            } else {
+                batch.remove(k);
+            }
+        }
+        for ((topic, partition), next) in &checkpoints {
+            batch.insert(keys::checkpoint(topic, *partition), &next.to_be_bytes());
+        }
+        batch.insert(keys::META_TOTALS, encode(&totals));
+        self.tree.apply_batch(batch)?;
+
+        w.totals = totals;
+        for ((topic, partition), next) in checkpoints {
+            w.checkpoints.insert((topic.to_owned(), partition), next);
+        }
+        Ok(outcome)
+    }
+
+    fn fold_into(
+        &self,
+        touched: &mut BTreeMap<String, Touched>,
+        e: &Event,
+    ) -> Result<EventEffect, StoreError> {
+        if let Some(t) = touched.get_mut(&e.record_id) {
+            return Ok(effect(t.after.apply(e)));
+        }
+        let stored = self.stored_record(&e.record_id)?;
+        let (t, effect) = match stored {
+            Some(StoredRecord { state, log }) => {
+                let mut after = state.clone();
+                let a = after.apply(e);
+                (
+                    Touched {
+                        before: Some(state),
+                        after,
+                        log,
+                    },
+                    effect(a),
+                )
+            }
+            None => (
+                Touched {
+                    before: None,
+                    after: RecordState::new(e),
+                    log: Vec::new(),
+                },
+                EventEffect::Changed,
+            ),
+        };
+        touched.insert(e.record_id.clone(), t);
+        Ok(effect)
+    }
+}
+
+fn effect(a: Applied) -> EventEffect {
+    match a {
+        Applied::Duplicate => EventEffect::Duplicate,
+        Applied::New { changed: true } => EventEffect::Changed,
+        Applied::New { changed: false } => EventEffect::Unchanged,
+    }
+}
+
+/// Event-log chunks are raw JSON events of one batch: repetitive text that
+/// zstd shrinks several-fold at a small CPU cost (docs/benchmarks.md).
+fn compress_log(bytes: &[u8]) -> Vec<u8> {
+    zstd::bulk::compress(bytes, 3).expect("zstd compresses in memory")
+}
