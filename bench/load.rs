@@ -11,8 +11,9 @@ use anyhow::Context;
 use common::record::Field;
 use common::{sample, EventType};
 
+use crate::process::{free_port, rss_of, spawn_tracker, start_tansu};
 use crate::shapes::{self, Params};
-use crate::{http, rss_of, spawn_tracker, start_tansu, summarize};
+use crate::{http, summarize};
 
 pub fn run(a: &crate::Args) -> anyhow::Result<()> {
     let events = sample::events(&sample::Shape {
@@ -66,7 +67,7 @@ pub fn run(a: &crate::Args) -> anyhow::Result<()> {
     let total = messages.len();
     let (broker, brokers) = start_tansu(a, "load-events")?;
     let broker = scopeguard(broker);
-    let port = crate::free_port()?;
+    let port = free_port()?;
     let data = a.work_dir.join("load-store");
     let brokers_arg = brokers.clone();
     let mut tracker = spawn_tracker(

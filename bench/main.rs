@@ -11,17 +11,19 @@
 //! the stream through the real broker with a bare consumer and with the
 //! ingest worker → print one table.
 
+mod alone;
 mod dashboard;
 mod http;
 mod load;
+mod pg;
+mod process;
+mod shapes;
+mod stats;
 
 // sled copies tree nodes on every insert: allocation is a large share of the
 // apply path, and mimalloc is markedly faster at it than glibc's malloc.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-mod pg;
-mod shapes;
-mod stats;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -39,7 +41,8 @@ use tokio_util::sync::CancellationToken;
 use common::progress::IngestProgress;
 use common::{sample, Message, Store};
 use pg::Schema;
-use shapes::{Params, Shape};
+use process::{dir_bytes, through_broker};
+use shapes::Params;
 use stats::{summarize, Summary};
 
 #[derive(Parser)]
@@ -108,6 +111,19 @@ struct Row {
     ratio: String,
     /// PostgreSQL with one row per record (a UNION per list), for reference.
     union: String,
+}
+
+impl Row {
+    /// A row with nothing to compare on the PostgreSQL side.
+    fn tracker_only(shape: String, tracker: String) -> Row {
+        Row {
+            shape,
+            tracker,
+            postgres: "-".into(),
+            ratio: "-".into(),
+            union: "-".into(),
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -234,7 +250,7 @@ fn main() -> anyhow::Result<()> {
     }
     drop(states);
     if a.tracker_only {
-        return tracker_only(&store, &params, depth);
+        return alone::tracker_only(&store, &params, depth);
     }
 
     // ---- apply: PostgreSQL, both schemas (see pg::load_both) ----------------
@@ -331,13 +347,10 @@ fn main() -> anyhow::Result<()> {
     }
     let (timings, dashboard) = dashboard::run(&store, &params, depth)?;
     for (name, s) in timings {
-        table.push(Row {
-            shape: format!("{name}, in-process: p50 / p99 ms"),
-            tracker: format!("{:.3} / {:.3}", s.p50_ms, s.p99_ms),
-            postgres: "-".into(),
-            ratio: "-".into(),
-            union: "-".into(),
-        });
+        table.push(Row::tracker_only(
+            format!("{name}, in-process: p50 / p99 ms"),
+            format!("{:.3} / {:.3}", s.p50_ms, s.p99_ms),
+        ));
     }
     if mismatches > 0 {
         notes.push(format!(
@@ -352,107 +365,7 @@ fn main() -> anyhow::Result<()> {
     let tracker_bytes = dir_bytes(&store_dir)?;
 
     // ---- HTTP, through the real tracker process ----------------------------
-    let port = free_port()?;
-    let cache = a.cache_mb.to_string();
-    let listen = format!("127.0.0.1:{port}");
-    let dir = store_dir.display().to_string();
-    let mut child = spawn_tracker(
-        &a,
-        &[
-            "query",
-            "--listen",
-            &listen,
-            "--cache-mb",
-            &cache,
-            "--data-dir",
-            &dir,
-        ],
-        port,
-    )?;
-    let token = "bench-operator-token";
-    let q1: Vec<String> = params
-        .iter()
-        .map(|p| {
-            format!(
-                "/v1/{}/replication_records?{}",
-                p.project,
-                shapes::query_string(Shape::Q1, p)
-            )
-        })
-        .collect();
-    let _ = http::load(port, token, 1, &q1[..q1.len().min(20)]); // warm-up
-    for clients in [1usize, 16] {
-        let paths: Vec<String> = q1
-            .iter()
-            .cycle()
-            .take(q1.len() * clients.min(4))
-            .cloned()
-            .collect();
-        let (mut lat, wall, errors) = http::load(port, token, clients, &paths);
-        if errors > 0 {
-            notes.push(format!("{errors} HTTP errors with {clients} clients"));
-        }
-        let s = summarize(&mut lat, wall);
-        table.push(Row {
-            shape: format!("Q1 over HTTP, {clients} client(s): p50 / p99 ms, req/s"),
-            tracker: format!("{:.2} / {:.2}, {:.0}", s.p50_ms, s.p99_ms, s.per_sec),
-            postgres: "-".into(),
-            ratio: "-".into(),
-            union: "-".into(),
-        });
-    }
-    for shape in shapes::ALL.into_iter().skip(1) {
-        let paths: Vec<String> = params
-            .iter()
-            .map(|p| {
-                format!(
-                    "/v1/{}/replication_records?{}",
-                    p.project,
-                    shapes::query_string(shape, p)
-                )
-            })
-            .collect();
-        let (mut lat, wall, errors) = http::load(port, token, 1, &paths);
-        if errors > 0 {
-            notes.push(format!("{errors} HTTP errors on {}", shape.name()));
-        }
-        let s = summarize(&mut lat, wall);
-        table.push(Row {
-            shape: format!("{} over HTTP, 1 client: p50 / p99 ms", shape.name()),
-            tracker: format!("{:.2} / {:.2}", s.p50_ms, s.p99_ms),
-            postgres: "-".into(),
-            ratio: "-".into(),
-            union: "-".into(),
-        });
-    }
-    for (name, paths) in dashboard.paths(&params) {
-        let (mut lat, wall, errors) = http::load(port, token, 1, &paths);
-        if errors > 0 {
-            notes.push(format!("{errors} HTTP errors on {name}"));
-        }
-        let s = summarize(&mut lat, wall);
-        table.push(Row {
-            shape: format!("{name} over HTTP, 1 client: p50 / p99 ms"),
-            tracker: format!("{:.2} / {:.2}", s.p50_ms, s.p99_ms),
-            postgres: "-".into(),
-            ratio: "-".into(),
-            union: "-".into(),
-        });
-    }
-    let (rss, hwm) = rss_of(child.id())?;
-    let _ = child.kill();
-    let _ = child.wait();
-    table.push(Row {
-        shape: "tracker process RSS after the HTTP runs, MiB (peak)".into(),
-        tracker: format!(
-            "{:.0} ({:.0})",
-            rss as f64 / 1048576.0,
-            hwm as f64 / 1048576.0
-        ),
-        postgres: "-".into(),
-        ratio: "-".into(),
-        union: "-".into(),
-    });
+    table.extend(http::runs(&a, &store_dir, &params, &dashboard, &mut notes)?);
     table.push(Row {
         shape: "disk after loading, MiB".into(),
         tracker: format!("{:.0}", tracker_bytes as f64 / 1048576.0),
@@ -515,42 +428,6 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `--tracker-only`: each shape over the same parameters twice. A tail that
-/// the warm pass lacks is a cache miss (sled reading and deserialising a node
-/// its cache did not hold); one that stays is the work itself.
-fn tracker_only(store: &Store, params: &[Params], depth: f64) -> anyhow::Result<()> {
-    for shape in shapes::ALL {
-        let mut passes = Vec::new();
-        for _ in 0..2 {
-            let mut lat = Vec::with_capacity(params.len());
-            let t = Instant::now();
-            for p in params {
-                let s = Instant::now();
-                store.list(&p.project, &shapes::list_query(shape, p))?;
-                lat.push(s.elapsed());
-            }
-            let max = lat.iter().max().copied().unwrap_or_default();
-            let s = summarize(&mut lat, t.elapsed());
-            passes.push(format!(
-                "{:.3} / {:.3} / {:.3}",
-                s.p50_ms,
-                s.p99_ms,
-                max.as_secs_f64() * 1000.0
-            ));
-        }
-        println!(
-            "{}: p50 / p99 / max ms, cold {}, warm {}",
-            shape.describe(depth),
-            passes[0],
-            passes[1]
-        );
-    }
-    for (name, s) in dashboard::run(store, params, depth)?.0 {
-        println!("{name}: p50 / p99 ms {:.3} / {:.3}", s.p50_ms, s.p99_ms);
-    }
-    Ok(())
-}
-
 fn push_latency(table: &mut Vec<Row>, shape: &str, t: Summary, p: Summary, u: Summary) {
     let cell = |s: Summary| format!("{:.3} / {:.3}, {:.0}", s.p50_ms, s.p99_ms, s.per_sec);
     table.push(Row {
@@ -560,185 +437,4 @@ fn push_latency(table: &mut Vec<Row>, shape: &str, t: Summary, p: Summary, u: Su
         ratio: format!("{:.1}x / {:.1}x", p.p50_ms / t.p50_ms, p.p99_ms / t.p99_ms),
         union: cell(u),
     });
-}
-
-fn dir_bytes(dir: &Path) -> std::io::Result<u64> {
-    let mut n = 0;
-    for e in std::fs::read_dir(dir)? {
-        let e = e?;
-        let m = e.metadata()?;
-        n += if m.is_dir() {
-            dir_bytes(&e.path())?
-        } else {
-            m.len()
-        };
-    }
-    Ok(n)
-}
-
-fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-/// Starts the tracker binary with `args` and an operator token, and waits
-/// until it listens on `port`.
-fn spawn_tracker(a: &Args, args: &[&str], port: u16) -> anyhow::Result<Child> {
-    let cfg = a.work_dir.join("bench.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[[tokens]]\nname = \"bench\"\nsha256 = \"{}\"\nprojects = [\"*\"]\n",
-            hex::encode(query::hash_token("bench-operator-token"))
-        ),
-    )?;
-    let child = Command::new(&a.tracker)
-        .arg("--config")
-        .arg(&cfg)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()?;
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if start.elapsed() > Duration::from_secs(60) {
-            bail!("the tracker did not start");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(child)
-}
-
-/// Starts tansu (sqlite engine) on a free loopback port and creates `topic`
-/// with 3 partitions; returns the process and the bootstrap address.
-fn start_tansu(a: &Args, topic: &str) -> anyhow::Result<(Child, String)> {
-    let tansu = std::env::var("TANSU_BIN").context("TANSU_BIN is not set: run scripts/bench")?;
-    let dir = a.work_dir.join(format!("tansu-{topic}"));
-    std::fs::create_dir_all(&dir)?;
-    let port = free_port()?;
-    let url = format!("tcp://127.0.0.1:{port}");
-    let mut broker = Command::new(&tansu)
-        .current_dir(&dir)
-        .args([
-            "broker",
-            "--storage-engine",
-            "sqlite://tansu.db",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if start.elapsed() > Duration::from_secs(60) {
-            let _ = broker.kill();
-            bail!("tansu did not start");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let ok = Command::new(&tansu)
-        .args([
-            "topic",
-            "create",
-            topic,
-            "--partitions",
-            "3",
-            "--broker",
-            &url,
-        ])
-        .status()?;
-    if !ok.success() {
-        let _ = broker.kill();
-        bail!("topic create failed");
-    }
-    Ok((broker, format!("127.0.0.1:{port}")))
-}
-
-fn rss_of(pid: u32) -> anyhow::Result<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kb = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-            * 1024
-    };
-    Ok((kb("VmRSS:"), kb("VmHWM:")))
-}
-
-/// Publishes `messages` to a fresh topic on a tansu broker, then measures how
-/// fast a bare consumer drains it and how fast the ingest worker applies it.
-fn through_broker(a: &Args, messages: &[Message]) -> anyhow::Result<(f64, f64)> {
-    let topic = "bench-events";
-    let (mut broker, brokers) = start_tansu(a, topic)?;
-    let result = (|| -> anyhow::Result<(f64, f64)> {
-        let payloads: Vec<(Option<Vec<u8>>, Vec<u8>)> = messages
-            .iter()
-            .map(|m| (m.key.clone(), m.payload.clone().unwrap_or_default()))
-            .collect();
-        let t = Instant::now();
-        ingest::publish::publish(&brokers, topic, &payloads)?;
-        println!(
-            "published {} messages to tansu in {:.1?}",
-            payloads.len(),
-            t.elapsed()
-        );
-
-        // Bare consumer: assign every partition from the start, count, discard.
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &brokers)
-            .set("group.id", "bench-bare")
-            .set("enable.auto.commit", "false")
-            .set("fetch.wait.max.ms", "100")
-            .create()?;
-        let mut tpl = TopicPartitionList::new();
-        for p in 0..3 {
-            tpl.add_partition_offset(topic, p, Offset::Beginning)?;
-        }
-        consumer.assign(&tpl)?;
-        let t = Instant::now();
-        let mut seen = 0;
-        while seen < payloads.len() {
-            if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
-                seen += 1;
-            }
-            if t.elapsed() > Duration::from_secs(600) {
-                bail!("bare consumer stalled at {seen}");
-            }
-        }
-        let bare = seen as f64 / t.elapsed().as_secs_f64();
-        drop(consumer);
-
-        // The ingest worker, into a fresh store, until the high watermarks.
-        let store = Arc::new(Store::open(
-            &a.work_dir.join("e2e-store"),
-            a.cache_mb << 20,
-        )?);
-        let progress = Arc::new(IngestProgress::new(topic));
-        let worker = ingest::Worker::new(
-            ingest::IngestConfig::new(&brokers, topic),
-            store.clone(),
-            progress,
-        )?;
-        let t = Instant::now();
-        worker.run_to_end(&CancellationToken::new(), &mut |_| {})?;
-        let ingest = payloads.len() as f64 / t.elapsed().as_secs_f64();
-        let totals = store.totals();
-        if (totals.applied + totals.duplicates + totals.quarantined) as usize != payloads.len() {
-            bail!(
-                "ingest consumed {totals:?}, expected {} messages",
-                payloads.len()
-            );
-        }
-        Ok((bare, ingest))
-    })();
-    let _ = broker.kill();
-    let _ = broker.wait();
-    result
 }

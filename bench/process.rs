@@ -1,0 +1,186 @@
+//! The processes a run starts beside itself: the release `tracker` (for the
+//! HTTP runs), tansu (for the end-to-end drain), and what is read off them
+//! (RSS, disk), plus the drain of the stream through the real broker.
+
+use super::*;
+
+pub fn dir_bytes(dir: &Path) -> std::io::Result<u64> {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let m = e.metadata()?;
+        n += if m.is_dir() {
+            dir_bytes(&e.path())?
+        } else {
+            m.len()
+        };
+    }
+    Ok(n)
+}
+
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Starts the tracker binary with `args` and an operator token, and waits
+/// until it listens on `port`.
+pub fn spawn_tracker(a: &Args, args: &[&str], port: u16) -> anyhow::Result<Child> {
+    let cfg = a.work_dir.join("bench.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[tokens]]\nname = \"bench\"\nsha256 = \"{}\"\nprojects = [\"*\"]\n",
+            hex::encode(query::hash_token("bench-operator-token"))
+        ),
+    )?;
+    let child = Command::new(&a.tracker)
+        .arg("--config")
+        .arg(&cfg)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()?;
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if start.elapsed() > Duration::from_secs(60) {
+            bail!("the tracker did not start");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(child)
+}
+
+/// Starts tansu (sqlite engine) on a free loopback port and creates `topic`
+/// with 3 partitions; returns the process and the bootstrap address.
+pub fn start_tansu(a: &Args, topic: &str) -> anyhow::Result<(Child, String)> {
+    let tansu = std::env::var("TANSU_BIN").context("TANSU_BIN is not set: run scripts/bench")?;
+    let dir = a.work_dir.join(format!("tansu-{topic}"));
+    std::fs::create_dir_all(&dir)?;
+    let port = free_port()?;
+    let url = format!("tcp://127.0.0.1:{port}");
+    let mut broker = Command::new(&tansu)
+        .current_dir(&dir)
+        .args([
+            "broker",
+            "--storage-engine",
+            "sqlite://tansu.db",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = broker.kill();
+            bail!("tansu did not start");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ok = Command::new(&tansu)
+        .args([
+            "topic",
+            "create",
+            topic,
+            "--partitions",
+            "3",
+            "--broker",
+            &url,
+        ])
+        .status()?;
+    if !ok.success() {
+        let _ = broker.kill();
+        bail!("topic create failed");
+    }
+    Ok((broker, format!("127.0.0.1:{port}")))
+}
+
+pub fn rss_of(pid: u32) -> anyhow::Result<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024
+    };
+    Ok((kb("VmRSS:"), kb("VmHWM:")))
+}
+
+/// Publishes `messages` to a fresh topic on a tansu broker, then measures how
+/// fast a bare consumer drains it and how fast the ingest worker applies it.
+pub fn through_broker(a: &Args, messages: &[Message]) -> anyhow::Result<(f64, f64)> {
+    let topic = "bench-events";
+    let (mut broker, brokers) = start_tansu(a, topic)?;
+    let result = (|| -> anyhow::Result<(f64, f64)> {
+        let payloads: Vec<(Option<Vec<u8>>, Vec<u8>)> = messages
+            .iter()
+            .map(|m| (m.key.clone(), m.payload.clone().unwrap_or_default()))
+            .collect();
+        let t = Instant::now();
+        ingest::publish::publish(&brokers, topic, &payloads)?;
+        println!(
+            "published {} messages to tansu in {:.1?}",
+            payloads.len(),
+            t.elapsed()
+        );
+
+        // Bare consumer: assign every partition from the start, count, discard.
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", "bench-bare")
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "100")
+            .create()?;
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..3 {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+        }
+        consumer.assign(&tpl)?;
+        let t = Instant::now();
+        let mut seen = 0;
+        while seen < payloads.len() {
+            if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
+                seen += 1;
+            }
+            if t.elapsed() > Duration::from_secs(600) {
+                bail!("bare consumer stalled at {seen}");
+            }
+        }
+        let bare = seen as f64 / t.elapsed().as_secs_f64();
+        drop(consumer);
+
+        // The ingest worker, into a fresh store, until the high watermarks.
+        let store = Arc::new(Store::open(
+            &a.work_dir.join("e2e-store"),
+            a.cache_mb << 20,
+        )?);
+        let progress = Arc::new(IngestProgress::new(topic));
+        let worker = ingest::Worker::new(
+            ingest::IngestConfig::new(&brokers, topic),
+            store.clone(),
+            progress,
+        )?;
+        let t = Instant::now();
+        worker.run_to_end(&CancellationToken::new(), &mut |_| {})?;
+        let ingest = payloads.len() as f64 / t.elapsed().as_secs_f64();
+        let totals = store.totals();
+        if (totals.applied + totals.duplicates + totals.quarantined) as usize != payloads.len() {
+            bail!(
+                "ingest consumed {totals:?}, expected {} messages",
+                payloads.len()
+            );
+        }
+        Ok((bare, ingest))
+    })();
+    let _ = broker.kill();
+    let _ = broker.wait();
+    result
+}
