@@ -45,16 +45,13 @@ impl Planner<'_> {
             _ => None,
         }
         .map(|t| t.key_bytes().to_vec());
-        // Live is walked by `emit_stuck`, never as a sort order.
-        if order == OrderField::Live {
-            return window;
-        }
         let marker = self.after.as_ref().map(|(id, s)| {
             let mut value = Vec::new();
             match order {
                 OrderField::UpdatedAt => value.extend_from_slice(&s.updated_at().key_bytes()),
                 OrderField::Id => keys::push_str(&mut value, id.as_bytes()),
                 OrderField::PlanId => keys::push_opt(&mut value, s.get(Field::PlanId)),
+                // Never a sort order: the live lists are walked by `stuck.rs`.
                 OrderField::Live => {}
             }
             match dir {
