@@ -91,24 +91,34 @@ impl Store {
 
         let mut count_deltas: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
         let mut lists: BTreeMap<Vec<u8>, blocks::Changes> = BTreeMap::new();
-        for (id, t) in touched {
+        let mut changed: Vec<&str> = Vec::new();
+        let mut live: Vec<changes::Change> = Vec::new();
+        let listened = self.feed.listened();
+        for (id, t) in &touched {
             let (before, after) = (&t.before, &t.after);
             let stored = StoredRecord {
                 state: t.after.clone(),
-                log: t.log,
+                log: t.log.clone(),
             };
-            batch.insert(keys::record(&id), encode(&stored));
+            batch.insert(keys::record(id), encode(&stored));
             if before.as_ref() == Some(after) {
                 continue;
             }
+            if listened {
+                live.push(changes::Change {
+                    seq: w.next_change + changed.len() as u64,
+                    record: after.view(id),
+                });
+            }
+            changed.push(id);
             if before.is_none() {
                 totals.records += 1;
             }
             let old = before
                 .as_ref()
-                .map(|b| index::entries(&id, b))
+                .map(|b| index::entries(id, b))
                 .unwrap_or_default();
-            let new = index::entries(&id, after);
+            let new = index::entries(id, after);
             for (list, suffix) in old.keys.keys().filter(|k| !new.keys.contains_key(*k)) {
                 lists
                     .entry(list.clone())
@@ -141,10 +151,13 @@ impl Store {
         for ((topic, partition), next) in &checkpoints {
             batch.insert(keys::checkpoint(topic, *partition), &next.to_be_bytes());
         }
+        let next_change = self.log_changes(&mut batch, w.next_change, &changed)?;
         batch.insert(keys::META_TOTALS, encode(&totals));
         self.tree.apply_batch(batch)?;
 
         w.totals = totals;
+        w.next_change = next_change;
+        self.feed.publish(live);
         for ((topic, partition), next) in checkpoints {
             w.checkpoints.insert((topic.to_owned(), partition), next);
         }

@@ -31,6 +31,9 @@ pub mod space {
     pub const CHECKPOINT: u8 = b'c';
     /// `q` seq → QuarantineEntry
     pub const QUARANTINE: u8 = b'q';
+    /// `x` first-seq → [record id] : the change sequence of one batch
+    /// (bounded retention), for resuming the live feed
+    pub const CHANGE: u8 = b'x';
     /// `m` name → store-wide totals and sequences
     pub const META: u8 = b'm';
 }

@@ -7,6 +7,7 @@
 
 mod apply;
 pub mod blocks;
+pub mod changes;
 mod consistency;
 pub mod index;
 pub mod keys;
@@ -179,6 +180,8 @@ pub type Checkpoints = BTreeMap<(String, i32), i64>;
 struct WriterState {
     totals: Totals,
     checkpoints: Checkpoints,
+    /// The next change sequence number ([`changes`]).
+    next_change: u64,
 }
 
 pub struct Store {
@@ -186,6 +189,7 @@ pub struct Store {
     tree: sled::Tree,
     /// Single writer: reads-then-write of a batch must not interleave.
     writer: Mutex<WriterState>,
+    feed: changes::Feed,
 }
 
 impl Store {
@@ -238,13 +242,16 @@ impl Store {
                 .ok_or_else(|| StoreError::corrupt(&k, "bad checkpoint key"))?;
             checkpoints.insert(tp, read_i64(&k, &v)?);
         }
+        let next_change = changes::next_seq(&tree)?;
         Ok(Store {
             db,
             tree,
             writer: Mutex::new(WriterState {
                 totals,
                 checkpoints,
+                next_change,
             }),
+            feed: changes::Feed::default(),
         })
     }
 

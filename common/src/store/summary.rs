@@ -431,6 +431,20 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
+        /// The projects with records are exactly those the reference's
+        /// records are listed under.
+        #[test]
+        fn projects_are_those_with_records(events in proptest::collection::vec(arb_event(), 0..40)) {
+            let store = Store::temporary().unwrap();
+            store.apply_batch(&messages(&events)).unwrap();
+            let want: std::collections::BTreeSet<String> = reference::fold_events(&events)
+                .values()
+                .flat_map(|r| [r.source_project_id.clone(), r.destination_project_id.clone()])
+                .flatten()
+                .collect();
+            prop_assert_eq!(store.projects().unwrap(), want.into_iter().collect::<Vec<_>>());
+        }
+
         /// Summaries equal the reference's grouping, their total equals the
         /// list's count with the same filters, and every group with values
         /// equals the list's count filtered to it and to its bucket.

@@ -163,9 +163,10 @@ impl crate::store::Store {
             .collect())
     }
 
-    /// Every project some record is listed under, from the counts: one seek
-    /// per project.
-    fn projects(&self) -> Result<Vec<String>, StoreError> {
+    /// Every project some record is listed under, sorted, from the counts
+    /// (every record has a route count under each of its projects): one
+    /// seek per project.
+    pub fn projects(&self) -> Result<Vec<String>, StoreError> {
         let mut out = Vec::new();
         let mut from = vec![space::COUNT];
         while let Some(kv) = self.tree.range(from.clone()..vec![space::COUNT + 1]).next() {

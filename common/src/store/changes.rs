@@ -1,0 +1,319 @@
+//! The change sequence behind the live feed. Every batch that changes
+//! records numbers those changes (1, 2, 3, … in apply order) and writes their
+//! record ids under one key, in the same atomic write as the changes and the
+//! checkpoints: a client that resumes from change N is told exactly what
+//! followed N, or — when N has fallen out of the bounded retention, or is
+//! not a change this store made — to reload. Live subscribers get each
+//! committed batch in memory through a broadcast channel, so ingest never
+//! waits for them and never reads for them.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::keys::space;
+use super::*;
+
+/// Changes kept for resumption by default.
+pub const DEFAULT_RETENTION: u64 = 100_000;
+
+/// Batches a live subscriber may fall behind before it is told to reload.
+const LIVE_BATCHES: usize = 64;
+
+/// One change: the record as it was right after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub seq: u64,
+    pub record: Record,
+}
+
+/// What a resuming client gets.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Since {
+    /// Every change after the resume point, in order. Resumed changes carry
+    /// the record's state as it is now (a later change to the same record
+    /// follows with the same state).
+    Changes(Vec<Change>),
+    /// The resume point is older than the retention, or not a change of this
+    /// store: the client must reload.
+    Reset,
+}
+
+/// The in-memory side: live subscribers and the retention.
+pub(super) struct Feed {
+    live: tokio::sync::broadcast::Sender<Arc<Vec<Change>>>,
+    retention: std::sync::atomic::AtomicU64,
+}
+
+impl Default for Feed {
+    fn default() -> Feed {
+        Feed {
+            live: tokio::sync::broadcast::channel(LIVE_BATCHES).0,
+            retention: DEFAULT_RETENTION.into(),
+        }
+    }
+}
+
+impl Feed {
+    /// Whether anyone listens (views are built only then).
+    pub(super) fn listened(&self) -> bool {
+        self.live.receiver_count() > 0
+    }
+
+    pub(super) fn publish(&self, changes: Vec<Change>) {
+        if !changes.is_empty() {
+            // No receiver is not an error: nobody is watching.
+            let _ = self.live.send(Arc::new(changes));
+        }
+    }
+}
+
+/// The next change sequence number: one past the last logged change.
+pub(super) fn next_seq(tree: &sled::Tree) -> Result<u64, StoreError> {
+    let Some((k, v)) = tree.scan_prefix([space::CHANGE]).next_back().transpose()? else {
+        return Ok(1);
+    };
+    let ids: Vec<String> = postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(&k, e))?;
+    Ok(first_seq(&k)? + ids.len() as u64)
+}
+
+fn first_seq(k: &[u8]) -> Result<u64, StoreError> {
+    k.get(1..9)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| StoreError::corrupt(k, "bad change key"))
+}
+
+fn change_key(first: u64) -> [u8; 9] {
+    let mut k = [space::CHANGE; 9];
+    k[1..].copy_from_slice(&first.to_be_bytes());
+    k
+}
+
+impl Store {
+    /// Logs the changed records of a batch as changes `next..`, into the
+    /// batch, and drops logged batches that fall wholly out of the
+    /// retention. Returns the next sequence number.
+    pub(super) fn log_changes(
+        &self,
+        batch: &mut sled::Batch,
+        next: u64,
+        ids: &[&str],
+    ) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(next);
+        }
+        batch.insert(&change_key(next)[..], encode(&ids));
+        let end = next + ids.len() as u64;
+        let floor = end.saturating_sub(self.feed.retention.load(Ordering::Relaxed));
+        // A logged batch goes when the one after it starts at or below the
+        // floor: all of its changes are older than the retention.
+        let mut firsts = Vec::new();
+        for k in self.tree.scan_prefix([space::CHANGE]).keys() {
+            let first = first_seq(&k?)?;
+            if first > floor {
+                break;
+            }
+            firsts.push(first);
+        }
+        firsts.push(next);
+        for w in firsts.windows(2) {
+            if w[1] <= floor {
+                batch.remove(&change_key(w[0])[..]);
+            }
+        }
+        Ok(end)
+    }
+
+    /// How many changes are kept for resumption (at least one batch's are).
+    pub fn set_change_retention(&self, changes: u64) {
+        self.feed.retention.store(changes, Ordering::Relaxed);
+    }
+
+    /// Live changes, batch by batch, from the next committed batch on. A
+    /// receiver that falls more than a few dozen batches behind gets
+    /// `Lagged`: its client must reload.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<Vec<Change>>> {
+        self.feed.live.subscribe()
+    }
+
+    /// The last change made (0 before the first).
+    pub fn change_head(&self) -> u64 {
+        self.writer.lock().expect("writer lock").next_change - 1
+    }
+
+    /// Every change after `since` (a change sequence number a client
+    /// received), or `Reset` when they are not all retained.
+    pub fn changes_since(&self, since: u64) -> Result<Since, StoreError> {
+        let head = self.change_head();
+        if since > head {
+            return Ok(Since::Reset);
+        }
+        if since == head {
+            return Ok(Since::Changes(Vec::new()));
+        }
+        let from = since + 1;
+        // The logged batch holding `from` starts at or before it.
+        let start = match self
+            .tree
+            .range(change_key(0)..=change_key(from))
+            .next_back()
+        {
+            Some(kv) => first_seq(&kv?.0)?,
+            None => return Ok(Since::Reset),
+        };
+        let mut out = Vec::new();
+        for kv in self.tree.range(change_key(start)..=change_key(head)) {
+            let (k, v) = kv?;
+            let first = first_seq(&k)?;
+            let ids: Vec<String> =
+                postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(&k, e))?;
+            if first == start && first + ids.len() as u64 <= from {
+                // The batch before `from` is retained but `from`'s is not.
+                return Ok(Since::Reset);
+            }
+            for (i, id) in ids.into_iter().enumerate() {
+                let seq = first + i as u64;
+                if seq < from {
+                    continue;
+                }
+                if let Some(s) = self.stored_record(&id)? {
+                    out.push(Change {
+                        seq,
+                        record: s.state.view(&id),
+                    });
+                }
+            }
+        }
+        Ok(Since::Changes(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(n: usize, record: &str, ty: &str) -> Message {
+        Message {
+            topic: "t".into(),
+            partition: 0,
+            offset: n as i64,
+            key: Some(record.as_bytes().to_vec()),
+            payload: Some(format!(
+                r#"{{"schema_version":1,"event_id":"e{n}","type":"{ty}","record_id":"{record}","occurred_at":"2024-05-01T00:00:{:02}Z","record":{{"source_project_id":"p","source_region":"r1","destination_region":"r2"}}}}"#,
+                n % 60
+            )
+            .into_bytes()),
+        }
+    }
+
+    fn seqs(s: Since) -> Vec<(u64, String)> {
+        match s {
+            Since::Changes(c) => c.into_iter().map(|c| (c.seq, c.record.id)).collect(),
+            Since::Reset => panic!("unexpected reset"),
+        }
+    }
+
+    #[test]
+    fn changes_are_numbered_in_apply_order_and_resume_exactly() {
+        let store = Store::temporary().unwrap();
+        let mut rx = store.subscribe();
+        store
+            .apply_batch(&[event(0, "a", "queued"), event(1, "b", "queued")])
+            .unwrap();
+        // A duplicate changes nothing, so it is no change.
+        store
+            .apply_batch(&[event(0, "a", "queued"), event(2, "a", "started")])
+            .unwrap();
+        assert_eq!(store.change_head(), 3);
+        assert_eq!(
+            seqs(store.changes_since(0).unwrap()),
+            [(1, "a".into()), (2, "b".into()), (3, "a".into())]
+        );
+        assert_eq!(seqs(store.changes_since(2).unwrap()), [(3, "a".into())]);
+        assert_eq!(seqs(store.changes_since(3).unwrap()), []);
+        assert_eq!(store.changes_since(4).unwrap(), Since::Reset);
+        let live = rx.try_recv().unwrap();
+        assert_eq!(
+            live.iter().map(|c| c.seq).collect::<Vec<_>>(),
+            [1, 2],
+            "the first batch, live"
+        );
+        let live = rx.try_recv().unwrap();
+        assert_eq!(live[0].record.status, crate::Status::Replicating);
+    }
+
+    #[test]
+    fn resume_points_older_than_the_retention_reset() {
+        let store = Store::temporary().unwrap();
+        store.set_change_retention(3);
+        for n in 0..6 {
+            store
+                .apply_batch(&[event(2 * n, &format!("r{n}"), "queued")])
+                .unwrap();
+        }
+        // Six changes, three retained.
+        assert_eq!(store.changes_since(2).unwrap(), Since::Reset);
+        assert_eq!(
+            seqs(store.changes_since(3).unwrap()),
+            [(4, "r3".into()), (5, "r4".into()), (6, "r5".into())]
+        );
+        let logged = store.tree.scan_prefix([space::CHANGE]).count();
+        assert_eq!(logged, 3, "older batches are dropped in the same write");
+    }
+
+    #[test]
+    fn the_sequence_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path(), 1 << 20).unwrap();
+            store.apply_batch(&[event(0, "a", "queued")]).unwrap();
+        }
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(store.change_head(), 1);
+        store.apply_batch(&[event(1, "b", "queued")]).unwrap();
+        assert_eq!(seqs(store.changes_since(1).unwrap()), [(2, "b".into())]);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Resuming from any point gives exactly what a live subscriber saw
+        /// after it (same sequence numbers, same records), or a reset when —
+        /// and only when — part of that is out of the retention.
+        #[test]
+        fn resumed_changes_equal_the_live_ones(
+            batches in proptest::collection::vec(proptest::collection::vec((0usize..6, 0usize..3), 1..6), 1..8),
+            retention in 1u64..12,
+        ) {
+            let store = Store::temporary().unwrap();
+            store.set_change_retention(retention);
+            let mut rx = store.subscribe();
+            let mut n = 0;
+            let mut seen: Vec<(u64, String)> = Vec::new();
+            for b in &batches {
+                let msgs: Vec<Message> = b.iter().map(|(r, t)| {
+                    n += 1;
+                    event(n, &format!("r{r}"), ["queued", "started", "succeeded"][*t])
+                }).collect();
+                store.apply_batch(&msgs).unwrap();
+                while let Ok(live) = rx.try_recv() {
+                    seen.extend(live.iter().map(|c| (c.seq, c.record.id.clone())));
+                }
+            }
+            let head = store.change_head();
+            proptest::prop_assert_eq!(seen.len() as u64, head);
+            for since in 0..=head + 1 {
+                match store.changes_since(since).unwrap() {
+                    Since::Changes(c) => {
+                        let got: Vec<(u64, String)> = c.into_iter().map(|c| (c.seq, c.record.id)).collect();
+                        let want: Vec<(u64, String)> = seen.iter().filter(|(s, _)| *s > since).cloned().collect();
+                        proptest::prop_assert_eq!(got, want);
+                    }
+                    Since::Reset => proptest::prop_assert!(
+                        since > head || head - since > retention,
+                        "reset at {} with head {} and retention {}", since, head, retention
+                    ),
+                }
+            }
+        }
+    }
+}
