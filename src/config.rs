@@ -18,6 +18,7 @@ use query::{RegionBody, TokenConfig};
 pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub cache_mb: Option<u64>,
+    pub change_retention: Option<u64>,
     #[serde(default)]
     pub kafka: KafkaFile,
     #[serde(default)]
@@ -60,6 +61,7 @@ pub struct HttpFile {
     pub startup_grace_secs: Option<u64>,
     pub request_timeout_ms: Option<u64>,
     pub max_concurrent_requests: Option<usize>,
+    pub max_streams: Option<usize>,
 }
 
 impl FileConfig {
@@ -81,6 +83,10 @@ pub struct StoreArgs {
     /// sled page cache in MiB (on-disk bytes; memory use is a few times more). Default: 512
     #[arg(long, env = "TRACKER_CACHE_MB")]
     pub cache_mb: Option<u64>,
+    /// Changes kept so that a change-feed client can resume (Last-Event-ID);
+    /// older resume points get `event: reset`. Default: 100000
+    #[arg(long, env = "TRACKER_CHANGE_RETENTION")]
+    pub change_retention: Option<u64>,
 }
 
 impl StoreArgs {
@@ -92,6 +98,12 @@ impl StoreArgs {
     }
     pub fn cache_bytes(&self, f: &FileConfig) -> u64 {
         self.cache_mb.or(f.cache_mb).unwrap_or(512) << 20
+    }
+    pub fn change_retention(&self, f: &FileConfig) -> u64 {
+        self.change_retention
+            .or(f.change_retention)
+            .unwrap_or(common::store::changes::DEFAULT_RETENTION)
+            .max(1)
     }
 }
 
@@ -170,6 +182,9 @@ pub struct HttpArgs {
     /// Requests served at once; more get 503. Default: 256
     #[arg(long, env = "TRACKER_MAX_CONCURRENT_REQUESTS")]
     pub max_concurrent_requests: Option<usize>,
+    /// Change-feed streams open at once; more get 503. Default: 256
+    #[arg(long, env = "TRACKER_MAX_STREAMS")]
+    pub max_streams: Option<usize>,
     /// A `replicating` record with no event for this long is stuck (90s,
     /// 45m, 6h, 2d). Default: 6h
     #[arg(long, env = "TRACKER_STUCK_REPLICATING")]
@@ -234,6 +249,10 @@ impl HttpArgs {
                 .or(f.http.max_concurrent_requests)
                 .unwrap_or(d.max_concurrent)
                 .max(1),
+            max_streams: self
+                .max_streams
+                .or(f.http.max_streams)
+                .unwrap_or(d.max_streams),
             ..d
         }
     }

@@ -137,6 +137,7 @@ fn main() -> anyhow::Result<ExitCode> {
             let cache = StoreArgs {
                 data_dir: None,
                 cache_mb,
+                change_retention: None,
             }
             .cache_bytes(&file);
             let r = ingest::replay::replay(
@@ -303,6 +304,7 @@ async fn run(
         (Arc::new(store), brokers)
     };
 
+    store.set_change_retention(store_args.change_retention(&file));
     let cancel = CancellationToken::new();
     let progress = kafka
         .as_ref()
@@ -336,7 +338,8 @@ async fn run(
             let mut state = AppState::new(store.clone(), auth, progress.clone())
                 .with_limits(h.limits(&file))
                 .with_regions(file.regions.clone())
-                .with_stuck(h.stuck(&file)?);
+                .with_stuck(h.stuck(&file)?)
+                .with_closing(cancel.clone());
             state.max_ready_lag = h.max_ready_lag(&file);
             let addr = h.listen(&file);
             let listener = tokio::net::TcpListener::bind(addr)

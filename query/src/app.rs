@@ -1,6 +1,6 @@
 //! The router: every route of the API in one place, and what wraps every
 //! request (the concurrency cap, the timeout, latency metrics, the body
-//! limit), 404s and 405s, and the OpenAPI document.
+//! limit; change feeds skip the first three), 404s and 405s, and the OpenAPI document.
 
 use std::time::Instant;
 
@@ -13,10 +13,11 @@ use utoipa::OpenApi;
 
 use crate::error::ApiError;
 use crate::openapi::ApiDoc;
-use crate::{dashboard, routes, AppState};
+use crate::{dashboard, feed, routes, AppState};
 
 pub fn app(state: AppState) -> Router {
     Router::new()
+        .route("/v1/projects", get(dashboard::projects))
         .route("/v1/admin/quarantine", get(routes::quarantine))
         .route("/v1/admin/digest", get(routes::digest))
         .route("/v1/{project_id}/replication_records", get(routes::list))
@@ -44,6 +45,12 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), guard))
+        // After the guard: a stream's body outlives its request, so it is
+        // capped by `max_streams`, not counted as a request in flight.
+        .route(
+            "/v1/{project_id}/replication_records/changes",
+            get(feed::changes),
+        )
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         .with_state(state)
 }

@@ -101,6 +101,29 @@ pub enum SummaryInterval {
     Day,
 }
 
+/// The change feed's filters and resume point.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct FeedParams {
+    /// Only records with this source region (after the change).
+    #[param(min_length = 1, max_length = 128)]
+    source_region: Option<String>,
+    /// Only records with this destination region (after the change).
+    #[param(min_length = 1, max_length = 128)]
+    destination_region: Option<String>,
+    /// Only records with this status (after the change).
+    status: Option<Status>,
+    /// The last change received: resume after it. `Last-Event-ID` wins.
+    since: Option<u64>,
+}
+
+/// The projects the token may read that have records, sorted.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProjectsBody {
+    pub projects: Vec<String>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RecordBody {
     pub replication_record: Record,

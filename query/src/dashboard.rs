@@ -10,9 +10,10 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::Json;
 
-use crate::access::{authenticate, authorize, blocking, path_error, ApiResult};
+use crate::access::{authenticate, authorize, blocking, path_error, serving, ApiResult};
 use crate::bodies::{
-    CapabilitiesBody, ErrorBody, RegionBody, SummariesBody, SummaryItem, SummaryParams,
+    CapabilitiesBody, ErrorBody, ProjectsBody, RegionBody, SummariesBody, SummaryItem,
+    SummaryParams,
 };
 use crate::{params, AppState};
 use common::store::GroupField;
@@ -101,4 +102,29 @@ pub(crate) async fn capabilities(
     };
     regions.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Json(CapabilitiesBody { regions }))
+}
+
+/// The projects the token may read that have records, sorted: the
+/// dashboard's project picker.
+#[utoipa::path(get, path = "/v1/projects", tag = "dashboard",
+    security(("token" = [])),
+    responses(
+        (status = 200, body = ProjectsBody),
+        (status = 401, body = ErrorBody), (status = 500, body = ErrorBody), (status = 503, body = ErrorBody),
+    ))]
+pub(crate) async fn projects(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<ProjectsBody> {
+    let principal = authenticate(&s, &headers)?.clone();
+    serving(&s)?;
+    let projects = blocking(&s.store, move |st| {
+        Ok(st
+            .projects()?
+            .into_iter()
+            .filter(|p| principal.may_read(p))
+            .collect())
+    })
+    .await?;
+    Ok(Json(ProjectsBody { projects }))
 }

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod bodies;
 mod dashboard;
 pub mod error;
+mod feed;
 pub mod metrics;
 pub mod openapi;
 pub mod params;
@@ -42,6 +43,12 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// Largest request head (request line and headers); more answers 431.
     pub max_header_bytes: usize,
+    /// Change-feed streams open at once; more answer 503. Streams are not
+    /// requests in flight: they have no timeout and their own cap.
+    pub max_streams: usize,
+    /// A change feed sends a comment this often when it has nothing else,
+    /// so proxies and clients see it alive.
+    pub keep_alive: Duration,
 }
 
 impl Default for Limits {
@@ -52,6 +59,8 @@ impl Default for Limits {
             max_body_bytes: 16 * 1024,
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 32 * 1024,
+            max_streams: 256,
+            keep_alive: Duration::from_secs(15),
         }
     }
 }
@@ -74,11 +83,16 @@ pub struct AppState {
     pub regions: Option<Arc<Vec<RegionBody>>>,
     /// What `stuck=` means, and the clock it is measured against.
     pub stuck: StuckPolicy,
+    /// Change-feed streams open, capped at `limits.max_streams`.
+    pub streams: Arc<tokio::sync::Semaphore>,
+    /// Cancelled at shutdown: open change feeds end.
+    pub closing: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {
     pub fn with_limits(mut self, limits: Limits) -> AppState {
         self.inflight = Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent));
+        self.streams = Arc::new(tokio::sync::Semaphore::new(limits.max_streams));
         self.limits = limits;
         self
     }
@@ -96,7 +110,15 @@ impl AppState {
             )),
             regions: None,
             stuck: StuckPolicy::default(),
+            streams: Arc::new(tokio::sync::Semaphore::new(Limits::default().max_streams)),
+            closing: Default::default(),
         }
+    }
+
+    /// Ends the open change feeds when `closing` is cancelled.
+    pub fn with_closing(mut self, closing: tokio_util::sync::CancellationToken) -> AppState {
+        self.closing = closing;
+        self
     }
 
     pub fn with_stuck(mut self, stuck: StuckPolicy) -> AppState {

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -24,9 +25,23 @@ struct Histogram {
 #[derive(Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), Histogram>>,
+    streams: AtomicU64,
 }
 
 impl Metrics {
+    pub fn stream_opened(&self) {
+        self.streams.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn stream_closed(&self) {
+        self.streams.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Change-feed streams open now.
+    pub fn streams_open(&self) -> u64 {
+        self.streams.load(Ordering::Relaxed)
+    }
+
     pub fn observe(&self, route: &str, status: u16, elapsed: Duration) {
         let secs = elapsed.as_secs_f64();
         let mut m = self.requests.lock().expect("metrics lock");
@@ -72,6 +87,12 @@ impl Metrics {
             "Messages kept in the quarantine.",
             "counter",
             t.quarantined,
+        );
+        counter(
+            "tracker_streams_open",
+            "Change-feed streams open.",
+            "gauge",
+            self.streams_open(),
         );
         counter(
             "tracker_records",

@@ -7,8 +7,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::bodies::{
     CapabilitiesBody, CheckpointBody, DigestBody, ErrorBody, EventBody, EventsBody, ListBody,
-    LiveBody, QuarantineBody, QuarantinedBody, ReadyBody, RecordBody, RegionBody, SummariesBody,
-    SummaryInterval, SummaryItem, Time,
+    LiveBody, ProjectsBody, QuarantineBody, QuarantinedBody, ReadyBody, RecordBody, RegionBody,
+    SummariesBody, SummaryInterval, SummaryItem, Time,
 };
 
 struct TokenAuth;
@@ -31,6 +31,8 @@ impl Modify for TokenAuth {
         crate::routes::list_alias,
         crate::dashboard::summaries,
         crate::dashboard::capabilities,
+        crate::dashboard::projects,
+        crate::feed::changes,
         crate::routes::record,
         crate::routes::events,
         crate::routes::quarantine,
@@ -39,7 +41,7 @@ impl Modify for TokenAuth {
         crate::routes::ready,
         crate::routes::metrics,
     ),
-    components(schemas(Time, SummariesBody, SummaryItem, SummaryInterval, CapabilitiesBody, RegionBody, ListBody, RecordBody, EventsBody, EventBody, QuarantineBody, QuarantinedBody, DigestBody, CheckpointBody, LiveBody, ReadyBody, ErrorBody)),
+    components(schemas(Time, ProjectsBody, SummariesBody, SummaryItem, SummaryInterval, CapabilitiesBody, RegionBody, ListBody, RecordBody, EventsBody, EventBody, QuarantineBody, QuarantinedBody, DigestBody, CheckpointBody, LiveBody, ReadyBody, ErrorBody)),
     modifiers(&TokenAuth)
 )]
 pub struct ApiDoc;

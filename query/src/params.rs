@@ -280,6 +280,40 @@ pub fn parse_summary(raw: Option<&str>, stuck: &StuckPolicy) -> Result<SummaryQu
     Ok(q)
 }
 
+/// What a change-feed client asks for: the list's region/status filters and
+/// where to resume.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeedQuery {
+    pub source_region: Option<String>,
+    pub destination_region: Option<String>,
+    pub status: Option<Status>,
+    /// The last change the client received (`since`, or `Last-Event-ID`).
+    pub since: Option<u64>,
+}
+
+const FEED_KNOWN: [&str; 4] = ["source_region", "destination_region", "status", "since"];
+
+/// Parses the raw query string of a change-feed request; `last_event_id`
+/// is the `Last-Event-ID` header, which wins over `since` (a reconnecting
+/// browser sends the header with the URL it first used).
+pub fn parse_feed(raw: Option<&str>, last_event_id: Option<&str>) -> Result<FeedQuery, ApiError> {
+    let mut q = FeedQuery::default();
+    each_known(raw, &FEED_KNOWN, &[], |param, v| {
+        match param {
+            "source_region" => q.source_region = Some(v.to_owned()),
+            "destination_region" => q.destination_region = Some(v.to_owned()),
+            "status" => q.status = Some(status(v)?),
+            "since" => q.since = Some(integer(param, v)?),
+            _ => unreachable!("every known parameter is handled"),
+        }
+        Ok(())
+    })?;
+    if let Some(v) = last_event_id {
+        q.since = Some(integer("Last-Event-ID", v.trim())?);
+    }
+    Ok(q)
+}
+
 /// `limit`/`offset` of the operator endpoints.
 pub fn parse_page(raw: Option<&str>, max: usize) -> Result<(usize, usize), ApiError> {
     let (mut limit, mut offset) = (None, None);

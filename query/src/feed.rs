@@ -1,0 +1,249 @@
+//! The change feed: `GET /v1/{project_id}/replication_records/changes`, a
+//! Server-Sent Events stream of every change to a record listed under the
+//! project (the list's region/status filters apply to the record after the
+//! change). Each event is `id: <change seq>`, `event: record`, `data:
+//! {"replication_record": …}`. A client resumes with `Last-Event-ID` (or
+//! `?since=`) from the store's change log; when that point is out of the
+//! retention, or the client falls too far behind the live batches, it gets
+//! `event: reset` (reload the list) and the stream ends. Streams have their
+//! own cap, no request timeout, and end when the service shuts down.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{self, Stream};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
+
+use crate::access::{authenticate, authorize, blocking, path_error};
+use crate::bodies::{ErrorBody, FeedParams, RecordBody};
+use crate::error::ApiError;
+use crate::params::{self, FeedQuery};
+use crate::AppState;
+use common::store::changes::{Change, Since};
+use common::Record;
+
+/// Changes to a project's records as they are applied, as Server-Sent Events.
+#[utoipa::path(get, path = "/v1/{project_id}/replication_records/changes", tag = "records",
+    params(("project_id" = String, Path, description = "Project id"), FeedParams,
+        ("Last-Event-ID" = Option<u64>, Header, description = "The last change received: resume after it (wins over `since`)")),
+    security(("token" = [])),
+    responses(
+        (status = 200, content_type = "text/event-stream", description = "`event: record` with `id: <change seq>` and `data: {\"replication_record\": …}` per change; `event: reset` when the resume point is out of the retention or the client fell behind (reload the list); a `: keep-alive` comment every 15 s"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 500, body = ErrorBody), (status = 503, body = ErrorBody),
+    ))]
+pub(crate) async fn changes(
+    State(s): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let principal = authenticate(&s, &headers)?;
+    let Path(project) = path.map_err(path_error)?;
+    authorize(&s, principal, &project)?;
+    let last_event_id = match headers.get("last-event-id") {
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| ApiError::invalid("Last-Event-ID", "not a change sequence number"))?,
+        ),
+        None => None,
+    };
+    let q = params::parse_feed(raw.as_deref(), last_event_id)?;
+    let permit = s
+        .streams
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::Overloaded)?;
+    // Subscribe before reading the head or the backlog: a batch committed in
+    // between is then in both, and deduplicated by its sequence number.
+    let live = s.store.subscribe();
+    let (last, backlog) = match q.since {
+        None => (s.store.change_head(), Since::Changes(Vec::new())),
+        Some(since) => {
+            let backlog = blocking(&s.store, move |st| Ok(st.changes_since(since)?)).await?;
+            (since, backlog)
+        }
+    };
+    let mut tail = Tail {
+        project,
+        filter: q,
+        live,
+        last,
+        pending: VecDeque::new(),
+        done: false,
+        closing: s.closing.clone(),
+        _permit: permit,
+    };
+    match backlog {
+        Since::Changes(changes) => tail.take(&changes),
+        Since::Reset => tail.reset("the resume point is older than the retained changes"),
+    }
+    s.metrics.stream_opened();
+    let metrics = s.metrics.clone();
+    let events = stream::unfold(tail, |mut t| async move {
+        let next = t.next().await;
+        next.map(|e| (Ok::<_, Infallible>(e), t))
+    });
+    let events = Counted {
+        inner: Box::pin(events),
+        metrics,
+    };
+    Ok(Sse::new(events)
+        .keep_alive(
+            KeepAlive::new()
+                .interval(s.limits.keep_alive)
+                .text("keep-alive"),
+        )
+        .into_response())
+}
+
+/// One open stream: what it still has to send and where it is.
+struct Tail {
+    project: String,
+    filter: FeedQuery,
+    live: tokio::sync::broadcast::Receiver<Arc<Vec<Change>>>,
+    /// The last change sequence taken (sent or filtered out).
+    last: u64,
+    pending: VecDeque<Event>,
+    /// A reset was queued: end after sending it.
+    done: bool,
+    closing: CancellationToken,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Tail {
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Some(e);
+            }
+            if self.done {
+                return None;
+            }
+            tokio::select! {
+                got = self.live.recv() => match got {
+                    Ok(batch) => self.take(&batch),
+                    Err(RecvError::Lagged(_)) => self.reset("the client fell behind the live changes"),
+                    Err(RecvError::Closed) => return None,
+                },
+                _ = self.closing.cancelled() => return None,
+            }
+        }
+    }
+
+    fn take(&mut self, changes: &[Change]) {
+        let from = self.last;
+        for c in changes.iter().filter(|c| c.seq > from) {
+            self.last = c.seq;
+            if self.shows(&c.record) {
+                let body = RecordBody {
+                    replication_record: c.record.clone(),
+                };
+                let event = Event::default()
+                    .id(c.seq.to_string())
+                    .event("record")
+                    .json_data(&body)
+                    .expect("a record serializes");
+                self.pending.push_back(event);
+            }
+        }
+    }
+
+    fn reset(&mut self, why: &str) {
+        let data = serde_json::json!({ "reason": why }).to_string();
+        self.pending
+            .push_back(Event::default().event("reset").data(data));
+        self.done = true;
+    }
+
+    fn shows(&self, r: &Record) -> bool {
+        let f = &self.filter;
+        let eq = |want: &Option<String>, have: &Option<String>| want.is_none() || want == have;
+        let p = Some(self.project.as_str());
+        (r.source_project_id.as_deref() == p || r.destination_project_id.as_deref() == p)
+            && eq(&f.source_region, &r.source_region)
+            && eq(&f.destination_region, &r.destination_region)
+            && f.status.is_none_or(|s| s == r.status)
+    }
+}
+
+/// Counts the stream as open until it is dropped (ended or disconnected).
+struct Counted<S> {
+    inner: std::pin::Pin<Box<S>>,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl<S: Stream> Stream for Counted<S> {
+    type Item = S::Item;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<S::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+impl<S> Drop for Counted<S> {
+    fn drop(&mut self) {
+        self.metrics.stream_closed();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch committed while a stream opens is both in its backlog and in
+    /// its live channel: it is sent once.
+    #[test]
+    fn a_change_taken_twice_is_sent_once() {
+        let store = common::Store::temporary().unwrap();
+        let permit = Arc::new(tokio::sync::Semaphore::new(1))
+            .try_acquire_owned()
+            .unwrap();
+        let mut t = Tail {
+            project: "p".into(),
+            filter: FeedQuery::default(),
+            live: store.subscribe(),
+            last: 0,
+            pending: VecDeque::new(),
+            done: false,
+            closing: CancellationToken::new(),
+            _permit: permit,
+        };
+        let record = |id: &str| {
+            Record {
+            id: id.into(),
+            source_project_id: Some("p".into()),
+            ..serde_json::from_value(serde_json::json!({
+                "id": "", "source_region": null, "source_project_id": null,
+                "source_checkpoint_id": null, "source_checkpoint_item_id": null,
+                "destination_region": null, "destination_project_id": null,
+                "destination_checkpoint_id": null, "destination_checkpoint_item_id": null,
+                "status": "replicating", "plan_id": null,
+                "created_at": "2024-05-01T00:00:00.000000", "updated_at": "2024-05-01T00:00:00.000000",
+                "extra_info": {"auto_trigger": false, "progress": 0, "fail_reason": "", "fail_code": ""}
+            }))
+            .unwrap()
+        }
+        };
+        let batch = [1, 2].map(|seq| Change {
+            seq,
+            record: record(&format!("r{seq}")),
+        });
+        t.take(&batch);
+        t.take(&batch);
+        t.take(&batch[1..]);
+        assert_eq!(t.pending.len(), 2);
+        assert_eq!(t.last, 2);
+    }
+}

@@ -1,0 +1,410 @@
+//! The change feed and the project picker through the router (`oneshot`
+//! against a real store): what a stream sends live and on resume, its
+//! filters, resets, its cap, its end at shutdown, and its 4xx.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use common::{sample, Event, Message, Store};
+use query::{app, hash_token, AppState, Auth, Limits, TokenConfig};
+
+mod support;
+
+const TOKEN: &str = "feed-token";
+
+fn events() -> Vec<Event> {
+    sample::events(&sample::Shape {
+        records: 60,
+        projects: 3,
+        regions: 2,
+        seed: 11,
+    })
+}
+
+fn project(i: usize) -> String {
+    sample::project_id(i)
+}
+
+fn state(store: Arc<Store>, scope: Vec<String>) -> AppState {
+    let auth = Auth::new(&[TokenConfig {
+        name: "t".into(),
+        sha256: hex::encode(hash_token(TOKEN)),
+        projects: scope,
+    }])
+    .unwrap();
+    AppState::new(store, auth, None)
+}
+
+/// Applies `events` as one batch at offsets `from..`.
+fn apply(store: &Store, events: &[Event], from: usize) {
+    let ms: Vec<Message> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| Message {
+            topic: "t".into(),
+            partition: 0,
+            offset: (from + i) as i64,
+            key: None,
+            payload: Some(serde_json::to_vec(&e.to_json()).unwrap()),
+        })
+        .collect();
+    store.apply_batch(&ms).unwrap();
+}
+
+/// One server-sent event.
+#[derive(Debug, Clone, PartialEq)]
+struct Sse {
+    id: Option<u64>,
+    event: String,
+    data: Value,
+}
+
+/// An open stream: the response body, read event by event.
+struct Stream {
+    body: Body,
+    buf: String,
+}
+
+impl Stream {
+    async fn open(state: AppState, uri: &str, last_event_id: Option<&str>) -> Stream {
+        let (status, stream) = Self::try_open(state, uri, last_event_id).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+        stream
+    }
+
+    async fn try_open(
+        state: AppState,
+        uri: &str,
+        last_event_id: Option<&str>,
+    ) -> (StatusCode, Stream) {
+        let mut req = Request::get(uri).header("X-Auth-Token", TOKEN);
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id);
+        }
+        let resp = app(state)
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        if status == StatusCode::OK {
+            assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        }
+        (
+            status,
+            Stream {
+                body: resp.into_body(),
+                buf: String::new(),
+            },
+        )
+    }
+
+    /// The next event (comments skipped), or `None` when the stream ended or
+    /// nothing came within `wait`.
+    async fn next(&mut self, wait: Duration) -> Option<Sse> {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let mut e = Sse {
+                    id: None,
+                    event: "message".into(),
+                    data: Value::Null,
+                };
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        e.id = Some(v.trim().parse().unwrap());
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        e.event = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim());
+                    }
+                }
+                if data.is_empty() {
+                    continue; // a keep-alive comment
+                }
+                e.data = serde_json::from_str(&data).unwrap();
+                return Some(e);
+            }
+            match tokio::time::timeout(wait, self.body.frame()).await {
+                Ok(Some(frame)) => {
+                    if let Ok(bytes) = frame.unwrap().into_data() {
+                        self.buf.push_str(std::str::from_utf8(&bytes).unwrap());
+                    }
+                }
+                Ok(None) | Err(_) => return None,
+            }
+        }
+    }
+
+    /// Every event until nothing comes for a moment.
+    async fn drain(&mut self) -> Vec<Sse> {
+        let mut out = Vec::new();
+        while let Some(e) = self.next(Duration::from_millis(300)).await {
+            out.push(e);
+        }
+        out
+    }
+}
+
+fn ids(events: &[Sse]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| {
+            e.data["replication_record"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// The records of `events`, folded, that a feed of `project` filtered by
+/// `status` shows, as the store numbers its changes: (seq, id) in order.
+fn listed(store: &Store, since: u64, project: &str, status: Option<&str>) -> Vec<(u64, String)> {
+    match store.changes_since(since).unwrap() {
+        common::store::changes::Since::Changes(cs) => cs
+            .into_iter()
+            .filter(|c| {
+                let r = &c.record;
+                (r.source_project_id.as_deref() == Some(project)
+                    || r.destination_project_id.as_deref() == Some(project))
+                    && status.is_none_or(|s| r.status.as_str() == s)
+            })
+            .map(|c| (c.seq, c.record.id))
+            .collect(),
+        common::store::changes::Since::Reset => panic!("reset"),
+    }
+}
+
+#[tokio::test]
+async fn a_live_stream_sends_each_change_under_the_project_with_its_sequence() {
+    let store = Arc::new(Store::temporary().unwrap());
+    let ev = events();
+    let (first, rest) = ev.split_at(ev.len() / 2);
+    apply(&store, first, 0);
+    let head = store.change_head();
+    let st = state(store.clone(), vec![project(0)]);
+    let uri = format!("/v1/{}/replication_records/changes", project(0));
+    let mut s = Stream::open(st, &uri, None).await;
+    // Nothing before the stream opened is sent without a resume point.
+    assert_eq!(s.next(Duration::from_millis(200)).await, None);
+    apply(&store, rest, first.len());
+    let got = s.drain().await;
+    let want = listed(&store, head, &project(0), None);
+    assert!(!want.is_empty());
+    assert_eq!(
+        got.iter()
+            .map(|e| (e.id.unwrap(), ids(std::slice::from_ref(e))[0].clone()))
+            .collect::<Vec<_>>(),
+        want
+    );
+    assert!(got.iter().all(|e| e.event == "record"));
+    // The data is the record in the list's shape, as it is now.
+    let last = got.last().unwrap();
+    let id = last.data["replication_record"]["id"].as_str().unwrap();
+    let now = store.get(&project(0), id).unwrap().unwrap();
+    assert_eq!(
+        last.data["replication_record"],
+        serde_json::to_value(&now).unwrap()
+    );
+}
+
+#[tokio::test]
+async fn filters_apply_to_the_record_after_the_change() {
+    let store = Arc::new(Store::temporary().unwrap());
+    let st = state(store.clone(), vec!["*".into()]);
+    let uri = format!(
+        "/v1/{}/replication_records/changes?status=success",
+        project(1)
+    );
+    let mut s = Stream::open(st, &uri, None).await;
+    apply(&store, &events(), 0);
+    let got = s.drain().await;
+    let want = listed(&store, 0, &project(1), Some("success"));
+    assert!(!want.is_empty());
+    assert_eq!(
+        got.iter().map(|e| e.id.unwrap()).collect::<Vec<_>>(),
+        want.iter().map(|w| w.0).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_resume_point_replays_what_followed_it_and_last_event_id_wins() {
+    let store = Arc::new(Store::temporary().unwrap());
+    let ev = events();
+    apply(&store, &ev[..20], 0);
+    apply(&store, &ev[20..], 20);
+    let st = state(store.clone(), vec![project(0)]);
+    let since = 5;
+    let want = listed(&store, since, &project(0), None);
+    // `since` in the URL, and Last-Event-ID winning over a different `since`.
+    for (uri, header) in [
+        (
+            format!(
+                "/v1/{}/replication_records/changes?since={since}",
+                project(0)
+            ),
+            None,
+        ),
+        (
+            format!("/v1/{}/replication_records/changes?since=0", project(0)),
+            Some("5"),
+        ),
+    ] {
+        let mut s = Stream::open(st.clone(), &uri, header).await;
+        let got = s.drain().await;
+        assert_eq!(
+            got.iter()
+                .map(|e| (e.id.unwrap(), ids(std::slice::from_ref(e))[0].clone()))
+                .collect::<Vec<_>>(),
+            want,
+            "{uri} {header:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_resume_point_out_of_the_retention_gets_a_reset_and_the_stream_ends() {
+    let store = Arc::new(Store::temporary().unwrap());
+    store.set_change_retention(5);
+    let ev = events();
+    for (i, chunk) in ev.chunks(10).enumerate() {
+        apply(&store, chunk, i * 10);
+    }
+    let st = state(store.clone(), vec!["*".into()]);
+    for since in ["1", &(store.change_head() + 1).to_string()] {
+        let uri = format!(
+            "/v1/{}/replication_records/changes?since={since}",
+            project(0)
+        );
+        let mut s = Stream::open(st.clone(), &uri, None).await;
+        let e = s.next(Duration::from_secs(2)).await.expect("a reset");
+        assert_eq!(e.event, "reset", "since={since}");
+        assert!(e.data["reason"].as_str().unwrap().contains("retained"));
+        assert_eq!(
+            s.next(Duration::from_secs(2)).await,
+            None,
+            "the stream ends"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_falls_behind_the_live_changes_gets_a_reset() {
+    let store = Arc::new(Store::temporary().unwrap());
+    let st = state(store.clone(), vec!["*".into()]);
+    let uri = format!("/v1/{}/replication_records/changes", project(0));
+    let mut s = Stream::open(st, &uri, None).await;
+    // Far more batches than a live subscriber may lag, none read meanwhile:
+    // ingest does not wait.
+    let ev = events();
+    for i in 0..200 {
+        apply(&store, &ev[i % ev.len()..][..1], i);
+    }
+    let got = s.drain().await;
+    assert_eq!(
+        got.last().map(|e| e.event.as_str()),
+        Some("reset"),
+        "{got:?}"
+    );
+}
+
+#[tokio::test]
+async fn streams_have_their_own_cap_and_end_at_shutdown() {
+    let store = Arc::new(Store::temporary().unwrap());
+    let closing = tokio_util::sync::CancellationToken::new();
+    let st = state(store.clone(), vec!["*".into()])
+        .with_limits(Limits {
+            max_streams: 1,
+            max_concurrent: 1,
+            request_timeout: Duration::from_millis(100),
+            ..Limits::default()
+        })
+        .with_closing(closing.clone());
+    let uri = format!("/v1/{}/replication_records/changes", project(0));
+    let mut first = Stream::open(st.clone(), &uri, None).await;
+    let (status, _) = Stream::try_open(st.clone(), &uri, None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    // A stream holds no request slot and outlives the request timeout.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, body) = support::get(st.clone(), "/v1/projects", Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    apply(&store, &events()[..3], 0);
+    assert!(first.next(Duration::from_secs(2)).await.is_some());
+    closing.cancel();
+    assert_eq!(
+        first.next(Duration::from_secs(2)).await,
+        None,
+        "ended at shutdown"
+    );
+    drop(first);
+    // The slot is free again (the stream was dropped).
+    let (status, _) = Stream::try_open(st.with_closing(Default::default()), &uri, None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn bad_feed_requests_are_refused_naming_the_fault() {
+    let store = Arc::new(Store::temporary().unwrap());
+    let st = state(store, vec![project(0)]);
+    let base = format!("/v1/{}/replication_records/changes", project(0));
+    for (uri, last, want, names) in [
+        (
+            format!("{base}?since=abc"),
+            None,
+            StatusCode::BAD_REQUEST,
+            "since",
+        ),
+        (
+            format!("{base}?status=done"),
+            None,
+            StatusCode::BAD_REQUEST,
+            "status",
+        ),
+        (
+            base.clone(),
+            Some("x1"),
+            StatusCode::BAD_REQUEST,
+            "Last-Event-ID",
+        ),
+        (
+            format!("/v1/{}/replication_records/changes", project(1)),
+            None,
+            StatusCode::FORBIDDEN,
+            "TRK.PROJECT_FORBIDDEN",
+        ),
+    ] {
+        let (status, mut s) = Stream::try_open(st.clone(), &uri, last).await;
+        assert_eq!(status, want, "{uri}");
+        let bytes = s.body.frame().await.unwrap().unwrap().into_data().unwrap();
+        let body = String::from_utf8_lossy(&bytes);
+        assert!(body.contains(names), "{uri}: {body}");
+    }
+    let (status, body) = support::get(st, &base, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+}
+
+#[tokio::test]
+async fn projects_are_those_with_records_the_token_may_read() {
+    let store = Arc::new(Store::temporary().unwrap());
+    apply(&store, &events(), 0);
+    let all = store.projects().unwrap();
+    assert!(all.len() >= 3, "{all:?}");
+    let (status, body) = support::get(
+        state(store.clone(), vec!["*".into()]),
+        "/v1/projects",
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["projects"], serde_json::json!(all));
+    let scope = vec![project(1), "no-records-here".into()];
+    let (_, body) = support::get(state(store, scope), "/v1/projects", Some(TOKEN)).await;
+    assert_eq!(body["projects"], serde_json::json!([project(1)]));
+}
