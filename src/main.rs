@@ -310,6 +310,15 @@ async fn run(
         .as_ref()
         .map(|k| Arc::new(IngestProgress::new(&k.topic(&file))));
 
+    if let (true, Some(b), Some(k)) = (embedded_mode, &brokers, &kafka) {
+        let (b, t, c) = (b.clone(), k.topic(&file), cancel.clone());
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = ingest::embedded::trickle(&b, &t, &c) {
+                warn!(error = %e, "the demo's live trickle stopped");
+            }
+        });
+    }
+
     let worker = match (&kafka, &brokers, &progress) {
         (Some(k), Some(b), Some(p)) => {
             let w = ingest::Worker::new(k.ingest_config(&file, b), store.clone(), p.clone())?;
@@ -350,6 +359,7 @@ async fn run(
             if let Some(t) = &demo_token {
                 println!();
                 println!("  replication tracker demo is up: http://{addr}");
+                println!("  dashboard: http://{addr}/#token={t}");
                 println!("  demo token (scope *): {t}");
                 println!("  try: curl -H 'X-Auth-Token: {t}' 'http://{addr}/v1/{}/replication_records?limit=5&with_count=true'", common::sample::project_id(0));
                 println!();

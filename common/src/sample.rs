@@ -72,10 +72,16 @@ fn uuid(rng: &mut Rng) -> String {
 }
 
 /// The events of every record, in the order a producer would emit them
-/// (records interleaved in time), without duplicates.
+/// (records interleaved in time), without duplicates. Records start 2 s
+/// apart from 2023-11-14.
 pub fn events(shape: &Shape) -> Vec<Event> {
+    events_from(shape, Micros(1_700_000_000_000_000), 2_000_000)
+}
+
+/// [`events`], with the records starting `step_us` apart from `start`.
+pub fn events_from(shape: &Shape, start: Micros, step_us: i64) -> Vec<Event> {
     let mut rng = Rng::new(shape.seed);
-    let base = 1_700_000_000_000_000i64; // 2023-11-14, in microseconds
+    let base = start.0;
     let mut out = Vec::with_capacity(shape.records * 4);
     for n in 0..shape.records {
         let record_id = uuid(&mut rng);
@@ -129,7 +135,7 @@ pub fn events(shape: &Shape) -> Vec<Event> {
         if late_destination {
             identity.fields[Field::DestinationRegion as usize] = None;
         }
-        let t0 = base + (n as i64) * 2_000_000 + rng.below(1_000_000) as i64;
+        let t0 = base + (n as i64) * step_us + rng.below(1_000_000) as i64;
         // Outcome mix: 85 % success, 5 % fail, 3 % skip, 4 % replicating, 3 % waiting.
         let roll = rng.below(100);
         let retried = roll < 85 && rng.below(20) == 0;

@@ -13,10 +13,13 @@ use utoipa::OpenApi;
 
 use crate::error::ApiError;
 use crate::openapi::ApiDoc;
-use crate::{dashboard, feed, routes, AppState};
+use crate::{dashboard, feed, routes, web, AppState};
 
 pub fn app(state: AppState) -> Router {
     Router::new()
+        .route("/", get(web::index))
+        .route("/assets/app.js", get(web::script))
+        .route("/assets/app.css", get(web::style))
         .route("/v1/projects", get(dashboard::projects))
         .route("/v1/admin/quarantine", get(routes::quarantine))
         .route("/v1/admin/digest", get(routes::digest))

@@ -1,8 +1,8 @@
 //! The query service: the axum application that answers the replication
 //! records API (`docs/api.md`) from the projection store — routes, token
 //! authentication, parameter parsing, the one [`ApiError`], health and
-//! metrics. It reads the store and the ingest progress; it knows nothing of
-//! Kafka.
+//! metrics, the change feed and the dashboard page. It reads the store and
+//! the ingest progress; it knows nothing of Kafka.
 
 mod access;
 mod app;
@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod params;
 mod routes;
 pub mod stuck;
+mod web;
 
 use std::sync::Arc;
 use std::time::Duration;
