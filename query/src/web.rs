@@ -37,3 +37,15 @@ pub(crate) async fn script() -> impl IntoResponse {
 pub(crate) async fn style() -> impl IntoResponse {
     asset("text/css; charset=utf-8", include_str!("../web/app.css"))
 }
+
+#[cfg(test)]
+mod tests {
+    /// The page's own assets stay small: no framework, no bundle.
+    #[test]
+    fn the_page_weighs_under_200_kb() {
+        let total = include_str!("../web/index.html").len()
+            + include_str!("../web/app.js").len()
+            + include_str!("../web/app.css").len();
+        assert!(total <= 200 * 1024, "{total} bytes");
+    }
+}

@@ -408,3 +408,33 @@ async fn projects_are_those_with_records_the_token_may_read() {
     let (_, body) = support::get(state(store, scope), "/v1/projects", Some(TOKEN)).await;
     assert_eq!(body["projects"], serde_json::json!([project(1)]));
 }
+
+#[tokio::test]
+async fn the_page_and_its_assets_are_served_with_a_strict_policy() {
+    let st = state(Arc::new(Store::temporary().unwrap()), vec![]);
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/assets/app.js", "text/javascript"),
+        ("/assets/app.css", "text/css"),
+    ] {
+        let resp = app(st.clone())
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        let h = resp.headers();
+        assert!(
+            h["content-type"].to_str().unwrap().starts_with(kind),
+            "{path}"
+        );
+        assert!(h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .starts_with("default-src 'self'"));
+        // The page loads only its own assets: no CDN.
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        if path == "/" {
+            assert!(!String::from_utf8_lossy(&body).contains("://"));
+        }
+    }
+}

@@ -1,0 +1,424 @@
+//! The dashboard page in a real browser: Debian's headless Chromium driven
+//! through chromedriver (WebDriver, with fantoccini) against a tracker fed
+//! through the real broker (tansu). `#[ignore]`d for a bare `cargo test`;
+//! `scripts/test` installs chromium, chromedriver and tansu and runs it.
+//! With `TRACKER_SCREENSHOT=<path>` it saves the page at 1280×800 there (the
+//! README's `docs/dashboard.png`).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(120);
+
+/// chromedriver on a free loopback port, ended on drop.
+struct Driver {
+    child: Child,
+    port: u16,
+    _profile: tempfile::TempDir,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let bin = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+        let port = free_port();
+        let child = Command::new(&bin)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {bin} (scripts/bootstrap --with-compose installs chromium-driver): {e}"));
+        wait_until("chromedriver listening", Duration::from_secs(30), || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Driver {
+            child,
+            port,
+            _profile: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    async fn client(&self) -> Client {
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                    "--window-size=1280,800",
+                    format!("--user-data-dir={}", self._profile.path().display()),
+                ],
+            },
+            "goog:loggingPrefs": { "browser": "ALL" },
+        });
+        let caps = caps.as_object().unwrap().clone().into_iter().collect();
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .expect("a WebDriver session")
+    }
+
+    /// The browser's console entries since the last call (chromedriver's
+    /// log endpoint).
+    async fn console(&self, client: &Client) -> Vec<Value> {
+        let session = client.session_id().await.unwrap().unwrap();
+        let body = r#"{"type":"browser"}"#;
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            s,
+            "POST /session/{session}/se/log HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        // chromedriver may keep the connection open: read the head, then
+        // exactly Content-Length bytes.
+        let mut raw = Vec::new();
+        let mut byte = [0u8; 1];
+        while !raw.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut byte).unwrap();
+            raw.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map(|v| v.trim().parse().unwrap())
+            .expect("a Content-Length");
+        let mut body = vec![0u8; len];
+        s.read_exact(&mut body).unwrap();
+        let body = String::from_utf8_lossy(&body);
+        let v: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("log answer: {body}"));
+        v["value"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn js(c: &Client, script: &str) -> Value {
+    c.execute(script, vec![]).await.unwrap()
+}
+
+/// Polls `script` until it returns something truthy; returns that.
+async fn until(c: &Client, what: &str, timeout: Duration, script: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        let v = js(c, script).await;
+        if !(v.is_null() || v == json!(false) || v == json!("") || v == json!([])) {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+const ROW_IDS: &str = "return [...document.querySelectorAll('#rows tr')].map(t => t.dataset.id)";
+
+async fn row_ids(c: &Client) -> Vec<String> {
+    serde_json::from_value(js(c, ROW_IDS).await).unwrap()
+}
+
+/// Waits until the table shows exactly `want`, in order.
+async fn until_rows(c: &Client, what: &str, want: &[String]) {
+    let start = Instant::now();
+    loop {
+        let have = row_ids(c).await;
+        if have == want {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{what}: the table shows {have:?}, the API {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn api_ids(t: &Tracker, path: &str) -> (Vec<String>, Value) {
+    let (status, body) = t.get(path, Some(OPERATOR_TOKEN));
+    assert_eq!(status, 200, "{path}: {body}");
+    let ids = body["replication_records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    (ids, body)
+}
+
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs tansu, chromium and chromedriver: run scripts/test"]
+async fn the_dashboard_shows_what_the_api_says_and_updates_live() {
+    let broker = Broker::start();
+    let topic = broker.create_topic(3);
+    // Records over the last 30 days, so the chart and the stuck tile have
+    // something to show.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
+    let month = 30 * 86_400_000_000i64;
+    let shape = common::sample::Shape {
+        records: 300,
+        projects: 4,
+        regions: 5,
+        seed: 5,
+    };
+    let events = common::sample::deliver(
+        &common::sample::events_from(&shape, common::instant::Micros(now - month), month / 300),
+        6,
+    );
+    let stream = Stream {
+        messages: events
+            .iter()
+            .map(|e| {
+                (
+                    Some(e.record_id.clone().into_bytes()),
+                    serde_json::to_vec(&e.to_json()).unwrap(),
+                )
+            })
+            .collect(),
+        events,
+    };
+    stream.publish(&broker, &topic, 0..stream.messages.len());
+    let dir = tempfile::tempdir().unwrap();
+    let tracker = Tracker::start(&broker, &topic, &dir.path().join("data"), &[]);
+    tracker.wait_consumed(stream.messages.len() as u64, WAIT);
+    let base = format!("http://127.0.0.1:{}", tracker.port);
+
+    let driver = Driver::start();
+    let c = driver.client().await;
+
+    // Signing in shows the readable projects, the first one open.
+    c.goto(&format!("{base}/")).await.unwrap();
+    c.wait().for_element(Locator::Css("#token")).await.unwrap();
+    c.find(Locator::Css("#token"))
+        .await
+        .unwrap()
+        .send_keys(OPERATOR_TOKEN)
+        .await
+        .unwrap();
+    click(&c, "#signin-form button[type=submit]").await;
+    let (_, projects) = tracker.get("/v1/projects", Some(OPERATOR_TOKEN));
+    let options = until(
+        &c,
+        "the project picker",
+        Duration::from_secs(10),
+        "return [...document.querySelectorAll('#project option')].map(o => o.value)",
+    )
+    .await;
+    assert_eq!(options, projects["projects"]);
+    let project = projects["projects"][0].as_str().unwrap().to_owned();
+    let list = format!("/v1/{project}/replication_records?sort=created_at:desc&with_count=true");
+
+    // The table: the same ids, in the same order, as the API.
+    let (want, body) = api_ids(&tracker, &format!("{list}&limit=100"));
+    until_rows(&c, "the first page", &want).await;
+    let range = js(&c, "return document.querySelector('#range').textContent").await;
+    assert!(
+        range
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("of {}", body["count"])),
+        "{range}"
+    );
+
+    // The tiles count what the summaries count, and a tile filters.
+    let (_, sums) = tracker.get(
+        &format!("/v1/{project}/replication_summaries?group_by=status"),
+        Some(OPERATOR_TOKEN),
+    );
+    let fails = sums["summaries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["status"] == "fail")
+        .map_or(0, |s| s["count"].as_u64().unwrap());
+    let tile = js(
+        &c,
+        "return document.querySelector('.tile[data-status=fail] .n').textContent",
+    )
+    .await;
+    assert_eq!(tile, json!(fails.to_string()));
+    click(&c, ".tile[data-status=fail]").await;
+    let (want, _) = api_ids(&tracker, &format!("{list}&limit=100&status=fail"));
+    assert!(!want.is_empty());
+    until_rows(&c, "the fail tile", &want).await;
+    click(&c, ".tile[data-status=all]").await;
+
+    // Paging: 20 rows, next (a marker), previous; the second page is also
+    // what offset=20 gives.
+    js(
+        &c,
+        "document.querySelector('#filters select[name=limit]').value = '20'",
+    )
+    .await;
+    click(&c, "#filters button[type=submit]").await;
+    let (page1, body) = api_ids(&tracker, &format!("{list}&limit=20"));
+    until_rows(&c, "page 1", &page1).await;
+    click(&c, "#next").await;
+    let marker = body["next_marker"].as_str().unwrap();
+    let (page2, _) = api_ids(&tracker, &format!("{list}&limit=20&marker={marker}"));
+    assert_eq!(
+        page2,
+        api_ids(&tracker, &format!("{list}&limit=20&offset=20")).0
+    );
+    until_rows(&c, "page 2", &page2).await;
+    click(&c, "#prev").await;
+    until_rows(&c, "back to page 1", &page1).await;
+
+    // Live: an event published to the broker shows in the open page.
+    until(
+        &c,
+        "the live indicator",
+        Duration::from_secs(10),
+        "return document.querySelector('#live.on')?.textContent",
+    )
+    .await;
+    let id = "browser-live-record";
+    let now = format!("{}Z", common::instant::Micros(now + 60_000_000).render());
+    let event = json!({
+        "schema_version": 1, "event_id": "live-1", "type": "queued", "record_id": id,
+        "occurred_at": now,
+        "record": {"source_region": "region-1", "source_project_id": project,
+                   "destination_region": "region-2", "destination_project_id": project},
+    });
+    let published = Instant::now();
+    ingest::publish::publish(
+        &broker.bootstrap(),
+        &topic,
+        &[(Some(id.as_bytes().to_vec()), event.to_string().into_bytes())],
+    )
+    .unwrap();
+    until(
+        &c,
+        "the published record in the table",
+        Duration::from_secs(2),
+        &format!("return document.querySelector('#rows tr[data-id=\"{id}\"]') !== null"),
+    )
+    .await;
+    let shown_after = published.elapsed();
+    assert!(shown_after <= Duration::from_secs(2), "{shown_after:?}");
+    println!("live: a published event showed in the page after {shown_after:?}");
+
+    // The first render of a page of rows, after the list answered.
+    let renders = js(
+        &c,
+        "return performance.getEntriesByName('rows-rendered').map(e => e.duration)",
+    )
+    .await;
+    let worst = renders
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_f64().unwrap())
+        .fold(0.0, f64::max);
+    println!(
+        "render: {} list renders, the slowest {worst:.1} ms from the answer to the first paint",
+        renders.as_array().unwrap().len()
+    );
+
+    if let Ok(path) = std::env::var("TRACKER_SCREENSHOT") {
+        js(&c, "window.scrollTo(0, 0)").await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        std::fs::write(&path, c.screenshot().await.unwrap()).unwrap();
+    }
+
+    // The drawer shows the record's events as the API has them.
+    click(&c, &format!("#rows tr[data-id=\"{id}\"]")).await;
+    until(
+        &c,
+        "the drawer",
+        Duration::from_secs(5),
+        "return !document.querySelector('#drawer').hidden",
+    )
+    .await;
+    let (_, events) = tracker.get(
+        &format!("/v1/{project}/replication_records/{id}/events"),
+        Some(OPERATOR_TOKEN),
+    );
+    let shown = until(
+        &c,
+        "the drawer's events",
+        Duration::from_secs(5),
+        "return [...document.querySelectorAll('#drawer-events li')].map(li => li.textContent)",
+    )
+    .await;
+    assert_eq!(
+        shown.as_array().unwrap().len(),
+        events["events"].as_array().unwrap().len()
+    );
+    assert!(shown[0].as_str().unwrap().contains("queued"), "{shown}");
+    click(&c, "#close").await;
+
+    // Usable on a phone: nothing wider than the screen.
+    c.set_window_size(390, 844).await.unwrap();
+    let overflow = js(
+        &c,
+        "return document.documentElement.scrollWidth - window.innerWidth",
+    )
+    .await;
+    assert!(
+        overflow.as_i64().unwrap() <= 0,
+        "the page is {overflow} px too wide at 390 px"
+    );
+    c.set_window_size(1280, 800).await.unwrap();
+
+    // No console errors so far.
+    let errors: Vec<Value> = driver
+        .console(&c)
+        .await
+        .into_iter()
+        .filter(|e| e["level"] == "SEVERE")
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+
+    // A wrong token: the API's own 401 words.
+    click(&c, "#signout").await;
+    let input = c.find(Locator::Css("#token")).await.unwrap();
+    input.clear().await.unwrap();
+    input.send_keys("not-a-token").await.unwrap();
+    click(&c, "#signin-form button[type=submit]").await;
+    let (status, body) = tracker.get("/v1/projects", Some("not-a-token"));
+    assert_eq!(status, 401);
+    let shown = until(
+        &c,
+        "the error",
+        Duration::from_secs(5),
+        "const e = document.querySelector('#error'); return e.hidden ? null : e.textContent",
+    )
+    .await;
+    assert_eq!(
+        shown,
+        json!(format!(
+            "{}: {}",
+            body["error_code"].as_str().unwrap(),
+            body["error_msg"].as_str().unwrap()
+        ))
+    );
+    c.close().await.unwrap();
+}
