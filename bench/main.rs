@@ -13,6 +13,7 @@
 
 mod alone;
 mod dashboard;
+mod feed;
 mod http;
 mod load;
 mod pg;
@@ -85,6 +86,15 @@ struct Args {
     /// Records published during the load test.
     #[arg(long, default_value_t = 300_000)]
     load_records: usize,
+    /// Instead of the comparison: the change feed under full-speed ingest
+    /// (the apply rate with no stream and with `--feed-streams` open, and the
+    /// delay from commit to client).
+    #[arg(long)]
+    feed: bool,
+    #[arg(long, default_value_t = 100)]
+    feed_streams: usize,
+    #[arg(long, default_value_t = 3)]
+    feed_rounds: usize,
     /// Stop after the tracker apply (for profiling the write path).
     #[arg(long)]
     apply_only: bool,
@@ -126,22 +136,9 @@ impl Row {
     }
 }
 
-fn main() -> anyhow::Result<()> {
-    common::telemetry::init();
-    let mut a = Args::parse();
-    if a.smoke {
-        a.records = 10_000;
-        a.iterations = 30;
-        a.e2e_messages = 5_000;
-    }
-    if a.load {
-        return load::run(&a);
-    }
-    let conninfo = std::env::var("BENCH_PG").context("BENCH_PG is not set: run scripts/bench")?;
-    let mut table: Vec<Row> = Vec::new();
-    let mut notes: Vec<String> = Vec::new();
-
-    // ---- dataset ----------------------------------------------------------
+/// The dataset (fixed seed): sample events delivered out of order with
+/// duplicates, as messages over six partitions in publish order.
+fn dataset(a: &Args) -> Vec<Message> {
     let t = Instant::now();
     let mut events = sample::events(&sample::Shape {
         records: a.records,
@@ -186,6 +183,28 @@ fn main() -> anyhow::Result<()> {
         t.elapsed()
     );
     drop(events);
+    messages
+}
+
+fn main() -> anyhow::Result<()> {
+    common::telemetry::init();
+    let mut a = Args::parse();
+    if a.smoke {
+        a.records = 10_000;
+        a.iterations = 30;
+        a.e2e_messages = 5_000;
+    }
+    if a.load {
+        return load::run(&a);
+    }
+    if a.feed {
+        return feed::run(&a);
+    }
+    let conninfo = std::env::var("BENCH_PG").context("BENCH_PG is not set: run scripts/bench")?;
+    let mut table: Vec<Row> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+
+    let messages = dataset(&a);
 
     // ---- apply: tracker ---------------------------------------------------
     let store_dir = a.work_dir.join("tracker");

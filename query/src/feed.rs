@@ -2,20 +2,22 @@
 //! Server-Sent Events stream of every change to a record listed under the
 //! project (the list's region/status filters apply to the record after the
 //! change). Each event is `id: <change seq>`, `event: record`, `data:
-//! {"replication_record": …}`. A client resumes with `Last-Event-ID` (or
+//! {"replication_record": …}`; a record that a change moved out of the
+//! project gets `event: removed`, `data: {"id": …}`. A client resumes with `Last-Event-ID` (or
 //! `?since=`) from the store's change log; when that point is out of the
 //! retention, or the client falls too far behind the live batches, it gets
 //! `event: reset` (reload the list) and the stream ends. Streams have their
 //! own cap, no request timeout, and end when the service shuts down.
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::fmt::Write as _;
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
 use tokio::sync::broadcast::error::RecvError;
@@ -23,7 +25,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use crate::access::{authenticate, authorize, blocking, path_error};
-use crate::bodies::{ErrorBody, FeedParams, RecordBody};
+use crate::bodies::{ErrorBody, FeedParams};
 use crate::error::ApiError;
 use crate::params::{self, FeedQuery};
 use crate::AppState;
@@ -77,8 +79,9 @@ pub(crate) async fn changes(
         filter: q,
         live,
         last,
-        pending: VecDeque::new(),
+        out: String::new(),
         done: false,
+        keep_alive: s.limits.keep_alive,
         closing: s.closing.clone(),
         _permit: permit,
     };
@@ -96,12 +99,15 @@ pub(crate) async fn changes(
         inner: Box::pin(events),
         metrics,
     };
-    Ok(Sse::new(events)
-        .keep_alive(
-            KeepAlive::new()
-                .interval(s.limits.keep_alive)
-                .text("keep-alive"),
-        )
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+            // Proxies (nginx) must not buffer a stream.
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
+        Body::from_stream(events),
+    )
         .into_response())
 }
 
@@ -112,18 +118,21 @@ struct Tail {
     live: tokio::sync::broadcast::Receiver<Arc<Vec<Change>>>,
     /// The last change sequence taken (sent or filtered out).
     last: u64,
-    pending: VecDeque<Event>,
+    /// Events not yet handed to the connection, as SSE text: a batch's
+    /// changes go out as one chunk.
+    out: String,
     /// A reset was queued: end after sending it.
     done: bool,
+    keep_alive: Duration,
     closing: CancellationToken,
     _permit: OwnedSemaphorePermit,
 }
 
 impl Tail {
-    async fn next(&mut self) -> Option<Event> {
+    async fn next(&mut self) -> Option<Bytes> {
         loop {
-            if let Some(e) = self.pending.pop_front() {
-                return Some(e);
+            if !self.out.is_empty() {
+                return Some(std::mem::take(&mut self.out).into());
             }
             if self.done {
                 return None;
@@ -134,6 +143,7 @@ impl Tail {
                     Err(RecvError::Lagged(_)) => self.reset("the client fell behind the live changes"),
                     Err(RecvError::Closed) => return None,
                 },
+                _ = tokio::time::sleep(self.keep_alive) => self.out.push_str(": keep-alive\n\n"),
                 _ = self.closing.cancelled() => return None,
             }
         }
@@ -143,24 +153,30 @@ impl Tail {
         let from = self.last;
         for c in changes.iter().filter(|c| c.seq > from) {
             self.last = c.seq;
-            if self.shows(&c.record) {
-                let body = RecordBody {
-                    replication_record: c.record.clone(),
-                };
-                let event = Event::default()
-                    .id(c.seq.to_string())
-                    .event("record")
-                    .json_data(&body)
-                    .expect("a record serializes");
-                self.pending.push_back(event);
+            if c.left.contains(&self.project) {
+                // Whatever the filters: the client may be showing it.
+                let _ = write!(
+                    self.out,
+                    "id: {}\nevent: removed\ndata: {}\n\n",
+                    c.seq,
+                    serde_json::json!({ "id": c.record.id })
+                );
+            } else if self.shows(&c.record) {
+                // RecordBody's shape, around JSON made once per change (one
+                // line: serde_json writes no newline).
+                let _ = write!(
+                    self.out,
+                    "id: {}\nevent: record\ndata: {{\"replication_record\":{}}}\n\n",
+                    c.seq,
+                    c.json()
+                );
             }
         }
     }
 
     fn reset(&mut self, why: &str) {
-        let data = serde_json::json!({ "reason": why }).to_string();
-        self.pending
-            .push_back(Event::default().event("reset").data(data));
+        let data = serde_json::json!({ "reason": why });
+        let _ = write!(self.out, "event: reset\ndata: {data}\n\n");
         self.done = true;
     }
 
@@ -215,8 +231,9 @@ mod tests {
             filter: FeedQuery::default(),
             live: store.subscribe(),
             last: 0,
-            pending: VecDeque::new(),
+            out: String::new(),
             done: false,
+            keep_alive: Duration::from_secs(15),
             closing: CancellationToken::new(),
             _permit: permit,
         };
@@ -236,14 +253,11 @@ mod tests {
             .unwrap()
         }
         };
-        let batch = [1, 2].map(|seq| Change {
-            seq,
-            record: record(&format!("r{seq}")),
-        });
+        let batch = [1, 2].map(|seq| Change::new(seq, record(&format!("r{seq}")), vec![]));
         t.take(&batch);
         t.take(&batch);
         t.take(&batch[1..]);
-        assert_eq!(t.pending.len(), 2);
+        assert_eq!(t.out.matches("id: ").count(), 2);
         assert_eq!(t.last, 2);
     }
 }

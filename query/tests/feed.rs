@@ -438,3 +438,69 @@ async fn the_page_and_its_assets_are_served_with_a_strict_policy() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_idle_stream_sends_keep_alive_comments() {
+    let store = Arc::new(Store::temporary().unwrap());
+    let st = state(store.clone(), vec!["*".into()]).with_limits(Limits {
+        keep_alive: Duration::from_millis(100),
+        ..Limits::default()
+    });
+    let uri = format!("/v1/{}/replication_records/changes", project(0));
+    let (_, mut s) = Stream::try_open(st, &uri, None).await;
+    let frame = tokio::time::timeout(Duration::from_secs(2), s.body.frame())
+        .await
+        .expect("a keep-alive within 2 s")
+        .unwrap()
+        .unwrap();
+    assert_eq!(&frame.into_data().unwrap()[..], b": keep-alive\n\n");
+}
+
+#[tokio::test]
+async fn a_record_moved_to_another_project_is_removed_from_the_old_feed() {
+    let store = Arc::new(Store::temporary().unwrap());
+    let st = state(store.clone(), vec!["*".into()]);
+    let event = |n: i64, ty: &str, project: &str| {
+        Message {
+        topic: "t".into(),
+        partition: 0,
+        offset: n,
+        key: None,
+        payload: Some(
+            format!(
+                r#"{{"schema_version":1,"event_id":"e{n}","type":"{ty}","record_id":"moved","occurred_at":"2024-05-01T00:00:0{n}Z","record":{{"source_project_id":"{project}"}}}}"#
+            )
+            .into_bytes(),
+        ),
+    }
+    };
+    let feed = |p: &str| format!("/v1/{p}/replication_records/changes");
+    let mut old = Stream::open(st.clone(), &feed("p-old"), None).await;
+    let mut new = Stream::open(st.clone(), &feed("p-new"), None).await;
+    store.apply_batch(&[event(1, "queued", "p-old")]).unwrap();
+    // A later event names another source project: the last writer wins.
+    store.apply_batch(&[event(2, "started", "p-new")]).unwrap();
+    let got = old.drain().await;
+    assert_eq!(
+        got.iter().map(|e| e.event.as_str()).collect::<Vec<_>>(),
+        ["record", "removed"]
+    );
+    assert_eq!(got[1].data, serde_json::json!({"id": "moved"}));
+    assert_eq!(got[1].id, Some(2));
+    let got = new.drain().await;
+    assert_eq!(ids(&got), ["moved"]);
+    assert_eq!(
+        got[0].data["replication_record"]["source_project_id"],
+        "p-new"
+    );
+    // Resumed from the start, the old project's feed never shows the record
+    // as it is now (under another project), only that it left.
+    let mut again = Stream::open(st, &format!("{}?since=0", feed("p-old")), None).await;
+    let got = again.drain().await;
+    assert_eq!(
+        got.iter()
+            .map(|e| (e.id, e.event.as_str()))
+            .collect::<Vec<_>>(),
+        [(Some(2), "removed")]
+    );
+}

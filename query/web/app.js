@@ -322,6 +322,14 @@ function onChange(r) {
   refreshChartSoon();
 }
 
+// A change moved the record to another project.
+function onRemoved(id) {
+  state.rows.get(id)?.remove();
+  state.rows.delete(id);
+  refreshTilesSoon();
+  refreshChartSoon();
+}
+
 // ---- filters, sorting, paging ----
 
 function readFilterForm() {
@@ -513,6 +521,7 @@ async function readFeed(project, signal) {
       }
       if (ev.id !== null) state.lastEventId = ev.id;
       if (ev.event === 'record') onChange(JSON.parse(ev.data).replication_record);
+      if (ev.event === 'removed') onRemoved(JSON.parse(ev.data).id);
       if (ev.event === 'reset') {
         // Too far behind to catch up change by change: reload what is shown.
         state.lastEventId = null;

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod feed;
+
 use common::testkit::{adversarial, reference};
 use common::{sample, Record, Store};
 

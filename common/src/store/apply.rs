@@ -91,7 +91,7 @@ impl Store {
 
         let mut count_deltas: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
         let mut lists: BTreeMap<Vec<u8>, blocks::Changes> = BTreeMap::new();
-        let mut changed: Vec<&str> = Vec::new();
+        let mut changed: Vec<(&str, Vec<String>)> = Vec::new();
         let mut live: Vec<changes::Change> = Vec::new();
         let listened = self.feed.listened();
         for (id, t) in &touched {
@@ -104,13 +104,21 @@ impl Store {
             if before.as_ref() == Some(after) {
                 continue;
             }
+            let now = after.projects();
+            let left: Vec<String> = before
+                .iter()
+                .flat_map(|b| b.projects())
+                .filter(|p| !now.contains(p))
+                .map(str::to_owned)
+                .collect();
             if listened {
-                live.push(changes::Change {
-                    seq: w.next_change + changed.len() as u64,
-                    record: after.view(id),
-                });
+                live.push(changes::Change::new(
+                    w.next_change + changed.len() as u64,
+                    after.view(id),
+                    left.clone(),
+                ));
             }
-            changed.push(id);
+            changed.push((id, left));
             if before.is_none() {
                 totals.records += 1;
             }
@@ -151,12 +159,16 @@ impl Store {
         for ((topic, partition), next) in &checkpoints {
             batch.insert(keys::checkpoint(topic, *partition), &next.to_be_bytes());
         }
-        let next_change = self.log_changes(&mut batch, w.next_change, &changed)?;
+        let (next, mut reserved) = (w.next_change, w.change_reserved);
+        let logging =
+            self.log_changes(&mut batch, next, &mut reserved, &w.changes_logged, &changed)?;
+        w.change_reserved = reserved;
         batch.insert(keys::META_TOTALS, encode(&totals));
         self.tree.apply_batch(batch)?;
 
         w.totals = totals;
-        w.next_change = next_change;
+        w.next_change = logging.next;
+        w.changes_logged.commit(&logging);
         self.feed.publish(live);
         for ((topic, partition), next) in checkpoints {
             w.checkpoints.insert((topic.to_owned(), partition), next);

@@ -1,11 +1,18 @@
 //! The change sequence behind the live feed. Every batch that changes
-//! records numbers those changes (1, 2, 3, … in apply order) and writes their
-//! record ids under one key, in the same atomic write as the changes and the
+//! records numbers those changes (in apply order) and writes their record
+//! ids under one key, in the same atomic write as the changes and the
 //! checkpoints: a client that resumes from change N is told exactly what
-//! followed N, or — when N has fallen out of the bounded retention, or is
-//! not a change this store made — to reload. Live subscribers get each
-//! committed batch in memory through a broadcast channel, so ingest never
-//! waits for them and never reads for them.
+//! followed N, or — when that is no longer all retained, or N is not a
+//! change this store made — to reload. Live subscribers get each committed
+//! batch in memory through a broadcast channel, so ingest never waits for
+//! them and never reads for them.
+//!
+//! A live subscriber may see a change that a crash then loses (sled makes
+//! writes durable every 500 ms). Ingest re-applies it after the restart,
+//! under a new number: numbers are handed out from a durable reservation,
+//! and a reopened store continues above the last reservation, never reusing
+//! a number that may have been sent. So a client resuming from a lost
+//! number gets every change above it, the re-applied ones included.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -19,11 +26,42 @@ pub const DEFAULT_RETENTION: u64 = 100_000;
 /// Batches a live subscriber may fall behind before it is told to reload.
 const LIVE_BATCHES: usize = 64;
 
+/// Numbers reserved (durably) at a time; a reopened store skips what is
+/// left of the last reservation.
+const RESERVE: u64 = 1 << 20;
+
 /// One change: the record as it was right after it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
     pub seq: u64,
     pub record: Record,
+    /// Projects the record was listed under before the change and is not
+    /// after it (a later event moved its source or destination project):
+    /// their feeds are told it is gone.
+    pub left: Vec<String>,
+    /// The record as JSON, made once however many streams send it.
+    json: std::sync::OnceLock<String>,
+}
+
+/// What the change log keeps per change: the record id and the projects it
+/// left.
+type LogEntry = (String, Vec<String>);
+
+impl Change {
+    pub fn new(seq: u64, record: Record, left: Vec<String>) -> Change {
+        Change {
+            seq,
+            record,
+            left,
+            json: Default::default(),
+        }
+    }
+
+    /// The record in the list's JSON shape.
+    pub fn json(&self) -> &str {
+        self.json
+            .get_or_init(|| serde_json::to_string(&self.record).expect("a record serializes"))
+    }
 }
 
 /// What a resuming client gets.
@@ -67,13 +105,61 @@ impl Feed {
     }
 }
 
-/// The next change sequence number: one past the last logged change.
-pub(super) fn next_seq(tree: &sled::Tree) -> Result<u64, StoreError> {
-    let Some((k, v)) = tree.scan_prefix([space::CHANGE]).next_back().transpose()? else {
-        return Ok(1);
+/// The logged batches, oldest first: (first change, how many).
+#[derive(Debug, Default)]
+pub(super) struct Logged {
+    batches: std::collections::VecDeque<(u64, u64)>,
+    changes: u64,
+}
+
+/// What logging one batch's changes will do, once the batch is written.
+pub(super) struct Logging {
+    pub(super) next: u64,
+    added: Option<(u64, u64)>,
+    trimmed: usize,
+}
+
+impl Logged {
+    pub(super) fn commit(&mut self, l: &Logging) {
+        if let Some((first, n)) = l.added {
+            self.batches.push_back((first, n));
+            self.changes += n;
+        }
+        for _ in 0..l.trimmed {
+            let (_, n) = self.batches.pop_front().expect("trimmed a logged batch");
+            self.changes -= n;
+        }
+    }
+}
+
+/// At open: the next change number (above every number the last run may
+/// have handed out), the durable reservation, and the logged batches.
+pub(super) fn open(tree: &sled::Tree) -> Result<(u64, u64, Logged), StoreError> {
+    let reserved = match tree.get(keys::META_CHANGES_RESERVED)? {
+        Some(v) => read_u64(keys::META_CHANGES_RESERVED, &v)?,
+        None => 0,
     };
-    let ids: Vec<String> = postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(&k, e))?;
-    Ok(first_seq(&k)? + ids.len() as u64)
+    let mut logged = Logged::default();
+    let mut end = 1;
+    for kv in tree.scan_prefix([space::CHANGE]) {
+        let (k, v) = kv?;
+        let ids: Vec<LogEntry> =
+            postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(&k, e))?;
+        let first = first_seq(&k)?;
+        logged.commit(&Logging {
+            next: 0,
+            added: Some((first, ids.len() as u64)),
+            trimmed: 0,
+        });
+        end = first + ids.len() as u64;
+    }
+    Ok((end.max(reserved + 1), reserved, logged))
+}
+
+fn read_u64(k: &[u8], v: &[u8]) -> Result<u64, StoreError> {
+    v.try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| StoreError::corrupt(k, "not a u64"))
 }
 
 fn first_seq(k: &[u8]) -> Result<u64, StoreError> {
@@ -91,37 +177,49 @@ fn change_key(first: u64) -> [u8; 9] {
 
 impl Store {
     /// Logs the changed records of a batch as changes `next..`, into the
-    /// batch, and drops logged batches that fall wholly out of the
-    /// retention. Returns the next sequence number.
+    /// batch, and drops the oldest logged batches while the rest still hold
+    /// the retention. Numbers beyond the reservation are reserved durably
+    /// first (before anyone can see them). Apply the result to `logged` once
+    /// the batch is written.
     pub(super) fn log_changes(
         &self,
         batch: &mut sled::Batch,
         next: u64,
-        ids: &[&str],
-    ) -> Result<u64, StoreError> {
-        if ids.is_empty() {
-            return Ok(next);
+        reserved: &mut u64,
+        logged: &Logged,
+        ids: &[(&str, Vec<String>)],
+    ) -> Result<Logging, StoreError> {
+        let n = ids.len() as u64;
+        if n == 0 {
+            return Ok(Logging {
+                next,
+                added: None,
+                trimmed: 0,
+            });
+        }
+        if next + n - 1 > *reserved {
+            let upto = next + n - 1 + RESERVE;
+            self.tree
+                .insert(keys::META_CHANGES_RESERVED, &upto.to_be_bytes())?;
+            self.db.flush()?;
+            *reserved = upto;
         }
         batch.insert(&change_key(next)[..], encode(&ids));
-        let end = next + ids.len() as u64;
-        let floor = end.saturating_sub(self.feed.retention.load(Ordering::Relaxed));
-        // A logged batch goes when the one after it starts at or below the
-        // floor: all of its changes are older than the retention.
-        let mut firsts = Vec::new();
-        for k in self.tree.scan_prefix([space::CHANGE]).keys() {
-            let first = first_seq(&k?)?;
-            if first > floor {
+        let retention = self.feed.retention.load(Ordering::Relaxed);
+        let (mut kept, mut trimmed) = (logged.changes + n, 0);
+        for &(first, len) in &logged.batches {
+            if kept - len < retention {
                 break;
             }
-            firsts.push(first);
+            batch.remove(&change_key(first)[..]);
+            kept -= len;
+            trimmed += 1;
         }
-        firsts.push(next);
-        for w in firsts.windows(2) {
-            if w[1] <= floor {
-                batch.remove(&change_key(w[0])[..]);
-            }
-        }
-        Ok(end)
+        Ok(Logging {
+            next: next + n,
+            added: Some((next, n)),
+            trimmed,
+        })
     }
 
     /// How many changes are kept for resumption (at least one batch's are).
@@ -142,45 +240,44 @@ impl Store {
     }
 
     /// Every change after `since` (a change sequence number a client
-    /// received), or `Reset` when they are not all retained.
+    /// received), or `Reset` when they are not all retained (or `since` is
+    /// above every number handed out).
     pub fn changes_since(&self, since: u64) -> Result<Since, StoreError> {
-        let head = self.change_head();
-        if since > head {
+        if since > self.change_head() {
             return Ok(Since::Reset);
         }
-        if since == head {
-            return Ok(Since::Changes(Vec::new()));
-        }
         let from = since + 1;
-        // The logged batch holding `from` starts at or before it.
+        let Some(first) = self.tree.scan_prefix([space::CHANGE]).keys().next() else {
+            return Ok(Since::Changes(Vec::new()));
+        };
+        // Trimmed changes are all below the first retained one; numbers
+        // skipped at a reopen hold no change. Below the first retained
+        // number, which of the two it is is unknown: reload.
+        if from < first_seq(&first?)? {
+            return Ok(Since::Reset);
+        }
+        // Start at the logged batch holding `from`, or the one before it.
         let start = match self
             .tree
             .range(change_key(0)..=change_key(from))
             .next_back()
         {
             Some(kv) => first_seq(&kv?.0)?,
-            None => return Ok(Since::Reset),
+            None => from,
         };
         let mut out = Vec::new();
-        for kv in self.tree.range(change_key(start)..=change_key(head)) {
+        for kv in self.tree.range(change_key(start)..=change_key(u64::MAX)) {
             let (k, v) = kv?;
             let first = first_seq(&k)?;
-            let ids: Vec<String> =
+            let ids: Vec<LogEntry> =
                 postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(&k, e))?;
-            if first == start && first + ids.len() as u64 <= from {
-                // The batch before `from` is retained but `from`'s is not.
-                return Ok(Since::Reset);
-            }
-            for (i, id) in ids.into_iter().enumerate() {
+            for (i, (id, left)) in ids.into_iter().enumerate() {
                 let seq = first + i as u64;
                 if seq < from {
                     continue;
                 }
                 if let Some(s) = self.stored_record(&id)? {
-                    out.push(Change {
-                        seq,
-                        record: s.state.view(&id),
-                    });
+                    out.push(Change::new(seq, s.state.view(&id), left));
                 }
             }
         }
@@ -261,17 +358,31 @@ mod tests {
         assert_eq!(logged, 3, "older batches are dropped in the same write");
     }
 
+    /// A reopened store numbers its changes above everything the last run
+    /// may have handed out, so a number a client saw is never reused for
+    /// another change — even one a crash lost.
     #[test]
-    fn the_sequence_survives_a_reopen() {
+    fn a_reopened_store_never_reuses_a_number() {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path(), 1 << 20).unwrap();
             store.apply_batch(&[event(0, "a", "queued")]).unwrap();
+            assert_eq!(store.change_head(), 1);
         }
         let store = Store::open(dir.path(), 1 << 20).unwrap();
-        assert_eq!(store.change_head(), 1);
+        assert!(store.change_head() >= RESERVE, "skips the last reservation");
         store.apply_batch(&[event(1, "b", "queued")]).unwrap();
-        assert_eq!(seqs(store.changes_since(1).unwrap()), [(2, "b".into())]);
+        let b = store.change_head();
+        assert!(b > RESERVE);
+        // From the last change of the last run, and from a number that run
+        // may have sent but lost: everything since.
+        assert_eq!(seqs(store.changes_since(1).unwrap()), [(b, "b".into())]);
+        assert_eq!(seqs(store.changes_since(7).unwrap()), [(b, "b".into())]);
+        assert_eq!(
+            seqs(store.changes_since(0).unwrap()),
+            [(1, "a".into()), (b, "b".into())]
+        );
+        assert_eq!(store.changes_since(b + 1).unwrap(), Since::Reset);
     }
 
     proptest::proptest! {

@@ -125,6 +125,9 @@ pub fn quarantine(seq: u64) -> Vec<u8> {
 pub const META_TOTALS: &[u8] = b"mtotals";
 /// The layout version the store was written with (u32, big-endian).
 pub const META_LAYOUT: &[u8] = b"mlayout";
+/// Change numbers reserved up to (u64, big-endian): a reopened store
+/// continues above it.
+pub const META_CHANGES_RESERVED: &[u8] = b"mchanges_reserved";
 
 /// Splits the `created_at id` tail of a posting key.
 pub fn read_created_id(tail: &[u8]) -> Option<(Micros, Vec<u8>)> {

@@ -182,6 +182,10 @@ struct WriterState {
     checkpoints: Checkpoints,
     /// The next change sequence number ([`changes`]).
     next_change: u64,
+    /// Change numbers durably reserved up to.
+    change_reserved: u64,
+    /// The change log's batches.
+    changes_logged: changes::Logged,
 }
 
 pub struct Store {
@@ -242,7 +246,7 @@ impl Store {
                 .ok_or_else(|| StoreError::corrupt(&k, "bad checkpoint key"))?;
             checkpoints.insert(tp, read_i64(&k, &v)?);
         }
-        let next_change = changes::next_seq(&tree)?;
+        let (next_change, change_reserved, changes_logged) = changes::open(&tree)?;
         Ok(Store {
             db,
             tree,
@@ -250,6 +254,8 @@ impl Store {
                 totals,
                 checkpoints,
                 next_change,
+                change_reserved,
+                changes_logged,
             }),
             feed: changes::Feed::default(),
         })
