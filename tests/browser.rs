@@ -270,6 +270,37 @@ async fn the_dashboard_shows_what_the_api_says_and_updates_live() {
     until_rows(&c, "the fail tile", &want).await;
     click(&c, ".tile[data-status=all]").await;
 
+    // A form filter and a column sort give what the API gives for them.
+    c.find(Locator::Css("#filters input[name=source_region]"))
+        .await
+        .unwrap()
+        .send_keys("region-1")
+        .await
+        .unwrap();
+    click(&c, "#filters button[type=submit]").await;
+    let (want, _) = api_ids(
+        &tracker,
+        &format!("{list}&limit=100&source_region=region-1"),
+    );
+    assert!(!want.is_empty());
+    until_rows(&c, "source_region=region-1", &want).await;
+    click(&c, "th[data-sort=updated_at]").await;
+    let (want, _) = api_ids(
+        &tracker,
+        &format!("/v1/{project}/replication_records?sort=updated_at:desc&limit=100&source_region=region-1"),
+    );
+    until_rows(&c, "sorted by updated_at", &want).await;
+    click(&c, "th[data-sort=updated_at]").await;
+    let (want, _) = api_ids(
+        &tracker,
+        &format!("/v1/{project}/replication_records?sort=updated_at:asc&limit=100&source_region=region-1"),
+    );
+    until_rows(&c, "sorted by updated_at ascending", &want).await;
+    click(&c, "th[data-sort=created_at]").await;
+    click(&c, "#filters button[type=reset]").await;
+    let (want, _) = api_ids(&tracker, &format!("{list}&limit=100"));
+    until_rows(&c, "filters cleared", &want).await;
+
     // Paging: 20 rows, next (a marker), previous; the second page is also
     // what offset=20 gives.
     js(
@@ -343,7 +374,7 @@ async fn the_dashboard_shows_what_the_api_says_and_updates_live() {
     );
 
     if let Ok(path) = std::env::var("TRACKER_SCREENSHOT") {
-        js(&c, "window.scrollTo(0, 0)").await;
+        js(&c, "window.scrollTo(0, 0); document.querySelector('.table-wrap').scrollLeft = 0").await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         std::fs::write(&path, c.screenshot().await.unwrap()).unwrap();
     }

@@ -6,13 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use http_body_util::BodyExt;
-use serde_json::Value;
-use tower::ServiceExt;
 
+use common::testkit::sse::{self, Sse};
 use common::{sample, Event, Message, Store};
-use query::{app, hash_token, AppState, Auth, Limits, TokenConfig};
+use query::{hash_token, AppState, Auth, Limits, TokenConfig};
 
 mod support;
 
@@ -57,14 +56,6 @@ fn apply(store: &Store, events: &[Event], from: usize) {
     store.apply_batch(&ms).unwrap();
 }
 
-/// One server-sent event.
-#[derive(Debug, Clone, PartialEq)]
-struct Sse {
-    id: Option<u64>,
-    event: String,
-    data: Value,
-}
-
 /// An open stream: the response body, read event by event.
 struct Stream {
     body: Body,
@@ -83,14 +74,9 @@ impl Stream {
         uri: &str,
         last_event_id: Option<&str>,
     ) -> (StatusCode, Stream) {
-        let mut req = Request::get(uri).header("X-Auth-Token", TOKEN);
-        if let Some(id) = last_event_id {
-            req = req.header("Last-Event-ID", id);
-        }
-        let resp = app(state)
-            .oneshot(req.body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        let mut headers = vec![("X-Auth-Token", TOKEN)];
+        headers.extend(last_event_id.map(|id| ("Last-Event-ID", id)));
+        let resp = support::send(state, uri, &headers).await;
         let status = resp.status();
         if status == StatusCode::OK {
             assert_eq!(resp.headers()["content-type"], "text/event-stream");
@@ -108,27 +94,7 @@ impl Stream {
     /// nothing came within `wait`.
     async fn next(&mut self, wait: Duration) -> Option<Sse> {
         loop {
-            if let Some(end) = self.buf.find("\n\n") {
-                let block: String = self.buf.drain(..end + 2).collect();
-                let mut e = Sse {
-                    id: None,
-                    event: "message".into(),
-                    data: Value::Null,
-                };
-                let mut data = String::new();
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("id:") {
-                        e.id = Some(v.trim().parse().unwrap());
-                    } else if let Some(v) = line.strip_prefix("event:") {
-                        e.event = v.trim().to_owned();
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        data.push_str(v.trim());
-                    }
-                }
-                if data.is_empty() {
-                    continue; // a keep-alive comment
-                }
-                e.data = serde_json::from_str(&data).unwrap();
+            if let Some(e) = sse::take(&mut self.buf) {
                 return Some(e);
             }
             match tokio::time::timeout(wait, self.body.frame()).await {
@@ -417,10 +383,7 @@ async fn the_page_and_its_assets_are_served_with_a_strict_policy() {
         ("/assets/app.js", "text/javascript"),
         ("/assets/app.css", "text/css"),
     ] {
-        let resp = app(st.clone())
-            .oneshot(Request::get(path).body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        let resp = support::send(st.clone(), path, &[]).await;
         assert_eq!(resp.status(), StatusCode::OK, "{path}");
         let h = resp.headers();
         assert!(

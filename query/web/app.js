@@ -260,7 +260,7 @@ function rowOf(r) {
 
 function fillRow(tr, r) {
   tr.replaceChildren();
-  cell(tr, r.id, 'id');
+  cell(tr, r.id, 'id').title = r.id;
   const st = cell(tr, '');
   const badge = document.createElement('span');
   badge.className = `badge s-${r.status}`;
@@ -299,6 +299,7 @@ function matches(r) {
   }
   const item = f.checkpoint_item_id;
   return eq('status') && eq('source_region') && eq('destination_region')
+    && eq('source_checkpoint_item_id') && eq('destination_checkpoint_item_id')
     && (item === undefined || item === r.source_checkpoint_item_id || item === r.destination_checkpoint_item_id);
 }
 

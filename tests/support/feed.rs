@@ -6,15 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use serde_json::Value;
-
-/// One server-sent event.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sse {
-    pub id: Option<u64>,
-    pub event: String,
-    pub data: Value,
-}
+pub use common::testkit::sse::Sse;
 
 pub struct Feed {
     r: BufReader<TcpStream>,
@@ -55,27 +47,7 @@ impl Feed {
     pub fn next(&mut self, wait: Duration) -> Option<Sse> {
         self.r.get_ref().set_read_timeout(Some(wait)).unwrap();
         loop {
-            if let Some(end) = self.pending.find("\n\n") {
-                let block: String = self.pending.drain(..end + 2).collect();
-                let mut e = Sse {
-                    id: None,
-                    event: "message".into(),
-                    data: Value::Null,
-                };
-                let mut data = String::new();
-                for l in block.lines() {
-                    if let Some(v) = l.strip_prefix("id: ") {
-                        e.id = Some(v.parse().unwrap());
-                    } else if let Some(v) = l.strip_prefix("event: ") {
-                        e.event = v.to_owned();
-                    } else if let Some(v) = l.strip_prefix("data: ") {
-                        data.push_str(v);
-                    }
-                }
-                if data.is_empty() {
-                    continue;
-                }
-                e.data = serde_json::from_str(&data).unwrap();
+            if let Some(e) = common::testkit::sse::take(&mut self.pending) {
                 return Some(e);
             }
             // A chunk: its size in hex, CRLF, the bytes, CRLF.

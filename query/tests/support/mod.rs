@@ -5,6 +5,7 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use axum::response::Response;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
@@ -30,17 +31,23 @@ pub fn store_of(events: &[Event]) -> Store {
     store
 }
 
+/// `GET uri` with these headers, through the router.
+pub async fn send(state: AppState, uri: &str, headers: &[(&str, &str)]) -> Response {
+    let mut req = Request::get(uri);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    app(state)
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap()
+}
+
 /// `GET uri` with an optional `X-Auth-Token`: the status, and the body as
 /// JSON (or as a JSON string when it is not JSON).
 pub async fn get(state: AppState, uri: &str, token: Option<&str>) -> (StatusCode, Value) {
-    let mut req = Request::get(uri);
-    if let Some(t) = token {
-        req = req.header("X-Auth-Token", t);
-    }
-    let resp = app(state)
-        .oneshot(req.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
+    let token: Vec<(&str, &str)> = token.map(|t| ("X-Auth-Token", t)).into_iter().collect();
+    let resp = send(state, uri, &token).await;
     let status = resp.status();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
     let body = serde_json::from_slice(&bytes)
