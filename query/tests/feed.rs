@@ -295,6 +295,7 @@ async fn streams_have_their_own_cap_and_end_at_shutdown() {
         .with_closing(closing.clone());
     let uri = format!("/v1/{}/replication_records/changes", project(0));
     let mut first = Stream::open(st.clone(), &uri, None).await;
+    assert_eq!(st.metrics.streams_open(), 1, "tracker_streams_open");
     let (status, _) = Stream::try_open(st.clone(), &uri, None).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     // A stream holds no request slot and outlives the request timeout.
@@ -310,6 +311,7 @@ async fn streams_have_their_own_cap_and_end_at_shutdown() {
         "ended at shutdown"
     );
     drop(first);
+    assert_eq!(st.metrics.streams_open(), 0);
     // The slot is free again (the stream was dropped).
     let (status, _) = Stream::try_open(st.with_closing(Default::default()), &uri, None).await;
     assert_eq!(status, StatusCode::OK);
