@@ -4,6 +4,7 @@
 //! also run alone. Also: replay, verify, publish and token hashing.
 
 mod config;
+mod serve;
 
 // sled copies tree nodes on every insert: allocation is a large share of the
 // apply path, and mimalloc is markedly faster at it than glibc's malloc.
@@ -12,19 +13,15 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
 
-use common::progress::IngestProgress;
 use common::Store;
 use config::{FileConfig, HttpArgs, KafkaArgs, StoreArgs};
-use query::{AppState, Auth, TokenConfig};
+use serve::Mode;
 
 #[derive(Parser)]
 #[command(name = "tracker", version, about = "Event-sourced replication tracker")]
@@ -119,13 +116,13 @@ fn main() -> anyhow::Result<ExitCode> {
     });
     let done = match command {
         Command::Run { store, kafka, http } => {
-            runtime()?.block_on(run(file, Some(store), Some(kafka), Some(http)))
+            runtime()?.block_on(serve::run(file, Mode::Run { store, kafka, http }))
         }
         Command::Ingest { store, kafka } => {
-            runtime()?.block_on(run(file, Some(store), Some(kafka), None))
+            runtime()?.block_on(serve::run(file, Mode::Ingest { store, kafka }))
         }
         Command::Query { store, http } => {
-            runtime()?.block_on(run(file, Some(store), None, Some(http)))
+            runtime()?.block_on(serve::run(file, Mode::Query { store, http }))
         }
         Command::Replay {
             out,
@@ -225,7 +222,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-fn new_token() -> String {
+pub(crate) fn new_token() -> String {
     hex::encode(rand::rng().random::<[u8; 24]>())
 }
 
@@ -243,7 +240,7 @@ fn shutdown_token() -> anyhow::Result<CancellationToken> {
     Ok(token)
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -253,153 +250,6 @@ async fn wait_for_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-}
-
-async fn run(
-    file: FileConfig,
-    store_args: Option<StoreArgs>,
-    kafka: Option<KafkaArgs>,
-    http: Option<HttpArgs>,
-) -> anyhow::Result<()> {
-    let store_args = store_args.expect("every mode has a store");
-    let brokers = kafka.as_ref().and_then(|k| k.brokers(&file));
-    let embedded_mode = kafka.is_some() && brokers.is_none();
-    let mut tokens: Vec<TokenConfig> = file.tokens.clone();
-    let mut demo_token = None;
-
-    // The embedded demo: an in-memory broker, so the projection is in memory too
-    // (its offsets restart at 0 on every start).
-    let mut _embedded = None;
-    let (store, brokers) = if embedded_mode {
-        warn!("NO BROKERS CONFIGURED: starting the EMBEDDED DEMO broker (librdkafka mock cluster). It keeps everything in memory and is NOT DURABLE. Set --brokers / TRACKER_BROKERS for real use.");
-        let topic = kafka.as_ref().expect("kafka args").topic(&file);
-        let broker = ingest::embedded::EmbeddedBroker::start(&topic, 3)?;
-        let bootstrap = broker.bootstrap_servers();
-        let sample = ingest::embedded::sample_messages();
-        let (b, t) = (bootstrap.clone(), topic.clone());
-        let n = tokio::task::spawn_blocking(move || ingest::publish::publish(&b, &t, &sample))
-            .await??;
-        info!(
-            messages = n,
-            topic, "published the built-in sample stream to the embedded broker"
-        );
-        _embedded = Some(broker);
-        let token = new_token();
-        tokens.push(TokenConfig {
-            name: "demo".into(),
-            sha256: hex::encode(query::hash_token(&token)),
-            projects: vec!["*".into()],
-        });
-        demo_token = Some(token);
-        (Arc::new(Store::temporary()?), Some(bootstrap))
-    } else {
-        let dir = store_args.data_dir(&file);
-        let store = Store::open(&dir, store_args.cache_bytes(&file)).with_context(|| {
-            format!(
-                "opening the store in {} (is another tracker using it?)",
-                dir.display()
-            )
-        })?;
-        info!(data_dir = %dir.display(), records = store.totals().records, "store open");
-        (Arc::new(store), brokers)
-    };
-
-    store.set_change_retention(store_args.change_retention(&file));
-    let cancel = CancellationToken::new();
-    let progress = kafka
-        .as_ref()
-        .map(|k| Arc::new(IngestProgress::new(&k.topic(&file))));
-
-    if let (true, Some(b), Some(k)) = (embedded_mode, &brokers, &kafka) {
-        let (b, t, c) = (b.clone(), k.topic(&file), cancel.clone());
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = ingest::embedded::trickle(&b, &t, &c) {
-                warn!(error = %e, "the demo's live trickle stopped");
-            }
-        });
-    }
-
-    let worker = match (&kafka, &brokers, &progress) {
-        (Some(k), Some(b), Some(p)) => {
-            let w = ingest::Worker::new(k.ingest_config(&file, b), store.clone(), p.clone())?;
-            let c = cancel.clone();
-            Some(tokio::task::spawn_blocking(move || w.run(c)))
-        }
-        _ => None,
-    };
-
-    let server = match &http {
-        Some(h) => {
-            let auth = Auth::new(&tokens)?;
-            if auth.is_empty() {
-                warn!("no tokens configured: every /v1 request will be refused (add [[tokens]] to the config file)");
-            }
-            if let Some(p) = &progress {
-                let (p, grace) = (p.clone(), h.startup_grace(&file));
-                tokio::spawn(async move {
-                    tokio::time::sleep(grace).await;
-                    if !p.caught_up_once() {
-                        warn!(grace = ?grace, lag = p.snapshot().lag(), "ingest has not caught up after the start-up grace; serving the projection as is");
-                        p.mark_caught_up();
-                    }
-                });
-            }
-            let mut state = AppState::new(store.clone(), auth, progress.clone())
-                .with_limits(h.limits(&file))
-                .with_regions(file.regions.clone())
-                .with_stuck(h.stuck(&file)?)
-                .with_closing(cancel.clone());
-            state.max_ready_lag = h.max_ready_lag(&file);
-            let addr = h.listen(&file);
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding {addr}"))?;
-            let addr = listener.local_addr()?;
-            info!(%addr, "query service listening");
-            if let Some(t) = &demo_token {
-                println!();
-                println!("  replication tracker demo is up: http://{addr}");
-                println!("  dashboard: http://{addr}/#token={t}");
-                println!("  demo token (scope *): {t}");
-                println!("  try: curl -H 'X-Auth-Token: {t}' 'http://{addr}/v1/{}/replication_records?limit=5&with_count=true'", common::sample::project_id(0));
-                println!();
-            }
-            let c = cancel.clone();
-            let limits = state.limits;
-            Some(tokio::spawn(query::serve(
-                listener,
-                query::app(state),
-                limits,
-                async move { c.cancelled().await },
-            )))
-        }
-        None => None,
-    };
-
-    tokio::select! {
-        _ = wait_for_signal() => info!("shutdown requested"),
-        _ = cancel.cancelled() => {}
-    }
-    cancel.cancel();
-    if let Some(s) = server {
-        match tokio::time::timeout(Duration::from_secs(15), s).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => error!(error = %e, "query service failed"),
-            Ok(Err(e)) => error!(error = %e, "query service panicked"),
-            Err(_) => warn!("query service did not drain within 15 s"),
-        }
-    }
-    if let Some(w) = worker {
-        match tokio::time::timeout(Duration::from_secs(30), w).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => error!(error = %e, "ingest worker failed"),
-            Ok(Err(e)) => error!(error = %e, "ingest worker panicked"),
-            Err(_) => warn!("ingest worker did not stop within 30 s"),
-        }
-    }
-    store.flush()?;
-    info!("stopped");
-    Ok(())
 }
 
 fn verify(

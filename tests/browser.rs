@@ -374,7 +374,11 @@ async fn the_dashboard_shows_what_the_api_says_and_updates_live() {
     );
 
     if let Ok(path) = std::env::var("TRACKER_SCREENSHOT") {
-        js(&c, "window.scrollTo(0, 0); document.querySelector('.table-wrap').scrollLeft = 0").await;
+        js(
+            &c,
+            "window.scrollTo(0, 0); document.querySelector('.table-wrap').scrollLeft = 0",
+        )
+        .await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         std::fs::write(&path, c.screenshot().await.unwrap()).unwrap();
     }

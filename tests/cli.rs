@@ -42,3 +42,134 @@ fn bare_tracker_reads_its_store_settings_from_the_environment() {
         "the store went to ./data"
     );
 }
+
+/// Runs the tracker to its end (at most 60 s): its exit code and stderr.
+fn run_to_end(args: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new(tracker_bin())
+        .args(args)
+        .env_remove("TRACKER_BROKERS")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("tracker {args:?} did not stop by itself");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Regression: with its port taken, `run` kept ingesting without ever
+/// listening, logged nothing, and died of SIGTERM (143).
+#[test]
+fn run_stops_with_the_reason_when_its_port_is_taken() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let broker = format!("127.0.0.1:{}", free_port());
+    let (code, err) = run_to_end(&[
+        "run",
+        "--brokers",
+        &broker,
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--listen",
+        &addr,
+    ]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains(&format!("binding {addr}")), "{err}");
+    assert!(
+        !data.exists(),
+        "the store was opened before the port was checked"
+    );
+}
+
+/// Token configurations that would fail silently, or hand a scope to the
+/// wrong holder, stop the start with the token named.
+#[test]
+fn run_refuses_unsafe_token_configurations() {
+    let hash = |t: &str| hex::encode(query::hash_token(t));
+    for (tokens, says) in [
+        (
+            "[[tokens]]\nname = \"short\"\nsha256 = \"abc\"\nprojects = [\"p\"]\n".to_owned(),
+            "token `short`: sha256 must be 64 hex characters",
+        ),
+        (
+            format!(
+                "[[tokens]]\nname = \"a\"\nsha256 = \"{0}\"\nprojects = [\"p\"]\n[[tokens]]\nname = \"b\"\nsha256 = \"{0}\"\nprojects = [\"*\"]\n",
+                hash("shared")
+            ),
+            "tokens `a` and `b` have the same sha256",
+        ),
+        (
+            format!("[[tokens]]\nname = \"none\"\nsha256 = \"{}\"\nprojects = []\n", hash("x")),
+            "token `none`: projects is empty",
+        ),
+        (
+            format!("[[tokens]]\nname = \"blank\"\nsha256 = \"{}\"\nprojects = [\"p\"]\n", hash("")),
+            "token `blank`: sha256 is the hash of the empty string",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("tracker.toml");
+        std::fs::write(&config, tokens).unwrap();
+        let data = dir.path().join("data");
+        let broker = format!("127.0.0.1:{}", free_port());
+        let (code, err) = run_to_end(&[
+            "--config",
+            config.to_str().unwrap(),
+            "run",
+            "--brokers",
+            &broker,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ]);
+        assert_eq!(code, Some(1), "{err}");
+        assert!(err.contains(says), "wanted `{says}` in: {err}");
+        assert!(!data.exists(), "started before refusing: {says}");
+    }
+}
+
+/// The example config's tokens are published in this repository: a tracker
+/// that accepts them says so loudly.
+#[test]
+fn the_example_configs_tokens_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/tracker.example.toml");
+    let mut child = Command::new(tracker_bin())
+        .args(["--config", example, "run", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(["--brokers", &format!("127.0.0.1:{}", free_port())])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("TRACKER_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the tracker to answer", Duration::from_secs(60), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    for name in ["operator", "dashboard"] {
+        assert!(
+            err.contains(&format!(
+                "TOKEN `{name}` IS THE EXAMPLE CONFIG'S PUBLISHED TOKEN"
+            )),
+            "{err}"
+        );
+    }
+}

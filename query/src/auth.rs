@@ -23,11 +23,25 @@ pub struct TokenConfig {
     pub projects: Vec<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("token `{name}`: sha256 must be 64 hex characters")]
-pub struct BadTokenConfig {
-    name: String,
+/// A token configuration refused at start-up: each is a security mistake
+/// that would otherwise pass silently.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BadTokenConfig {
+    #[error("token `{0}`: sha256 must be 64 hex characters (`tracker hash-token` prints one)")]
+    Hash(String),
+    #[error("token `{0}`: sha256 is the hash of the empty string, which no client can present")]
+    EmptyToken(String),
+    #[error(
+        "tokens `{0}` and `{1}` have the same sha256: one token, two scopes, and which one applies \
+         would depend on their order. Give each its own token"
+    )]
+    SameHash(String, String),
+    #[error("token `{0}`: projects is empty, so it could read nothing; list project ids, or \"*\" for all")]
+    NoProjects(String),
 }
+
+/// Tokens shipped in `config/tracker.example.toml`: anyone can read them.
+const EXAMPLE_TOKENS: [&str; 2] = ["change-me-operator", "change-me-dashboard"];
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -63,23 +77,43 @@ pub fn hash_token(token: &str) -> [u8; 32] {
 
 impl Auth {
     pub fn new(tokens: &[TokenConfig]) -> Result<Auth, BadTokenConfig> {
-        let entries = tokens
-            .iter()
-            .map(|t| {
-                let mut hash = [0u8; 32];
-                hex::decode_to_slice(t.sha256.trim(), &mut hash).map_err(|_| BadTokenConfig {
+        let mut entries: Vec<Entry> = Vec::with_capacity(tokens.len());
+        for t in tokens {
+            let mut hash = [0u8; 32];
+            hex::decode_to_slice(t.sha256.trim(), &mut hash)
+                .map_err(|_| BadTokenConfig::Hash(t.name.clone()))?;
+            if hash == hash_token("") {
+                return Err(BadTokenConfig::EmptyToken(t.name.clone()));
+            }
+            if t.projects.is_empty() {
+                return Err(BadTokenConfig::NoProjects(t.name.clone()));
+            }
+            if let Some(other) = entries.iter().find(|e| e.hash == hash) {
+                return Err(BadTokenConfig::SameHash(
+                    other.principal.name.clone(),
+                    t.name.clone(),
+                ));
+            }
+            entries.push(Entry {
+                hash,
+                principal: Principal {
                     name: t.name.clone(),
-                })?;
-                Ok(Entry {
-                    hash,
-                    principal: Principal {
-                        name: t.name.clone(),
-                        projects: t.projects.clone(),
-                    },
-                })
-            })
-            .collect::<Result<_, _>>()?;
+                    projects: t.projects.clone(),
+                },
+            });
+        }
         Ok(Auth { entries })
+    }
+
+    /// Names of configured tokens that are the example config's, published
+    /// in this repository: a deployment must not accept them.
+    pub fn example_tokens(&self) -> Vec<&str> {
+        let examples = EXAMPLE_TOKENS.map(hash_token);
+        self.entries
+            .iter()
+            .filter(|e| examples.contains(&e.hash))
+            .map(|e| e.principal.name.as_str())
+            .collect()
     }
 
     pub fn len(&self) -> usize {
@@ -143,13 +177,46 @@ mod tests {
         );
     }
 
+    fn token(name: &str, secret: &str, projects: &[&str]) -> TokenConfig {
+        TokenConfig {
+            name: name.into(),
+            sha256: hex::encode(hash_token(secret)),
+            projects: projects.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
     #[test]
-    fn malformed_hash_is_a_config_error() {
+    fn unsafe_token_configurations_are_refused() {
         let bad = TokenConfig {
-            name: "x".into(),
             sha256: "abc".into(),
-            projects: vec![],
+            ..token("x", "s", &["p"])
         };
-        assert!(Auth::new(&[bad]).is_err());
+        assert_eq!(
+            Auth::new(&[bad]).unwrap_err(),
+            BadTokenConfig::Hash("x".into())
+        );
+        assert_eq!(
+            Auth::new(&[token("e", "", &["p"])]).unwrap_err(),
+            BadTokenConfig::EmptyToken("e".into())
+        );
+        assert_eq!(
+            Auth::new(&[token("n", "s", &[])]).unwrap_err(),
+            BadTokenConfig::NoProjects("n".into())
+        );
+        // The same secret under two scopes: the order would decide.
+        assert_eq!(
+            Auth::new(&[token("a", "s", &["p"]), token("op", "s", &["*"])]).unwrap_err(),
+            BadTokenConfig::SameHash("a".into(), "op".into())
+        );
+    }
+
+    #[test]
+    fn the_example_configs_tokens_are_recognised() {
+        let auth = Auth::new(&[
+            token("mine", "a-real-secret", &["p"]),
+            token("operator", "change-me-operator", &["*"]),
+        ])
+        .unwrap();
+        assert_eq!(auth.example_tokens(), ["operator"]);
     }
 }

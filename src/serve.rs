@@ -1,0 +1,264 @@
+//! The serving modes (`run`, `ingest`, `query`): the ingest worker and the
+//! query service over one store, as tasks of one process. Everything that
+//! can be refused — tokens, thresholds, the listen address — is checked, and
+//! the socket bound, before the store opens or ingest starts: a bad setting
+//! stops the process with its reason instead of leaving half of it running.
+//! Once running, the end of either part (an error, a panic) ends the whole.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::config::{FileConfig, HttpArgs, KafkaArgs, StoreArgs};
+use common::progress::IngestProgress;
+use common::Store;
+use query::{AppState, Auth, TokenConfig};
+
+/// Which parts run.
+pub enum Mode {
+    Run {
+        store: StoreArgs,
+        kafka: KafkaArgs,
+        http: HttpArgs,
+    },
+    Ingest {
+        store: StoreArgs,
+        kafka: KafkaArgs,
+    },
+    Query {
+        store: StoreArgs,
+        http: HttpArgs,
+    },
+}
+
+impl Mode {
+    fn parts(&self) -> (&StoreArgs, Option<&KafkaArgs>, Option<&HttpArgs>) {
+        match self {
+            Mode::Run { store, kafka, http } => (store, Some(kafka), Some(http)),
+            Mode::Ingest { store, kafka } => (store, Some(kafka), None),
+            Mode::Query { store, http } => (store, None, Some(http)),
+        }
+    }
+}
+
+/// The query service, checked and bound, waiting for its store.
+struct Http {
+    listener: tokio::net::TcpListener,
+    auth: Auth,
+    args: HttpArgs,
+}
+
+impl Http {
+    async fn prepare(
+        h: &HttpArgs,
+        file: &FileConfig,
+        tokens: &[TokenConfig],
+    ) -> anyhow::Result<Http> {
+        let auth = Auth::new(tokens).context("the [[tokens]] of the config file")?;
+        if auth.is_empty() {
+            warn!("no tokens configured: every /v1 request will be refused (add [[tokens]] to the config file)");
+        }
+        for name in auth.example_tokens() {
+            warn!(token = name, "TOKEN `{name}` IS THE EXAMPLE CONFIG'S PUBLISHED TOKEN: anyone can use it. Make your own with `tracker hash-token` and replace its sha256");
+        }
+        h.stuck(file)?;
+        let addr = h.listen(file);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr} (--listen, TRACKER_LISTEN, http.listen)"))?;
+        Ok(Http {
+            listener,
+            auth,
+            args: h.clone(),
+        })
+    }
+}
+
+pub async fn run(file: FileConfig, mode: Mode) -> anyhow::Result<()> {
+    let (store_args, kafka, http) = mode.parts();
+    let brokers = kafka.and_then(|k| k.brokers(&file));
+    let embedded = kafka.is_some() && brokers.is_none();
+    let mut tokens: Vec<TokenConfig> = file.tokens.clone();
+    let demo_token = embedded.then(crate::new_token);
+    if let Some(t) = &demo_token {
+        tokens.push(TokenConfig {
+            name: "demo".into(),
+            sha256: hex::encode(query::hash_token(t)),
+            projects: vec!["*".into()],
+        });
+    }
+    let http = match http {
+        Some(h) => Some(Http::prepare(h, &file, &tokens).await?),
+        None => None,
+    };
+
+    // The embedded demo: an in-memory broker, so the projection is in memory
+    // too (its offsets restart at 0 on every start).
+    let mut _demo_broker = None;
+    let (store, brokers) = match (kafka, brokers) {
+        (Some(k), None) => {
+            let (broker, bootstrap) = start_demo(&k.topic(&file), store_args, &file).await?;
+            _demo_broker = Some(broker);
+            (Arc::new(Store::temporary()?), Some(bootstrap))
+        }
+        (_, brokers) => {
+            let dir = store_args.data_dir(&file);
+            let store = Store::open(&dir, store_args.cache_bytes(&file)).with_context(|| {
+                format!(
+                    "opening the store in {} (is another tracker using it?)",
+                    dir.display()
+                )
+            })?;
+            info!(data_dir = %dir.display(), records = store.totals().records, "store open");
+            (Arc::new(store), brokers)
+        }
+    };
+    store.set_change_retention(store_args.change_retention(&file));
+
+    let cancel = CancellationToken::new();
+    let progress = kafka.map(|k| Arc::new(IngestProgress::new(&k.topic(&file))));
+    let worker = match (kafka, &brokers, &progress) {
+        (Some(k), Some(b), Some(p)) => {
+            let w = ingest::Worker::new(k.ingest_config(&file, b), store.clone(), p.clone())?;
+            let c = cancel.clone();
+            Some(tokio::task::spawn_blocking(move || {
+                let r = w.run(c.clone());
+                c.cancel(); // the worker ended: so does the process
+                r
+            }))
+        }
+        _ => None,
+    };
+    let server = match http {
+        Some(h) => Some(serve(
+            h,
+            &file,
+            store.clone(),
+            progress.clone(),
+            &cancel,
+            demo_token.as_deref(),
+        )?),
+        None => None,
+    };
+    if let (true, Some(b), Some(k)) = (embedded, &brokers, kafka) {
+        let (b, t, c) = (b.clone(), k.topic(&file), cancel.clone());
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = ingest::embedded::trickle(&b, &t, &c) {
+                warn!(error = %e, "the demo's live trickle stopped");
+            }
+        });
+    }
+
+    tokio::select! {
+        _ = crate::wait_for_signal() => info!("shutdown requested"),
+        _ = cancel.cancelled() => {}
+    }
+    cancel.cancel();
+    let mut failed = None;
+    if let Some(s) = server {
+        match tokio::time::timeout(Duration::from_secs(15), s).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => failed = Some(anyhow::anyhow!("the query service failed: {e}")),
+            Ok(Err(e)) => failed = Some(anyhow::anyhow!("the query service panicked: {e}")),
+            Err(_) => warn!("query service did not drain within 15 s"),
+        }
+    }
+    if let Some(w) = worker {
+        match tokio::time::timeout(Duration::from_secs(30), w).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => failed = Some(anyhow::anyhow!("the ingest worker failed: {e}")),
+            Ok(Err(e)) => failed = Some(anyhow::anyhow!("the ingest worker panicked: {e}")),
+            Err(_) => warn!("ingest worker did not stop within 30 s"),
+        }
+    }
+    store.flush()?;
+    match failed {
+        Some(e) => {
+            error!(error = %e, "stopped");
+            Err(e)
+        }
+        None => {
+            info!("stopped");
+            Ok(())
+        }
+    }
+}
+
+/// Starts the demo broker and publishes the sample stream to it.
+async fn start_demo(
+    topic: &str,
+    store_args: &StoreArgs,
+    file: &FileConfig,
+) -> anyhow::Result<(ingest::embedded::EmbeddedBroker, String)> {
+    warn!("NO BROKERS CONFIGURED: starting the EMBEDDED DEMO broker (librdkafka mock cluster). It keeps everything in memory and is NOT DURABLE. Set --brokers / TRACKER_BROKERS for real use.");
+    if store_args.data_dir.is_some() || file.data_dir.is_some() {
+        warn!("the embedded demo keeps its projection in memory: the configured data directory is not used");
+    }
+    let broker = ingest::embedded::EmbeddedBroker::start(topic, 3)?;
+    let bootstrap = broker.bootstrap_servers();
+    let sample = ingest::embedded::sample_messages();
+    let (b, t) = (bootstrap.clone(), topic.to_owned());
+    let n =
+        tokio::task::spawn_blocking(move || ingest::publish::publish(&b, &t, &sample)).await??;
+    info!(
+        messages = n,
+        topic, "published the built-in sample stream to the embedded broker"
+    );
+    Ok((broker, bootstrap))
+}
+
+/// Starts the query service on its bound socket. Its end cancels `cancel`.
+fn serve(
+    h: Http,
+    file: &FileConfig,
+    store: Arc<Store>,
+    progress: Option<Arc<IngestProgress>>,
+    cancel: &CancellationToken,
+    demo_token: Option<&str>,
+) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let Http {
+        listener,
+        auth,
+        args,
+    } = h;
+    if let Some(p) = &progress {
+        let (p, grace) = (p.clone(), args.startup_grace(file));
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            if !p.caught_up_once() {
+                warn!(grace = ?grace, lag = p.snapshot().lag(), "ingest has not caught up after the start-up grace; serving the projection as is");
+                p.mark_caught_up();
+            }
+        });
+    }
+    let mut state = AppState::new(store, auth, progress)
+        .with_limits(args.limits(file))
+        .with_regions(file.regions.clone())
+        .with_stuck(args.stuck(file)?)
+        .with_closing(cancel.clone());
+    state.max_ready_lag = args.max_ready_lag(file);
+    let addr = listener.local_addr()?;
+    info!(%addr, "query service listening");
+    if let Some(t) = demo_token {
+        println!();
+        println!("  replication tracker demo is up: http://{addr}");
+        println!("  dashboard: http://{addr}/#token={t}");
+        println!("  demo token (scope *): {t}");
+        println!("  try: curl -H 'X-Auth-Token: {t}' 'http://{addr}/v1/{}/replication_records?limit=5&with_count=true'", common::sample::project_id(0));
+        println!();
+    }
+    let c = cancel.clone();
+    let limits = state.limits;
+    let stop = cancel.clone();
+    Ok(tokio::spawn(async move {
+        let r = query::serve(listener, query::app(state), limits, async move {
+            stop.cancelled().await
+        })
+        .await;
+        c.cancel(); // the service ended: so does the process
+        r
+    }))
+}
