@@ -51,6 +51,7 @@ pub struct KafkaFile {
     pub advisory_commits: Option<bool>,
     pub max_batch: Option<usize>,
     pub max_batch_wait_ms: Option<u64>,
+    pub connect_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -71,7 +72,17 @@ impl FileConfig {
         };
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))
+        let mut f: FileConfig =
+            toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
+        // A relative data_dir is the config file's neighbour, wherever the
+        // tracker is started from (flags and variables stay relative to the
+        // working directory, as a shell user expects).
+        if let (Some(d), Some(base)) = (&f.data_dir, path.parent()) {
+            if d.is_relative() {
+                f.data_dir = Some(base.join(d));
+            }
+        }
+        Ok(f)
     }
 }
 
@@ -128,6 +139,10 @@ pub struct KafkaArgs {
     /// Longest a batch stays open after its first message, in ms. Default: 200
     #[arg(long, env = "TRACKER_MAX_BATCH_WAIT_MS")]
     pub max_batch_wait_ms: Option<u64>,
+    /// `replay` and `verify --replay` give up on a broker or topic they
+    /// cannot reach after this many seconds. Default: 30
+    #[arg(long, env = "TRACKER_CONNECT_TIMEOUT_SECS")]
+    pub connect_timeout_secs: Option<u64>,
 }
 
 impl KafkaArgs {
@@ -159,6 +174,9 @@ impl KafkaArgs {
             .max(1);
         if let Some(ms) = self.max_batch_wait_ms.or(f.kafka.max_batch_wait_ms) {
             c.max_batch_wait = Duration::from_millis(ms);
+        }
+        if let Some(s) = self.connect_timeout_secs.or(f.kafka.connect_timeout_secs) {
+            c.connect_timeout = Duration::from_secs(s);
         }
         c
     }

@@ -156,9 +156,18 @@ fn main() -> anyhow::Result<ExitCode> {
             against,
             replay,
             kafka,
-        } => return verify(&file, &store, against, replay, &kafka),
+        } => {
+            // 0 equal, 1 different, 2 could not compare (a store missing or
+            // locked, a replay that failed or was interrupted).
+            return Ok(
+                verify(&file, &store, against, replay, &kafka).unwrap_or_else(|e| {
+                    eprintln!("Error: could not compare: {e:#}");
+                    ExitCode::from(2)
+                }),
+            );
+        }
         Command::Digest { store } => {
-            let s = Store::open(&store.data_dir(&file), store.cache_bytes(&file))?;
+            let s = Store::open_existing(&store.data_dir(&file), store.cache_bytes(&file))?;
             let t = s.totals();
             println!("digest {}", s.digest()?);
             println!(
@@ -259,7 +268,7 @@ fn verify(
     replay: bool,
     kafka: &KafkaArgs,
 ) -> anyhow::Result<ExitCode> {
-    let a = Store::open(&store.data_dir(file), store.cache_bytes(file))
+    let a = Store::open_existing(&store.data_dir(file), store.cache_bytes(file))
         .context("opening the store (stop the tracker first, or verify a copy)")?;
     let (b, _tmp);
     if replay {
@@ -285,7 +294,7 @@ fn verify(
         let Some(other) = against else {
             bail!("give --against DIR or --replay")
         };
-        b = Store::open(&other, store.cache_bytes(file))?;
+        b = Store::open_existing(&other, store.cache_bytes(file))?;
         _tmp = None;
     }
     let c = common::store::verify::compare(&a, &b, 20)?;

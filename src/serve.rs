@@ -106,12 +106,13 @@ pub async fn run(file: FileConfig, mode: Mode) -> anyhow::Result<()> {
         }
         (_, brokers) => {
             let dir = store_args.data_dir(&file);
-            let store = Store::open(&dir, store_args.cache_bytes(&file)).with_context(|| {
-                format!(
-                    "opening the store in {} (is another tracker using it?)",
-                    dir.display()
-                )
-            })?;
+            // Ingest builds a store; the query service alone serves one.
+            let open = match kafka {
+                Some(_) => Store::open,
+                None => Store::open_existing,
+            };
+            let store = open(&dir, store_args.cache_bytes(&file))
+                .with_context(|| format!("opening the store in {}", dir.display()))?;
             info!(data_dir = %dir.display(), records = store.totals().records, "store open");
             (Arc::new(store), brokers)
         }

@@ -45,10 +45,19 @@ fn bare_tracker_reads_its_store_settings_from_the_environment() {
 
 /// Runs the tracker to its end (at most 60 s): its exit code and stderr.
 fn run_to_end(args: &[&str]) -> (Option<i32>, String) {
+    let (code, _, err) = run_in(std::path::Path::new("."), args);
+    (code, err)
+}
+
+/// Runs the tracker in `cwd` to its end (at most 60 s): its exit code,
+/// stdout and stderr.
+fn run_in(cwd: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
     let mut child = Command::new(tracker_bin())
+        .current_dir(cwd)
         .args(args)
         .env_remove("TRACKER_BROKERS")
-        .stdout(Stdio::null())
+        .env_remove("TRACKER_DATA_DIR")
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -63,6 +72,7 @@ fn run_to_end(args: &[&str]) -> (Option<i32>, String) {
     let out = child.wait_with_output().unwrap();
     (
         out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
@@ -172,4 +182,138 @@ fn the_example_configs_tokens_are_warned_about() {
             "{err}"
         );
     }
+}
+
+/// Regression: `digest`, `verify` and `query` created a store wherever a
+/// mistyped path pointed (even inside an unrelated directory) and reported
+/// on it. They read existing stores only.
+#[test]
+fn read_only_commands_never_create_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("dtaa");
+    let typo = typo.to_str().unwrap();
+    let unrelated = dir.path().join("photos");
+    std::fs::create_dir(&unrelated).unwrap();
+    std::fs::write(unrelated.join("cat.jpg"), b"meow").unwrap();
+    let unrelated = unrelated.to_str().unwrap();
+    for (args, code) in [
+        (vec!["digest", "--data-dir", typo], 1),
+        (vec!["digest", "--data-dir", unrelated], 1),
+        (
+            vec!["query", "--data-dir", typo, "--listen", "127.0.0.1:0"],
+            1,
+        ),
+        // verify: 2 = could not compare (1 is "different").
+        (vec!["verify", "--data-dir", typo, "--against", typo], 2),
+    ] {
+        let (got, _, err) = run_in(dir.path(), &args);
+        assert_eq!(got, Some(code), "{args:?}: {err}");
+        assert!(err.contains("no store at"), "{args:?}: {err}");
+    }
+    assert!(
+        !std::path::Path::new(typo).exists(),
+        "a store was created at the typo"
+    );
+    let names: Vec<_> = std::fs::read_dir(unrelated)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        ["cat.jpg"],
+        "sled files were written into an unrelated directory"
+    );
+}
+
+/// `verify`'s exit codes: 0 equal, 1 different, 2 could not compare.
+#[test]
+fn verify_says_equal_different_or_could_not_compare() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = |name: &str, take: usize| {
+        let path = dir.path().join(name);
+        let s = common::Store::open(&path, 1 << 20).unwrap();
+        let events = common::sample::events(&common::sample::Shape {
+            records: 5,
+            projects: 1,
+            regions: 2,
+            seed: 3,
+        });
+        let ms: Vec<common::Message> = events[..events.len().min(take)]
+            .iter()
+            .enumerate()
+            .map(|(i, e)| common::Message {
+                topic: "t".into(),
+                partition: 0,
+                offset: i as i64,
+                key: None,
+                payload: Some(serde_json::to_vec(&e.to_json()).unwrap()),
+            })
+            .collect();
+        s.apply_batch(&ms).unwrap();
+        s.flush().unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let (a, b, c) = (
+        store("a", usize::MAX),
+        store("b", usize::MAX),
+        store("c", 3),
+    );
+    let verify = |x: &str, y: &str| run_to_end(&["verify", "--data-dir", x, "--against", y]).0;
+    assert_eq!(verify(&a, &b), Some(0));
+    assert_eq!(verify(&a, &c), Some(1));
+    assert_eq!(verify(&a, &format!("{a}-missing")), Some(2));
+}
+
+/// A relative `data_dir` in a config file is the config file's neighbour,
+/// wherever the tracker starts.
+#[test]
+fn a_relative_data_dir_in_a_config_file_is_next_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path().join("etc");
+    std::fs::create_dir(&etc).unwrap();
+    std::fs::write(etc.join("tracker.toml"), "data_dir = \"store\"\n").unwrap();
+    drop(common::Store::open(&etc.join("store"), 1 << 20).unwrap());
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let config = etc.join("tracker.toml");
+    let (code, out, err) = run_in(
+        &elsewhere,
+        &["--config", config.to_str().unwrap(), "digest"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.starts_with("digest "), "{out}");
+}
+
+/// Regression: `replay` against an unreachable broker waited forever and,
+/// on SIGTERM, printed the empty store's digest with exit 0.
+#[test]
+fn replay_of_an_unreachable_topic_fails_fast_without_a_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("rebuilt");
+    let broker = format!("127.0.0.1:{}", free_port());
+    let started = std::time::Instant::now();
+    let (code, out, err) = run_in(
+        dir.path(),
+        &[
+            "replay",
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--brokers",
+            &broker,
+            "--connect-timeout-secs",
+            "2",
+            "--quiet",
+        ],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(err.contains("could not reach the topic"), "{err}");
+    assert!(!out.contains("digest"), "printed a digest: {out}");
+    let left = out_dir.read_dir().map_or(0, |d| d.count());
+    assert_eq!(
+        left,
+        0,
+        "the partial store was left in {}",
+        out_dir.display()
+    );
 }

@@ -30,6 +30,9 @@ pub struct IngestConfig {
     pub max_batch_wait: Duration,
     /// How often partitions and high watermarks are refreshed.
     pub metadata_interval: Duration,
+    /// A replay gives up on a topic it cannot reach after this long (the
+    /// serving worker keeps retrying instead).
+    pub connect_timeout: Duration,
 }
 
 impl IngestConfig {
@@ -42,6 +45,7 @@ impl IngestConfig {
             max_batch: 5000,
             max_batch_wait: Duration::from_millis(200),
             metadata_interval: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -58,6 +62,17 @@ pub enum IngestError {
     NoSuchTopic(String),
     #[error("{} is not empty: replay needs a fresh data dir", .0.display())]
     OutNotEmpty(std::path::PathBuf),
+    #[error("could not reach the topic within {waited:?} (brokers {brokers}): {last}")]
+    Unreachable {
+        brokers: String,
+        waited: std::time::Duration,
+        last: Box<IngestError>,
+    },
+    #[error(
+        "interrupted after {applied} of the {total} messages the topic held at the start: \
+         the rebuilt projection is incomplete"
+    )]
+    Interrupted { applied: u64, total: u64 },
     #[error("cannot read {}: {source}", .path.display())]
     OutUnreadable {
         path: std::path::PathBuf,

@@ -23,7 +23,9 @@ pub struct ReplayReport {
 }
 
 /// Replays `cfg.topic` from the beginning into `data_dir`, which must not
-/// hold a store yet, up to the high watermarks seen at the start.
+/// hold a store yet, up to the high watermarks seen at the start. On any
+/// failure (the topic unreachable, an interruption) the partial store is
+/// removed: a directory holding a store is a whole replay.
 pub fn replay(
     cfg: IngestConfig,
     data_dir: &Path,
@@ -44,6 +46,34 @@ pub fn replay(
         return Err(IngestError::OutNotEmpty(data_dir.to_owned()));
     }
     let store = Arc::new(Store::open(data_dir, cache_bytes)?);
+    let built = rebuild(cfg, &store, show_progress, cancel);
+    if built.is_err() {
+        drop(store);
+        remove_partial(data_dir);
+    }
+    built
+}
+
+fn remove_partial(data_dir: &Path) {
+    // The directory was absent or empty at the start: all of it is ours.
+    if let Ok(entries) = data_dir.read_dir() {
+        for e in entries.flatten() {
+            let p = e.path();
+            let _ = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+        }
+    }
+}
+
+fn rebuild(
+    cfg: IngestConfig,
+    store: &Arc<Store>,
+    show_progress: bool,
+    cancel: &CancellationToken,
+) -> Result<ReplayReport, IngestError> {
     let progress = Arc::new(IngestProgress::new(&cfg.topic));
     let bar = if show_progress {
         ProgressBar::new(0)

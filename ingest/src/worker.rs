@@ -283,33 +283,43 @@ impl Worker {
     }
 
     /// Runs until every partition has reached the high watermark it had when
-    /// the run began (replay), reporting progress as it goes.
+    /// the run began (replay), reporting progress as it goes. A topic that
+    /// cannot be reached within the config's `connect_timeout` is an error
+    /// naming why,
+    /// and so is a cancel before the end: a replay is whole or it failed.
     pub fn run_to_end(
         mut self,
         cancel: &CancellationToken,
         on_progress: &mut dyn FnMut(ReplayProgress),
     ) -> Result<BTreeMap<i32, i64>, IngestError> {
-        while self.progress.snapshot().broker != BrokerState::Up && !cancel.is_cancelled() {
-            self.refresh_if_due();
-            std::thread::sleep(Duration::from_millis(100));
+        let (start, connect_timeout) = (Instant::now(), self.cfg.connect_timeout);
+        loop {
+            match self.refresh() {
+                Ok(()) => break,
+                Err(e) if start.elapsed() >= connect_timeout || cancel.is_cancelled() => {
+                    self.close()?;
+                    return Err(IngestError::Unreachable {
+                        brokers: self.cfg.brokers.clone(),
+                        waited: start.elapsed(),
+                        last: Box::new(e),
+                    });
+                }
+                Err(e) => {
+                    debug!(error = %e, "topic not reachable yet; retrying");
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            }
         }
-        let targets: BTreeMap<i32, i64> = self
-            .progress
-            .snapshot()
+        self.progress.set_broker(BrokerState::Up);
+        let snap = self.progress.snapshot();
+        let targets: BTreeMap<i32, i64> = snap
             .partitions
             .iter()
             .map(|(p, pp)| (*p, pp.high_watermark))
             .collect();
-        let total: i64 = self
-            .progress
-            .snapshot()
-            .partitions
-            .values()
-            .map(|pp| pp.lag())
-            .sum();
-        on_progress(ReplayProgress::Started {
-            messages: total as u64,
-        });
+        let total = snap.partitions.values().map(|pp| pp.lag()).sum::<i64>() as u64;
+        on_progress(ReplayProgress::Started { messages: total });
+        let mut applied = 0;
         loop {
             let snap = self.progress.snapshot();
             let done = targets.iter().all(|(p, hw)| {
@@ -317,12 +327,17 @@ impl Worker {
                     .get(p)
                     .is_some_and(|pp| pp.next_offset >= *hw)
             });
-            if done || cancel.is_cancelled() {
+            if done {
                 break;
+            }
+            if cancel.is_cancelled() {
+                self.close()?;
+                return Err(IngestError::Interrupted { applied, total });
             }
             let batch = self.poll_batch(Duration::from_millis(250), cancel);
             if !batch.is_empty() {
                 self.write(&batch, cancel)?;
+                applied += batch.len() as u64;
                 on_progress(ReplayProgress::Batch {
                     messages: batch.len() as u64,
                 });

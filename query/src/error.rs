@@ -130,7 +130,9 @@ impl From<StoreError> for ApiError {
         }
         tracing::error!(error = %e, "store error while serving a request");
         match e {
-            StoreError::Sled(_) => ApiError::StoreUnavailable,
+            StoreError::Sled(_) | StoreError::Missing { .. } | StoreError::Locked { .. } => {
+                ApiError::StoreUnavailable
+            }
             StoreError::Corrupt { .. } | StoreError::Layout { .. } | StoreError::Query { .. } => {
                 ApiError::Internal
             }

@@ -44,6 +44,16 @@ pub enum StoreError {
          with `tracker replay --out <new dir>` and point --data-dir there"
     )]
     Layout { path: String, found: u32 },
+    #[error(
+        "no store at {path}: check the data directory (--data-dir, TRACKER_DATA_DIR, data_dir). \
+         `tracker replay --out {path}` builds one from the topic"
+    )]
+    Missing { path: String },
+    #[error(
+        "the store at {path} is in use by another process (a running tracker?): stop it, \
+         or give another data directory"
+    )]
+    Locked { path: String },
     /// A request the store cannot answer as asked (a bad `marker`, say);
     /// `param` names the request parameter at fault.
     #[error("{param}: {reason}")]
@@ -214,15 +224,30 @@ impl Store {
         loop {
             match config.open() {
                 Ok(db) => return Self::from_db(db, &path.display().to_string()),
-                Err(sled::Error::Io(e))
-                    if e.to_string().contains("could not acquire lock")
-                        && std::time::Instant::now() < deadline =>
-                {
+                Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(StoreError::Locked {
+                            path: path.display().to_string(),
+                        });
+                    }
                     std::thread::sleep(std::time::Duration::from_millis(50));
                 }
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// Opens the store in `path`, which must already hold one: for the
+    /// commands that only read (`digest`, `verify`, `query`), where a
+    /// mistyped path must not become a new, empty store.
+    pub fn open_existing(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
+        // sled's own files: its configuration and its log.
+        if !path.join("conf").is_file() || !path.join("db").is_file() {
+            return Err(StoreError::Missing {
+                path: path.display().to_string(),
+            });
+        }
+        Self::open(path, cache_bytes)
     }
 
     /// A throw-away store in memory (tests, `verify` against a fresh fold).
