@@ -213,8 +213,22 @@ async fn the_dashboard_shows_what_the_api_says_and_updates_live() {
     let driver = Driver::start();
     let c = driver.client().await;
 
-    // Signing in shows the readable projects, the first one open.
+    // A 1280×800 viewport (the window adds its own frame).
     c.goto(&format!("{base}/")).await.unwrap();
+    let frame = js(
+        &c,
+        "return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight]",
+    )
+    .await;
+    let (fw, fh) = (
+        frame[0].as_u64().unwrap() as u32,
+        frame[1].as_u64().unwrap() as u32,
+    );
+    c.set_window_size(1280 + fw, 800 + fh).await.unwrap();
+    let viewport = js(&c, "return [window.innerWidth, window.innerHeight]").await;
+    assert_eq!(viewport, json!([1280, 800]));
+
+    // Signing in shows the readable projects, the first one open.
     c.wait().for_element(Locator::Css("#token")).await.unwrap();
     c.find(Locator::Css("#token"))
         .await
@@ -321,6 +335,11 @@ async fn the_dashboard_shows_what_the_api_says_and_updates_live() {
     until_rows(&c, "page 2", &page2).await;
     click(&c, "#prev").await;
     until_rows(&c, "back to page 1", &page1).await;
+    // Going to a page by number is an offset.
+    js(&c, "const p = document.querySelector('#page'); p.value = '2'; p.dispatchEvent(new Event('change'))").await;
+    until_rows(&c, "page 2 by number", &page2).await;
+    click(&c, "#first").await;
+    until_rows(&c, "the first page again", &page1).await;
 
     // Live: an event published to the broker shows in the open page.
     until(
@@ -403,11 +422,23 @@ async fn the_dashboard_shows_what_the_api_says_and_updates_live() {
         "return [...document.querySelectorAll('#drawer-events li')].map(li => li.textContent)",
     )
     .await;
-    assert_eq!(
-        shown.as_array().unwrap().len(),
-        events["events"].as_array().unwrap().len()
-    );
-    assert!(shown[0].as_str().unwrap().contains("queued"), "{shown}");
+    let events = events["events"].as_array().unwrap();
+    assert_eq!(shown.as_array().unwrap().len(), events.len());
+    let first = shown[0].as_str().unwrap();
+    let e = &events[0];
+    // The event's coordinates, its effect and the event itself.
+    for part in [
+        format!(
+            "{}/{}@{}",
+            e["topic"].as_str().unwrap(),
+            e["partition"],
+            e["offset"]
+        ),
+        e["effect"].as_str().unwrap().to_owned(),
+        "\"type\": \"queued\"".to_owned(),
+    ] {
+        assert!(first.contains(&part), "{part} not in {first}");
+    }
     click(&c, "#close").await;
 
     // Usable on a phone: nothing wider than the screen.
@@ -421,7 +452,7 @@ async fn the_dashboard_shows_what_the_api_says_and_updates_live() {
         overflow.as_i64().unwrap() <= 0,
         "the page is {overflow} px too wide at 390 px"
     );
-    c.set_window_size(1280, 800).await.unwrap();
+    c.set_window_size(1280 + fw, 800 + fh).await.unwrap();
 
     // No console errors so far.
     let errors: Vec<Value> = driver

@@ -1,6 +1,6 @@
 //! The router: every route of the API in one place, and what wraps every
 //! request (the concurrency cap, the timeout, latency metrics, the body
-//! limit; change feeds skip the first three), 404s and 405s, and the OpenAPI document.
+//! limit), 404s and 405s, and the OpenAPI document.
 
 use std::time::Instant;
 
@@ -33,6 +33,13 @@ pub fn app(state: AppState) -> Router {
             "/v1/{project_id}/replication_capabilities",
             get(dashboard::capabilities),
         )
+        // The guard's timeout and request slot cover a stream only until
+        // its head is sent; the body that follows is capped by
+        // `max_streams` (`feed.rs`).
+        .route(
+            "/v1/{project_id}/replication_records/changes",
+            get(feed::changes),
+        )
         .route(
             "/v1/{project_id}/replication_records/{id}",
             get(routes::record),
@@ -48,12 +55,6 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), guard))
-        // After the guard: a stream's body outlives its request, so it is
-        // capped by `max_streams`, not counted as a request in flight.
-        .route(
-            "/v1/{project_id}/replication_records/changes",
-            get(feed::changes),
-        )
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         .with_state(state)
 }

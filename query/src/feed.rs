@@ -130,6 +130,9 @@ struct Tail {
 
 impl Tail {
     async fn next(&mut self) -> Option<Bytes> {
+        // A keep-alive after `keep_alive` with nothing sent: batches this
+        // stream filters out do not count.
+        let mut quiet_until = tokio::time::Instant::now() + self.keep_alive;
         loop {
             if !self.out.is_empty() {
                 return Some(std::mem::take(&mut self.out).into());
@@ -143,7 +146,10 @@ impl Tail {
                     Err(RecvError::Lagged(_)) => self.reset("the client fell behind the live changes"),
                     Err(RecvError::Closed) => return None,
                 },
-                _ = tokio::time::sleep(self.keep_alive) => self.out.push_str(": keep-alive\n\n"),
+                _ = tokio::time::sleep_until(quiet_until) => {
+                    self.out.push_str(": keep-alive\n\n");
+                    quiet_until = tokio::time::Instant::now() + self.keep_alive;
+                }
                 _ = self.closing.cancelled() => return None,
             }
         }

@@ -11,7 +11,8 @@ use http_body_util::BodyExt;
 
 use common::testkit::sse::{self, Sse};
 use common::{sample, Event, Message, Store};
-use query::{hash_token, AppState, Auth, Limits, TokenConfig};
+use query::{app, hash_token, AppState, Auth, Limits, TokenConfig};
+use tower::ServiceExt;
 
 mod support;
 
@@ -296,8 +297,17 @@ async fn streams_have_their_own_cap_and_end_at_shutdown() {
     let uri = format!("/v1/{}/replication_records/changes", project(0));
     let mut first = Stream::open(st.clone(), &uri, None).await;
     assert_eq!(st.metrics.streams_open(), 1, "tracker_streams_open");
-    let (status, _) = Stream::try_open(st.clone(), &uri, None).await;
+    let (status, mut refused) = Stream::try_open(st.clone(), &uri, None).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let body = refused
+        .body
+        .frame()
+        .await
+        .unwrap()
+        .unwrap()
+        .into_data()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&body).contains("TRK.OVERLOADED"));
     // A stream holds no request slot and outlives the request timeout.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (status, body) = support::get(st.clone(), "/v1/projects", Some(TOKEN)).await;
@@ -379,7 +389,7 @@ async fn projects_are_those_with_records_the_token_may_read() {
 
 #[tokio::test]
 async fn the_page_and_its_assets_are_served_with_a_strict_policy() {
-    let st = state(Arc::new(Store::temporary().unwrap()), vec![]);
+    let st = state(Arc::new(Store::temporary().unwrap()), vec!["p".into()]);
     for (path, kind) in [
         ("/", "text/html"),
         ("/assets/app.js", "text/javascript"),
@@ -405,20 +415,51 @@ async fn the_page_and_its_assets_are_served_with_a_strict_policy() {
 }
 
 #[tokio::test]
-async fn an_idle_stream_sends_keep_alive_comments() {
+async fn a_quiet_stream_sends_keep_alive_comments_even_while_others_change() {
     let store = Arc::new(Store::temporary().unwrap());
     let st = state(store.clone(), vec!["*".into()]).with_limits(Limits {
-        keep_alive: Duration::from_millis(100),
+        keep_alive: Duration::from_millis(300),
         ..Limits::default()
     });
-    let uri = format!("/v1/{}/replication_records/changes", project(0));
+    let uri = format!(
+        "/v1/{}/replication_records/changes?status=skip&source_region=nowhere",
+        project(0)
+    );
     let (_, mut s) = Stream::try_open(st, &uri, None).await;
-    let frame = tokio::time::timeout(Duration::from_secs(2), s.body.frame())
+    // Batches this stream filters out keep coming, faster than the
+    // keep-alive interval: they must not hold the keep-alive back.
+    let busy = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for (i, e) in events().iter().enumerate().take(40) {
+                apply(&store, std::slice::from_ref(e), i);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let frame = tokio::time::timeout(Duration::from_secs(1), s.body.frame())
         .await
-        .expect("a keep-alive within 2 s")
+        .expect("a keep-alive within 1 s")
         .unwrap()
         .unwrap();
     assert_eq!(&frame.into_data().unwrap()[..], b": keep-alive\n\n");
+    busy.abort();
+}
+
+#[tokio::test]
+async fn the_feed_answers_a_wrong_method_like_every_route() {
+    let st = state(Arc::new(Store::temporary().unwrap()), vec!["*".into()]);
+    let resp = app(st)
+        .oneshot(
+            axum::http::Request::post(format!("/v1/{}/replication_records/changes", project(0)))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("TRK.METHOD_NOT_ALLOWED"));
 }
 
 #[tokio::test]

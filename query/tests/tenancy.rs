@@ -107,7 +107,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
     #[test]
-    fn responses_never_cross_tenants(scope in proptest::collection::btree_set(0..PROJECTS + 1, 0..3), req in arb_req(), known_token in any::<bool>()) {
+    fn responses_never_cross_tenants(scope in proptest::collection::btree_set(0..PROJECTS + 1, 1..3), req in arb_req(), known_token in any::<bool>()) {
         let projects: Vec<String> = scope.iter().map(|&p| sample::project_id(p)).collect();
         let auth = Auth::new(&[TokenConfig { name: "t".into(), sha256: hex::encode(hash_token("tok")), projects: projects.clone() }]).unwrap();
         let state = AppState::new(store(), auth, None);

@@ -89,17 +89,21 @@ async function start() {
 async function openProject() {
   location.hash = `project=${encodeURIComponent(state.project)}`;
   state.lastEventId = null;
-  openFeed();
+  // The feed first, then what it updates: no change falls in between.
+  await openFeed();
   resetPaging();
   await Promise.all([loadTiles(), loadChart(), loadList(), loadRegions()]);
 }
 
 // ---- tiles ----
 
+// At most one refresh per second however busy the feed is.
 let tilesTimer = null;
 const refreshTilesSoon = () => {
-  clearTimeout(tilesTimer);
-  tilesTimer = setTimeout(() => loadTiles().catch(showError), 1000);
+  tilesTimer ??= setTimeout(() => {
+    tilesTimer = null;
+    loadTiles().catch(showError);
+  }, 1000);
 };
 
 async function loadTiles() {
@@ -146,8 +150,10 @@ function pickTile(key) {
 
 let chartTimer = null;
 const refreshChartSoon = () => {
-  clearTimeout(chartTimer);
-  chartTimer = setTimeout(() => loadChart().catch(showError), 5000);
+  chartTimer ??= setTimeout(() => {
+    chartTimer = null;
+    loadChart().catch(showError);
+  }, 5000);
 };
 
 async function loadChart() {
@@ -218,8 +224,12 @@ function listParams() {
   return { ...p, ...state.pages[state.page] };
 }
 
+let listSeq = 0;
+
 async function loadList() {
+  const seq = ++listSeq;
   const body = await api(`${projectPath()}/replication_records`, listParams());
+  if (seq !== listSeq) return; // a later request has been made: its answer wins
   performance.mark('list-answered');
   clearError();
   state.nextMarker = body.next_marker ?? null;
@@ -239,7 +249,8 @@ async function loadList() {
     th.dataset.dir = th.dataset.sort === state.sort.key ? state.sort.dir : '';
   }
   // The first paint of the rows, for the browser test's render budget.
-  requestAnimationFrame(() => performance.measure('rows-rendered', 'list-answered'));
+  // Two frames: the second callback runs once the first frame is painted.
+  requestAnimationFrame(() => requestAnimationFrame(() => performance.measure('rows-rendered', 'list-answered')));
 }
 
 function cell(tr, text, cls) {
@@ -283,18 +294,18 @@ function flash(tr) {
   tr.classList.add('fresh');
 }
 
-// Does a record pass the table's filters? (Stuck and RFC 3339 windows are
-// the server's to judge: such tables only update rows already shown.)
+// Does a record pass the table's filters? `null` when only the server can
+// judge (stuck, RFC 3339 windows): such tables only update the rows shown.
 function matches(r) {
   const f = state.filters;
-  if (f.stuck) return false;
+  if (f.stuck) return null;
   const eq = (k) => f[k] === undefined || f[k] === r[k];
   const api = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?$/;
   const time = (v) => (api.test(v) ? v.padEnd(26, v.includes('.') ? '0' : '.000000') : null);
   for (const [k, field, after] of [['created_after', 'created_at', true], ['created_before', 'created_at', false], ['updated_after', 'updated_at', true], ['updated_before', 'updated_at', false]]) {
     if (f[k] === undefined) continue;
     const t = time(f[k]);
-    if (t === null) return false;
+    if (t === null) return null;
     if (after ? r[field] < t : r[field] >= t) return false;
   }
   const item = f.checkpoint_item_id;
@@ -305,10 +316,13 @@ function matches(r) {
 
 function onChange(r) {
   const tr = state.rows.get(r.id);
-  if (tr) {
+  const fits = matches(r);
+  if (tr && fits === false) {
+    onRemoved(r.id); // it no longer passes the filters
+  } else if (tr) {
     fillRow(tr, r);
     flash(tr);
-  } else if (state.page === 0 && state.sort.key === 'created_at' && state.sort.dir === 'desc' && matches(r)) {
+  } else if (state.page === 0 && state.sort.key === 'created_at' && state.sort.dir === 'desc' && fits === true) {
     const row = rowOf(r);
     state.rows.set(r.id, row);
     $('#rows').prepend(row);
@@ -465,33 +479,46 @@ function closeFeed() {
   setLive('off');
 }
 
+// Opens the change feed. Resolves once it is connected (or could not be),
+// so that what is loaded next misses no change.
 function openFeed() {
   closeFeed();
   const ctl = new AbortController();
   state.feed = ctl;
-  const project = state.project;
-  readFeed(project, ctl.signal).then(
-    () => reopen(ctl),
+  let connected;
+  const ready = new Promise((resolve) => { connected = resolve; });
+  readFeed(state.project, ctl.signal, connected).then(
+    (reset) => reopen(ctl, reset),
     (e) => {
+      connected();
       if (e?.name === 'AbortError') return;
       if (e instanceof ApiError && e.status !== 503) {
         showError(e);
         setLive('off');
         return;
       }
-      reopen(ctl);
+      reopen(ctl, false);
     },
   );
+  return ready;
 }
 
-function reopen(ctl) {
+// After a reset (the feed could not catch up change by change) the feed
+// reconnects at once from now, then what is shown is reloaded; after a
+// dropped connection it resumes from the last change seen, with backoff.
+function reopen(ctl, reset) {
   if (state.feed !== ctl) return;
   setLive('retry');
-  setTimeout(() => { if (state.feed === ctl) openFeed(); }, state.retry);
-  state.retry = Math.min(state.retry * 2, 15000);
+  setTimeout(async () => {
+    if (state.feed !== ctl) return;
+    await openFeed();
+    if (reset) await Promise.all([loadList(), loadTiles(), loadChart()]).catch(showError);
+  }, reset ? 0 : state.retry);
+  if (!reset) state.retry = Math.min(state.retry * 2, 15000);
 }
 
-async function readFeed(project, signal) {
+// Reads the feed until it ends; true when it ended with a reset.
+async function readFeed(project, signal, connected) {
   const headers = { 'X-Auth-Token': state.token || '' };
   if (state.lastEventId !== null) headers['Last-Event-ID'] = state.lastEventId;
   const resp = await fetch(`/v1/${encodeURIComponent(project)}/replication_records/changes`, { headers, signal });
@@ -500,12 +527,13 @@ async function readFeed(project, signal) {
     throw new ApiError(resp.status, body?.error_code ?? `HTTP ${resp.status}`, body?.error_msg ?? resp.statusText);
   }
   setLive('on');
+  connected();
   state.retry = 1000;
   const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
   let buf = '';
   for (;;) {
     const { value, done } = await reader.read();
-    if (done) return;
+    if (done) return false;
     buf += value;
     let end;
     while ((end = buf.indexOf('\n\n')) >= 0) {
@@ -524,9 +552,8 @@ async function readFeed(project, signal) {
       if (ev.event === 'record') onChange(JSON.parse(ev.data).replication_record);
       if (ev.event === 'removed') onRemoved(JSON.parse(ev.data).id);
       if (ev.event === 'reset') {
-        // Too far behind to catch up change by change: reload what is shown.
         state.lastEventId = null;
-        await Promise.all([loadList(), loadTiles(), loadChart()]).catch(showError);
+        return true;
       }
     }
   }
@@ -542,7 +569,9 @@ async function boot() {
     sessionStorage.setItem(TOKEN_KEY, fromUrl);
     history.replaceState(null, '', location.pathname);
   }
-  const doc = await fetch('/openapi.json').then((r) => r.json());
+  const resp = await fetch('/openapi.json');
+  if (!resp.ok) throw new Error(`could not load /openapi.json: HTTP ${resp.status}`);
+  const doc = await resp.json();
   state.statuses = doc.components.schemas.Status.enum;
   const sel = $('#filters select[name=status]');
   sel.append(...state.statuses.map((s) => new Option(s, s)));

@@ -169,6 +169,11 @@ impl Store {
         w.totals = totals;
         w.next_change = logging.next;
         w.changes_logged.commit(&logging);
+        // Before publishing: a subscriber that reads the head after it
+        // subscribed must see at least what it may be sent.
+        self.feed
+            .head
+            .store(logging.next - 1, std::sync::atomic::Ordering::Release);
         self.feed.publish(live);
         for ((topic, partition), next) in checkpoints {
             w.checkpoints.insert((topic.to_owned(), partition), next);

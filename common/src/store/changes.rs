@@ -80,13 +80,17 @@ pub enum Since {
 pub(super) struct Feed {
     live: tokio::sync::broadcast::Sender<Arc<Vec<Change>>>,
     retention: std::sync::atomic::AtomicU64,
+    /// The last change number handed out: read without the writer lock
+    /// (async handlers must not wait for a batch being applied).
+    pub(super) head: std::sync::atomic::AtomicU64,
 }
 
-impl Default for Feed {
-    fn default() -> Feed {
+impl Feed {
+    pub(super) fn new(next_change: u64) -> Feed {
         Feed {
             live: tokio::sync::broadcast::channel(LIVE_BATCHES).0,
             retention: DEFAULT_RETENTION.into(),
+            head: (next_change - 1).into(),
         }
     }
 }
@@ -234,9 +238,9 @@ impl Store {
         self.feed.live.subscribe()
     }
 
-    /// The last change made (0 before the first).
+    /// The last change number handed out (0 before the first).
     pub fn change_head(&self) -> u64 {
-        self.writer.lock().expect("writer lock").next_change - 1
+        self.feed.head.load(Ordering::Acquire)
     }
 
     /// Every change after `since` (a change sequence number a client

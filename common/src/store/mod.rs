@@ -282,7 +282,7 @@ impl Store {
                 change_reserved,
                 changes_logged,
             }),
-            feed: changes::Feed::default(),
+            feed: changes::Feed::new(next_change),
         })
     }
 
