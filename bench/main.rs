@@ -187,7 +187,7 @@ fn dataset(a: &Args) -> Vec<Message> {
 }
 
 fn main() -> anyhow::Result<()> {
-    common::telemetry::init();
+    common::telemetry::init().map_err(anyhow::Error::msg)?;
     let mut a = Args::parse();
     if a.smoke {
         a.records = 10_000;

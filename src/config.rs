@@ -2,7 +2,6 @@
 //! an optional TOML file (`config/tracker.example.toml` documents every key),
 //! over built-in defaults.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -57,7 +56,7 @@ pub struct KafkaFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpFile {
-    pub listen: Option<SocketAddr>,
+    pub listen: Option<String>,
     pub max_ready_lag: Option<i64>,
     pub startup_grace_secs: Option<u64>,
     pub request_timeout_ms: Option<u64>,
@@ -65,7 +64,45 @@ pub struct HttpFile {
     pub max_streams: Option<usize>,
 }
 
+/// A count or duration that must be at least 1: 0 would mean no cache, no
+/// batch, no time, and is refused where it is given rather than failing
+/// deep inside (sled panics on a zero cache).
+fn at_least_one<T: std::str::FromStr + PartialOrd + From<u8>>(v: &str) -> Result<T, String> {
+    match v.parse::<T>() {
+        Ok(n) if n >= T::from(1) => Ok(n),
+        Ok(_) => Err("must be at least 1".into()),
+        Err(_) => Err(format!("`{v}` is not a whole number")),
+    }
+}
+
 impl FileConfig {
+    /// Refuses values out of range, naming the key.
+    fn check(&self) -> anyhow::Result<()> {
+        let positive = [
+            ("cache_mb", self.cache_mb),
+            ("change_retention", self.change_retention),
+            ("kafka.max_batch", self.kafka.max_batch.map(|n| n as u64)),
+            (
+                "kafka.connect_timeout_secs",
+                self.kafka.connect_timeout_secs,
+            ),
+            ("http.request_timeout_ms", self.http.request_timeout_ms),
+            (
+                "http.max_concurrent_requests",
+                self.http.max_concurrent_requests.map(|n| n as u64),
+            ),
+        ];
+        for (key, v) in positive {
+            if v == Some(0) {
+                anyhow::bail!("{key} must be at least 1");
+            }
+        }
+        if self.http.max_ready_lag.is_some_and(|l| l < 0) {
+            anyhow::bail!("http.max_ready_lag must not be negative");
+        }
+        Ok(())
+    }
+
     pub fn load(path: Option<&Path>) -> anyhow::Result<FileConfig> {
         let Some(path) = path else {
             return Ok(FileConfig::default());
@@ -82,6 +119,8 @@ impl FileConfig {
                 f.data_dir = Some(base.join(d));
             }
         }
+        f.check()
+            .with_context(|| format!("config {}", path.display()))?;
         Ok(f)
     }
 }
@@ -92,11 +131,11 @@ pub struct StoreArgs {
     #[arg(long, env = "TRACKER_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// sled page cache in MiB (on-disk bytes; memory use is a few times more). Default: 512
-    #[arg(long, env = "TRACKER_CACHE_MB")]
+    #[arg(long, env = "TRACKER_CACHE_MB", value_parser = at_least_one::<u64>)]
     pub cache_mb: Option<u64>,
     /// Changes kept so that a change-feed client can resume (Last-Event-ID);
     /// older resume points get `event: reset`. Default: 100000
-    #[arg(long, env = "TRACKER_CHANGE_RETENTION")]
+    #[arg(long, env = "TRACKER_CHANGE_RETENTION", value_parser = at_least_one::<u64>)]
     pub change_retention: Option<u64>,
 }
 
@@ -134,14 +173,14 @@ pub struct KafkaArgs {
     #[arg(long, env = "TRACKER_ADVISORY_COMMITS")]
     pub advisory_commits: Option<bool>,
     /// Largest batch, in messages. Default: 5000
-    #[arg(long, env = "TRACKER_MAX_BATCH")]
+    #[arg(long, env = "TRACKER_MAX_BATCH", value_parser = at_least_one::<usize>)]
     pub max_batch: Option<usize>,
     /// Longest a batch stays open after its first message, in ms. Default: 200
     #[arg(long, env = "TRACKER_MAX_BATCH_WAIT_MS")]
     pub max_batch_wait_ms: Option<u64>,
     /// `replay` and `verify --replay` give up on a broker or topic they
     /// cannot reach after this many seconds. Default: 30
-    #[arg(long, env = "TRACKER_CONNECT_TIMEOUT_SECS")]
+    #[arg(long, env = "TRACKER_CONNECT_TIMEOUT_SECS", value_parser = at_least_one::<u64>)]
     pub connect_timeout_secs: Option<u64>,
 }
 
@@ -184,21 +223,22 @@ impl KafkaArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct HttpArgs {
-    /// Address the query service listens on. Default: 127.0.0.1:8080
+    /// Address the query service listens on, `host:port` (a name such as
+    /// `localhost` is resolved). Default: 127.0.0.1:8080
     #[arg(long, env = "TRACKER_LISTEN")]
-    pub listen: Option<SocketAddr>,
+    pub listen: Option<String>,
     /// Readiness fails above this ingest lag, in messages. Default: 1000
-    #[arg(long, env = "TRACKER_MAX_READY_LAG")]
+    #[arg(long, env = "TRACKER_MAX_READY_LAG", value_parser = clap::value_parser!(i64).range(0..))]
     pub max_ready_lag: Option<i64>,
     /// Lists answer 503 until ingest first catches up, or until this many
     /// seconds pass (a dead broker must not keep the API down). Default: 30
     #[arg(long, env = "TRACKER_STARTUP_GRACE_SECS")]
     pub startup_grace_secs: Option<u64>,
     /// Per-request timeout in ms. Default: 10000
-    #[arg(long, env = "TRACKER_REQUEST_TIMEOUT_MS")]
+    #[arg(long, env = "TRACKER_REQUEST_TIMEOUT_MS", value_parser = at_least_one::<u64>)]
     pub request_timeout_ms: Option<u64>,
     /// Requests served at once; more get 503. Default: 256
-    #[arg(long, env = "TRACKER_MAX_CONCURRENT_REQUESTS")]
+    #[arg(long, env = "TRACKER_MAX_CONCURRENT_REQUESTS", value_parser = at_least_one::<usize>)]
     pub max_concurrent_requests: Option<usize>,
     /// Change-feed streams open at once; more get 503. Default: 256
     #[arg(long, env = "TRACKER_MAX_STREAMS")]
@@ -214,10 +254,11 @@ pub struct HttpArgs {
 }
 
 impl HttpArgs {
-    pub fn listen(&self, f: &FileConfig) -> SocketAddr {
+    pub fn listen(&self, f: &FileConfig) -> String {
         self.listen
-            .or(f.http.listen)
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)))
+            .clone()
+            .or_else(|| f.http.listen.clone())
+            .unwrap_or_else(|| "127.0.0.1:8080".into())
     }
     pub fn max_ready_lag(&self, f: &FileConfig) -> i64 {
         self.max_ready_lag.or(f.http.max_ready_lag).unwrap_or(1000)

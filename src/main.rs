@@ -105,7 +105,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<ExitCode> {
-    common::telemetry::init();
+    common::telemetry::init().map_err(anyhow::Error::msg)?;
     let cli = Cli::parse();
     let file = FileConfig::load(cli.config.as_deref())?;
     // The default command reads every setting as `run` does (flags aside).

@@ -66,7 +66,7 @@ impl Http {
         }
         h.stuck(file)?;
         let addr = h.listen(file);
-        let listener = tokio::net::TcpListener::bind(addr)
+        let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .with_context(|| format!("binding {addr} (--listen, TRACKER_LISTEN, http.listen)"))?;
         Ok(Http {

@@ -163,7 +163,6 @@ fn the_example_configs_tokens_are_warned_about() {
         .arg(dir.path().join("data"))
         .args(["--brokers", &format!("127.0.0.1:{}", free_port())])
         .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("TRACKER_LOG_FORMAT", "json")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -316,4 +315,109 @@ fn replay_of_an_unreachable_topic_fails_fast_without_a_digest() {
         "the partial store was left in {}",
         out_dir.display()
     );
+}
+
+/// Regression: `--cache-mb 0` panicked inside sled (exit 101). Every count
+/// and duration that cannot be 0 is refused where it is given, naming it.
+#[test]
+fn numeric_settings_out_of_range_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    for (args, says) in [
+        (
+            vec!["digest", "--data-dir", data, "--cache-mb", "0"],
+            "--cache-mb",
+        ),
+        (
+            vec!["run", "--data-dir", data, "--max-batch", "0"],
+            "--max-batch",
+        ),
+        (
+            vec!["run", "--data-dir", data, "--max-ready-lag=-1"],
+            "--max-ready-lag",
+        ),
+        (
+            vec!["query", "--data-dir", data, "--request-timeout-ms", "0"],
+            "--request-timeout-ms",
+        ),
+        (
+            vec!["run", "--data-dir", data, "--max-concurrent-requests", "0"],
+            "--max-concurrent-requests",
+        ),
+    ] {
+        let (code, err) = run_to_end(&args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(says) && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+    let config = dir.path().join("tracker.toml");
+    std::fs::write(&config, "cache_mb = 0\n").unwrap();
+    let (code, err) = run_to_end(&[
+        "--config",
+        config.to_str().unwrap(),
+        "digest",
+        "--data-dir",
+        data,
+    ]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("cache_mb must be at least 1"), "{err}");
+}
+
+/// `TRACKER_LOG_FORMAT` is `text` or `json` in any case; anything else is
+/// an error, not a silent fallback to text.
+#[test]
+fn the_log_format_is_checked_and_plain_when_piped() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let run = |format: &str| {
+        Command::new(tracker_bin())
+            .args(["digest", "--data-dir"])
+            .arg(&data)
+            .env("TRACKER_LOG_FORMAT", format)
+            .output()
+            .unwrap()
+    };
+    let out = run("yaml");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("TRACKER_LOG_FORMAT must be `text` or `json`, not `yaml`"),
+        "{err}"
+    );
+    // Accepted in any case (the digest of a missing store then fails as
+    // usual).
+    for format in ["JSON", "Text"] {
+        let out = run(format);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("no store at"), "{format}: {err}");
+    }
+}
+
+/// `--listen localhost:PORT` is resolved, as an operator expects.
+#[test]
+fn listen_accepts_a_host_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new(tracker_bin())
+        .args(["run", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(["--brokers", &format!("127.0.0.1:{}", free_port())])
+        .args(["--listen", &format!("localhost:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(
+        "the tracker to answer on localhost",
+        Duration::from_secs(60),
+        || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                || std::net::TcpStream::connect(("::1", port)).is_ok()
+        },
+    );
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -542,3 +542,40 @@ fn a_replay_that_cannot_finish_fails_and_says_why() {
         "a partial store was left"
     );
 }
+
+/// Regression: a missing topic was reported as "broker unreachable", with
+/// `broker: down` and `tracker_broker_up 0` while the broker answered. Now
+/// the broker is up, the topic is named as missing, and once it is created
+/// the tracker consumes it.
+#[test]
+#[ignore = "needs the tansu broker: run scripts/test"]
+fn a_missing_topic_is_named_as_missing_and_picked_up_once_created() {
+    let broker = Broker::start();
+    let topic = broker.fresh_topic_name();
+    let dir = tempfile::tempdir().unwrap();
+    let tracker = Tracker::start(&broker, &topic, &dir.path().join("data"), &[]);
+    wait_until("readiness to name the missing topic", WAIT, || {
+        let (_, b) = tracker.get("/health/ready", None);
+        b["topic"] == "missing"
+    });
+    let (status, body) = tracker.get("/health/ready", None);
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["broker"], "up", "{body}");
+    let (_, metrics) = tracker.get("/metrics", Some(OPERATOR_TOKEN));
+    let metrics = metrics.as_str().unwrap().to_owned();
+    assert!(metrics.contains("tracker_broker_up 1"), "{metrics}");
+    assert!(metrics.contains("tracker_topic_missing 1"), "{metrics}");
+    assert!(
+        tracker
+            .log_tail()
+            .contains(&format!("topic `{topic}` does not exist")),
+        "{}",
+        tracker.log_tail()
+    );
+    broker.create_named_topic(&topic, 2);
+    let stream = Stream::sample(20, 4);
+    stream.publish(&broker, &topic, 0..stream.messages.len());
+    tracker.wait_consumed(stream.messages.len() as u64, WAIT);
+    let (_, body) = tracker.get("/health/ready", None);
+    assert_eq!(body["topic"], "present", "{body}");
+}

@@ -41,6 +41,8 @@ impl PartitionProgress {
 pub struct Snapshot {
     pub broker: BrokerState,
     pub topic: String,
+    /// The broker answered, but has no such topic.
+    pub topic_missing: bool,
     pub partitions: BTreeMap<i32, PartitionProgress>,
     pub batches: u64,
 }
@@ -62,6 +64,7 @@ impl IngestProgress {
             inner: Mutex::new(Snapshot {
                 broker: BrokerState::Connecting,
                 topic: topic.to_owned(),
+                topic_missing: false,
                 partitions: BTreeMap::new(),
                 batches: 0,
             }),
@@ -76,6 +79,14 @@ impl IngestProgress {
     /// Sets the broker state; returns the previous one (to log changes once).
     pub fn set_broker(&self, state: BrokerState) -> BrokerState {
         std::mem::replace(&mut self.inner.lock().expect("progress lock").broker, state)
+    }
+
+    /// Notes whether the topic exists; returns what was noted before.
+    pub fn set_topic_missing(&self, missing: bool) -> bool {
+        std::mem::replace(
+            &mut self.inner.lock().expect("progress lock").topic_missing,
+            missing,
+        )
     }
 
     pub fn set_high_watermark(&self, partition: i32, hw: i64) {

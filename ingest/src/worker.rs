@@ -141,7 +141,18 @@ impl Worker {
                 if self.progress.set_broker(BrokerState::Up) != BrokerState::Up {
                     info!(brokers = %self.cfg.brokers, topic = %self.cfg.topic, partitions = self.assigned.len(), "broker reachable");
                 }
+                if self.progress.set_topic_missing(false) {
+                    info!(topic = %self.cfg.topic, "the topic exists now");
+                }
                 self.backoff = Duration::from_secs(1);
+                self.next_refresh = Instant::now() + self.cfg.metadata_interval;
+            }
+            // The broker answered: it is up, the topic is what is missing.
+            Err(IngestError::NoSuchTopic(topic)) => {
+                self.progress.set_broker(BrokerState::Up);
+                if !self.progress.set_topic_missing(true) {
+                    warn!(topic = %topic, brokers = %self.cfg.brokers, "topic `{topic}` does not exist on the broker; waiting for it to be created");
+                }
                 self.next_refresh = Instant::now() + self.cfg.metadata_interval;
             }
             Err(e) => {

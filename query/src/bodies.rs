@@ -199,6 +199,9 @@ pub struct ReadyBody {
     /// With ingest: `connecting`, `up` or `down`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub broker: Option<String>,
+    /// With ingest: `present`, or `missing` when the broker has no such topic.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lag: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]

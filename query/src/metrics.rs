@@ -113,6 +113,7 @@ impl Metrics {
         if let Some(p) = ingest {
             let s = p.snapshot();
             let _ = writeln!(out, "# HELP tracker_broker_up 1 when the broker answered the last metadata request.\n# TYPE tracker_broker_up gauge\ntracker_broker_up {}", u8::from(s.broker == common::progress::BrokerState::Up));
+            let _ = writeln!(out, "# HELP tracker_topic_missing 1 when the broker answered but has no such topic.\n# TYPE tracker_topic_missing gauge\ntracker_topic_missing {}", u8::from(s.topic_missing));
             let _ = writeln!(out, "# HELP tracker_ingest_lag Messages on the broker not yet applied, all partitions.\n# TYPE tracker_ingest_lag gauge\ntracker_ingest_lag {}", s.lag());
             let _ = writeln!(out, "# HELP tracker_ingest_batches_total Batches written.\n# TYPE tracker_ingest_batches_total counter\ntracker_ingest_batches_total {}", s.batches);
             for (name, help) in [

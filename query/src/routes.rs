@@ -239,6 +239,7 @@ pub(crate) async fn ready(State(s): State<AppState>) -> Response {
         ready: store_ok,
         store: if store_ok { "open" } else { "unavailable" }.into(),
         broker: None,
+        topic: None,
         lag: None,
         max_lag: None,
         caught_up_once: None,
@@ -247,11 +248,21 @@ pub(crate) async fn ready(State(s): State<AppState>) -> Response {
         let snap = p.snapshot();
         let lag = snap.lag();
         body.broker = Some(snap.broker.as_str().into());
+        body.topic = Some(
+            if snap.topic_missing {
+                "missing"
+            } else {
+                "present"
+            }
+            .into(),
+        );
         body.lag = Some(lag);
         body.max_lag = Some(s.max_ready_lag);
         body.caught_up_once = Some(p.caught_up_once());
-        body.ready &=
-            snap.broker == BrokerState::Up && lag <= s.max_ready_lag && p.caught_up_once();
+        body.ready &= snap.broker == BrokerState::Up
+            && !snap.topic_missing
+            && lag <= s.max_ready_lag
+            && p.caught_up_once();
     }
     let status = if body.ready {
         StatusCode::OK

@@ -114,18 +114,28 @@ impl Broker {
         format!("127.0.0.1:{}", self.port)
     }
 
-    pub fn create_topic(&self, partitions: u32) -> String {
-        let name = format!(
+    /// A topic name no test has used on this broker.
+    pub fn fresh_topic_name(&self) -> String {
+        format!(
             "e2e-{}",
             sample::Rng::new(Instant::now().elapsed().as_nanos() as u64 ^ u64::from(self.port))
                 .next_u64()
                 % 1_000_000_000
-        );
+        )
+    }
+
+    pub fn create_topic(&self, partitions: u32) -> String {
+        let name = self.fresh_topic_name();
+        self.create_named_topic(&name, partitions);
+        name
+    }
+
+    pub fn create_named_topic(&self, name: &str, partitions: u32) {
         let out = Command::new(tansu_bin())
             .args([
                 "topic",
                 "create",
-                &name,
+                name,
                 "--partitions",
                 &partitions.to_string(),
                 "--broker",
@@ -138,7 +148,6 @@ impl Broker {
             "topic create failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        name
     }
 }
 
