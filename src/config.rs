@@ -62,6 +62,7 @@ pub struct HttpFile {
     pub request_timeout_ms: Option<u64>,
     pub max_concurrent_requests: Option<usize>,
     pub max_streams: Option<usize>,
+    pub cors_origins: Option<Vec<String>>,
 }
 
 /// A count or duration that must be at least 1: 0 would mean no cache, no
@@ -243,6 +244,14 @@ pub struct HttpArgs {
     /// Change-feed streams open at once; more get 503. Default: 256
     #[arg(long, env = "TRACKER_MAX_STREAMS")]
     pub max_streams: Option<usize>,
+    /// Origins whose pages may call the API from a browser (CORS), e.g.
+    /// https://dash.example; repeat or separate with commas. Default: none
+    #[arg(
+        long = "cors-origin",
+        env = "TRACKER_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
     /// A `replicating` record with no event for this long is stuck (90s,
     /// 45m, 6h, 2d). Default: 6h
     #[arg(long, env = "TRACKER_STUCK_REPLICATING")]
@@ -294,6 +303,26 @@ impl HttpArgs {
             }
         }
         Ok(p)
+    }
+
+    /// The CORS origins, each checked as a header value.
+    pub fn cors_origins(&self, f: &FileConfig) -> anyhow::Result<Vec<axum::http::HeaderValue>> {
+        let given = if self.cors_origins.is_empty() {
+            f.http.cors_origins.clone().unwrap_or_default()
+        } else {
+            self.cors_origins.clone()
+        };
+        given
+            .iter()
+            .map(|o| {
+                let o = o.trim();
+                if !(o.starts_with("http://") || o.starts_with("https://")) {
+                    anyhow::bail!("cors origin `{o}` (--cors-origin, TRACKER_CORS_ORIGINS, http.cors_origins) must be scheme://host[:port]");
+                }
+                axum::http::HeaderValue::from_str(o.trim_end_matches('/'))
+                    .map_err(|_| anyhow::anyhow!("cors origin `{o}` is not a valid header value"))
+            })
+            .collect()
     }
 
     pub fn limits(&self, f: &FileConfig) -> query::Limits {

@@ -65,6 +65,7 @@ impl Http {
             warn!(token = name, "TOKEN `{name}` IS THE EXAMPLE CONFIG'S PUBLISHED TOKEN: anyone can use it. Make your own with `tracker hash-token` and replace its sha256");
         }
         h.stuck(file)?;
+        h.cors_origins(file)?;
         let addr = h.listen(file);
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
@@ -239,6 +240,7 @@ fn serve(
         .with_limits(args.limits(file))
         .with_regions(file.regions.clone())
         .with_stuck(args.stuck(file)?)
+        .with_cors(args.cors_origins(file)?)
         .with_closing(cancel.clone());
     state.max_ready_lag = args.max_ready_lag(file);
     let addr = listener.local_addr()?;

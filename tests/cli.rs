@@ -421,3 +421,47 @@ fn listen_accepts_a_host_name() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// One access-log line per request, carrying the request id (the client's
+/// own when it sends one) and never the token; one log line per
+/// quarantined message is in `tests/e2e.rs`.
+#[test]
+fn every_request_is_logged_once_with_its_id_and_never_its_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = Command::new(tracker_bin())
+        .args(["run", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(["--brokers", &format!("127.0.0.1:{}", free_port())])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the tracker to answer", Duration::from_secs(60), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let secret = "a-token-that-must-not-be-logged";
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    use std::io::{Read, Write};
+    write!(
+        s,
+        "GET /v1/p/replication_records HTTP/1.1\r\nHost: x\r\nX-Auth-Token: {secret}\r\nX-Request-Id: audit-7\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.contains("x-request-id: audit-7"), "{answer}");
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("audit-7")).collect();
+    assert!(
+        lines.iter().any(|l| l.contains("status=401") && l.contains("/v1/{project_id}/replication_records")),
+        "{err}"
+    );
+    assert!(!err.contains(secret), "the token was logged: {err}");
+}

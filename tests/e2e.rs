@@ -93,6 +93,20 @@ fn published_events_are_served_with_filters_counts_and_quarantine() {
     assert_eq!(s, 200);
     assert_eq!(q["quarantined"][0]["reason_code"], "not_json");
     assert_eq!(q["quarantined"][0]["topic"], topic.as_str());
+    // ...and logged once, with its reason and coordinates.
+    let quarantined = q["quarantined"][0].clone();
+    let log = tracker.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("message quarantined"))
+        .unwrap_or_else(|| panic!("no quarantine log line in {log}"));
+    for part in [
+        "reason_code=not_json".to_owned(),
+        format!("partition={}", quarantined["partition"]),
+        format!("offset={}", quarantined["offset"]),
+    ] {
+        assert!(line.contains(&part), "{part} not in {line}");
+    }
 
     // The audit trail of a record re-folds to the record.
     let r = in_project[0];

@@ -13,10 +13,10 @@ use utoipa::OpenApi;
 
 use crate::error::ApiError;
 use crate::openapi::ApiDoc;
-use crate::{dashboard, feed, routes, web, AppState};
+use crate::{dashboard, feed, layers, routes, web, AppState};
 
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/", get(web::index))
         .route("/assets/app.js", get(web::script))
         .route("/assets/app.css", get(web::style))
@@ -55,12 +55,25 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), guard))
-        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes));
+    layers::wrap(router, &state).with_state(state)
 }
 
-/// Concurrency cap, timeout and latency metrics for every request.
+/// Head size, concurrency cap, timeout and latency metrics for every
+/// request.
 async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    // hyper's own limit is twice this (431 without a body); here the
+    // documented limit answers in the API's error shape.
+    let head = req.method().as_str().len()
+        + req.uri().to_string().len()
+        + req
+            .headers()
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum::<usize>();
+    if head > s.limits.max_header_bytes {
+        return ApiError::HeadersTooLarge(s.limits.max_header_bytes).into_response();
+    }
     let route = req
         .extensions()
         .get::<MatchedPath>()

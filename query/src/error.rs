@@ -32,6 +32,8 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("the request body is too large")]
     PayloadTooLarge,
+    #[error("the request head (request line and headers) is over {0} bytes")]
+    HeadersTooLarge(usize),
     #[error("the request took too long")]
     Timeout,
     #[error("too many concurrent requests, retry later")]
@@ -68,6 +70,7 @@ impl ApiError {
             ApiError::RecordNotFound(_) | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Overloaded | ApiError::NotReady | ApiError::StoreUnavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -90,6 +93,7 @@ impl ApiError {
             ApiError::RouteNotFound(_) => "TRK.ROUTE_NOT_FOUND",
             ApiError::MethodNotAllowed => "TRK.METHOD_NOT_ALLOWED",
             ApiError::PayloadTooLarge => "TRK.PAYLOAD_TOO_LARGE",
+            ApiError::HeadersTooLarge(_) => "TRK.HEADERS_TOO_LARGE",
             ApiError::Timeout => "TRK.REQUEST_TIMEOUT",
             ApiError::Overloaded => "TRK.OVERLOADED",
             ApiError::NotReady => "TRK.NOT_READY",
@@ -99,7 +103,7 @@ impl ApiError {
     }
 
     /// Every code, for documentation and tests.
-    pub const CODES: [&'static str; 16] = [
+    pub const CODES: [&'static str; 17] = [
         "TRK.INVALID_PARAMETER",
         "TRK.DUPLICATE_PARAMETER",
         "TRK.EMPTY_PARAMETER",
@@ -111,6 +115,7 @@ impl ApiError {
         "TRK.ROUTE_NOT_FOUND",
         "TRK.METHOD_NOT_ALLOWED",
         "TRK.PAYLOAD_TOO_LARGE",
+        "TRK.HEADERS_TOO_LARGE",
         "TRK.REQUEST_TIMEOUT",
         "TRK.OVERLOADED",
         "TRK.NOT_READY",

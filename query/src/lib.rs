@@ -11,6 +11,7 @@ pub mod bodies;
 mod dashboard;
 pub mod error;
 mod feed;
+mod layers;
 pub mod metrics;
 pub mod openapi;
 pub mod params;
@@ -88,6 +89,9 @@ pub struct AppState {
     pub streams: Arc<tokio::sync::Semaphore>,
     /// Cancelled at shutdown: open change feeds end.
     pub closing: tokio_util::sync::CancellationToken,
+    /// Origins whose pages may call the API from a browser (CORS); none by
+    /// default.
+    pub cors_origins: Arc<Vec<axum::http::HeaderValue>>,
 }
 
 impl AppState {
@@ -113,7 +117,14 @@ impl AppState {
             stuck: StuckPolicy::default(),
             streams: Arc::new(tokio::sync::Semaphore::new(Limits::default().max_streams)),
             closing: Default::default(),
+            cors_origins: Arc::default(),
         }
+    }
+
+    /// Lets pages from these origins call the API (`https://dash.example`).
+    pub fn with_cors(mut self, origins: Vec<axum::http::HeaderValue>) -> AppState {
+        self.cors_origins = Arc::new(origins);
+        self
     }
 
     /// Ends the open change feeds when `closing` is cancelled.
@@ -168,7 +179,9 @@ pub async fn serve(
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
-            .max_buf_size(limits.max_header_bytes.max(8192));
+            // Twice the documented limit: up to it the router answers 431 in
+            // the API's error shape; beyond, hyper answers 431 by itself.
+            .max_buf_size((2 * limits.max_header_bytes).max(8192));
         let conn = builder.serve_connection(
             TokioIo::new(stream),
             TowerToHyperService::new(router.clone()),

@@ -108,3 +108,28 @@ fn requests_past_the_concurrency_cap_get_503_at_once() {
     assert!(buf.contains("TRK.OVERLOADED"));
     assert!(buf.to_ascii_lowercase().contains("retry-after: 5"));
 }
+
+/// The README's limit, exactly: a head up to 32 KiB is served, one over it
+/// gets 431 in the API's error shape (and far over it, hyper's own 431).
+#[test]
+fn heads_over_32_kib_get_431() {
+    let state = AppState::new(Arc::new(Store::temporary().unwrap()), Auth::default(), None);
+    assert_eq!(state.limits.max_header_bytes, 32 * 1024);
+    let port = start(state);
+    let request = |filler: usize| {
+        let head =
+            "GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nX-Fill: \r\n\r\n";
+        format!(
+            "GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nX-Fill: {}\r\n\r\n",
+            "a".repeat(filler - head.len())
+        )
+    };
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(request(33 * 1024).as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    assert!(answer.contains("TRK.HEADERS_TOO_LARGE"), "{answer}");
+    assert_eq!(status_of(port, request(31 * 1024).as_bytes()), 200);
+    assert_eq!(status_of(port, request(100 * 1024).as_bytes()), 431);
+}

@@ -44,6 +44,14 @@ impl Store {
                         key: m.key.clone(),
                         raw: raw[..raw.len().min(MAX_EVENT_BYTES)].to_vec(),
                     };
+                    tracing::warn!(
+                        reason_code = %entry.reason_code,
+                        topic = %m.topic,
+                        partition = m.partition,
+                        offset = m.offset,
+                        reason = %entry.reason,
+                        "message quarantined"
+                    );
                     batch.insert(keys::quarantine(entry.seq), encode(&entry));
                     totals.next_quarantine_seq += 1;
                     totals.quarantined += 1;
