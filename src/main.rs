@@ -96,6 +96,11 @@ enum Command {
         file: PathBuf,
         #[command(flatten)]
         kafka: KafkaArgs,
+        /// Refuse to publish when a line is not a JSON object with a
+        /// `record_id` (by default such lines are sent, with a warning, and
+        /// the tracker quarantines them).
+        #[arg(long)]
+        strict: bool,
     },
     /// Print the SHA-256 to put in the config for a token (or generate a new token).
     HashToken {
@@ -104,7 +109,19 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<ExitCode> {
+/// Errors reach the operator as one line: the error and its causes, without
+/// a backtrace (whatever RUST_BACKTRACE says) or Rust debug output.
+fn main() -> ExitCode {
+    match tracker() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn tracker() -> anyhow::Result<ExitCode> {
     common::telemetry::init().map_err(anyhow::Error::msg)?;
     let cli = Cli::parse();
     let file = FileConfig::load(cli.config.as_deref())?;
@@ -176,7 +193,11 @@ fn main() -> anyhow::Result<ExitCode> {
             );
             Ok(())
         }
-        Command::Publish { file: path, kafka } => {
+        Command::Publish {
+            file: path,
+            kafka,
+            strict,
+        } => {
             let brokers = kafka.brokers(&file).context("publish needs --brokers")?;
             let text = if path.as_os_str() == "-" {
                 let mut v = Vec::new();
@@ -185,11 +206,19 @@ fn main() -> anyhow::Result<ExitCode> {
             } else {
                 std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?
             };
-            let n = ingest::publish::publish(
-                &brokers,
-                &kafka.topic(&file),
-                &ingest::publish::read_lines(&text),
-            )?;
+            let lines = ingest::publish::read_lines(&text);
+            if let Some(first) = lines.unkeyed.first() {
+                let what = format!(
+                    "{} of {} lines are not a JSON object with a record_id (the first: line {first})",
+                    lines.unkeyed.len(),
+                    lines.messages.len()
+                );
+                if strict {
+                    bail!("{what}; --strict publishes nothing");
+                }
+                tracing::warn!("{what}: sent without a key; the tracker will quarantine them");
+            }
+            let n = ingest::publish::publish(&brokers, &kafka.topic(&file), &lines.messages)?;
             println!("published {n} messages to {}", kafka.topic(&file));
             Ok(())
         }

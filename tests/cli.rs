@@ -57,6 +57,9 @@ fn run_in(cwd: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String)
         .args(args)
         .env_remove("TRACKER_BROKERS")
         .env_remove("TRACKER_DATA_DIR")
+        // What an operator debugging something else may have set: errors
+        // must still be one line, without a backtrace.
+        .env("RUST_BACKTRACE", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -464,4 +467,40 @@ fn every_request_is_logged_once_with_its_id_and_never_its_token() {
         "{err}"
     );
     assert!(!err.contains(secret), "the token was logged: {err}");
+}
+
+/// `publish`: lines that are not JSON objects with a `record_id` are
+/// warned about (or refused with --strict), and a dead broker is one line
+/// with the reason, not hundreds of librdkafka lines and a 30 s wait.
+#[test]
+fn publish_names_bad_lines_and_a_dead_broker_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.jsonl");
+    std::fs::write(&file, b"\xEF\xBB\xBF{\"record_id\":\"r1\"}\nnot json\n").unwrap();
+    let broker = format!("127.0.0.1:{}", free_port());
+    let publish = |extra: &[&str]| {
+        let mut args = vec!["publish", file.to_str().unwrap(), "--brokers", &broker];
+        args.extend_from_slice(extra);
+        let started = std::time::Instant::now();
+        let (code, err) = run_to_end(&args);
+        (code, err, started.elapsed())
+    };
+    let (code, err, _) = publish(&["--strict"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("1 of 2 lines are not a JSON object with a record_id (the first: line 2)"),
+        "{err}"
+    );
+    assert!(err.contains("--strict publishes nothing"), "{err}");
+    let (code, err, took) = publish(&[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("line 2"), "the warning: {err}");
+    assert!(err.contains("could not reach the topic"), "{err}");
+    assert!(
+        err.lines().count() < 10,
+        "{} lines: {err}",
+        err.lines().count()
+    );
+    assert!(!err.to_lowercase().contains("backtrace"), "{err}");
+    assert!(took < Duration::from_secs(25), "{took:?}");
 }

@@ -586,9 +586,45 @@ fn a_missing_topic_is_named_as_missing_and_picked_up_once_created() {
         "{}",
         tracker.log_tail()
     );
-    broker.create_named_topic(&topic, 2);
+    // Publishing to it fails at once, naming it (not 30 s and "1 of 1
+    // messages were not delivered").
     let stream = Stream::sample(20, 4);
-    stream.publish(&broker, &topic, 0..stream.messages.len());
+    let file = dir.path().join("events.jsonl");
+    let mut text = b"\xEF\xBB\xBF".to_vec(); // a BOM, as some editors write
+    for (_, line) in &stream.messages {
+        text.extend_from_slice(line);
+        text.push(b'\n');
+    }
+    std::fs::write(&file, text).unwrap();
+    let publish = || {
+        Command::new(tracker_bin())
+            .args([
+                "publish",
+                file.to_str().unwrap(),
+                "--brokers",
+                &broker.bootstrap(),
+                "--topic",
+                &topic,
+            ])
+            .output()
+            .unwrap()
+    };
+    let started = std::time::Instant::now();
+    let out = publish();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("topic `{topic}` does not exist")),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+    broker.create_named_topic(&topic, 2);
+    let out = publish();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     tracker.wait_consumed(stream.messages.len() as u64, WAIT);
     let (_, body) = tracker.get("/health/ready", None);
     assert_eq!(body["topic"], "present", "{body}");

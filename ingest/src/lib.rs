@@ -56,8 +56,12 @@ pub enum IngestError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error(transparent)]
     Store(#[from] common::StoreError),
-    #[error("{failed} of {total} messages were not delivered")]
-    NotDelivered { failed: u64, total: usize },
+    #[error("{failed} of {total} messages were not delivered: {reason}")]
+    NotDelivered {
+        failed: u64,
+        total: usize,
+        reason: String,
+    },
     #[error("topic `{0}` does not exist (yet)")]
     NoSuchTopic(String),
     #[error("{} is not empty: replay needs a fresh data dir", .0.display())]

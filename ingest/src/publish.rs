@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
@@ -17,18 +18,36 @@ use crate::IngestError;
 #[derive(Default)]
 struct Deliveries {
     failed: AtomicU64,
+    /// Why the first failed delivery failed.
+    reason: std::sync::Mutex<Option<String>>,
 }
 
-impl ClientContext for Deliveries {}
+/// librdkafka's own log lines (a dead broker gives hundreds) go to debug:
+/// the one error that matters is returned.
+impl ClientContext for Deliveries {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        tracing::debug!(?level, fac, "librdkafka: {log_message}");
+    }
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!(%error, "librdkafka error: {reason}");
+    }
+}
 
 impl ProducerContext for Deliveries {
     type DeliveryOpaque = ();
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if result.is_err() {
+        if let Err((e, _)) = result {
             self.failed.fetch_add(1, Ordering::Relaxed);
+            self.reason
+                .lock()
+                .expect("reason lock")
+                .get_or_insert_with(|| e.to_string());
         }
     }
 }
+
+/// How long `publish` waits for the broker to describe the topic.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The message key a line gets: its `record_id`, when it has one.
 pub fn key_of(line: &[u8]) -> Option<Vec<u8>> {
@@ -50,6 +69,29 @@ pub fn publish(
         .set("partitioner", "murmur2_random")
         .set("message.timeout.ms", "30000")
         .create_with_context(Deliveries::default())?;
+    // Ask first, so that a dead broker or a missing topic is one clear error
+    // now rather than every message timing out after 30 s.
+    match producer
+        .client()
+        .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+    {
+        Err(e) => {
+            return Err(IngestError::Unreachable {
+                brokers: brokers.to_owned(),
+                waited: METADATA_TIMEOUT,
+                last: Box::new(e.into()),
+            })
+        }
+        Ok(md) => {
+            if !md
+                .topics()
+                .iter()
+                .any(|t| t.name() == topic && t.error().is_none())
+            {
+                return Err(IngestError::NoSuchTopic(topic.to_owned()));
+            }
+        }
+    }
     for (key, value) in messages {
         loop {
             let mut rec = BaseRecord::to(topic).payload(value);
@@ -69,22 +111,52 @@ pub fn publish(
     producer.flush(Duration::from_secs(60))?;
     let failed = producer.context().failed.load(Ordering::Relaxed);
     if failed > 0 {
+        let reason = producer
+            .context()
+            .reason
+            .lock()
+            .expect("reason lock")
+            .take();
         return Err(IngestError::NotDelivered {
             failed,
             total: messages.len(),
+            reason: reason.unwrap_or_else(|| "no reason given".into()),
         });
     }
     Ok(messages.len() as u64)
 }
 
-/// Reads a JSON-lines file into messages keyed by `record_id`. Blank lines are
-/// skipped; every other line is sent as is.
-pub fn read_lines(text: &[u8]) -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
-    text.split(|b| *b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-        .map(|l| (key_of(l), l.to_vec()))
-        .collect()
+/// A JSON-lines file, read for publishing.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Lines {
+    /// Every non-blank line, keyed by its `record_id` when it has one.
+    pub messages: Vec<(Option<Vec<u8>>, Vec<u8>)>,
+    /// Line numbers (from 1) of lines that are not a JSON object with a
+    /// `record_id`: sent without a key, the tracker will quarantine them.
+    pub unkeyed: Vec<usize>,
+}
+
+/// Reads a JSON-lines file into messages keyed by `record_id`. A leading
+/// UTF-8 byte-order mark is dropped; blank lines are skipped; every other
+/// line is sent as is.
+pub fn read_lines(text: &[u8]) -> Lines {
+    let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
+    let mut lines = Lines {
+        messages: Vec::new(),
+        unkeyed: Vec::new(),
+    };
+    for (i, l) in text.split(|b| *b == b'\n').enumerate() {
+        let l = l.strip_suffix(b"\r").unwrap_or(l);
+        if l.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let key = key_of(l);
+        if key.is_none() {
+            lines.unkeyed.push(i + 1);
+        }
+        lines.messages.push((key, l.to_vec()));
+    }
+    lines
 }
 
 #[cfg(test)]
@@ -92,14 +164,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lines_are_keyed_by_record_id() {
-        let got = read_lines(b"{\"record_id\":\"r1\"}\r\n\n  \nnot json\n");
+    fn lines_are_keyed_by_record_id_and_unkeyed_ones_counted() {
+        let got = read_lines(b"\xEF\xBB\xBF{\"record_id\":\"r1\"}\r\n\n  \nnot json\n[1]\n");
         assert_eq!(
-            got,
+            got.messages,
             vec![
                 (Some(b"r1".to_vec()), b"{\"record_id\":\"r1\"}".to_vec()),
-                (None, b"not json".to_vec())
+                (None, b"not json".to_vec()),
+                (None, b"[1]".to_vec()),
             ]
         );
+        assert_eq!(got.unkeyed, [4, 5]);
     }
 }
