@@ -115,10 +115,24 @@ fn main() -> ExitCode {
     match tracker() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("Error: {e:#}");
+            eprintln!("Error: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, `a: b: c`, leaving out a cause whose words the
+/// message already holds (many errors quote their source).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !line.contains(&cause) {
+            line.push_str(": ");
+            line.push_str(&cause);
+        }
+    }
+    line
 }
 
 fn tracker() -> anyhow::Result<ExitCode> {
@@ -178,7 +192,7 @@ fn tracker() -> anyhow::Result<ExitCode> {
             // locked, a replay that failed or was interrupted).
             return Ok(
                 verify(&file, &store, against, replay, &kafka).unwrap_or_else(|e| {
-                    eprintln!("Error: could not compare: {e:#}");
+                    eprintln!("Error: could not compare: {}", one_line(&e));
                     ExitCode::from(2)
                 }),
             );

@@ -504,3 +504,69 @@ fn publish_names_bad_lines_and_a_dead_broker_in_one_line() {
     assert!(!err.to_lowercase().contains("backtrace"), "{err}");
     assert!(took < Duration::from_secs(25), "{took:?}");
 }
+
+/// Store errors name the path and say it once: a data directory under a
+/// regular file, a store in use by another tracker.
+#[test]
+fn store_errors_name_the_path_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let under = file.join("data");
+    let broker = format!("127.0.0.1:{}", free_port());
+    let (code, err) = run_to_end(&[
+        "ingest",
+        "--data-dir",
+        under.to_str().unwrap(),
+        "--brokers",
+        &broker,
+    ]);
+    assert_eq!(code, Some(1), "{err}");
+    let line = err.lines().last().unwrap();
+    assert!(
+        line.contains(&format!("opening the store in {}", under.display())),
+        "{err}"
+    );
+    assert_eq!(line.matches("Not a directory").count(), 1, "{line}");
+    assert!(
+        !line.contains("another tracker") && !line.contains("Os {"),
+        "{line}"
+    );
+
+    let data = dir.path().join("data");
+    let mut holder = Command::new(tracker_bin())
+        .args([
+            "ingest",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--brokers",
+            &broker,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(
+        "the first tracker to hold the store",
+        Duration::from_secs(30),
+        || data.join("db").exists(),
+    );
+    let (code, err) = run_to_end(&[
+        "ingest",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--brokers",
+        &broker,
+    ]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the store at {} is in use by another process",
+            data.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(err.matches("in use").count(), 1, "{err}");
+}

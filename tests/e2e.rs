@@ -108,6 +108,13 @@ fn published_events_are_served_with_filters_counts_and_quarantine() {
         assert!(line.contains(&part), "{part} not in {line}");
     }
 
+    // A headless operator sees ingest catch up.
+    assert!(
+        tracker.log().contains("caught up with the topic"),
+        "{}",
+        tracker.log_tail()
+    );
+
     // The audit trail of a record re-folds to the record.
     let r = in_project[0];
     let (s, ev) = tracker.get(

@@ -75,6 +75,50 @@ pub fn process_batch(
     Ok(outcome)
 }
 
+/// What a headless operator sees: a progress line every few seconds while
+/// there is work, and one line each time ingest catches up.
+struct Report {
+    consumed: u64,
+    applied: u64,
+    last: Instant,
+    caught_up: bool,
+}
+
+impl Default for Report {
+    fn default() -> Report {
+        Report {
+            consumed: 0,
+            applied: 0,
+            last: Instant::now(),
+            caught_up: false,
+        }
+    }
+}
+
+impl Report {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn tick(&mut self, snap: &common::progress::Snapshot) {
+        let lag = snap.lag();
+        let at_head = snap.broker == BrokerState::Up && !snap.partitions.is_empty() && lag == 0;
+        if at_head && !self.caught_up {
+            info!(lag, consumed = self.consumed, "caught up with the topic");
+        }
+        self.caught_up = at_head;
+        if self.consumed > 0 && self.last.elapsed() >= Self::EVERY {
+            let secs = self.last.elapsed().as_secs_f64();
+            info!(
+                consumed = self.consumed,
+                applied = self.applied,
+                per_sec = format_args!("{:.0}", self.consumed as f64 / secs),
+                lag,
+                "ingest progress"
+            );
+            (self.consumed, self.applied, self.last) = (0, 0, Instant::now());
+        }
+    }
+}
+
 /// What a run to the end reports as it goes.
 #[derive(Debug, Clone, Copy)]
 pub enum ReplayProgress {
@@ -283,12 +327,16 @@ impl Worker {
     /// and closes the consumer.
     pub fn run(mut self, cancel: CancellationToken) -> Result<(), IngestError> {
         info!(brokers = %self.cfg.brokers, topic = %self.cfg.topic, "ingest worker started");
+        let mut report = Report::default();
         while !cancel.is_cancelled() {
             self.refresh_if_due();
             let batch = self.poll_batch(Duration::from_millis(250), &cancel);
             if !batch.is_empty() {
-                self.write(&batch, &cancel)?;
+                let outcome = self.write(&batch, &cancel)?;
+                report.consumed += batch.len() as u64;
+                report.applied += outcome.applied;
             }
+            report.tick(&self.progress.snapshot());
         }
         self.close()
     }
