@@ -570,3 +570,45 @@ fn store_errors_name_the_path_once() {
     );
     assert_eq!(err.matches("in use").count(), 1, "{err}");
 }
+
+/// The embedded demo keeps its projection in memory: a data directory given
+/// to it is not used, and it says so.
+#[test]
+fn the_demo_says_it_does_not_use_the_data_directory() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = Command::new(tracker_bin())
+        .args([
+            "run",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("TRACKER_BROKERS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Up once it prints its token (after the demo broker and its sample).
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("demo token") {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "the demo ended early"
+        );
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the configured data directory is not used"),
+        "{err}"
+    );
+    assert!(!data.exists());
+}
