@@ -43,6 +43,28 @@ fn bare_tracker_reads_its_store_settings_from_the_environment() {
     );
 }
 
+/// `tracker run` with a store in `dir`, a broker nobody listens on (ingest
+/// waits, the query service serves) and `listen` (the port of which is
+/// awaited on loopback); stderr is piped.
+fn start_run(dir: &std::path::Path, listen: &str, extra: &[&str]) -> std::process::Child {
+    let port: u16 = listen.rsplit(':').next().unwrap().parse().unwrap();
+    let child = Command::new(tracker_bin())
+        .args(["run", "--data-dir"])
+        .arg(dir.join("data"))
+        .args(["--brokers", &format!("127.0.0.1:{}", free_port())])
+        .args(["--listen", listen])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the tracker to answer", Duration::from_secs(60), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            || std::net::TcpStream::connect(("::1", port)).is_ok()
+    });
+    child
+}
+
 /// Runs the tracker to its end (at most 60 s): its exit code and stderr.
 fn run_to_end(args: &[&str]) -> (Option<i32>, String) {
     let (code, _, err) = run_in(std::path::Path::new("."), args);
@@ -161,18 +183,11 @@ fn the_example_configs_tokens_are_warned_about() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/tracker.example.toml");
-    let mut child = Command::new(tracker_bin())
-        .args(["--config", example, "run", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .args(["--brokers", &format!("127.0.0.1:{}", free_port())])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until("the tracker to answer", Duration::from_secs(60), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
+    let mut child = start_run(
+        dir.path(),
+        &format!("127.0.0.1:{port}"),
+        &["--config", example],
+    );
     let _ = child.kill();
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -240,17 +255,7 @@ fn verify_says_equal_different_or_could_not_compare() {
             regions: 2,
             seed: 3,
         });
-        let ms: Vec<common::Message> = events[..events.len().min(take)]
-            .iter()
-            .enumerate()
-            .map(|(i, e)| common::Message {
-                topic: "t".into(),
-                partition: 0,
-                offset: i as i64,
-                key: None,
-                payload: Some(serde_json::to_vec(&e.to_json()).unwrap()),
-            })
-            .collect();
+        let ms = common::testkit::messages(&events[..events.len().min(take)], 0);
         s.apply_batch(&ms).unwrap();
         s.flush().unwrap();
         path.to_str().unwrap().to_owned()
@@ -404,23 +409,7 @@ fn the_log_format_is_checked_and_plain_when_piped() {
 fn listen_accepts_a_host_name() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut child = Command::new(tracker_bin())
-        .args(["run", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .args(["--brokers", &format!("127.0.0.1:{}", free_port())])
-        .args(["--listen", &format!("localhost:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until(
-        "the tracker to answer on localhost",
-        Duration::from_secs(60),
-        || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-                || std::net::TcpStream::connect(("::1", port)).is_ok()
-        },
-    );
+    let mut child = start_run(dir.path(), &format!("localhost:{port}"), &[]);
     let _ = child.kill();
     let _ = child.wait();
 }
@@ -432,18 +421,7 @@ fn listen_accepts_a_host_name() {
 fn every_request_is_logged_once_with_its_id_and_never_its_token() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let child = Command::new(tracker_bin())
-        .args(["run", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .args(["--brokers", &format!("127.0.0.1:{}", free_port())])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until("the tracker to answer", Duration::from_secs(60), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
+    let child = start_run(dir.path(), &format!("127.0.0.1:{port}"), &[]);
     let secret = "a-token-that-must-not-be-logged";
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     use std::io::{Read, Write};

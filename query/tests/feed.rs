@@ -43,18 +43,9 @@ fn state(store: Arc<Store>, scope: Vec<String>) -> AppState {
 
 /// Applies `events` as one batch at offsets `from..`.
 fn apply(store: &Store, events: &[Event], from: usize) {
-    let ms: Vec<Message> = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| Message {
-            topic: "t".into(),
-            partition: 0,
-            offset: (from + i) as i64,
-            key: None,
-            payload: Some(serde_json::to_vec(&e.to_json()).unwrap()),
-        })
-        .collect();
-    store.apply_batch(&ms).unwrap();
+    store
+        .apply_batch(&common::testkit::messages(events, from))
+        .unwrap();
 }
 
 /// An open stream: the response body, read event by event.

@@ -17,11 +17,7 @@ fn msg(partition: i32, offset: i64, e: &Event) -> Message {
 }
 
 pub(super) fn messages(events: &[Event]) -> Vec<Message> {
-    events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| msg(0, i as i64, e))
-        .collect()
+    testkit::messages(events, 0)
 }
 
 fn spec_events() -> Vec<Event> {

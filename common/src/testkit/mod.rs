@@ -11,3 +11,21 @@ pub mod reference;
 #[cfg(test)]
 mod spec;
 pub mod sse;
+
+use crate::{Event, Message};
+
+/// `events` as the messages a producer keyed by record id would publish to
+/// partition 0 of topic `t`, at offsets `from..`: what tests apply.
+pub fn messages(events: &[Event], from: usize) -> Vec<Message> {
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| Message {
+            topic: "t".into(),
+            partition: 0,
+            offset: (from + i) as i64,
+            key: Some(e.record_id.clone().into_bytes()),
+            payload: Some(serde_json::to_vec(&e.to_json()).expect("an event serializes")),
+        })
+        .collect()
+}

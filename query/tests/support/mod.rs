@@ -10,24 +10,15 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
-use common::{Event, Message, Store};
+use common::{Event, Store};
 use query::{app, AppState};
 
 /// A temporary store with `events` applied in one batch, in order.
 pub fn store_of(events: &[Event]) -> Store {
-    let ms: Vec<Message> = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| Message {
-            topic: "t".into(),
-            partition: 0,
-            offset: i as i64,
-            key: None,
-            payload: Some(serde_json::to_vec(&e.to_json()).unwrap()),
-        })
-        .collect();
     let store = Store::temporary().unwrap();
-    store.apply_batch(&ms).unwrap();
+    store
+        .apply_batch(&common::testkit::messages(events, 0))
+        .unwrap();
     store
 }
 
