@@ -76,6 +76,17 @@ fn at_least_one<T: std::str::FromStr + PartialOrd + From<u8>>(v: &str) -> Result
     }
 }
 
+/// The page cache in MiB: 1 to 1,048,576 (1 TiB; more would overflow bytes).
+pub fn cache_mb(v: &str) -> Result<u64, String> {
+    let n: u64 = at_least_one(v)?;
+    if n > MAX_CACHE_MB {
+        return Err(format!("must be at most {MAX_CACHE_MB}"));
+    }
+    Ok(n)
+}
+
+const MAX_CACHE_MB: u64 = 1 << 20;
+
 impl FileConfig {
     /// Refuses values out of range, naming the key.
     fn check(&self) -> anyhow::Result<()> {
@@ -97,6 +108,9 @@ impl FileConfig {
             if v == Some(0) {
                 anyhow::bail!("{key} must be at least 1");
             }
+        }
+        if self.cache_mb.is_some_and(|n| n > MAX_CACHE_MB) {
+            anyhow::bail!("cache_mb must be at most {MAX_CACHE_MB}");
         }
         if self.http.max_ready_lag.is_some_and(|l| l < 0) {
             anyhow::bail!("http.max_ready_lag must not be negative");
@@ -132,7 +146,7 @@ pub struct StoreArgs {
     #[arg(long, env = "TRACKER_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// sled page cache in MiB (on-disk bytes; memory use is a few times more). Default: 512
-    #[arg(long, env = "TRACKER_CACHE_MB", value_parser = at_least_one::<u64>)]
+    #[arg(long, env = "TRACKER_CACHE_MB", value_parser = cache_mb)]
     pub cache_mb: Option<u64>,
     /// Changes kept so that a change-feed client can resume (Last-Event-ID);
     /// older resume points get `event: reset`. Default: 100000

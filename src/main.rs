@@ -64,7 +64,7 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
         /// sled page cache of the rebuilt store in MiB. Default: 512
-        #[arg(long, env = "TRACKER_CACHE_MB")]
+        #[arg(long, env = "TRACKER_CACHE_MB", value_parser = config::cache_mb)]
         cache_mb: Option<u64>,
         #[command(flatten)]
         kafka: KafkaArgs,

@@ -82,6 +82,11 @@ pub async fn run(file: FileConfig, mode: Mode) -> anyhow::Result<()> {
     let (store_args, kafka, http) = mode.parts();
     let brokers = kafka.and_then(|k| k.brokers(&file));
     let embedded = kafka.is_some() && brokers.is_none();
+    if embedded && http.is_none() {
+        anyhow::bail!(
+            "ingest needs --brokers (TRACKER_BROKERS, kafka.brokers): the embedded demo runs only with `run`"
+        );
+    }
     let mut tokens: Vec<TokenConfig> = file.tokens.clone();
     let demo_token = embedded.then(crate::new_token);
     if let Some(t) = &demo_token {

@@ -337,6 +337,16 @@ fn numeric_settings_out_of_range_are_refused_by_name() {
             vec!["digest", "--data-dir", data, "--cache-mb", "0"],
             "--cache-mb",
         ),
+        // Regression: replay's own --cache-mb was unchecked (sled panicked).
+        (
+            vec!["replay", "--out", data, "--cache-mb", "0"],
+            "--cache-mb",
+        ),
+        // 2^44 MiB would overflow to 0 bytes.
+        (
+            vec!["digest", "--data-dir", data, "--cache-mb", "17592186044416"],
+            "--cache-mb",
+        ),
         (
             vec!["run", "--data-dir", data, "--max-batch", "0"],
             "--max-batch",
@@ -589,4 +599,31 @@ fn the_demo_says_it_does_not_use_the_data_directory() {
         "{err}"
     );
     assert!(!data.exists());
+}
+
+/// `ingest` has no embedded demo (it would ingest into memory, headless,
+/// and keep nothing); and a replay into an unusable directory names it.
+#[test]
+fn ingest_needs_brokers_and_replay_names_an_unusable_out_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (code, err) = run_to_end(&["ingest", "--data-dir", data.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("ingest needs --brokers"), "{err}");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let out = file.join("rebuilt");
+    let broker = format!("127.0.0.1:{}", free_port());
+    let (code, err) = run_to_end(&[
+        "replay",
+        "--out",
+        out.to_str().unwrap(),
+        "--brokers",
+        &broker,
+    ]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&format!("cannot build the store in {}", out.display())),
+        "{err}"
+    );
 }

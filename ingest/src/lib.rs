@@ -77,6 +77,13 @@ pub enum IngestError {
          the rebuilt projection is incomplete"
     )]
     Interrupted { applied: u64, total: u64 },
+    #[error("interrupted while connecting to the topic: nothing was replayed")]
+    InterruptedConnecting,
+    #[error("cannot build the store in {}: {source}", .path.display())]
+    OutUnusable {
+        path: std::path::PathBuf,
+        source: common::StoreError,
+    },
     #[error("cannot read {}: {source}", .path.display())]
     OutUnreadable {
         path: std::path::PathBuf,

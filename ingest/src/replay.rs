@@ -45,7 +45,12 @@ pub fn replay(
     {
         return Err(IngestError::OutNotEmpty(data_dir.to_owned()));
     }
-    let store = Arc::new(Store::open(data_dir, cache_bytes)?);
+    let store = Arc::new(Store::open(data_dir, cache_bytes).map_err(|source| {
+        IngestError::OutUnusable {
+            path: data_dir.to_owned(),
+            source,
+        }
+    })?);
     let built = rebuild(cfg, &store, show_progress, cancel);
     if built.is_err() {
         drop(store);

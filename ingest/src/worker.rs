@@ -201,7 +201,7 @@ impl Worker {
             }
             Err(e) => {
                 if self.progress.set_broker(BrokerState::Down) != BrokerState::Down {
-                    warn!(error = %e, brokers = %self.cfg.brokers, "broker unreachable; serving the projection as is, retrying");
+                    warn!(error = %e, brokers = %self.cfg.brokers, "broker unreachable; retrying (the projection stays as it is meanwhile)");
                 }
                 self.next_refresh = Instant::now() + self.backoff;
                 self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
@@ -211,9 +211,10 @@ impl Worker {
 
     fn refresh(&mut self) -> Result<(), IngestError> {
         let topic = self.cfg.topic.clone();
+        // A replay's shorter connect timeout bounds each attempt too.
         let md = self
             .consumer()
-            .fetch_metadata(Some(&topic), KAFKA_TIMEOUT)?;
+            .fetch_metadata(Some(&topic), KAFKA_TIMEOUT.min(self.cfg.connect_timeout))?;
         let t = md.topics().iter().find(|t| t.name() == topic);
         let discovered: Vec<i32> = match t {
             Some(t) if t.error().is_none() => t.partitions().iter().map(|p| p.id()).collect(),
@@ -353,9 +354,13 @@ impl Worker {
     ) -> Result<BTreeMap<i32, i64>, IngestError> {
         let (start, connect_timeout) = (Instant::now(), self.cfg.connect_timeout);
         loop {
+            if cancel.is_cancelled() {
+                self.close()?;
+                return Err(IngestError::InterruptedConnecting);
+            }
             match self.refresh() {
                 Ok(()) => break,
-                Err(e) if start.elapsed() >= connect_timeout || cancel.is_cancelled() => {
+                Err(e) if start.elapsed() >= connect_timeout => {
                     self.close()?;
                     return Err(IngestError::Unreachable {
                         brokers: self.cfg.brokers.clone(),

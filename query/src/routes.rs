@@ -248,14 +248,15 @@ pub(crate) async fn ready(State(s): State<AppState>) -> Response {
         let snap = p.snapshot();
         let lag = snap.lag();
         body.broker = Some(snap.broker.as_str().into());
-        body.topic = Some(
+        // Known only once the broker has answered.
+        body.topic = (snap.broker == BrokerState::Up).then(|| {
             if snap.topic_missing {
                 "missing"
             } else {
                 "present"
             }
-            .into(),
-        );
+            .into()
+        });
         body.lag = Some(lag);
         body.max_lag = Some(s.max_ready_lag);
         body.caught_up_once = Some(p.caught_up_once());
