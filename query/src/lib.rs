@@ -12,6 +12,7 @@ mod dashboard;
 pub mod error;
 mod feed;
 mod layers;
+mod lenient;
 pub mod metrics;
 pub mod openapi;
 pub mod params;
@@ -183,7 +184,7 @@ pub async fn serve(
             // the API's error shape; beyond, hyper answers 431 by itself.
             .max_buf_size((2 * limits.max_header_bytes).max(8192));
         let conn = builder.serve_connection(
-            TokioIo::new(stream),
+            TokioIo::new(lenient::Lenient::new(stream)),
             TowerToHyperService::new(router.clone()),
         );
         let conn = graceful.watch(conn);

@@ -133,3 +133,34 @@ fn heads_over_32_kib_get_431() {
     assert_eq!(status_of(port, request(31 * 1024).as_bytes()), 200);
     assert_eq!(status_of(port, request(100 * 1024).as_bytes()), 431);
 }
+
+/// Regression: a raw `"` in the URL got hyper's bare 400 (no body, no
+/// request id, no log line). It reaches the router and gets the API's 400
+/// naming the parameter.
+#[test]
+fn a_malformed_url_gets_the_apis_400() {
+    let token = "limits-token";
+    let auth = Auth::new(&[query::TokenConfig {
+        name: "t".into(),
+        sha256: hex::encode(query::hash_token(token)),
+        projects: vec!["*".into()],
+    }])
+    .unwrap();
+    let port = start(AppState::new(
+        Arc::new(Store::temporary().unwrap()),
+        auth,
+        None,
+    ));
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET /v1/p/replication_records?status=\"x HTTP/1.1\r\nHost: h\r\nX-Auth-Token: {token}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("x-request-id:"), "{answer}");
+    assert!(answer.contains("TRK.INVALID_PARAMETER"), "{answer}");
+    assert!(answer.contains("status"), "{answer}");
+}
