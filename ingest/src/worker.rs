@@ -469,4 +469,52 @@ mod tests {
         let again = process_batch(&store, &progress, &batch).unwrap();
         assert_eq!(again.already_applied as usize, batch.len());
     }
+
+    /// A headless operator sees progress while there is work, and one
+    /// line each time ingest reaches the head of the topic.
+    #[test]
+    fn progress_is_reported_and_catching_up_said_once() {
+        #[derive(Clone, Default)]
+        struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let snapshot = |next: i64| {
+            let p = IngestProgress::new("t");
+            p.set_broker(BrokerState::Up);
+            p.set_high_watermark(0, 10);
+            p.set_next_offset(0, next);
+            p.snapshot()
+        };
+        tracing::subscriber::with_default(subscriber, || {
+            let mut r = Report {
+                consumed: 100,
+                applied: 90,
+                last: Instant::now() - Report::EVERY,
+                caught_up: false,
+            };
+            r.tick(&snapshot(5)); // behind, with work done: progress
+            r.tick(&snapshot(10)); // at the head: caught up
+            r.tick(&snapshot(10)); // still there: nothing new
+        });
+        let log = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(log.matches("ingest progress").count(), 1, "{log}");
+        assert!(
+            log.contains("consumed=100") && log.contains("lag=5"),
+            "{log}"
+        );
+        assert_eq!(log.matches("caught up with the topic").count(), 1, "{log}");
+    }
 }
