@@ -88,7 +88,7 @@ pub async fn run(file: FileConfig, mode: Mode) -> anyhow::Result<()> {
         );
     }
     let mut tokens: Vec<TokenConfig> = file.tokens.clone();
-    let demo_token = embedded.then(crate::new_token);
+    let demo_token = embedded.then(crate::process::new_token);
     if let Some(t) = &demo_token {
         tokens.push(TokenConfig {
             name: "demo".into(),
@@ -160,7 +160,7 @@ pub async fn run(file: FileConfig, mode: Mode) -> anyhow::Result<()> {
     }
 
     tokio::select! {
-        _ = crate::wait_for_signal() => info!("shutdown requested"),
+        _ = crate::process::wait_for_signal() => info!("shutdown requested"),
         _ = cancel.cancelled() => {}
     }
     cancel.cancel();

@@ -1,0 +1,170 @@
+//! One function per command that is not a serving mode (those are in
+//! `serve.rs`): each does its work and says how the process ends.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+
+use crate::config::{FileConfig, KafkaArgs, StoreArgs};
+use crate::process::{new_token, shutdown_token};
+use common::Store;
+
+/// Rebuilds the projection from the topic into `out`; prints its digest.
+pub fn replay(
+    file: &FileConfig,
+    out: &Path,
+    cache_mb: Option<u64>,
+    kafka: &KafkaArgs,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    let brokers = kafka.brokers(file).context("replay needs --brokers")?;
+    let cache = StoreArgs {
+        data_dir: None,
+        cache_mb,
+        change_retention: None,
+    }
+    .cache_bytes(file);
+    let r = ingest::replay::replay(
+        kafka.ingest_config(file, &brokers),
+        out,
+        cache,
+        !quiet,
+        &shutdown_token()?,
+    )?;
+    println!("digest {}", r.digest);
+    println!(
+        "records {} applied {} duplicates {} quarantined {}",
+        r.records, r.applied, r.duplicates, r.quarantined
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a stopped store's digest and totals.
+pub fn digest(file: &FileConfig, store: &StoreArgs) -> anyhow::Result<ExitCode> {
+    let s = Store::open_existing(&store.data_dir(file), store.cache_bytes(file))?;
+    let t = s.totals();
+    println!("digest {}", s.digest()?);
+    println!(
+        "records {} applied {} duplicates {} quarantined {}",
+        t.records, t.applied, t.duplicates, t.quarantined
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Publishes a JSON-lines file (`-`: standard input), keyed by record id.
+pub fn publish(
+    file: &FileConfig,
+    path: &Path,
+    kafka: &KafkaArgs,
+    strict: bool,
+) -> anyhow::Result<ExitCode> {
+    let brokers = kafka.brokers(file).context("publish needs --brokers")?;
+    let text = if path.as_os_str() == "-" {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)?;
+        v
+    } else {
+        std::fs::read(path).with_context(|| format!("reading {}", path.display()))?
+    };
+    let lines = ingest::publish::read_lines(&text);
+    if let Some(first) = lines.unkeyed.first() {
+        let what = format!(
+            "{} of {} lines are not a JSON object with a record_id (the first: line {first})",
+            lines.unkeyed.len(),
+            lines.messages.len()
+        );
+        if strict {
+            bail!("{what}; --strict publishes nothing");
+        }
+        tracing::warn!("{what}: sent without a key; the tracker will quarantine them");
+    }
+    let n = ingest::publish::publish(&brokers, &kafka.topic(file), &lines.messages)?;
+    println!("published {n} messages to {}", kafka.topic(file));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a token (the given one, or a new one) and the hash to configure.
+pub fn hash_token(token: Option<String>) -> anyhow::Result<ExitCode> {
+    let token = token.unwrap_or_else(new_token);
+    println!("token  {token}");
+    println!("sha256 {}", hex::encode(query::hash_token(&token)));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Compares a store with another store or with a fresh replay: 0 equal, 1
+/// different, 2 could not compare (a store missing or in use, a replay that
+/// failed or was interrupted).
+pub fn verify(
+    file: &FileConfig,
+    store: &StoreArgs,
+    against: Option<PathBuf>,
+    replay: bool,
+    kafka: &KafkaArgs,
+) -> anyhow::Result<ExitCode> {
+    Ok(
+        compare(file, store, against, replay, kafka).unwrap_or_else(|e| {
+            eprintln!("Error: could not compare: {}", crate::one_line(&e));
+            ExitCode::from(2)
+        }),
+    )
+}
+
+fn compare(
+    file: &FileConfig,
+    store: &StoreArgs,
+    against: Option<PathBuf>,
+    replay: bool,
+    kafka: &KafkaArgs,
+) -> anyhow::Result<ExitCode> {
+    let a = Store::open_existing(&store.data_dir(file), store.cache_bytes(file))
+        .context("opening the store (stop the tracker first, or verify a copy)")?;
+    let (b, _tmp);
+    if replay {
+        let brokers = kafka
+            .brokers(file)
+            .context("verify --replay needs --brokers")?;
+        // Removed when dropped, on every way out of this function.
+        let tmp = tempfile::Builder::new()
+            .prefix("tracker-verify-")
+            .tempdir()?;
+        let dir = tmp.path().join("replay");
+        let cache = store.cache_bytes(file);
+        ingest::replay::replay(
+            kafka.ingest_config(file, &brokers),
+            &dir,
+            cache,
+            true,
+            &shutdown_token()?,
+        )?;
+        b = Store::open(&dir, cache)?;
+        _tmp = Some(tmp);
+    } else {
+        let Some(other) = against else {
+            bail!("give --against DIR or --replay")
+        };
+        b = Store::open_existing(&other, store.cache_bytes(file))?;
+        _tmp = None;
+    }
+    let c = common::store::verify::compare(&a, &b, 20)?;
+    println!("digest a {}  ({} records)", c.digest_a, c.records_a);
+    println!("digest b {}  ({} records)", c.digest_b, c.records_b);
+    if c.equal() {
+        println!("EQUAL: the stores hold the same projection");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("DIFFERENT: {} record differences", c.differences);
+    for id in &c.only_in_a {
+        println!("  only in a: {id}");
+    }
+    for id in &c.only_in_b {
+        println!("  only in b: {id}");
+    }
+    for id in &c.differing {
+        println!("  differs:   {id}");
+    }
+    for i in &c.inconsistencies {
+        println!("  inconsistent index: {i}");
+    }
+    Ok(ExitCode::FAILURE)
+}

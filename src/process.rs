@@ -1,0 +1,82 @@
+//! Process plumbing: the runtime, signals, random tokens.
+
+use rand::Rng;
+use tokio_util::sync::CancellationToken;
+
+/// Store reads run on the blocking pool. Tokio's default of 512 threads lets
+/// a burst of requests spawn hundreds, each keeping its own allocator caches;
+/// a few threads per core serve a CPU-bound store just as fast.
+pub const BLOCKING_THREADS: usize = 16;
+
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
+        .build()?)
+}
+
+pub fn new_token() -> String {
+    hex::encode(rand::rng().random::<[u8; 24]>())
+}
+
+/// A token cancelled by ctrl-c or SIGTERM (for the synchronous commands).
+pub fn shutdown_token() -> anyhow::Result<CancellationToken> {
+    let token = CancellationToken::new();
+    let rt = runtime()?;
+    let t = token.clone();
+    std::thread::spawn(move || {
+        rt.block_on(async move {
+            wait_for_signal().await;
+            t.cancel()
+        })
+    });
+    Ok(token)
+}
+
+pub async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// The load test's memory finding: the blocking pool must stay capped.
+    #[test]
+    fn blocking_pool_is_capped() {
+        let rt = super::runtime().unwrap();
+        let active = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        rt.block_on(async {
+            let tasks: Vec<_> = (0..64)
+                .map(|_| {
+                    let (active, peak) = (active.clone(), peak.clone());
+                    tokio::task::spawn_blocking(move || {
+                        let now = active.fetch_add(1, Ordering::SeqCst) + 1;
+                        peak.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        active.fetch_sub(1, Ordering::SeqCst);
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
+        let peak = peak.load(Ordering::SeqCst);
+        assert!(
+            peak <= super::BLOCKING_THREADS,
+            "{peak} blocking tasks ran at once"
+        );
+        assert!(peak > 1, "the pool should still run tasks in parallel");
+    }
+}
