@@ -56,7 +56,10 @@ pub(crate) async fn blocking<T: Send + 'static>(
     let store = store.clone();
     tokio::task::spawn_blocking(move || f(&store))
         .await
-        .map_err(|_| ApiError::Internal)?
+        .map_err(|e| ApiError::Failed {
+            unavailable: false,
+            detail: format!("a store read panicked: {e}"),
+        })?
 }
 
 pub(crate) type ApiResult<T> = Result<Json<T>, ApiError>;

@@ -40,11 +40,16 @@ pub enum ApiError {
     Overloaded,
     #[error("the projection has not caught up with the event stream yet, retry later")]
     NotReady,
-    #[error("the store is unavailable, retry later")]
-    StoreUnavailable,
-    #[error("internal error")]
-    Internal,
+    /// A failure on our side whose detail is for the log, never the client:
+    /// `unavailable` (retry: store I/O) or internal. The detail travels with
+    /// the response to the access log, which logs it once.
+    #[error("{}", if *.unavailable { "the store is unavailable, retry later" } else { "internal error" })]
+    Failed { unavailable: bool, detail: String },
 }
+
+/// The detail of a failure, attached to its response for the access log.
+#[derive(Debug, Clone)]
+pub struct ErrorDetail(pub String);
 
 #[derive(Serialize)]
 struct Body<'a> {
@@ -72,10 +77,12 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
-            ApiError::Overloaded | ApiError::NotReady | ApiError::StoreUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Overloaded
+            | ApiError::NotReady
+            | ApiError::Failed {
+                unavailable: true, ..
+            } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Failed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -97,8 +104,10 @@ impl ApiError {
             ApiError::Timeout => "TRK.REQUEST_TIMEOUT",
             ApiError::Overloaded => "TRK.OVERLOADED",
             ApiError::NotReady => "TRK.NOT_READY",
-            ApiError::StoreUnavailable => "TRK.STORE_UNAVAILABLE",
-            ApiError::Internal => "TRK.INTERNAL_ERROR",
+            ApiError::Failed {
+                unavailable: true, ..
+            } => "TRK.STORE_UNAVAILABLE",
+            ApiError::Failed { .. } => "TRK.INTERNAL_ERROR",
         }
     }
 
@@ -127,20 +136,17 @@ impl ApiError {
 /// Store failures: a request the store cannot answer as asked (a bad
 /// `marker`) is the client's 400; I/O is "unavailable, retry"; anything else
 /// is internal.
-/// The detail goes to the log, never to the client.
+/// The detail goes to the log (once, by the access log), never to the client.
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
-        if let StoreError::Query { param, reason } = e {
-            return ApiError::invalid(param, reason);
-        }
-        tracing::error!(error = %e, "store error while serving a request");
-        match e {
-            StoreError::Sled(_) | StoreError::Missing { .. } | StoreError::Locked { .. } => {
-                ApiError::StoreUnavailable
-            }
-            StoreError::Corrupt { .. } | StoreError::Layout { .. } | StoreError::Query { .. } => {
-                ApiError::Internal
-            }
+        let unavailable = match &e {
+            StoreError::Query { param, reason } => return ApiError::invalid(param, reason.clone()),
+            StoreError::Sled(_) | StoreError::Missing { .. } | StoreError::Locked { .. } => true,
+            StoreError::Corrupt { .. } | StoreError::Layout { .. } => false,
+        };
+        ApiError::Failed {
+            unavailable,
+            detail: format!("store: {e}"),
         }
     }
 }
@@ -164,6 +170,9 @@ impl IntoResponse for ApiError {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
+        if let ApiError::Failed { detail, .. } = self {
+            resp.extensions_mut().insert(ErrorDetail(detail));
+        }
         resp
     }
 }
@@ -171,6 +180,24 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A store failure answers in general words; its detail rides on the
+    /// response for the access log only.
+    #[test]
+    fn a_failures_detail_never_reaches_the_client() {
+        let e = ApiError::from(StoreError::Corrupt {
+            key: "r-secret".into(),
+            reason: "bad bytes".into(),
+        });
+        let resp = e.into_response();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let detail = resp.extensions().get::<ErrorDetail>().unwrap().0.clone();
+        assert!(detail.contains("r-secret"), "{detail}");
+        let io = ApiError::from(StoreError::Missing { path: "/x".into() });
+        assert_eq!(io.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(io.code(), "TRK.STORE_UNAVAILABLE");
+        assert_eq!(io.to_string(), "the store is unavailable, retry later");
+    }
 
     #[test]
     fn codes_are_within_the_contracted_length() {

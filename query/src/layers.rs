@@ -17,6 +17,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
+use crate::error::ErrorDetail;
 use crate::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -62,16 +63,98 @@ fn span(req: &Request) -> Span {
     tracing::info_span!("request", method = %req.method(), route, request_id = %id)
 }
 
+/// The one line per request; a failure on our side is logged here, once,
+/// at error with its detail (handlers do not log what they return).
 fn access_log<B>(resp: &Response<B>, latency: Duration, _: &Span) {
     let encoding = resp
         .headers()
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("identity");
-    tracing::info!(
-        status = resp.status().as_u16(),
-        ms = format_args!("{:.2}", latency.as_secs_f64() * 1e3),
-        encoding,
-        "request"
+    let (status, ms) = (
+        resp.status().as_u16(),
+        format_args!("{:.2}", latency.as_secs_f64() * 1e3),
     );
+    match resp.extensions().get::<ErrorDetail>() {
+        Some(ErrorDetail(detail)) => {
+            tracing::error!(status, ms = %ms, encoding, error = %detail, "request failed")
+        }
+        None => tracing::info!(status, ms = %ms, encoding, "request"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::error::ApiError;
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A failure is logged exactly once, by the access log, at error, with
+    /// its detail and the request id; the client sees neither.
+    #[tokio::test]
+    async fn a_failure_is_logged_once_with_its_detail_and_request_id() {
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let _guard = tracing::subscriber::set_default(
+            tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .finish(),
+        );
+        let state = AppState::new(
+            Arc::new(common::Store::temporary().unwrap()),
+            crate::Auth::default(),
+            None,
+        );
+        let router = Router::new().route(
+            "/boom",
+            get(|| async {
+                ApiError::Failed {
+                    unavailable: false,
+                    detail: "store: key r-9 is garbled".into(),
+                }
+            }),
+        );
+        let resp = wrap(router, &state)
+            .with_state(state)
+            .oneshot(
+                axum::http::Request::get("/boom")
+                    .header("x-request-id", "req-1")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 500);
+        let body = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        assert!(!String::from_utf8_lossy(&body).contains("r-9"));
+        let log = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(log.matches("r-9").count(), 1, "{log}");
+        let line = log.lines().find(|l| l.contains("r-9")).unwrap();
+        assert!(
+            line.contains("ERROR") && line.contains("request_id=req-1"),
+            "{line}"
+        );
+    }
 }
