@@ -66,7 +66,6 @@ pub fn run(a: &crate::Args) -> anyhow::Result<()> {
         .collect();
     let total = messages.len();
     let (broker, brokers) = start_tansu(a, "load-events")?;
-    let broker = scopeguard(broker);
     let port = free_port()?;
     let data = a.work_dir.join("load-store");
     let brokers_arg = brokers.clone();
@@ -210,16 +209,4 @@ fn consumed_from_metrics(port: u16) -> anyhow::Result<u64> {
         })
         .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         .sum())
-}
-
-/// Kills the broker when dropped.
-fn scopeguard(child: std::process::Child) -> impl Drop {
-    struct Guard(std::process::Child);
-    impl Drop for Guard {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    Guard(child)
 }

@@ -3,6 +3,7 @@
 //! (RSS, disk), plus the drain of the stream through the real broker.
 
 use super::*;
+use common::testkit::tansu::Tansu;
 
 pub fn dir_bytes(dir: &Path) -> std::io::Result<u64> {
     let mut n = 0;
@@ -53,51 +54,16 @@ pub fn spawn_tracker(a: &Args, args: &[&str], port: u16) -> anyhow::Result<Child
 }
 
 /// Starts tansu (sqlite engine) on a free loopback port and creates `topic`
-/// with 3 partitions; returns the process and the bootstrap address.
-pub fn start_tansu(a: &Args, topic: &str) -> anyhow::Result<(Child, String)> {
-    let tansu = std::env::var("TANSU_BIN").context("TANSU_BIN is not set: run scripts/bench")?;
+/// with 3 partitions; returns the broker (stopped when dropped) and its
+/// bootstrap address.
+pub fn start_tansu(a: &Args, topic: &str) -> anyhow::Result<(Tansu, String)> {
+    std::env::var("TANSU_BIN").context("TANSU_BIN is not set: run scripts/bench")?;
     let dir = a.work_dir.join(format!("tansu-{topic}"));
     std::fs::create_dir_all(&dir)?;
-    let port = free_port()?;
-    let url = format!("tcp://127.0.0.1:{port}");
-    let mut broker = Command::new(&tansu)
-        .current_dir(&dir)
-        .args([
-            "broker",
-            "--storage-engine",
-            "sqlite://tansu.db",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if start.elapsed() > Duration::from_secs(60) {
-            let _ = broker.kill();
-            bail!("tansu did not start");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let ok = Command::new(&tansu)
-        .args([
-            "topic",
-            "create",
-            topic,
-            "--partitions",
-            "3",
-            "--broker",
-            &url,
-        ])
-        .status()?;
-    if !ok.success() {
-        let _ = broker.kill();
-        bail!("topic create failed");
-    }
-    Ok((broker, format!("127.0.0.1:{port}")))
+    let broker = Tansu::start(&dir)?;
+    broker.create_topic(topic, 3)?;
+    let bootstrap = broker.bootstrap();
+    Ok((broker, bootstrap))
 }
 
 pub fn rss_of(pid: u32) -> anyhow::Result<(u64, u64)> {
@@ -118,7 +84,7 @@ pub fn rss_of(pid: u32) -> anyhow::Result<(u64, u64)> {
 /// fast a bare consumer drains it and how fast the ingest worker applies it.
 pub fn through_broker(a: &Args, messages: &[Message]) -> anyhow::Result<(f64, f64)> {
     let topic = "bench-events";
-    let (mut broker, brokers) = start_tansu(a, topic)?;
+    let (broker, brokers) = start_tansu(a, topic)?;
     let result = (|| -> anyhow::Result<(f64, f64)> {
         let payloads: Vec<(Option<Vec<u8>>, Vec<u8>)> = messages
             .iter()
@@ -180,7 +146,6 @@ pub fn through_broker(a: &Args, messages: &[Message]) -> anyhow::Result<(f64, f6
         }
         Ok((bare, ingest))
     })();
-    let _ = broker.kill();
-    let _ = broker.wait();
+    drop(broker);
     result
 }

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,31 +21,11 @@ use common::{sample, Record, Store};
 pub const OPERATOR_TOKEN: &str = "e2e-operator-token";
 pub const TENANT_TOKEN: &str = "e2e-tenant-token";
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use common::testkit::tansu::free_port;
 
-/// The tansu binary: `$TANSU_BIN`, else where `scripts/install-tansu` puts it.
+/// The tansu binary (for the tests that run its CLI themselves).
 pub fn tansu_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("TANSU_BIN") {
-        return p.into();
-    }
-    let tools = std::env::var("RT_TOOLS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/replication-tracker/tools")
-        });
-    let bin = tools.join("bin/tansu");
-    assert!(
-        bin.exists(),
-        "tansu not found at {} (run scripts/install-tansu, or scripts/test)",
-        bin.display()
-    );
-    bin
+    common::testkit::tansu::bin().unwrap()
 }
 
 pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
@@ -59,8 +39,9 @@ pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool)
     }
 }
 
+/// A tansu broker of the test's own, in a temporary directory.
 pub struct Broker {
-    child: Option<Child>,
+    tansu: common::testkit::tansu::Tansu,
     pub port: u16,
     pub dir: tempfile::TempDir,
 }
@@ -68,50 +49,25 @@ pub struct Broker {
 impl Broker {
     pub fn start() -> Broker {
         let dir = tempfile::tempdir().unwrap();
-        let mut b = Broker {
-            child: None,
-            port: free_port(),
+        let tansu = common::testkit::tansu::Tansu::start(dir.path()).expect("start tansu");
+        Broker {
+            port: tansu.port,
+            tansu,
             dir,
-        };
-        b.restart();
-        b
+        }
     }
 
     /// Starts (again) on the same port and the same sqlite file.
     pub fn restart(&mut self) {
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let log = std::fs::File::create(self.dir.path().join("tansu.log")).unwrap();
-        let child = Command::new(tansu_bin())
-            .current_dir(self.dir.path())
-            .args([
-                "broker",
-                "--storage-engine",
-                "sqlite://tansu.db",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start tansu");
-        self.child = Some(child);
-        let port = self.port;
-        wait_until("the broker to listen", Duration::from_secs(60), || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
+        self.tansu.restart().expect("restart tansu");
     }
 
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.tansu.stop();
     }
 
     pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        self.tansu.bootstrap()
     }
 
     /// A topic name no test has used on this broker.
@@ -131,29 +87,7 @@ impl Broker {
     }
 
     pub fn create_named_topic(&self, name: &str, partitions: u32) {
-        let out = Command::new(tansu_bin())
-            .args([
-                "topic",
-                "create",
-                name,
-                "--partitions",
-                &partitions.to_string(),
-                "--broker",
-                &format!("tcp://127.0.0.1:{}", self.port),
-            ])
-            .output()
-            .expect("tansu topic create");
-        assert!(
-            out.status.success(),
-            "topic create failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.stop();
+        self.tansu.create_topic(name, partitions).unwrap();
     }
 }
 

@@ -4,13 +4,14 @@
 //! streams that exercise every rule of the fold ([`adversarial`]), and the
 //! table-driven specification of the fold (`common/tests/fold_spec.json`,
 //! checked by the tests in [`spec`]), and a reader of the change feed's
-//! server-sent events ([`sse`]).
+//! server-sent events ([`sse`]), and the test broker's launcher ([`tansu`]).
 
 pub mod adversarial;
 pub mod reference;
 #[cfg(test)]
 mod spec;
 pub mod sse;
+pub mod tansu;
 
 use crate::{Event, Message};
 
