@@ -65,6 +65,15 @@ pub struct HttpFile {
     pub cors_origins: Option<Vec<String>>,
 }
 
+/// The defaults this binary adds; the libraries' own (batch sizes, request
+/// limits, retention, thresholds) are taken from them, never restated.
+mod defaults {
+    pub const DATA_DIR: &str = "data";
+    pub const CACHE_MB: u64 = 512;
+    pub const LISTEN: &str = "127.0.0.1:8080";
+    pub const STARTUP_GRACE_SECS: u64 = 30;
+}
+
 /// A count or duration that must be at least 1: 0 would mean no cache, no
 /// batch, no time, and is refused where it is given rather than failing
 /// deep inside (sled panics on a zero cache).
@@ -159,10 +168,10 @@ impl StoreArgs {
         self.data_dir
             .clone()
             .or_else(|| f.data_dir.clone())
-            .unwrap_or_else(|| PathBuf::from("data"))
+            .unwrap_or_else(|| PathBuf::from(defaults::DATA_DIR))
     }
     pub fn cache_bytes(&self, f: &FileConfig) -> u64 {
-        self.cache_mb.or(f.cache_mb).unwrap_or(512) << 20
+        self.cache_mb.or(f.cache_mb).unwrap_or(defaults::CACHE_MB) << 20
     }
     pub fn change_retention(&self, f: &FileConfig) -> u64 {
         self.change_retention
@@ -281,16 +290,18 @@ impl HttpArgs {
         self.listen
             .clone()
             .or_else(|| f.http.listen.clone())
-            .unwrap_or_else(|| "127.0.0.1:8080".into())
+            .unwrap_or_else(|| defaults::LISTEN.into())
     }
     pub fn max_ready_lag(&self, f: &FileConfig) -> i64 {
-        self.max_ready_lag.or(f.http.max_ready_lag).unwrap_or(1000)
+        self.max_ready_lag
+            .or(f.http.max_ready_lag)
+            .unwrap_or(query::DEFAULT_MAX_READY_LAG)
     }
     pub fn startup_grace(&self, f: &FileConfig) -> Duration {
         Duration::from_secs(
             self.startup_grace_secs
                 .or(f.http.startup_grace_secs)
-                .unwrap_or(30),
+                .unwrap_or(defaults::STARTUP_GRACE_SECS),
         )
     }
     /// The stuck thresholds, against the system clock; a bad value is an

@@ -33,6 +33,9 @@ pub use bodies::RegionBody;
 pub use error::ApiError;
 pub use stuck::StuckPolicy;
 
+/// Readiness fails above this ingest lag, in messages, unless configured.
+pub const DEFAULT_MAX_READY_LAG: i64 = 1000;
+
 /// Limits that keep one slow or abusive client from starving the others.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -109,7 +112,7 @@ impl AppState {
             auth: Arc::new(auth),
             ingest,
             metrics: Arc::default(),
-            max_ready_lag: 1000,
+            max_ready_lag: DEFAULT_MAX_READY_LAG,
             limits: Limits::default(),
             inflight: Arc::new(tokio::sync::Semaphore::new(
                 Limits::default().max_concurrent,
