@@ -180,7 +180,7 @@ fn sort_param(sort: &[(SortField, Dir)]) -> String {
         .map(|(f, d)| {
             format!(
                 "{}:{}",
-                f.name(),
+                f.as_str(),
                 if *d == Dir::Asc { "asc" } else { "desc" }
             )
         })
@@ -332,10 +332,10 @@ fn order_by(sort: &[(SortField, Dir)]) -> String {
     let mut terms: Vec<String> = sort
         .iter()
         .map(|&(f, d)| match (d, nullable(f)) {
-            (Dir::Asc, false) => format!("{} ASC", f.name()),
-            (Dir::Desc, false) => format!("{} DESC", f.name()),
-            (Dir::Asc, true) => format!("{} ASC NULLS FIRST", f.name()),
-            (Dir::Desc, true) => format!("{} DESC NULLS LAST", f.name()),
+            (Dir::Asc, false) => format!("{} ASC", f.as_str()),
+            (Dir::Desc, false) => format!("{} DESC", f.as_str()),
+            (Dir::Asc, true) => format!("{} ASC NULLS FIRST", f.as_str()),
+            (Dir::Desc, true) => format!("{} DESC NULLS LAST", f.as_str()),
         })
         .collect();
     let last = sort.last().map_or(Dir::Desc, |k| k.1);

@@ -15,43 +15,21 @@ const MAX_FIELD_CHARS: usize = 128;
 const MAX_FAIL_CODE_CHARS: usize = 64;
 const MAX_FAIL_REASON_CHARS: usize = 1024;
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-pub enum EventType {
-    Queued,
-    Started,
-    Progress,
-    Succeeded,
-    Failed,
-    Skipped,
+crate::vocabulary! {
+    #[derive(
+        Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+    )]
+    pub enum EventType {
+        Queued = "queued",
+        Started = "started",
+        Progress = "progress",
+        Succeeded = "succeeded",
+        Failed = "failed",
+        Skipped = "skipped",
+    }
 }
 
 impl EventType {
-    pub const ALL: [EventType; 6] = [
-        EventType::Queued,
-        EventType::Started,
-        EventType::Progress,
-        EventType::Succeeded,
-        EventType::Failed,
-        EventType::Skipped,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventType::Queued => "queued",
-            EventType::Started => "started",
-            EventType::Progress => "progress",
-            EventType::Succeeded => "succeeded",
-            EventType::Failed => "failed",
-            EventType::Skipped => "skipped",
-        }
-    }
-
-    fn parse(s: &str) -> Option<EventType> {
-        EventType::ALL.into_iter().find(|t| t.as_str() == s)
-    }
-
     /// Status rank: queued 0, started/progress 1, terminal 2.
     pub fn rank(self) -> u8 {
         match self {

@@ -17,6 +17,7 @@ pub mod store;
 pub mod telemetry;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
+pub mod vocab;
 
 pub use event::{decode, Event, EventType, Reject};
 pub use instant::Micros;

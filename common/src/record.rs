@@ -12,40 +12,20 @@ use crate::event::{Event, EventType};
 pub use crate::identity::{Field, Identity};
 use crate::instant::Micros;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Replicating,
-    Success,
-    Fail,
-    Skip,
-    WaitingReplicate,
+crate::vocabulary! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    #[serde(rename_all = "snake_case")]
+    pub enum Status {
+        Replicating = "replicating",
+        Success = "success",
+        Fail = "fail",
+        Skip = "skip",
+        WaitingReplicate = "waiting_replicate",
+    }
 }
 
 impl Status {
-    pub const ALL: [Status; 5] = [
-        Status::Replicating,
-        Status::Success,
-        Status::Fail,
-        Status::Skip,
-        Status::WaitingReplicate,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Replicating => "replicating",
-            Status::Success => "success",
-            Status::Fail => "fail",
-            Status::Skip => "skip",
-            Status::WaitingReplicate => "waiting_replicate",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Status> {
-        Status::ALL.into_iter().find(|v| v.as_str() == s)
-    }
-
     fn of(kind: EventType) -> Status {
         match kind {
             EventType::Queued => Status::WaitingReplicate,

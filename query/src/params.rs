@@ -10,27 +10,68 @@ use common::store::{
 
 use crate::error::ApiError;
 use crate::stuck::StuckPolicy;
+use common::vocab::Word;
 
 const MAX_SORT_CHARS: usize = 255;
 
-const KNOWN: [&str; 16] = [
-    "destination_region",
-    "source_region",
-    "status",
-    "source_checkpoint_item_id",
-    "destination_checkpoint_item_id",
-    "checkpoint_item_id",
-    "limit",
-    "offset",
-    "sort",
-    "with_count",
-    "created_after",
-    "created_before",
-    "updated_after",
-    "updated_before",
-    "marker",
-    "stuck",
-];
+common::vocabulary! {
+    /// The list's query parameters (documented by `bodies::ListParams`; a
+    /// test keeps the two equal).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum ListParam {
+        DestinationRegion = "destination_region",
+        SourceRegion = "source_region",
+        Status = "status",
+        SourceCheckpointItemId = "source_checkpoint_item_id",
+        DestinationCheckpointItemId = "destination_checkpoint_item_id",
+        CheckpointItemId = "checkpoint_item_id",
+        Limit = "limit",
+        Offset = "offset",
+        Sort = "sort",
+        WithCount = "with_count",
+        CreatedAfter = "created_after",
+        CreatedBefore = "created_before",
+        UpdatedAfter = "updated_after",
+        UpdatedBefore = "updated_before",
+        Marker = "marker",
+        Stuck = "stuck",
+    }
+}
+
+common::vocabulary! {
+    /// The summaries' query parameters.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum SummaryParam {
+        GroupBy = "group_by",
+        Interval = "interval",
+        SourceRegion = "source_region",
+        DestinationRegion = "destination_region",
+        Status = "status",
+        CreatedAfter = "created_after",
+        CreatedBefore = "created_before",
+        Stuck = "stuck",
+    }
+}
+
+common::vocabulary! {
+    /// The change feed's query parameters.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum FeedParam {
+        SourceRegion = "source_region",
+        DestinationRegion = "destination_region",
+        Status = "status",
+        Since = "since",
+    }
+}
+
+common::vocabulary! {
+    /// The operator endpoints' paging parameters.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum PageParam {
+        Limit = "limit",
+        Offset = "offset",
+    }
+}
 
 /// `'x'` and `"x"` mean `x` (the seed's own example quotes its values).
 fn unquote(v: &str) -> &str {
@@ -103,15 +144,19 @@ pub fn parse_sort(v: &str) -> Result<Vec<SortKey>, ApiError> {
                 Some((k, "asc")) => (k, Dir::Asc),
                 Some((k, "desc")) => (k, Dir::Desc),
                 Some((_, d)) => {
-                    return Err(ApiError::invalid("sort", format!("direction `{}` is not asc or desc", echo(d))))
+                    return Err(ApiError::invalid(
+                        "sort",
+                        format!("direction `{}` is not asc or desc", echo(d)),
+                    ))
                 }
             };
             let field = SortField::parse(key).ok_or_else(|| {
                 ApiError::invalid(
                     "sort",
                     format!(
-                        "unknown sort key `{}` (expected created_at, updated_at, status, id, source_region, destination_region or plan_id)",
-                        echo(key)
+                        "unknown sort key `{}` (expected one of {})",
+                        echo(key),
+                        SortField::names()
                     ),
                 )
             })?;
@@ -124,24 +169,23 @@ pub fn parse_sort(v: &str) -> Result<Vec<SortKey>, ApiError> {
 /// values unquoted: unknown parameters are ignored (the seed example has
 /// `offest`), a known one twice is a 400, and so is an empty value unless
 /// the parameter is in `may_be_empty`.
-fn each_known(
+fn each_known<P: Word + PartialEq>(
     raw: Option<&str>,
-    known: &[&'static str],
-    may_be_empty: &[&str],
-    mut f: impl FnMut(&'static str, &str) -> Result<(), ApiError>,
+    may_be_empty: &[P],
+    mut f: impl FnMut(P, &str) -> Result<(), ApiError>,
 ) -> Result<(), ApiError> {
-    let mut seen = vec![false; known.len()];
+    let mut seen: Vec<P> = Vec::new();
     for (name, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
-        let Some(slot) = known.iter().position(|k| *k == name) else {
+        let Some(param) = P::parse(&name) else {
             continue;
         };
-        let param = known[slot];
-        if std::mem::replace(&mut seen[slot], true) {
-            return Err(ApiError::DuplicateParameter(param.to_owned()));
+        if seen.contains(&param) {
+            return Err(ApiError::DuplicateParameter(param.as_str().to_owned()));
         }
+        seen.push(param);
         let v = unquote(&value);
         if v.is_empty() && !may_be_empty.contains(&param) {
-            return Err(ApiError::EmptyParameter(param.to_owned()));
+            return Err(ApiError::EmptyParameter(param.as_str().to_owned()));
         }
         f(param, v)?;
     }
@@ -152,10 +196,7 @@ fn status(v: &str) -> Result<Status, ApiError> {
     Status::parse(v).ok_or_else(|| {
         ApiError::invalid(
             "status",
-            format!(
-                "`{}` is not one of replicating, success, fail, skip, waiting_replicate",
-                echo(v)
-            ),
+            format!("`{}` is not one of {}", echo(v), Status::names()),
         )
     })
 }
@@ -175,16 +216,16 @@ fn boolean(param: &str, v: &str) -> Result<bool, ApiError> {
 /// the policy (its thresholds and clock).
 pub fn parse_list(raw: Option<&str>, stuck: &StuckPolicy) -> Result<ListQuery, ApiError> {
     let mut q = ListQuery::default();
-    each_known(raw, &KNOWN, &[], |param, v| {
-        let text = Some(v.to_owned());
-        match param {
-            "destination_region" => q.destination_region = text,
-            "source_region" => q.source_region = text,
-            "source_checkpoint_item_id" => q.source_checkpoint_item_id = text,
-            "destination_checkpoint_item_id" => q.destination_checkpoint_item_id = text,
-            "checkpoint_item_id" => q.checkpoint_item_id = text,
-            "status" => q.status = Some(status(v)?),
-            "limit" => {
+    each_known(raw, &[], |p: ListParam, v| {
+        let (param, text) = (p.as_str(), Some(v.to_owned()));
+        match p {
+            ListParam::DestinationRegion => q.destination_region = text,
+            ListParam::SourceRegion => q.source_region = text,
+            ListParam::SourceCheckpointItemId => q.source_checkpoint_item_id = text,
+            ListParam::DestinationCheckpointItemId => q.destination_checkpoint_item_id = text,
+            ListParam::CheckpointItemId => q.checkpoint_item_id = text,
+            ListParam::Status => q.status = Some(status(v)?),
+            ListParam::Limit => {
                 let n = integer(param, v)?;
                 if !(1..=MAX_LIMIT as u64).contains(&n) {
                     return Err(ApiError::invalid(
@@ -194,21 +235,20 @@ pub fn parse_list(raw: Option<&str>, stuck: &StuckPolicy) -> Result<ListQuery, A
                 }
                 q.limit = Some(n as usize);
             }
-            "offset" => {
+            ListParam::Offset => {
                 q.offset = Some(
                     usize::try_from(integer(param, v)?)
                         .map_err(|_| ApiError::invalid(param, "too large"))?,
                 )
             }
-            "sort" => q.sort = Some(parse_sort(v)?),
-            "with_count" => q.with_count = Some(boolean(param, v)?),
-            "stuck" => q.stuck = Some(stuck.resolve(boolean(param, v)?)),
-            "created_after" => q.created.after = Some(instant(param, v)?),
-            "created_before" => q.created.before = Some(instant(param, v)?),
-            "updated_after" => q.updated.after = Some(instant(param, v)?),
-            "updated_before" => q.updated.before = Some(instant(param, v)?),
-            "marker" => q.marker = text,
-            _ => unreachable!("every known parameter is handled"),
+            ListParam::Sort => q.sort = Some(parse_sort(v)?),
+            ListParam::WithCount => q.with_count = Some(boolean(param, v)?),
+            ListParam::Stuck => q.stuck = Some(stuck.resolve(boolean(param, v)?)),
+            ListParam::CreatedAfter => q.created.after = Some(instant(param, v)?),
+            ListParam::CreatedBefore => q.created.before = Some(instant(param, v)?),
+            ListParam::UpdatedAfter => q.updated.after = Some(instant(param, v)?),
+            ListParam::UpdatedBefore => q.updated.before = Some(instant(param, v)?),
+            ListParam::Marker => q.marker = text,
         }
         Ok(())
     })?;
@@ -223,56 +263,45 @@ pub fn parse_list(raw: Option<&str>, stuck: &StuckPolicy) -> Result<ListQuery, A
     Ok(q)
 }
 
-const SUMMARY_KNOWN: [&str; 8] = [
-    "group_by",
-    "interval",
-    "source_region",
-    "destination_region",
-    "status",
-    "created_after",
-    "created_before",
-    "stuck",
-];
-
 /// Parses the raw query string of a summaries request.
 pub fn parse_summary(raw: Option<&str>, stuck: &StuckPolicy) -> Result<SummaryQuery, ApiError> {
     let mut q = SummaryQuery::default();
     // `group_by=` (empty) means one group.
-    each_known(raw, &SUMMARY_KNOWN, &["group_by"], |param, v| {
-        match param {
-            "group_by" if v.is_empty() => {}
-            "group_by" => {
+    each_known(raw, &[SummaryParam::GroupBy], |p, v| {
+        let param = p.as_str();
+        match p {
+            SummaryParam::GroupBy if v.is_empty() => {}
+            SummaryParam::GroupBy => {
                 for name in v.split(',') {
                     let f = GroupField::parse(name).ok_or_else(|| {
                         ApiError::invalid(
                             param,
-                            format!(
-                                "`{}` is not one of status, source_region, destination_region",
-                                echo(name)
-                            ),
+                            format!("`{}` is not one of {}", echo(name), GroupField::names()),
                         )
                     })?;
                     if q.group_by.contains(&f) {
                         return Err(ApiError::invalid(
                             param,
-                            format!("`{}` is given twice", f.name()),
+                            format!("`{}` is given twice", f.as_str()),
                         ));
                     }
                     q.group_by.push(f);
                 }
             }
-            "interval" => {
+            SummaryParam::Interval => {
                 q.interval = Some(Interval::parse(v).ok_or_else(|| {
-                    ApiError::invalid(param, format!("`{}` is not hour or day", echo(v)))
+                    ApiError::invalid(
+                        param,
+                        format!("`{}` is not one of {}", echo(v), Interval::names()),
+                    )
                 })?)
             }
-            "source_region" => q.source_region = Some(v.to_owned()),
-            "destination_region" => q.destination_region = Some(v.to_owned()),
-            "status" => q.status = Some(status(v)?),
-            "created_after" => q.created.after = Some(instant(param, v)?),
-            "created_before" => q.created.before = Some(instant(param, v)?),
-            "stuck" => q.stuck = Some(stuck.resolve(boolean(param, v)?)),
-            _ => unreachable!("every known parameter is handled"),
+            SummaryParam::SourceRegion => q.source_region = Some(v.to_owned()),
+            SummaryParam::DestinationRegion => q.destination_region = Some(v.to_owned()),
+            SummaryParam::Status => q.status = Some(status(v)?),
+            SummaryParam::CreatedAfter => q.created.after = Some(instant(param, v)?),
+            SummaryParam::CreatedBefore => q.created.before = Some(instant(param, v)?),
+            SummaryParam::Stuck => q.stuck = Some(stuck.resolve(boolean(param, v)?)),
         }
         Ok(())
     })?;
@@ -291,20 +320,17 @@ pub struct FeedQuery {
     pub since: Option<u64>,
 }
 
-const FEED_KNOWN: [&str; 4] = ["source_region", "destination_region", "status", "since"];
-
 /// Parses the raw query string of a change-feed request; `last_event_id`
 /// is the `Last-Event-ID` header, which wins over `since` (a reconnecting
 /// browser sends the header with the URL it first used).
 pub fn parse_feed(raw: Option<&str>, last_event_id: Option<&str>) -> Result<FeedQuery, ApiError> {
     let mut q = FeedQuery::default();
-    each_known(raw, &FEED_KNOWN, &[], |param, v| {
-        match param {
-            "source_region" => q.source_region = Some(v.to_owned()),
-            "destination_region" => q.destination_region = Some(v.to_owned()),
-            "status" => q.status = Some(status(v)?),
-            "since" => q.since = Some(integer(param, v)?),
-            _ => unreachable!("every known parameter is handled"),
+    each_known(raw, &[], |p: FeedParam, v| {
+        match p {
+            FeedParam::SourceRegion => q.source_region = Some(v.to_owned()),
+            FeedParam::DestinationRegion => q.destination_region = Some(v.to_owned()),
+            FeedParam::Status => q.status = Some(status(v)?),
+            FeedParam::Since => q.since = Some(integer(p.as_str(), v)?),
         }
         Ok(())
     })?;
@@ -317,11 +343,11 @@ pub fn parse_feed(raw: Option<&str>, last_event_id: Option<&str>) -> Result<Feed
 /// `limit`/`offset` of the operator endpoints.
 pub fn parse_page(raw: Option<&str>, max: usize) -> Result<(usize, usize), ApiError> {
     let (mut limit, mut offset) = (None, None);
-    each_known(raw, &["limit", "offset"], &[], |param, v| {
-        let n = Some(integer(param, v)?);
-        match param {
-            "limit" => limit = n,
-            _ => offset = n,
+    each_known(raw, &[], |p: PageParam, v| {
+        let n = Some(integer(p.as_str(), v)?);
+        match p {
+            PageParam::Limit => limit = n,
+            PageParam::Offset => offset = n,
         }
         Ok(())
     })?;
@@ -440,5 +466,63 @@ mod tests {
         );
         let long = format!("sort={}", "id,".repeat(90));
         assert!(parse_list(Some(&long), &StuckPolicy::default()).is_err());
+    }
+
+    /// The served OpenAPI document describes each endpoint's parameters
+    /// from a struct of its own (utoipa); this keeps those structs equal to
+    /// the vocabularies the parser reads, so adding a parameter in one place
+    /// fails here until it is documented.
+    #[test]
+    fn the_documented_parameters_are_the_parsed_ones() {
+        use utoipa::OpenApi;
+        let doc = serde_json::to_value(crate::openapi::ApiDoc::openapi()).unwrap();
+        let documented = |path: &str| -> Vec<String> {
+            let mut names: Vec<String> = doc["paths"][path]["get"]["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|p| p["in"] == "query")
+                .map(|p| p["name"].as_str().unwrap().to_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        fn parsed<P: Word>() -> Vec<String> {
+            let mut names: Vec<String> = P::all().iter().map(|p| p.as_str().to_owned()).collect();
+            names.sort();
+            names
+        }
+        assert_eq!(
+            documented("/v1/{project_id}/replication_records"),
+            parsed::<ListParam>()
+        );
+        assert_eq!(
+            documented("/v1/{project_id}/replications"),
+            parsed::<ListParam>()
+        );
+        assert_eq!(
+            documented("/v1/{project_id}/replication_summaries"),
+            parsed::<SummaryParam>()
+        );
+        assert_eq!(
+            documented("/v1/{project_id}/replication_records/changes"),
+            parsed::<FeedParam>()
+        );
+        assert_eq!(documented("/v1/admin/quarantine"), parsed::<PageParam>());
+        // The sort pattern names exactly the sort keys.
+        let sort = doc["paths"]["/v1/{project_id}/replication_records"]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "sort")
+            .unwrap()["schema"]["pattern"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let keys = SortField::ALL.map(|f| f.as_str()).join("|");
+        assert_eq!(
+            sort,
+            format!("^({keys})(:(asc|desc))?(,({keys})(:(asc|desc))?)*$")
+        );
     }
 }

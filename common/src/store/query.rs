@@ -17,42 +17,16 @@ pub enum Dir {
     Desc,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SortField {
-    CreatedAt,
-    UpdatedAt,
-    Status,
-    Id,
-    SourceRegion,
-    DestinationRegion,
-    PlanId,
-}
-
-impl SortField {
-    pub const ALL: [SortField; 7] = [
-        SortField::CreatedAt,
-        SortField::UpdatedAt,
-        SortField::Status,
-        SortField::Id,
-        SortField::SourceRegion,
-        SortField::DestinationRegion,
-        SortField::PlanId,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            SortField::CreatedAt => "created_at",
-            SortField::UpdatedAt => "updated_at",
-            SortField::Status => "status",
-            SortField::Id => "id",
-            SortField::SourceRegion => "source_region",
-            SortField::DestinationRegion => "destination_region",
-            SortField::PlanId => "plan_id",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<SortField> {
-        SortField::ALL.into_iter().find(|f| f.name() == s)
+crate::vocabulary! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum SortField {
+        CreatedAt = "created_at",
+        UpdatedAt = "updated_at",
+        Status = "status",
+        Id = "id",
+        SourceRegion = "source_region",
+        DestinationRegion = "destination_region",
+        PlanId = "plan_id",
     }
 }
 

@@ -15,55 +15,26 @@ use super::{Store, StoreError};
 use crate::instant::Micros;
 use crate::record::Status;
 
-/// A field summaries can group by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum GroupField {
-    Status,
-    SourceRegion,
-    DestinationRegion,
-}
-
-impl GroupField {
-    pub const ALL: [GroupField; 3] = [
-        GroupField::Status,
-        GroupField::SourceRegion,
-        GroupField::DestinationRegion,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            GroupField::Status => "status",
-            GroupField::SourceRegion => "source_region",
-            GroupField::DestinationRegion => "destination_region",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<GroupField> {
-        GroupField::ALL.into_iter().find(|f| f.name() == s)
+crate::vocabulary! {
+    /// A field summaries can group by.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    pub enum GroupField {
+        Status = "status",
+        SourceRegion = "source_region",
+        DestinationRegion = "destination_region",
     }
 }
 
-/// The width of a time bucket (UTC, by `created_at`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Interval {
-    Hour,
-    Day,
+crate::vocabulary! {
+    /// The width of a time bucket (UTC, by `created_at`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Interval {
+        Hour = "hour",
+        Day = "day",
+    }
 }
 
 impl Interval {
-    pub const ALL: [Interval; 2] = [Interval::Hour, Interval::Day];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Interval::Hour => "hour",
-            Interval::Day => "day",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Interval> {
-        Interval::ALL.into_iter().find(|i| i.name() == s)
-    }
-
     /// The start of the bucket `t` falls in.
     pub fn start(self, t: Micros) -> Micros {
         let width = match self {
