@@ -1,14 +1,17 @@
 //! The router: every route of the API in one place, and what wraps every
-//! request (the concurrency cap, the timeout, latency metrics, the body
-//! limit), 404s and 405s, and the OpenAPI document.
+//! request (the concurrency cap and the timeout from tower's layers, the
+//! head-size limit and latency metrics, the body limit), 404s and 405s, and
+//! the OpenAPI document.
 
 use std::time::Instant;
 
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use tower::limit::GlobalConcurrencyLimitLayer;
 use utoipa::OpenApi;
 
 use crate::error::ApiError;
@@ -54,13 +57,39 @@ pub fn app(state: AppState) -> Router {
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        // The per-request limits, from tower's layers: past `max_concurrent`
+        // requests in flight the next is shed at once (503, never queued),
+        // and a handler slower than `request_timeout` answers 408.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(limit_error))
+                .load_shed()
+                .layer(GlobalConcurrencyLimitLayer::with_semaphore(
+                    state.inflight.clone(),
+                ))
+                .timeout(state.limits.request_timeout),
+        )
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes));
     layers::wrap(router, &state).with_state(state)
 }
 
-/// Head size, concurrency cap, timeout and latency metrics for every
-/// request.
+/// What a limit layer's refusal answers.
+async fn limit_error(e: tower::BoxError) -> ApiError {
+    if e.is::<tower::timeout::error::Elapsed>() {
+        ApiError::Timeout
+    } else if e.is::<tower::load_shed::error::Overloaded>() {
+        ApiError::Overloaded
+    } else {
+        ApiError::Failed {
+            unavailable: false,
+            detail: format!("request limits: {e}"),
+        }
+    }
+}
+
+/// Head size and latency metrics for every request (around the limits, so
+/// a shed or timed-out request is measured too).
 async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Response {
     // hyper's own limit is twice this (431 without a body); here the
     // documented limit answers in the API's error shape.
@@ -80,13 +109,7 @@ async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Response 
         .map_or("unmatched", |m| m.as_str())
         .to_owned();
     let start = Instant::now();
-    let resp = match s.inflight.clone().try_acquire_owned() {
-        Err(_) => ApiError::Overloaded.into_response(),
-        Ok(_permit) => match tokio::time::timeout(s.limits.request_timeout, next.run(req)).await {
-            Ok(r) => r,
-            Err(_) => ApiError::Timeout.into_response(),
-        },
-    };
+    let resp = next.run(req).await;
     s.metrics
         .observe(&route, resp.status().as_u16(), start.elapsed());
     resp

@@ -134,3 +134,17 @@ async fn cors_is_off_by_default_and_on_for_configured_origins() {
     .await;
     assert!(other.headers().get("access-control-allow-origin").is_none());
 }
+
+/// A handler slower than `request_timeout` answers 408 in the API's shape
+/// (here any store read is slower than no time at all).
+#[tokio::test]
+async fn a_request_over_its_time_gets_408() {
+    let st = state().with_limits(query::Limits {
+        request_timeout: std::time::Duration::ZERO,
+        ..query::Limits::default()
+    });
+    let resp = support::send(st, &list(), &[("X-Auth-Token", TOKEN)]).await;
+    assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("TRK.REQUEST_TIMEOUT"));
+}
