@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 
 use crate::config::{FileConfig, KafkaArgs, StoreArgs};
-use crate::process::{new_token, shutdown_token};
+use crate::process::{new_token, one_line, shutdown_token};
 use common::Store;
 
 /// Rebuilds the projection from the topic into `out`; prints its digest.
@@ -104,7 +104,7 @@ pub fn verify(
 ) -> anyhow::Result<ExitCode> {
     Ok(
         compare(file, store, against, replay, kafka).unwrap_or_else(|e| {
-            eprintln!("Error: could not compare: {}", crate::one_line(&e));
+            eprintln!("Error: could not compare: {}", one_line(&e));
             ExitCode::from(2)
         }),
     )

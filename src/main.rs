@@ -20,7 +20,7 @@ use clap::Parser;
 
 use cli::{Cli, Command, ParseEnv};
 use config::{FileConfig, HttpArgs, KafkaArgs, StoreArgs};
-use process::runtime;
+use process::{one_line, runtime};
 use serve::Mode;
 
 /// Errors reach the operator as one line: the error and its causes, without
@@ -33,20 +33,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// The error and its causes, `a: b: c`, leaving out a cause whose words the
-/// message already holds (many errors quote their source).
-fn one_line(e: &anyhow::Error) -> String {
-    let mut line = e.to_string();
-    for cause in e.chain().skip(1) {
-        let cause = cause.to_string();
-        if !line.contains(&cause) {
-            line.push_str(": ");
-            line.push_str(&cause);
-        }
-    }
-    line
 }
 
 fn tracker() -> anyhow::Result<ExitCode> {

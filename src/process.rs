@@ -1,4 +1,5 @@
-//! Process plumbing: the runtime, signals, random tokens.
+//! Process plumbing: the runtime, signals, random tokens, and how an error
+//! reads when it ends a command.
 
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
@@ -43,6 +44,20 @@ pub async fn wait_for_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// The error and its causes, `a: b: c`, leaving out a cause whose words the
+/// message already holds (many errors quote their source).
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !line.contains(&cause) {
+            line.push_str(": ");
+            line.push_str(&cause);
+        }
+    }
+    line
 }
 
 #[cfg(test)]
