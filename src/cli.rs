@@ -108,3 +108,141 @@ impl<T: clap::Args> ParseEnv for T {
         Wrap::<T>::parse_from(["tracker"]).a
     }
 }
+
+impl Cli {
+    /// The command given, or `run` with its settings from the environment
+    /// only (bare `tracker`).
+    pub fn command_or_run(self) -> Command {
+        self.command.unwrap_or_else(|| Command::Run {
+            store: StoreArgs::parse_env(),
+            kafka: KafkaArgs::parse_env(),
+            http: HttpArgs::parse_env(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FileConfig;
+
+    fn parts(c: &Command) -> (Option<&StoreArgs>, Option<&KafkaArgs>, Option<&HttpArgs>) {
+        match c {
+            Command::Run { store, kafka, http } => (Some(store), Some(kafka), Some(http)),
+            Command::Ingest { store, kafka } => (Some(store), Some(kafka), None),
+            Command::Query { store, http } => (Some(store), None, Some(http)),
+            Command::Replay { kafka, .. } | Command::Publish { kafka, .. } => {
+                (None, Some(kafka), None)
+            }
+            Command::Verify { store, kafka, .. } => (Some(store), Some(kafka), None),
+            Command::Digest { store } => (Some(store), None, None),
+            Command::HashToken { .. } => (None, None, None),
+        }
+    }
+
+    /// Every command that takes a setting reads it from every source, with
+    /// flag > variable > file > default (regression: bare `tracker` ignored
+    /// TRACKER_DATA_DIR and TRACKER_CACHE_MB). One test owns the TRACKER_*
+    /// variables of this process.
+    #[test]
+    fn every_command_reads_every_setting_from_every_source() {
+        let commands: [&[&str]; 9] = [
+            &[],
+            &["run"],
+            &["ingest"],
+            &["query"],
+            &["replay", "--out", "o"],
+            &["verify"],
+            &["digest"],
+            &["publish", "f"],
+            &["hash-token"],
+        ];
+        let file: FileConfig = toml::from_str(
+            "data_dir = \"/file\"\ncache_mb = 3\n[kafka]\nbrokers = \"file:9092\"\n[http]\nlisten = \"file:1\"\n",
+        )
+        .unwrap();
+        let vars = [
+            ("TRACKER_DATA_DIR", "/env"),
+            ("TRACKER_CACHE_MB", "2"),
+            ("TRACKER_BROKERS", "env:9092"),
+            ("TRACKER_LISTEN", "env:1"),
+        ];
+        let flags = |c: &Command| {
+            let (s, k, h) = parts(c);
+            let mut f: Vec<&str> = Vec::new();
+            if s.is_some() {
+                f.extend(["--data-dir", "/flag", "--cache-mb", "1"]);
+            }
+            if k.is_some() {
+                f.extend(["--brokers", "flag:9092"]);
+            }
+            if h.is_some() {
+                f.extend(["--listen", "flag:1"]);
+            }
+            f
+        };
+        let default = FileConfig::default();
+        for args in commands {
+            let parse = |extra: &[&str]| {
+                let mut argv = vec!["tracker"];
+                argv.extend_from_slice(args);
+                argv.extend_from_slice(extra);
+                Cli::try_parse_from(argv).unwrap().command_or_run()
+            };
+            // (flags given, variables set, file) → the source that must win.
+            for (with_flags, with_vars, file, want) in [
+                (false, false, &default, "default"),
+                (false, false, &file, "file"),
+                (false, true, &file, "env"),
+                (true, true, &file, "flag"),
+            ] {
+                for (k, v) in vars {
+                    if with_vars {
+                        std::env::set_var(k, v);
+                    } else {
+                        std::env::remove_var(k);
+                    }
+                }
+                let plain = parse(&[]);
+                let extra = if with_flags {
+                    flags(&plain)
+                } else {
+                    Vec::new()
+                };
+                if with_flags && args.is_empty() {
+                    continue; // bare `tracker` takes no flags
+                }
+                let c = parse(&extra);
+                let (s, k, h) = parts(&c);
+                let case = format!("{args:?} from {want}");
+                if let Some(s) = s {
+                    let (dir, mb) = match want {
+                        "default" => ("data", 512),
+                        "file" => ("/file", 3),
+                        "env" => ("/env", 2),
+                        _ => ("/flag", 1),
+                    };
+                    assert_eq!(s.data_dir(file).to_str(), Some(dir), "{case}");
+                    assert_eq!(s.cache_bytes(file), mb << 20, "{case}");
+                }
+                if let Some(k) = k {
+                    let brokers = match want {
+                        "default" => None,
+                        w => Some(format!("{w}:9092")),
+                    };
+                    assert_eq!(k.brokers(file), brokers, "{case}");
+                }
+                if let Some(h) = h {
+                    let listen = match want {
+                        "default" => "127.0.0.1:8080".to_owned(),
+                        w => format!("{w}:1"),
+                    };
+                    assert_eq!(h.listen(file), listen, "{case}");
+                }
+            }
+        }
+        for (k, _) in vars {
+            std::env::remove_var(k);
+        }
+    }
+}

@@ -18,8 +18,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command, ParseEnv};
-use config::{FileConfig, HttpArgs, KafkaArgs, StoreArgs};
+use cli::{Cli, Command};
+use config::FileConfig;
 use process::{one_line, runtime};
 use serve::Mode;
 
@@ -40,11 +40,7 @@ fn tracker() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let file = FileConfig::load(cli.config.as_deref())?;
     // The default command reads every setting as `run` does (flags aside).
-    let command = cli.command.unwrap_or_else(|| Command::Run {
-        store: StoreArgs::parse_env(),
-        kafka: KafkaArgs::parse_env(),
-        http: HttpArgs::parse_env(),
-    });
+    let command = cli.command_or_run();
     let serving = |file, mode| {
         runtime()?
             .block_on(serve::run(file, mode))
