@@ -627,3 +627,40 @@ fn ingest_needs_brokers_and_replay_names_an_unusable_out_dir() {
         "{err}"
     );
 }
+
+/// A store holds one topic's projection: ingesting another topic into it
+/// would mix two streams, so it is refused, naming both.
+#[test]
+fn a_store_built_from_another_topic_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    {
+        let store = common::Store::open(&data, 1 << 20).unwrap();
+        let events = common::sample::events(&common::sample::Shape {
+            records: 2,
+            projects: 1,
+            regions: 2,
+            seed: 1,
+        });
+        // testkit::messages publishes to topic `t`.
+        store
+            .apply_batch(&common::testkit::messages(&events, 0))
+            .unwrap();
+        store.flush().unwrap();
+    }
+    let broker = format!("127.0.0.1:{}", free_port());
+    let (code, err) = run_to_end(&[
+        "ingest",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--brokers",
+        &broker,
+        "--topic",
+        "other",
+    ]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("this store holds the projection of topic `t`, not of `other`"),
+        "{err}"
+    );
+}

@@ -79,6 +79,11 @@ pub enum IngestError {
     Interrupted { applied: u64, total: u64 },
     #[error("interrupted while connecting to the topic: nothing was replayed")]
     InterruptedConnecting,
+    #[error(
+        "this store holds the projection of topic `{store_topic}`, not of `{topic}`: \
+         give the topic it was built from, or another data directory"
+    )]
+    ForeignStore { store_topic: String, topic: String },
     #[error("cannot build the store in {}: {source}", .path.display())]
     OutUnusable {
         path: std::path::PathBuf,

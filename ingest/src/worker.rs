@@ -144,6 +144,17 @@ impl Worker {
         store: Arc<Store>,
         progress: Arc<IngestProgress>,
     ) -> Result<Worker, IngestError> {
+        // A store holds one topic's projection: its checkpoints say which.
+        if let Some((other, _)) = store
+            .checkpoints()
+            .into_keys()
+            .find(|(t, _)| *t != cfg.topic)
+        {
+            return Err(IngestError::ForeignStore {
+                store_topic: other,
+                topic: cfg.topic.clone(),
+            });
+        }
         let mut cc = ClientConfig::new();
         cc.set("bootstrap.servers", &cfg.brokers)
             .set("group.id", &cfg.group_id)
