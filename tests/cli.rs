@@ -1,10 +1,13 @@
-//! The command line as an operator meets it: settings reach every command.
+//! The command line as an operator meets it: settings from every source and
+//! their refusals, start-up checks, logs and tokens. What each command does
+//! with a store or a topic is in `commands.rs`.
 
 mod support;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use support::cli::*;
 use support::*;
 
 /// Regression: bare `tracker` (the default `run`) ignored TRACKER_DATA_DIR
@@ -41,65 +44,6 @@ fn bare_tracker_reads_its_store_settings_from_the_environment() {
         !cwd.path().join("data").exists(),
         "the store went to ./data"
     );
-}
-
-/// `tracker run` with a store in `dir`, a broker nobody listens on (ingest
-/// waits, the query service serves) and `listen` (the port of which is
-/// awaited on loopback); stderr is piped.
-fn start_run(dir: &std::path::Path, listen: &str, extra: &[&str]) -> std::process::Child {
-    let port: u16 = listen.rsplit(':').next().unwrap().parse().unwrap();
-    let child = Command::new(tracker_bin())
-        .args(["run", "--data-dir"])
-        .arg(dir.join("data"))
-        .args(["--brokers", &format!("127.0.0.1:{}", free_port())])
-        .args(["--listen", listen])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until("the tracker to answer", Duration::from_secs(60), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-            || std::net::TcpStream::connect(("::1", port)).is_ok()
-    });
-    child
-}
-
-/// Runs the tracker to its end (at most 60 s): its exit code and stderr.
-fn run_to_end(args: &[&str]) -> (Option<i32>, String) {
-    let (code, _, err) = run_in(std::path::Path::new("."), args);
-    (code, err)
-}
-
-/// Runs the tracker in `cwd` to its end (at most 60 s): its exit code,
-/// stdout and stderr.
-fn run_in(cwd: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let mut child = Command::new(tracker_bin())
-        .current_dir(cwd)
-        .args(args)
-        .env_remove("TRACKER_BROKERS")
-        .env_remove("TRACKER_DATA_DIR")
-        // What an operator debugging something else may have set: errors
-        // must still be one line, without a backtrace.
-        .env("RUST_BACKTRACE", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            panic!("tracker {args:?} did not stop by itself");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// Regression: with its port taken, `run` kept ingesting without ever
@@ -201,76 +145,6 @@ fn the_example_configs_tokens_are_warned_about() {
     }
 }
 
-/// Regression: `digest`, `verify` and `query` created a store wherever a
-/// mistyped path pointed (even inside an unrelated directory) and reported
-/// on it. They read existing stores only.
-#[test]
-fn read_only_commands_never_create_a_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let typo = dir.path().join("dtaa");
-    let typo = typo.to_str().unwrap();
-    let unrelated = dir.path().join("photos");
-    std::fs::create_dir(&unrelated).unwrap();
-    std::fs::write(unrelated.join("cat.jpg"), b"meow").unwrap();
-    let unrelated = unrelated.to_str().unwrap();
-    for (args, code) in [
-        (vec!["digest", "--data-dir", typo], 1),
-        (vec!["digest", "--data-dir", unrelated], 1),
-        (
-            vec!["query", "--data-dir", typo, "--listen", "127.0.0.1:0"],
-            1,
-        ),
-        // verify: 2 = could not compare (1 is "different").
-        (vec!["verify", "--data-dir", typo, "--against", typo], 2),
-    ] {
-        let (got, _, err) = run_in(dir.path(), &args);
-        assert_eq!(got, Some(code), "{args:?}: {err}");
-        assert!(err.contains("no store at"), "{args:?}: {err}");
-    }
-    assert!(
-        !std::path::Path::new(typo).exists(),
-        "a store was created at the typo"
-    );
-    let names: Vec<_> = std::fs::read_dir(unrelated)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(
-        names,
-        ["cat.jpg"],
-        "sled files were written into an unrelated directory"
-    );
-}
-
-/// `verify`'s exit codes: 0 equal, 1 different, 2 could not compare.
-#[test]
-fn verify_says_equal_different_or_could_not_compare() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = |name: &str, take: usize| {
-        let path = dir.path().join(name);
-        let s = common::Store::open(&path, 1 << 20).unwrap();
-        let events = common::sample::events(&common::sample::Shape {
-            records: 5,
-            projects: 1,
-            regions: 2,
-            seed: 3,
-        });
-        let ms = common::testkit::messages(&events[..events.len().min(take)], 0);
-        s.apply_batch(&ms).unwrap();
-        s.flush().unwrap();
-        path.to_str().unwrap().to_owned()
-    };
-    let (a, b, c) = (
-        store("a", usize::MAX),
-        store("b", usize::MAX),
-        store("c", 3),
-    );
-    let verify = |x: &str, y: &str| run_to_end(&["verify", "--data-dir", x, "--against", y]).0;
-    assert_eq!(verify(&a, &b), Some(0));
-    assert_eq!(verify(&a, &c), Some(1));
-    assert_eq!(verify(&a, &format!("{a}-missing")), Some(2));
-}
-
 /// A relative `data_dir` in a config file is the config file's neighbour,
 /// wherever the tracker starts.
 #[test]
@@ -289,40 +163,6 @@ fn a_relative_data_dir_in_a_config_file_is_next_to_it() {
     );
     assert_eq!(code, Some(0), "{err}");
     assert!(out.starts_with("digest "), "{out}");
-}
-
-/// Regression: `replay` against an unreachable broker waited forever and,
-/// on SIGTERM, printed the empty store's digest with exit 0.
-#[test]
-fn replay_of_an_unreachable_topic_fails_fast_without_a_digest() {
-    let dir = tempfile::tempdir().unwrap();
-    let out_dir = dir.path().join("rebuilt");
-    let broker = format!("127.0.0.1:{}", free_port());
-    let started = std::time::Instant::now();
-    let (code, out, err) = run_in(
-        dir.path(),
-        &[
-            "replay",
-            "--out",
-            out_dir.to_str().unwrap(),
-            "--brokers",
-            &broker,
-            "--connect-timeout-secs",
-            "2",
-            "--quiet",
-        ],
-    );
-    assert_eq!(code, Some(1), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(30));
-    assert!(err.contains("could not reach the topic"), "{err}");
-    assert!(!out.contains("digest"), "printed a digest: {out}");
-    let left = out_dir.read_dir().map_or(0, |d| d.count());
-    assert_eq!(
-        left,
-        0,
-        "the partial store was left in {}",
-        out_dir.display()
-    );
 }
 
 /// Regression: `--cache-mb 0` panicked inside sled (exit 101). Every count
@@ -457,108 +297,6 @@ fn every_request_is_logged_once_with_its_id_and_never_its_token() {
     assert!(!err.contains(secret), "the token was logged: {err}");
 }
 
-/// `publish`: lines that are not JSON objects with a `record_id` are
-/// warned about (or refused with --strict), and a dead broker is one line
-/// with the reason, not hundreds of librdkafka lines and a 30 s wait.
-#[test]
-fn publish_names_bad_lines_and_a_dead_broker_in_one_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("events.jsonl");
-    std::fs::write(&file, b"\xEF\xBB\xBF{\"record_id\":\"r1\"}\nnot json\n").unwrap();
-    let broker = format!("127.0.0.1:{}", free_port());
-    let publish = |extra: &[&str]| {
-        let mut args = vec!["publish", file.to_str().unwrap(), "--brokers", &broker];
-        args.extend_from_slice(extra);
-        let started = std::time::Instant::now();
-        let (code, err) = run_to_end(&args);
-        (code, err, started.elapsed())
-    };
-    let (code, err, _) = publish(&["--strict"]);
-    assert_eq!(code, Some(1), "{err}");
-    assert!(
-        err.contains("1 of 2 lines are not a JSON object with a record_id (the first: line 2)"),
-        "{err}"
-    );
-    assert!(err.contains("--strict publishes nothing"), "{err}");
-    let (code, err, took) = publish(&[]);
-    assert_eq!(code, Some(1), "{err}");
-    assert!(err.contains("line 2"), "the warning: {err}");
-    assert!(err.contains("could not reach the topic"), "{err}");
-    assert!(
-        err.lines().count() < 10,
-        "{} lines: {err}",
-        err.lines().count()
-    );
-    assert!(!err.to_lowercase().contains("backtrace"), "{err}");
-    assert!(took < Duration::from_secs(25), "{took:?}");
-}
-
-/// Store errors name the path and say it once: a data directory under a
-/// regular file, a store in use by another tracker.
-#[test]
-fn store_errors_name_the_path_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("a-file");
-    std::fs::write(&file, b"x").unwrap();
-    let under = file.join("data");
-    let broker = format!("127.0.0.1:{}", free_port());
-    let (code, err) = run_to_end(&[
-        "ingest",
-        "--data-dir",
-        under.to_str().unwrap(),
-        "--brokers",
-        &broker,
-    ]);
-    assert_eq!(code, Some(1), "{err}");
-    let line = err.lines().last().unwrap();
-    assert!(
-        line.contains(&format!("opening the store in {}", under.display())),
-        "{err}"
-    );
-    assert_eq!(line.matches("Not a directory").count(), 1, "{line}");
-    assert!(
-        !line.contains("another tracker") && !line.contains("Os {"),
-        "{line}"
-    );
-
-    let data = dir.path().join("data");
-    let mut holder = Command::new(tracker_bin())
-        .args([
-            "ingest",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--brokers",
-            &broker,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until(
-        "the first tracker to hold the store",
-        Duration::from_secs(30),
-        || data.join("db").exists(),
-    );
-    let (code, err) = run_to_end(&[
-        "ingest",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--brokers",
-        &broker,
-    ]);
-    let _ = holder.kill();
-    let _ = holder.wait();
-    assert_eq!(code, Some(1), "{err}");
-    assert!(
-        err.contains(&format!(
-            "the store at {} is in use by another process",
-            data.display()
-        )),
-        "{err}"
-    );
-    assert_eq!(err.matches("in use").count(), 1, "{err}");
-}
-
 /// The embedded demo keeps its projection in memory: a data directory given
 /// to it is not used, and it says so.
 #[test]
@@ -599,68 +337,4 @@ fn the_demo_says_it_does_not_use_the_data_directory() {
         "{err}"
     );
     assert!(!data.exists());
-}
-
-/// `ingest` has no embedded demo (it would ingest into memory, headless,
-/// and keep nothing); and a replay into an unusable directory names it.
-#[test]
-fn ingest_needs_brokers_and_replay_names_an_unusable_out_dir() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let (code, err) = run_to_end(&["ingest", "--data-dir", data.to_str().unwrap()]);
-    assert_eq!(code, Some(1), "{err}");
-    assert!(err.contains("ingest needs --brokers"), "{err}");
-    let file = dir.path().join("a-file");
-    std::fs::write(&file, b"x").unwrap();
-    let out = file.join("rebuilt");
-    let broker = format!("127.0.0.1:{}", free_port());
-    let (code, err) = run_to_end(&[
-        "replay",
-        "--out",
-        out.to_str().unwrap(),
-        "--brokers",
-        &broker,
-    ]);
-    assert_eq!(code, Some(1), "{err}");
-    assert!(
-        err.contains(&format!("cannot build the store in {}", out.display())),
-        "{err}"
-    );
-}
-
-/// A store holds one topic's projection: ingesting another topic into it
-/// would mix two streams, so it is refused, naming both.
-#[test]
-fn a_store_built_from_another_topic_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    {
-        let store = common::Store::open(&data, 1 << 20).unwrap();
-        let events = common::sample::events(&common::sample::Shape {
-            records: 2,
-            projects: 1,
-            regions: 2,
-            seed: 1,
-        });
-        // testkit::messages publishes to topic `t`.
-        store
-            .apply_batch(&common::testkit::messages(&events, 0))
-            .unwrap();
-        store.flush().unwrap();
-    }
-    let broker = format!("127.0.0.1:{}", free_port());
-    let (code, err) = run_to_end(&[
-        "ingest",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--brokers",
-        &broker,
-        "--topic",
-        "other",
-    ]);
-    assert_eq!(code, Some(1), "{err}");
-    assert!(
-        err.contains("this store holds the projection of topic `t`, not of `other`"),
-        "{err}"
-    );
 }

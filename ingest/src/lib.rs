@@ -8,6 +8,7 @@ pub mod assignment;
 pub mod embedded;
 pub mod publish;
 pub mod replay;
+mod report;
 pub mod worker;
 
 use std::time::Duration;

@@ -379,33 +379,6 @@ async fn projects_are_those_with_records_the_token_may_read() {
 }
 
 #[tokio::test]
-async fn the_page_and_its_assets_are_served_with_a_strict_policy() {
-    let st = state(Arc::new(Store::temporary().unwrap()), vec!["p".into()]);
-    for (path, kind) in [
-        ("/", "text/html"),
-        ("/assets/app.js", "text/javascript"),
-        ("/assets/app.css", "text/css"),
-    ] {
-        let resp = support::send(st.clone(), path, &[]).await;
-        assert_eq!(resp.status(), StatusCode::OK, "{path}");
-        let h = resp.headers();
-        assert!(
-            h["content-type"].to_str().unwrap().starts_with(kind),
-            "{path}"
-        );
-        assert!(h["content-security-policy"]
-            .to_str()
-            .unwrap()
-            .starts_with("default-src 'self'"));
-        // The page loads only its own assets: no CDN.
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
-        if path == "/" {
-            assert!(!String::from_utf8_lossy(&body).contains("://"));
-        }
-    }
-}
-
-#[tokio::test]
 async fn a_quiet_stream_sends_keep_alive_comments_even_while_others_change() {
     let store = Arc::new(Store::temporary().unwrap());
     let st = state(store.clone(), vec!["*".into()]).with_limits(Limits {

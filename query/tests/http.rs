@@ -1,5 +1,6 @@
 //! What a reverse proxy and a browser expect of every response, through the
-//! router (`oneshot`): compression, request ids, CORS for configured origins.
+//! router (`oneshot`): compression, request ids, CORS for configured origins,
+//! the 408, and the dashboard page's own headers.
 
 use std::sync::Arc;
 
@@ -147,4 +148,31 @@ async fn a_request_over_its_time_gets_408() {
     assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT);
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     assert!(String::from_utf8_lossy(&body).contains("TRK.REQUEST_TIMEOUT"));
+}
+
+#[tokio::test]
+async fn the_page_and_its_assets_are_served_with_a_strict_policy() {
+    let st = state();
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/assets/app.js", "text/javascript"),
+        ("/assets/app.css", "text/css"),
+    ] {
+        let resp = support::send(st.clone(), path, &[]).await;
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        let h = resp.headers();
+        assert!(
+            h["content-type"].to_str().unwrap().starts_with(kind),
+            "{path}"
+        );
+        assert!(h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .starts_with("default-src 'self'"));
+        // The page loads only its own assets: no CDN.
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        if path == "/" {
+            assert!(!String::from_utf8_lossy(&body).contains("://"));
+        }
+    }
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod cli;
 pub mod feed;
 
 use common::testkit::{adversarial, reference};
