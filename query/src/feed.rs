@@ -19,7 +19,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream::{self, Stream};
+use futures_util::stream;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
@@ -83,22 +83,18 @@ pub(crate) async fn changes(
         done: false,
         keep_alive: s.limits.keep_alive,
         closing: s.closing.clone(),
+        metrics: s.metrics.clone(),
         _permit: permit,
     };
+    s.metrics.stream_opened();
     match backlog {
         Since::Changes(changes) => tail.take(&changes),
         Since::Reset => tail.reset("the resume point is older than the retained changes"),
     }
-    s.metrics.stream_opened();
-    let metrics = s.metrics.clone();
     let events = stream::unfold(tail, |mut t| async move {
         let next = t.next().await;
         next.map(|e| (Ok::<_, Infallible>(e), t))
     });
-    let events = Counted {
-        inner: Box::pin(events),
-        metrics,
-    };
     Ok((
         [
             (header::CONTENT_TYPE, "text/event-stream"),
@@ -125,6 +121,7 @@ struct Tail {
     done: bool,
     keep_alive: Duration,
     closing: CancellationToken,
+    metrics: Arc<crate::metrics::Metrics>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -197,24 +194,9 @@ impl Tail {
     }
 }
 
-/// Counts the stream as open until it is dropped (ended or disconnected).
-struct Counted<S> {
-    inner: std::pin::Pin<Box<S>>,
-    metrics: Arc<crate::metrics::Metrics>,
-}
-
-impl<S: Stream> Stream for Counted<S> {
-    type Item = S::Item;
-
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<S::Item>> {
-        self.inner.as_mut().poll_next(cx)
-    }
-}
-
-impl<S> Drop for Counted<S> {
+/// A stream counts as open until its tail is dropped (ended or
+/// disconnected).
+impl Drop for Tail {
     fn drop(&mut self) {
         self.metrics.stream_closed();
     }
@@ -241,6 +223,7 @@ mod tests {
             done: false,
             keep_alive: Duration::from_secs(15),
             closing: CancellationToken::new(),
+            metrics: Arc::default(),
             _permit: permit,
         };
         let record = |id: &str| {

@@ -102,6 +102,8 @@ impl Store {
         let mut changed: Vec<(&str, Vec<String>)> = Vec::new();
         let mut live: Vec<changes::Change> = Vec::new();
         let listened = self.feed.listened();
+        // Only this writer moves the head: it is stable for the batch.
+        let next_change = self.change_head() + 1;
         for (id, t) in &touched {
             let (before, after) = (&t.before, &t.after);
             let stored = StoredRecord {
@@ -121,7 +123,7 @@ impl Store {
                 .collect();
             if listened {
                 live.push(changes::Change::new(
-                    w.next_change + changed.len() as u64,
+                    next_change + changed.len() as u64,
                     after.view(id),
                     left.clone(),
                 ));
@@ -167,15 +169,19 @@ impl Store {
         for ((topic, partition), next) in &checkpoints {
             batch.insert(keys::checkpoint(topic, *partition), &next.to_be_bytes());
         }
-        let (next, mut reserved) = (w.next_change, w.change_reserved);
-        let logging =
-            self.log_changes(&mut batch, next, &mut reserved, &w.changes_logged, &changed)?;
+        let mut reserved = w.change_reserved;
+        let logging = self.log_changes(
+            &mut batch,
+            next_change,
+            &mut reserved,
+            &w.changes_logged,
+            &changed,
+        )?;
         w.change_reserved = reserved;
         batch.insert(keys::META_TOTALS, encode(&totals));
         self.tree.apply_batch(batch)?;
 
         w.totals = totals;
-        w.next_change = logging.next;
         w.changes_logged.commit(&logging);
         // Before publishing: a subscriber that reads the head after it
         // subscribed must see at least what it may be sent.

@@ -190,8 +190,6 @@ pub type Checkpoints = BTreeMap<(String, i32), i64>;
 struct WriterState {
     totals: Totals,
     checkpoints: Checkpoints,
-    /// The next change sequence number ([`changes`]).
-    next_change: u64,
     /// Change numbers durably reserved up to.
     change_reserved: u64,
     /// The change log's batches.
@@ -278,7 +276,6 @@ impl Store {
             writer: Mutex::new(WriterState {
                 totals,
                 checkpoints,
-                next_change,
                 change_reserved,
                 changes_logged,
             }),
