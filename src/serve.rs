@@ -44,11 +44,16 @@ impl Mode {
     }
 }
 
-/// The query service, checked and bound, waiting for its store.
+/// The query service, its settings resolved and checked and its socket
+/// bound, waiting for its store.
 struct Http {
     listener: tokio::net::TcpListener,
     auth: Auth,
-    args: HttpArgs,
+    limits: query::Limits,
+    stuck: query::StuckPolicy,
+    cors: Vec<axum::http::HeaderValue>,
+    max_ready_lag: i64,
+    startup_grace: Duration,
 }
 
 impl Http {
@@ -64,8 +69,7 @@ impl Http {
         for name in auth.example_tokens() {
             warn!(token = name, "TOKEN `{name}` IS THE EXAMPLE CONFIG'S PUBLISHED TOKEN: anyone can use it. Make your own with `tracker hash-token` and replace its sha256");
         }
-        h.stuck(file)?;
-        h.cors_origins(file)?;
+        let (stuck, cors) = (h.stuck(file)?, h.cors_origins(file)?);
         let addr = h.listen(file);
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
@@ -73,7 +77,11 @@ impl Http {
         Ok(Http {
             listener,
             auth,
-            args: h.clone(),
+            limits: h.limits(file),
+            stuck,
+            cors,
+            max_ready_lag: h.max_ready_lag(file),
+            startup_grace: h.startup_grace(file),
         })
     }
 }
@@ -229,10 +237,14 @@ fn serve(
     let Http {
         listener,
         auth,
-        args,
+        limits,
+        stuck,
+        cors,
+        max_ready_lag,
+        startup_grace: grace,
     } = h;
     if let Some(p) = &progress {
-        let (p, grace) = (p.clone(), args.startup_grace(file));
+        let p = p.clone();
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
             if !p.caught_up_once() {
@@ -242,12 +254,12 @@ fn serve(
         });
     }
     let mut state = AppState::new(store, auth, progress)
-        .with_limits(args.limits(file))
+        .with_limits(limits)
         .with_regions(file.regions.clone())
-        .with_stuck(args.stuck(file)?)
-        .with_cors(args.cors_origins(file)?)
+        .with_stuck(stuck)
+        .with_cors(cors)
         .with_closing(cancel.clone());
-    state.max_ready_lag = args.max_ready_lag(file);
+    state.max_ready_lag = max_ready_lag;
     let addr = listener.local_addr()?;
     info!(%addr, "query service listening");
     if let Some(t) = demo_token {
