@@ -142,7 +142,9 @@ impl From<StoreError> for ApiError {
         let unavailable = match &e {
             StoreError::Query { param, reason } => return ApiError::invalid(param, reason.clone()),
             StoreError::Sled(_) | StoreError::Missing { .. } | StoreError::Locked { .. } => true,
-            StoreError::Corrupt { .. } | StoreError::Layout { .. } => false,
+            StoreError::Corrupt { .. } | StoreError::Layout { .. } | StoreError::Damaged { .. } => {
+                false
+            }
         };
         ApiError::Failed {
             unavailable,

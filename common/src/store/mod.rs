@@ -9,8 +9,10 @@ mod apply;
 pub mod blocks;
 pub mod changes;
 mod consistency;
+pub mod gaps;
 pub mod index;
 pub mod keys;
+mod marker;
 mod merge;
 mod plan;
 pub mod query;
@@ -54,6 +56,16 @@ pub enum StoreError {
          or give another data directory"
     )]
     Locked { path: String },
+    #[error(
+        "the store at {path} is damaged ({file}): {reason}. The tracker neither repairs nor \
+         wipes it: rebuild it from the topic into a new directory with `tracker replay --out \
+         <new dir>` and point --data-dir there, or restore a backup"
+    )]
+    Damaged {
+        path: String,
+        file: String,
+        reason: String,
+    },
     /// A request the store cannot answer as asked (a bad `marker`, say);
     /// `param` names the request parameter at fault.
     #[error("{param}: {reason}")]
@@ -202,6 +214,8 @@ pub struct Store {
     /// Single writer: reads-then-write of a batch must not interleave.
     writer: Mutex<WriterState>,
     feed: changes::Feed,
+    /// The directory, where the durability marker lives (none in memory).
+    dir: Option<std::path::PathBuf>,
 }
 
 impl Store {
@@ -220,8 +234,15 @@ impl Store {
             .flush_every_ms(Some(500));
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         loop {
-            match config.open() {
-                Ok(db) => return Self::from_db(db, &path.display().to_string()),
+            match marker::open_guarded(&config, path)? {
+                Ok(db) => return Self::from_db(db, &path.display().to_string(), Some(path)),
+                Err(sled::Error::Corruption { at, .. }) => {
+                    return Err(marker::damaged(
+                        path,
+                        &path.join("db"),
+                        format!("sled finds its log corrupt (at {at:?})"),
+                    ))
+                }
                 Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
                     if std::time::Instant::now() >= deadline {
                         return Err(StoreError::Locked {
@@ -250,11 +271,20 @@ impl Store {
 
     /// A throw-away store in memory (tests, `verify` against a fresh fold).
     pub fn temporary() -> Result<Store, StoreError> {
-        Self::from_db(sled::Config::new().temporary(true).open()?, "(temporary)")
+        Self::from_db(
+            sled::Config::new().temporary(true).open()?,
+            "(temporary)",
+            None,
+        )
     }
 
-    fn from_db(db: sled::Db, path: &str) -> Result<Store, StoreError> {
+    /// `dir`: where the durability marker is (none for a store in memory).
+    fn from_db(db: sled::Db, path: &str, dir: Option<&Path>) -> Result<Store, StoreError> {
         let tree = db.open_tree("projection")?;
+        // Before an empty store is stamped: it may be one that lost everything.
+        if let (Some(dir), true) = (dir, tree.is_empty()) {
+            marker::check(dir, &Totals::default())?;
+        }
         check_layout(&tree, path)?;
         let totals = match tree.get(keys::META_TOTALS)? {
             Some(v) => {
@@ -262,6 +292,9 @@ impl Store {
             }
             None => Totals::default(),
         };
+        if let Some(dir) = dir {
+            marker::check(dir, &totals)?;
+        }
         let mut checkpoints = Checkpoints::new();
         for kv in tree.scan_prefix([keys::space::CHECKPOINT]) {
             let (k, v) = kv?;
@@ -280,13 +313,19 @@ impl Store {
                 changes_logged,
             }),
             feed: changes::Feed::new(next_change),
+            dir: dir.map(Path::to_owned),
         })
     }
 
-    /// Makes everything written so far durable.
+    /// Makes everything written so far durable, and says so in the
+    /// durability marker.
     pub fn flush(&self) -> Result<(), StoreError> {
+        let measure = marker::measure(&self.totals());
         self.db.flush()?;
-        Ok(())
+        match &self.dir {
+            Some(dir) => marker::write(dir, measure),
+            None => Ok(()),
+        }
     }
 
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {

@@ -1,0 +1,226 @@
+//! The durability marker: a small file beside sled's own, saying how far
+//! the store was known to be durable. sled recovers a truncated or
+//! overwritten log by keeping what precedes the damage, silently — the
+//! store would open as an older (or empty) projection, and the checkpoints
+//! in it would make ingest re-read from there without a word. With the
+//! marker, a store that holds less than it had made durable is refused.
+//!
+//! The marker is written after each explicit flush (so what it claims is on
+//! disk), atomically (a temporary file renamed over it). Its measure is the
+//! number of messages the store has handled (applied, duplicate or
+//! quarantined), which only grows.
+
+use std::path::{Path, PathBuf};
+
+use super::{StoreError, Totals};
+
+pub const FILE: &str = "tracker-marker";
+const HEAD: &str = "replication-tracker durability marker v1";
+
+/// What only grows as batches are written.
+pub fn measure(t: &Totals) -> u64 {
+    t.applied + t.duplicates + t.quarantined
+}
+
+/// The durable measure the marker in `dir` records; `None` without a marker
+/// (a new store, or one from before markers).
+pub fn read(dir: &Path) -> Result<Option<u64>, StoreError> {
+    let path = dir.join(FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(damaged(dir, &path, format!("cannot read it: {e}"))),
+    };
+    let mut lines = text.lines();
+    let measure = (lines.next() == Some(HEAD))
+        .then(|| lines.next()?.strip_prefix("messages ")?.parse().ok())
+        .flatten();
+    measure
+        .map(Some)
+        .ok_or_else(|| damaged(dir, &path, "it is not a marker this tracker wrote".into()))
+}
+
+/// Records `measure` as durable (call only once it is).
+pub fn write(dir: &Path, measure: u64) -> Result<(), StoreError> {
+    let tmp = dir.join(format!("{FILE}.tmp"));
+    let io = |e: std::io::Error| StoreError::Sled(sled::Error::Io(e));
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        writeln!(f, "{HEAD}\nmessages {measure}").map_err(io)?;
+        f.sync_all().map_err(io)?;
+    }
+    std::fs::rename(&tmp, dir.join(FILE)).map_err(io)
+}
+
+/// Opens sled, turning a panic in its recovery (which is how sled 0.34
+/// meets some garbled logs: "tried to serialize Uninitialized") into a
+/// refusal naming the log. The panic's own report is kept off stderr (this
+/// thread's only): the refusal says it in one line.
+pub fn open_guarded(
+    config: &sled::Config,
+    dir: &Path,
+) -> Result<sled::Result<sled::Db>, StoreError> {
+    use std::panic;
+    use std::sync::Arc;
+    let me = std::thread::current().id();
+    let previous = Arc::new(panic::take_hook());
+    let others = previous.clone();
+    panic::set_hook(Box::new(move |info| {
+        if std::thread::current().id() != me {
+            others(info)
+        }
+    }));
+    let opened = panic::catch_unwind(panic::AssertUnwindSafe(|| config.open()));
+    // Drops the filter (and its handle on the previous hook) first.
+    drop(panic::take_hook());
+    if let Ok(previous) = Arc::try_unwrap(previous) {
+        panic::set_hook(previous);
+    }
+    opened.map_err(|payload| {
+        let why = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        damaged(
+            dir,
+            &dir.join("db"),
+            format!("sled cannot recover its log ({why})"),
+        )
+    })
+}
+
+/// Refuses a store that holds less than its marker says was durable.
+pub fn check(dir: &Path, totals: &Totals) -> Result<(), StoreError> {
+    match read(dir)? {
+        Some(durable) if measure(totals) < durable => Err(damaged(
+            dir,
+            &dir.join("db"),
+            format!(
+                "it holds {} messages' worth of the projection, but {durable} had been made \
+                 durable ({}): sled's log was truncated or overwritten",
+                measure(totals),
+                dir.join(FILE).display()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+pub fn damaged(dir: &Path, file: &Path, reason: String) -> StoreError {
+    StoreError::Damaged {
+        path: dir.display().to_string(),
+        file: PathBuf::from(file).display().to_string(),
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Seek, SeekFrom, Write};
+
+    use crate::store::Store;
+    use crate::{sample, testkit};
+
+    /// A flushed store of a few thousand events in `dir`; its record count.
+    fn filled(dir: &std::path::Path) -> u64 {
+        let events = sample::events(&sample::Shape {
+            records: 3000,
+            projects: 3,
+            regions: 4,
+            seed: 7,
+        });
+        let s = Store::open(dir, 8 << 20).unwrap();
+        for (i, chunk) in testkit::messages(&events, 0).chunks(500).enumerate() {
+            s.apply_batch(chunk).unwrap();
+            if i % 4 == 0 {
+                s.flush().unwrap();
+            }
+        }
+        s.flush().unwrap();
+        s.totals().records
+    }
+
+    fn refusal(dir: &std::path::Path) -> String {
+        match Store::open(dir, 8 << 20) {
+            Ok(s) => panic!(
+                "a damaged store opened, with {} records",
+                s.totals().records
+            ),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn an_intact_store_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = filled(dir.path());
+        assert_eq!(
+            Store::open(dir.path(), 8 << 20).unwrap().totals().records,
+            records
+        );
+    }
+
+    #[test]
+    fn a_truncated_log_is_refused_naming_the_file_and_the_rebuild() {
+        let dir = tempfile::tempdir().unwrap();
+        filled(dir.path());
+        let db = dir.path().join("db");
+        let len = std::fs::metadata(&db).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&db)
+            .unwrap()
+            // At a segment boundary (sled's segments are 512 KiB): sled
+            // then recovers the older prefix without a word.
+            .set_len((len - 1) / (512 << 10) * (512 << 10))
+            .unwrap();
+        let text = refusal(dir.path());
+        assert!(
+            text.contains("is damaged") && text.contains("/db"),
+            "{text}"
+        );
+        assert!(text.contains("tracker replay --out"), "{text}");
+    }
+
+    #[test]
+    fn a_garbled_log_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        filled(dir.path());
+        let db = dir.path().join("db");
+        let len = std::fs::metadata(&db).unwrap().len();
+        let mut f = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+        f.seek(SeekFrom::Start(len / 3)).unwrap();
+        f.write_all(&vec![0x5a; 64 << 10]).unwrap();
+        drop(f);
+        let text = refusal(dir.path());
+        assert!(text.contains("is damaged"), "{text}");
+    }
+
+    #[test]
+    fn an_emptied_directory_and_a_garbled_marker_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        filled(dir.path());
+        for f in ["db", "conf"] {
+            std::fs::remove_file(dir.path().join(f)).unwrap();
+        }
+        for snap in std::fs::read_dir(dir.path()).unwrap() {
+            let p = snap.unwrap().path();
+            if p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("snap.")
+            {
+                std::fs::remove_file(p).unwrap();
+            }
+        }
+        assert!(refusal(dir.path()).contains("is damaged"));
+        std::fs::write(dir.path().join(super::FILE), "messages lots\n").unwrap();
+        let text = refusal(dir.path());
+        assert!(
+            text.contains(super::FILE) && text.contains("not a marker"),
+            "{text}"
+        );
+    }
+}
