@@ -69,6 +69,17 @@ pub enum Command {
         #[command(flatten)]
         kafka: KafkaArgs,
     },
+    /// Accept an offset gap on a partition held at one: record the skipped range in the store
+    /// and resume ingest after it (the tracker must not be running on the store).
+    AcceptGap {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        /// The partition held at the gap (`/health/ready` names it).
+        #[arg(long)]
+        partition: i32,
+    },
     /// Print a store's digest and totals (the tracker must not be running on it).
     Digest {
         #[command(flatten)]
@@ -134,7 +145,9 @@ mod tests {
             Command::Replay { kafka, .. } | Command::Publish { kafka, .. } => {
                 (None, Some(kafka), None)
             }
-            Command::Verify { store, kafka, .. } => (Some(store), Some(kafka), None),
+            Command::Verify { store, kafka, .. } | Command::AcceptGap { store, kafka, .. } => {
+                (Some(store), Some(kafka), None)
+            }
             Command::Digest { store } => (Some(store), None, None),
             Command::HashToken { .. } => (None, None, None),
         }
@@ -146,7 +159,7 @@ mod tests {
     /// variables of this process.
     #[test]
     fn every_command_reads_every_setting_from_every_source() {
-        let commands: [&[&str]; 9] = [
+        let commands: [&[&str]; 10] = [
             &[],
             &["run"],
             &["ingest"],
@@ -154,6 +167,7 @@ mod tests {
             &["replay", "--out", "o"],
             &["verify"],
             &["digest"],
+            &["accept-gap", "--partition", "0"],
             &["publish", "f"],
             &["hash-token"],
         ];

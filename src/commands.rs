@@ -8,6 +8,7 @@ use anyhow::{bail, Context};
 
 use crate::config::{FileConfig, KafkaArgs, StoreArgs};
 use crate::process::{new_token, one_line, shutdown_token};
+use common::store::gaps::GapKind;
 use common::Store;
 
 /// Rebuilds the projection from the topic into `out`; prints its digest.
@@ -49,6 +50,36 @@ pub fn digest(file: &FileConfig, store: &StoreArgs) -> anyhow::Result<ExitCode> 
         "records {} applied {} duplicates {} quarantined {}",
         t.records, t.applied, t.duplicates, t.quarantined
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Accepts the offset gap a partition is held at, and says what was skipped.
+pub fn accept_gap(
+    file: &FileConfig,
+    store: &StoreArgs,
+    kafka: &KafkaArgs,
+    partition: i32,
+) -> anyhow::Result<ExitCode> {
+    let brokers = kafka.brokers(file).context("accept-gap needs --brokers")?;
+    let s = Store::open_existing(&store.data_dir(file), store.cache_bytes(file))?;
+    let a = ingest::accept::accept_gap(&brokers, &kafka.topic(file), &s, partition)?;
+    s.flush()?;
+    let (kind, from) = (a.kind.as_str(), a.from);
+    match (a.kind, a.resumed_at) {
+        (GapKind::RetentionGap, Some(next)) => println!(
+            "partition {partition}: {kind} accepted: offsets {from}..{next} ({} messages) are \
+             recorded as skipped; ingest resumes at {next}",
+            next - from
+        ),
+        (_, Some(next)) => println!(
+            "partition {partition}: {kind} accepted: offsets below {from} were of the deleted \
+             topic; ingest reads the recreated partition from {next}"
+        ),
+        (_, None) => println!(
+            "partition {partition}: {kind} accepted: the partition no longer exists; its \
+             checkpoint (offset {from}) is dropped and the gap recorded"
+        ),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

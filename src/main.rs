@@ -63,6 +63,11 @@ fn tracker() -> anyhow::Result<ExitCode> {
             kafka,
         } => commands::verify(&file, &store, against, replay, &kafka),
         Command::Digest { store } => commands::digest(&file, &store),
+        Command::AcceptGap {
+            store,
+            kafka,
+            partition,
+        } => commands::accept_gap(&file, &store, &kafka, partition),
         Command::Publish {
             file: path,
             kafka,

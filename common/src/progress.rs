@@ -1,10 +1,14 @@
 //! Ingest progress as both services see it: the broker's state and, per
 //! partition, the next offset to apply and the high watermark. The ingest
-//! worker writes it; readiness and `/metrics` read it.
+//! worker writes it; readiness and `/metrics` read it. Also what stops
+//! ingest without stopping the service: partitions held at an offset gap,
+//! and a store that refuses writes.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+
+use crate::store::gaps::Gap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BrokerState {
@@ -44,6 +48,10 @@ pub struct Snapshot {
     /// The broker answered, but has no such topic.
     pub topic_missing: bool,
     pub partitions: BTreeMap<i32, PartitionProgress>,
+    /// Partitions held at an offset gap: not consumed until accepted.
+    pub gaps: BTreeMap<i32, Gap>,
+    /// The last store write failed with this error (cleared by a success).
+    pub store_error: Option<String>,
     pub batches: u64,
 }
 
@@ -66,6 +74,8 @@ impl IngestProgress {
                 topic: topic.to_owned(),
                 topic_missing: false,
                 partitions: BTreeMap::new(),
+                gaps: BTreeMap::new(),
+                store_error: None,
                 batches: 0,
             }),
             caught_up_once: AtomicBool::new(false),
@@ -78,7 +88,10 @@ impl IngestProgress {
 
     /// Sets the broker state; returns the previous one (to log changes once).
     pub fn set_broker(&self, state: BrokerState) -> BrokerState {
-        std::mem::replace(&mut self.inner.lock().expect("progress lock").broker, state)
+        let previous =
+            std::mem::replace(&mut self.inner.lock().expect("progress lock").broker, state);
+        self.note_caught_up();
+        previous
     }
 
     /// Notes whether the topic exists; returns what was noted before.
@@ -109,13 +122,37 @@ impl IngestProgress {
         self.note_caught_up();
     }
 
+    /// Notes a partition held at a gap; returns whether it is news.
+    pub fn set_gap(&self, partition: i32, gap: Gap) -> bool {
+        let news = self
+            .inner
+            .lock()
+            .expect("progress lock")
+            .gaps
+            .insert(partition, gap)
+            .is_none();
+        self.note_caught_up();
+        news
+    }
+
+    /// Notes a failed (`Some`) or successful (`None`) store write; returns
+    /// the previous state, to log changes once.
+    pub fn set_store_error(&self, error: Option<String>) -> Option<String> {
+        std::mem::replace(
+            &mut self.inner.lock().expect("progress lock").store_error,
+            error,
+        )
+    }
+
     pub fn batch_done(&self) {
         self.inner.lock().expect("progress lock").batches += 1;
     }
 
     fn note_caught_up(&self) {
         let s = self.snapshot();
-        if s.broker == BrokerState::Up && !s.partitions.is_empty() && s.lag() == 0 {
+        // A partition held at a gap is as far as it can be until accepted.
+        let known = !s.partitions.is_empty() || !s.gaps.is_empty();
+        if s.broker == BrokerState::Up && known && s.lag() == 0 {
             self.caught_up_once.store(true, Ordering::Relaxed);
         }
     }

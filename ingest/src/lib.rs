@@ -4,11 +4,13 @@
 //! pure partition-assignment logic, `replay` into a fresh store, the JSON-lines
 //! publisher, and the embedded demo broker. It knows nothing of HTTP.
 
+pub mod accept;
 pub mod assignment;
 pub mod embedded;
 pub mod publish;
 pub mod replay;
 mod report;
+pub mod topic_config;
 pub mod worker;
 
 use std::time::Duration;
@@ -63,6 +65,10 @@ pub enum IngestError {
         total: usize,
         reason: String,
     },
+    #[error("{0}")]
+    TopicUnusable(String),
+    #[error("{0}")]
+    NoGap(String),
     #[error("topic `{0}` does not exist (yet)")]
     NoSuchTopic(String),
     #[error("{} is not empty: replay needs a fresh data dir", .0.display())]

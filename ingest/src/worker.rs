@@ -8,7 +8,14 @@
 //!   partitions added later are picked up. No consumer group membership:
 //!   every tracker replica keeps its own full projection.
 //! - Each partition starts at the next offset stored in sled (or the
-//!   beginning). Offsets are never read from Kafka: the checkpoint is written
+//!   beginning), unless the topic can no longer continue from there (an
+//!   offset gap: retention ran ahead, or the topic was recreated): then the
+//!   partition is held, durably, until an operator accepts the gap, and the
+//!   others go on. `auto.offset.reset` is `error`, so librdkafka never
+//!   re-bases a partition on its own; its error only triggers the check.
+//! - The topic's settings are checked once it is found: a compacted topic
+//!   is refused ([`crate::topic_config`]).
+//! - Offsets are never read from Kafka: the checkpoint is written
 //!   in the same atomic batch as the projection changes it covers, so after a
 //!   crash the store and its offsets agree, and redelivered messages below the
 //!   checkpoint are skipped by the store. Kafka commits, when enabled, are
@@ -23,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::ClientContext;
@@ -31,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, instrument, warn};
 
 use common::progress::{BrokerState, IngestProgress};
+use common::store::gaps::Gap;
 use common::store::{BatchOutcome, Message};
 use common::{Store, StoreError};
 
@@ -39,6 +47,9 @@ use crate::{IngestConfig, IngestError};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the store is flushed and its durability marker moved on (sled
+/// flushes every 500 ms itself; this is what the marker can vouch for).
+const MARK_EVERY: Duration = Duration::from_secs(5);
 
 /// Routes librdkafka's own logs to `debug`: broker-down noise would otherwise
 /// repeat every reconnect; the worker logs state changes itself.
@@ -90,6 +101,10 @@ pub struct Worker {
     store: Arc<Store>,
     progress: Arc<IngestProgress>,
     assigned: BTreeSet<i32>,
+    /// Partitions held at an offset gap (also in the store and the progress).
+    held: BTreeMap<i32, Gap>,
+    topic_checked: bool,
+    last_mark: Instant,
     next_refresh: Instant,
     backoff: Duration,
 }
@@ -116,7 +131,8 @@ impl Worker {
             .set("group.id", &cfg.group_id)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
+            // Never re-base silently: an out-of-range offset is an error we check.
+            .set("auto.offset.reset", "error")
             .set("enable.partition.eof", "false")
             .set("allow.auto.create.topics", "false")
             .set("reconnect.backoff.max.ms", "5000")
@@ -124,12 +140,24 @@ impl Worker {
             // librdkafka prefetches up to 64 MiB per partition by default: bound it.
             .set("queued.max.messages.kbytes", "16384");
         let consumer: BaseConsumer<QuietContext> = cc.create_with_context(QuietContext)?;
+        let mut held = BTreeMap::new();
+        for ((t, p), gap) in store.held_partitions()? {
+            if t != cfg.topic {
+                continue;
+            }
+            error!(partition = p, kind = gap.kind.as_str(), "{}; this partition is held until the gap is accepted (`tracker accept-gap --partition {p}`) or the store is rebuilt (`tracker replay`)", gap.describe(p));
+            progress.set_gap(p, gap);
+            held.insert(p, gap);
+        }
         Ok(Worker {
             cfg,
             consumer: Some(consumer),
             store,
             progress,
             assigned: BTreeSet::new(),
+            held,
+            topic_checked: false,
+            last_mark: Instant::now(),
             next_refresh: Instant::now(),
             backoff: Duration::from_secs(1),
         })
@@ -141,11 +169,12 @@ impl Worker {
             .expect("consumer is open until close()")
     }
 
-    /// Refreshes partitions (assigning new ones) and high watermarks, when due.
-    /// Broker trouble is reported, never returned.
-    fn refresh_if_due(&mut self) {
+    /// Refreshes partitions (assigning new ones) and watermarks, when due.
+    /// Broker trouble is reported, never returned; an unusable topic or
+    /// store is returned.
+    fn refresh_if_due(&mut self) -> Result<(), IngestError> {
         if Instant::now() < self.next_refresh {
-            return;
+            return Ok(());
         }
         match self.refresh() {
             Ok(()) => {
@@ -166,6 +195,7 @@ impl Worker {
                 }
                 self.next_refresh = Instant::now() + self.cfg.metadata_interval;
             }
+            Err(e @ (IngestError::TopicUnusable(_) | IngestError::Store(_))) => return Err(e),
             Err(e) => {
                 if self.progress.set_broker(BrokerState::Down) != BrokerState::Down {
                     warn!(error = %e, brokers = %self.cfg.brokers, "broker unreachable; retrying (the projection stays as it is meanwhile)");
@@ -174,56 +204,105 @@ impl Worker {
                 self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
             }
         }
+        Ok(())
     }
 
     fn refresh(&mut self) -> Result<(), IngestError> {
         let topic = self.cfg.topic.clone();
         // A replay's shorter connect timeout bounds each attempt too.
-        let md = self
-            .consumer()
-            .fetch_metadata(Some(&topic), KAFKA_TIMEOUT.min(self.cfg.connect_timeout))?;
+        let timeout = KAFKA_TIMEOUT.min(self.cfg.connect_timeout);
+        let md = self.consumer().fetch_metadata(Some(&topic), timeout)?;
         let t = md.topics().iter().find(|t| t.name() == topic);
-        let discovered: Vec<i32> = match t {
+        let discovered: BTreeSet<i32> = match t {
             Some(t) if t.error().is_none() => t.partitions().iter().map(|p| p.id()).collect(),
             _ => return Err(IngestError::NoSuchTopic(topic.clone())),
         };
-        let fresh = new_assignments(
-            &topic,
-            &self.assigned,
-            &discovered,
-            &self.store.checkpoints(),
-        );
-        if !fresh.is_empty() {
-            let mut tpl = TopicPartitionList::new();
-            for (p, start) in &fresh {
-                let offset = match start {
-                    Start::Offset(o) => Offset::Offset(*o),
-                    Start::Beginning => Offset::Beginning,
-                };
-                tpl.add_partition_offset(&topic, *p, offset)?;
+        if !self.topic_checked {
+            crate::topic_config::check(&self.cfg.brokers, &topic, timeout)?;
+            self.topic_checked = true;
+        }
+        let checkpoints = self.store.checkpoints();
+        // A partition the store has offsets of but the topic no longer has.
+        for ((t, p), next) in &checkpoints {
+            if *t == topic && !discovered.contains(p) {
+                self.hold(
+                    *p,
+                    Gap::classify(*next, None).expect("a gone partition is a gap"),
+                )?;
             }
+        }
+        let open: Vec<i32> = discovered
+            .iter()
+            .copied()
+            .filter(|p| !self.held.contains_key(p))
+            .collect();
+        let fresh = new_assignments(&topic, &self.assigned, &open, &checkpoints);
+        let mut tpl = TopicPartitionList::new();
+        let mut starts = Vec::new();
+        for (p, start) in fresh {
+            let (low, high) = self.consumer().fetch_watermarks(&topic, p, KAFKA_TIMEOUT)?;
+            let (offset, next) = match start {
+                Start::Offset(o) => match Gap::classify(o, Some((low, high))) {
+                    Some(gap) => {
+                        self.hold(p, gap)?;
+                        continue;
+                    }
+                    None => (Offset::Offset(o), o),
+                },
+                Start::Beginning => {
+                    if low > 0 {
+                        warn!(partition = p, low, "partition {p} starts at offset {low}, not 0: the messages below it were deleted (retention) and are not in this projection");
+                    }
+                    (Offset::Beginning, low)
+                }
+            };
+            tpl.add_partition_offset(&topic, p, offset)?;
+            starts.push((p, next, high));
+        }
+        if !starts.is_empty() {
             self.consumer().incremental_assign(&tpl)?;
-            for (p, start) in fresh {
-                let (low, _) = self.consumer().fetch_watermarks(&topic, p, KAFKA_TIMEOUT)?;
-                let next = match start {
-                    Start::Offset(o) => o.max(low),
-                    Start::Beginning => low,
-                };
+            for (p, next, high) in starts {
                 self.progress.set_next_offset(p, next);
+                self.progress.set_high_watermark(p, high);
                 self.assigned.insert(p);
                 info!(partition = p, offset = next, "partition assigned");
             }
         }
-        for &p in &self.assigned {
-            let (_, high) = self.consumer().fetch_watermarks(&topic, p, KAFKA_TIMEOUT)?;
-            self.progress.set_high_watermark(p, high);
+        let snap = self.progress.snapshot();
+        for p in self.assigned.clone() {
+            let (low, high) = self.consumer().fetch_watermarks(&topic, p, KAFKA_TIMEOUT)?;
+            // Where this partition is: its checkpoint, or where it started.
+            let at = snap.partitions.get(&p).map_or(low, |pp| pp.next_offset);
+            match Gap::classify(at, Some((low, high))) {
+                Some(gap) => self.hold(p, gap)?,
+                None => self.progress.set_high_watermark(p, high),
+            }
         }
+        Ok(())
+    }
+
+    /// Holds a partition at a gap: stops consuming it, records the hold in
+    /// the store (so a restart holds it too) and reports it, once.
+    fn hold(&mut self, partition: i32, gap: Gap) -> Result<(), IngestError> {
+        if self.held.contains_key(&partition) {
+            return Ok(());
+        }
+        if self.assigned.remove(&partition) {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(&self.cfg.topic, partition);
+            self.consumer().incremental_unassign(&tpl)?;
+        }
+        self.store
+            .hold_partition(&self.cfg.topic, partition, &gap)?;
+        self.progress.set_gap(partition, gap);
+        self.held.insert(partition, gap);
+        error!(partition, kind = gap.kind.as_str(), "{}; this partition is held (the others go on) until the gap is accepted (`tracker accept-gap --partition {partition}`) or the store is rebuilt (`tracker replay`)", gap.describe(partition));
         Ok(())
     }
 
     /// Collects up to `max_batch` messages, waiting at most `max_batch_wait`
     /// after the first one (or `idle` if none comes).
-    fn poll_batch(&self, idle: Duration, cancel: &CancellationToken) -> Vec<Message> {
+    fn poll_batch(&mut self, idle: Duration, cancel: &CancellationToken) -> Vec<Message> {
         let mut batch = Vec::new();
         let start = Instant::now();
         let mut deadline = start + idle;
@@ -234,6 +313,8 @@ impl Worker {
             }
             match self.consumer().poll(deadline - now) {
                 None => {}
+                // Left in librdkafka's queue when its partition was held.
+                Some(Ok(m)) if self.held.contains_key(&m.partition()) => {}
                 Some(Ok(m)) => {
                     if batch.is_empty() {
                         deadline = Instant::now() + self.cfg.max_batch_wait;
@@ -246,6 +327,12 @@ impl Worker {
                         payload: m.payload().map(<[u8]>::to_vec),
                     });
                 }
+                // An offset out of range: check every partition for a gap now.
+                Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
+                    warn!("the broker has no message at a partition's next offset; checking for an offset gap");
+                    self.next_refresh = Instant::now();
+                    break;
+                }
                 Some(Err(e)) => debug!(error = %e, "poll error (librdkafka retries)"),
             }
         }
@@ -255,7 +342,7 @@ impl Worker {
     /// Writes a batch, retrying store failures with backoff until it lands or
     /// the worker is cancelled (the batch stays in memory meanwhile).
     fn write(
-        &self,
+        &mut self,
         batch: &[Message],
         cancel: &CancellationToken,
     ) -> Result<BatchOutcome, IngestError> {
@@ -263,16 +350,39 @@ impl Worker {
         loop {
             match process_batch(&self.store, &self.progress, batch) {
                 Ok(outcome) => {
+                    if self.last_mark.elapsed() >= MARK_EVERY {
+                        self.last_mark = Instant::now();
+                        if let Err(e) = self.store.flush() {
+                            self.store_failed(&e, backoff);
+                            return Ok(outcome);
+                        }
+                    }
+                    if self.progress.set_store_error(None).is_some() {
+                        info!("store writes again");
+                    }
                     self.commit_advisory();
                     return Ok(outcome);
                 }
                 Err(e) if cancel.is_cancelled() => return Err(e.into()),
                 Err(e) => {
-                    error!(error = %e, retry_in = ?backoff, "store write failed; retrying the batch");
-                    std::thread::sleep(backoff);
+                    self.store_failed(&e, backoff);
+                    let until = Instant::now() + backoff;
+                    while Instant::now() < until && !cancel.is_cancelled() {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
+        }
+    }
+
+    /// Reports a store write or flush that failed: logged once per outage;
+    /// readiness says `store: error` meanwhile.
+    fn store_failed(&self, e: &StoreError, retry_in: Duration) {
+        if self.progress.set_store_error(Some(e.to_string())).is_none() {
+            error!(error = %e, "the store refuses writes: the batch is retried with backoff, and no checkpoint moves past what was written, so nothing is lost; a store that stays broken needs space freed and a restart");
+        } else {
+            debug!(error = %e, ?retry_in, "store write failed again");
         }
     }
 
@@ -297,7 +407,10 @@ impl Worker {
         info!(brokers = %self.cfg.brokers, topic = %self.cfg.topic, "ingest worker started");
         let mut report = crate::report::Report::default();
         while !cancel.is_cancelled() {
-            self.refresh_if_due();
+            if let Err(e) = self.refresh_if_due() {
+                self.close()?;
+                return Err(e);
+            }
             let batch = self.poll_batch(Duration::from_millis(250), &cancel);
             if !batch.is_empty() {
                 let outcome = self.write(&batch, &cancel)?;
@@ -327,6 +440,10 @@ impl Worker {
             }
             match self.refresh() {
                 Ok(()) => break,
+                Err(e @ (IngestError::TopicUnusable(_) | IngestError::Store(_))) => {
+                    self.close()?;
+                    return Err(e);
+                }
                 Err(e) if start.elapsed() >= connect_timeout => {
                     self.close()?;
                     return Err(IngestError::Unreachable {

@@ -184,6 +184,22 @@ pub struct DigestBody {
     pub events_duplicate: u64,
     pub events_quarantined: u64,
     pub checkpoints: Vec<CheckpointBody>,
+    /// Offset gaps an operator accepted (`tracker accept-gap`): ranges of the
+    /// topic this projection never applied.
+    pub accepted_gaps: Vec<AcceptedGapBody>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AcceptedGapBody {
+    pub topic: String,
+    pub partition: i32,
+    /// `retention_gap` or `topic_reset`.
+    pub kind: String,
+    /// The first offset never applied.
+    pub from: i64,
+    /// Where ingest resumed; null when the partition was gone.
+    pub resumed_at: Option<i64>,
+    pub accepted_at: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -194,8 +210,15 @@ pub struct LiveBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReadyBody {
     pub ready: bool,
-    /// `open` or `unavailable`.
+    /// `open`, `unavailable` (cannot be read), or `error` (ingest's writes
+    /// fail: see `store_error`).
     pub store: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_error: Option<String>,
+    /// With ingest: partitions held at an offset gap, not consumed until an
+    /// operator accepts the gap (`tracker accept-gap`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<GapBody>,
     /// With ingest: `connecting`, `up` or `down`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub broker: Option<String>,
@@ -208,6 +231,21 @@ pub struct ReadyBody {
     pub max_lag: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub caught_up_once: Option<bool>,
+}
+
+/// A partition held at an offset gap.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GapBody {
+    pub partition: i32,
+    /// `retention_gap` or `topic_reset`.
+    pub kind: String,
+    /// The next offset the store would apply.
+    pub checkpoint: i64,
+    /// The partition's low and high watermarks when the gap was seen;
+    /// absent when the partition no longer exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watermarks: Option<[i64; 2]>,
+    pub detail: String,
 }
 
 /// Every error.

@@ -141,6 +141,18 @@ impl Metrics {
                     );
                 }
             }
+            let name = "tracker_partition_gap";
+            let _ = writeln!(out, "# HELP {name} 1 for each partition held at an offset gap (retention_gap or topic_reset) until accepted.\n# TYPE {name} gauge");
+            for (partition, gap) in &s.gaps {
+                let _ = writeln!(
+                    out,
+                    "{name}{{topic=\"{}\",partition=\"{partition}\",kind=\"{}\"}} 1",
+                    escape(&s.topic),
+                    gap.kind.as_str()
+                );
+            }
+            let name = "tracker_store_write_failing";
+            let _ = writeln!(out, "# HELP {name} 1 while the store refuses ingest's writes.\n# TYPE {name} gauge\n{name} {}", u8::from(s.store_error.is_some()));
         }
         let name = "tracker_http_request_duration_seconds";
         let _ = writeln!(

@@ -6,9 +6,9 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::bodies::{
-    CapabilitiesBody, CheckpointBody, DigestBody, ErrorBody, EventBody, EventsBody, ListBody,
-    LiveBody, ProjectsBody, QuarantineBody, QuarantinedBody, ReadyBody, RecordBody, RegionBody,
-    SummariesBody, SummaryInterval, SummaryItem, Time,
+    AcceptedGapBody, CapabilitiesBody, CheckpointBody, DigestBody, ErrorBody, EventBody,
+    EventsBody, GapBody, ListBody, LiveBody, ProjectsBody, QuarantineBody, QuarantinedBody,
+    ReadyBody, RecordBody, RegionBody, SummariesBody, SummaryInterval, SummaryItem, Time,
 };
 
 struct TokenAuth;
@@ -41,7 +41,7 @@ impl Modify for TokenAuth {
         crate::routes::ready,
         crate::routes::metrics,
     ),
-    components(schemas(Time, ProjectsBody, SummariesBody, SummaryItem, SummaryInterval, CapabilitiesBody, RegionBody, ListBody, RecordBody, EventsBody, EventBody, QuarantineBody, QuarantinedBody, DigestBody, CheckpointBody, LiveBody, ReadyBody, ErrorBody)),
+    components(schemas(Time, ProjectsBody, SummariesBody, SummaryItem, SummaryInterval, CapabilitiesBody, RegionBody, ListBody, RecordBody, EventsBody, EventBody, QuarantineBody, QuarantinedBody, DigestBody, CheckpointBody, AcceptedGapBody, LiveBody, ReadyBody, GapBody, ErrorBody)),
     modifiers(&TokenAuth)
 )]
 pub struct ApiDoc;

@@ -12,8 +12,9 @@ use serde_json::Value;
 
 use crate::access::{authenticate, authorize, blocking, path_error, ApiResult};
 use crate::bodies::{
-    CheckpointBody, DigestBody, ErrorBody, EventBody, EventsBody, ListBody, ListParams, LiveBody,
-    PageParams, QuarantineBody, QuarantinedBody, ReadyBody, RecordBody,
+    AcceptedGapBody, CheckpointBody, DigestBody, ErrorBody, EventBody, EventsBody, GapBody,
+    ListBody, ListParams, LiveBody, PageParams, QuarantineBody, QuarantinedBody, ReadyBody,
+    RecordBody,
 };
 use crate::error::ApiError;
 use crate::{params, AppState};
@@ -214,6 +215,18 @@ pub(crate) async fn digest(State(s): State<AppState>, headers: HeaderMap) -> Api
                     next_offset,
                 })
                 .collect(),
+            accepted_gaps: st
+                .accepted_gaps()?
+                .into_iter()
+                .map(|g| AcceptedGapBody {
+                    topic: g.topic,
+                    partition: g.partition,
+                    kind: g.kind.as_str().into(),
+                    from: g.from,
+                    resumed_at: g.resumed_at,
+                    accepted_at: g.accepted_at.render(),
+                })
+                .collect(),
         }))
     })
     .await
@@ -238,6 +251,8 @@ pub(crate) async fn ready(State(s): State<AppState>) -> Response {
     let mut body = ReadyBody {
         ready: store_ok,
         store: if store_ok { "open" } else { "unavailable" }.into(),
+        store_error: None,
+        gaps: Vec::new(),
         broker: None,
         topic: None,
         lag: None,
@@ -260,7 +275,24 @@ pub(crate) async fn ready(State(s): State<AppState>) -> Response {
         body.lag = Some(lag);
         body.max_lag = Some(s.max_ready_lag);
         body.caught_up_once = Some(p.caught_up_once());
-        body.ready &= snap.broker == BrokerState::Up
+        if let Some(e) = &snap.store_error {
+            body.store = "error".into();
+            body.store_error = Some(e.clone());
+        }
+        body.gaps = snap
+            .gaps
+            .iter()
+            .map(|(&partition, g)| GapBody {
+                partition,
+                kind: g.kind.as_str().into(),
+                checkpoint: g.checkpoint,
+                watermarks: g.watermarks.map(|(l, h)| [l, h]),
+                detail: g.describe(partition),
+            })
+            .collect();
+        body.ready &= snap.store_error.is_none()
+            && snap.gaps.is_empty()
+            && snap.broker == BrokerState::Up
             && !snap.topic_missing
             && lag <= s.max_ready_lag
             && p.caught_up_once();

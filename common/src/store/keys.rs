@@ -34,6 +34,10 @@ pub mod space {
     /// `x` first-seq → [record id] : the change sequence of one batch
     /// (bounded retention), for resuming the live feed
     pub const CHANGE: u8 = b'x';
+    /// `g` topic partition → Gap : a partition held at an offset gap
+    pub const GAP: u8 = b'g';
+    /// `a` seq → AcceptedGap : the offset ranges an operator accepted to skip
+    pub const GAP_ACCEPTED: u8 = b'a';
     /// `m` name → store-wide totals and sequences
     pub const META: u8 = b'm';
 }
@@ -113,6 +117,29 @@ pub fn read_checkpoint(k: &[u8]) -> Option<(String, i32)> {
     Some((
         String::from_utf8(topic).ok()?,
         (u32::from_be_bytes(p) ^ (1 << 31)) as i32,
+    ))
+}
+
+pub fn gap(topic: &str, partition: i32) -> Vec<u8> {
+    let mut k = checkpoint(topic, partition);
+    k[0] = space::GAP;
+    k
+}
+
+pub fn read_gap(k: &[u8]) -> Option<(String, i32)> {
+    let rest = k.strip_prefix(&[space::GAP])?;
+    read_checkpoint(&[&[space::CHECKPOINT], rest].concat())
+}
+
+pub fn gap_accepted(seq: u64) -> Vec<u8> {
+    let mut k = vec![space::GAP_ACCEPTED];
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+pub fn read_gap_accepted(k: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(
+        k.strip_prefix(&[space::GAP_ACCEPTED])?.try_into().ok()?,
     ))
 }
 
