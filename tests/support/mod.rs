@@ -90,6 +90,55 @@ impl Broker {
     pub fn create_named_topic(&self, name: &str, partitions: u32) {
         self.tansu.create_topic(name, partitions).unwrap();
     }
+
+    pub fn create_topic_with(&self, partitions: u32, configs: &[&str]) -> String {
+        let name = self.fresh_topic_name();
+        self.tansu
+            .create_topic_with(&name, partitions, configs)
+            .unwrap();
+        name
+    }
+
+    pub fn delete_topic(&self, name: &str) {
+        self.tansu.delete_topic(name).unwrap();
+    }
+
+    /// (low, high) watermarks of a partition, as a consumer sees them.
+    pub fn watermarks(&self, topic: &str, partition: i32) -> (i64, i64) {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let c: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .create()
+            .unwrap();
+        c.fetch_watermarks(topic, partition, Duration::from_secs(10))
+            .unwrap()
+    }
+
+    /// Publishes to one partition, whatever the keys (the tracker's own
+    /// publisher partitions by key).
+    pub fn publish_to_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        messages: &[(Option<Vec<u8>>, Vec<u8>)],
+    ) {
+        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+        let p: BaseProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .create()
+            .unwrap();
+        for (k, v) in messages {
+            let mut r = BaseRecord::<[u8], [u8]>::to(topic)
+                .partition(partition)
+                .payload(v.as_slice());
+            if let Some(k) = k {
+                r = r.key(k.as_slice());
+            }
+            p.send(r).map_err(|(e, _)| e).unwrap();
+            p.poll(Duration::ZERO);
+        }
+        p.flush(Duration::from_secs(30)).unwrap();
+    }
 }
 
 /// A published stream and what folding it must give.

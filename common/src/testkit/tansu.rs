@@ -103,21 +103,39 @@ impl Tansu {
     }
 
     pub fn create_topic(&self, name: &str, partitions: u32) -> io::Result<()> {
+        self.create_topic_with(name, partitions, &[])
+    }
+
+    /// Creates a topic with settings (`cleanup.policy=delete`, say).
+    pub fn create_topic_with(
+        &self,
+        name: &str,
+        partitions: u32,
+        configs: &[&str],
+    ) -> io::Result<()> {
+        let partitions = partitions.to_string();
+        let mut args = vec!["topic", "create", name, "--partitions", &partitions];
+        for c in configs {
+            args.extend(["--config", c]);
+        }
+        self.cli(&args)
+    }
+
+    pub fn delete_topic(&self, name: &str) -> io::Result<()> {
+        self.cli(&["topic", "delete", name])
+    }
+
+    fn cli(&self, args: &[&str]) -> io::Result<()> {
         let out = Command::new(bin()?)
-            .args([
-                "topic",
-                "create",
-                name,
-                "--partitions",
-                &partitions.to_string(),
-            ])
+            .args(args)
             .args(["--broker", &self.url()])
             .output()?;
         if out.status.success() {
             Ok(())
         } else {
             Err(io::Error::other(format!(
-                "tansu topic create {name}: {}",
+                "tansu {}: {}",
+                args.join(" "),
                 String::from_utf8_lossy(&out.stderr)
             )))
         }
