@@ -28,8 +28,8 @@ impl Conn {
         })
     }
 
-    /// One GET; returns the status and the body length.
-    pub fn get(&mut self, path: &str, token: &str) -> std::io::Result<(u16, usize)> {
+    /// One GET; returns the status and the body.
+    pub fn get(&mut self, path: &str, token: &str) -> std::io::Result<(u16, Vec<u8>)> {
         write!(
             self.writer,
             "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Auth-Token: {token}\r\n\r\n"
@@ -54,7 +54,7 @@ impl Conn {
         }
         let mut body = vec![0u8; len];
         self.reader.read_exact(&mut body)?;
-        Ok((status, len))
+        Ok((status, body))
     }
 }
 

@@ -124,7 +124,7 @@ pub fn run(a: &crate::Args) -> anyhow::Result<()> {
     };
     let deadline = Instant::now() + Duration::from_secs(a.load_secs);
     let start = Instant::now();
-    let results: Vec<(Vec<Duration>, Vec<u16>)> = std::thread::scope(|s| {
+    let results: Vec<(Vec<Duration>, Vec<Refusal>)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..a.load_clients)
             .map(|c| {
                 let paths = &paths;
@@ -136,9 +136,16 @@ pub fn run(a: &crate::Args) -> anyhow::Result<()> {
                         let t = Instant::now();
                         match conn.get(&paths[i % paths.len()], "bench-operator-token") {
                             Ok((200, _)) => {}
-                            Ok((status, _)) => errors.push(status),
+                            Ok((status, body)) => {
+                                // Each refusal with its error code and when it came.
+                                let code = serde_json::from_slice::<serde_json::Value>(&body)
+                                    .ok()
+                                    .and_then(|b| b["error_code"].as_str().map(str::to_owned))
+                                    .unwrap_or_default();
+                                errors.push((status, code, start.elapsed().as_secs()));
+                            }
                             Err(_) => {
-                                errors.push(0);
+                                errors.push((0, String::new(), start.elapsed().as_secs()));
                                 conn = http::Conn::open(port).expect("reconnect");
                             }
                         }
@@ -157,11 +164,18 @@ pub fn run(a: &crate::Args) -> anyhow::Result<()> {
     let wall = start.elapsed();
     stop.store(true, Ordering::Relaxed);
     let rss = sampler.join().expect("sampler");
-    let mut by_status: std::collections::BTreeMap<u16, usize> = std::collections::BTreeMap::new();
-    for status in results.iter().flat_map(|r| &r.1) {
-        *by_status.entry(*status).or_default() += 1;
+    // (status, error code) → (count, first and last second of the run).
+    let mut by_status: std::collections::BTreeMap<(u16, String), (usize, u64, u64)> =
+        std::collections::BTreeMap::new();
+    for (status, code, at) in results.iter().flat_map(|r| &r.1) {
+        let e = by_status
+            .entry((*status, code.clone()))
+            .or_insert((0, *at, *at));
+        e.0 += 1;
+        e.1 = e.1.min(*at);
+        e.2 = e.2.max(*at);
     }
-    let errors: usize = by_status.values().sum();
+    let errors: usize = by_status.values().map(|e| e.0).sum();
     let mut lat: Vec<Duration> = results.into_iter().flat_map(|r| r.0).collect();
     let requests = lat.len();
     let s = summarize(&mut lat, wall);
@@ -172,7 +186,7 @@ pub fn run(a: &crate::Args) -> anyhow::Result<()> {
     drop(broker);
     let mib = |b: u64| b as f64 / 1048576.0;
     println!(
-        "load: {} clients for {:.0?}: {requests} requests, {errors} errors {by_status:?} (status 0 = connection error), {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
+        "load: {} clients for {:.0?}: {requests} requests, {errors} errors {by_status:?} ((status, code): (count, first s, last s); status 0 = connection error), {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
         a.load_clients, wall, s.per_sec, s.p50_ms, s.p99_ms
     );
     println!(
@@ -184,6 +198,10 @@ pub fn run(a: &crate::Args) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// A non-200 answer: status (0: connection error), error code, and the
+/// second of the run it came in.
+type Refusal = (u16, String, u64);
 
 /// Messages consumed so far, from the Prometheus counters (cheap, unlike
 /// the digest).
