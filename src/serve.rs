@@ -243,7 +243,11 @@ fn serve(
         max_ready_lag,
         startup_grace: grace,
     } = h;
-    if let Some(p) = &progress {
+    if let Some(p) = progress.as_ref().filter(|_| grace.is_zero()) {
+        // No grace: serving as is from the first request (a timer, even of
+        // 0 s, would let the first requests through as not ready).
+        p.mark_caught_up();
+    } else if let Some(p) = &progress {
         let p = p.clone();
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
