@@ -56,8 +56,14 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Messages to catch up on; a partition held at a gap has none (its
+    /// watermarks are no longer followed: the gap is reported instead).
     pub fn lag(&self) -> i64 {
-        self.partitions.values().map(PartitionProgress::lag).sum()
+        self.partitions
+            .iter()
+            .filter(|(p, _)| !self.gaps.contains_key(p))
+            .map(|(_, pp)| pp.lag())
+            .sum()
     }
 }
 

@@ -27,7 +27,15 @@ pub fn accept_gap(
     partition: i32,
 ) -> Result<AcceptedGap, IngestError> {
     let no_gap = |why: String| IngestError::NoGap(format!("partition {partition}: {why}"));
-    let Some(&checkpoint) = store.checkpoints().get(&(topic.to_owned(), partition)) else {
+    let held = store
+        .held_partitions()?
+        .remove(&(topic.to_owned(), partition));
+    // A partition held before its first batch has no checkpoint: the hold's.
+    let stored = store
+        .checkpoints()
+        .get(&(topic.to_owned(), partition))
+        .copied();
+    let Some(checkpoint) = stored.or(held.map(|h| h.checkpoint)) else {
         return Err(no_gap(format!(
             "the store has no offset of it in topic `{topic}`: nothing to accept"
         )));
@@ -45,9 +53,6 @@ pub fn accept_gap(
     } else {
         None
     };
-    let held = store
-        .held_partitions()?
-        .remove(&(topic.to_owned(), partition));
     let gap = match (Gap::classify(checkpoint, watermarks), held) {
         (Some(gap), _) => gap,
         // Held, and the broker looks continuous again: the hold stands.

@@ -105,6 +105,8 @@ pub struct Worker {
     /// Partitions held at an offset gap (also in the store and the progress).
     held: BTreeMap<i32, Gap>,
     topic_checked: bool,
+    /// An offset was out of range: unassign all, and assign again.
+    reassign: bool,
     last_mark: Instant,
     next_refresh: Instant,
     backoff: Duration,
@@ -116,12 +118,8 @@ impl Worker {
         store: Arc<Store>,
         progress: Arc<IngestProgress>,
     ) -> Result<Worker, IngestError> {
-        // A store holds one topic's projection: its checkpoints say which.
-        if let Some((other, _)) = store
-            .checkpoints()
-            .into_keys()
-            .find(|(t, _)| *t != cfg.topic)
-        {
+        // A store holds one topic's projection, recorded in it.
+        if let Some(other) = store.bind_topic(&cfg.topic)? {
             return Err(IngestError::ForeignStore {
                 store_topic: other,
                 topic: cfg.topic.clone(),
@@ -158,6 +156,7 @@ impl Worker {
             assigned: BTreeSet::new(),
             held,
             topic_checked: false,
+            reassign: false,
             last_mark: Instant::now(),
             next_refresh: Instant::now(),
             backoff: Duration::from_secs(1),
@@ -198,8 +197,12 @@ impl Worker {
                     });
                 }
                 // An offset out of range: check every partition for a gap now.
+                // librdkafka has stopped fetching that partition (which one
+                // it does not say): every partition is checked and assigned
+                // again from its checkpoint, or held at its gap.
                 Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
-                    warn!("the broker has no message at a partition's next offset; checking for an offset gap");
+                    warn!("the broker has no message at a partition's next offset; checking every partition for an offset gap");
+                    self.reassign = true;
                     self.next_refresh = Instant::now();
                     break;
                 }
@@ -220,7 +223,10 @@ impl Worker {
         loop {
             match process_batch(&self.store, &self.progress, batch) {
                 Ok(outcome) => {
-                    if self.last_mark.elapsed() >= MARK_EVERY {
+                    // After a failure, only a flush that succeeds says the
+                    // store writes again (an apply alone can succeed in memory).
+                    let failing = self.progress.snapshot().store_error.is_some();
+                    if failing || self.last_mark.elapsed() >= MARK_EVERY {
                         self.last_mark = Instant::now();
                         if let Err(e) = self.store.flush() {
                             self.store_failed(&e, backoff);

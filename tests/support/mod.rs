@@ -312,6 +312,17 @@ impl Tracker {
         }
     }
 
+    /// Sends a signal (`-STOP`, `-CONT`): a tracker that is running but
+    /// makes no progress for a while.
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        assert!(Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success());
+    }
+
     /// Everything the tracker logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

@@ -135,7 +135,10 @@ impl Store {
     ) -> Result<AcceptedGap, StoreError> {
         let mut w = self.writer.lock().expect("writer lock");
         let tp = (topic.to_owned(), partition);
-        if w.checkpoints.get(&tp) != Some(&gap.checkpoint) {
+        // Held before its first batch: no checkpoint, the hold says where.
+        let held = self.tree.get(keys::gap(topic, partition))?.is_some();
+        let stored = w.checkpoints.get(&tp).copied();
+        if stored.or_else(|| held.then_some(gap.checkpoint)) != Some(gap.checkpoint) {
             return Err(StoreError::query(
                 "partition",
                 format!(
@@ -237,5 +240,11 @@ mod tests {
         s.accept_gap("t", 0, &gone, Micros(3)).unwrap();
         assert!(s.checkpoints().is_empty());
         assert_eq!(s.accepted_gaps().unwrap().len(), 2);
+        // Held before its first batch (no checkpoint): the hold says where.
+        let early = Gap::classify(0, Some((4, 9))).unwrap();
+        s.hold_partition("t", 1, &early).unwrap();
+        let a = s.accept_gap("t", 1, &early, Micros(4)).unwrap();
+        assert_eq!((a.from, a.resumed_at), (0, Some(4)));
+        assert_eq!(s.checkpoints()[&("t".into(), 1)], 4);
     }
 }

@@ -155,6 +155,8 @@ pub const META_LAYOUT: &[u8] = b"mlayout";
 /// Change numbers reserved up to (u64, big-endian): a reopened store
 /// continues above it.
 pub const META_CHANGES_RESERVED: &[u8] = b"mchanges_reserved";
+/// The topic this store holds the projection of (UTF-8).
+pub const META_TOPIC: &[u8] = b"mtopic";
 
 /// Splits the `created_at id` tail of a posting key.
 pub fn read_created_id(tail: &[u8]) -> Option<(Micros, Vec<u8>)> {

@@ -340,6 +340,21 @@ impl Store {
         self.writer.lock().expect("writer lock").checkpoints.clone()
     }
 
+    /// Binds the store to the topic it holds the projection of, recorded at
+    /// first use (stores from before the record are bound by their
+    /// checkpoints). Returns the topic it belongs to when that is another.
+    pub fn bind_topic(&self, topic: &str) -> Result<Option<String>, StoreError> {
+        if let Some(v) = self.tree.get(keys::META_TOPIC)? {
+            let bound = String::from_utf8_lossy(&v).into_owned();
+            return Ok((bound != topic).then_some(bound));
+        }
+        if let Some((other, _)) = self.checkpoints().into_keys().find(|(t, _)| t != topic) {
+            return Ok(Some(other));
+        }
+        self.tree.insert(keys::META_TOPIC, topic.as_bytes())?;
+        Ok(None)
+    }
+
     fn stored_record(&self, id: &str) -> Result<Option<StoredRecord>, StoreError> {
         let key = keys::record(id);
         match self.tree.get(&key)? {

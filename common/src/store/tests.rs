@@ -460,3 +460,27 @@ fn a_store_of_another_layout_is_refused_with_the_rebuild_command() {
     drop(Store::open(fresh.path(), 16 << 20).unwrap());
     Store::open(fresh.path(), 16 << 20).unwrap();
 }
+
+#[test]
+fn a_store_is_bound_to_one_topic() {
+    let s = Store::temporary().unwrap();
+    assert_eq!(s.bind_topic("a").unwrap(), None);
+    assert_eq!(s.bind_topic("a").unwrap(), None);
+    // Recorded, not inferred: it holds even without a checkpoint of "a".
+    assert!(s.checkpoints().is_empty());
+    assert_eq!(s.bind_topic("b").unwrap(), Some("a".to_owned()));
+    // A store from before the record is bound by its checkpoints.
+    let old = Store::temporary().unwrap();
+    let mut m = crate::testkit::messages(
+        &crate::sample::events(&crate::sample::Shape {
+            records: 1,
+            projects: 1,
+            regions: 1,
+            seed: 1,
+        }),
+        0,
+    );
+    m.truncate(1);
+    old.apply_batch(&m).unwrap();
+    assert_eq!(old.bind_topic("b").unwrap(), Some("t".to_owned()));
+}

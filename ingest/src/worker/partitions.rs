@@ -66,6 +66,15 @@ impl Worker {
             Some(t) if t.error().is_none() => t.partitions().iter().map(|p| p.id()).collect(),
             _ => return Err(IngestError::NoSuchTopic(topic.clone())),
         };
+        if self.reassign && !self.assigned.is_empty() {
+            let mut tpl = TopicPartitionList::new();
+            for &p in &self.assigned {
+                tpl.add_partition(&topic, p);
+            }
+            self.consumer().incremental_unassign(&tpl)?;
+            self.assigned.clear();
+        }
+        self.reassign = false;
         if !self.topic_checked {
             crate::topic_config::check(&self.cfg.brokers, &topic, timeout)?;
             self.topic_checked = true;
