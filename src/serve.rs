@@ -137,7 +137,11 @@ pub async fn run(file: FileConfig, mode: Mode) -> anyhow::Result<()> {
     let progress = kafka.map(|k| Arc::new(IngestProgress::new(&k.topic(&file))));
     let worker = match (kafka, &brokers, &progress) {
         (Some(k), Some(b), Some(p)) => {
-            let w = ingest::Worker::new(k.ingest_config(&file, b), store.clone(), p.clone())?;
+            let mut cfg = k.ingest_config(&file, b);
+            // The demo's in-memory broker does not answer DescribeConfigs
+            // (a 5 s wait for nothing), and its topic is ours.
+            cfg.check_topic_settings = !embedded;
+            let w = ingest::Worker::new(cfg, store.clone(), p.clone())?;
             let c = cancel.clone();
             Some(tokio::task::spawn_blocking(move || {
                 let r = w.run(c.clone());

@@ -36,6 +36,8 @@ pub struct IngestConfig {
     /// A replay gives up on a topic it cannot reach after this long (the
     /// serving worker keeps retrying instead).
     pub connect_timeout: Duration,
+    /// Whether the topic's settings are checked (`topic_config`).
+    pub check_topic_settings: bool,
 }
 
 impl IngestConfig {
@@ -49,6 +51,7 @@ impl IngestConfig {
             max_batch_wait: Duration::from_millis(200),
             metadata_interval: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(30),
+            check_topic_settings: true,
         }
     }
 }
