@@ -144,7 +144,7 @@ impl Worker {
             if t != cfg.topic {
                 continue;
             }
-            error!(partition = p, kind = gap.kind.as_str(), "{}; this partition is held until the gap is accepted (`tracker accept-gap --partition {p}`) or the store is rebuilt (`tracker replay`)", gap.describe(p));
+            partitions::report_hold(p, &gap);
             progress.set_gap(p, gap);
             held.insert(p, gap);
         }

@@ -17,6 +17,12 @@ use super::{Worker, KAFKA_TIMEOUT, MAX_BACKOFF};
 use crate::assignment::{new_assignments, Start};
 use crate::IngestError;
 
+/// The one error line a held partition gets (at detection, and at start
+/// for a hold from before).
+pub(super) fn report_hold(partition: i32, gap: &Gap) {
+    error!(partition, kind = gap.kind.as_str(), "{}; this partition is held (the others go on) until the gap is accepted (`tracker accept-gap --partition {partition}`) or the store is rebuilt (`tracker replay`)", gap.describe(partition));
+}
+
 impl Worker {
     /// Refreshes partitions (assigning new ones) and watermarks, when due.
     /// Broker trouble is reported, never returned; an unusable topic or
@@ -154,7 +160,7 @@ impl Worker {
             .hold_partition(&self.cfg.topic, partition, &gap)?;
         self.progress.set_gap(partition, gap);
         self.held.insert(partition, gap);
-        error!(partition, kind = gap.kind.as_str(), "{}; this partition is held (the others go on) until the gap is accepted (`tracker accept-gap --partition {partition}`) or the store is rebuilt (`tracker replay`)", gap.describe(partition));
+        report_hold(partition, &gap);
         Ok(())
     }
 }
