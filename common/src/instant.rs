@@ -10,6 +10,14 @@ use time::{OffsetDateTime, UtcOffset};
 pub struct Micros(pub i64);
 
 impl Micros {
+    /// The system clock, now.
+    pub fn now() -> Micros {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Micros(i64::try_from(since.as_micros()).unwrap_or(i64::MAX))
+    }
+
     /// Parses an RFC 3339 timestamp with offset. Fractions beyond nanoseconds are
     /// cut before parsing (RFC 3339 allows any number of digits).
     pub fn parse_rfc3339(s: &str) -> Option<Micros> {

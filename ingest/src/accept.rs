@@ -4,7 +4,7 @@
 //! moving the checkpoint to where ingest resumes. The tracker must be
 //! stopped (the store is locked while it runs).
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -65,8 +65,5 @@ pub fn accept_gap(
             )));
         }
     };
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64);
-    Ok(store.accept_gap(topic, partition, &gap, Micros(now))?)
+    Ok(store.accept_gap(topic, partition, &gap, Micros::now())?)
 }

@@ -37,9 +37,7 @@ pub fn sample_messages() -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
     // Spread over the last 30 days, so the dashboard's chart and the stuck
     // thresholds have something to show.
     let records = 240;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64);
+    let now = common::Micros::now().0;
     let month = 30 * 86_400_000_000i64;
     let events = sample::events_from(
         &sample::Shape {
@@ -84,9 +82,7 @@ pub fn trickle(
         true
     };
     for seed in 1.. {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as i64);
+        let now = common::Micros::now().0;
         let shape = sample::Shape {
             records: 1,
             projects: 4,

@@ -4,7 +4,7 @@
 //! tests can set the clock.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::instant::Micros;
 use common::store::Stuck;
@@ -26,12 +26,7 @@ impl Default for StuckPolicy {
         StuckPolicy {
             replicating: Duration::from_secs(6 * 3600),
             waiting_replicate: Duration::from_secs(24 * 3600),
-            clock: Arc::new(|| {
-                let since = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default();
-                Micros(i64::try_from(since.as_micros()).unwrap_or(i64::MAX))
-            }),
+            clock: Arc::new(Micros::now),
         }
     }
 }
