@@ -150,6 +150,15 @@ impl IngestProgress {
         )
     }
 
+    /// Whether the last store write failed.
+    pub fn store_failing(&self) -> bool {
+        self.inner
+            .lock()
+            .expect("progress lock")
+            .store_error
+            .is_some()
+    }
+
     pub fn batch_done(&self) {
         self.inner.lock().expect("progress lock").batches += 1;
     }

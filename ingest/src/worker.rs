@@ -148,6 +148,8 @@ impl Worker {
             progress.set_gap(p, gap);
             held.insert(p, gap);
         }
+        // A broker not to be asked counts as checked (see IngestConfig).
+        let topic_checked = !cfg.check_topic_settings;
         Ok(Worker {
             cfg,
             consumer: Some(consumer),
@@ -155,7 +157,7 @@ impl Worker {
             progress,
             assigned: BTreeSet::new(),
             held,
-            topic_checked: false,
+            topic_checked,
             reassign: false,
             last_mark: Instant::now(),
             next_refresh: Instant::now(),
@@ -225,7 +227,7 @@ impl Worker {
                 Ok(outcome) => {
                     // After a failure, only a flush that succeeds says the
                     // store writes again (an apply alone can succeed in memory).
-                    let failing = self.progress.snapshot().store_error.is_some();
+                    let failing = self.progress.store_failing();
                     if failing || self.last_mark.elapsed() >= MARK_EVERY {
                         self.last_mark = Instant::now();
                         if let Err(e) = self.store.flush() {

@@ -126,6 +126,7 @@ impl Store {
     /// checkpoint to where the gap says ingest resumes (or drops it, for a
     /// partition that is gone), releases the hold, and records the skipped
     /// range. Refused when the checkpoint moved since the gap was seen.
+    /// Durable at the next [`Store::flush`].
     pub fn accept_gap(
         &self,
         topic: &str,
@@ -169,7 +170,6 @@ impl Store {
             None => batch.remove(cp),
         }
         self.tree.apply_batch(batch)?;
-        self.tree.flush()?;
         match accepted.resumed_at {
             Some(next) => w.checkpoints.insert(tp, next),
             None => w.checkpoints.remove(&tp),

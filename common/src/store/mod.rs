@@ -14,6 +14,7 @@ pub mod index;
 pub mod keys;
 mod marker;
 mod merge;
+mod ownership;
 mod plan;
 pub mod query;
 pub mod summary;
@@ -285,7 +286,7 @@ impl Store {
         if let (Some(dir), true) = (dir, tree.is_empty()) {
             marker::check(dir, &Totals::default())?;
         }
-        check_layout(&tree, path)?;
+        ownership::check_layout(&tree, path)?;
         let totals = match tree.get(keys::META_TOTALS)? {
             Some(v) => {
                 postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(keys::META_TOTALS, e))?
@@ -338,21 +339,6 @@ impl Store {
 
     pub fn checkpoints(&self) -> Checkpoints {
         self.writer.lock().expect("writer lock").checkpoints.clone()
-    }
-
-    /// Binds the store to the topic it holds the projection of, recorded at
-    /// first use (stores from before the record are bound by their
-    /// checkpoints). Returns the topic it belongs to when that is another.
-    pub fn bind_topic(&self, topic: &str) -> Result<Option<String>, StoreError> {
-        if let Some(v) = self.tree.get(keys::META_TOPIC)? {
-            let bound = String::from_utf8_lossy(&v).into_owned();
-            return Ok((bound != topic).then_some(bound));
-        }
-        if let Some((other, _)) = self.checkpoints().into_keys().find(|(t, _)| t != topic) {
-            return Ok(Some(other));
-        }
-        self.tree.insert(keys::META_TOPIC, topic.as_bytes())?;
-        Ok(None)
     }
 
     fn stored_record(&self, id: &str) -> Result<Option<StoredRecord>, StoreError> {
@@ -462,30 +448,6 @@ impl Store {
             None => Ok(0),
         }
     }
-}
-
-/// A new store is stamped with [`LAYOUT`]; an existing one must carry it.
-/// Stores from before the stamp (v1) have data but no stamp.
-fn check_layout(tree: &sled::Tree, path: &str) -> Result<(), StoreError> {
-    let found = match tree.get(keys::META_LAYOUT)? {
-        Some(v) => u32::from_be_bytes(
-            v.as_ref()
-                .try_into()
-                .map_err(|_| StoreError::corrupt(keys::META_LAYOUT, "bad layout stamp"))?,
-        ),
-        None if tree.is_empty() => {
-            tree.insert(keys::META_LAYOUT, &LAYOUT.to_be_bytes())?;
-            LAYOUT
-        }
-        None => 1,
-    };
-    if found != LAYOUT {
-        return Err(StoreError::Layout {
-            path: path.to_owned(),
-            found,
-        });
-    }
-    Ok(())
 }
 
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {

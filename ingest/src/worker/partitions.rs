@@ -81,7 +81,7 @@ impl Worker {
             self.assigned.clear();
         }
         self.reassign = false;
-        if self.cfg.check_topic_settings && !self.topic_checked {
+        if !self.topic_checked {
             crate::topic_config::check(&self.cfg.brokers, &topic, timeout)?;
             self.topic_checked = true;
         }
