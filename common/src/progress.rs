@@ -128,17 +128,14 @@ impl IngestProgress {
         self.note_caught_up();
     }
 
-    /// Notes a partition held at a gap; returns whether it is news.
-    pub fn set_gap(&self, partition: i32, gap: Gap) -> bool {
-        let news = self
-            .inner
+    /// Notes a partition held at a gap.
+    pub fn set_gap(&self, partition: i32, gap: Gap) {
+        self.inner
             .lock()
             .expect("progress lock")
             .gaps
-            .insert(partition, gap)
-            .is_none();
+            .insert(partition, gap);
         self.note_caught_up();
-        news
     }
 
     /// Notes a failed (`Some`) or successful (`None`) store write; returns

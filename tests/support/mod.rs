@@ -82,9 +82,7 @@ impl Broker {
     }
 
     pub fn create_topic(&self, partitions: u32) -> String {
-        let name = self.fresh_topic_name();
-        self.create_named_topic(&name, partitions);
-        name
+        self.create_topic_with(partitions, &[])
     }
 
     pub fn create_named_topic(&self, name: &str, partitions: u32) {
