@@ -70,7 +70,7 @@ struct Args {
     #[arg(long, default_value_t = 1_000)]
     pg_batch: usize,
     /// sled cache in MiB for the load and the in-process queries.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = common::store::DEFAULT_CACHE_MB)]
     cache_mb: u64,
     /// Scratch directory (scripts/bench makes one).
     #[arg(long)]

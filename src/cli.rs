@@ -47,7 +47,7 @@ pub enum Command {
         /// Fresh (absent or empty) directory for the rebuilt store.
         #[arg(long)]
         out: PathBuf,
-        /// sled page cache of the rebuilt store in MiB. Default: 512
+        /// sled page cache of the rebuilt store in MiB. Default: 256
         #[arg(long, env = "TRACKER_CACHE_MB", value_parser = crate::config::cache_mb)]
         cache_mb: Option<u64>,
         #[command(flatten)]
@@ -231,7 +231,7 @@ mod tests {
                 let case = format!("{args:?} from {want}");
                 if let Some(s) = s {
                     let (dir, mb) = match want {
-                        "default" => ("data", 512),
+                        "default" => ("data", 256),
                         "file" => ("/file", 3),
                         "env" => ("/env", 2),
                         _ => ("/flag", 1),

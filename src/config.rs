@@ -69,7 +69,6 @@ pub struct HttpFile {
 /// limits, retention, thresholds) are taken from them, never restated.
 mod defaults {
     pub const DATA_DIR: &str = "data";
-    pub const CACHE_MB: u64 = 512;
     pub const LISTEN: &str = "127.0.0.1:8080";
     pub const STARTUP_GRACE_SECS: u64 = 30;
 }
@@ -154,7 +153,7 @@ pub struct StoreArgs {
     /// Directory of the projection store (sled). Default: ./data
     #[arg(long, env = "TRACKER_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// sled page cache in MiB (on-disk bytes; memory use is a few times more). Default: 512
+    /// sled page cache in MiB (on-disk bytes; memory use is ~1.1x that). Default: 256
     #[arg(long, env = "TRACKER_CACHE_MB", value_parser = cache_mb)]
     pub cache_mb: Option<u64>,
     /// Changes kept so that a change-feed client can resume (Last-Event-ID);
@@ -171,7 +170,10 @@ impl StoreArgs {
             .unwrap_or_else(|| PathBuf::from(defaults::DATA_DIR))
     }
     pub fn cache_bytes(&self, f: &FileConfig) -> u64 {
-        self.cache_mb.or(f.cache_mb).unwrap_or(defaults::CACHE_MB) << 20
+        self.cache_mb
+            .or(f.cache_mb)
+            .unwrap_or(common::store::DEFAULT_CACHE_MB)
+            << 20
     }
     pub fn change_retention(&self, f: &FileConfig) -> u64 {
         self.change_retention

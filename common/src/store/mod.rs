@@ -81,6 +81,13 @@ pub enum StoreError {
 /// v5: `Live` lists per status in `created_at` order.
 pub const LAYOUT: u32 = 5;
 
+/// The default page cache, in MiB of sled's on-disk page sizes. sled holds
+/// about 1.1 MiB of memory per MiB of it, on top of ~530 MiB the rest of a
+/// loaded `tracker run` holds, so 256 keeps the process under 1 GiB under
+/// load; 512 went over, and a 1M-record store answered no faster with it
+/// (docs/benchmarks.md, "RSS").
+pub const DEFAULT_CACHE_MB: u64 = 256;
+
 impl StoreError {
     fn query(param: &'static str, reason: impl ToString) -> StoreError {
         StoreError::Query {
