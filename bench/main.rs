@@ -20,6 +20,7 @@ mod pg;
 mod process;
 mod shapes;
 mod stats;
+mod writepath;
 
 // sled copies tree nodes on every insert: allocation is a large share of the
 // apply path, and mimalloc is markedly faster at it than glibc's malloc.
@@ -95,9 +96,16 @@ struct Args {
     feed_streams: usize,
     #[arg(long, default_value_t = 3)]
     feed_rounds: usize,
-    /// Stop after the tracker apply (for profiling the write path).
+    /// Stop after the tracker apply, printing its rate, CPU and sled cache
+    /// misses per tenth of the stream (for profiling the write path).
     #[arg(long)]
     apply_only: bool,
+    /// Instead of the comparison: only the end-to-end run through tansu,
+    /// `--e2e-rounds` times, next to the in-process apply of the same messages.
+    #[arg(long)]
+    e2e_only: bool,
+    #[arg(long, default_value_t = 3)]
+    e2e_rounds: usize,
     /// After the apply, time the query shapes on the tracker alone, twice over
     /// the same parameters (cold, then warm), without PostgreSQL: for
     /// profiling the read path and finding what its tails are.
@@ -206,9 +214,16 @@ fn main() -> anyhow::Result<()> {
 
     let messages = dataset(&a);
 
+    if a.e2e_only {
+        return writepath::e2e_only(&a, &messages);
+    }
+
     // ---- apply: tracker ---------------------------------------------------
     let store_dir = a.work_dir.join("tracker");
     let store = Store::open(&store_dir, a.cache_mb << 20)?;
+    if a.apply_only {
+        return writepath::apply_only(&a, &store, &messages);
+    }
     let t = Instant::now();
     for chunk in messages.chunks(a.batch) {
         store.apply_batch(chunk)?;
@@ -217,14 +232,6 @@ fn main() -> anyhow::Result<()> {
     let apply_secs = t.elapsed().as_secs_f64();
     let tracker_eps = messages.len() as f64 / apply_secs;
     let totals = store.totals();
-    if a.apply_only {
-        println!(
-            "tracker apply: {:.0} events/s ({} msgs in {apply_secs:.1} s)",
-            tracker_eps,
-            messages.len()
-        );
-        return Ok(());
-    }
     println!(
         "tracker apply: {:.0} events/s ({} msgs in {apply_secs:.1} s); records {}",
         tracker_eps,

@@ -1,0 +1,116 @@
+//! Profiles of the write path: what bounds the in-process apply rate as the
+//! store grows (`--apply-only`), and how much of the end-to-end rate is the
+//! apply itself (`--e2e-only`).
+
+use std::time::Instant;
+
+use common::{Message, Store};
+
+use crate::process::through_broker;
+use crate::Args;
+
+/// The process's counters from /proc: CPU time of all threads (sled's
+/// flusher included), read syscalls (sled reads a page it does not cache
+/// with one `pread`), bytes those read, bytes fetched from the device, and
+/// bytes written (sled's log: new node versions).
+#[derive(Clone, Copy, Default)]
+struct Counters {
+    cpu_secs: f64,
+    read_calls: u64,
+    read_chars: u64,
+    device_reads: u64,
+    written: u64,
+}
+
+fn counters() -> Counters {
+    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    let field = |key: &str| {
+        io.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name: state is the first, utime the 12th.
+    let rest: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, r)| r.split_whitespace().collect());
+    let ticks = |i: usize| rest.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    Counters {
+        cpu_secs: (ticks(11) + ticks(12)) as f64 / 100.0,
+        read_calls: field("syscr:"),
+        read_chars: field("rchar:"),
+        device_reads: field("read_bytes:"),
+        written: field("wchar:"),
+    }
+}
+
+/// Applies `messages` in batches of `a.batch`, then prints the rate, and for
+/// each tenth of the stream: its rate, CPU per wall second, read syscalls
+/// and MiB read per batch (sled cache misses) and from the device, and MiB
+/// written per batch.
+pub fn apply_only(a: &Args, store: &Store, messages: &[Message]) -> anyhow::Result<()> {
+    let tenth = messages.len().div_ceil(10).max(a.batch);
+    let t = Instant::now();
+    for (i, part) in messages.chunks(tenth).enumerate() {
+        let (start, before) = (Instant::now(), counters());
+        let mut batches = 0;
+        for chunk in part.chunks(a.batch) {
+            store.apply_batch(chunk)?;
+            batches += 1;
+        }
+        let (secs, after) = (start.elapsed().as_secs_f64(), counters());
+        let per_batch = |d: u64| d as f64 / batches as f64;
+        println!(
+            "tenth {}: {:.0} events/s, cpu {:.2} s per s, {:.0} read calls and {:.1} MiB read per batch, {:.1} MiB from the device, {:.1} MiB written per batch",
+            i + 1,
+            part.len() as f64 / secs,
+            (after.cpu_secs - before.cpu_secs) / secs,
+            per_batch(after.read_calls - before.read_calls),
+            per_batch(after.read_chars - before.read_chars) / 1048576.0,
+            (after.device_reads - before.device_reads) as f64 / 1048576.0,
+            per_batch(after.written - before.written) / 1048576.0,
+        );
+    }
+    store.flush()?;
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "tracker apply: {:.0} events/s ({} msgs in {secs:.1} s, cache {} MiB)",
+        messages.len() as f64 / secs,
+        messages.len(),
+        a.cache_mb
+    );
+    Ok(())
+}
+
+/// The end-to-end run alone, `a.e2e_rounds` times: the bare consumer's
+/// drain, the ingest worker's, and the in-process apply of the same
+/// messages in the worker's batch size, so the gap between the worker and
+/// the consumer splits into the apply and the rest.
+pub fn e2e_only(a: &Args, messages: &[Message]) -> anyhow::Result<()> {
+    let n = a.e2e_messages.min(messages.len());
+    let batch = ingest::IngestConfig::new("", "").max_batch;
+    for round in 1..=a.e2e_rounds {
+        let dir = a.work_dir.join("e2e-apply");
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir, a.cache_mb << 20)?;
+        let t = Instant::now();
+        for chunk in messages[..n].chunks(batch) {
+            store.apply_batch(chunk)?;
+        }
+        store.flush()?;
+        let apply = n as f64 / t.elapsed().as_secs_f64();
+        drop(store);
+        std::fs::remove_dir_all(&dir)?;
+        // A fresh broker and store each round.
+        let _ = std::fs::remove_dir_all(a.work_dir.join("e2e-store"));
+        let _ = std::fs::remove_dir_all(a.work_dir.join("tansu-bench-events"));
+        let (bare, worker) = through_broker(a, &messages[..n])?;
+        println!(
+            "round {round}: {n} msgs, bare consumer {bare:.0} msgs/s, worker {worker:.0} ({:.0} % of bare), in-process apply in batches of {batch} {apply:.0} (worker at {:.0} % of it)",
+            100.0 * worker / bare,
+            100.0 * worker / apply
+        );
+    }
+    Ok(())
+}
