@@ -80,8 +80,21 @@ pub fn rss_of(pid: u32) -> anyhow::Result<(u64, u64)> {
     Ok((kb("VmRSS:"), kb("VmHWM:")))
 }
 
+/// CPU seconds (user + system, all threads) a process has used so far:
+/// `pid` is a number or `"self"`.
+pub fn cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name: state is the first, utime the 12th.
+    let rest: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, r)| r.split_whitespace().collect());
+    let ticks = |i: usize| rest.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
 /// Publishes `messages` to a fresh topic on a tansu broker, then measures how
-/// fast a bare consumer drains it and how fast the ingest worker applies it.
+/// fast a bare consumer drains it and how fast the ingest worker applies it,
+/// and prints the CPU each drain took from this process and from tansu.
 pub fn through_broker(a: &Args, messages: &[Message]) -> anyhow::Result<(f64, f64)> {
     let topic = "bench-events";
     let (broker, brokers) = start_tansu(a, topic)?;
@@ -110,7 +123,18 @@ pub fn through_broker(a: &Args, messages: &[Message]) -> anyhow::Result<(f64, f6
             tpl.add_partition_offset(topic, p, Offset::Beginning)?;
         }
         consumer.assign(&tpl)?;
-        let t = Instant::now();
+        let tansu_pid = broker.pid().map(|p| p.to_string());
+        let cpu = || (cpu_secs("self"), tansu_pid.as_deref().map_or(0.0, cpu_secs));
+        let used = |what: &str, wall: f64, (s0, t0): (f64, f64)| {
+            let (s1, t1) = cpu();
+            println!(
+                "{what}: {wall:.1} s; CPU: this process {:.1} s, tansu {:.1} s, of {:.1} on 2 cores",
+                s1 - s0,
+                t1 - t0,
+                2.0 * wall
+            );
+        };
+        let (t, before) = (Instant::now(), cpu());
         let mut seen = 0;
         while seen < payloads.len() {
             if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
@@ -121,6 +145,7 @@ pub fn through_broker(a: &Args, messages: &[Message]) -> anyhow::Result<(f64, f6
             }
         }
         let bare = seen as f64 / t.elapsed().as_secs_f64();
+        used("bare consumer drain", t.elapsed().as_secs_f64(), before);
         drop(consumer);
 
         // The ingest worker, into a fresh store, until the high watermarks.
@@ -134,9 +159,10 @@ pub fn through_broker(a: &Args, messages: &[Message]) -> anyhow::Result<(f64, f6
             store.clone(),
             progress,
         )?;
-        let t = Instant::now();
+        let (t, before) = (Instant::now(), cpu());
         worker.run_to_end(&CancellationToken::new(), &mut |_| {})?;
         let ingest = payloads.len() as f64 / t.elapsed().as_secs_f64();
+        used("ingest worker drain", t.elapsed().as_secs_f64(), before);
         let totals = store.totals();
         if (totals.applied + totals.duplicates + totals.quarantined) as usize != payloads.len() {
             bail!(

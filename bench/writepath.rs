@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use common::{Message, Store};
 
-use crate::process::through_broker;
+use crate::process::{cpu_secs, through_broker};
 use crate::Args;
 
 /// The process's counters from /proc: CPU time of all threads (sled's
@@ -30,14 +30,8 @@ fn counters() -> Counters {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .unwrap_or(0)
     };
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name: state is the first, utime the 12th.
-    let rest: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or(vec![], |(_, r)| r.split_whitespace().collect());
-    let ticks = |i: usize| rest.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     Counters {
-        cpu_secs: (ticks(11) + ticks(12)) as f64 / 100.0,
+        cpu_secs: cpu_secs("self"),
         read_calls: field("syscr:"),
         read_chars: field("rchar:"),
         device_reads: field("read_bytes:"),

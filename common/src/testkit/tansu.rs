@@ -93,6 +93,11 @@ impl Tansu {
         }
     }
 
+    /// The broker's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// `host:port`, as Kafka clients take it.
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
