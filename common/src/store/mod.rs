@@ -235,10 +235,10 @@ impl Store {
     /// the same process), so a held lock is retried for up to 5 s before
     /// giving up: a store that is really in use still fails, with that error.
     pub fn open(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
+        // No `.mode(..)`: sled 0.34.7 stores it and never reads it.
         let config = sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)
-            .mode(sled::Mode::HighThroughput)
             .flush_every_ms(Some(500));
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         loop {
