@@ -68,16 +68,17 @@ pub fn start_tansu(a: &Args, topic: &str) -> anyhow::Result<(Tansu, String)> {
 
 pub fn rss_of(pid: u32) -> anyhow::Result<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kb = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-            * 1024
-    };
+    let kb = |key: &str| proc_value(&status, key) * 1024;
     Ok((kb("VmRSS:"), kb("VmHWM:")))
+}
+
+/// The number after `key` in a /proc file of `key value` lines (0 if absent).
+pub fn proc_value(text: &str, key: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
 }
 
 /// CPU seconds (user + system, all threads) a process has used so far:

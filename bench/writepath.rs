@@ -6,14 +6,14 @@ use std::time::Instant;
 
 use common::{Message, Store};
 
-use crate::process::{cpu_secs, through_broker};
+use crate::process::{cpu_secs, proc_value, through_broker};
 use crate::Args;
 
 /// The process's counters from /proc: CPU time of all threads (sled's
 /// flusher included), read syscalls (sled reads a page it does not cache
 /// with one `pread`), bytes those read, bytes fetched from the device, and
 /// bytes written (sled's log: new node versions).
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 struct Counters {
     cpu_secs: f64,
     read_calls: u64,
@@ -24,12 +24,7 @@ struct Counters {
 
 fn counters() -> Counters {
     let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
-    let field = |key: &str| {
-        io.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(0)
-    };
+    let field = |key: &str| proc_value(&io, key);
     Counters {
         cpu_secs: cpu_secs("self"),
         read_calls: field("syscr:"),
@@ -44,7 +39,8 @@ fn counters() -> Counters {
 /// and MiB read per batch (sled cache misses) and from the device, and MiB
 /// written per batch.
 pub fn apply_only(a: &Args, store: &Store, messages: &[Message]) -> anyhow::Result<()> {
-    let tenth = messages.len().div_ceil(10).max(a.batch);
+    // Whole batches per tenth, so the batches are the full run's.
+    let tenth = messages.len().div_ceil(10).div_ceil(a.batch).max(1) * a.batch;
     let t = Instant::now();
     for (i, part) in messages.chunks(tenth).enumerate() {
         let (start, before) = (Instant::now(), counters());

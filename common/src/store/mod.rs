@@ -83,9 +83,10 @@ pub const LAYOUT: u32 = 5;
 
 /// The default page cache, in MiB of sled's on-disk page sizes. sled holds
 /// about 1.1 MiB of memory per MiB of it, on top of ~530 MiB the rest of a
-/// loaded `tracker run` holds, so 256 keeps the process under 1 GiB under
-/// load; 512 went over, and a 1M-record store answered no faster with it
-/// (docs/benchmarks.md, "RSS").
+/// loaded `tracker run` holds (and sled's per-page metadata, ~70 MiB per
+/// million records, outside the cache): 256 kept a 10-minute load under
+/// 1 GiB where 512 went over, and a 1M-record store answered no faster with
+/// 512 (docs/benchmarks.md, "RSS").
 pub const DEFAULT_CACHE_MB: u64 = 256;
 
 impl StoreError {
