@@ -6,8 +6,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use crate::counters::rss_of;
 use crate::dashboard::Dashboard;
-use crate::process::{free_port, rss_of, spawn_tracker};
+use crate::process::{free_port, spawn_tracker};
 use crate::shapes::{self, Params, Shape};
 use crate::stats::summarize;
 use crate::Row;

@@ -11,7 +11,8 @@ use anyhow::Context;
 use common::record::Field;
 use common::{sample, EventType};
 
-use crate::process::{free_port, rss_of, spawn_tracker, start_tansu};
+use crate::counters::rss_of;
+use crate::process::{free_port, spawn_tracker, start_tansu};
 use crate::shapes::{self, Params};
 use crate::{http, summarize};
 

@@ -12,6 +12,7 @@
 //! ingest worker → print one table.
 
 mod alone;
+mod counters;
 mod dashboard;
 mod feed;
 mod http;
@@ -23,7 +24,9 @@ mod stats;
 mod writepath;
 
 // sled copies tree nodes on every insert: allocation is a large share of the
-// apply path, and mimalloc is markedly faster at it than glibc's malloc.
+// apply path, and mimalloc is markedly faster at it than glibc's malloc
+// (`--features system-alloc` links glibc's instead: see src/main.rs).
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -42,6 +45,7 @@ use tokio_util::sync::CancellationToken;
 
 use common::progress::IngestProgress;
 use common::{sample, Message, Store};
+use counters::{counters, machine, Machine};
 use pg::Schema;
 use process::{dir_bytes, through_broker};
 use shapes::Params;
@@ -294,6 +298,16 @@ fn main() -> anyhow::Result<()> {
         union: format!("{union_eps:.0}"),
     });
 
+    // PostgreSQL's load left its tables in its buffers and the OS page cache
+    // and pushed part of the tracker's store out: put the store back, so that
+    // both systems' timings start warm.
+    let t = Instant::now();
+    let warmed = process::read_through(&store_dir)?;
+    println!(
+        "read the tracker's store ({:.0} MiB) into the OS page cache in {:.1?}",
+        warmed as f64 / 1048576.0,
+        t.elapsed()
+    );
     let mut mismatches = 0usize;
     let mut hollow: Vec<String> = Vec::new();
     for shape in shapes::ALL {
@@ -316,18 +330,31 @@ fn main() -> anyhow::Result<()> {
         }
         let mut tl = Vec::new();
         let mut answers = Vec::new();
-        let t = Instant::now();
+        let mut costs = Vec::new();
+        let (t, before) = (Instant::now(), machine());
         for p in &params {
+            // Read outside the clock: what each query moved, for its tail.
+            let c = counters();
             let s = Instant::now();
             let page = store.list(&p.project, &shapes::list_query(shape, p))?;
-            tl.push(s.elapsed());
+            let took = s.elapsed();
+            tl.push(took);
+            costs.push((took, c, counters()));
             answers.push((page.records, page.count.map(|c| c as i64)));
         }
-        let ts = summarize(&mut tl, t.elapsed());
+        // q/s from the queries' own time, not the counters' reads between them.
+        let busy: Duration = tl.iter().sum();
+        let ts = summarize(&mut tl, busy);
+        println!(
+            "{} tracker timing: {}\n  slowest: {}",
+            shape.name(),
+            Machine::since(before, t.elapsed().as_secs_f64()),
+            counters::slowest(&mut costs, 4)
+        );
         let mut pg_summaries = Vec::new();
         for (schema, prep) in [Schema::Listing, Schema::Records].into_iter().zip(&preps) {
             let mut pl = Vec::new();
-            let t = Instant::now();
+            let (t, before) = (Instant::now(), machine());
             for (p, ans) in params.iter().zip(&answers) {
                 let s = Instant::now();
                 let got = pg::run(&mut pgc, prep, shape, p)?;
@@ -344,6 +371,12 @@ fn main() -> anyhow::Result<()> {
                 }
             }
             pg_summaries.push(summarize(&mut pl, t.elapsed()));
+            println!(
+                "{} postgres {} timing: {}",
+                shape.name(),
+                schema.table(),
+                Machine::since(before, t.elapsed().as_secs_f64())
+            );
         }
         let (mut non_empty, mut full, mut nulls) = (0, 0, 0);
         let (offset, limit) = shape.page(depth);

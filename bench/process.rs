@@ -1,8 +1,10 @@
 //! The processes a run starts beside itself: the release `tracker` (for the
-//! HTTP runs), tansu (for the end-to-end drain), and what is read off them
-//! (RSS, disk), plus the drain of the stream through the real broker.
+//! HTTP runs), tansu (for the end-to-end drain), the files they leave (disk
+//! use, and reading a store back into the page cache), plus the drain of
+//! the stream through the real broker.
 
 use super::*;
+use crate::counters::cpu_secs;
 use common::testkit::tansu::Tansu;
 
 pub fn dir_bytes(dir: &Path) -> std::io::Result<u64> {
@@ -14,6 +16,21 @@ pub fn dir_bytes(dir: &Path) -> std::io::Result<u64> {
             dir_bytes(&e.path())?
         } else {
             m.len()
+        };
+    }
+    Ok(n)
+}
+
+/// Reads every file under `dir` once (into the OS page cache); returns the
+/// bytes read.
+pub fn read_through(dir: &Path) -> std::io::Result<u64> {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir)? {
+        let path = e?.path();
+        n += if path.is_dir() {
+            read_through(&path)?
+        } else {
+            std::io::copy(&mut std::fs::File::open(&path)?, &mut std::io::sink())?
         };
     }
     Ok(n)
@@ -64,33 +81,6 @@ pub fn start_tansu(a: &Args, topic: &str) -> anyhow::Result<(Tansu, String)> {
     broker.create_topic(topic, 3)?;
     let bootstrap = broker.bootstrap();
     Ok((broker, bootstrap))
-}
-
-pub fn rss_of(pid: u32) -> anyhow::Result<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kb = |key: &str| proc_value(&status, key) * 1024;
-    Ok((kb("VmRSS:"), kb("VmHWM:")))
-}
-
-/// The number after `key` in a /proc file of `key value` lines (0 if absent).
-pub fn proc_value(text: &str, key: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0)
-}
-
-/// CPU seconds (user + system, all threads) a process has used so far:
-/// `pid` is a number or `"self"`.
-pub fn cpu_secs(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name: state is the first, utime the 12th.
-    let rest: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or(vec![], |(_, r)| r.split_whitespace().collect());
-    let ticks = |i: usize| rest.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    (ticks(11) + ticks(12)) as f64 / 100.0
 }
 
 /// Publishes `messages` to a fresh topic on a tansu broker, then measures how

@@ -6,33 +6,9 @@ use std::time::Instant;
 
 use common::{Message, Store};
 
-use crate::process::{cpu_secs, proc_value, through_broker};
+use crate::counters::counters;
+use crate::process::through_broker;
 use crate::Args;
-
-/// The process's counters from /proc: CPU time of all threads (sled's
-/// flusher included), read syscalls (sled reads a page it does not cache
-/// with one `pread`), bytes those read, bytes fetched from the device, and
-/// bytes written (sled's log: new node versions).
-#[derive(Clone, Copy)]
-struct Counters {
-    cpu_secs: f64,
-    read_calls: u64,
-    read_chars: u64,
-    device_reads: u64,
-    written: u64,
-}
-
-fn counters() -> Counters {
-    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
-    let field = |key: &str| proc_value(&io, key);
-    Counters {
-        cpu_secs: cpu_secs("self"),
-        read_calls: field("syscr:"),
-        read_chars: field("rchar:"),
-        device_reads: field("read_bytes:"),
-        written: field("wchar:"),
-    }
-}
 
 /// Applies `messages` in batches of `a.batch`, then prints the rate, and for
 /// each tenth of the stream: its rate, CPU per wall second, read syscalls

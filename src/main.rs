@@ -11,6 +11,9 @@ mod serve;
 
 // sled copies tree nodes on every insert: allocation is a large share of the
 // apply path, and mimalloc is markedly faster at it than glibc's malloc.
+// `--features system-alloc` links glibc's instead, so that a heap profiler
+// (heaptrack) sees every allocation: see docs/benchmarks.md, "RSS".
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
