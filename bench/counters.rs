@@ -39,11 +39,11 @@ fn stat_fields(stat: &str) -> Vec<u64> {
 }
 
 /// This process's counters: CPU time of all threads (sled's flusher
-/// included), read syscalls (sled reads a node it does not cache with one
-/// `pread`), bytes those read, bytes fetched from the device, bytes written
-/// (sled's log: new node versions), and page faults (minor: memory the
-/// allocator got back from the kernel and touches again; major: a file page
-/// read from the device).
+/// included), read syscalls (sled reads a node fragment it does not cache
+/// with two `pread`s, header then body), bytes those read, bytes fetched
+/// from the device, bytes written (sled's log: new node versions), and page
+/// faults (minor: the first touch of a mapped page, such as memory the
+/// allocator has just mapped; major: a page read from the device).
 #[derive(Clone, Copy)]
 pub struct Counters {
     pub cpu_secs: f64,
@@ -118,10 +118,12 @@ pub fn machine() -> Machine {
         .filter_map(|v| v.parse().ok())
         .collect();
     let tick = |i: usize| ticks.get(i).copied().unwrap_or(0);
+    // Steal counts as busy: a VM's time taken by its host is not ours either.
     let busy = tick(0) + tick(1) + tick(2) + tick(5) + tick(6) + tick(7);
     let mut postgres_cpu = 0.0;
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let pid = e.file_name().to_string_lossy().into_owned();
+        // Processes that exit within the window drop out of this sum.
         if pid.bytes().all(|b| b.is_ascii_digit())
             && std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c == "postgres\n")
         {

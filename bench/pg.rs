@@ -361,7 +361,7 @@ pub fn load_both(
         let secs = t.elapsed().as_secs_f64();
         // A DBA's step after a bulk load, outside the clock: left to
         // autovacuum, PostgreSQL did it while the tracker's queries were
-        // timed, on the same 2 cores (docs/benchmarks.md, "Full-run tails").
+        // timed, on the same 2 cores (docs/benchmarks.md, "The full run's tails").
         pgc.batch_execute(&format!("VACUUM (ANALYZE) {}", schema.table()))?;
         let eps = messages.len() as f64 / secs;
         println!(
