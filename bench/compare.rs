@@ -53,7 +53,6 @@ pub fn shapes(
                 pg::run(pgc, prep, shape, p)?;
             }
         }
-        let mut tl = Vec::new();
         let mut answers = Vec::new();
         let mut costs = Vec::new();
         let (t, before) = (Instant::now(), machine());
@@ -62,12 +61,11 @@ pub fn shapes(
             let c = counters();
             let s = Instant::now();
             let page = store.list(&p.project, &shapes::list_query(shape, p))?;
-            let took = s.elapsed();
-            tl.push(took);
-            costs.push((took, c, counters()));
+            costs.push((s.elapsed(), c, counters()));
             answers.push((page.records, page.count.map(|c| c as i64)));
         }
         // q/s from the queries' own time, not the counters' reads between them.
+        let mut tl: Vec<Duration> = costs.iter().map(|c| c.0).collect();
         let busy: Duration = tl.iter().sum();
         let ts = summarize(&mut tl, busy);
         println!(

@@ -22,7 +22,11 @@ pub fn proc_value(text: &str, key: &str) -> u64 {
 /// `pid` is a number or `"self"`.
 pub fn cpu_secs(pid: &str) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let f = stat_fields(&stat);
+    stat_cpu(&stat_fields(&stat))
+}
+
+/// utime + stime, in seconds, from `stat_fields`.
+fn stat_cpu(f: &[u64]) -> f64 {
     let ticks = |i: usize| f.get(i).copied().unwrap_or(0);
     (ticks(11) + ticks(12)) as f64 / 100.0
 }
@@ -61,7 +65,7 @@ pub fn counters() -> Counters {
     let f = stat_fields(&stat);
     let field = |i: usize| f.get(i).copied().unwrap_or(0);
     Counters {
-        cpu_secs: (field(11) + field(12)) as f64 / 100.0,
+        cpu_secs: stat_cpu(&f),
         read_calls: proc_value(&io, "syscr:"),
         read_chars: proc_value(&io, "rchar:"),
         device_reads: proc_value(&io, "read_bytes:"),

@@ -229,12 +229,7 @@ fn main() -> anyhow::Result<()> {
     if a.apply_only {
         return writepath::apply_only(&a, &store, &messages);
     }
-    let t = Instant::now();
-    for chunk in messages.chunks(a.batch) {
-        store.apply_batch(chunk)?;
-    }
-    store.flush()?;
-    let apply_secs = t.elapsed().as_secs_f64();
+    let apply_secs = writepath::apply_all(&store, &messages, a.batch)?;
     let tracker_eps = messages.len() as f64 / apply_secs;
     let totals = store.totals();
     println!(

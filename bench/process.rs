@@ -7,33 +7,30 @@ use super::*;
 use crate::counters::cpu_secs;
 use common::testkit::tansu::Tansu;
 
-pub fn dir_bytes(dir: &Path) -> std::io::Result<u64> {
+/// `per_file` summed over every file under `dir`, however deep.
+fn sum_files(dir: &Path, per_file: &dyn Fn(&Path) -> std::io::Result<u64>) -> std::io::Result<u64> {
     let mut n = 0;
     for e in std::fs::read_dir(dir)? {
-        let e = e?;
-        let m = e.metadata()?;
-        n += if m.is_dir() {
-            dir_bytes(&e.path())?
+        let path = e?.path();
+        n += if path.is_dir() {
+            sum_files(&path, per_file)?
         } else {
-            m.len()
+            per_file(&path)?
         };
     }
     Ok(n)
 }
 
+pub fn dir_bytes(dir: &Path) -> std::io::Result<u64> {
+    sum_files(dir, &|p| Ok(std::fs::metadata(p)?.len()))
+}
+
 /// Reads every file under `dir` once (into the OS page cache); returns the
 /// bytes read.
 pub fn read_through(dir: &Path) -> std::io::Result<u64> {
-    let mut n = 0;
-    for e in std::fs::read_dir(dir)? {
-        let path = e?.path();
-        n += if path.is_dir() {
-            read_through(&path)?
-        } else {
-            std::io::copy(&mut std::fs::File::open(&path)?, &mut std::io::sink())?
-        };
-    }
-    Ok(n)
+    sum_files(dir, &|p| {
+        std::io::copy(&mut std::fs::File::open(p)?, &mut std::io::sink())
+    })
 }
 
 pub fn free_port() -> std::io::Result<u16> {

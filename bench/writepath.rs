@@ -10,6 +10,17 @@ use crate::counters::counters;
 use crate::process::through_broker;
 use crate::Args;
 
+/// Applies `messages` in batches of `batch`, flushes, and returns the seconds
+/// it took.
+pub fn apply_all(store: &Store, messages: &[Message], batch: usize) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    for chunk in messages.chunks(batch) {
+        store.apply_batch(chunk)?;
+    }
+    store.flush()?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
 /// Applies `messages` in batches of `a.batch`, then prints the rate, and for
 /// each tenth of the stream: its rate, CPU per wall second, read syscalls
 /// and MiB read per batch (sled cache misses) and from the device, and MiB
@@ -60,12 +71,7 @@ pub fn e2e_only(a: &Args, messages: &[Message]) -> anyhow::Result<()> {
         let dir = a.work_dir.join("e2e-apply");
         let _ = std::fs::remove_dir_all(&dir);
         let store = Store::open(&dir, a.cache_mb << 20)?;
-        let t = Instant::now();
-        for chunk in messages[..n].chunks(batch) {
-            store.apply_batch(chunk)?;
-        }
-        store.flush()?;
-        let apply = n as f64 / t.elapsed().as_secs_f64();
+        let apply = n as f64 / apply_all(&store, &messages[..n], batch)?;
         drop(store);
         std::fs::remove_dir_all(&dir)?;
         // A fresh broker and store each round.
