@@ -47,7 +47,10 @@ fn stat_fields(stat: &str) -> Vec<u64> {
 /// with two `pread`s, header then body), bytes those read, bytes fetched
 /// from the device, bytes written (sled's log: new node versions), and page
 /// faults (minor: the first touch of a mapped page, such as memory the
-/// allocator has just mapped; major: a page read from the device).
+/// allocator has just mapped; major: a page read from the device). The
+/// scheduler's view is of the calling thread: time on a CPU, time runnable
+/// but waiting for one, and sleeps (voluntary switches); steal is the
+/// machine's, time the host took from this VM's CPUs.
 #[derive(Clone, Copy)]
 pub struct Counters {
     pub cpu_secs: f64,
@@ -57,6 +60,10 @@ pub struct Counters {
     pub written: u64,
     pub minor_faults: u64,
     pub major_faults: u64,
+    pub thread_run_ns: u64,
+    pub thread_wait_ns: u64,
+    pub thread_sleeps: u64,
+    pub steal_ticks: u64,
 }
 
 pub fn counters() -> Counters {
@@ -64,6 +71,13 @@ pub fn counters() -> Counters {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let f = stat_fields(&stat);
     let field = |i: usize| f.get(i).copied().unwrap_or(0);
+    // /proc/thread-self/schedstat: ns on a CPU, ns waiting on the run
+    // queue, timeslices. The guest kernel leaves steal out of both.
+    let sched = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let mut sched = sched
+        .split_whitespace()
+        .map(|v| v.parse::<u64>().unwrap_or(0));
+    let status = std::fs::read_to_string("/proc/thread-self/status").unwrap_or_default();
     Counters {
         cpu_secs: stat_cpu(&f),
         read_calls: proc_value(&io, "syscr:"),
@@ -72,25 +86,49 @@ pub fn counters() -> Counters {
         written: proc_value(&io, "wchar:"),
         minor_faults: field(7),
         major_faults: field(9),
+        thread_run_ns: sched.next().unwrap_or(0),
+        thread_wait_ns: sched.next().unwrap_or(0),
+        thread_sleeps: proc_value(&status, "voluntary_ctxt_switches:"),
+        steal_ticks: cpu_ticks().get(7).copied().unwrap_or(0),
     }
+}
+
+/// /proc/stat's first line, in ticks of 10 ms: user nice system idle
+/// iowait irq softirq steal.
+fn cpu_ticks() -> Vec<u64> {
+    let cpu = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    cpu.lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect()
 }
 
 /// The `n` slowest of `timed` queries, each with the counters it moved: a
 /// tail with read calls is sled's cache missing; one with minor faults is
-/// fresh memory; one with neither is the work, or the thread descheduled.
+/// fresh memory; time off the CPU is the thread waiting for a core (run
+/// queue), sleeping (a lock or I/O: sleeps > 0) or neither (the host's
+/// steal, or interrupts); time on it with no reads is the work itself.
 pub fn slowest(timed: &mut [(Duration, Counters, Counters)], n: usize) -> String {
     timed.sort_by_key(|t| std::cmp::Reverse(t.0));
     timed
         .iter()
         .take(n)
         .map(|(d, b, a)| {
+            let ms = |ns: u64| ns as f64 / 1e6;
             format!(
-                "{:.2} ms ({} read calls, {:.0} KiB read, {:.0} KiB from the device, {} minor faults)",
+                "{:.2} ms ({} read calls, {:.0} KiB read, {:.0} KiB from the device, {} minor faults; on CPU {:.2} ms, run queue {:.2} ms, {} sleeps, {} steal ticks)",
                 d.as_secs_f64() * 1000.0,
                 a.read_calls - b.read_calls,
                 (a.read_chars - b.read_chars) as f64 / 1024.0,
                 (a.device_reads - b.device_reads) as f64 / 1024.0,
-                a.minor_faults - b.minor_faults
+                a.minor_faults - b.minor_faults,
+                ms(a.thread_run_ns - b.thread_run_ns),
+                ms(a.thread_wait_ns - b.thread_wait_ns),
+                a.thread_sleeps - b.thread_sleeps,
+                a.steal_ticks - b.steal_ticks,
             )
         })
         .collect::<Vec<_>>()
@@ -111,16 +149,7 @@ pub struct Machine {
 }
 
 pub fn machine() -> Machine {
-    // /proc/stat's first line: user nice system idle iowait irq softirq steal.
-    let cpu = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let ticks: Vec<u64> = cpu
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
+    let ticks = cpu_ticks();
     let tick = |i: usize| ticks.get(i).copied().unwrap_or(0);
     // Steal counts as busy: a VM's time taken by its host is not ours either.
     let busy = tick(0) + tick(1) + tick(2) + tick(5) + tick(6) + tick(7);

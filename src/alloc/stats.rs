@@ -1,0 +1,132 @@
+//! `--features alloc-stats`, a diagnostic build for docs/benchmarks.md
+//! ("RSS"): how much of the process's memory the program holds, and how much
+//! the allocators keep. mimalloc stays the allocator, wrapped to count the
+//! bytes of the blocks it has handed out and not had back; every 5 s a line
+//! on stderr sets that against mimalloc's committed memory, glibc's heap
+//! (librdkafka allocates with C's malloc) and RSS. The count costs two
+//! atomic operations per allocation, so not for a release build.
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use mimalloc::MiMalloc;
+
+pub struct Counting;
+
+/// Bytes in mimalloc blocks the program holds, each counted at its usable
+/// size (the size class it was rounded up to), so that what remains of
+/// mimalloc's committed memory is free space the allocator keeps.
+static IN_USE: AtomicIsize = AtomicIsize::new(0);
+
+// mimalloc's C API (linked by the mimalloc crate) and glibc's.
+extern "C" {
+    fn mi_usable_size(p: *const c_void) -> usize;
+    fn mi_process_info(
+        elapsed_msecs: *mut usize,
+        user_msecs: *mut usize,
+        system_msecs: *mut usize,
+        current_rss: *mut usize,
+        peak_rss: *mut usize,
+        current_commit: *mut usize,
+        peak_commit: *mut usize,
+        page_faults: *mut usize,
+    );
+    fn mallinfo2() -> MallInfo2;
+}
+
+/// glibc's `struct mallinfo2` (glibc 2.33 and later): every field, for the
+/// layout, though only four are read.
+#[allow(dead_code)]
+#[repr(C)]
+struct MallInfo2 {
+    arena: usize,
+    ordblks: usize,
+    smblks: usize,
+    hblks: usize,
+    hblkhd: usize,
+    usmblks: usize,
+    fsmblks: usize,
+    uordblks: usize,
+    fordblks: usize,
+    keepcost: usize,
+}
+
+fn usable(p: *mut u8) -> isize {
+    // SAFETY: `p` is a live block from mimalloc.
+    unsafe { mi_usable_size(p as *const c_void) as isize }
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = MiMalloc.alloc(layout);
+        if !p.is_null() {
+            IN_USE.fetch_add(usable(p), Relaxed);
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = MiMalloc.alloc_zeroed(layout);
+        if !p.is_null() {
+            IN_USE.fetch_add(usable(p), Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
+        IN_USE.fetch_sub(usable(p), Relaxed);
+        MiMalloc.dealloc(p, layout)
+    }
+
+    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let old = usable(p);
+        let q = MiMalloc.realloc(p, layout, new_size);
+        if !q.is_null() {
+            IN_USE.fetch_add(usable(q) - old, Relaxed);
+        }
+        q
+    }
+}
+
+/// Prints one line every `every` on stderr, for the life of the process.
+pub fn report_every(every: Duration) {
+    let start = Instant::now();
+    std::thread::spawn(move || loop {
+        std::thread::sleep(every);
+        let mib = |b: usize| b as f64 / 1048576.0;
+        let (mut commit, mut peak_commit) = (0usize, 0usize);
+        let null = std::ptr::null_mut();
+        // SAFETY: out-parameters are valid or null, as the API allows.
+        let glibc = unsafe {
+            mi_process_info(
+                null,
+                null,
+                null,
+                null,
+                null,
+                &mut commit,
+                &mut peak_commit,
+                null,
+            );
+            mallinfo2()
+        };
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let rss_kb = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<usize>().ok())
+            .unwrap_or(0);
+        eprintln!(
+            "alloc-stats: {:.0} s: mimalloc blocks in use {:.0} MiB, mimalloc committed {:.0} MiB (peak {:.0}); glibc in use {:.0} MiB of {:.0}; RSS {:.0} MiB",
+            start.elapsed().as_secs_f64(),
+            mib(IN_USE.load(Relaxed).max(0) as usize),
+            mib(commit),
+            mib(peak_commit),
+            mib(glibc.uordblks + glibc.hblkhd),
+            mib(glibc.arena + glibc.hblkhd),
+            rss_kb as f64 / 1024.0,
+        );
+    });
+}
