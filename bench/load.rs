@@ -90,12 +90,23 @@ pub fn run(a: &crate::Args) -> anyhow::Result<()> {
         port,
     )?;
     // Publish the stream while the clients run: ingest works at full speed.
-    let publisher = std::thread::spawn(move || -> anyhow::Result<()> {
-        for chunk in messages.chunks(20_000) {
-            ingest::publish::publish(&brokers, "load-events", chunk)?;
-        }
-        Ok(())
-    });
+    // A stream longer than the run stops being published when the clients
+    // stop, so that the run ends on time.
+    let stop = Arc::new(AtomicBool::new(false));
+    let publisher = {
+        let stop = stop.clone();
+        std::thread::spawn(move || -> anyhow::Result<usize> {
+            let mut published = 0;
+            for chunk in messages.chunks(20_000) {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                ingest::publish::publish(&brokers, "load-events", chunk)?;
+                published += chunk.len();
+            }
+            Ok(published)
+        })
+    };
     let paths: Vec<String> = params
         .iter()
         .enumerate()
@@ -108,7 +119,6 @@ pub fn run(a: &crate::Args) -> anyhow::Result<()> {
             )
         })
         .collect();
-    let stop = Arc::new(AtomicBool::new(false));
     let pid = tracker.id();
     let sampler = {
         let stop = stop.clone();
@@ -180,7 +190,7 @@ pub fn run(a: &crate::Args) -> anyhow::Result<()> {
     let mut lat: Vec<Duration> = results.into_iter().flat_map(|r| r.0).collect();
     let requests = lat.len();
     let s = summarize(&mut lat, wall);
-    publisher.join().expect("publisher").context("publishing")?;
+    let published = publisher.join().expect("publisher").context("publishing")?;
     let consumed = consumed_from_metrics(port)?;
     let _ = tracker.kill();
     let _ = tracker.wait();
@@ -191,7 +201,7 @@ pub fn run(a: &crate::Args) -> anyhow::Result<()> {
         a.load_clients, wall, s.per_sec, s.p50_ms, s.p99_ms
     );
     println!(
-        "load: ingest consumed {consumed} of {total} published messages meanwhile; RSS every 5 s (MiB): {}",
+        "load: ingest consumed {consumed} of {published} published messages (of a stream of {total}) meanwhile; RSS every 5 s (MiB): {}",
         rss.iter().map(|r| format!("{:.0}", mib(*r))).collect::<Vec<_>>().join(" ")
     );
     if errors > 0 {
