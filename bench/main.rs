@@ -24,12 +24,10 @@ mod shapes;
 mod stats;
 mod writepath;
 
-// sled copies tree nodes on every insert: allocation is a large share of the
-// apply path, and mimalloc is markedly faster at it than glibc's malloc
-// (`--features system-alloc` links glibc's instead: see src/main.rs).
-#[cfg(not(feature = "system-alloc"))]
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// The tracker's allocator, so that the in-process apply is measured as
+// `tracker` runs it.
+#[path = "../src/alloc/mod.rs"]
+mod alloc;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -200,6 +198,8 @@ fn dataset(a: &Args) -> Vec<Message> {
 }
 
 fn main() -> anyhow::Result<()> {
+    #[cfg(feature = "alloc-stats")]
+    alloc::stats::report_every(Duration::from_secs(5));
     common::telemetry::init().map_err(anyhow::Error::msg)?;
     let mut a = Args::parse();
     if a.smoke {

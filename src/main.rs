@@ -3,19 +3,12 @@
 //! store (sled locks its directory, so they cannot be two processes); each can
 //! also run alone. Also: replay, verify, publish and token hashing.
 
+mod alloc;
 mod cli;
 mod commands;
 mod config;
 mod process;
 mod serve;
-
-// sled copies tree nodes on every insert: allocation is a large share of the
-// apply path, and mimalloc is markedly faster at it than glibc's malloc.
-// `--features system-alloc` links glibc's instead, so that a heap profiler
-// (heaptrack) sees every allocation: see docs/benchmarks.md, "RSS".
-#[cfg(not(feature = "system-alloc"))]
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::process::ExitCode;
 
@@ -39,6 +32,8 @@ fn main() -> ExitCode {
 }
 
 fn tracker() -> anyhow::Result<ExitCode> {
+    #[cfg(feature = "alloc-stats")]
+    alloc::stats::report_every(std::time::Duration::from_secs(5));
     common::telemetry::init().map_err(anyhow::Error::msg)?;
     let cli = Cli::parse();
     let file = FileConfig::load(cli.config.as_deref())?;

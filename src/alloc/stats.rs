@@ -130,3 +130,29 @@ pub fn report_every(every: Duration) {
         );
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bytes held now against `before`, in MiB (other tests' allocations
+    /// are small next to the ones measured here).
+    fn held_mib(before: isize) -> f64 {
+        (IN_USE.load(Relaxed) - before) as f64 / 1048576.0
+    }
+
+    #[test]
+    fn counts_blocks_while_held_across_growth_and_free() {
+        let before = IN_USE.load(Relaxed);
+        let mut v = vec![1u8; 4 << 20];
+        assert!((held_mib(before) - 4.0).abs() < 0.5, "{}", held_mib(before));
+        v.reserve_exact(12 << 20); // a realloc to 16 MiB
+        assert!(
+            (held_mib(before) - 16.0).abs() < 0.5,
+            "{}",
+            held_mib(before)
+        );
+        drop(v);
+        assert!(held_mib(before).abs() < 0.5, "{}", held_mib(before));
+    }
+}
