@@ -9,6 +9,9 @@
 #[cfg(feature = "alloc-stats")]
 pub mod stats;
 
+#[cfg(all(feature = "system-alloc", feature = "alloc-stats"))]
+compile_error!("`system-alloc` and `alloc-stats` each choose the allocator: pick one");
+
 #[cfg(not(any(feature = "system-alloc", feature = "alloc-stats")))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

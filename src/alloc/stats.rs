@@ -4,7 +4,8 @@
 //! bytes of the blocks it has handed out and not had back; every 5 s a line
 //! on stderr sets that against mimalloc's committed memory, glibc's heap
 //! (librdkafka allocates with C's malloc) and RSS. The count costs two
-//! atomic operations per allocation, so not for a release build.
+//! atomic operations on one shared counter per allocation: not for
+//! production.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::ffi::c_void;
@@ -20,7 +21,9 @@ pub struct Counting;
 /// mimalloc's committed memory is free space the allocator keeps.
 static IN_USE: AtomicIsize = AtomicIsize::new(0);
 
-// mimalloc's C API (linked by the mimalloc crate) and glibc's.
+// mimalloc's C API (linked by the mimalloc crate; declared here rather than
+// through libmimalloc-sys's `extended` bindings, which would add a
+// dependency for two functions) and glibc's.
 extern "C" {
     fn mi_usable_size(p: *const c_void) -> usize;
     fn mi_process_info(
@@ -37,7 +40,7 @@ extern "C" {
 }
 
 /// glibc's `struct mallinfo2` (glibc 2.33 and later): every field, for the
-/// layout, though only four are read.
+/// layout, though only three are read.
 #[allow(dead_code)]
 #[repr(C)]
 struct MallInfo2 {
@@ -53,9 +56,10 @@ struct MallInfo2 {
     keepcost: usize,
 }
 
-fn usable(p: *mut u8) -> isize {
-    // SAFETY: `p` is a live block from mimalloc.
-    unsafe { mi_usable_size(p as *const c_void) as isize }
+/// # Safety
+/// `p` is a live block from mimalloc.
+unsafe fn usable(p: *mut u8) -> isize {
+    mi_usable_size(p as *const c_void) as isize
 }
 
 unsafe impl GlobalAlloc for Counting {
@@ -145,14 +149,14 @@ mod tests {
     fn counts_blocks_while_held_across_growth_and_free() {
         let before = IN_USE.load(Relaxed);
         let mut v = vec![1u8; 4 << 20];
-        assert!((held_mib(before) - 4.0).abs() < 0.5, "{}", held_mib(before));
+        assert!((held_mib(before) - 4.0).abs() < 1.0, "{}", held_mib(before));
         v.reserve_exact(12 << 20); // a realloc to 16 MiB
         assert!(
-            (held_mib(before) - 16.0).abs() < 0.5,
+            (held_mib(before) - 16.0).abs() < 1.0,
             "{}",
             held_mib(before)
         );
         drop(v);
-        assert!(held_mib(before).abs() < 0.5, "{}", held_mib(before));
+        assert!(held_mib(before).abs() < 1.0, "{}", held_mib(before));
     }
 }
