@@ -1,5 +1,6 @@
 //! What a run reads off /proc: a process's RSS and CPU time, this process's
-//! I/O and fault counters, and the machine's CPU around a timed loop.
+//! I/O and fault counters, the calling thread's scheduler counters, and the
+//! machine's CPU around a timed loop.
 
 use std::time::Duration;
 
@@ -50,7 +51,7 @@ fn stat_fields(stat: &str) -> Vec<u64> {
 /// allocator has just mapped; major: a page read from the device). The
 /// scheduler's view is of the calling thread: time on a CPU, time runnable
 /// but waiting for one, and sleeps (voluntary switches); steal is the
-/// machine's, time the host took from this VM's CPUs.
+/// machine's, time the host took from this VM's CPUs, in 10 ms ticks.
 #[derive(Clone, Copy)]
 pub struct Counters {
     pub cpu_secs: f64,
@@ -72,7 +73,9 @@ pub fn counters() -> Counters {
     let f = stat_fields(&stat);
     let field = |i: usize| f.get(i).copied().unwrap_or(0);
     // /proc/thread-self/schedstat: ns on a CPU, ns waiting on the run
-    // queue, timeslices. The guest kernel leaves steal out of both.
+    // queue, timeslices. With paravirt steal accounting (this kernel's) the
+    // first leaves steal out; interrupts are not accounted apart, so they
+    // count as the thread's CPU time.
     let sched = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
     let mut sched = sched
         .split_whitespace()
@@ -110,7 +113,8 @@ fn cpu_ticks() -> Vec<u64> {
 /// tail with read calls is sled's cache missing; one with minor faults is
 /// fresh memory; time off the CPU is the thread waiting for a core (run
 /// queue), sleeping (a lock or I/O: sleeps > 0) or neither (the host's
-/// steal, or interrupts); time on it with no reads is the work itself.
+/// steal); time on it with no reads is the work, or interrupts taken
+/// while it ran.
 pub fn slowest(timed: &mut [(Duration, Counters, Counters)], n: usize) -> String {
     timed.sort_by_key(|t| std::cmp::Reverse(t.0));
     timed

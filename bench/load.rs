@@ -1,4 +1,4 @@
-//! `--load`: 64 concurrent HTTP connections for 60 s against `tracker run`
+//! `--load`: 64 concurrent HTTP connections for `--load-secs` against `tracker run`
 //! while its ingest worker drains a stream at full speed from the real
 //! broker. Reports errors, latency percentiles and RSS over time.
 
