@@ -2,8 +2,9 @@
 //! ("RSS"): how much of the process's memory the program holds, and how much
 //! the allocators keep. mimalloc stays the allocator, wrapped to count the
 //! bytes of the blocks it has handed out and not had back; every 5 s a line
-//! on stderr sets that against mimalloc's committed memory, glibc's heap
-//! (librdkafka allocates with C's malloc) and RSS. The count costs two
+//! on stderr sets that against glibc's heap (librdkafka allocates with C's
+//! malloc) and RSS. (mimalloc's own "committed" figure is left out: on Linux
+//! it counts its reserved arenas, 1 GiB at a time, not memory in use.) The count costs two
 //! atomic operations on one shared counter per allocation: not for
 //! production.
 
@@ -17,25 +18,16 @@ use mimalloc::MiMalloc;
 pub struct Counting;
 
 /// Bytes in mimalloc blocks the program holds, each counted at its usable
-/// size (the size class it was rounded up to), so that what remains of
-/// mimalloc's committed memory is free space the allocator keeps.
+/// size (the size class it was rounded up to), so that RSS less both heaps
+/// is what neither accounts for: mimalloc's free space and metadata, code,
+/// stacks.
 static IN_USE: AtomicIsize = AtomicIsize::new(0);
 
 // mimalloc's C API (linked by the mimalloc crate; declared here rather than
 // through libmimalloc-sys's `extended` bindings, which would add a
-// dependency for two functions) and glibc's.
+// dependency for one function) and glibc's.
 extern "C" {
     fn mi_usable_size(p: *const c_void) -> usize;
-    fn mi_process_info(
-        elapsed_msecs: *mut usize,
-        user_msecs: *mut usize,
-        system_msecs: *mut usize,
-        current_rss: *mut usize,
-        peak_rss: *mut usize,
-        current_commit: *mut usize,
-        peak_commit: *mut usize,
-        page_faults: *mut usize,
-    );
     fn mallinfo2() -> MallInfo2;
 }
 
@@ -100,22 +92,8 @@ pub fn report_every(every: Duration) {
     std::thread::spawn(move || loop {
         std::thread::sleep(every);
         let mib = |b: usize| b as f64 / 1048576.0;
-        let (mut commit, mut peak_commit) = (0usize, 0usize);
-        let null = std::ptr::null_mut();
-        // SAFETY: out-parameters are valid or null, as the API allows.
-        let glibc = unsafe {
-            mi_process_info(
-                null,
-                null,
-                null,
-                null,
-                null,
-                &mut commit,
-                &mut peak_commit,
-                null,
-            );
-            mallinfo2()
-        };
+        // SAFETY: mallinfo2 only reads glibc's arenas, under their locks.
+        let glibc = unsafe { mallinfo2() };
         let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
         let rss_kb = status
             .lines()
@@ -123,11 +101,9 @@ pub fn report_every(every: Duration) {
             .and_then(|v| v.split_whitespace().next()?.parse::<usize>().ok())
             .unwrap_or(0);
         eprintln!(
-            "alloc-stats: {:.0} s: mimalloc blocks in use {:.0} MiB, mimalloc committed {:.0} MiB (peak {:.0}); glibc in use {:.0} MiB of {:.0}; RSS {:.0} MiB",
+            "alloc-stats: {:.0} s: mimalloc blocks in use {:.0} MiB; glibc in use {:.0} MiB of {:.0}; RSS {:.0} MiB",
             start.elapsed().as_secs_f64(),
             mib(IN_USE.load(Relaxed).max(0) as usize),
-            mib(commit),
-            mib(peak_commit),
             mib(glibc.uordblks + glibc.hblkhd),
             mib(glibc.arena + glibc.hblkhd),
             rss_kb as f64 / 1024.0,
