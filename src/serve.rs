@@ -193,7 +193,13 @@ pub async fn run(file: FileConfig, mode: Mode) -> anyhow::Result<()> {
             Err(_) => warn!("ingest worker did not stop within 30 s"),
         }
     }
-    store.flush()?;
+    // Last: whatever failed first is what the process reports.
+    if let Err(e) = store.flush() {
+        match &failed {
+            None => failed = Some(anyhow::anyhow!("the final flush failed: {e}")),
+            Some(_) => warn!(error = %e, "the final flush failed too"),
+        }
+    }
     match failed {
         Some(e) => {
             error!(error = %e, "stopped");
@@ -279,13 +285,9 @@ fn serve(
         println!();
     }
     let c = cancel.clone();
-    let limits = state.limits;
     let stop = cancel.clone();
     Ok(tokio::spawn(async move {
-        let r = query::serve(listener, query::app(state), limits, async move {
-            stop.cancelled().await
-        })
-        .await;
+        let r = query::serve(listener, state, async move { stop.cancelled().await }).await;
         c.cancel(); // the service ended: so does the process
         r
     }))

@@ -286,12 +286,14 @@ impl Worker {
         let mut report = crate::report::Report::default();
         while !cancel.is_cancelled() {
             if let Err(e) = self.refresh_if_due() {
-                self.close()?;
-                return Err(e);
+                return Err(self.fail(e));
             }
             let batch = self.poll_batch(Duration::from_millis(250), &cancel);
             if !batch.is_empty() {
-                let outcome = self.write(&batch, &cancel)?;
+                let outcome = match self.write(&batch, &cancel) {
+                    Ok(outcome) => outcome,
+                    Err(e) => return Err(self.fail(e)),
+                };
                 report.consumed += batch.len() as u64;
                 report.applied += outcome.applied;
             }
@@ -313,22 +315,19 @@ impl Worker {
         let (start, connect_timeout) = (Instant::now(), self.cfg.connect_timeout);
         loop {
             if cancel.is_cancelled() {
-                self.close()?;
-                return Err(IngestError::InterruptedConnecting);
+                return Err(self.fail(IngestError::InterruptedConnecting));
             }
             match self.refresh() {
                 Ok(()) => break,
                 Err(e @ (IngestError::TopicUnusable(_) | IngestError::Store(_))) => {
-                    self.close()?;
-                    return Err(e);
+                    return Err(self.fail(e));
                 }
                 Err(e) if start.elapsed() >= connect_timeout => {
-                    self.close()?;
-                    return Err(IngestError::Unreachable {
+                    return Err(self.fail(IngestError::Unreachable {
                         brokers: self.cfg.brokers.clone(),
                         waited: start.elapsed(),
                         last: Box::new(e),
-                    });
+                    }));
                 }
                 Err(e) => {
                     debug!(error = %e, "topic not reachable yet; retrying");
@@ -357,12 +356,13 @@ impl Worker {
                 break;
             }
             if cancel.is_cancelled() {
-                self.close()?;
-                return Err(IngestError::Interrupted { applied, total });
+                return Err(self.fail(IngestError::Interrupted { applied, total }));
             }
             let batch = self.poll_batch(Duration::from_millis(250), cancel);
             if !batch.is_empty() {
-                self.write(&batch, cancel)?;
+                if let Err(e) = self.write(&batch, cancel) {
+                    return Err(self.fail(e));
+                }
                 applied += batch.len() as u64;
                 on_progress(ReplayProgress::Batch {
                     messages: batch.len() as u64,
@@ -373,10 +373,20 @@ impl Worker {
         Ok(targets)
     }
 
+    /// Ends a run on `e`: the final flush is still attempted and the
+    /// consumer closed, within the same bounded time as a clean stop.
+    fn fail(&mut self, e: IngestError) -> IngestError {
+        if let Err(flush) = self.close() {
+            warn!(error = %flush, "the final flush failed too");
+        }
+        e
+    }
+
     /// Flushes the store and closes the consumer, giving up on the consumer
-    /// after a timeout (dropping it can block while the broker is down).
+    /// after a timeout (dropping it can block while the broker is down). A
+    /// failed flush is returned once the consumer is closed.
     fn close(&mut self) -> Result<(), IngestError> {
-        self.store.flush()?;
+        let flushed = self.store.flush();
         if let Some(consumer) = self.consumer.take() {
             let (tx, rx) = std::sync::mpsc::channel();
             std::thread::spawn(move || {
@@ -389,7 +399,7 @@ impl Worker {
             }
         }
         info!("ingest worker stopped");
-        Ok(())
+        Ok(flushed?)
     }
 }
 
