@@ -102,12 +102,10 @@ fn apply(
         .with_closing(closing.clone());
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let port = listener.local_addr()?.port();
-    let limits = state.limits;
     let c = closing.clone();
     let server = rt.spawn(query::serve(
         listener,
-        query::app(state),
-        limits,
+        state,
         async move { c.cancelled().await },
     ));
 

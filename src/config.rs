@@ -62,6 +62,7 @@ pub struct HttpFile {
     pub request_timeout_ms: Option<u64>,
     pub max_concurrent_requests: Option<usize>,
     pub max_streams: Option<usize>,
+    pub send_timeout_secs: Option<u64>,
     pub cors_origins: Option<Vec<String>>,
 }
 
@@ -107,6 +108,7 @@ impl FileConfig {
                 self.kafka.connect_timeout_secs,
             ),
             ("http.request_timeout_ms", self.http.request_timeout_ms),
+            ("http.send_timeout_secs", self.http.send_timeout_secs),
             (
                 "http.max_concurrent_requests",
                 self.http.max_concurrent_requests.map(|n| n as u64),
@@ -269,6 +271,10 @@ pub struct HttpArgs {
     /// Change-feed streams open at once; more get 503. Default: 256
     #[arg(long, env = "TRACKER_MAX_STREAMS")]
     pub max_streams: Option<usize>,
+    /// A connection whose client accepts no output for this many seconds
+    /// is closed, freeing a stalled change feed's slot. Default: 30
+    #[arg(long, env = "TRACKER_SEND_TIMEOUT_SECS", value_parser = at_least_one::<u64>)]
+    pub send_timeout_secs: Option<u64>,
     /// Origins whose pages may call the API from a browser (CORS), e.g.
     /// https://dash.example; repeat or separate with commas. Default: none
     #[arg(
@@ -368,6 +374,10 @@ impl HttpArgs {
                 .max_streams
                 .or(f.http.max_streams)
                 .unwrap_or(d.max_streams),
+            send_timeout: self
+                .send_timeout_secs
+                .or(f.http.send_timeout_secs)
+                .map_or(d.send_timeout, Duration::from_secs),
             ..d
         }
     }

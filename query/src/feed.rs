@@ -3,11 +3,14 @@
 //! project (the list's region/status filters apply to the record after the
 //! change). Each event is `id: <change seq>`, `event: record`, `data:
 //! {"replication_record": …}`; a record that a change moved out of the
-//! project gets `event: removed`, `data: {"id": …}`. A client resumes with `Last-Event-ID` (or
-//! `?since=`) from the store's change log; when that point is out of the
-//! retention, or the client falls too far behind the live batches, it gets
-//! `event: reset` (reload the list) and the stream ends. Streams have their
-//! own cap, no request timeout, and end when the service shuts down.
+//! project, or out of the filters, gets `event: removed`, `data: {"id": …}`.
+//! A client resumes with `Last-Event-ID` (or `?since=`) from the store's
+//! change log; a stream that finds numbers missing in the live batches (it
+//! subscribed while a batch was applied, or fell behind) reads them from the
+//! log too. When what it needs is out of the retention it gets `event:
+//! reset` (reload the list) and the stream ends. Streams have their own cap,
+//! no request timeout (a stalled client is cut off by the send timeout,
+//! `send_timeout.rs`), and end when the service shuts down.
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -29,8 +32,8 @@ use crate::bodies::{ErrorBody, FeedParams};
 use crate::error::ApiError;
 use crate::params::{self, FeedQuery};
 use crate::AppState;
-use common::store::changes::{Change, Since};
-use common::Record;
+use common::store::changes::{Change, LiveBatch, Since};
+use common::{Record, Store};
 
 /// Changes to a project's records as they are applied, as Server-Sent Events.
 #[utoipa::path(get, path = "/v1/{project_id}/replication_records/changes", tag = "records",
@@ -38,7 +41,7 @@ use common::Record;
         ("Last-Event-ID" = Option<u64>, Header, description = "The last change received: resume after it (wins over `since`)")),
     security(("token" = [])),
     responses(
-        (status = 200, content_type = "text/event-stream", description = "`event: record` with `id: <change seq>` and `data: {\"replication_record\": …}` per change; `event: reset` when the resume point is out of the retention or the client fell behind (reload the list); a `: keep-alive` comment every 15 s"),
+        (status = 200, content_type = "text/event-stream", description = "`event: record` with `id: <change seq>` and `data: {\"replication_record\": …}` per change; `event: removed` with `data: {\"id\": …}` when a change moved the record out of the project or the filters; `event: reset` when the resume point, or changes the stream missed, are out of the retention (reload the list); a `: keep-alive` comment every 15 s"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 500, body = ErrorBody), (status = 503, body = ErrorBody),
     ))]
@@ -64,33 +67,17 @@ pub(crate) async fn changes(
         .clone()
         .try_acquire_owned()
         .map_err(|_| ApiError::Overloaded)?;
-    // Subscribe before reading the head or the backlog: a batch committed in
-    // between is then in both, and deduplicated by its sequence number.
-    let live = s.store.subscribe();
-    let (last, backlog) = match q.since {
-        None => (s.store.change_head(), Since::Changes(Vec::new())),
-        Some(since) => {
-            let backlog = blocking(&s.store, move |st| Ok(st.changes_since(since)?)).await?;
-            (since, backlog)
-        }
-    };
-    let mut tail = Tail {
+    let tail = Tail::open(
+        &s.store,
         project,
-        filter: q,
-        live,
-        last,
-        out: String::new(),
-        done: false,
-        keep_alive: s.limits.keep_alive,
-        closing: s.closing.clone(),
-        metrics: s.metrics.clone(),
-        _permit: permit,
-    };
-    s.metrics.stream_opened();
-    match backlog {
-        Since::Changes(changes) => tail.take(&changes),
-        Since::Reset => tail.reset("the resume point is older than the retained changes"),
-    }
+        q,
+        s.limits.keep_alive,
+        &s.closing,
+        &s.metrics,
+        permit,
+    );
+    // The backlog of a resume is read once the stream is polled: the
+    // headers go out first, and no request timeout cuts a long backlog.
     let events = stream::unfold(tail, |mut t| async move {
         let next = t.next().await;
         next.map(|e| (Ok::<_, Infallible>(e), t))
@@ -109,11 +96,17 @@ pub(crate) async fn changes(
 
 /// One open stream: what it still has to send and where it is.
 struct Tail {
+    store: Arc<Store>,
     project: String,
     filter: FeedQuery,
-    live: tokio::sync::broadcast::Receiver<Arc<Vec<Change>>>,
+    live: tokio::sync::broadcast::Receiver<Arc<LiveBatch>>,
     /// The last change sequence taken (sent or filtered out).
     last: u64,
+    /// Changes above `last` are to be read from the change log before the
+    /// next live batch: a resume point, or numbers the live batches did not
+    /// carry (a batch applied while this stream subscribed, or batches
+    /// missed while it lagged).
+    fill: Option<Fill>,
     /// Events not yet handed to the connection, as SSE text: a batch's
     /// changes go out as one chunk.
     out: String,
@@ -125,7 +118,51 @@ struct Tail {
     _permit: OwnedSemaphorePermit,
 }
 
+/// Why a stream reads the change log.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fill {
+    /// The client's `Last-Event-ID` or `since`.
+    Resume,
+    /// The live batches skipped numbers above `last`.
+    Gap,
+}
+
 impl Tail {
+    /// Counts the stream open, subscribes, then places the stream: at the head for a new client, at
+    /// its resume point (read from the log on the first poll) otherwise.
+    /// Subscribing first means every batch committed after the head was
+    /// read reaches this stream, at least as a number range.
+    fn open(
+        store: &Arc<Store>,
+        project: String,
+        filter: FeedQuery,
+        keep_alive: Duration,
+        closing: &CancellationToken,
+        metrics: &Arc<crate::metrics::Metrics>,
+        permit: OwnedSemaphorePermit,
+    ) -> Tail {
+        metrics.stream_opened();
+        let live = store.subscribe();
+        let (last, fill) = match filter.since {
+            None => (store.change_head(), None),
+            Some(since) => (since, Some(Fill::Resume)),
+        };
+        Tail {
+            store: store.clone(),
+            project,
+            filter,
+            live,
+            last,
+            fill,
+            out: String::new(),
+            done: false,
+            keep_alive,
+            closing: closing.clone(),
+            metrics: metrics.clone(),
+            _permit: permit,
+        }
+    }
+
     async fn next(&mut self) -> Option<Bytes> {
         // A keep-alive after `keep_alive` with nothing sent: batches this
         // stream filters out do not count.
@@ -137,10 +174,14 @@ impl Tail {
             if self.done {
                 return None;
             }
+            if let Some(why) = self.fill.take() {
+                self.read_log(why).await;
+                continue;
+            }
             tokio::select! {
                 got = self.live.recv() => match got {
-                    Ok(batch) => self.take(&batch),
-                    Err(RecvError::Lagged(_)) => self.reset("the client fell behind the live changes"),
+                    Ok(batch) => self.take_live(&batch),
+                    Err(RecvError::Lagged(_)) => self.fill = Some(Fill::Gap),
                     Err(RecvError::Closed) => return None,
                 },
                 _ = tokio::time::sleep_until(quiet_until) => {
@@ -152,19 +193,53 @@ impl Tail {
         }
     }
 
+    /// A live batch: its changes when they follow on from `last`, otherwise
+    /// (not carried, or numbers missing before it) a read of the log.
+    fn take_live(&mut self, batch: &LiveBatch) {
+        if batch.last <= self.last {
+            return;
+        }
+        match &batch.changes {
+            Some(changes) if batch.first <= self.last + 1 => self.take(changes),
+            _ => self.fill = Some(Fill::Gap),
+        }
+    }
+
+    /// Everything after `last` from the change log, or a reset when that is
+    /// no longer all retained.
+    async fn read_log(&mut self, why: Fill) {
+        let since = self.last;
+        match blocking(&self.store, move |st| Ok(st.changes_since(since)?)).await {
+            Ok(Since::Changes(changes)) => self.take(&changes),
+            Ok(Since::Reset) => self.reset(match why {
+                Fill::Resume => "the resume point is older than the retained changes",
+                Fill::Gap => "the changes this stream missed are no longer retained",
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "a change feed could not read the change log; its client is told to reload");
+                self.reset("the change log could not be read");
+            }
+        }
+    }
+
     fn take(&mut self, changes: &[Change]) {
         let from = self.last;
         for c in changes.iter().filter(|c| c.seq > from) {
             self.last = c.seq;
-            if c.left.contains(&self.project) {
-                // Whatever the filters: the client may be showing it.
+            let here = self.listed_here(&c.record);
+            if c.left.contains(&self.project) || (here && !self.matches(&c.record)) {
+                // Out of this stream's view: moved to another project (the
+                // client may be showing it whatever the filters), or out of
+                // the filters (the stream does not know what the client
+                // shows, so a change that leaves a record outside them says
+                // so; a client not showing it ignores it).
                 let _ = write!(
                     self.out,
                     "id: {}\nevent: removed\ndata: {}\n\n",
                     c.seq,
                     serde_json::json!({ "id": c.record.id })
                 );
-            } else if self.shows(&c.record) {
+            } else if here {
                 // RecordBody's shape, around JSON made once per change (one
                 // line: serde_json writes no newline).
                 let _ = write!(
@@ -183,12 +258,15 @@ impl Tail {
         self.done = true;
     }
 
-    fn shows(&self, r: &Record) -> bool {
+    fn listed_here(&self, r: &Record) -> bool {
+        let p = Some(self.project.as_str());
+        r.source_project_id.as_deref() == p || r.destination_project_id.as_deref() == p
+    }
+
+    fn matches(&self, r: &Record) -> bool {
         let f = &self.filter;
         let eq = |want: &Option<String>, have: &Option<String>| want.is_none() || want == have;
-        let p = Some(self.project.as_str());
-        (r.source_project_id.as_deref() == p || r.destination_project_id.as_deref() == p)
-            && eq(&f.source_region, &r.source_region)
+        eq(&f.source_region, &r.source_region)
             && eq(&f.destination_region, &r.destination_region)
             && f.status.is_none_or(|s| s == r.status)
     }
@@ -214,18 +292,15 @@ mod tests {
         let permit = Arc::new(tokio::sync::Semaphore::new(1))
             .try_acquire_owned()
             .unwrap();
-        let mut t = Tail {
-            project: "p".into(),
-            filter: FeedQuery::default(),
-            live: store.subscribe(),
-            last: 0,
-            out: String::new(),
-            done: false,
-            keep_alive: Duration::from_secs(15),
-            closing: CancellationToken::new(),
-            metrics: Arc::default(),
-            _permit: permit,
-        };
+        let mut t = Tail::open(
+            &Arc::new(store),
+            "p".into(),
+            FeedQuery::default(),
+            Duration::from_secs(15),
+            &CancellationToken::new(),
+            &Arc::default(),
+            permit,
+        );
         let record = |id: &str| {
             Record {
             id: id.into(),

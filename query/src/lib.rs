@@ -17,13 +17,13 @@ pub mod metrics;
 pub mod openapi;
 pub mod params;
 mod routes;
+mod send_timeout;
 pub mod stuck;
 mod web;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use common::progress::IngestProgress;
 use common::Store;
 
@@ -35,6 +35,10 @@ pub use stuck::StuckPolicy;
 
 /// Readiness fails above this ingest lag, in messages, unless configured.
 pub const DEFAULT_MAX_READY_LAG: i64 = 1000;
+
+/// The send timeout unless configured: twice the feed's keep-alive, so a
+/// live client is never cut between two of them.
+pub const DEFAULT_SEND_TIMEOUT_SECS: u64 = 30;
 
 /// Limits that keep one slow or abusive client from starving the others.
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +59,9 @@ pub struct Limits {
     /// A change feed sends a comment this often when it has nothing else,
     /// so proxies and clients see it alive.
     pub keep_alive: Duration,
+    /// A connection whose client accepts no output for this long is closed
+    /// (a stalled change feed frees its slot), like nginx's `send_timeout`.
+    pub send_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -67,6 +74,7 @@ impl Default for Limits {
             max_header_bytes: 32 * 1024,
             max_streams: 256,
             keep_alive: Duration::from_secs(15),
+            send_timeout: Duration::from_secs(DEFAULT_SEND_TIMEOUT_SECS),
         }
     }
 }
@@ -150,23 +158,25 @@ impl AppState {
     }
 }
 
-/// Serves `router` over HTTP/1.1 on `listener` until `shutdown` resolves,
+/// Serves [`app`] over HTTP/1.1 on `listener` until `shutdown` resolves,
 /// then lets open connections finish (at most 10 s). Each connection gets the
-/// head-size and head-timeout limits; the router adds the per-request ones.
+/// head-size, head-timeout and send-timeout limits (stalls counted in the
+/// metrics); the router adds the per-request ones.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    router: Router,
-    limits: Limits,
+    state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::server::graceful::GracefulShutdown;
     use hyper_util::service::TowerToHyperService;
 
+    let (limits, metrics) = (state.limits, state.metrics.clone());
+    let router = app(state);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 // Out of file descriptors and the like: back off, keep serving.
@@ -187,7 +197,12 @@ pub async fn serve(
             // the API's error shape; beyond, hyper answers 431 by itself.
             .max_buf_size((2 * limits.max_header_bytes).max(8192));
         let conn = builder.serve_connection(
-            TokioIo::new(lenient::Lenient::new(stream)),
+            TokioIo::new(send_timeout::SendTimeout::new(
+                lenient::Lenient::new(stream),
+                limits.send_timeout,
+                metrics.clone(),
+                peer,
+            )),
             TowerToHyperService::new(router.clone()),
         );
         let conn = graceful.watch(conn);

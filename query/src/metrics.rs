@@ -26,6 +26,7 @@ struct Histogram {
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), Histogram>>,
     streams: AtomicU64,
+    stalled: AtomicU64,
 }
 
 impl Metrics {
@@ -40,6 +41,16 @@ impl Metrics {
     /// Change-feed streams open now.
     pub fn streams_open(&self) -> u64 {
         self.streams.load(Ordering::Relaxed)
+    }
+
+    /// A connection closed because its client accepted no output within the
+    /// send timeout.
+    pub fn client_stalled(&self) {
+        self.stalled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn clients_stalled(&self) -> u64 {
+        self.stalled.load(Ordering::Relaxed)
     }
 
     pub fn observe(&self, route: &str, status: u16, elapsed: Duration) {
@@ -93,6 +104,12 @@ impl Metrics {
             "Change-feed streams open.",
             "gauge",
             self.streams_open(),
+        );
+        counter(
+            "tracker_connections_stalled_total",
+            "Connections closed because the client accepted no output within the send timeout.",
+            "counter",
+            self.clients_stalled(),
         );
         counter(
             "tracker_records",

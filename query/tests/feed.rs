@@ -9,136 +9,13 @@ use axum::body::Body;
 use axum::http::StatusCode;
 use http_body_util::BodyExt;
 
-use common::testkit::sse::{self, Sse};
-use common::{sample, Event, Message, Store};
-use query::{app, hash_token, AppState, Auth, Limits, TokenConfig};
+use common::{Message, Store};
+use query::{app, Limits};
 use tower::ServiceExt;
 
 mod support;
 
-const TOKEN: &str = "feed-token";
-
-fn events() -> Vec<Event> {
-    sample::events(&sample::Shape {
-        records: 60,
-        projects: 3,
-        regions: 2,
-        seed: 11,
-    })
-}
-
-fn project(i: usize) -> String {
-    sample::project_id(i)
-}
-
-fn state(store: Arc<Store>, scope: Vec<String>) -> AppState {
-    let auth = Auth::new(&[TokenConfig {
-        name: "t".into(),
-        sha256: hex::encode(hash_token(TOKEN)),
-        projects: scope,
-    }])
-    .unwrap();
-    AppState::new(store, auth, None)
-}
-
-/// Applies `events` as one batch at offsets `from..`.
-fn apply(store: &Store, events: &[Event], from: usize) {
-    store
-        .apply_batch(&common::testkit::messages(events, from))
-        .unwrap();
-}
-
-/// An open stream: the response body, read event by event.
-struct Stream {
-    body: Body,
-    buf: String,
-}
-
-impl Stream {
-    async fn open(state: AppState, uri: &str, last_event_id: Option<&str>) -> Stream {
-        let (status, stream) = Self::try_open(state, uri, last_event_id).await;
-        assert_eq!(status, StatusCode::OK, "{uri}");
-        stream
-    }
-
-    async fn try_open(
-        state: AppState,
-        uri: &str,
-        last_event_id: Option<&str>,
-    ) -> (StatusCode, Stream) {
-        let mut headers = vec![("X-Auth-Token", TOKEN)];
-        headers.extend(last_event_id.map(|id| ("Last-Event-ID", id)));
-        let resp = support::send(state, uri, &headers).await;
-        let status = resp.status();
-        if status == StatusCode::OK {
-            assert_eq!(resp.headers()["content-type"], "text/event-stream");
-        }
-        (
-            status,
-            Stream {
-                body: resp.into_body(),
-                buf: String::new(),
-            },
-        )
-    }
-
-    /// The next event (comments skipped), or `None` when the stream ended or
-    /// nothing came within `wait`.
-    async fn next(&mut self, wait: Duration) -> Option<Sse> {
-        loop {
-            if let Some(e) = sse::take(&mut self.buf) {
-                return Some(e);
-            }
-            match tokio::time::timeout(wait, self.body.frame()).await {
-                Ok(Some(frame)) => {
-                    if let Ok(bytes) = frame.unwrap().into_data() {
-                        self.buf.push_str(std::str::from_utf8(&bytes).unwrap());
-                    }
-                }
-                Ok(None) | Err(_) => return None,
-            }
-        }
-    }
-
-    /// Every event until nothing comes for a moment.
-    async fn drain(&mut self) -> Vec<Sse> {
-        let mut out = Vec::new();
-        while let Some(e) = self.next(Duration::from_millis(300)).await {
-            out.push(e);
-        }
-        out
-    }
-}
-
-fn ids(events: &[Sse]) -> Vec<String> {
-    events
-        .iter()
-        .map(|e| {
-            e.data["replication_record"]["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect()
-}
-
-/// The records of `events`, folded, that a feed of `project` filtered by
-/// `status` shows, as the store numbers its changes: (seq, id) in order.
-fn listed(store: &Store, since: u64, project: &str, status: Option<&str>) -> Vec<(u64, String)> {
-    match store.changes_since(since).unwrap() {
-        common::store::changes::Since::Changes(cs) => cs
-            .into_iter()
-            .filter(|c| {
-                let r = &c.record;
-                (r.source_project_id.as_deref() == Some(project)
-                    || r.destination_project_id.as_deref() == Some(project))
-                    && status.is_none_or(|s| r.status.as_str() == s)
-            })
-            .map(|c| (c.seq, c.record.id))
-            .collect(),
-        common::store::changes::Since::Reset => panic!("reset"),
-    }
-}
+use support::feed::*;
 
 #[tokio::test]
 async fn a_live_stream_sends_each_change_under_the_project_with_its_sequence() {
@@ -173,6 +50,8 @@ async fn a_live_stream_sends_each_change_under_the_project_with_its_sequence() {
     );
 }
 
+/// A filtered stream sends the changes that leave a record inside its
+/// filters as records, and the ones that leave it outside as `removed`.
 #[tokio::test]
 async fn filters_apply_to_the_record_after_the_change() {
     let store = Arc::new(Store::temporary().unwrap());
@@ -186,10 +65,24 @@ async fn filters_apply_to_the_record_after_the_change() {
     let got = s.drain().await;
     let want = listed(&store, 0, &project(1), Some("success"));
     assert!(!want.is_empty());
-    assert_eq!(
-        got.iter().map(|e| e.id.unwrap()).collect::<Vec<_>>(),
-        want.iter().map(|w| w.0).collect::<Vec<_>>()
-    );
+    let of = |kind: &str| -> Vec<u64> {
+        got.iter()
+            .filter(|e| e.event == kind)
+            .map(|e| e.id.unwrap())
+            .collect()
+    };
+    assert_eq!(of("record"), want.iter().map(|w| w.0).collect::<Vec<_>>());
+    // Every other change of the project's records left them outside the
+    // filter: the client is told, so a record that stopped matching does
+    // not linger on its page.
+    let project_changes: Vec<u64> = listed(&store, 0, &project(1), None)
+        .into_iter()
+        .map(|c| c.0)
+        .collect();
+    let mut all = [of("record"), of("removed")].concat();
+    all.sort();
+    assert_eq!(all, project_changes);
+    assert!(!of("removed").is_empty());
 }
 
 #[tokio::test]
@@ -253,24 +146,48 @@ async fn a_resume_point_out_of_the_retention_gets_a_reset_and_the_stream_ends() 
     }
 }
 
+/// Far more batches than a live subscriber may lag, none read meanwhile:
+/// ingest does not wait, and the stream reads what it missed from the log.
 #[tokio::test]
-async fn a_client_that_falls_behind_the_live_changes_gets_a_reset() {
+async fn a_client_that_falls_behind_the_live_changes_catches_up_from_the_log() {
     let store = Arc::new(Store::temporary().unwrap());
+    let head = store.change_head();
     let st = state(store.clone(), vec!["*".into()]);
     let uri = format!("/v1/{}/replication_records/changes", project(0));
     let mut s = Stream::open(st, &uri, None).await;
-    // Far more batches than a live subscriber may lag, none read meanwhile:
-    // ingest does not wait.
     let ev = events();
     for i in 0..200 {
         apply(&store, &ev[i % ev.len()..][..1], i);
     }
     let got = s.drain().await;
-    assert_eq!(
-        got.last().map(|e| e.event.as_str()),
-        Some("reset"),
-        "{got:?}"
-    );
+    assert!(got.iter().all(|e| e.event == "record"), "{got:?}");
+    let got: Vec<(u64, String)> = got
+        .iter()
+        .map(|e| (e.id.unwrap(), ids(std::slice::from_ref(e))[0].clone()))
+        .collect();
+    assert_eq!(got, listed(&store, head, &project(0), None));
+}
+
+/// ... unless what it missed is no longer retained: then it is told to
+/// reload.
+#[tokio::test]
+async fn a_client_that_falls_behind_the_retention_gets_a_reset() {
+    let store = Arc::new(Store::temporary().unwrap());
+    store.set_change_retention(10);
+    let st = state(store.clone(), vec!["*".into()]);
+    let uri = format!("/v1/{}/replication_records/changes", project(0));
+    let mut s = Stream::open(st, &uri, None).await;
+    let ev = events();
+    for i in 0..200 {
+        apply(&store, &ev[i % ev.len()..][..1], i);
+    }
+    let got = s.drain().await;
+    let last = got.last().expect("a reset");
+    assert_eq!(last.event, "reset", "{got:?}");
+    assert!(last.data["reason"]
+        .as_str()
+        .unwrap()
+        .contains("no longer retained"));
 }
 
 #[tokio::test]
@@ -385,13 +302,11 @@ async fn a_quiet_stream_sends_keep_alive_comments_even_while_others_change() {
         keep_alive: Duration::from_millis(300),
         ..Limits::default()
     });
-    let uri = format!(
-        "/v1/{}/replication_records/changes?status=skip&source_region=nowhere",
-        project(0)
-    );
-    let (_, mut s) = Stream::try_open(st, &uri, None).await;
-    // Batches this stream filters out keep coming, faster than the
-    // keep-alive interval: they must not hold the keep-alive back.
+    // A project none of the events names.
+    let uri = "/v1/p-quiet/replication_records/changes";
+    let (_, mut s) = Stream::try_open(st, uri, None).await;
+    // Batches of other projects keep coming, faster than the keep-alive
+    // interval: they must not hold the keep-alive back.
     let busy = {
         let store = store.clone();
         tokio::spawn(async move {

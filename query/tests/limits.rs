@@ -1,6 +1,7 @@
 //! Connection- and request-level limits over real loopback sockets: a client
 //! that never finishes its headers is cut off and does not block others,
-//! oversized heads get 431, and past the concurrency cap requests get 503.
+//! oversized heads get 431, past the concurrency cap requests get 503, and a
+//! client that stops reading is cut off after the send timeout.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::Store;
-use query::{app, serve, AppState, Auth, Limits};
+use query::{serve, AppState, Auth, Limits};
 
 fn limits() -> Limits {
     Limits {
@@ -23,7 +24,6 @@ fn start(state: AppState) -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     listener.set_nonblocking(true).unwrap();
-    let lim = state.limits;
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -31,7 +31,7 @@ fn start(state: AppState) -> u16 {
             .unwrap();
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            serve(listener, app(state), lim, std::future::pending())
+            serve(listener, state, std::future::pending())
                 .await
                 .unwrap();
         });
@@ -163,4 +163,102 @@ fn a_malformed_url_gets_the_apis_400() {
     assert!(answer.contains("x-request-id:"), "{answer}");
     assert!(answer.contains("TRK.INVALID_PARAMETER"), "{answer}");
     assert!(answer.contains("status"), "{answer}");
+}
+
+/// A change feed whose client stops reading (a socket that never reads,
+/// with a small receive buffer, and a backlog far larger than the socket
+/// buffers) is closed after the send timeout, its slot freed and counted,
+/// while another stream keeps flowing.
+#[test]
+fn a_stalled_client_is_cut_off_and_its_stream_slot_freed() {
+    let token = "limits-token";
+    let auth = Auth::new(&[query::TokenConfig {
+        name: "t".into(),
+        sha256: hex::encode(query::hash_token(token)),
+        projects: vec!["*".into()],
+    }])
+    .unwrap();
+    let store = Arc::new(Store::temporary().unwrap());
+    let events = common::sample::events(&common::sample::Shape {
+        records: 10_000,
+        projects: 1,
+        regions: 2,
+        seed: 5,
+    });
+    let (backlog, later) = events.split_at(events.len() - 40);
+    for (i, chunk) in backlog.chunks(5000).enumerate() {
+        store
+            .apply_batch(&common::testkit::messages(chunk, i * 5000))
+            .unwrap();
+    }
+    let state = AppState::new(store.clone(), auth, None).with_limits(Limits {
+        send_timeout: Duration::from_secs(1),
+        max_streams: 2,
+        ..limits()
+    });
+    let metrics = state.metrics.clone();
+    let port = start(state);
+    let feed = |since: &str| {
+        format!(
+            "GET /v1/{}/replication_records/changes{since} HTTP/1.1\r\nHost: h\r\nX-Auth-Token: {token}\r\n\r\n",
+            common::sample::project_id(0)
+        )
+    };
+    // The stalled client: the whole backlog asked for, nothing read.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stalled = rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut s = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut s, feed("?since=0").as_bytes())
+            .await
+            .unwrap();
+        s.into_std().unwrap()
+    });
+    // A healthy client beside it, reading as changes come.
+    let mut healthy = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    healthy.write_all(feed("").as_bytes()).unwrap();
+    healthy
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut head = [0u8; 12];
+    healthy.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    let start = std::time::Instant::now();
+    while metrics.clients_stalled() == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the stalled client was not cut off"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(start.elapsed() >= Duration::from_millis(900));
+    // The healthy stream still flows.
+    store
+        .apply_batch(&common::testkit::messages(later, backlog.len()))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("event: record") {
+        let n = healthy.read(&mut buf).expect("the healthy stream flows");
+        assert!(n > 0, "the healthy stream ended");
+        got.extend_from_slice(&buf[..n]);
+    }
+    // The stalled stream's slot is free: a new stream (the cap is 2) opens.
+    let wait = std::time::Instant::now();
+    while metrics.streams_open() > 1 {
+        assert!(
+            wait.elapsed() < Duration::from_secs(5),
+            "the slot stayed taken"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut third = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    third.write_all(feed("").as_bytes()).unwrap();
+    third.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    drop(stalled);
 }

@@ -16,13 +16,24 @@ pub struct Feed {
 impl Feed {
     /// Opens the feed; panics unless it answers 200.
     pub fn open(port: u16, project: &str, token: &str, last_event_id: Option<u64>) -> Feed {
+        Feed::open_filtered(port, project, "", token, last_event_id)
+    }
+
+    /// Opens the feed with a query string (`?status=success`, or empty).
+    pub fn open_filtered(
+        port: u16,
+        project: &str,
+        query: &str,
+        token: &str,
+        last_event_id: Option<u64>,
+    ) -> Feed {
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         let resume = last_event_id
             .map(|id| format!("Last-Event-ID: {id}\r\n"))
             .unwrap_or_default();
         write!(
             s,
-            "GET /v1/{project}/replication_records/changes HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Auth-Token: {token}\r\n{resume}\r\n"
+            "GET /v1/{project}/replication_records/changes{query} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Auth-Token: {token}\r\n{resume}\r\n"
         )
         .unwrap();
         let mut r = BufReader::new(s);

@@ -188,7 +188,8 @@ impl Store {
         self.feed
             .head
             .store(logging.next - 1, std::sync::atomic::Ordering::Release);
-        self.feed.publish(live);
+        self.feed
+            .publish(next_change, logging.next - 1, listened.then_some(live));
         for ((topic, partition), next) in checkpoints {
             w.checkpoints.insert((topic.to_owned(), partition), next);
         }

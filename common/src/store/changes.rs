@@ -43,6 +43,17 @@ pub struct Change {
     json: std::sync::OnceLock<String>,
 }
 
+/// One committed batch as live subscribers get it.
+#[derive(Debug)]
+pub struct LiveBatch {
+    /// The batch's change numbers: `first..=last`.
+    pub first: u64,
+    pub last: u64,
+    /// Its changes, or `None` when no one was subscribed as the batch was
+    /// applied (they are in the change log).
+    pub changes: Option<Vec<Change>>,
+}
+
 /// What the change log keeps per change: the record id and the projects it
 /// left.
 type LogEntry = (String, Vec<String>);
@@ -78,11 +89,14 @@ pub enum Since {
 
 /// The in-memory side: live subscribers and the retention.
 pub(super) struct Feed {
-    live: tokio::sync::broadcast::Sender<Arc<Vec<Change>>>,
+    live: tokio::sync::broadcast::Sender<Arc<LiveBatch>>,
     retention: std::sync::atomic::AtomicU64,
     /// The last change number handed out: read without the writer lock
     /// (async handlers must not wait for a batch being applied).
     pub(super) head: std::sync::atomic::AtomicU64,
+    /// Tests hold a batch between deciding who listens and publishing.
+    #[cfg(any(test, feature = "testkit"))]
+    hold: std::sync::Mutex<Option<Hold>>,
 }
 
 impl Feed {
@@ -91,22 +105,59 @@ impl Feed {
             live: tokio::sync::broadcast::channel(LIVE_BATCHES).0,
             retention: DEFAULT_RETENTION.into(),
             head: (next_change - 1).into(),
+            #[cfg(any(test, feature = "testkit"))]
+            hold: Default::default(),
         }
     }
 }
 
 impl Feed {
-    /// Whether anyone listens (views are built only then).
+    /// Whether anyone listens (views are built only then). A subscriber
+    /// that joins after this is asked is told the batch's numbers all the
+    /// same.
     pub(super) fn listened(&self) -> bool {
-        self.live.receiver_count() > 0
+        let listened = self.live.receiver_count() > 0;
+        #[cfg(any(test, feature = "testkit"))]
+        self.held();
+        listened
     }
 
-    pub(super) fn publish(&self, changes: Vec<Change>) {
-        if !changes.is_empty() {
+    /// Publishes a committed batch that numbered changes `first..=last`.
+    pub(super) fn publish(&self, first: u64, last: u64, changes: Option<Vec<Change>>) {
+        if last >= first {
             // No receiver is not an error: nobody is watching.
-            let _ = self.live.send(Arc::new(changes));
+            let _ = self.live.send(Arc::new(LiveBatch {
+                first,
+                last,
+                changes,
+            }));
         }
     }
+
+    #[cfg(any(test, feature = "testkit"))]
+    fn held(&self) {
+        let hold = self.hold.lock().expect("hold lock").take();
+        if let Some(Hold { reached, release }) = hold {
+            let _ = reached.send(());
+            let _ = release.recv();
+        }
+    }
+}
+
+/// A batch held by [`Store::hold_next_batch`]: `reached` fires when the
+/// batch has decided whether anyone listens; it goes on (to its write and
+/// its publish) when `release` fires or is dropped.
+#[cfg(any(test, feature = "testkit"))]
+struct Hold {
+    reached: std::sync::mpsc::Sender<()>,
+    release: std::sync::mpsc::Receiver<()>,
+}
+
+/// The test's side of a held batch.
+#[cfg(any(test, feature = "testkit"))]
+pub struct Held {
+    pub reached: std::sync::mpsc::Receiver<()>,
+    pub release: std::sync::mpsc::Sender<()>,
 }
 
 /// The logged batches, oldest first: (first change, how many).
@@ -231,11 +282,26 @@ impl Store {
         self.feed.retention.store(changes, Ordering::Relaxed);
     }
 
-    /// Live changes, batch by batch, from the next committed batch on. A
-    /// receiver that falls more than a few dozen batches behind gets
-    /// `Lagged`: its client must reload.
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<Vec<Change>>> {
+    /// Live batches from the next committed one on: every batch that
+    /// numbers changes, in order. A receiver that falls more than a few
+    /// dozen batches behind gets `Lagged`; what it missed is in the log
+    /// ([`Store::changes_since`]).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<LiveBatch>> {
         self.feed.live.subscribe()
+    }
+
+    /// Holds the next batch between deciding whether anyone listens and
+    /// its write, until released: the window in which a subscriber can
+    /// join unseen.
+    #[cfg(any(test, feature = "testkit"))]
+    pub fn hold_next_batch(&self) -> Held {
+        let (reached_tx, reached) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel();
+        *self.feed.hold.lock().expect("hold lock") = Some(Hold {
+            reached: reached_tx,
+            release: release_rx,
+        });
+        Held { reached, release }
     }
 
     /// The last change number handed out (0 before the first).
@@ -334,13 +400,22 @@ mod tests {
         assert_eq!(seqs(store.changes_since(3).unwrap()), []);
         assert_eq!(store.changes_since(4).unwrap(), Since::Reset);
         let live = rx.try_recv().unwrap();
+        assert_eq!((live.first, live.last), (1, 2));
         assert_eq!(
-            live.iter().map(|c| c.seq).collect::<Vec<_>>(),
+            live.changes
+                .as_ref()
+                .unwrap()
+                .iter()
+                .map(|c| c.seq)
+                .collect::<Vec<_>>(),
             [1, 2],
             "the first batch, live"
         );
         let live = rx.try_recv().unwrap();
-        assert_eq!(live[0].record.status, crate::Status::Replicating);
+        assert_eq!(
+            live.changes.as_ref().unwrap()[0].record.status,
+            crate::Status::Replicating
+        );
     }
 
     #[test]
@@ -411,7 +486,8 @@ mod tests {
                 }).collect();
                 store.apply_batch(&msgs).unwrap();
                 while let Ok(live) = rx.try_recv() {
-                    seen.extend(live.iter().map(|c| (c.seq, c.record.id.clone())));
+                    let changes = live.changes.as_ref().expect("collected: someone listened");
+                    seen.extend(changes.iter().map(|c| (c.seq, c.record.id.clone())));
                 }
             }
             let head = store.change_head();

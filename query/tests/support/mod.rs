@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
+pub mod feed;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::response::Response;

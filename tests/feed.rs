@@ -1,0 +1,199 @@
+//! The change feed through the real broker, as dashboards use it while
+//! ingest runs at full speed: clients that subscribe, read for a while,
+//! disconnect and resume with `Last-Event-ID`, over and over (bounded in
+//! count and time). At the end each client's view equals what the API
+//! lists for its project and filter, and no client was told to reload.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::sample;
+use serde_json::Value;
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(180);
+
+/// One dashboard: its project and filter, what it shows, where it is.
+struct Client {
+    project: String,
+    /// A status filter (`?status=…`), or none.
+    status: Option<&'static str>,
+    shown: BTreeMap<String, Value>,
+    last: Option<u64>,
+    sessions: usize,
+    changes: usize,
+}
+
+impl Client {
+    /// One session: connects (resuming after `last`, or from the start),
+    /// reads for `read_for`, and disconnects.
+    fn session(&mut self, port: u16, read_for: Duration) {
+        let query = self
+            .status
+            .map(|s| format!("?status={s}"))
+            .unwrap_or_default();
+        // The first session resumes from 0: the whole retained log.
+        let mut feed = feed::Feed::open_filtered(
+            port,
+            &self.project,
+            &query,
+            OPERATOR_TOKEN,
+            Some(self.last.unwrap_or(0)),
+        );
+        let until = Instant::now() + read_for;
+        while let Some(e) = feed.next(
+            until
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1)),
+        ) {
+            match e.event.as_str() {
+                "record" => {
+                    let r = e.data["replication_record"].clone();
+                    self.shown.insert(r["id"].as_str().unwrap().to_owned(), r);
+                }
+                "removed" => {
+                    self.shown.remove(e.data["id"].as_str().unwrap());
+                }
+                other => panic!("a client was sent {other}: {e:?}"),
+            }
+            self.last = e.id;
+            self.changes += 1;
+            if Instant::now() >= until {
+                break;
+            }
+        }
+        self.sessions += 1;
+    }
+
+    /// What it shows that its filter still matches, by id.
+    fn view(&self) -> BTreeMap<String, Value> {
+        self.shown
+            .iter()
+            .filter(|(_, r)| self.status.is_none_or(|s| r["status"] == s))
+            .map(|(id, r)| (id.clone(), r.clone()))
+            .collect()
+    }
+}
+
+/// Every record the list endpoint gives for `project` and `status`, by id.
+fn listed(tracker: &Tracker, project: &str, status: Option<&str>) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    let filter = status.map(|s| format!("&status={s}")).unwrap_or_default();
+    for offset in (0..).step_by(1000) {
+        let (s, b) = tracker.get(
+            &format!("/v1/{project}/replication_records?limit=1000&offset={offset}{filter}"),
+            Some(OPERATOR_TOKEN),
+        );
+        assert_eq!(s, 200, "{b}");
+        let page = b["replication_records"].as_array().unwrap();
+        for r in page {
+            out.insert(r["id"].as_str().unwrap().to_owned(), r.clone());
+        }
+        if page.len() < 1000 {
+            break;
+        }
+    }
+    out
+}
+
+#[test]
+#[ignore = "needs the tansu broker: run scripts/test"]
+fn feed_clients_reconnecting_during_full_speed_ingest_miss_nothing() {
+    let broker = Broker::start();
+    let topic = broker.create_topic(3);
+    let stream = Stream::sample(2000, 77);
+    let total = stream.messages.len();
+    let dir = tempfile::tempdir().unwrap();
+    // Half the stream is waiting when the tracker starts; the rest is
+    // published while it runs. Small batches: many commits to race with.
+    stream.publish(&broker, &topic, 0..total / 2);
+    let tracker = Tracker::start(
+        &broker,
+        &topic,
+        &dir.path().join("data"),
+        &[
+            "--max-batch",
+            "100",
+            "--max-batch-wait-ms",
+            "5",
+            "--startup-grace-secs",
+            "0",
+        ],
+    );
+    wait_until("the tracker to answer", WAIT, || {
+        tracker.get("/health/live", None).0 == 200
+    });
+    let mut clients: Vec<Client> = [
+        (0, None),
+        (0, Some("success")),
+        (1, None),
+        (2, None),
+        (0, None),
+        (1, Some("replicating")),
+    ]
+    .into_iter()
+    .map(|(p, status)| Client {
+        project: sample::project_id(p),
+        status,
+        shown: BTreeMap::new(),
+        last: None,
+        sessions: 0,
+        changes: 0,
+    })
+    .collect();
+    let mut rng = sample::Rng::new(9);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(|| stream.publish(&broker, &topic, total / 2..total));
+        // Sessions of 0-250 ms, round robin, until everything is consumed
+        // (at most 400 sessions or 150 s).
+        let mut n = 0;
+        while n < 400 && start.elapsed() < Duration::from_secs(150) {
+            let c = &mut clients[n % 6];
+            c.session(tracker.port, Duration::from_millis(rng.below(250)));
+            n += 1;
+            if n % 6 == 0 && consumed(&tracker.digest()) >= total as u64 {
+                break;
+            }
+        }
+    });
+    tracker.wait_consumed(total as u64, WAIT);
+    let ingest_secs = start.elapsed().as_secs_f64();
+    let (mut sessions, mut changes) = (0, 0);
+    for c in &mut clients {
+        // The last session drains what is left.
+        c.session(tracker.port, Duration::from_secs(2));
+        sessions += c.sessions;
+        changes += c.changes;
+        let listed = listed(&tracker, &c.project, c.status);
+        let view = c.view();
+        let differing: Vec<_> = view
+            .keys()
+            .chain(listed.keys())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .filter(|id| view.get(*id) != listed.get(*id))
+            .take(5)
+            .collect();
+        assert!(
+            differing.is_empty(),
+            "{} (status {:?}): the view differs from the list at {differing:?} ({} shown, {} listed)",
+            c.project,
+            c.status,
+            view.len(),
+            listed.len()
+        );
+        assert!(
+            !listed.is_empty(),
+            "{} {:?} lists nothing",
+            c.project,
+            c.status
+        );
+    }
+    println!(
+        "feed soak: {total} messages in {ingest_secs:.1} s, {} clients, {sessions} sessions, {changes} changes received, 0 lost, 0 resets",
+        clients.len()
+    );
+}
