@@ -22,26 +22,45 @@ struct Client {
     status: Option<&'static str>,
     shown: BTreeMap<String, Value>,
     last: Option<u64>,
+    /// Every change number received, over all sessions.
+    seqs: Vec<u64>,
     sessions: usize,
-    changes: usize,
+    /// Starts as a new dashboard does (the feed without a resume point,
+    /// then the list) rather than resuming from 0.
+    fresh: bool,
 }
 
 impl Client {
-    /// One session: connects (resuming after `last`, or from the start),
-    /// reads for `read_for`, and disconnects.
-    fn session(&mut self, port: u16, read_for: Duration) {
+    fn new(project: usize, status: Option<&'static str>, fresh: bool) -> Client {
+        Client {
+            project: sample::project_id(project),
+            status,
+            shown: BTreeMap::new(),
+            last: None,
+            seqs: Vec::new(),
+            sessions: 0,
+            fresh,
+        }
+    }
+
+    /// One session: connects (resuming after `last`; the first time from 0,
+    /// or as a new dashboard), reads for `read_for`, and disconnects.
+    fn session(&mut self, tracker: &Tracker, read_for: Duration) {
         let query = self
             .status
             .map(|s| format!("?status={s}"))
             .unwrap_or_default();
-        // The first session resumes from 0: the whole retained log.
-        let mut feed = feed::Feed::open_filtered(
-            port,
-            &self.project,
-            &query,
-            OPERATOR_TOKEN,
-            Some(self.last.unwrap_or(0)),
-        );
+        let new = self.fresh && self.sessions == 0;
+        let resume = if new {
+            None
+        } else {
+            Some(self.last.unwrap_or(0))
+        };
+        let mut feed =
+            feed::Feed::open_filtered(tracker.port, &self.project, &query, OPERATOR_TOKEN, resume);
+        if new {
+            self.shown = listed(tracker, &self.project, self.status);
+        }
         let until = Instant::now() + read_for;
         while let Some(e) = feed.next(
             until
@@ -59,7 +78,7 @@ impl Client {
                 other => panic!("a client was sent {other}: {e:?}"),
             }
             self.last = e.id;
-            self.changes += 1;
+            self.seqs.extend(e.id);
             if Instant::now() >= until {
                 break;
             }
@@ -103,7 +122,7 @@ fn listed(tracker: &Tracker, project: &str, status: Option<&str>) -> BTreeMap<St
 fn feed_clients_reconnecting_during_full_speed_ingest_miss_nothing() {
     let broker = Broker::start();
     let topic = broker.create_topic(3);
-    let stream = Stream::sample(2000, 77);
+    let stream = Stream::sample(5000, 77);
     let total = stream.messages.len();
     let dir = tempfile::tempdir().unwrap();
     // Half the stream is waiting when the tracker starts; the rest is
@@ -125,6 +144,7 @@ fn feed_clients_reconnecting_during_full_speed_ingest_miss_nothing() {
     wait_until("the tracker to answer", WAIT, || {
         tracker.get("/health/live", None).0 == 200
     });
+    // Half start from 0, half as new dashboards opened mid-ingest.
     let mut clients: Vec<Client> = [
         (0, None),
         (0, Some("success")),
@@ -134,25 +154,25 @@ fn feed_clients_reconnecting_during_full_speed_ingest_miss_nothing() {
         (1, Some("replicating")),
     ]
     .into_iter()
-    .map(|(p, status)| Client {
-        project: sample::project_id(p),
-        status,
-        shown: BTreeMap::new(),
-        last: None,
-        sessions: 0,
-        changes: 0,
-    })
+    .enumerate()
+    .map(|(i, (p, status))| Client::new(p, status, i % 2 == 1))
     .collect();
     let mut rng = sample::Rng::new(9);
     let start = Instant::now();
     std::thread::scope(|s| {
         s.spawn(|| stream.publish(&broker, &topic, total / 2..total));
-        // Sessions of 0-250 ms, round robin, until everything is consumed
+        // Sessions of 0-120 ms, round robin, 0-80 ms apart or 400 ms more, until everything is consumed
         // (at most 400 sessions or 150 s).
         let mut n = 0;
         while n < 400 && start.elapsed() < Duration::from_secs(150) {
             let c = &mut clients[n % 6];
-            c.session(tracker.port, Duration::from_millis(rng.below(250)));
+            c.session(&tracker, Duration::from_millis(rng.below(120)));
+            // Away for a moment: the server notices the closed connection
+            // at its next write, so at times no stream is open at all —
+            // which is when a batch collects no changes, and a client that
+            // connects while it is applied has to read them from the log.
+            let away = if rng.below(2) == 0 { 400 } else { 0 };
+            std::thread::sleep(Duration::from_millis(away + rng.below(80)));
             n += 1;
             if n % 6 == 0 && consumed(&tracker.digest()) >= total as u64 {
                 break;
@@ -164,9 +184,26 @@ fn feed_clients_reconnecting_during_full_speed_ingest_miss_nothing() {
     let (mut sessions, mut changes) = (0, 0);
     for c in &mut clients {
         // The last session drains what is left.
-        c.session(tracker.port, Duration::from_secs(2));
+        c.session(&tracker, Duration::from_secs(2));
         sessions += c.sessions;
-        changes += c.changes;
+        changes += c.seqs.len();
+        // 0 lost: what it received, session after session, is every change
+        // a read of the whole log gives its project and filter (from its
+        // first one, for a new dashboard), each once, in order.
+        let mut whole = Client::new(0, c.status, false);
+        whole.project = c.project.clone();
+        whole.session(&tracker, Duration::from_secs(2));
+        let from = if c.fresh {
+            c.seqs.first().copied().unwrap_or(u64::MAX)
+        } else {
+            0
+        };
+        let want: Vec<u64> = whole.seqs.into_iter().filter(|s| *s >= from).collect();
+        assert_eq!(
+            c.seqs, want,
+            "{} (status {:?}): changes received across sessions against a read of the log",
+            c.project, c.status
+        );
         let listed = listed(&tracker, &c.project, c.status);
         let view = c.view();
         let differing: Vec<_> = view
