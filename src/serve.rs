@@ -176,29 +176,32 @@ pub async fn run(file: FileConfig, mode: Mode) -> anyhow::Result<()> {
         _ = cancel.cancelled() => {}
     }
     cancel.cancel();
-    let mut failed = None;
+    // The first failure is what the process reports; later ones are logged.
+    let mut failed: Option<anyhow::Error> = None;
+    let mut fail = |e: anyhow::Error| match &failed {
+        None => failed = Some(e),
+        Some(_) => error!(error = %e, "also failed"),
+    };
     if let Some(s) = server {
         match tokio::time::timeout(Duration::from_secs(15), s).await {
             Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => failed = Some(anyhow::anyhow!("the query service failed: {e}")),
-            Ok(Err(e)) => failed = Some(anyhow::anyhow!("the query service panicked: {e}")),
+            Ok(Ok(Err(e))) => fail(anyhow::anyhow!("the query service failed: {e}")),
+            Ok(Err(e)) => fail(anyhow::anyhow!("the query service panicked: {e}")),
             Err(_) => warn!("query service did not drain within 15 s"),
         }
     }
     if let Some(w) = worker {
         match tokio::time::timeout(Duration::from_secs(30), w).await {
             Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => failed = Some(anyhow::anyhow!("the ingest worker failed: {e}")),
-            Ok(Err(e)) => failed = Some(anyhow::anyhow!("the ingest worker panicked: {e}")),
-            Err(_) => warn!("ingest worker did not stop within 30 s"),
+            Ok(Ok(Err(e))) => fail(anyhow::anyhow!("the ingest worker failed: {e}")),
+            Ok(Err(e)) => fail(anyhow::anyhow!("the ingest worker panicked: {e}")),
+            Err(_) => fail(anyhow::anyhow!(
+                "the ingest worker did not stop within 30 s"
+            )),
         }
     }
-    // Last: whatever failed first is what the process reports.
     if let Err(e) = store.flush() {
-        match &failed {
-            None => failed = Some(anyhow::anyhow!("the final flush failed: {e}")),
-            Some(_) => warn!(error = %e, "the final flush failed too"),
-        }
+        fail(anyhow::anyhow!("the final flush failed: {e}"));
     }
     match failed {
         Some(e) => {

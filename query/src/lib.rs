@@ -36,8 +36,8 @@ pub use stuck::StuckPolicy;
 /// Readiness fails above this ingest lag, in messages, unless configured.
 pub const DEFAULT_MAX_READY_LAG: i64 = 1000;
 
-/// The send timeout unless configured: twice the feed's keep-alive, so a
-/// live client is never cut between two of them.
+/// The send timeout unless configured (nginx's default is 60 s; a feed's
+/// client that stops reading holds a slot this long once its buffers fill).
 pub const DEFAULT_SEND_TIMEOUT_SECS: u64 = 30;
 
 /// Limits that keep one slow or abusive client from starving the others.

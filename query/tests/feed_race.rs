@@ -76,10 +76,13 @@ async fn a_stream_opened_while_a_batch_is_applied_gets_every_change_of_it() {
 }
 
 /// One step of an interleaving: a batch of the next `len` events, with
-/// streams opened before it and while it is held in the window.
+/// streams opened before it and while it is held in the window; `close`:
+/// every open stream is checked and closed first, so the batch may find
+/// no one listening.
 #[derive(Debug, Clone)]
 struct Step {
     len: usize,
+    close: bool,
     before: Vec<Open>,
     during: Vec<Open>,
 }
@@ -99,11 +102,13 @@ fn open() -> impl Strategy<Value = Open> {
 fn step() -> impl Strategy<Value = Step> {
     (
         1usize..12,
+        proptest::bool::weighted(0.3),
         proptest::collection::vec(open(), 0..2),
         proptest::collection::vec(open(), 0..3),
     )
-        .prop_map(|(len, before, during)| Step {
+        .prop_map(|(len, close, before, during)| Step {
             len,
+            close,
             before,
             during,
         })
@@ -136,11 +141,25 @@ async fn open_stream(store: &Arc<Store>, o: &Open) -> Opened {
     }
 }
 
+/// Drains every stream and checks it against the change log.
+async fn check_all(store: &Arc<Store>, streams: Vec<Opened>) -> Result<(), TestCaseError> {
+    let drained = futures_util::future::join_all(streams.into_iter().map(|mut o| async move {
+        let got = sent(&o.stream.drain().await);
+        (got, listed(store, o.start, &o.project, None), o)
+    }))
+    .await;
+    for (got, want, o) in drained {
+        prop_assert_eq!(got, want, "stream of {} from {}", o.project, o.start);
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
     /// Whatever the interleaving of new and resuming streams with batches —
-    /// opened between batches or inside a batch's window — every stream
-    /// sends every change above its start point that its project lists.
+    /// opened between batches or inside a batch's window, with or without
+    /// other streams listening — every stream sends every change above its
+    /// start point that its project lists.
     #[test]
     fn every_stream_sends_every_change_after_its_start(steps in proptest::collection::vec(step(), 1..6)) {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -154,6 +173,9 @@ proptest! {
             let mut at = 0;
             let mut streams = Vec::new();
             for step in &steps {
+                if step.close {
+                    check_all(&store, std::mem::take(&mut streams)).await?;
+                }
                 for o in &step.before {
                     streams.push(open_stream(&store, o).await);
                 }
@@ -170,16 +192,7 @@ proptest! {
                 writer.join().unwrap();
                 at = end;
             }
-            let store = &store;
-            let drained = futures_util::future::join_all(streams.into_iter().map(|mut o| async move {
-                let got = sent(&o.stream.drain().await);
-                (got, listed(store, o.start, &o.project, None), o)
-            }))
-            .await;
-            for (got, want, o) in drained {
-                prop_assert_eq!(got, want, "stream of {} from {}", o.project, o.start);
-            }
-            Ok(())
+            check_all(&store, streams).await
         })?;
     }
 }

@@ -351,7 +351,16 @@ impl Store {
                 }
             }
         }
-        Ok(Since::Changes(out))
+        // A batch applied meanwhile may have trimmed the oldest batches,
+        // ones this read had yet to reach: then not all of it was read.
+        let first = match self.tree.scan_prefix([space::CHANGE]).keys().next() {
+            Some(k) => Some(first_seq(&k?)?),
+            None => None,
+        };
+        match first {
+            Some(first) if from < first => Ok(Since::Reset),
+            _ => Ok(Since::Changes(out)),
+        }
     }
 }
 
