@@ -10,6 +10,7 @@
 pub mod event;
 pub mod identity;
 pub mod instant;
+pub mod lsm;
 pub mod progress;
 pub mod record;
 pub mod sample;

@@ -1,0 +1,333 @@
+//! Reading a version: cursors over each source (memtable slices, runs) and
+//! the merge of them that a range read walks, in either direction. Sources
+//! are in precedence order (newest first); for each key the merge resolves
+//! every source's entry ([`entry::resolve`]) and skips keys that hold
+//! nothing.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use super::entry::{self, Entry, Value};
+use super::run::{Block, Run};
+use super::{LsmError, Slice};
+
+/// Where a cursor stands in one source.
+enum Cursor {
+    Slice {
+        slice: Arc<Slice>,
+        /// The current entry, or `None` once past either end.
+        at: Option<usize>,
+    },
+    Run {
+        run: Arc<Run>,
+        /// The current block, its number and the entry in it.
+        at: Option<(usize, Arc<Block>, usize)>,
+    },
+}
+
+impl Cursor {
+    fn key(&self) -> Option<&[u8]> {
+        match self {
+            Cursor::Slice { slice, at } => at.map(|i| slice.entries[i].0.as_slice()),
+            Cursor::Run { at, .. } => at.as_ref().map(|(_, b, i)| b.key(*i)),
+        }
+    }
+
+    fn entry(&self) -> Option<Entry> {
+        match self {
+            Cursor::Slice { slice, at } => at.map(|i| slice.entries[i].1.clone()),
+            Cursor::Run { at, .. } => at.as_ref().map(|(_, b, i)| b.entry(*i).1),
+        }
+    }
+
+    /// Forward: at the first entry at or after `key`; reverse: at the last
+    /// entry at or before it. `None` for `key`: from the first (last) entry.
+    fn seek(&mut self, key: Option<&[u8]>, reverse: bool) -> Result<(), LsmError> {
+        match self {
+            Cursor::Slice { slice, at } => {
+                let n = slice.entries.len();
+                let i = match key {
+                    None if reverse => n,
+                    None => 0,
+                    Some(k) if reverse => slice.entries.partition_point(|(e, _)| e.as_slice() <= k),
+                    Some(k) => slice.entries.partition_point(|(e, _)| e.as_slice() < k),
+                };
+                *at = if reverse {
+                    i.checked_sub(1)
+                } else {
+                    (i < n).then_some(i)
+                };
+            }
+            Cursor::Run { run, at } => {
+                let blocks = run.meta.fences.len();
+                *at = None;
+                if blocks == 0 {
+                    return Ok(());
+                }
+                if reverse {
+                    let b = match key {
+                        None => Some(blocks - 1),
+                        Some(k) => run
+                            .meta
+                            .fences
+                            .partition_point(|f| f.as_slice() <= k)
+                            .checked_sub(1),
+                    };
+                    let Some(b) = b else { return Ok(()) };
+                    let block = run.block(b)?;
+                    let i = match key {
+                        None => block.len(),
+                        Some(k) => {
+                            let i = block.lower_bound(k);
+                            if i < block.len() && block.key(i) == k {
+                                i + 1
+                            } else {
+                                i
+                            }
+                        }
+                    };
+                    // Fences are first keys: block `b` holds one at or before `key`.
+                    *at = Some((b, block, i.max(1) - 1));
+                } else {
+                    let b = match key {
+                        None => 0,
+                        Some(k) => run.block_for(k).unwrap_or(0),
+                    };
+                    if key.is_some_and(|k| k > run.meta.last.as_slice()) {
+                        return Ok(());
+                    }
+                    let block = run.block(b)?;
+                    let i = key.map_or(0, |k| block.lower_bound(k));
+                    if i < block.len() {
+                        *at = Some((b, block, i));
+                    } else if b + 1 < blocks {
+                        *at = Some((b + 1, run.block(b + 1)?, 0));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, reverse: bool) -> Result<(), LsmError> {
+        match self {
+            Cursor::Slice { slice, at } => {
+                *at = match *at {
+                    Some(i) if reverse => i.checked_sub(1),
+                    Some(i) => (i + 1 < slice.entries.len()).then_some(i + 1),
+                    None => None,
+                };
+            }
+            Cursor::Run { run, at } => {
+                let Some((b, block, i)) = at.take() else {
+                    return Ok(());
+                };
+                *at = if reverse {
+                    if i > 0 {
+                        Some((b, block, i - 1))
+                    } else if b > 0 {
+                        let prev = run.block(b - 1)?;
+                        let last = prev.len() - 1;
+                        Some((b - 1, prev, last))
+                    } else {
+                        None
+                    }
+                } else if i + 1 < block.len() {
+                    Some((b, block, i + 1))
+                } else if b + 1 < run.meta.fences.len() {
+                    Some((b + 1, run.block(b + 1)?, 0))
+                } else {
+                    None
+                };
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The resolved keys of a version between two bounds, in key order or
+/// reversed.
+pub struct Range {
+    cursors: Vec<Cursor>,
+    reverse: bool,
+    lo: Bound<Vec<u8>>,
+    hi: Bound<Vec<u8>>,
+    done: bool,
+    error: Option<LsmError>,
+}
+
+impl Range {
+    pub(super) fn new(
+        slices: &[Arc<Slice>],
+        runs: &[Arc<Run>],
+        lo: Bound<Vec<u8>>,
+        hi: Bound<Vec<u8>>,
+        reverse: bool,
+    ) -> Range {
+        let mut cursors: Vec<Cursor> = slices
+            .iter()
+            .map(|s| Cursor::Slice {
+                slice: s.clone(),
+                at: None,
+            })
+            .chain(runs.iter().map(|r| Cursor::Run {
+                run: r.clone(),
+                at: None,
+            }))
+            .collect();
+        let start: Option<&[u8]> = match (reverse, &lo, &hi) {
+            (false, Bound::Included(k) | Bound::Excluded(k), _) => Some(k),
+            (true, _, Bound::Included(k) | Bound::Excluded(k)) => Some(k),
+            _ => None,
+        };
+        let mut error = None;
+        for c in &mut cursors {
+            if let Err(e) = c.seek(start, reverse) {
+                error = Some(e);
+                break;
+            }
+        }
+        Range {
+            cursors,
+            reverse,
+            lo,
+            hi,
+            done: false,
+            error,
+        }
+    }
+
+    fn within(&self, key: &[u8]) -> bool {
+        let above_lo = match &self.lo {
+            Bound::Included(l) => key >= l.as_slice(),
+            Bound::Excluded(l) => key > l.as_slice(),
+            Bound::Unbounded => true,
+        };
+        let below_hi = match &self.hi {
+            Bound::Included(h) => key <= h.as_slice(),
+            Bound::Excluded(h) => key < h.as_slice(),
+            Bound::Unbounded => true,
+        };
+        above_lo && below_hi
+    }
+
+    fn advance(&mut self) -> Result<Option<(Vec<u8>, Value)>, LsmError> {
+        loop {
+            let mut best: Option<&[u8]> = None;
+            for c in &self.cursors {
+                if let Some(k) = c.key() {
+                    let better = match best {
+                        None => true,
+                        Some(b) if self.reverse => k > b,
+                        Some(b) => k < b,
+                    };
+                    if better {
+                        best = Some(k);
+                    }
+                }
+            }
+            let Some(key) = best.map(<[u8]>::to_vec) else {
+                return Ok(None);
+            };
+            if !self.within(&key) {
+                // Past the far bound (the seek placed every cursor inside
+                // the near one, but an excluded start may still match).
+                let past = match self.reverse {
+                    false => matches!(&self.lo, Bound::Excluded(l) if *l == key),
+                    true => matches!(&self.hi, Bound::Excluded(h) if *h == key),
+                };
+                if !past {
+                    return Ok(None);
+                }
+            }
+            let mut entries = Vec::new();
+            for c in &mut self.cursors {
+                if c.key() == Some(key.as_slice()) {
+                    entries.extend(c.entry());
+                    c.step(self.reverse)?;
+                }
+            }
+            if !self.within(&key) {
+                continue;
+            }
+            if let Some(v) = entry::resolve(&entries) {
+                return Ok(Some((key, v)));
+            }
+        }
+    }
+}
+
+impl Iterator for Range {
+    type Item = Result<(Vec<u8>, Value), LsmError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(e) = self.error.take() {
+            self.done = true;
+            return Some(Err(e));
+        }
+        if self.done {
+            return None;
+        }
+        match self.advance() {
+            Ok(Some(kv)) => Some(Ok(kv)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// A key and every source's entry for it, newest first.
+pub(super) type KeyEntries = (Vec<u8>, Vec<Entry>);
+
+/// Every source's entries key by key, ascending and unresolved: what a
+/// flush or a merge combines.
+pub(super) struct Raw {
+    cursors: Vec<Cursor>,
+}
+
+impl Raw {
+    pub(super) fn new(slices: &[Arc<Slice>], runs: &[Arc<Run>]) -> Result<Raw, LsmError> {
+        let mut cursors: Vec<Cursor> = slices
+            .iter()
+            .map(|s| Cursor::Slice {
+                slice: s.clone(),
+                at: None,
+            })
+            .chain(runs.iter().map(|r| Cursor::Run {
+                run: r.clone(),
+                at: None,
+            }))
+            .collect();
+        for c in &mut cursors {
+            c.seek(None, false)?;
+        }
+        Ok(Raw { cursors })
+    }
+
+    /// The next key and its entries, newest first.
+    pub(super) fn next_key(&mut self) -> Result<Option<KeyEntries>, LsmError> {
+        let Some(key) = self
+            .cursors
+            .iter()
+            .filter_map(Cursor::key)
+            .min()
+            .map(<[u8]>::to_vec)
+        else {
+            return Ok(None);
+        };
+        let mut entries = Vec::new();
+        for c in &mut self.cursors {
+            if c.key() == Some(key.as_slice()) {
+                entries.extend(c.entry());
+                c.step(false)?;
+            }
+        }
+        Ok(Some((key, entries)))
+    }
+}

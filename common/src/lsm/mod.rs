@@ -1,0 +1,638 @@
+//! The storage engine of store v3 (issue 24): a log-structured merge tree
+//! whose durable medium is sled, used for what sled does cheaply — a few
+//! large values per atomic batch — and never as a per-entry index. This
+//! engine is not yet the store's write path (`store/` still writes layout
+//! v5); the store moves onto it next.
+//!
+//! - **One log write per batch.** [`Lsm::stage`] puts a batch's operations
+//!   (puts, deletes, count deltas) into the caller's `sled::Batch` as one
+//!   compressed batch log (`L` seq), beside whatever the caller adds — its
+//!   checkpoints — so they land in one atomic write. [`Lsm::commit`] then
+//!   makes them visible.
+//! - **A memtable** of immutable sorted slices, one per batch, merged with
+//!   their neighbours as they accumulate (a binary counter: O(log n) slices).
+//!   At open it is rebuilt from the batch logs the manifest has not covered.
+//! - **Immutable sorted runs** ([`run`]): a flush writes the memtable as a
+//!   run, then installs it and drops the batch logs it covers in ONE small
+//!   atomic write of the manifest (`M`). Merges combine neighbouring runs of
+//!   similar size (size-tiered) and install the result the same way; a
+//!   flush or merge killed at any point leaves the old manifest, and its
+//!   runs, in force (the unlisted run is deleted at the next open).
+//! - **Reads** take a [`Snapshot`]: one version of the memtable and runs,
+//!   held for as long as the reader wants, so a page, its count and its
+//!   marker come from the same state.
+
+mod bloom;
+mod cursor;
+pub mod entry;
+mod run;
+#[cfg(test)]
+mod tests;
+
+use std::ops::Bound;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+pub use cursor::Range;
+pub use entry::{Entry, Value};
+use run::{BlockCache, Run, RunMeta, RunWriter};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LsmError {
+    #[error("store i/o: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("store holds an undecodable value under key {key}: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+impl LsmError {
+    fn corrupt(key: &[u8], reason: impl std::fmt::Display) -> LsmError {
+        LsmError::Corrupt {
+            key: String::from_utf8_lossy(key).into_owned(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+impl From<postcard::Error> for LsmError {
+    fn from(e: postcard::Error) -> LsmError {
+        LsmError::corrupt(b"(postcard)", e)
+    }
+}
+
+/// The engine's keys in the tree it shares with its caller: upper-case
+/// first bytes (the store's own keyspaces are lower-case).
+pub mod layout {
+    /// `L` seq → a batch's operations (postcard, zstd)
+    pub const BATCH_LOG: u8 = b'L';
+    /// `R` run block → a run's block (zstd)
+    pub const RUN_BLOCK: u8 = b'R';
+    /// `S` run → its metadata (postcard)
+    pub const RUN_META: u8 = b'S';
+    /// `M` → the manifest (postcard)
+    pub const MANIFEST: &[u8] = b"M";
+
+    pub fn batch_log(seq: u64) -> Vec<u8> {
+        [&[BATCH_LOG][..], &seq.to_be_bytes()].concat()
+    }
+
+    pub fn run_block(run: u64, block: u32) -> Vec<u8> {
+        [&[RUN_BLOCK][..], &run.to_be_bytes(), &block.to_be_bytes()].concat()
+    }
+
+    pub fn run_meta(run: u64) -> Vec<u8> {
+        [&[RUN_META][..], &run.to_be_bytes()].concat()
+    }
+
+    pub fn read_seq(k: &[u8]) -> Option<u64> {
+        Some(u64::from_be_bytes(k.get(1..9)?.try_into().ok()?))
+    }
+}
+
+/// The engine's settings.
+#[derive(Clone)]
+pub struct Config {
+    /// Raw bytes per run block before it is cut (compressed, a block is
+    /// about a third of this).
+    pub block_bytes: usize,
+    /// Decoded blocks kept in memory.
+    pub cache_bytes: usize,
+    /// A flush is due once the memtable holds this many bytes.
+    pub memtable_bytes: usize,
+    /// This many runs of one size tier are merged into one.
+    pub merge_width: usize,
+    /// The keys point reads ask for, which runs' Bloom filters hold.
+    pub bloomed: fn(&[u8]) -> bool,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            // About 16-24 KiB compressed: what sled reads and writes best
+            // (docs/benchmarks.md, "Store v3").
+            block_bytes: 48 << 10,
+            cache_bytes: 128 << 20,
+            memtable_bytes: 64 << 20,
+            merge_width: 4,
+            bloomed: |_| true,
+        }
+    }
+}
+
+/// One batch's operations, in the order given (a later one on a key wins
+/// over an earlier one; deltas add up).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct Ops(Vec<(Vec<u8>, Entry)>);
+
+impl Ops {
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.0.push((key, Entry::Put(value)));
+    }
+
+    pub fn delete(&mut self, key: Vec<u8>) {
+        self.0.push((key, Entry::Delete));
+    }
+
+    pub fn add(&mut self, key: Vec<u8>, delta: i64) {
+        self.0.push((key, Entry::Add(delta)));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// An immutable sorted piece of the memtable: the batches `first..=last`.
+#[derive(Debug)]
+pub struct Slice {
+    pub(crate) entries: Vec<(Vec<u8>, Entry)>,
+    first: u64,
+    last: u64,
+    bytes: usize,
+}
+
+impl Slice {
+    /// One batch's operations, sorted, one entry per key.
+    fn of_batch(seq: u64, ops: Ops) -> Slice {
+        let mut ops: Vec<(usize, (Vec<u8>, Entry))> = ops.0.into_iter().enumerate().collect();
+        // By key, newest (latest given) first within a key.
+        ops.sort_by(|(i, (a, _)), (j, (b, _))| a.cmp(b).then(j.cmp(i)));
+        let mut entries: Vec<(Vec<u8>, Entry)> = Vec::with_capacity(ops.len());
+        let mut i = 0;
+        while i < ops.len() {
+            let key = &ops[i].1 .0;
+            let n = ops[i..].iter().take_while(|(_, (k, _))| k == key).count();
+            let group: Vec<&Entry> = ops[i..i + n].iter().map(|(_, (_, e))| e).collect();
+            // Not the bottom: older sources lie below.
+            if let Some(e) = entry::combine(&group, false) {
+                entries.push((key.clone(), e));
+            }
+            i += n;
+        }
+        Slice::new(entries, seq, seq)
+    }
+
+    fn new(entries: Vec<(Vec<u8>, Entry)>, first: u64, last: u64) -> Slice {
+        let bytes = entries.iter().map(|(k, e)| k.len() + entry_bytes(e)).sum();
+        Slice {
+            entries,
+            first,
+            last,
+            bytes,
+        }
+    }
+
+    /// `newer` over `older`, into one.
+    fn merge(newer: &Slice, older: &Slice) -> Slice {
+        let (mut a, mut b) = (
+            newer.entries.iter().peekable(),
+            older.entries.iter().peekable(),
+        );
+        let mut out = Vec::with_capacity(newer.entries.len() + older.entries.len());
+        loop {
+            match (a.peek(), b.peek()) {
+                (Some((ka, ea)), Some((kb, eb))) if ka == kb => {
+                    if let Some(e) = entry::combine(&[ea, eb], false) {
+                        out.push((ka.clone(), e));
+                    }
+                    a.next();
+                    b.next();
+                }
+                (Some((ka, _)), Some((kb, _))) if ka < kb => {
+                    out.push(a.next().cloned().expect("peeked"))
+                }
+                (Some(_), Some(_)) | (None, Some(_)) => {
+                    out.push(b.next().cloned().expect("peeked"))
+                }
+                (Some(_), None) => out.push(a.next().cloned().expect("peeked")),
+                (None, None) => break,
+            }
+        }
+        Slice::new(out, older.first, newer.last)
+    }
+
+    fn get(&self, key: &[u8]) -> Option<&Entry> {
+        self.entries
+            .binary_search_by(|(k, _)| k.as_slice().cmp(key))
+            .ok()
+            .map(|i| &self.entries[i].1)
+    }
+}
+
+fn entry_bytes(e: &Entry) -> usize {
+    match e {
+        Entry::Put(v) => v.len() + 8,
+        _ => 16,
+    }
+}
+
+/// What the manifest lists: the runs in force, newest first, and the last
+/// batch whose operations they hold.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Manifest {
+    runs: Vec<u64>,
+    flushed_through: u64,
+    next_run: u64,
+}
+
+/// One version of the engine: the memtable's slices and the runs, each
+/// newest first (every slice is newer than every run).
+#[derive(Clone, Default)]
+struct Version {
+    slices: Vec<Arc<Slice>>,
+    runs: Vec<Arc<Run>>,
+}
+
+/// A consistent read of the engine: every read through it sees the same
+/// version, whatever is written, flushed or merged meanwhile.
+#[derive(Clone)]
+pub struct Snapshot {
+    version: Arc<Version>,
+    bloomed: fn(&[u8]) -> bool,
+}
+
+impl Snapshot {
+    /// What `key` holds.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Value>, LsmError> {
+        let mut entries: Vec<Entry> = Vec::new();
+        let done = |entries: &Vec<Entry>| {
+            matches!(
+                entries.last(),
+                Some(Entry::Put(_) | Entry::Delete | Entry::Count(_))
+            )
+        };
+        for s in &self.version.slices {
+            if let Some(e) = s.get(key) {
+                entries.push(e.clone());
+                if done(&entries) {
+                    return Ok(entry::resolve(&entries));
+                }
+            }
+        }
+        let bloomed = (self.bloomed)(key);
+        for r in &self.version.runs {
+            if let Some(e) = r.get(key, bloomed)? {
+                entries.push(e);
+                if done(&entries) {
+                    break;
+                }
+            }
+        }
+        Ok(entry::resolve(&entries))
+    }
+
+    /// The keys between `lo` and `hi` that hold something, ascending (or
+    /// descending with `reverse`).
+    pub fn range(&self, lo: Bound<Vec<u8>>, hi: Bound<Vec<u8>>, reverse: bool) -> Range {
+        Range::new(&self.version.slices, &self.version.runs, lo, hi, reverse)
+    }
+
+    /// The keys that start with `prefix`, ascending.
+    pub fn prefix(&self, prefix: &[u8]) -> Range {
+        let hi = prefix_end(prefix).map_or(Bound::Unbounded, Bound::Excluded);
+        self.range(Bound::Included(prefix.to_vec()), hi, false)
+    }
+
+    /// Runs in force, and memtable slices.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.version.runs.len(), self.version.slices.len())
+    }
+}
+
+/// The first key after every key starting with `prefix` (none if all 0xFF).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+struct State {
+    manifest: Manifest,
+    /// The next batch log's number.
+    next_seq: u64,
+    /// A flush is writing the batches up to this one: newer slices must not
+    /// merge into theirs, or the flush would drop them with its own.
+    flushing_through: u64,
+}
+
+pub struct Lsm {
+    tree: sled::Tree,
+    config: Config,
+    cache: Arc<BlockCache>,
+    /// Writes, flushes and merges install versions one at a time.
+    state: Mutex<State>,
+    current: Mutex<Arc<Version>>,
+    graveyard: std::sync::mpsc::Sender<RunMeta>,
+    buried: Mutex<std::sync::mpsc::Receiver<RunMeta>>,
+}
+
+/// What an install writes beside the manifest, the run it adds, and the
+/// positions (in the run list) of the runs it replaces.
+type Installing = (sled::Batch, Option<RunMeta>, std::ops::Range<usize>);
+
+/// A batch staged into a sled batch, to be committed once that is written.
+pub struct Staged {
+    slice: Slice,
+}
+
+impl Lsm {
+    /// Opens the engine over `tree`: the manifest's runs, and the memtable
+    /// rebuilt from the batch logs after them. Runs no manifest lists (a
+    /// flush or merge that did not finish) are deleted.
+    pub fn open(tree: sled::Tree, config: Config) -> Result<Lsm, LsmError> {
+        let manifest: Manifest = match tree.get(layout::MANIFEST)? {
+            Some(v) => {
+                postcard::from_bytes(&v).map_err(|e| LsmError::corrupt(layout::MANIFEST, e))?
+            }
+            None => Manifest::default(),
+        };
+        let cache = Arc::new(BlockCache::new(config.cache_bytes));
+        let (graveyard, buried) = std::sync::mpsc::channel();
+        let mut runs = Vec::new();
+        for &id in &manifest.runs {
+            let key = layout::run_meta(id);
+            let v = tree.get(&key)?.ok_or_else(|| {
+                LsmError::corrupt(&key, "the manifest lists a run that is not stored")
+            })?;
+            let meta: RunMeta = postcard::from_bytes(&v).map_err(|e| LsmError::corrupt(&key, e))?;
+            runs.push(Arc::new(Run::new(
+                meta,
+                tree.clone(),
+                cache.clone(),
+                graveyard.clone(),
+            )));
+        }
+        for kv in tree.scan_prefix([layout::RUN_META]) {
+            let (k, v) = kv?;
+            let id = layout::read_seq(&k).ok_or_else(|| LsmError::corrupt(&k, "bad run key"))?;
+            if !manifest.runs.contains(&id) {
+                let meta: RunMeta =
+                    postcard::from_bytes(&v).map_err(|e| LsmError::corrupt(&k, e))?;
+                run::delete(&tree, &meta)?;
+            }
+        }
+        let mut slices: Vec<Arc<Slice>> = Vec::new();
+        let mut next_seq = manifest.flushed_through + 1;
+        for kv in tree.scan_prefix([layout::BATCH_LOG]) {
+            let (k, v) = kv?;
+            let seq =
+                layout::read_seq(&k).ok_or_else(|| LsmError::corrupt(&k, "bad batch log key"))?;
+            if seq <= manifest.flushed_through {
+                continue;
+            }
+            let raw = zstd::bulk::decompress(&v, 1 << 30).map_err(|e| LsmError::corrupt(&k, e))?;
+            let ops: Ops = postcard::from_bytes(&raw).map_err(|e| LsmError::corrupt(&k, e))?;
+            push_slice(&mut slices, Slice::of_batch(seq, ops), 0);
+            next_seq = seq + 1;
+        }
+        Ok(Lsm {
+            tree,
+            config,
+            cache,
+            state: Mutex::new(State {
+                manifest,
+                next_seq,
+                flushing_through: 0,
+            }),
+            current: Mutex::new(Arc::new(Version { slices, runs })),
+            graveyard,
+            buried: Mutex::new(buried),
+        })
+    }
+
+    /// Puts a batch's log into `batch`. One writer: stage, apply the sled
+    /// batch, then [`Lsm::commit`], before the next stage.
+    pub fn stage(&self, ops: Ops, batch: &mut sled::Batch) -> Result<Staged, LsmError> {
+        let seq = self.state.lock().expect("lsm state").next_seq;
+        let raw = postcard::to_allocvec(&ops)?;
+        batch.insert(
+            layout::batch_log(seq),
+            zstd::bulk::compress(&raw, 1).expect("zstd compresses in memory"),
+        );
+        Ok(Staged {
+            slice: Slice::of_batch(seq, ops),
+        })
+    }
+
+    /// Makes a staged batch visible, once its sled batch is written.
+    pub fn commit(&self, staged: Staged) {
+        let mut state = self.state.lock().expect("lsm state");
+        state.next_seq = staged.slice.last + 1;
+        let mut current = self.current.lock().expect("lsm version");
+        let mut next = (**current).clone();
+        push_slice(&mut next.slices, staged.slice, state.flushing_through);
+        *current = Arc::new(next);
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            version: self.current.lock().expect("lsm version").clone(),
+            bloomed: self.config.bloomed,
+        }
+    }
+
+    /// Bytes in the memtable.
+    pub fn memtable_bytes(&self) -> usize {
+        let v = self.current.lock().expect("lsm version").clone();
+        v.slices.iter().map(|s| s.bytes).sum()
+    }
+
+    /// Writes the memtable as of now as a run and installs it, dropping the
+    /// batch logs it covers. Returns whether there was anything to flush.
+    pub fn flush(&self) -> Result<bool, LsmError> {
+        let version = {
+            let mut state = self.state.lock().expect("lsm state");
+            let version = self.current.lock().expect("lsm version").clone();
+            if let Some(s) = version.slices.first() {
+                state.flushing_through = s.last;
+            }
+            version
+        };
+        let Some(through) = version.slices.first().map(|s| s.last) else {
+            return Ok(false);
+        };
+        let id = self.next_run_id();
+        let keys: usize = version.slices.iter().map(|s| s.entries.len()).sum();
+        let mut writer = RunWriter::new(&self.tree, &self.config, id, keys);
+        // Only the memtable's slices: runs are older, so this is no bottom
+        // unless there are none.
+        let bottom = version.runs.is_empty();
+        merge_into(&version.slices, &[], bottom, &mut writer)?;
+        let meta = writer.finish()?;
+        self.install(|manifest, next: &mut Version| {
+            let flushed = manifest.flushed_through;
+            manifest.flushed_through = through;
+            if let Some(m) = &meta {
+                manifest.runs.insert(0, m.id);
+            }
+            next.slices.retain(|s| s.first > through);
+            let mut batch = sled::Batch::default();
+            for seq in flushed + 1..=through {
+                batch.remove(layout::batch_log(seq));
+            }
+            (batch, meta.clone(), 0..0)
+        })?;
+        Ok(true)
+    }
+
+    /// Merges the newest window of `merge_width` neighbouring runs of one
+    /// size tier (or smaller) into one, if there is such a window.
+    pub fn merge(&self) -> Result<bool, LsmError> {
+        let version = self.current.lock().expect("lsm version").clone();
+        let Some(window) = pick_window(&version.runs, self.config.merge_width) else {
+            return Ok(false);
+        };
+        let inputs: Vec<Arc<Run>> = version.runs[window.clone()].to_vec();
+        let bottom = window.end == version.runs.len();
+        let id = self.next_run_id();
+        let keys = inputs.iter().map(|r| r.meta.entries as usize).sum();
+        let mut writer = RunWriter::new(&self.tree, &self.config, id, keys);
+        merge_into(&[], &inputs, bottom, &mut writer)?;
+        let meta = writer.finish()?;
+        let ids: Vec<u64> = inputs.iter().map(|r| r.meta.id).collect();
+        self.install(|manifest, _| {
+            let at = manifest
+                .runs
+                .iter()
+                .position(|id| *id == ids[0])
+                .expect("merged runs stay listed until their merge installs");
+            manifest.runs.drain(at..at + ids.len());
+            if let Some(m) = &meta {
+                manifest.runs.insert(at, m.id);
+            }
+            (sled::Batch::default(), meta.clone(), at..at + ids.len())
+        })?;
+        Ok(true)
+    }
+
+    /// A flush (or merge) killed after writing its run, before installing it.
+    #[cfg(test)]
+    fn write_without_install(&self, merge: bool) -> Result<(), LsmError> {
+        let version = self.current.lock().expect("lsm version").clone();
+        let id = self.next_run_id();
+        let mut writer = RunWriter::new(&self.tree, &self.config, id, 64);
+        if merge {
+            if let Some(window) = pick_window(&version.runs, self.config.merge_width) {
+                merge_into(&[], &version.runs[window], false, &mut writer)?;
+            }
+        } else {
+            merge_into(&version.slices, &[], false, &mut writer)?;
+        }
+        writer.finish()?;
+        Ok(())
+    }
+
+    fn next_run_id(&self) -> u64 {
+        let mut state = self.state.lock().expect("lsm state");
+        state.manifest.next_run += 1;
+        state.manifest.next_run
+    }
+
+    /// Writes the manifest `change` makes with its extra removals in one
+    /// atomic batch, then installs the new run (and drops the replaced ones,
+    /// `replaced` in the version's run list) in the version readers get.
+    fn install(
+        &self,
+        change: impl FnOnce(&mut Manifest, &mut Version) -> Installing,
+    ) -> Result<(), LsmError> {
+        let mut state = self.state.lock().expect("lsm state");
+        let mut manifest = state.manifest.clone();
+        let mut current = self.current.lock().expect("lsm version");
+        let mut next = (**current).clone();
+        let (mut batch, meta, replaced) = change(&mut manifest, &mut next);
+        batch.insert(layout::MANIFEST, postcard::to_allocvec(&manifest)?);
+        self.tree.apply_batch(batch)?;
+        state.manifest = manifest;
+        let fresh = meta.map(|m| {
+            Arc::new(Run::new(
+                m,
+                self.tree.clone(),
+                self.cache.clone(),
+                self.graveyard.clone(),
+            ))
+        });
+        let at = if replaced.is_empty() {
+            0
+        } else {
+            replaced.start
+        };
+        for old in next.runs.drain(replaced) {
+            old.obsolete
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+        if let Some(r) = fresh {
+            next.runs.insert(at, r);
+        }
+        *current = Arc::new(next);
+        drop(current);
+        drop(state);
+        self.bury()
+    }
+
+    /// Deletes the blocks of replaced runs no reader holds any more.
+    fn bury(&self) -> Result<(), LsmError> {
+        let buried = self.buried.lock().expect("graveyard");
+        while let Ok(meta) = buried.try_recv() {
+            run::delete(&self.tree, &meta)?;
+        }
+        Ok(())
+    }
+}
+
+/// Adds a batch's slice to the memtable, merging it with the slices before
+/// it while they are no more than twice its size (few slices to read), but
+/// never with a slice a flush is writing (batches up to `frozen`).
+fn push_slice(slices: &mut Vec<Arc<Slice>>, slice: Slice, frozen: u64) {
+    let mut slice = slice;
+    while let Some(prev) = slices.first() {
+        if prev.last <= frozen || prev.entries.len() > 2 * slice.entries.len().max(1) {
+            break;
+        }
+        slice = Slice::merge(&slice, prev);
+        slices.remove(0);
+    }
+    slices.insert(0, Arc::new(slice));
+}
+
+/// Writes the merge of `slices` then `runs` (all newest first) as one run.
+fn merge_into(
+    slices: &[Arc<Slice>],
+    runs: &[Arc<Run>],
+    bottom: bool,
+    writer: &mut RunWriter<'_>,
+) -> Result<(), LsmError> {
+    let mut raw = cursor::Raw::new(slices, runs)?;
+    while let Some((key, entries)) = raw.next_key()? {
+        let refs: Vec<&Entry> = entries.iter().collect();
+        if let Some(e) = entry::combine(&refs, bottom) {
+            writer.push(&key, &e)?;
+        }
+    }
+    Ok(())
+}
+
+/// The newest window of `width` neighbouring runs, each no more than twice
+/// the size of the smallest of them (one size tier).
+fn pick_window(runs: &[Arc<Run>], width: usize) -> Option<std::ops::Range<usize>> {
+    if runs.len() < width {
+        return None;
+    }
+    (0..=runs.len() - width)
+        .find(|&i| {
+            let sizes: Vec<u64> = runs[i..i + width]
+                .iter()
+                .map(|r| r.meta.bytes.max(1))
+                .collect();
+            let small = *sizes.iter().min().expect("width > 0");
+            sizes.iter().all(|s| *s <= 2 * small)
+        })
+        .map(|i| i..i + width)
+        // Too many runs of mixed sizes: merge the newest ones anyway.
+        .or_else(|| (runs.len() >= 3 * width).then_some(0..width))
+}

@@ -1,0 +1,290 @@
+//! Immutable sorted runs in sled. A run is a sorted sequence of entries cut
+//! into blocks of about [`Config::block_bytes`] raw bytes, each compressed
+//! and stored as ONE sled value (`R` run block): sled is cheap per large
+//! value and dear per key, and values stay under the ~128 KiB past which
+//! sled moves them to files of their own. Its metadata — the first key of
+//! every block (fences), its last key and a Bloom filter of its point-read
+//! keys — is one more value (`S` run), written before the run is installed
+//! and kept in memory while it is, so a point read costs at most one block.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use super::bloom::Bloom;
+use super::entry::{self, Entry};
+use super::{layout, Config, LsmError};
+
+/// A run's metadata, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunMeta {
+    pub id: u64,
+    pub entries: u64,
+    /// Compressed bytes of its blocks.
+    pub bytes: u64,
+    /// The first key of each block.
+    pub fences: Vec<Vec<u8>>,
+    pub last: Vec<u8>,
+    pub bloom: Bloom,
+}
+
+/// A block as read: its raw bytes and where each entry starts.
+pub struct Block {
+    data: Vec<u8>,
+    offsets: Vec<u32>,
+}
+
+impl Block {
+    fn decode(raw: Vec<u8>) -> Option<Block> {
+        let mut offsets = Vec::new();
+        let mut at = 0;
+        while at < raw.len() {
+            offsets.push(at as u32);
+            at = entry::skip_at(&raw, at)?;
+        }
+        Some(Block { data: raw, offsets })
+    }
+
+    pub fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    pub fn key(&self, i: usize) -> &[u8] {
+        entry::key_at(&self.data, self.offsets[i] as usize).expect("checked at decode")
+    }
+
+    pub fn entry(&self, i: usize) -> (&[u8], Entry) {
+        let (k, e, _) =
+            entry::decode_at(&self.data, self.offsets[i] as usize).expect("checked at decode");
+        (k, e)
+    }
+
+    /// The first entry at or after `key`.
+    pub fn lower_bound(&self, key: &[u8]) -> usize {
+        self.offsets.partition_point(|&o| {
+            entry::key_at(&self.data, o as usize).expect("checked at decode") < key
+        })
+    }
+}
+
+/// Decoded blocks, bounded in bytes, oldest out first.
+pub struct BlockCache {
+    inner: Mutex<CacheInner>,
+    capacity: usize,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    blocks: HashMap<(u64, u32), Arc<Block>>,
+    order: VecDeque<(u64, u32)>,
+    bytes: usize,
+}
+
+impl BlockCache {
+    pub fn new(capacity: usize) -> BlockCache {
+        BlockCache {
+            inner: Mutex::default(),
+            capacity,
+        }
+    }
+
+    fn get(&self, at: (u64, u32)) -> Option<Arc<Block>> {
+        self.inner
+            .lock()
+            .expect("cache lock")
+            .blocks
+            .get(&at)
+            .cloned()
+    }
+
+    fn insert(&self, at: (u64, u32), block: Arc<Block>) {
+        let mut c = self.inner.lock().expect("cache lock");
+        c.bytes += block.data.len();
+        if c.blocks.insert(at, block).is_none() {
+            c.order.push_back(at);
+        }
+        while c.bytes > self.capacity {
+            let Some(old) = c.order.pop_front() else {
+                break;
+            };
+            if let Some(b) = c.blocks.remove(&old) {
+                c.bytes -= b.data.len();
+            }
+        }
+    }
+}
+
+/// An installed run. Dropped once no version holds it; if the manifest no
+/// longer lists it by then, its blocks are handed to `graveyard` to delete.
+pub struct Run {
+    pub meta: RunMeta,
+    tree: sled::Tree,
+    cache: Arc<BlockCache>,
+    /// Set when a manifest without this run was written.
+    pub(super) obsolete: AtomicBool,
+    graveyard: std::sync::mpsc::Sender<RunMeta>,
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if self.obsolete.load(Ordering::Acquire) {
+            let _ = self.graveyard.send(self.meta.clone());
+        }
+    }
+}
+
+impl Run {
+    pub(super) fn new(
+        meta: RunMeta,
+        tree: sled::Tree,
+        cache: Arc<BlockCache>,
+        graveyard: std::sync::mpsc::Sender<RunMeta>,
+    ) -> Run {
+        Run {
+            meta,
+            tree,
+            cache,
+            obsolete: AtomicBool::new(false),
+            graveyard,
+        }
+    }
+
+    pub fn block(&self, i: usize) -> Result<Arc<Block>, LsmError> {
+        let at = (self.meta.id, i as u32);
+        if let Some(b) = self.cache.get(at) {
+            return Ok(b);
+        }
+        let key = layout::run_block(self.meta.id, i as u32);
+        let stored = self
+            .tree
+            .get(&key)?
+            .ok_or_else(|| LsmError::corrupt(&key, "a run block is missing"))?;
+        let raw =
+            zstd::bulk::decompress(&stored, 16 << 20).map_err(|e| LsmError::corrupt(&key, e))?;
+        let block = Arc::new(
+            Block::decode(raw).ok_or_else(|| LsmError::corrupt(&key, "a malformed run block"))?,
+        );
+        self.cache.insert(at, block.clone());
+        Ok(block)
+    }
+
+    /// The block whose range may hold `key`.
+    pub fn block_for(&self, key: &[u8]) -> Option<usize> {
+        if key > self.meta.last.as_slice() {
+            return None;
+        }
+        self.meta
+            .fences
+            .partition_point(|f| f.as_slice() <= key)
+            .checked_sub(1)
+    }
+
+    /// The entry for `key`, if this run has one. `bloomed`: the key is of
+    /// those the filter holds.
+    pub fn get(&self, key: &[u8], bloomed: bool) -> Result<Option<Entry>, LsmError> {
+        if bloomed && !self.meta.bloom.may_contain(key) {
+            return Ok(None);
+        }
+        let Some(b) = self.block_for(key) else {
+            return Ok(None);
+        };
+        let block = self.block(b)?;
+        let i = block.lower_bound(key);
+        Ok((i < block.len() && block.key(i) == key).then(|| block.entry(i).1))
+    }
+}
+
+/// Writes a run's blocks as entries come, in key order; `finish` writes its
+/// metadata. Nothing is visible until a manifest lists the run.
+pub struct RunWriter<'a> {
+    tree: &'a sled::Tree,
+    config: &'a Config,
+    meta: RunMeta,
+    block: Vec<u8>,
+    pending: sled::Batch,
+    pending_blocks: usize,
+}
+
+impl<'a> RunWriter<'a> {
+    pub fn new(tree: &'a sled::Tree, config: &'a Config, id: u64, keys: usize) -> RunWriter<'a> {
+        RunWriter {
+            tree,
+            config,
+            meta: RunMeta {
+                id,
+                entries: 0,
+                bytes: 0,
+                fences: Vec::new(),
+                last: Vec::new(),
+                bloom: Bloom::new(keys),
+            },
+            block: Vec::new(),
+            pending: sled::Batch::default(),
+            pending_blocks: 0,
+        }
+    }
+
+    pub fn push(&mut self, key: &[u8], e: &Entry) -> Result<(), LsmError> {
+        debug_assert!(self.meta.entries == 0 || key > self.meta.last.as_slice());
+        if self.block.is_empty() {
+            self.meta.fences.push(key.to_vec());
+        }
+        entry::encode_into(&mut self.block, key, e);
+        if (self.config.bloomed)(key) {
+            self.meta.bloom.insert(key);
+        }
+        self.meta.entries += 1;
+        self.meta.last = key.to_vec();
+        if self.block.len() >= self.config.block_bytes {
+            self.cut()?;
+        }
+        Ok(())
+    }
+
+    fn cut(&mut self) -> Result<(), LsmError> {
+        if self.block.is_empty() {
+            return Ok(());
+        }
+        let n = self.meta.fences.len() as u32 - 1;
+        let z = zstd::bulk::compress(&self.block, 1).expect("zstd compresses in memory");
+        self.meta.bytes += z.len() as u64;
+        self.pending.insert(layout::run_block(self.meta.id, n), z);
+        self.block.clear();
+        self.pending_blocks += 1;
+        // Blocks go to sled a few at a time: one huge batch holds sled's
+        // write lock (and so every query) for its whole length.
+        if self.pending_blocks >= 16 {
+            self.tree.apply_batch(std::mem::take(&mut self.pending))?;
+            self.pending_blocks = 0;
+        }
+        Ok(())
+    }
+
+    /// Writes the last block and the metadata; `None` for a run with no
+    /// entries (nothing was written).
+    pub fn finish(mut self) -> Result<Option<RunMeta>, LsmError> {
+        self.cut()?;
+        if self.meta.entries == 0 {
+            return Ok(None);
+        }
+        self.pending.insert(
+            layout::run_meta(self.meta.id),
+            postcard::to_allocvec(&self.meta)?,
+        );
+        self.tree.apply_batch(self.pending)?;
+        Ok(Some(self.meta))
+    }
+}
+
+/// Deletes a run's blocks and metadata (it is in no manifest).
+pub fn delete(tree: &sled::Tree, meta: &RunMeta) -> Result<(), LsmError> {
+    let mut b = sled::Batch::default();
+    for i in 0..meta.fences.len() as u32 {
+        b.remove(layout::run_block(meta.id, i));
+    }
+    b.remove(layout::run_meta(meta.id));
+    tree.apply_batch(b)?;
+    Ok(())
+}

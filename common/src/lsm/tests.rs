@@ -1,0 +1,235 @@
+//! The engine against a model (a `BTreeMap` with counts summed) after any
+//! sequence of batches, flushes, merges, flushes and merges killed before
+//! they install, and reopens: every point read and every range, forwards
+//! and backwards, equals the model, and a snapshot taken earlier still reads
+//! what it read then.
+
+use std::collections::BTreeMap;
+use std::ops::{Bound, RangeBounds};
+
+use proptest::prelude::*;
+
+use super::*;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Put(u8, u8),
+    Delete(u8),
+    Add(u8, i8),
+}
+
+#[derive(Debug, Clone)]
+enum Action {
+    Batch(Vec<Op>),
+    Flush,
+    Merge,
+    /// The run is written, the process dies before the manifest is.
+    FlushKilled,
+    MergeKilled,
+    Reopen,
+    /// Keep a snapshot (and the model as it is) to check at the end.
+    Hold,
+}
+
+fn value_key(n: u8) -> Vec<u8> {
+    vec![b'v', n]
+}
+
+fn count_key(n: u8) -> Vec<u8> {
+    vec![b'c', n]
+}
+
+type Model = BTreeMap<Vec<u8>, Value>;
+
+fn apply_model(model: &mut Model, ops: &[Op]) {
+    for op in ops {
+        match op {
+            Op::Put(k, v) => {
+                model.insert(value_key(*k), Value::Bytes(vec![*v; 1 + *v as usize % 5]));
+            }
+            Op::Delete(k) => {
+                model.remove(&value_key(*k));
+            }
+            Op::Add(k, d) => {
+                let key = count_key(*k);
+                let now = match model.get(&key) {
+                    Some(Value::Count(c)) => *c,
+                    _ => 0,
+                } + *d as i64;
+                if now == 0 {
+                    model.remove(&key);
+                } else {
+                    model.insert(key, Value::Count(now));
+                }
+            }
+        }
+    }
+}
+
+fn ops_of(ops: &[Op]) -> Ops {
+    let mut out = Ops::default();
+    for op in ops {
+        match op {
+            Op::Put(k, v) => out.put(value_key(*k), vec![*v; 1 + *v as usize % 5]),
+            Op::Delete(k) => out.delete(value_key(*k)),
+            Op::Add(k, d) => out.add(count_key(*k), *d as i64),
+        }
+    }
+    out
+}
+
+fn config() -> Config {
+    Config {
+        // Tiny blocks and merges of two: small worlds still span blocks,
+        // cut them and merge them.
+        block_bytes: 40,
+        cache_bytes: 256,
+        memtable_bytes: 1 << 20,
+        merge_width: 2,
+        bloomed: |k| k.first() == Some(&b'v'),
+    }
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0u8..24, 0u8..9).prop_map(|(k, v)| Op::Put(k, v)),
+        (0u8..24).prop_map(Op::Delete),
+        (0u8..8, -2i8..3).prop_map(|(k, d)| Op::Add(k, d)),
+    ]
+}
+
+fn action() -> impl Strategy<Value = Action> {
+    prop_oneof![
+        6 => proptest::collection::vec(op(), 0..12).prop_map(Action::Batch),
+        2 => Just(Action::Flush),
+        2 => Just(Action::Merge),
+        1 => Just(Action::FlushKilled),
+        1 => Just(Action::MergeKilled),
+        1 => Just(Action::Reopen),
+        1 => Just(Action::Hold),
+    ]
+}
+
+fn write(lsm: &Lsm, tree: &sled::Tree, ops: &[Op]) {
+    let mut batch = sled::Batch::default();
+    // The caller's own key rides in the same atomic write.
+    batch.insert(b"checkpoint".to_vec(), vec![1]);
+    let staged = lsm.stage(ops_of(ops), &mut batch).unwrap();
+    tree.apply_batch(batch).unwrap();
+    lsm.commit(staged);
+}
+
+fn check(snap: &Snapshot, model: &Model) -> Result<(), TestCaseError> {
+    for n in 0..24u8 {
+        for key in [value_key(n), count_key(n)] {
+            prop_assert_eq!(
+                snap.get(&key).unwrap(),
+                model.get(&key).cloned(),
+                "get {:?}",
+                key
+            );
+        }
+    }
+    let all: Vec<(Vec<u8>, Value)> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let fwd: Vec<_> = snap
+        .range(Bound::Unbounded, Bound::Unbounded, false)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    prop_assert_eq!(&fwd, &all);
+    let mut back: Vec<_> = snap
+        .range(Bound::Unbounded, Bound::Unbounded, true)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    back.reverse();
+    prop_assert_eq!(&back, &all);
+    // Every bound kind, from keys inside and outside the store.
+    for (lo, hi) in [(3u8, 17u8), (0, 5), (10, 10), (20, 2)] {
+        let (l, h) = (value_key(lo), value_key(hi));
+        for (lb, hb) in [
+            (Bound::Included(l.clone()), Bound::Excluded(h.clone())),
+            (Bound::Excluded(l.clone()), Bound::Included(h.clone())),
+        ] {
+            let want: Vec<_> = all
+                .iter()
+                .filter(|(k, _)| RangeBounds::<Vec<u8>>::contains(&(lb.clone(), hb.clone()), k))
+                .cloned()
+                .collect();
+            for reverse in [false, true] {
+                let mut got: Vec<_> = snap
+                    .range(lb.clone(), hb.clone(), reverse)
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                if reverse {
+                    got.reverse();
+                }
+                prop_assert_eq!(&got, &want, "{:?}..{:?} reverse {}", lb, hb, reverse);
+            }
+        }
+    }
+    let counts: Vec<_> = snap.prefix(b"c").collect::<Result<_, _>>().unwrap();
+    let want: Vec<_> = all.iter().filter(|(k, _)| k[0] == b'c').cloned().collect();
+    prop_assert_eq!(counts, want);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+    #[test]
+    fn the_engine_equals_the_model(actions in proptest::collection::vec(action(), 1..40)) {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("lsm").unwrap();
+        let mut lsm = Lsm::open(tree.clone(), config()).unwrap();
+        let mut model = Model::new();
+        let mut held = Vec::new();
+        for a in &actions {
+            match a {
+                Action::Batch(ops) => {
+                    write(&lsm, &tree, ops);
+                    apply_model(&mut model, ops);
+                }
+                Action::Flush => {
+                    lsm.flush().unwrap();
+                }
+                Action::Merge => {
+                    lsm.merge().unwrap();
+                }
+                Action::FlushKilled | Action::MergeKilled => {
+                    lsm.write_without_install(matches!(a, Action::MergeKilled)).unwrap();
+                    // A snapshot does not outlive its process.
+                    for (snap, then) in held.drain(..) {
+                        check(&snap, &then)?;
+                    }
+                    drop(lsm);
+                    lsm = Lsm::open(tree.clone(), config()).unwrap();
+                }
+                Action::Reopen => {
+                    for (snap, then) in held.drain(..) {
+                        check(&snap, &then)?;
+                    }
+                    drop(lsm);
+                    lsm = Lsm::open(tree.clone(), config()).unwrap();
+                }
+                Action::Hold => held.push((lsm.snapshot(), model.clone())),
+            }
+            check(&lsm.snapshot(), &model)?;
+        }
+        // Earlier snapshots still read what they read, whatever was merged
+        // and deleted since.
+        for (snap, then) in &held {
+            check(snap, then)?;
+        }
+        drop(held);
+        // A flush and merges down to one run leave nothing else behind: no
+        // batch log, no run that no manifest lists.
+        lsm.flush().unwrap();
+        while lsm.merge().unwrap() {}
+        check(&lsm.snapshot(), &model)?;
+        drop(lsm);
+        let lsm = Lsm::open(tree.clone(), config()).unwrap();
+        check(&lsm.snapshot(), &model)?;
+        prop_assert_eq!(tree.scan_prefix([layout::BATCH_LOG]).count(), 0);
+        let (runs, slices) = lsm.snapshot().shape();
+        prop_assert_eq!(slices, 0);
+        prop_assert_eq!(tree.scan_prefix([layout::RUN_META]).count(), runs);
+    }
+}
