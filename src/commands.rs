@@ -23,6 +23,7 @@ pub fn replay(
     let cache = StoreArgs {
         data_dir: None,
         cache_mb,
+        memtable_mb: None,
         change_retention: None,
     }
     .cache_bytes(file);

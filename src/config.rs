@@ -17,6 +17,7 @@ use query::{RegionBody, TokenConfig};
 pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub cache_mb: Option<u64>,
+    pub memtable_mb: Option<u64>,
     pub change_retention: Option<u64>,
     #[serde(default)]
     pub kafka: KafkaFile,
@@ -101,6 +102,7 @@ impl FileConfig {
     fn check(&self) -> anyhow::Result<()> {
         let positive = [
             ("cache_mb", self.cache_mb),
+            ("memtable_mb", self.memtable_mb),
             ("change_retention", self.change_retention),
             ("kafka.max_batch", self.kafka.max_batch.map(|n| n as u64)),
             (
@@ -158,6 +160,10 @@ pub struct StoreArgs {
     /// sled page cache in MiB (on-disk bytes; memory use is ~1.1x that). Default: 256
     #[arg(long, env = "TRACKER_CACHE_MB", value_parser = cache_mb)]
     pub cache_mb: Option<u64>,
+    /// The store's memtable in MiB: past it, what recent batches wrote is
+    /// flushed as a sorted run (in the background). Default: 64
+    #[arg(long, env = "TRACKER_MEMTABLE_MB", value_parser = at_least_one::<u64>)]
+    pub memtable_mb: Option<u64>,
     /// Changes kept so that a change-feed client can resume (Last-Event-ID);
     /// older resume points get `event: reset`. Default: 100000
     #[arg(long, env = "TRACKER_CHANGE_RETENTION", value_parser = at_least_one::<u64>)]
@@ -175,6 +181,13 @@ impl StoreArgs {
         self.cache_mb
             .or(f.cache_mb)
             .unwrap_or(common::store::DEFAULT_CACHE_MB)
+            << 20
+    }
+    pub fn memtable_bytes(&self, f: &FileConfig) -> u64 {
+        self.memtable_mb
+            .or(f.memtable_mb)
+            .unwrap_or(common::store::DEFAULT_MEMTABLE_MB)
+            .min(1 << 20)
             << 20
     }
     pub fn change_retention(&self, f: &FileConfig) -> u64 {

@@ -132,6 +132,7 @@ pub async fn run(file: FileConfig, mode: Mode) -> anyhow::Result<()> {
         }
     };
     store.set_change_retention(store_args.change_retention(&file));
+    store.set_memtable_bytes(store_args.memtable_bytes(&file));
 
     let cancel = CancellationToken::new();
     let progress = kafka.map(|k| Arc::new(IngestProgress::new(&k.topic(&file))));

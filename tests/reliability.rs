@@ -13,7 +13,8 @@ use support::*;
 const WAIT: Duration = Duration::from_secs(180);
 
 /// Publish a stream while killing the tracker with SIGKILL at random moments
-/// (start-up, mid-batch, around sled's 500 ms flush), restarting it each time.
+/// (start-up, mid-batch, around sled's 500 ms flush, during the engine's
+/// flushes and merges of runs), restarting it each time.
 /// At the end the projection must equal the reference fold and no event may
 /// have been applied twice.
 #[test]
@@ -49,7 +50,16 @@ fn sigkill_loop_loses_nothing_and_applies_nothing_twice() {
                     &broker,
                     &topic,
                     &data,
-                    &["--max-batch", "40", "--max-batch-wait-ms", "5"],
+                    // A 1 MiB memtable: flushes and merges run all through
+                    // the stream, so kills land in them too.
+                    &[
+                        "--max-batch",
+                        "40",
+                        "--max-batch-wait-ms",
+                        "5",
+                        "--memtable-mb",
+                        "1",
+                    ],
                 ))
             }
             Some(t) => t.restart(),

@@ -141,7 +141,10 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         let unavailable = match &e {
             StoreError::Query { param, reason } => return ApiError::invalid(param, reason.clone()),
-            StoreError::Sled(_) | StoreError::Missing { .. } | StoreError::Locked { .. } => true,
+            StoreError::Sled(_)
+            | StoreError::Engine(_)
+            | StoreError::Missing { .. }
+            | StoreError::Locked { .. } => true,
             StoreError::Corrupt { .. } | StoreError::Layout { .. } | StoreError::Damaged { .. } => {
                 false
             }

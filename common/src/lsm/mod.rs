@@ -1,8 +1,7 @@
 //! The storage engine of store v3 (issue 24): a log-structured merge tree
 //! whose durable medium is sled, used for what sled does cheaply — a few
-//! large values per atomic batch — and never as a per-entry index. This
-//! engine is not yet the store's write path (`store/` still writes layout
-//! v5); the store moves onto it next.
+//! large values per atomic batch — and never as a per-entry index. The
+//! store (layout v6) keeps its records, index lists and counts in it.
 //!
 //! - **One log write per batch.** [`Lsm::stage`] puts a batch's operations
 //!   (puts, deletes, count deltas) into the caller's `sled::Batch` as one
@@ -324,12 +323,16 @@ struct State {
 pub struct Lsm {
     tree: sled::Tree,
     config: Config,
+    /// The memtable's bound (the config's, until set).
+    memtable_bytes: std::sync::atomic::AtomicUsize,
     cache: Arc<BlockCache>,
     /// Writes, flushes and merges install versions one at a time.
     state: Mutex<State>,
     current: Mutex<Arc<Version>>,
     graveyard: std::sync::mpsc::Sender<RunMeta>,
     buried: Mutex<std::sync::mpsc::Receiver<RunMeta>>,
+    /// One flush or merge at a time, from whichever thread.
+    work: Mutex<()>,
 }
 
 /// What an install writes beside the manifest, the run it adds, and the
@@ -393,6 +396,7 @@ impl Lsm {
         }
         Ok(Lsm {
             tree,
+            memtable_bytes: config.memtable_bytes.into(),
             config,
             cache,
             state: Mutex::new(State {
@@ -403,6 +407,7 @@ impl Lsm {
             current: Mutex::new(Arc::new(Version { slices, runs })),
             graveyard,
             buried: Mutex::new(buried),
+            work: Mutex::new(()),
         })
     }
 
@@ -437,6 +442,28 @@ impl Lsm {
         }
     }
 
+    /// Whether the memtable is over its bound.
+    pub fn flush_due(&self) -> bool {
+        self.memtable_bytes()
+            >= self
+                .memtable_bytes
+                .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether the memtable is past twice its bound: flushes fell behind.
+    pub fn far_over_bound(&self) -> bool {
+        self.memtable_bytes()
+            >= 2 * self
+                .memtable_bytes
+                .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sets the memtable's bound.
+    pub fn set_memtable_bytes(&self, bytes: usize) {
+        self.memtable_bytes
+            .store(bytes.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Bytes in the memtable.
     pub fn memtable_bytes(&self) -> usize {
         let v = self.current.lock().expect("lsm version").clone();
@@ -446,6 +473,7 @@ impl Lsm {
     /// Writes the memtable as of now as a run and installs it, dropping the
     /// batch logs it covers. Returns whether there was anything to flush.
     pub fn flush(&self) -> Result<bool, LsmError> {
+        let _work = self.work.lock().expect("lsm work");
         let version = {
             let mut state = self.state.lock().expect("lsm state");
             let version = self.current.lock().expect("lsm version").clone();
@@ -484,6 +512,7 @@ impl Lsm {
     /// Merges the newest window of `merge_width` neighbouring runs of one
     /// size tier (or smaller) into one, if there is such a window.
     pub fn merge(&self) -> Result<bool, LsmError> {
+        let _work = self.work.lock().expect("lsm work");
         let version = self.current.lock().expect("lsm version").clone();
         let Some(window) = pick_window(&version.runs, self.config.merge_width) else {
             return Ok(false);

@@ -1,7 +1,8 @@
 //! The write path: one Kafka batch becomes one atomic sled batch — decode,
 //! quarantine what cannot be applied, fold each event into its record, diff
-//! each touched record's index entries, rewrite each touched block and count
-//! once, log the events, and move the checkpoints, all in the same write.
+//! each touched record's index entries and counts into the batch's engine
+//! log (count changes as deltas: nothing is read to write them), log the
+//! events, and move the checkpoints, all in the same write.
 
 use super::*;
 
@@ -16,6 +17,7 @@ impl Store {
         let mut checkpoints: HashMap<(&str, i32), i64> = HashMap::new();
         let mut outcome = BatchOutcome::default();
         let mut batch = sled::Batch::default();
+        let mut ops = crate::lsm::Ops::default();
         let mut touched: BTreeMap<String, Touched> = BTreeMap::new();
         let mut log: Vec<EventLogEntry> = Vec::new();
 
@@ -98,7 +100,7 @@ impl Store {
         }
 
         let mut count_deltas: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
-        let mut lists: BTreeMap<Vec<u8>, blocks::Changes> = BTreeMap::new();
+        let mut list_changes: BTreeMap<Vec<u8>, lists::Changes> = BTreeMap::new();
         let mut changed: Vec<(&str, Vec<String>)> = Vec::new();
         let mut live: Vec<changes::Change> = Vec::new();
         let listened = self.feed.listened();
@@ -110,7 +112,7 @@ impl Store {
                 state: t.after.clone(),
                 log: t.log.clone(),
             };
-            batch.insert(keys::record(id), encode(&stored));
+            ops.put(keys::record(id), encode(&stored));
             if before.as_ref() == Some(after) {
                 continue;
             }
@@ -138,14 +140,17 @@ impl Store {
                 .unwrap_or_default();
             let new = index::entries(id, after);
             for (list, suffix) in old.keys.keys().filter(|k| !new.keys.contains_key(*k)) {
-                lists
+                list_changes
                     .entry(list.clone())
                     .or_default()
                     .insert(suffix.clone(), None);
             }
             for ((list, suffix), v) in new.keys {
                 if old.keys.get(&(list.clone(), suffix.clone())) != Some(&v) {
-                    lists.entry(list).or_default().insert(suffix, Some(v));
+                    list_changes
+                        .entry(list)
+                        .or_default()
+                        .insert(suffix, Some(v));
                 }
             }
             for k in old.counts {
@@ -155,16 +160,11 @@ impl Store {
                 *count_deltas.entry(k).or_default() += 1;
             }
         }
-        for (list, changes) in &lists {
-            blocks::apply(&self.tree, &mut batch, list, index::blocked(list), changes)?;
+        for (list, changes) in &list_changes {
+            lists::apply(&mut ops, list, changes);
         }
         for (k, delta) in count_deltas.into_iter().filter(|(_, d)| *d != 0) {
-            let n = self.count(&k)? as i64 + delta;
-            if n > 0 {
-                batch.insert(k, &(n as u64).to_be_bytes());
-            } else {
-                batch.remove(k);
-            }
+            ops.add(k, delta);
         }
         for ((topic, partition), next) in &checkpoints {
             batch.insert(keys::checkpoint(topic, *partition), &next.to_be_bytes());
@@ -179,7 +179,9 @@ impl Store {
         )?;
         w.change_reserved = reserved;
         batch.insert(keys::META_TOTALS, encode(&totals));
+        let staged = self.lsm.stage(ops, &mut batch)?;
         self.tree.apply_batch(batch)?;
+        self.lsm.commit(staged);
 
         w.totals = totals;
         w.changes_logged.commit(&logging);
@@ -193,6 +195,8 @@ impl Store {
         for ((topic, partition), next) in checkpoints {
             w.checkpoints.insert((topic.to_owned(), partition), next);
         }
+        drop(w);
+        self.maintain()?;
         Ok(outcome)
     }
 

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{blocks, index, keys, Store, StoreError, StoredRecord};
+use super::{index, keys, lists, Store, StoreError, StoredRecord};
 
 impl Store {
     /// Checks that every index entry and count equals what the records imply
@@ -24,59 +24,32 @@ impl Store {
                 *want_counts.entry(c).or_default() += 1;
             }
         }
-        // Every list the records imply, read back through its blocks; then
-        // every block of the index keyspaces must be one of those lists'.
+        // Every entry of the index keyspaces, against what the records imply.
+        let want_keys: BTreeMap<Vec<u8>, Vec<u8>> = want_keys
+            .into_iter()
+            .map(|((list, suffix), v)| ([list, suffix].concat(), v))
+            .collect();
+        let snap = self.snap();
         let mut have_keys = BTreeMap::new();
-        let lists: std::collections::BTreeSet<&Vec<u8>> =
-            want_keys.keys().map(|(l, _)| l).collect();
-        let mut listed_blocks = 0usize;
-        for list in &lists {
-            let mut last: Option<Vec<u8>> = None;
-            for kv in self.tree.scan_prefix(list) {
-                let (k, v) = kv?;
-                listed_blocks += 1;
-                let entries = blocks::stored(list, index::blocked(list), &k, &v)?;
-                let max = if index::blocked(list) {
-                    blocks::MAX_ENTRIES
-                } else {
-                    1
-                };
-                let well_formed = !entries.is_empty()
-                    && entries.len() <= max
-                    && k[list.len()..] == entries[0].0[..]
-                    && entries.windows(2).all(|w| w[0].0 < w[1].0)
-                    && last.as_ref().is_none_or(|l| l < &entries[0].0);
-                if !well_formed {
-                    return Ok(Err(format!(
-                        "malformed index block {:?}",
-                        String::from_utf8_lossy(&k)
-                    )));
-                }
-                last = entries.last().map(|(s, _)| s.clone());
-                for (suffix, value) in entries {
-                    have_keys.insert(((*list).clone(), suffix), value);
-                }
-            }
-        }
-        let mut all_blocks = 0usize;
         for space in [
             keys::space::POSTING,
             keys::space::ORDER,
             keys::space::CHECKPOINT_ITEM,
         ] {
-            all_blocks += self.tree.scan_prefix([space]).count();
-        }
-        if all_blocks != listed_blocks {
-            return Ok(Err(format!(
-                "{} index blocks belong to no list the records imply",
-                all_blocks - listed_blocks
-            )));
+            for kv in lists::scan(&snap, &[space], true) {
+                let (k, v) = kv?;
+                have_keys.insert(k.to_vec(), v.to_vec());
+            }
         }
         let mut have_counts = BTreeMap::new();
         for space in [keys::space::COUNT, keys::space::HOUR_COUNT] {
-            for kv in self.tree.scan_prefix([space]) {
-                let (k, _) = kv?;
-                have_counts.insert(k.to_vec(), self.count(&k)?);
+            for kv in snap.prefix(&[space]) {
+                match kv? {
+                    (k, crate::lsm::Value::Count(n)) => {
+                        have_counts.insert(k, n.max(0) as u64);
+                    }
+                    (k, _) => return Ok(Err(format!("a value under count key {k:?}"))),
+                }
             }
         }
         if let Some(diff) = first_difference(&want_keys, &have_keys) {
@@ -92,7 +65,7 @@ impl Store {
             )));
         }
         let mut refs = 0u64;
-        for kv in self.tree.scan_prefix([keys::space::RECORD]) {
+        for kv in lists::scan(&snap, &[keys::space::RECORD], true) {
             let (k, v) = kv?;
             let stored: StoredRecord =
                 postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(&k, e))?;

@@ -2,8 +2,7 @@
 //! entries before and after a batch, written in the same atomic batch as the
 //! record itself.
 //!
-//! Entries live in lists, and lists are stored as blocks of neighbouring
-//! entries ([`super::blocks`]), so a batch pays per block it touches. Per
+//! Entries live in lists ([`super::lists`]), one engine key per entry. Per
 //! project the record is listed under:
 //! - a posting `i project field value created_at id` for `status`,
 //!   `source_region`, `destination_region` and the three together (the
@@ -26,7 +25,7 @@
 
 use std::collections::BTreeMap;
 
-use super::keys::{push_opt, push_str, read_str, space};
+use super::keys::{push_opt, push_str, space};
 use super::query::Stuck;
 use crate::instant::Micros;
 use crate::record::{Field, RecordState, Status};
@@ -129,21 +128,6 @@ pub const HOUR: i64 = 3_600_000_000;
 /// The start of the hour an instant falls in.
 pub fn hour_start(t: Micros) -> Micros {
     Micros(t.0.div_euclid(HOUR) * HOUR)
-}
-
-/// Whether a list is stored in blocks of neighbouring entries. Postings and
-/// the `updated_at` and `plan_id` orders grow at their recent end, so a batch
-/// touches few of their blocks; the `id` order and checkpoint items take
-/// entries at random places, where a block would be rewritten per entry.
-pub fn blocked(list: &[u8]) -> bool {
-    match list.first() {
-        Some(&space::POSTING) => true,
-        // `o project order …`: every order but the id order.
-        Some(&space::ORDER) => read_str(&list[1..])
-            .and_then(|(_, rest)| rest.first().copied())
-            .is_some_and(|order| order != OrderField::Id as u8),
-        _ => false,
-    }
 }
 
 /// The list of one status's records still under way in a project: entries

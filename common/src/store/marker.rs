@@ -173,8 +173,10 @@ mod tests {
             .open(&db)
             .unwrap()
             // At a segment boundary (sled's segments are 512 KiB): sled
-            // then recovers the older prefix without a word.
-            .set_len((len - 1) / (512 << 10) * (512 << 10))
+            // then recovers the older prefix without a word. The first
+            // boundary: the store's few large values leave later segments
+            // partly unused, so a cut near the end may lose nothing.
+            .set_len((512 << 10).min((len - 1) / (512 << 10) * (512 << 10)))
             .unwrap();
         let text = refusal(dir.path());
         assert!(
@@ -191,8 +193,10 @@ mod tests {
         let db = dir.path().join("db");
         let len = std::fs::metadata(&db).unwrap().len();
         let mut f = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+        // Everything past the first third: wherever this layout's few
+        // writes landed, some of them are hit.
         f.seek(SeekFrom::Start(len / 3)).unwrap();
-        f.write_all(&vec![0x5a; 64 << 10]).unwrap();
+        f.write_all(&vec![0x5a; (len - len / 3) as usize]).unwrap();
         drop(f);
         let text = refusal(dir.path());
         assert!(text.contains("is damaged"), "{text}");

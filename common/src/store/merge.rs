@@ -3,8 +3,8 @@
 //! heads are compared in place as key tails, whose bytes sort like the pair;
 //! only the winner is decoded.
 
-use super::blocks::EntryIter;
 use super::keys;
+use super::lists::EntryIter;
 use super::query::Dir;
 use super::StoreError;
 

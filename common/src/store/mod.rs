@@ -1,17 +1,21 @@
 //! The projection store: records, secondary indexes, the per-record event log,
 //! partition checkpoints and the quarantine, in one sled tree (layout in
-//! [`keys`]). [`Store::apply_batch`] is the single entry point for writes: it
-//! decodes, folds and writes a batch of Kafka messages together with their
-//! checkpoints in ONE atomic sled batch, so a crash either keeps a batch and
-//! its offsets or loses both — which is what makes replays exactly-once.
+//! [`keys`]). Records, index lists and counts live in the storage engine
+//! ([`crate::lsm`]): a batch's changes to them are ONE compressed batch log;
+//! the event log, the change log, the quarantine, the checkpoints and the
+//! totals are sled keys of their own. [`Store::apply_batch`] decodes, folds
+//! and writes a batch of Kafka messages together with their checkpoints in
+//! ONE atomic sled batch, so a crash either keeps a batch and its offsets or
+//! loses both — which is what makes replays exactly-once.
 
 mod apply;
-pub mod blocks;
 pub mod changes;
 mod consistency;
+mod engine;
 pub mod gaps;
 pub mod index;
 pub mod keys;
+pub mod lists;
 mod marker;
 mod merge;
 mod ownership;
@@ -22,7 +26,7 @@ pub mod verify;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -30,6 +34,7 @@ use tracing::instrument;
 
 use crate::event::{decode, Event, MAX_EVENT_BYTES};
 use crate::record::{Applied, Record, RecordState};
+pub use engine::DEFAULT_MEMTABLE_MB;
 pub use query::{
     Dir, ListQuery, Page, SortField, SortKey, Stuck, Window, DEFAULT_LIMIT, MAX_LIMIT,
 };
@@ -67,6 +72,9 @@ pub enum StoreError {
         file: String,
         reason: String,
     },
+    /// The engine's background flush or merge failed (a full disk, say).
+    #[error("the store's flush or merge failed: {0}")]
+    Engine(String),
     /// A request the store cannot answer as asked (a bad `marker`, say);
     /// `param` names the request parameter at fault.
     #[error("{param}: {reason}")]
@@ -78,8 +86,9 @@ pub enum StoreError {
 /// index entry; v2: index lists in blocks, the event log compressed; v3:
 /// every record in a route posting (absent regions too), hour counts per
 /// route; v4: the `Live` order of records still under way (stuck records);
-/// v5: `Live` lists per status in `created_at` order.
-pub const LAYOUT: u32 = 5;
+/// v5: `Live` lists per status in `created_at` order; v6: records, index
+/// lists and counts in the engine's batch logs and runs (store v3).
+pub const LAYOUT: u32 = 6;
 
 /// The default page cache, in MiB of sled's on-disk page sizes. sled holds
 /// about 1.1 MiB of memory per MiB of it, on top of ~530 MiB the rest of a
@@ -220,6 +229,11 @@ struct WriterState {
 pub struct Store {
     db: sled::Db,
     tree: sled::Tree,
+    /// Records, index lists and counts.
+    lsm: Arc<crate::lsm::Lsm>,
+    /// Flushes and merges beside ingest (none in unit tests: there the
+    /// writer does them, deterministically).
+    maintenance: Option<engine::Maintenance>,
     /// Single writer: reads-then-write of a batch must not interleave.
     writer: Mutex<WriterState>,
     feed: changes::Feed,
@@ -312,8 +326,12 @@ impl Store {
             checkpoints.insert(tp, read_i64(&k, &v)?);
         }
         let (next_change, change_reserved, changes_logged) = changes::open(&tree)?;
+        let lsm = Arc::new(crate::lsm::Lsm::open(tree.clone(), engine::config())?);
+        let maintenance = (!cfg!(test)).then(|| engine::Maintenance::start(lsm.clone()));
         Ok(Store {
             db,
+            lsm,
+            maintenance,
             tree,
             writer: Mutex::new(WriterState {
                 totals,
@@ -349,12 +367,45 @@ impl Store {
         self.writer.lock().expect("writer lock").checkpoints.clone()
     }
 
+    /// After a batch: a flush once the memtable is over its bound, by the
+    /// maintenance thread — or by the writer itself in unit tests, or when
+    /// the memtable is past twice its bound (flushes fell behind).
+    fn maintain(&self) -> Result<(), StoreError> {
+        if let Some(e) = self.maintenance.as_ref().and_then(|m| m.failure()) {
+            return Err(StoreError::Engine(e));
+        }
+        if !self.lsm.flush_due() {
+            return Ok(());
+        }
+        match &self.maintenance {
+            Some(m) if !self.lsm.far_over_bound() => m.poke(),
+            _ => {
+                self.lsm.flush()?;
+                while self.lsm.merge()? {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The engine's memtable bound, in bytes (`--memtable-mb`).
+    pub fn set_memtable_bytes(&self, bytes: u64) {
+        self.lsm.set_memtable_bytes(bytes as usize);
+    }
+
+    /// A read of the engine as it is now.
+    fn snap(&self) -> crate::lsm::Snapshot {
+        self.lsm.snapshot()
+    }
+
     fn stored_record(&self, id: &str) -> Result<Option<StoredRecord>, StoreError> {
         let key = keys::record(id);
-        match self.tree.get(&key)? {
-            Some(v) => postcard::from_bytes(&v)
+        match self.snap().get(&key)? {
+            Some(crate::lsm::Value::Bytes(v)) => postcard::from_bytes(&v)
                 .map(Some)
                 .map_err(|e| StoreError::corrupt(&key, e)),
+            Some(crate::lsm::Value::Count(_)) => {
+                Err(StoreError::corrupt(&key, "a count under a record key"))
+            }
             None => Ok(None),
         }
     }
@@ -423,7 +474,7 @@ impl Store {
 
     /// Every record, in id order.
     pub fn records(&self) -> impl Iterator<Item = Result<(String, RecordState), StoreError>> + '_ {
-        self.tree.scan_prefix([keys::space::RECORD]).map(|kv| {
+        lists::scan(&self.snap(), &[keys::space::RECORD], true).map(|kv| {
             let (k, v) = kv?;
             let id = keys::read_str(&k[1..])
                 .and_then(|(id, _)| String::from_utf8(id).ok())
@@ -447,12 +498,9 @@ impl Store {
     }
 
     fn count(&self, key: &[u8]) -> Result<u64, StoreError> {
-        match self.tree.get(key)? {
-            Some(v) => Ok(u64::from_be_bytes(
-                v.as_ref()
-                    .try_into()
-                    .map_err(|_| StoreError::corrupt(key, "bad count"))?,
-            )),
+        match self.snap().get(key)? {
+            Some(crate::lsm::Value::Count(n)) => Ok(n.max(0) as u64),
+            Some(crate::lsm::Value::Bytes(_)) => Err(StoreError::corrupt(key, "bad count")),
             None => Ok(0),
         }
     }

@@ -24,11 +24,11 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
-use super::blocks::{self, EntryIter};
 use super::index::{
     self, checkpoint_prefix, order_prefix, CheckpointSide, IndexField, OrderField, Posting,
 };
 use super::keys::{self, space};
+use super::lists::{self, EntryIter};
 use super::merge::Merge;
 use super::query::{
     compare, directed, Dir, ListQuery, Page, SortField, SortKey, Stuck, Window, DEFAULT_LIMIT,
@@ -323,7 +323,7 @@ impl Store {
 
     /// Every entry of one index list, in `dir` order.
     fn scan_list(&self, list: &[u8], dir: Dir) -> EntryIter {
-        blocks::scan(&self.tree, list, index::blocked(list), dir == Dir::Asc)
+        lists::scan(&self.snap(), list, dir == Dir::Asc)
     }
 
     /// The entries of one index list in `dir` order, from `seek` on
@@ -336,9 +336,7 @@ impl Store {
     ) -> Result<EntryIter, StoreError> {
         match seek {
             None => Ok(self.scan_list(list, dir)),
-            Some(b) => {
-                blocks::scan_from(&self.tree, list, index::blocked(list), b, dir == Dir::Asc)
-            }
+            Some(b) => Ok(lists::scan_from(&self.snap(), list, b, dir == Dir::Asc)),
         }
     }
 }

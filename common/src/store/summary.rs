@@ -7,9 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use super::blocks;
 use super::index::{self, IndexField, Posting, HOUR};
 use super::keys::{self, space};
+use super::lists;
 use super::query::{ListQuery, Stuck, Window};
 use super::{Store, StoreError};
 use crate::instant::Micros;
@@ -228,7 +228,7 @@ impl Store {
         keys::push_str(&mut prefix, project.as_bytes());
         prefix.push(IndexField::Route as u8);
         let mut routes = Vec::new();
-        for kv in self.tree.scan_prefix(&prefix) {
+        for kv in lists::scan(&self.snap(), &prefix, true) {
             let (k, v) = kv?;
             let bad = || StoreError::corrupt(&k, "bad route count");
             let value = match k[prefix.len()..].split_first() {
@@ -274,10 +274,16 @@ impl Store {
         };
         let end = match q.created.before {
             Some(b) => [prefix.as_slice(), &b.key_bytes()].concat(),
-            None => blocks::prefix_end(&prefix),
+            None => lists::prefix_end(&prefix),
         };
-        for kv in self.tree.range(start..end) {
+        let hours = self.snap().range(
+            std::ops::Bound::Included(start),
+            std::ops::Bound::Excluded(end),
+            false,
+        );
+        for kv in hours {
             let (k, v) = kv?;
+            let v = lists::bytes_of(v);
             let bad = || StoreError::corrupt(&k, "bad hour count");
             let hour = Micros::from_key_bytes(k[prefix.len()..].try_into().map_err(|_| bad())?);
             let n = u64::from_be_bytes(v.as_ref().try_into().map_err(|_| bad())?);
@@ -307,7 +313,7 @@ impl Store {
         let hi = window.before.map_or(to, |b| b.min(to));
         let list = posting.prefix(project);
         let mut n = 0;
-        for kv in blocks::scan_from(&self.tree, &list, true, &lo.key_bytes(), true)? {
+        for kv in lists::scan_from(&self.snap(), &list, &lo.key_bytes(), true) {
             let (k, _) = kv?;
             let created: [u8; 8] = k
                 .get(list.len()..list.len() + 8)

@@ -36,7 +36,7 @@ impl Planner<'_> {
         keys::push_str(&mut prefix, self.project.as_bytes());
         prefix.push(field as u8);
         let mut values = Vec::new();
-        for kv in self.store.tree.scan_prefix(&prefix) {
+        for kv in lists::scan(&self.store.snap(), &prefix, true) {
             let (k, _) = kv?;
             values.push(parse_opt(&k, &k[prefix.len()..])?);
         }
@@ -65,13 +65,7 @@ impl Planner<'_> {
                 let prefix = p.prefix(self.project);
                 let it = match from {
                     None => self.store.scan_list(&prefix, dir),
-                    Some(b) => blocks::scan_from(
-                        &self.store.tree,
-                        &prefix,
-                        index::blocked(&prefix),
-                        &b,
-                        dir == Dir::Asc,
-                    )?,
+                    Some(b) => lists::scan_from(&self.store.snap(), &prefix, &b, dir == Dir::Asc),
                 };
                 Ok((prefix.len(), it))
             })
@@ -92,7 +86,7 @@ impl Planner<'_> {
         let mut hours: BTreeMap<[u8; 8], u64> = BTreeMap::new();
         for p in driver {
             let prefix = p.hour_prefix(self.project);
-            for kv in self.store.tree.scan_prefix(&prefix) {
+            for kv in lists::scan(&self.store.snap(), &prefix, true) {
                 let (k, v) = kv?;
                 let hour: [u8; 8] = k[prefix.len()..]
                     .try_into()
@@ -153,12 +147,7 @@ impl Planner<'_> {
     ) -> Result<bool, StoreError> {
         for p in filters {
             let list = p.prefix(self.project);
-            if !blocks::contains(
-                &self.store.tree,
-                &list,
-                index::blocked(&list),
-                &Posting::suffix(created, id),
-            )? {
+            if !lists::contains(&self.store.snap(), &list, &Posting::suffix(created, id))? {
                 return Ok(false);
             }
         }

@@ -13,9 +13,9 @@ use super::gather::Candidate;
 use super::{directed, instant, Dir, Planner, Posting, StoreError};
 use crate::instant::Micros;
 use crate::record::Status;
-use crate::store::blocks;
 use crate::store::index;
 use crate::store::keys::{self, space};
+use crate::store::lists;
 use crate::store::query::Stuck;
 
 /// One entry of a `Live` list: the record's id, `created_at` and
@@ -169,13 +169,21 @@ impl crate::store::Store {
     pub fn projects(&self) -> Result<Vec<String>, StoreError> {
         let mut out = Vec::new();
         let mut from = vec![space::COUNT];
-        while let Some(kv) = self.tree.range(from.clone()..vec![space::COUNT + 1]).next() {
+        let snap = self.snap();
+        while let Some(kv) = snap
+            .range(
+                std::ops::Bound::Included(from.clone()),
+                std::ops::Bound::Excluded(vec![space::COUNT + 1]),
+                false,
+            )
+            .next()
+        {
             let (k, _) = kv?;
             let (project, _) =
                 keys::read_str(&k[1..]).ok_or_else(|| StoreError::corrupt(&k, "bad count key"))?;
             let mut next = vec![space::COUNT];
             keys::push_str(&mut next, &project);
-            from = blocks::prefix_end(&next);
+            from = lists::prefix_end(&next);
             out.push(
                 String::from_utf8(project).map_err(|_| StoreError::corrupt(&k, "bad project"))?,
             );
