@@ -12,6 +12,10 @@ impl Store {
     /// an earlier batch and are skipped.
     #[instrument(skip_all, fields(messages = messages.len()))]
     pub fn apply_batch(&self, messages: &[Message]) -> Result<BatchOutcome, StoreError> {
+        if self.pin.is_some() {
+            // A batch folds into the latest records, never a pinned version.
+            return self.unpinned().apply_batch(messages);
+        }
         let mut w = self.writer.lock().expect("writer lock");
         let mut totals = w.totals;
         let mut checkpoints: HashMap<(&str, i32), i64> = HashMap::new();

@@ -313,6 +313,9 @@ impl Store {
     /// received), or `Reset` when they are not all retained (or `since` is
     /// above every number handed out).
     pub fn changes_since(&self, since: u64) -> Result<Since, StoreError> {
+        if self.pin.is_none() {
+            return self.pinned().changes_since(since);
+        }
         if since > self.change_head() {
             return Ok(Since::Reset);
         }

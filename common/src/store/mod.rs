@@ -226,7 +226,24 @@ struct WriterState {
     changes_logged: changes::Logged,
 }
 
+/// The store, as its users hold it: the shared state, and for a read that
+/// must see one version throughout (a page, its count and its marker) the
+/// engine snapshot it is pinned to ([`Store::pinned`]).
 pub struct Store {
+    shared: Arc<Shared>,
+    pin: Option<crate::lsm::Snapshot>,
+}
+
+impl std::ops::Deref for Store {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+/// Everything one store is, whoever reads it.
+pub struct Shared {
     db: sled::Db,
     tree: sled::Tree,
     /// Records, index lists and counts.
@@ -328,7 +345,7 @@ impl Store {
         let (next_change, change_reserved, changes_logged) = changes::open(&tree)?;
         let lsm = Arc::new(crate::lsm::Lsm::open(tree.clone(), engine::config())?);
         let maintenance = (!cfg!(test)).then(|| engine::Maintenance::start(lsm.clone()));
-        Ok(Store {
+        let shared = Shared {
             db,
             lsm,
             maintenance,
@@ -341,7 +358,22 @@ impl Store {
             }),
             feed: changes::Feed::new(next_change),
             dir: dir.map(Path::to_owned),
+        };
+        Ok(Store {
+            shared: Arc::new(shared),
+            pin: None,
         })
+    }
+
+    /// This store, every read through it pinned to the engine's version as
+    /// of now: what one request reads (its page, count and marker, a
+    /// summary's buckets) comes from one version, whatever batches land
+    /// meanwhile. Writes through it are not pinned.
+    pub fn pinned(&self) -> Store {
+        Store {
+            shared: self.shared.clone(),
+            pin: Some(self.snap()),
+        }
     }
 
     /// Makes everything written so far durable, and says so in the
@@ -392,9 +424,19 @@ impl Store {
         self.lsm.set_memtable_bytes(bytes as usize);
     }
 
-    /// A read of the engine as it is now.
+    fn unpinned(&self) -> Store {
+        Store {
+            shared: self.shared.clone(),
+            pin: None,
+        }
+    }
+
+    /// The engine's version a read sees: the pinned one, or the latest.
     fn snap(&self) -> crate::lsm::Snapshot {
-        self.lsm.snapshot()
+        match &self.pin {
+            Some(s) => s.clone(),
+            None => self.lsm.snapshot(),
+        }
     }
 
     fn stored_record(&self, id: &str) -> Result<Option<StoredRecord>, StoreError> {

@@ -170,6 +170,9 @@ fn grouped_field(f: SortField) -> Option<IndexField> {
 impl Store {
     /// One page of the records listed under `project` that match `q`.
     pub fn list(&self, project: &str, q: &ListQuery) -> Result<Page, StoreError> {
+        if self.pin.is_none() {
+            return self.pinned().list(project, q);
+        }
         let after = self.marker(project, q)?;
         let (filters, checkpoints) = filters(q);
         let sort = q.sort_keys();

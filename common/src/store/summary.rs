@@ -108,6 +108,9 @@ impl Store {
         project: &str,
         q: &SummaryQuery,
     ) -> Result<Vec<SummaryRow>, StoreError> {
+        if self.pin.is_none() {
+            return self.pinned().summaries(project, q);
+        }
         let mut out: Buckets = BTreeMap::new();
         match q.stuck {
             None => self.add_counts(project, q, &mut out)?,

@@ -90,6 +90,53 @@ fn duplicates_are_logged_but_change_nothing_and_bad_input_is_quarantined() {
     assert_eq!(store.checkpoints().get(&("t".into(), 0)), Some(&2));
 }
 
+/// A pinned store reads the version it was pinned to, whatever batches
+/// (and, with the unit tests' tiny memtable, flushes and merges) land after
+/// it: what one request reads is one version.
+#[test]
+fn a_pinned_store_reads_one_version_whatever_lands_meanwhile() {
+    let events = crate::sample::events(&crate::sample::Shape {
+        records: 200,
+        projects: 2,
+        regions: 3,
+        seed: 5,
+    });
+    let store = Store::temporary().unwrap();
+    let (first, rest) = events.split_at(events.len() / 2);
+    store.apply_batch(&messages(first)).unwrap();
+    let project = crate::sample::project_id(0);
+    let q = ListQuery {
+        with_count: Some(true),
+        limit: Some(20),
+        ..Default::default()
+    };
+    let summary = SummaryQuery::default();
+    let before = (
+        store.list(&project, &q).unwrap(),
+        store.summaries(&project, &summary).unwrap(),
+    );
+    let pinned = store.pinned();
+    let all: Vec<Message> = messages(&events).into_iter().skip(first.len()).collect();
+    for chunk in all.chunks(10) {
+        // Through the pinned handle too: writes are never pinned.
+        pinned.apply_batch(chunk).unwrap();
+    }
+    assert!(!rest.is_empty());
+    assert_eq!(
+        (
+            pinned.list(&project, &q).unwrap(),
+            pinned.summaries(&project, &summary).unwrap()
+        ),
+        before
+    );
+    let after = store.list(&project, &q).unwrap();
+    assert_ne!(after.count, before.0.count, "the latest version moved on");
+    assert_eq!(
+        store.digest().unwrap(),
+        crate::testkit::reference::digest(&crate::testkit::reference::fold_events(&events))
+    );
+}
+
 #[test]
 fn state_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
