@@ -145,6 +145,21 @@ impl Cursor {
     }
 }
 
+/// A cursor per source, in precedence order, not yet placed.
+fn unplaced(slices: &[Arc<Slice>], runs: &[Arc<Run>]) -> Vec<Cursor> {
+    slices
+        .iter()
+        .map(|s| Cursor::Slice {
+            slice: s.clone(),
+            at: None,
+        })
+        .chain(runs.iter().map(|r| Cursor::Run {
+            run: r.clone(),
+            at: None,
+        }))
+        .collect()
+}
+
 /// The resolved keys of a version between two bounds, in key order or
 /// reversed.
 pub struct Range {
@@ -164,17 +179,7 @@ impl Range {
         hi: Bound<Vec<u8>>,
         reverse: bool,
     ) -> Range {
-        let mut cursors: Vec<Cursor> = slices
-            .iter()
-            .map(|s| Cursor::Slice {
-                slice: s.clone(),
-                at: None,
-            })
-            .chain(runs.iter().map(|r| Cursor::Run {
-                run: r.clone(),
-                at: None,
-            }))
-            .collect();
+        let mut cursors = unplaced(slices, runs);
         let start: Option<&[u8]> = match (reverse, &lo, &hi) {
             (false, Bound::Included(k) | Bound::Excluded(k), _) => Some(k),
             (true, _, Bound::Included(k) | Bound::Excluded(k)) => Some(k),
@@ -293,17 +298,7 @@ pub(super) struct Raw {
 
 impl Raw {
     pub(super) fn new(slices: &[Arc<Slice>], runs: &[Arc<Run>]) -> Result<Raw, LsmError> {
-        let mut cursors: Vec<Cursor> = slices
-            .iter()
-            .map(|s| Cursor::Slice {
-                slice: s.clone(),
-                at: None,
-            })
-            .chain(runs.iter().map(|r| Cursor::Run {
-                run: r.clone(),
-                at: None,
-            }))
-            .collect();
+        let mut cursors = unplaced(slices, runs);
         for c in &mut cursors {
             c.seek(None, false)?;
         }

@@ -18,13 +18,15 @@ use super::{keys, StoreError};
 /// The memtable's bound unless configured, in MiB.
 pub const DEFAULT_MEMTABLE_MB: u64 = 64;
 
-/// The engine's settings for the store: point reads are of records. Unit
+/// The engine's settings for the store: point reads are of records; the
+/// decoded-block cache is as large as sled's page cache. Unit
 /// tests use tiny blocks and memtables, so that small generated worlds
 /// still flush after a few batches, span blocks and merge runs.
-pub(super) fn config() -> Config {
+pub(super) fn config(cache_bytes: u64) -> Config {
     let config = Config {
         bloomed: |k| k.first() == Some(&keys::space::RECORD),
         memtable_bytes: (DEFAULT_MEMTABLE_MB << 20) as usize,
+        cache_bytes: cache_bytes as usize,
         ..Config::default()
     };
     if cfg!(test) {

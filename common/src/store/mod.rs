@@ -275,7 +275,9 @@ impl Store {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         loop {
             match marker::open_guarded(&config, path)? {
-                Ok(db) => return Self::from_db(db, &path.display().to_string(), Some(path)),
+                Ok(db) => {
+                    return Self::from_db(db, &path.display().to_string(), Some(path), cache_bytes)
+                }
                 Err(sled::Error::Corruption { at, .. }) => {
                     return Err(marker::damaged(
                         path,
@@ -315,11 +317,19 @@ impl Store {
             sled::Config::new().temporary(true).open()?,
             "(temporary)",
             None,
+            DEFAULT_CACHE_MB << 20,
         )
     }
 
     /// `dir`: where the durability marker is (none for a store in memory).
-    fn from_db(db: sled::Db, path: &str, dir: Option<&Path>) -> Result<Store, StoreError> {
+    /// `cache_bytes`: sled's page cache, and as much again for the engine's
+    /// decoded blocks.
+    fn from_db(
+        db: sled::Db,
+        path: &str,
+        dir: Option<&Path>,
+        cache_bytes: u64,
+    ) -> Result<Store, StoreError> {
         let tree = db.open_tree("projection")?;
         // Before an empty store is stamped: it may be one that lost everything.
         if let (Some(dir), true) = (dir, tree.is_empty()) {
@@ -343,7 +353,10 @@ impl Store {
             checkpoints.insert(tp, read_i64(&k, &v)?);
         }
         let (next_change, change_reserved, changes_logged) = changes::open(&tree)?;
-        let lsm = Arc::new(crate::lsm::Lsm::open(tree.clone(), engine::config())?);
+        let lsm = Arc::new(crate::lsm::Lsm::open(
+            tree.clone(),
+            engine::config(cache_bytes),
+        )?);
         let maintenance = (!cfg!(test)).then(|| engine::Maintenance::start(lsm.clone()));
         let shared = Shared {
             db,
