@@ -196,9 +196,16 @@ pub async fn run(file: FileConfig, mode: Mode) -> anyhow::Result<()> {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(e))) => fail(anyhow::anyhow!("the ingest worker failed: {e}")),
             Ok(Err(e)) => fail(anyhow::anyhow!("the ingest worker panicked: {e}")),
-            Err(_) => fail(anyhow::anyhow!(
-                "the ingest worker did not stop within 30 s"
-            )),
+            // Not back from a store write (sled can block its writers on a
+            // full disk): the process ends anyway, naming why.
+            Err(_) => fail(
+                match progress.as_ref().and_then(|p| p.snapshot().store_error) {
+                    Some(e) => anyhow::anyhow!(
+                        "the ingest worker did not stop within 30 s; its last store error: {e}"
+                    ),
+                    None => anyhow::anyhow!("the ingest worker did not stop within 30 s"),
+                },
+            ),
         }
     }
     if let Err(e) = store.flush() {
