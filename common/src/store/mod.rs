@@ -244,13 +244,14 @@ impl std::ops::Deref for Store {
 
 /// Everything one store is, whoever reads it.
 pub struct Shared {
+    /// Flushes and merges beside ingest (none in unit tests: there the
+    /// writer does them, deterministically). First, so that it is stopped
+    /// before the rest is dropped.
+    maintenance: Option<engine::Maintenance>,
     db: sled::Db,
     tree: sled::Tree,
     /// Records, index lists and counts.
     lsm: Arc<crate::lsm::Lsm>,
-    /// Flushes and merges beside ingest (none in unit tests: there the
-    /// writer does them, deterministically).
-    maintenance: Option<engine::Maintenance>,
     /// Single writer: reads-then-write of a batch must not interleave.
     writer: Mutex<WriterState>,
     feed: changes::Feed,
