@@ -24,18 +24,23 @@
 mod bloom;
 mod cursor;
 pub mod entry;
+mod memtable;
 mod run;
+mod snapshot;
 #[cfg(test)]
 mod tests;
 
-use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
 pub use cursor::Range;
 pub use entry::{Entry, Value};
+use memtable::push_slice;
+pub use memtable::{Ops, Slice};
 use run::{BlockCache, Run, RunMeta, RunWriter};
+use snapshot::Version;
+pub use snapshot::{prefix_end, Snapshot};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LsmError {
@@ -119,113 +124,6 @@ impl Default for Config {
     }
 }
 
-/// One batch's operations, in the order given (a later one on a key wins
-/// over an earlier one; deltas add up).
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-pub struct Ops(Vec<(Vec<u8>, Entry)>);
-
-impl Ops {
-    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.0.push((key, Entry::Put(value)));
-    }
-
-    pub fn delete(&mut self, key: Vec<u8>) {
-        self.0.push((key, Entry::Delete));
-    }
-
-    pub fn add(&mut self, key: Vec<u8>, delta: i64) {
-        self.0.push((key, Entry::Add(delta)));
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-/// An immutable sorted piece of the memtable: the batches `first..=last`.
-#[derive(Debug)]
-pub struct Slice {
-    pub(crate) entries: Vec<(Vec<u8>, Entry)>,
-    first: u64,
-    last: u64,
-    bytes: usize,
-}
-
-impl Slice {
-    /// One batch's operations, sorted, one entry per key.
-    fn of_batch(seq: u64, ops: Ops) -> Slice {
-        let mut ops: Vec<(usize, (Vec<u8>, Entry))> = ops.0.into_iter().enumerate().collect();
-        // By key, newest (latest given) first within a key.
-        ops.sort_by(|(i, (a, _)), (j, (b, _))| a.cmp(b).then(j.cmp(i)));
-        let mut entries: Vec<(Vec<u8>, Entry)> = Vec::with_capacity(ops.len());
-        let mut i = 0;
-        while i < ops.len() {
-            let key = &ops[i].1 .0;
-            let n = ops[i..].iter().take_while(|(_, (k, _))| k == key).count();
-            let group: Vec<&Entry> = ops[i..i + n].iter().map(|(_, (_, e))| e).collect();
-            // Not the bottom: older sources lie below.
-            if let Some(e) = entry::combine(&group, false) {
-                entries.push((key.clone(), e));
-            }
-            i += n;
-        }
-        Slice::new(entries, seq, seq)
-    }
-
-    fn new(entries: Vec<(Vec<u8>, Entry)>, first: u64, last: u64) -> Slice {
-        let bytes = entries.iter().map(|(k, e)| k.len() + entry_bytes(e)).sum();
-        Slice {
-            entries,
-            first,
-            last,
-            bytes,
-        }
-    }
-
-    /// `newer` over `older`, into one.
-    fn merge(newer: &Slice, older: &Slice) -> Slice {
-        let (mut a, mut b) = (
-            newer.entries.iter().peekable(),
-            older.entries.iter().peekable(),
-        );
-        let mut out = Vec::with_capacity(newer.entries.len() + older.entries.len());
-        loop {
-            match (a.peek(), b.peek()) {
-                (Some((ka, ea)), Some((kb, eb))) if ka == kb => {
-                    if let Some(e) = entry::combine(&[ea, eb], false) {
-                        out.push((ka.clone(), e));
-                    }
-                    a.next();
-                    b.next();
-                }
-                (Some((ka, _)), Some((kb, _))) if ka < kb => {
-                    out.push(a.next().cloned().expect("peeked"))
-                }
-                (Some(_), Some(_)) | (None, Some(_)) => {
-                    out.push(b.next().cloned().expect("peeked"))
-                }
-                (Some(_), None) => out.push(a.next().cloned().expect("peeked")),
-                (None, None) => break,
-            }
-        }
-        Slice::new(out, older.first, newer.last)
-    }
-
-    fn get(&self, key: &[u8]) -> Option<&Entry> {
-        self.entries
-            .binary_search_by(|(k, _)| k.as_slice().cmp(key))
-            .ok()
-            .map(|i| &self.entries[i].1)
-    }
-}
-
-fn entry_bytes(e: &Entry) -> usize {
-    match e {
-        Entry::Put(v) => v.len() + 8,
-        _ => 16,
-    }
-}
-
 /// What the manifest lists: the runs in force, newest first, and the last
 /// batch whose operations they hold.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -233,82 +131,6 @@ struct Manifest {
     runs: Vec<u64>,
     flushed_through: u64,
     next_run: u64,
-}
-
-/// One version of the engine: the memtable's slices and the runs, each
-/// newest first (every slice is newer than every run).
-#[derive(Clone, Default)]
-struct Version {
-    slices: Vec<Arc<Slice>>,
-    runs: Vec<Arc<Run>>,
-}
-
-/// A consistent read of the engine: every read through it sees the same
-/// version, whatever is written, flushed or merged meanwhile.
-#[derive(Clone)]
-pub struct Snapshot {
-    version: Arc<Version>,
-    bloomed: fn(&[u8]) -> bool,
-}
-
-impl Snapshot {
-    /// What `key` holds.
-    pub fn get(&self, key: &[u8]) -> Result<Option<Value>, LsmError> {
-        let mut entries: Vec<Entry> = Vec::new();
-        let done = |entries: &Vec<Entry>| {
-            matches!(
-                entries.last(),
-                Some(Entry::Put(_) | Entry::Delete | Entry::Count(_))
-            )
-        };
-        for s in &self.version.slices {
-            if let Some(e) = s.get(key) {
-                entries.push(e.clone());
-                if done(&entries) {
-                    return Ok(entry::resolve(&entries));
-                }
-            }
-        }
-        let bloomed = (self.bloomed)(key);
-        for r in &self.version.runs {
-            if let Some(e) = r.get(key, bloomed)? {
-                entries.push(e);
-                if done(&entries) {
-                    break;
-                }
-            }
-        }
-        Ok(entry::resolve(&entries))
-    }
-
-    /// The keys between `lo` and `hi` that hold something, ascending (or
-    /// descending with `reverse`).
-    pub fn range(&self, lo: Bound<Vec<u8>>, hi: Bound<Vec<u8>>, reverse: bool) -> Range {
-        Range::new(&self.version.slices, &self.version.runs, lo, hi, reverse)
-    }
-
-    /// The keys that start with `prefix`, ascending.
-    pub fn prefix(&self, prefix: &[u8]) -> Range {
-        let hi = prefix_end(prefix).map_or(Bound::Unbounded, Bound::Excluded);
-        self.range(Bound::Included(prefix.to_vec()), hi, false)
-    }
-
-    /// Runs in force, and memtable slices.
-    pub fn shape(&self) -> (usize, usize) {
-        (self.version.runs.len(), self.version.slices.len())
-    }
-}
-
-/// The first key after every key starting with `prefix` (none if all 0xFF).
-pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return Some(end);
-        }
-    }
-    None
 }
 
 struct State {
@@ -612,21 +434,6 @@ impl Lsm {
         }
         Ok(())
     }
-}
-
-/// Adds a batch's slice to the memtable, merging it with the slices before
-/// it while they are no more than twice its size (few slices to read), but
-/// never with a slice a flush is writing (batches up to `frozen`).
-fn push_slice(slices: &mut Vec<Arc<Slice>>, slice: Slice, frozen: u64) {
-    let mut slice = slice;
-    while let Some(prev) = slices.first() {
-        if prev.last <= frozen || prev.entries.len() > 2 * slice.entries.len().max(1) {
-            break;
-        }
-        slice = Slice::merge(&slice, prev);
-        slices.remove(0);
-    }
-    slices.insert(0, Arc::new(slice));
 }
 
 /// Writes the merge of `slices` then `runs` (all newest first) as one run.

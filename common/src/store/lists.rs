@@ -29,13 +29,9 @@ fn joined(list: &[u8], suffix: &[u8]) -> Vec<u8> {
 }
 
 /// The first key after every key that starts with `prefix`. List prefixes
-/// end in a string terminator or a tag byte, never 0xFF.
+/// start with a keyspace byte, never 0xFF, so there is one.
 pub(super) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    if let Some(last) = end.last_mut() {
-        *last += 1;
-    }
-    end
+    crate::lsm::prefix_end(prefix).expect("a list prefix is not all 0xFF")
 }
 
 /// A resolved value as the store's readers take it: bytes, or a count as

@@ -21,6 +21,7 @@ mod merge;
 mod ownership;
 mod plan;
 pub mod query;
+mod read;
 pub mod summary;
 pub mod verify;
 
@@ -29,7 +30,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use tracing::instrument;
 
 use crate::event::{decode, Event, MAX_EVENT_BYTES};
@@ -379,17 +379,6 @@ impl Store {
         })
     }
 
-    /// This store, every read through it pinned to the engine's version as
-    /// of now: what one request reads (its page, count and marker, a
-    /// summary's buckets) comes from one version, whatever batches land
-    /// meanwhile. Writes through it are not pinned.
-    pub fn pinned(&self) -> Store {
-        Store {
-            shared: self.shared.clone(),
-            pin: Some(self.snap()),
-        }
-    }
-
     /// Makes everything written so far durable, and says so in the
     /// durability marker.
     pub fn flush(&self) -> Result<(), StoreError> {
@@ -436,129 +425,6 @@ impl Store {
     /// The engine's memtable bound, in bytes (`--memtable-mb`).
     pub fn set_memtable_bytes(&self, bytes: u64) {
         self.lsm.set_memtable_bytes(bytes as usize);
-    }
-
-    fn unpinned(&self) -> Store {
-        Store {
-            shared: self.shared.clone(),
-            pin: None,
-        }
-    }
-
-    /// The engine's version a read sees: the pinned one, or the latest.
-    fn snap(&self) -> crate::lsm::Snapshot {
-        match &self.pin {
-            Some(s) => s.clone(),
-            None => self.lsm.snapshot(),
-        }
-    }
-
-    fn stored_record(&self, id: &str) -> Result<Option<StoredRecord>, StoreError> {
-        let key = keys::record(id);
-        match self.snap().get(&key)? {
-            Some(crate::lsm::Value::Bytes(v)) => postcard::from_bytes(&v)
-                .map(Some)
-                .map_err(|e| StoreError::corrupt(&key, e)),
-            Some(crate::lsm::Value::Count(_)) => {
-                Err(StoreError::corrupt(&key, "a count under a record key"))
-            }
-            None => Ok(None),
-        }
-    }
-
-    pub fn record_state(&self, id: &str) -> Result<Option<RecordState>, StoreError> {
-        Ok(self.stored_record(id)?.map(|s| s.state))
-    }
-
-    /// The record as listed under `project`: `None` when it does not exist or
-    /// is not listed there.
-    pub fn get(&self, project: &str, id: &str) -> Result<Option<Record>, StoreError> {
-        Ok(self
-            .record_state(id)?
-            .filter(|s| s.projects().contains(&project))
-            .map(|s| s.view(id)))
-    }
-
-    /// The audit trail of a record, in arrival order.
-    pub fn events(&self, record_id: &str) -> Result<Vec<EventLogEntry>, StoreError> {
-        let Some(stored) = self.stored_record(record_id)? else {
-            return Ok(Vec::new());
-        };
-        let mut chunks: HashMap<u64, Vec<EventLogEntry>> = HashMap::new();
-        let mut out = Vec::with_capacity(stored.log.len());
-        for r in stored.log {
-            let key = keys::event_log(r.chunk);
-            let chunk = match chunks.entry(r.chunk) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    let v = self
-                        .tree
-                        .get(&key)?
-                        .ok_or_else(|| StoreError::corrupt(&key, "missing event-log chunk"))?;
-                    let bytes = zstd::stream::decode_all(v.as_ref())
-                        .map_err(|e| StoreError::corrupt(&key, e))?;
-                    e.insert(
-                        postcard::from_bytes(&bytes).map_err(|e| StoreError::corrupt(&key, e))?,
-                    )
-                }
-            };
-            let entry = chunk.get(r.index as usize).cloned();
-            out.push(
-                entry.ok_or_else(|| StoreError::corrupt(&key, "event-log index out of range"))?,
-            );
-        }
-        Ok(out)
-    }
-
-    /// Quarantined messages, newest first.
-    pub fn quarantine(
-        &self,
-        offset: usize,
-        limit: usize,
-    ) -> Result<Vec<QuarantineEntry>, StoreError> {
-        self.tree
-            .scan_prefix([keys::space::QUARANTINE])
-            .rev()
-            .skip(offset)
-            .take(limit)
-            .map(|kv| {
-                let (k, v) = kv?;
-                postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(&k, e))
-            })
-            .collect()
-    }
-
-    /// Every record, in id order.
-    pub fn records(&self) -> impl Iterator<Item = Result<(String, RecordState), StoreError>> + '_ {
-        lists::scan(&self.snap(), &[keys::space::RECORD], true).map(|kv| {
-            let (k, v) = kv?;
-            let id = keys::read_str(&k[1..])
-                .and_then(|(id, _)| String::from_utf8(id).ok())
-                .ok_or_else(|| StoreError::corrupt(&k, "bad record key"))?;
-            let stored: StoredRecord =
-                postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(&k, e))?;
-            Ok((id, stored.state))
-        })
-    }
-
-    /// SHA-256 over every record as the API renders it, in id order: equal
-    /// digests mean equal projections.
-    pub fn digest(&self) -> Result<String, StoreError> {
-        let mut h = Sha256::new();
-        for r in self.records() {
-            let (id, state) = r?;
-            h.update(serde_json::to_vec(&state.view(&id)).expect("record serializes"));
-            h.update(b"\n");
-        }
-        Ok(hex::encode(h.finalize()))
-    }
-
-    fn count(&self, key: &[u8]) -> Result<u64, StoreError> {
-        match self.snap().get(key)? {
-            Some(crate::lsm::Value::Count(n)) => Ok(n.max(0) as u64),
-            Some(crate::lsm::Value::Bytes(_)) => Err(StoreError::corrupt(key, "bad count")),
-            None => Ok(0),
-        }
     }
 }
 

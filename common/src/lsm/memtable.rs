@@ -1,0 +1,127 @@
+//! The memtable: what the batches since the last flush wrote, as immutable
+//! sorted slices (one per batch, merged with their neighbours as they
+//! accumulate), and the operations a batch hands in.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::entry::{self, Entry};
+
+/// One batch's operations, in the order given (a later one on a key wins
+/// over an earlier one; deltas add up).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct Ops(pub(super) Vec<(Vec<u8>, Entry)>);
+
+impl Ops {
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.0.push((key, Entry::Put(value)));
+    }
+
+    pub fn delete(&mut self, key: Vec<u8>) {
+        self.0.push((key, Entry::Delete));
+    }
+
+    pub fn add(&mut self, key: Vec<u8>, delta: i64) {
+        self.0.push((key, Entry::Add(delta)));
+    }
+}
+
+/// An immutable sorted piece of the memtable: the batches `first..=last`.
+#[derive(Debug)]
+pub struct Slice {
+    pub(crate) entries: Vec<(Vec<u8>, Entry)>,
+    pub(super) first: u64,
+    pub(super) last: u64,
+    pub(super) bytes: usize,
+}
+
+impl Slice {
+    /// One batch's operations, sorted, one entry per key.
+    pub(super) fn of_batch(seq: u64, ops: Ops) -> Slice {
+        let mut ops: Vec<(usize, (Vec<u8>, Entry))> = ops.0.into_iter().enumerate().collect();
+        // By key, newest (latest given) first within a key.
+        ops.sort_by(|(i, (a, _)), (j, (b, _))| a.cmp(b).then(j.cmp(i)));
+        let mut entries: Vec<(Vec<u8>, Entry)> = Vec::with_capacity(ops.len());
+        let mut i = 0;
+        while i < ops.len() {
+            let key = &ops[i].1 .0;
+            let n = ops[i..].iter().take_while(|(_, (k, _))| k == key).count();
+            let group: Vec<&Entry> = ops[i..i + n].iter().map(|(_, (_, e))| e).collect();
+            // Not the bottom: older sources lie below.
+            if let Some(e) = entry::combine(&group, false) {
+                entries.push((key.clone(), e));
+            }
+            i += n;
+        }
+        Slice::new(entries, seq, seq)
+    }
+
+    fn new(entries: Vec<(Vec<u8>, Entry)>, first: u64, last: u64) -> Slice {
+        let bytes = entries.iter().map(|(k, e)| k.len() + entry_bytes(e)).sum();
+        Slice {
+            entries,
+            first,
+            last,
+            bytes,
+        }
+    }
+
+    /// `newer` over `older`, into one.
+    fn merge(newer: &Slice, older: &Slice) -> Slice {
+        let (mut a, mut b) = (
+            newer.entries.iter().peekable(),
+            older.entries.iter().peekable(),
+        );
+        let mut out = Vec::with_capacity(newer.entries.len() + older.entries.len());
+        loop {
+            match (a.peek(), b.peek()) {
+                (Some((ka, ea)), Some((kb, eb))) if ka == kb => {
+                    if let Some(e) = entry::combine(&[ea, eb], false) {
+                        out.push((ka.clone(), e));
+                    }
+                    a.next();
+                    b.next();
+                }
+                (Some((ka, _)), Some((kb, _))) if ka < kb => {
+                    out.push(a.next().cloned().expect("peeked"))
+                }
+                (Some(_), Some(_)) | (None, Some(_)) => {
+                    out.push(b.next().cloned().expect("peeked"))
+                }
+                (Some(_), None) => out.push(a.next().cloned().expect("peeked")),
+                (None, None) => break,
+            }
+        }
+        Slice::new(out, older.first, newer.last)
+    }
+
+    pub(super) fn get(&self, key: &[u8]) -> Option<&Entry> {
+        self.entries
+            .binary_search_by(|(k, _)| k.as_slice().cmp(key))
+            .ok()
+            .map(|i| &self.entries[i].1)
+    }
+}
+
+fn entry_bytes(e: &Entry) -> usize {
+    match e {
+        Entry::Put(v) => v.len() + 8,
+        _ => 16,
+    }
+}
+
+/// Adds a batch's slice to the memtable, merging it with the slices before
+/// it while they are no more than twice its size (few slices to read), but
+/// never with a slice a flush is writing (batches up to `frozen`).
+pub(super) fn push_slice(slices: &mut Vec<Arc<Slice>>, slice: Slice, frozen: u64) {
+    let mut slice = slice;
+    while let Some(prev) = slices.first() {
+        if prev.last <= frozen || prev.entries.len() > 2 * slice.entries.len().max(1) {
+            break;
+        }
+        slice = Slice::merge(&slice, prev);
+        slices.remove(0);
+    }
+    slices.insert(0, Arc::new(slice));
+}
