@@ -28,7 +28,7 @@ impl Ops {
 }
 
 /// An immutable sorted piece of the memtable: the batches `first..=last`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Slice {
     pub(crate) entries: Vec<(Vec<u8>, Entry)>,
     pub(super) first: u64,
@@ -67,33 +67,33 @@ impl Slice {
         }
     }
 
-    /// `newer` over `older`, into one.
-    fn merge(newer: &Slice, older: &Slice) -> Slice {
-        let (mut a, mut b) = (
-            newer.entries.iter().peekable(),
-            older.entries.iter().peekable(),
-        );
+    /// `newer` over `older`, into one. Owned: entries move, not copy (a
+    /// slice a snapshot still holds is copied by the caller).
+    fn merge(newer: Slice, older: Slice) -> Slice {
+        let (first, last) = (older.first, newer.last);
         let mut out = Vec::with_capacity(newer.entries.len() + older.entries.len());
+        let (mut a, mut b) = (
+            newer.entries.into_iter().peekable(),
+            older.entries.into_iter().peekable(),
+        );
         loop {
-            match (a.peek(), b.peek()) {
-                (Some((ka, ea)), Some((kb, eb))) if ka == kb => {
-                    if let Some(e) = entry::combine(&[ea, eb], false) {
-                        out.push((ka.clone(), e));
+            let took = match (a.peek(), b.peek()) {
+                (Some((ka, _)), Some((kb, _))) => match ka.cmp(kb) {
+                    std::cmp::Ordering::Equal => {
+                        let (k, ea) = a.next().expect("peeked");
+                        let (_, eb) = b.next().expect("peeked");
+                        entry::combine(&[&ea, &eb], false).map(|e| (k, e))
                     }
-                    a.next();
-                    b.next();
-                }
-                (Some((ka, _)), Some((kb, _))) if ka < kb => {
-                    out.push(a.next().cloned().expect("peeked"))
-                }
-                (Some(_), Some(_)) | (None, Some(_)) => {
-                    out.push(b.next().cloned().expect("peeked"))
-                }
-                (Some(_), None) => out.push(a.next().cloned().expect("peeked")),
+                    std::cmp::Ordering::Less => a.next(),
+                    std::cmp::Ordering::Greater => b.next(),
+                },
+                (Some(_), None) => a.next(),
+                (None, Some(_)) => b.next(),
                 (None, None) => break,
-            }
+            };
+            out.extend(took);
         }
-        Slice::new(out, older.first, newer.last)
+        Slice::new(out, first, last)
     }
 
     pub(super) fn get(&self, key: &[u8]) -> Option<&Entry> {
@@ -120,8 +120,8 @@ pub(super) fn push_slice(slices: &mut Vec<Arc<Slice>>, slice: Slice, frozen: u64
         if prev.last <= frozen || prev.entries.len() > 2 * slice.entries.len().max(1) {
             break;
         }
-        slice = Slice::merge(&slice, prev);
-        slices.remove(0);
+        let prev = Arc::try_unwrap(slices.remove(0)).unwrap_or_else(|held| (*held).clone());
+        slice = Slice::merge(slice, prev);
     }
     slices.insert(0, Arc::new(slice));
 }
