@@ -218,7 +218,9 @@ async fn stream(
         while let Some(end) = pending.find("\n\n") {
             for l in pending[..end].lines() {
                 if let Some(id) = l.strip_prefix("id: ") {
-                    got.events.push((id.parse()?, now));
+                    let id = common::store::changes::EventId::parse(id)
+                        .ok_or_else(|| anyhow::anyhow!("not a change id: {id}"))?;
+                    got.events.push((id.seq, now));
                 } else if l == "event: reset" {
                     got.resets += 1;
                 }

@@ -29,19 +29,30 @@ pub fn apply_only(a: &Args, store: &Store, messages: &[Message]) -> anyhow::Resu
     // Whole batches per tenth, so the batches are the full run's.
     let tenth = messages.len().div_ceil(10).div_ceil(a.batch).max(1) * a.batch;
     let t = Instant::now();
+    // The longest single batch: a writer that waits on a flush or merge.
+    let mut longest = (0.0f64, 0usize);
+    // The process holds the dataset already: what the store adds is above it.
+    let (dataset, _) = crate::counters::rss_of(std::process::id())?;
     for (i, part) in messages.chunks(tenth).enumerate() {
         let (start, before) = (Instant::now(), counters());
         let mut batches = 0;
         for chunk in part.chunks(a.batch) {
+            let b = Instant::now();
             store.apply_batch(chunk)?;
+            let took = b.elapsed().as_secs_f64();
+            if took > longest.0 {
+                longest = (took, i + 1);
+            }
             batches += 1;
         }
         let (secs, after) = (start.elapsed().as_secs_f64(), counters());
         let per_batch = |d: u64| d as f64 / batches as f64;
+        let (rss, _) = crate::counters::rss_of(std::process::id())?;
         println!(
-            "tenth {}: {:.0} events/s, cpu {:.2} s per s, {:.0} read calls and {:.1} MiB read per batch, {:.1} MiB from the device, {:.1} MiB written per batch",
+            "tenth {}: {:.0} events/s, RSS {} MiB, cpu {:.2} s per s, {:.0} read calls and {:.1} MiB read per batch, {:.1} MiB from the device, {:.1} MiB written per batch",
             i + 1,
             part.len() as f64 / secs,
+            rss >> 20,
             (after.cpu_secs - before.cpu_secs) / secs,
             per_batch(after.read_calls - before.read_calls),
             per_batch(after.read_chars - before.read_chars) / 1048576.0,
@@ -56,6 +67,18 @@ pub fn apply_only(a: &Args, store: &Store, messages: &[Message]) -> anyhow::Resu
         messages.len() as f64 / secs,
         messages.len(),
         a.cache_mb
+    );
+    println!(
+        "longest apply_batch: {:.1} ms (tenth {})",
+        longest.0 * 1e3,
+        longest.1
+    );
+    let (_, peak) = crate::counters::rss_of(std::process::id())?;
+    println!(
+        "RSS: {} MiB with the dataset loaded, peak {} MiB: the store's {} MiB beyond it",
+        dataset >> 20,
+        peak >> 20,
+        peak.saturating_sub(dataset) >> 20
     );
     Ok(())
 }

@@ -44,7 +44,7 @@ pub fn replay(
 
 /// Prints a stopped store's digest and totals.
 pub fn digest(file: &FileConfig, store: &StoreArgs) -> anyhow::Result<ExitCode> {
-    let s = Store::open_existing(&store.data_dir(file), store.cache_bytes(file))?;
+    let s = Store::open_read_only(&store.data_dir(file), store.cache_bytes(file))?;
     let t = s.totals();
     println!("digest {}", s.digest()?);
     println!(
@@ -149,7 +149,7 @@ fn compare(
     replay: bool,
     kafka: &KafkaArgs,
 ) -> anyhow::Result<ExitCode> {
-    let a = Store::open_existing(&store.data_dir(file), store.cache_bytes(file))
+    let a = Store::open_read_only(&store.data_dir(file), store.cache_bytes(file))
         .context("opening the store (stop the tracker first, or verify a copy)")?;
     let (b, _tmp);
     if replay {
@@ -175,7 +175,7 @@ fn compare(
         let Some(other) = against else {
             bail!("give --against DIR or --replay")
         };
-        b = Store::open_existing(&other, store.cache_bytes(file))?;
+        b = Store::open_read_only(&other, store.cache_bytes(file))?;
         _tmp = None;
     }
     let c = common::store::verify::compare(&a, &b, 20)?;

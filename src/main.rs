@@ -16,7 +16,7 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 use config::FileConfig;
-use process::{one_line, runtime};
+use process::{one_line, run_then_leave, runtime};
 use serve::Mode;
 
 /// Errors reach the operator as one line: the error and its causes, without
@@ -39,10 +39,11 @@ fn tracker() -> anyhow::Result<ExitCode> {
     let file = FileConfig::load(cli.config.as_deref())?;
     // The default command reads every setting as `run` does (flags aside).
     let command = cli.command_or_run();
+    // serve::run has bounded every wait of its own (a worker gets 30 s):
+    // what is still running after it is left behind.
     let serving = |file, mode| {
-        runtime()?
-            .block_on(serve::run(file, mode))
-            .map(|()| ExitCode::SUCCESS)
+        let bound = std::time::Duration::from_secs(2);
+        run_then_leave(runtime()?, serve::run(file, mode), bound).map(|()| ExitCode::SUCCESS)
     };
     match command {
         Command::Run { store, kafka, http } => serving(file, Mode::Run { store, kafka, http }),

@@ -16,6 +16,21 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// Runs `fut` to its end on `rt`, then shuts the runtime down without
+/// waiting past `bound` for blocking tasks: a worker that never came back
+/// from a store write (serve gives up on it after its own bound) must not
+/// keep the process alive, and dropping a runtime waits for every blocking
+/// task with no limit.
+pub fn run_then_leave<T>(
+    rt: tokio::runtime::Runtime,
+    fut: impl std::future::Future<Output = T>,
+    bound: std::time::Duration,
+) -> T {
+    let out = rt.block_on(fut);
+    rt.shutdown_timeout(bound);
+    out
+}
+
 pub fn new_token() -> String {
     hex::encode(rand::rng().random::<[u8; 24]>())
 }
@@ -64,6 +79,27 @@ pub fn one_line(e: &anyhow::Error) -> String {
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
+
+    /// A blocking task that never ends (a worker stuck in a store write)
+    /// does not hold the process past the bound. Dropping the runtime
+    /// instead waits for it forever.
+    #[test]
+    fn a_stuck_blocking_task_does_not_outlive_the_bound() {
+        let rt = super::runtime().unwrap();
+        let started = std::time::Instant::now();
+        let out = super::run_then_leave(
+            rt,
+            async {
+                tokio::task::spawn_blocking(|| loop {
+                    std::thread::park();
+                });
+                7
+            },
+            std::time::Duration::from_millis(200),
+        );
+        assert_eq!(out, 7);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
 
     /// The load test's memory finding: the blocking pool must stay capped.
     #[test]

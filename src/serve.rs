@@ -123,7 +123,7 @@ pub async fn run(file: FileConfig, mode: Mode) -> anyhow::Result<()> {
             // Ingest builds a store; the query service alone serves one.
             let open = match kafka {
                 Some(_) => Store::open,
-                None => Store::open_existing,
+                None => Store::open_read_only,
             };
             let store = open(&dir, store_args.cache_bytes(&file))
                 .with_context(|| format!("opening the store in {}", dir.display()))?;
@@ -191,6 +191,7 @@ pub async fn run(file: FileConfig, mode: Mode) -> anyhow::Result<()> {
             Err(_) => warn!("query service did not drain within 15 s"),
         }
     }
+    let mut stuck = false;
     if let Some(w) = worker {
         match tokio::time::timeout(Duration::from_secs(30), w).await {
             Ok(Ok(Ok(()))) => {}
@@ -198,18 +199,24 @@ pub async fn run(file: FileConfig, mode: Mode) -> anyhow::Result<()> {
             Ok(Err(e)) => fail(anyhow::anyhow!("the ingest worker panicked: {e}")),
             // Not back from a store write (sled can block its writers on a
             // full disk): the process ends anyway, naming why.
-            Err(_) => fail(
+            Err(_) => fail({
+                stuck = true;
                 match progress.as_ref().and_then(|p| p.snapshot().store_error) {
                     Some(e) => anyhow::anyhow!(
                         "the ingest worker did not stop within 30 s; its last store error: {e}"
                     ),
                     None => anyhow::anyhow!("the ingest worker did not stop within 30 s"),
-                },
-            ),
+                }
+            }),
         }
     }
-    if let Err(e) = store.flush() {
-        fail(anyhow::anyhow!("the final flush failed: {e}"));
+    // A stuck worker holds the writer (and sled may block any write): a
+    // flush would wait for it. What the worker wrote before is in sled's
+    // log; what it was writing is not checkpointed, so a restart redoes it.
+    if !stuck {
+        if let Err(e) = store.flush() {
+            fail(anyhow::anyhow!("the final flush failed: {e}"));
+        }
     }
     match failed {
         Some(e) => {

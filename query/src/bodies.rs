@@ -114,8 +114,10 @@ pub struct FeedParams {
     destination_region: Option<String>,
     /// Only records with this status (after the change).
     status: Option<Status>,
-    /// The last change received: resume after it. `Last-Event-ID` wins.
-    since: Option<u64>,
+    /// The last change received (its event id, `<feed>-<seq>`, or its
+    /// number): resume after it. `Last-Event-ID` wins.
+    #[param(pattern = r"^([0-9a-fA-F]+-)?[0-9]+$")]
+    since: Option<String>,
 }
 
 /// The projects the token may read that have records, sorted.

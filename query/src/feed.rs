@@ -1,7 +1,8 @@
 //! The change feed: `GET /v1/{project_id}/replication_records/changes`, a
 //! Server-Sent Events stream of every change to a record listed under the
 //! project (the list's region/status filters apply to the record after the
-//! change). Each event is `id: <change seq>`, `event: record`, `data:
+//! change). Each event is `id: <feed id>-<change seq>` (the feed id names
+//! the store, so a resume point from another store resets), `event: record`, `data:
 //! {"replication_record": …}`; a record that a change moved out of the
 //! project, or out of the filters, gets `event: removed`, `data: {"id": …}`.
 //! A client resumes with `Last-Event-ID` (or `?since=`) from the store's
@@ -32,16 +33,16 @@ use crate::bodies::{ErrorBody, FeedParams};
 use crate::error::ApiError;
 use crate::params::{self, FeedQuery};
 use crate::AppState;
-use common::store::changes::{Change, LiveBatch, Since};
+use common::store::changes::{Change, EventId, LiveBatch, Since};
 use common::{Record, Store};
 
 /// Changes to a project's records as they are applied, as Server-Sent Events.
 #[utoipa::path(get, path = "/v1/{project_id}/replication_records/changes", tag = "records",
     params(("project_id" = String, Path, description = "Project id"), FeedParams,
-        ("Last-Event-ID" = Option<u64>, Header, description = "The last change received: resume after it (wins over `since`)")),
+        ("Last-Event-ID" = Option<String>, Header, description = "The last change received (its event id, or its number): resume after it (wins over `since`)")),
     security(("token" = [])),
     responses(
-        (status = 200, content_type = "text/event-stream", description = "`event: record` with `id: <change seq>` and `data: {\"replication_record\": …}` per change; `event: removed` with `data: {\"id\": …}` when a change moved the record out of the project or the filters; `event: reset` when the resume point, or changes the stream missed, are out of the retention (reload the list); a `: keep-alive` comment every 15 s"),
+        (status = 200, content_type = "text/event-stream", description = "`event: record` with `id: <feed id>-<change seq>` and `data: {\"replication_record\": …}` per change; `event: removed` with `data: {\"id\": …}` when a change moved the record out of the project or the filters; `event: reset` when the resume point, or changes the stream missed, are out of the retention, or the resume point is another store's (reload the list); a `: keep-alive` comment every 15 s"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 500, body = ErrorBody), (status = 503, body = ErrorBody),
     ))]
@@ -125,6 +126,9 @@ enum Fill {
     Resume,
     /// The live batches skipped numbers above `last`.
     Gap,
+    /// The client's resume point is a change of another store (one
+    /// rebuilt, or replaced): its numbers mean nothing here.
+    Foreign,
 }
 
 impl Tail {
@@ -143,8 +147,13 @@ impl Tail {
     ) -> Tail {
         metrics.stream_opened();
         let live = store.subscribe();
+        let foreign = filter
+            .since_feed
+            .as_deref()
+            .is_some_and(|f| f != store.feed_id());
         let (last, fill) = match filter.since {
             None => (store.change_head(), None),
+            Some(_) if foreign => (store.change_head(), Some(Fill::Foreign)),
             Some(since) => (since, Some(Fill::Resume)),
         };
         Tail {
@@ -208,12 +217,17 @@ impl Tail {
     /// Everything after `last` from the change log, or a reset when that is
     /// no longer all retained.
     async fn read_log(&mut self, why: Fill) {
+        if why == Fill::Foreign {
+            return self
+                .reset("the resume point is a change of another store (rebuilt or replaced)");
+        }
         let since = self.last;
         match blocking(&self.store, move |st| Ok(st.changes_since(since)?)).await {
             Ok(Since::Changes(changes)) => self.take(&changes),
             Ok(Since::Reset) => self.reset(match why {
                 Fill::Resume => "the resume point is older than the retained changes",
                 Fill::Gap => "the changes this stream missed are no longer retained",
+                Fill::Foreign => unreachable!("answered above"),
             }),
             Err(e) => {
                 tracing::warn!(error = %e, "a change feed could not read the change log; its client is told to reload");
@@ -224,6 +238,7 @@ impl Tail {
 
     fn take(&mut self, changes: &[Change]) {
         let from = self.last;
+        let store = self.store.clone();
         for c in changes.iter().filter(|c| c.seq > from) {
             self.last = c.seq;
             let here = self.listed_here(&c.record);
@@ -236,7 +251,10 @@ impl Tail {
                 let _ = write!(
                     self.out,
                     "id: {}\nevent: removed\ndata: {}\n\n",
-                    c.seq,
+                    EventId {
+                        feed: Some(store.feed_id()),
+                        seq: c.seq
+                    },
                     serde_json::json!({ "id": c.record.id })
                 );
             } else if here {
@@ -245,7 +263,10 @@ impl Tail {
                 let _ = write!(
                     self.out,
                     "id: {}\nevent: record\ndata: {{\"replication_record\":{}}}\n\n",
-                    c.seq,
+                    EventId {
+                        feed: Some(store.feed_id()),
+                        seq: c.seq
+                    },
                     c.json()
                 );
             }

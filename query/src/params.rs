@@ -4,6 +4,7 @@
 
 use common::instant::Micros;
 use common::record::Status;
+use common::store::changes::EventId;
 use common::store::{
     Dir, GroupField, Interval, ListQuery, SortField, SortKey, SummaryQuery, Window, MAX_LIMIT,
 };
@@ -318,6 +319,8 @@ pub struct FeedQuery {
     pub status: Option<Status>,
     /// The last change the client received (`since`, or `Last-Event-ID`).
     pub since: Option<u64>,
+    /// The store that change came from, when its id named one.
+    pub since_feed: Option<String>,
 }
 
 /// Parses the raw query string of a change-feed request; `last_event_id`
@@ -330,14 +333,31 @@ pub fn parse_feed(raw: Option<&str>, last_event_id: Option<&str>) -> Result<Feed
             FeedParam::SourceRegion => q.source_region = Some(v.to_owned()),
             FeedParam::DestinationRegion => q.destination_region = Some(v.to_owned()),
             FeedParam::Status => q.status = Some(status(v)?),
-            FeedParam::Since => q.since = Some(integer(p.as_str(), v)?),
+            FeedParam::Since => q.set_since(event_id(p.as_str(), v)?),
         }
         Ok(())
     })?;
     if let Some(v) = last_event_id {
-        q.since = Some(integer("Last-Event-ID", v.trim())?);
+        q.set_since(event_id("Last-Event-ID", v.trim())?);
     }
     Ok(q)
+}
+
+impl FeedQuery {
+    fn set_since(&mut self, id: EventId<'_>) {
+        self.since = Some(id.seq);
+        self.since_feed = id.feed.map(str::to_owned);
+    }
+}
+
+/// A change id as the feed sends it (`feed-seq`), or a bare change number.
+fn event_id<'a>(param: &'static str, v: &'a str) -> Result<EventId<'a>, ApiError> {
+    EventId::parse(v).ok_or_else(|| {
+        ApiError::invalid(
+            param,
+            "not a change id (the `id` of a change event, or its number)",
+        )
+    })
 }
 
 /// `limit`/`offset` of the operator endpoints.

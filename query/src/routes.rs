@@ -110,6 +110,8 @@ pub(crate) async fn events(
     let Path((project, id)) = path.map_err(path_error)?;
     authorize(&s, principal, &project)?;
     blocking(&s.store, move |st| {
+        // The check and the trail from one version.
+        let st = st.pinned();
         if st.get(&project, &id)?.is_none() {
             return Err(ApiError::RecordNotFound(id));
         }
@@ -199,15 +201,16 @@ pub(crate) async fn digest(State(s): State<AppState>, headers: HeaderMap) -> Api
         return Err(ApiError::OperatorOnly);
     }
     blocking(&s.store, |st| {
-        let t = st.totals();
+        // The digest, the totals and the checkpoints of one point between
+        // batches: what a replay to those checkpoints must equal.
+        let (pinned, t, checkpoints) = st.pinned_at_rest();
         Ok(Json(DigestBody {
-            digest: st.digest()?,
+            digest: pinned.digest()?,
             records: t.records,
             events_applied: t.applied,
             events_duplicate: t.duplicates,
             events_quarantined: t.quarantined,
-            checkpoints: st
-                .checkpoints()
+            checkpoints: checkpoints
                 .into_iter()
                 .map(|((topic, partition), next_offset)| CheckpointBody {
                     topic,

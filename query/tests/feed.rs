@@ -120,6 +120,43 @@ async fn a_resume_point_replays_what_followed_it_and_last_event_id_wins() {
     }
 }
 
+/// Event ids name their store: a resume point from another store (one
+/// rebuilt from the topic numbers its changes afresh) is a reset, even when
+/// its number is one this store also has; this store's own id resumes.
+#[tokio::test]
+async fn a_resume_point_from_another_store_gets_a_reset() {
+    let ev = events();
+    let (old, new) = (
+        Arc::new(Store::temporary().unwrap()),
+        Arc::new(Store::temporary().unwrap()),
+    );
+    for store in [&old, &new] {
+        apply(store, &ev[..20], 0);
+        apply(store, &ev[20..], 20);
+    }
+    assert_ne!(old.feed_id(), new.feed_id());
+    let uri = format!("/v1/{}/replication_records/changes?since=0", project(0));
+    let mut s = Stream::open(state(old.clone(), vec![project(0)]), &uri, None).await;
+    let first = s.next(Duration::from_secs(2)).await.expect("a change");
+    assert_eq!(first.feed.as_deref(), Some(old.feed_id()));
+    let resume = format!("{}-{}", old.feed_id(), first.id.unwrap());
+    let st = state(new.clone(), vec![project(0)]);
+    let mut s = Stream::open(st.clone(), &uri, Some(&resume)).await;
+    let e = s.next(Duration::from_secs(2)).await.expect("a reset");
+    assert_eq!(e.event, "reset");
+    assert!(e.data["reason"].as_str().unwrap().contains("another store"));
+    // The same number under this store's own id resumes.
+    let own = format!("{}-{}", new.feed_id(), first.id.unwrap());
+    let mut s = Stream::open(st, &uri, Some(&own)).await;
+    let got = s.drain().await;
+    assert_eq!(
+        got.iter()
+            .map(|e| (e.id.unwrap(), ids(std::slice::from_ref(e))[0].clone()))
+            .collect::<Vec<_>>(),
+        listed(&new, first.id.unwrap(), &project(0), None)
+    );
+}
+
 #[tokio::test]
 async fn a_resume_point_out_of_the_retention_gets_a_reset_and_the_stream_ends() {
     let store = Arc::new(Store::temporary().unwrap());

@@ -22,6 +22,8 @@ enum Cursor {
         run: Arc<Run>,
         /// The current block, its number and the entry in it.
         at: Option<(usize, Arc<Block>, usize)>,
+        /// Reads go through the block cache (a merge's do not).
+        cached: bool,
     },
 }
 
@@ -58,7 +60,7 @@ impl Cursor {
                     (i < n).then_some(i)
                 };
             }
-            Cursor::Run { run, at } => {
+            Cursor::Run { run, at, cached } => {
                 let blocks = run.meta.fences.len();
                 *at = None;
                 if blocks == 0 {
@@ -74,7 +76,7 @@ impl Cursor {
                             .checked_sub(1),
                     };
                     let Some(b) = b else { return Ok(()) };
-                    let block = run.block(b)?;
+                    let block = run.block(b, *cached)?;
                     let i = match key {
                         None => block.len(),
                         Some(k) => {
@@ -96,12 +98,12 @@ impl Cursor {
                     if key.is_some_and(|k| k > run.meta.last.as_slice()) {
                         return Ok(());
                     }
-                    let block = run.block(b)?;
+                    let block = run.block(b, *cached)?;
                     let i = key.map_or(0, |k| block.lower_bound(k));
                     if i < block.len() {
                         *at = Some((b, block, i));
                     } else if b + 1 < blocks {
-                        *at = Some((b + 1, run.block(b + 1)?, 0));
+                        *at = Some((b + 1, run.block(b + 1, *cached)?, 0));
                     }
                 }
             }
@@ -118,7 +120,7 @@ impl Cursor {
                     None => None,
                 };
             }
-            Cursor::Run { run, at } => {
+            Cursor::Run { run, at, cached } => {
                 let Some((b, block, i)) = at.take() else {
                     return Ok(());
                 };
@@ -126,7 +128,7 @@ impl Cursor {
                     if i > 0 {
                         Some((b, block, i - 1))
                     } else if b > 0 {
-                        let prev = run.block(b - 1)?;
+                        let prev = run.block(b - 1, *cached)?;
                         let last = prev.len() - 1;
                         Some((b - 1, prev, last))
                     } else {
@@ -135,7 +137,7 @@ impl Cursor {
                 } else if i + 1 < block.len() {
                     Some((b, block, i + 1))
                 } else if b + 1 < run.meta.fences.len() {
-                    Some((b + 1, run.block(b + 1)?, 0))
+                    Some((b + 1, run.block(b + 1, *cached)?, 0))
                 } else {
                     None
                 };
@@ -146,7 +148,7 @@ impl Cursor {
 }
 
 /// A cursor per source, in precedence order, not yet placed.
-fn unplaced(slices: &[Arc<Slice>], runs: &[Arc<Run>]) -> Vec<Cursor> {
+fn unplaced(slices: &[Arc<Slice>], runs: &[Arc<Run>], cached: bool) -> Vec<Cursor> {
     slices
         .iter()
         .map(|s| Cursor::Slice {
@@ -156,6 +158,7 @@ fn unplaced(slices: &[Arc<Slice>], runs: &[Arc<Run>]) -> Vec<Cursor> {
         .chain(runs.iter().map(|r| Cursor::Run {
             run: r.clone(),
             at: None,
+            cached,
         }))
         .collect()
 }
@@ -179,7 +182,7 @@ impl Range {
         hi: Bound<Vec<u8>>,
         reverse: bool,
     ) -> Range {
-        let mut cursors = unplaced(slices, runs);
+        let mut cursors = unplaced(slices, runs, true);
         let start: Option<&[u8]> = match (reverse, &lo, &hi) {
             (false, Bound::Included(k) | Bound::Excluded(k), _) => Some(k),
             (true, _, Bound::Included(k) | Bound::Excluded(k)) => Some(k),
@@ -298,7 +301,7 @@ pub(super) struct Raw {
 
 impl Raw {
     pub(super) fn new(slices: &[Arc<Slice>], runs: &[Arc<Run>]) -> Result<Raw, LsmError> {
-        let mut cursors = unplaced(slices, runs);
+        let mut cursors = unplaced(slices, runs, false);
         for c in &mut cursors {
             c.seek(None, false)?;
         }

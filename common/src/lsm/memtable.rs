@@ -104,10 +104,15 @@ impl Slice {
     }
 }
 
+/// What an entry costs in memory beyond its key's bytes: its place in the
+/// slice (the key's and the entry's inline parts) and its value's bytes.
+/// Index entries are small keys with empty values, so counting payload
+/// alone would let the memtable hold about twice its bound.
 fn entry_bytes(e: &Entry) -> usize {
+    let inline = std::mem::size_of::<(Vec<u8>, Entry)>();
     match e {
-        Entry::Put(v) => v.len() + 8,
-        _ => 16,
+        Entry::Put(v) => inline + v.len(),
+        _ => inline,
     }
 }
 

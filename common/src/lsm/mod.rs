@@ -22,6 +22,7 @@
 //!   marker come from the same state.
 
 mod bloom;
+mod chunked;
 mod cursor;
 pub mod entry;
 mod memtable;
@@ -30,7 +31,7 @@ mod snapshot;
 #[cfg(test)]
 mod tests;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
@@ -68,14 +69,19 @@ impl From<postcard::Error> for LsmError {
 /// The engine's keys in the tree it shares with its caller: upper-case
 /// first bytes (the store's own keyspaces are lower-case).
 pub mod layout {
-    /// `L` seq → a batch's operations (postcard, zstd)
+    /// `L` seq part → a batch's operations (postcard, zstd), in parts
+    /// ([`super::chunked`])
     pub const BATCH_LOG: u8 = b'L';
     /// `R` run block → a run's block (zstd)
     pub const RUN_BLOCK: u8 = b'R';
-    /// `S` run → its metadata (postcard)
+    /// `S` run part → its metadata (postcard), in parts
     pub const RUN_META: u8 = b'S';
     /// `M` → the manifest (postcard)
     pub const MANIFEST: &[u8] = b"M";
+    /// `N` → the highest run id handed out (u64): written before a run's
+    /// first block, so an id is never used twice, even by a run killed
+    /// before any manifest listed it.
+    pub const RUN_IDS: &[u8] = b"N";
 
     pub fn batch_log(seq: u64) -> Vec<u8> {
         [&[BATCH_LOG][..], &seq.to_be_bytes()].concat()
@@ -153,8 +159,20 @@ pub struct Lsm {
     current: Mutex<Arc<Version>>,
     graveyard: std::sync::mpsc::Sender<RunMeta>,
     buried: Mutex<std::sync::mpsc::Receiver<RunMeta>>,
-    /// One flush or merge at a time, from whichever thread.
-    work: Mutex<()>,
+    /// One flush at a time, and one merge, from whichever thread; a flush
+    /// runs beside a merge (only their installs take turns, on `state`),
+    /// so ingest never waits for a merge.
+    flushing: Mutex<()>,
+    merging: Mutex<()>,
+    /// Unit tests make flushes fail (1) or panic (2).
+    #[cfg(test)]
+    pub(crate) broken: std::sync::atomic::AtomicU8,
+}
+
+/// A lock that guards no data of its own (a turn to flush or merge): a
+/// panic while it was held leaves nothing half-changed behind it.
+fn turn(m: &Mutex<()>) -> MutexGuard<'_, ()> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// What an install writes beside the manifest, the run it adds, and the
@@ -169,9 +187,20 @@ pub struct Staged {
 impl Lsm {
     /// Opens the engine over `tree`: the manifest's runs, and the memtable
     /// rebuilt from the batch logs after them. Runs no manifest lists (a
-    /// flush or merge that did not finish) are deleted.
+    /// flush or merge that did not finish: its blocks, with or without its
+    /// metadata) are deleted.
     pub fn open(tree: sled::Tree, config: Config) -> Result<Lsm, LsmError> {
-        let manifest: Manifest = match tree.get(layout::MANIFEST)? {
+        Self::open_with(tree, config, true)
+    }
+
+    /// Opens the engine to read it only: nothing is deleted, and the caller
+    /// never flushes or merges.
+    pub fn open_read_only(tree: sled::Tree, config: Config) -> Result<Lsm, LsmError> {
+        Self::open_with(tree, config, false)
+    }
+
+    fn open_with(tree: sled::Tree, config: Config, clean: bool) -> Result<Lsm, LsmError> {
+        let mut manifest: Manifest = match tree.get(layout::MANIFEST)? {
             Some(v) => {
                 postcard::from_bytes(&v).map_err(|e| LsmError::corrupt(layout::MANIFEST, e))?
             }
@@ -182,7 +211,7 @@ impl Lsm {
         let mut runs = Vec::new();
         for &id in &manifest.runs {
             let key = layout::run_meta(id);
-            let v = tree.get(&key)?.ok_or_else(|| {
+            let v = chunked::get(&tree, &key)?.ok_or_else(|| {
                 LsmError::corrupt(&key, "the manifest lists a run that is not stored")
             })?;
             let meta: RunMeta = postcard::from_bytes(&v).map_err(|e| LsmError::corrupt(&key, e))?;
@@ -193,25 +222,25 @@ impl Lsm {
                 graveyard.clone(),
             )));
         }
-        for kv in tree.scan_prefix([layout::RUN_META]) {
-            let (k, v) = kv?;
-            let id = layout::read_seq(&k).ok_or_else(|| LsmError::corrupt(&k, "bad run key"))?;
-            if !manifest.runs.contains(&id) {
-                let meta: RunMeta =
-                    postcard::from_bytes(&v).map_err(|e| LsmError::corrupt(&k, e))?;
-                run::delete(&tree, &meta)?;
-            }
+        if let Some(v) = tree.get(layout::RUN_IDS)? {
+            let handed = layout::read_seq(&[&[0][..], &v].concat())
+                .ok_or_else(|| LsmError::corrupt(layout::RUN_IDS, "bad run id"))?;
+            manifest.next_run = manifest.next_run.max(handed);
+        }
+        if clean {
+            let seen = run::delete_unlisted(&tree, &manifest.runs)?;
+            manifest.next_run = manifest.next_run.max(seen);
         }
         let mut slices: Vec<Arc<Slice>> = Vec::new();
         let mut next_seq = manifest.flushed_through + 1;
-        for kv in tree.scan_prefix([layout::BATCH_LOG]) {
+        for kv in chunked::scan(&tree, layout::BATCH_LOG) {
             let (k, v) = kv?;
             let seq =
                 layout::read_seq(&k).ok_or_else(|| LsmError::corrupt(&k, "bad batch log key"))?;
             if seq <= manifest.flushed_through {
                 continue;
             }
-            let raw = zstd::bulk::decompress(&v, 1 << 30).map_err(|e| LsmError::corrupt(&k, e))?;
+            let raw = run::decompress(&k, &v, MAX_BATCH_LOG_BYTES)?;
             let ops: Ops = postcard::from_bytes(&raw).map_err(|e| LsmError::corrupt(&k, e))?;
             push_slice(&mut slices, Slice::of_batch(seq, ops), 0);
             next_seq = seq + 1;
@@ -229,7 +258,10 @@ impl Lsm {
             current: Mutex::new(Arc::new(Version { slices, runs })),
             graveyard,
             buried: Mutex::new(buried),
-            work: Mutex::new(()),
+            flushing: Mutex::new(()),
+            merging: Mutex::new(()),
+            #[cfg(test)]
+            broken: Default::default(),
         })
     }
 
@@ -238,10 +270,8 @@ impl Lsm {
     pub fn stage(&self, ops: Ops, batch: &mut sled::Batch) -> Result<Staged, LsmError> {
         let seq = self.state.lock().expect("lsm state").next_seq;
         let raw = postcard::to_allocvec(&ops)?;
-        batch.insert(
-            layout::batch_log(seq),
-            zstd::bulk::compress(&raw, 1).expect("zstd compresses in memory"),
-        );
+        let z = zstd::bulk::compress(&raw, 1).expect("zstd compresses in memory");
+        chunked::put(batch, &layout::batch_log(seq), &z);
         Ok(Staged {
             slice: Slice::of_batch(seq, ops),
         })
@@ -252,9 +282,17 @@ impl Lsm {
         let mut state = self.state.lock().expect("lsm state");
         state.next_seq = staged.slice.last + 1;
         let mut current = self.current.lock().expect("lsm version");
-        let mut next = (**current).clone();
+        // Taken out of `current`, so that the slices no snapshot holds are
+        // ours alone and merge by moving their entries.
+        let held = std::mem::take(&mut *current);
+        let mut next = Arc::try_unwrap(held).unwrap_or_else(|v| (*v).clone());
         push_slice(&mut next.slices, staged.slice, state.flushing_through);
         *current = Arc::new(next);
+    }
+
+    /// The block cache's counted and real bytes ([`BlockCache::usage`]).
+    pub fn cache_usage(&self) -> (usize, usize) {
+        self.cache.usage()
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -295,7 +333,13 @@ impl Lsm {
     /// Writes the memtable as of now as a run and installs it, dropping the
     /// batch logs it covers. Returns whether there was anything to flush.
     pub fn flush(&self) -> Result<bool, LsmError> {
-        let _work = self.work.lock().expect("lsm work");
+        let _turn = turn(&self.flushing);
+        #[cfg(test)]
+        match self.broken.load(std::sync::atomic::Ordering::Relaxed) {
+            1 => return Err(LsmError::corrupt(b"(test)", "a flush made to fail")),
+            2 => panic!("a flush made to panic"),
+            _ => {}
+        }
         let version = {
             let mut state = self.state.lock().expect("lsm state");
             let version = self.current.lock().expect("lsm version").clone();
@@ -307,7 +351,7 @@ impl Lsm {
         let Some(through) = version.slices.first().map(|s| s.last) else {
             return Ok(false);
         };
-        let id = self.next_run_id();
+        let id = self.next_run_id()?;
         let keys: usize = version.slices.iter().map(|s| s.entries.len()).sum();
         let mut writer = RunWriter::new(&self.tree, &self.config, id, keys);
         // Only the memtable's slices: runs are older, so this is no bottom
@@ -323,10 +367,11 @@ impl Lsm {
             }
             next.slices.retain(|s| s.first > through);
             let mut batch = sled::Batch::default();
-            for seq in flushed + 1..=through {
-                batch.remove(layout::batch_log(seq));
+            let covered = layout::batch_log(flushed + 1)..layout::batch_log(through + 1);
+            for k in self.tree.range(covered).keys() {
+                batch.remove(k?);
             }
-            (batch, meta.clone(), 0..0)
+            Ok((batch, meta.clone(), 0..0))
         })?;
         Ok(true)
     }
@@ -334,40 +379,49 @@ impl Lsm {
     /// Merges the newest window of `merge_width` neighbouring runs of one
     /// size tier (or smaller) into one, if there is such a window.
     pub fn merge(&self) -> Result<bool, LsmError> {
-        let _work = self.work.lock().expect("lsm work");
+        let _turn = turn(&self.merging);
         let version = self.current.lock().expect("lsm version").clone();
         let Some(window) = pick_window(&version.runs, self.config.merge_width) else {
             return Ok(false);
         };
         let inputs: Vec<Arc<Run>> = version.runs[window.clone()].to_vec();
         let bottom = window.end == version.runs.len();
-        let id = self.next_run_id();
+        let id = self.next_run_id()?;
         let keys = inputs.iter().map(|r| r.meta.entries as usize).sum();
         let mut writer = RunWriter::new(&self.tree, &self.config, id, keys);
         merge_into(&[], &inputs, bottom, &mut writer)?;
         let meta = writer.finish()?;
         let ids: Vec<u64> = inputs.iter().map(|r| r.meta.id).collect();
         self.install(|manifest, _| {
-            let at = manifest
-                .runs
-                .iter()
-                .position(|id| *id == ids[0])
-                .expect("merged runs stay listed until their merge installs");
+            // A flush may have installed runs before the window meanwhile.
+            let at = manifest.runs.iter().position(|id| *id == ids[0]);
+            let Some(at) = at.filter(|&at| manifest.runs[at..].starts_with(&ids)) else {
+                return Err(LsmError::corrupt(
+                    layout::MANIFEST,
+                    "a merge's runs are no longer listed together",
+                ));
+            };
             manifest.runs.drain(at..at + ids.len());
             if let Some(m) = &meta {
                 manifest.runs.insert(at, m.id);
             }
-            (sled::Batch::default(), meta.clone(), at..at + ids.len())
+            Ok((sled::Batch::default(), meta.clone(), at..at + ids.len()))
         })?;
         Ok(true)
     }
 
     /// A flush (or merge) killed after writing its run, before installing it.
     #[cfg(test)]
-    fn write_without_install(&self, merge: bool) -> Result<(), LsmError> {
+    fn write_without_install(&self, merge: bool, blocks_only: bool) -> Result<(), LsmError> {
         let version = self.current.lock().expect("lsm version").clone();
-        let id = self.next_run_id();
+        let id = self.next_run_id()?;
         let mut writer = RunWriter::new(&self.tree, &self.config, id, 64);
+        if blocks_only {
+            // Killed between two groups of blocks: no metadata yet.
+            merge_into(&version.slices, &version.runs, false, &mut writer)?;
+            writer.abandon()?;
+            return Ok(());
+        }
         if merge {
             if let Some(window) = pick_window(&version.runs, self.config.merge_width) {
                 merge_into(&[], &version.runs[window], false, &mut writer)?;
@@ -379,10 +433,14 @@ impl Lsm {
         Ok(())
     }
 
-    fn next_run_id(&self) -> u64 {
+    /// A run id no run has had, recorded before any block is written
+    /// under it.
+    fn next_run_id(&self) -> Result<u64, LsmError> {
         let mut state = self.state.lock().expect("lsm state");
-        state.manifest.next_run += 1;
-        state.manifest.next_run
+        let id = state.manifest.next_run + 1;
+        self.tree.insert(layout::RUN_IDS, &id.to_be_bytes())?;
+        state.manifest.next_run = id;
+        Ok(id)
     }
 
     /// Writes the manifest `change` makes with its extra removals in one
@@ -390,16 +448,19 @@ impl Lsm {
     /// `replaced` in the version's run list) in the version readers get.
     fn install(
         &self,
-        change: impl FnOnce(&mut Manifest, &mut Version) -> Installing,
+        change: impl FnOnce(&mut Manifest, &mut Version) -> Result<Installing, LsmError>,
     ) -> Result<(), LsmError> {
+        // `state` keeps commits and other installs out until the swap, so
+        // the version cloned here is still current then; `current` is not
+        // held across the write, so readers never wait on sled.
         let mut state = self.state.lock().expect("lsm state");
         let mut manifest = state.manifest.clone();
-        let mut current = self.current.lock().expect("lsm version");
-        let mut next = (**current).clone();
-        let (mut batch, meta, replaced) = change(&mut manifest, &mut next);
+        let mut next = (**self.current.lock().expect("lsm version")).clone();
+        let (mut batch, meta, replaced) = change(&mut manifest, &mut next)?;
         batch.insert(layout::MANIFEST, postcard::to_allocvec(&manifest)?);
         self.tree.apply_batch(batch)?;
         state.manifest = manifest;
+        let mut current = self.current.lock().expect("lsm version");
         let fresh = meta.map(|m| {
             Arc::new(Run::new(
                 m,
@@ -435,6 +496,10 @@ impl Lsm {
         Ok(())
     }
 }
+
+/// The largest batch log, decoded: far above any batch's (`max_batch`
+/// events of at most 64 KiB each, and their index operations).
+const MAX_BATCH_LOG_BYTES: usize = 1 << 30;
 
 /// Writes the merge of `slices` then `runs` (all newest first) as one run.
 fn merge_into(

@@ -17,6 +17,10 @@ use super::bloom::Bloom;
 use super::entry::{self, Entry};
 use super::{layout, Config, LsmError};
 
+/// No block decodes to more than this: `block_bytes` plus one entry (a
+/// record, under the store's 64 KiB event bound, well within it).
+const MAX_BLOCK_BYTES: usize = 16 << 20;
+
 /// A run's metadata, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunMeta {
@@ -37,12 +41,17 @@ pub struct Block {
 }
 
 impl Block {
+    /// `None` for bytes that are not a block: empty (a writer never cuts
+    /// one), or an entry that runs past the end.
     fn decode(raw: Vec<u8>) -> Option<Block> {
+        if raw.is_empty() {
+            return None;
+        }
         let mut offsets = Vec::new();
         let mut at = 0;
         while at < raw.len() {
             offsets.push(at as u32);
-            at = entry::skip_at(&raw, at)?;
+            at = entry::skip_at(&raw, at).filter(|&next| next <= raw.len())?;
         }
         Some(Block { data: raw, offsets })
     }
@@ -102,8 +111,11 @@ impl BlockCache {
     fn insert(&self, at: (u64, u32), block: Arc<Block>) {
         let mut c = self.inner.lock().expect("cache lock");
         c.bytes += block.data.len();
-        if c.blocks.insert(at, block).is_none() {
-            c.order.push_back(at);
+        // Two readers that missed the same block both insert it: the
+        // second replaces the first, whose bytes are no longer held.
+        match c.blocks.insert(at, block) {
+            Some(old) => c.bytes -= old.data.len(),
+            None => c.order.push_back(at),
         }
         while c.bytes > self.capacity {
             let Some(old) = c.order.pop_front() else {
@@ -114,6 +126,33 @@ impl BlockCache {
             }
         }
     }
+
+    /// The bytes the cache counts, and the bytes its blocks really hold
+    /// (their allocations): the two must agree, or the bound means nothing.
+    pub fn usage(&self) -> (usize, usize) {
+        let c = self.inner.lock().expect("cache lock");
+        let held = c.blocks.values().map(|b| b.data.capacity()).sum();
+        (c.bytes, held)
+    }
+}
+
+/// Decompresses a value the engine compressed ([`zstd::bulk::compress`]
+/// records the content size in the frame), into a buffer of exactly that
+/// size: zstd's bulk API otherwise reserves the whole `cap` for every value
+/// (without its `experimental` feature it cannot size the frame itself),
+/// and a cached block would own that much memory. A frame that claims more
+/// than `cap`, or no size, is corrupt.
+pub fn decompress(key: &[u8], stored: &[u8], cap: usize) -> Result<Vec<u8>, LsmError> {
+    let size = match zstd::zstd_safe::get_frame_content_size(stored) {
+        Ok(Some(n)) if n <= cap as u64 => n as usize,
+        Ok(Some(n)) => return Err(LsmError::corrupt(key, format!("a frame of {n} bytes"))),
+        Ok(None) | Err(_) => return Err(LsmError::corrupt(key, "a frame without its size")),
+    };
+    let raw = zstd::bulk::decompress(stored, size).map_err(|e| LsmError::corrupt(key, e))?;
+    if raw.len() != size {
+        return Err(LsmError::corrupt(key, "a frame shorter than its size"));
+    }
+    Ok(raw)
 }
 
 /// An installed run. Dropped once no version holds it; if the manifest no
@@ -151,7 +190,10 @@ impl Run {
         }
     }
 
-    pub fn block(&self, i: usize) -> Result<Arc<Block>, LsmError> {
+    /// Block `i`, through the cache when `cached` (reads); a merge reads
+    /// around it, so that it does not evict the queries' working set with
+    /// blocks it reads once.
+    pub fn block(&self, i: usize, cached: bool) -> Result<Arc<Block>, LsmError> {
         let at = (self.meta.id, i as u32);
         if let Some(b) = self.cache.get(at) {
             return Ok(b);
@@ -161,12 +203,14 @@ impl Run {
             .tree
             .get(&key)?
             .ok_or_else(|| LsmError::corrupt(&key, "a run block is missing"))?;
-        let raw =
-            zstd::bulk::decompress(&stored, 16 << 20).map_err(|e| LsmError::corrupt(&key, e))?;
+        // A block is cut once past `block_bytes`, by at most one entry.
+        let raw = decompress(&key, &stored, MAX_BLOCK_BYTES)?;
         let block = Arc::new(
             Block::decode(raw).ok_or_else(|| LsmError::corrupt(&key, "a malformed run block"))?,
         );
-        self.cache.insert(at, block.clone());
+        if cached {
+            self.cache.insert(at, block.clone());
+        }
         Ok(block)
     }
 
@@ -190,7 +234,7 @@ impl Run {
         let Some(b) = self.block_for(key) else {
             return Ok(None);
         };
-        let block = self.block(b)?;
+        let block = self.block(b, true)?;
         let i = block.lower_bound(key);
         Ok((i < block.len() && block.key(i) == key).then(|| block.entry(i).1))
     }
@@ -269,12 +313,18 @@ impl<'a> RunWriter<'a> {
         if self.meta.entries == 0 {
             return Ok(None);
         }
-        self.pending.insert(
-            layout::run_meta(self.meta.id),
-            postcard::to_allocvec(&self.meta)?,
-        );
+        let meta = postcard::to_allocvec(&self.meta)?;
+        super::chunked::put(&mut self.pending, &layout::run_meta(self.meta.id), &meta);
         self.tree.apply_batch(self.pending)?;
         Ok(Some(self.meta))
+    }
+
+    /// Writes what is pending and stops, as a process killed between two
+    /// groups of blocks would leave the run: blocks, no metadata.
+    #[cfg(test)]
+    pub fn abandon(self) -> Result<(), LsmError> {
+        self.tree.apply_batch(self.pending)?;
+        Ok(())
     }
 }
 
@@ -284,7 +334,44 @@ pub fn delete(tree: &sled::Tree, meta: &RunMeta) -> Result<(), LsmError> {
     for i in 0..meta.fences.len() as u32 {
         b.remove(layout::run_block(meta.id, i));
     }
-    b.remove(layout::run_meta(meta.id));
+    super::chunked::remove(&mut b, tree, &layout::run_meta(meta.id))?;
     tree.apply_batch(b)?;
     Ok(())
+}
+
+/// Deletes every block and metadata part of runs not in `listed`: what a
+/// flush or merge killed before its install left, with its metadata or
+/// without (killed between two groups of blocks). Seeks past each listed
+/// run's keys rather than reading them. Returns the highest run id seen.
+pub fn delete_unlisted(tree: &sled::Tree, listed: &[u64]) -> Result<u64, LsmError> {
+    let mut highest = 0;
+    let mut batch = sled::Batch::default();
+    let mut pending = 0;
+    for space in [layout::RUN_META, layout::RUN_BLOCK] {
+        let mut from = vec![space];
+        loop {
+            let Some(kv) = tree.range(from.clone()..vec![space + 1]).next() else {
+                break;
+            };
+            let (k, _) = kv?;
+            let id = layout::read_seq(&k).ok_or_else(|| LsmError::corrupt(&k, "bad run key"))?;
+            highest = highest.max(id);
+            if listed.contains(&id) {
+                match id.checked_add(1) {
+                    Some(next) => from = [&[space][..], &next.to_be_bytes()].concat(),
+                    None => break,
+                }
+                continue;
+            }
+            batch.remove(k.clone());
+            pending += 1;
+            if pending == 256 {
+                tree.apply_batch(std::mem::take(&mut batch))?;
+                pending = 0;
+            }
+            from = [&k[..], &[0]].concat();
+        }
+    }
+    tree.apply_batch(batch)?;
+    Ok(highest)
 }

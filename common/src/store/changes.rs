@@ -87,8 +87,65 @@ pub enum Since {
     Reset,
 }
 
+/// A change's id on the wire (`id:` of a server-sent event): the store's
+/// feed id and the change's number, `3f9a0c12d4e5-1042`. The feed id makes a
+/// resume point from another store (one rebuilt by `tracker replay --out`,
+/// whose numbers start again) a reset rather than a silent jump.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventId<'a> {
+    /// `None` for a bare number (clients from before the feed id).
+    pub feed: Option<&'a str>,
+    pub seq: u64,
+}
+
+impl<'a> EventId<'a> {
+    /// `feed-seq`, or a bare `seq`; `None` for anything else.
+    pub fn parse(s: &'a str) -> Option<EventId<'a>> {
+        let (feed, seq) = match s.split_once('-') {
+            Some((f, n)) if !f.is_empty() && f.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                (Some(f), n)
+            }
+            Some(_) => return None,
+            None => (None, s),
+        };
+        let seq = seq
+            .parse()
+            .ok()
+            .filter(|_| seq.bytes().all(|b| b.is_ascii_digit()))?;
+        Some(EventId { feed, seq })
+    }
+}
+
+impl std::fmt::Display for EventId<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.feed {
+            Some(feed) => write!(f, "{feed}-{}", self.seq),
+            None => write!(f, "{}", self.seq),
+        }
+    }
+}
+
+/// The store's feed id: the stamped one, or a new random one (stamped when
+/// the store is writable; a read-only store's lasts until it closes, and
+/// its clients reload after a restart).
+pub(super) fn feed_id(tree: &sled::Tree, writable: bool) -> Result<String, StoreError> {
+    if let Some(v) = tree.get(keys::META_FEED_ID)? {
+        return String::from_utf8(v.to_vec())
+            .ok()
+            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| StoreError::corrupt(keys::META_FEED_ID, "not a feed id"));
+    }
+    let id = hex::encode(rand::random::<[u8; 6]>());
+    if writable {
+        tree.insert(keys::META_FEED_ID, id.as_bytes())?;
+    }
+    Ok(id)
+}
+
 /// The in-memory side: live subscribers and the retention.
 pub(super) struct Feed {
+    /// The store's identity in change ids ([`EventId`]).
+    id: String,
     live: tokio::sync::broadcast::Sender<Arc<LiveBatch>>,
     retention: std::sync::atomic::AtomicU64,
     /// The last change number handed out: read without the writer lock
@@ -100,8 +157,9 @@ pub(super) struct Feed {
 }
 
 impl Feed {
-    pub(super) fn new(next_change: u64) -> Feed {
+    pub(super) fn new(next_change: u64, id: String) -> Feed {
         Feed {
+            id,
             live: tokio::sync::broadcast::channel(LIVE_BATCHES).0,
             retention: DEFAULT_RETENTION.into(),
             head: (next_change - 1).into(),
@@ -118,7 +176,7 @@ impl Feed {
     pub(super) fn listened(&self) -> bool {
         let listened = self.live.receiver_count() > 0;
         #[cfg(any(test, feature = "testkit"))]
-        self.held();
+        self.held(HoldAt::Listen);
         listened
     }
 
@@ -134,14 +192,33 @@ impl Feed {
         }
     }
 
+    /// Waits here if a test holds the batch at `at`.
     #[cfg(any(test, feature = "testkit"))]
-    fn held(&self) {
-        let hold = self.hold.lock().expect("hold lock").take();
-        if let Some(Hold { reached, release }) = hold {
+    pub(super) fn held(&self, at: HoldAt) {
+        let mut hold = self.hold.lock().expect("hold lock");
+        if hold.as_ref().is_some_and(|h| h.at == at) {
+            let Some(Hold {
+                reached, release, ..
+            }) = hold.take()
+            else {
+                unreachable!("checked")
+            };
+            drop(hold);
             let _ = reached.send(());
             let _ = release.recv();
         }
     }
+}
+
+/// Where a test holds a batch.
+#[cfg(any(test, feature = "testkit"))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldAt {
+    /// Once it has decided whether anyone listens, before its write.
+    Listen,
+    /// After its write (the change log is in sled), before the engine
+    /// commits its records.
+    Commit,
 }
 
 /// A batch held by [`Store::hold_next_batch`]: `reached` fires when the
@@ -149,6 +226,7 @@ impl Feed {
 /// its publish) when `release` fires or is dropped.
 #[cfg(any(test, feature = "testkit"))]
 struct Hold {
+    at: HoldAt,
     reached: std::sync::mpsc::Sender<()>,
     release: std::sync::mpsc::Receiver<()>,
 }
@@ -295,13 +373,25 @@ impl Store {
     /// join unseen.
     #[cfg(any(test, feature = "testkit"))]
     pub fn hold_next_batch(&self) -> Held {
+        self.hold_next_batch_at(HoldAt::Listen)
+    }
+
+    /// Holds the next batch at `at` until released.
+    #[cfg(any(test, feature = "testkit"))]
+    pub fn hold_next_batch_at(&self, at: HoldAt) -> Held {
         let (reached_tx, reached) = std::sync::mpsc::channel();
         let (release, release_rx) = std::sync::mpsc::channel();
         *self.feed.hold.lock().expect("hold lock") = Some(Hold {
+            at,
             reached: reached_tx,
             release: release_rx,
         });
         Held { reached, release }
+    }
+
+    /// The store's identity in its change ids ([`EventId`]).
+    pub fn feed_id(&self) -> &str {
+        &self.feed.id
     }
 
     /// The last change number handed out (0 before the first).
@@ -310,13 +400,22 @@ impl Store {
     }
 
     /// Every change after `since` (a change sequence number a client
-    /// received), or `Reset` when they are not all retained (or `since` is
-    /// above every number handed out).
+    /// received) up to the head as this call began, or `Reset` when they
+    /// are not all retained (or `since` is above every number handed out).
+    /// Later changes are not read: a subscriber (subscribed before it
+    /// asks) receives them live.
     pub fn changes_since(&self, since: u64) -> Result<Since, StoreError> {
-        if self.pin.is_none() {
-            return self.pinned().changes_since(since);
-        }
-        if since > self.change_head() {
+        // The head first, then the version: the head moves only once the
+        // engine has committed the batch's records, so the version holds
+        // every record the log names up to it. (A batch's change log is in
+        // sled before its records are in the engine: read past the head,
+        // the log names records the version does not have yet.)
+        let head = self.change_head();
+        self.unpinned().pinned().changes_through(since, head)
+    }
+
+    fn changes_through(&self, since: u64, head: u64) -> Result<Since, StoreError> {
+        if since > head {
             return Ok(Since::Reset);
         }
         let from = since + 1;
@@ -339,19 +438,23 @@ impl Store {
             None => from,
         };
         let mut out = Vec::new();
-        for kv in self.tree.range(change_key(start)..=change_key(u64::MAX)) {
+        for kv in self.tree.range(change_key(start)..=change_key(head)) {
             let (k, v) = kv?;
             let first = first_seq(&k)?;
             let ids: Vec<LogEntry> =
                 postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(&k, e))?;
             for (i, (id, left)) in ids.into_iter().enumerate() {
                 let seq = first + i as u64;
-                if seq < from {
+                if seq < from || seq > head {
                     continue;
                 }
-                if let Some(s) = self.stored_record(&id)? {
-                    out.push(Change::new(seq, s.state.view(&id), left));
-                }
+                // Records are never removed, and the version holds every
+                // batch up to the head: a logged id without its record is
+                // a broken store, never a change to skip.
+                let s = self.stored_record(&id)?.ok_or_else(|| {
+                    StoreError::corrupt(&k, format!("change {seq} names record {id}, not stored"))
+                })?;
+                out.push(Change::new(seq, s.state.view(&id), left));
             }
         }
         // A batch applied meanwhile may have trimmed the oldest batches,

@@ -12,6 +12,11 @@ impl Store {
     /// (nothing missing, nothing stale). Returns a description of the first
     /// difference. Used by tests and by `verify`.
     pub fn check_consistency(&self) -> Result<Result<(), String>, StoreError> {
+        // Records and index through one version, or a live store reads
+        // differences a batch made between the two.
+        if self.pin.is_none() {
+            return self.pinned().check_consistency();
+        }
         let mut want_keys: BTreeMap<(Vec<u8>, Vec<u8>), Vec<u8>> = BTreeMap::new();
         let mut want_counts: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
         let mut records = 0;

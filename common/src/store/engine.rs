@@ -50,28 +50,46 @@ impl From<LsmError> for StoreError {
     }
 }
 
+/// The last flush or merge that failed, until one succeeds: shared by the
+/// maintenance thread and the writer, whose next batch it fails (unwritten).
+#[derive(Clone, Default)]
+pub(super) struct Health(Arc<Mutex<Option<String>>>);
+
+impl Health {
+    pub(super) fn failure(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Records a failure (logged once, when it starts) or, with `None`, a
+    /// success.
+    pub(super) fn set(&self, failure: Option<String>) {
+        let mut f = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let (None, Some(e)) = (&*f, &failure) {
+            tracing::error!(error = %e, "the store's flush or merge failed; batches fail until one succeeds");
+        }
+        *f = failure;
+    }
+}
+
 /// The maintenance thread, stopped and joined when dropped.
 pub(super) struct Maintenance {
     wake: Sender<()>,
     stop: Arc<AtomicBool>,
-    failed: Arc<Mutex<Option<String>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Maintenance {
-    pub(super) fn start(lsm: Arc<Lsm>) -> Maintenance {
+    pub(super) fn start(lsm: Arc<Lsm>, health: Health) -> Maintenance {
         let (wake, woken) = std::sync::mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
-        let failed = Arc::new(Mutex::new(None));
-        let (s, f) = (stop.clone(), failed.clone());
+        let s = stop.clone();
         let thread = std::thread::Builder::new()
             .name("store-maintenance".into())
-            .spawn(move || run(&lsm, &woken, &s, &f))
+            .spawn(move || run(&lsm, &woken, &s, &health))
             .expect("a thread starts");
         Maintenance {
             wake,
             stop,
-            failed,
             thread: Some(thread),
         }
     }
@@ -79,11 +97,6 @@ impl Maintenance {
     /// Asks for a flush (and the merges after it).
     pub(super) fn poke(&self) {
         let _ = self.wake.send(());
-    }
-
-    /// The last flush or merge that failed, until one succeeds.
-    pub(super) fn failure(&self) -> Option<String> {
-        self.failed.lock().expect("maintenance state").clone()
     }
 }
 
@@ -97,26 +110,40 @@ impl Drop for Maintenance {
     }
 }
 
-fn run(lsm: &Lsm, woken: &Receiver<()>, stop: &AtomicBool, failed: &Mutex<Option<String>>) {
+/// One round: the flushes due, then merges until none is due or a stop is
+/// asked for (a drop waits for the merge under way, not for a cascade).
+pub(super) fn round(lsm: &Lsm, stop: &AtomicBool) -> Result<(), String> {
+    let work = || -> Result<(), LsmError> {
+        while lsm.flush_due() && lsm.flush()? {}
+        while !stop.load(Ordering::Acquire) && lsm.merge()? {}
+        Ok(())
+    };
+    // A panic (a broken invariant) is a failure like any other: reported,
+    // and the writer's batches fail, rather than a thread that silently
+    // stops flushing.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
+        Ok(done) => done.map_err(|e| e.to_string()),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(format!("the flush or merge panicked: {what}"))
+        }
+    }
+}
+
+fn run(lsm: &Lsm, woken: &Receiver<()>, stop: &AtomicBool, health: &Health) {
     while !stop.load(Ordering::Acquire) {
         let _ = woken.recv_timeout(Duration::from_secs(1));
         if stop.load(Ordering::Acquire) {
             break;
         }
-        let done = (|| -> Result<(), LsmError> {
-            while lsm.flush_due() && lsm.flush()? {}
-            while lsm.merge()? {}
-            Ok(())
-        })();
-        let mut f = failed.lock().expect("maintenance state");
-        match done {
-            Ok(()) => *f = None,
+        match round(lsm, stop) {
+            Ok(()) => health.set(None),
             Err(e) => {
-                if f.is_none() {
-                    tracing::error!(error = %e, "the store's flush or merge failed; batches fail until one succeeds");
-                }
-                *f = Some(e.to_string());
-                drop(f);
+                health.set(Some(e));
                 std::thread::sleep(Duration::from_millis(500));
             }
         }

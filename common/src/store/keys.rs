@@ -157,6 +157,8 @@ pub const META_LAYOUT: &[u8] = b"mlayout";
 pub const META_CHANGES_RESERVED: &[u8] = b"mchanges_reserved";
 /// The topic this store holds the projection of (UTF-8).
 pub const META_TOPIC: &[u8] = b"mtopic";
+/// The store's identity in its change ids (ASCII hex, made at first use).
+pub const META_FEED_ID: &[u8] = b"mfeed_id";
 
 /// Splits the `created_at id` tail of a posting key.
 pub fn read_created_id(tail: &[u8]) -> Option<(Micros, Vec<u8>)> {

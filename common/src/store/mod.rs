@@ -242,12 +242,22 @@ impl std::ops::Deref for Store {
     }
 }
 
+/// How a store is opened: to ingest, or only to read (no flush, merge or
+/// clean-up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Write,
+    Read,
+}
+
 /// Everything one store is, whoever reads it.
 pub struct Shared {
     /// Flushes and merges beside ingest (none in unit tests: there the
     /// writer does them, deterministically). First, so that it is stopped
     /// before the rest is dropped.
     maintenance: Option<engine::Maintenance>,
+    /// The last failed flush or merge, until one succeeds.
+    health: engine::Health,
     db: sled::Db,
     tree: sled::Tree,
     /// Records, index lists and counts.
@@ -268,6 +278,10 @@ impl Store {
     /// the same process), so a held lock is retried for up to 5 s before
     /// giving up: a store that is really in use still fails, with that error.
     pub fn open(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
+        Self::open_as(path, cache_bytes, Access::Write)
+    }
+
+    fn open_as(path: &Path, cache_bytes: u64, access: Access) -> Result<Store, StoreError> {
         // No `.mode(..)`: sled 0.34.7 stores it and never reads it.
         let config = sled::Config::new()
             .path(path)
@@ -277,7 +291,8 @@ impl Store {
         loop {
             match marker::open_guarded(&config, path)? {
                 Ok(db) => {
-                    return Self::from_db(db, &path.display().to_string(), Some(path), cache_bytes)
+                    let shown = path.display().to_string();
+                    return Self::from_db(db, &shown, Some(path), cache_bytes, access);
                 }
                 Err(sled::Error::Corruption { at, .. }) => {
                     return Err(marker::damaged(
@@ -303,13 +318,26 @@ impl Store {
     /// commands that only read (`digest`, `verify`, `query`), where a
     /// mistyped path must not become a new, empty store.
     pub fn open_existing(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
-        // sled's own files: its configuration and its log.
+        Self::require_existing(path)?;
+        Self::open(path, cache_bytes)
+    }
+
+    /// Opens an existing store to read it (`digest`, `verify`, `query`):
+    /// no flush or merge runs and nothing the engine left is cleaned up, so
+    /// examining a store after a failure does not change its engine.
+    pub fn open_read_only(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
+        Self::require_existing(path)?;
+        Self::open_as(path, cache_bytes, Access::Read)
+    }
+
+    /// sled's own files, its configuration and its log, are in `path`.
+    fn require_existing(path: &Path) -> Result<(), StoreError> {
         if !path.join("conf").is_file() || !path.join("db").is_file() {
             return Err(StoreError::Missing {
                 path: path.display().to_string(),
             });
         }
-        Self::open(path, cache_bytes)
+        Ok(())
     }
 
     /// A throw-away store in memory (tests, `verify` against a fresh fold).
@@ -319,6 +347,7 @@ impl Store {
             "(temporary)",
             None,
             DEFAULT_CACHE_MB << 20,
+            Access::Write,
         )
     }
 
@@ -330,6 +359,7 @@ impl Store {
         path: &str,
         dir: Option<&Path>,
         cache_bytes: u64,
+        access: Access,
     ) -> Result<Store, StoreError> {
         let tree = db.open_tree("projection")?;
         // Before an empty store is stamped: it may be one that lost everything.
@@ -354,15 +384,26 @@ impl Store {
             checkpoints.insert(tp, read_i64(&k, &v)?);
         }
         let (next_change, change_reserved, changes_logged) = changes::open(&tree)?;
-        let lsm = Arc::new(crate::lsm::Lsm::open(
-            tree.clone(),
-            engine::config(cache_bytes),
-        )?);
-        let maintenance = (!cfg!(test)).then(|| engine::Maintenance::start(lsm.clone()));
+        let feed_id = changes::feed_id(&tree, access == Access::Write)?;
+        let config = engine::config(cache_bytes);
+        let lsm = match access {
+            Access::Write => crate::lsm::Lsm::open(tree.clone(), config),
+            Access::Read => crate::lsm::Lsm::open_read_only(tree.clone(), config),
+        };
+        // What the engine keeps in sled does not read back: the store is
+        // damaged (a lost or torn value), not merely unreadable.
+        let lsm = Arc::new(lsm.map_err(|e| match dir {
+            Some(dir) => marker::damaged(dir, &dir.join("db"), format!("its engine: {e}")),
+            None => e.into(),
+        })?);
+        let health = engine::Health::default();
+        let maintenance = (!cfg!(test) && access == Access::Write)
+            .then(|| engine::Maintenance::start(lsm.clone(), health.clone()));
         let shared = Shared {
             db,
             lsm,
             maintenance,
+            health,
             tree,
             writer: Mutex::new(WriterState {
                 totals,
@@ -370,7 +411,7 @@ impl Store {
                 change_reserved,
                 changes_logged,
             }),
-            feed: changes::Feed::new(next_change),
+            feed: changes::Feed::new(next_change, feed_id),
             dir: dir.map(Path::to_owned),
         };
         Ok(Store {
@@ -402,24 +443,38 @@ impl Store {
         self.writer.lock().expect("writer lock").checkpoints.clone()
     }
 
-    /// After a batch: a flush once the memtable is over its bound, by the
-    /// maintenance thread — or by the writer itself in unit tests, or when
-    /// the memtable is past twice its bound (flushes fell behind).
-    fn maintain(&self) -> Result<(), StoreError> {
-        if let Some(e) = self.maintenance.as_ref().and_then(|m| m.failure()) {
-            return Err(StoreError::Engine(e));
+    /// Before a batch: a flush or merge that failed fails the batch, with
+    /// nothing written, until one succeeds (the maintenance thread retries;
+    /// without one, the writer retries here).
+    pub(super) fn check_maintenance(&self) -> Result<(), StoreError> {
+        if self.maintenance.is_none() && self.health.failure().is_some() {
+            self.maintain();
         }
-        if !self.lsm.flush_due() {
-            return Ok(());
+        match self.health.failure() {
+            Some(e) => Err(StoreError::Engine(e)),
+            None => Ok(()),
         }
-        match &self.maintenance {
-            Some(m) if !self.lsm.far_over_bound() => m.poke(),
-            _ => {
-                self.lsm.flush()?;
-                while self.lsm.merge()? {}
+    }
+
+    /// After a batch (written and published whatever happens here): a
+    /// flush once the memtable is over its bound, by the maintenance thread
+    /// — or by the writer itself in unit tests, or when the memtable is past
+    /// twice its bound (flushes fell behind: a flush only, never a merge,
+    /// which runs beside it on the maintenance thread). A failure is
+    /// recorded for the next batch.
+    fn maintain(&self) {
+        if !self.lsm.flush_due() && self.health.failure().is_none() {
+            return;
+        }
+        let done = match &self.maintenance {
+            Some(m) if !self.lsm.far_over_bound() => {
+                m.poke();
+                return;
             }
-        }
-        Ok(())
+            Some(_) => self.lsm.flush().map(|_| ()).map_err(|e| e.to_string()),
+            None => engine::round(&self.lsm, &std::sync::atomic::AtomicBool::new(false)),
+        };
+        self.health.set(done.err());
     }
 
     /// The engine's memtable bound, in bytes (`--memtable-mb`).

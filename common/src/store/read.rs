@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 
-use super::{keys, lists, EventLogEntry, QuarantineEntry, StoredRecord};
+use super::{keys, lists, Checkpoints, EventLogEntry, QuarantineEntry, StoredRecord, Totals};
 use crate::record::{Record, RecordState};
 use crate::store::{Store, StoreError};
 
@@ -20,6 +20,15 @@ impl Store {
             shared: self.shared.clone(),
             pin: Some(self.snap()),
         }
+    }
+
+    /// A store pinned between two batches, with the totals and checkpoints
+    /// of that same point: a digest and what it was taken at.
+    pub fn pinned_at_rest(&self) -> (Store, Totals, Checkpoints) {
+        // The writer holds its lock from a batch's write to its commit.
+        let w = self.writer.lock().expect("writer lock");
+        let pinned = self.unpinned().pinned();
+        (pinned, w.totals, w.checkpoints.clone())
     }
 
     pub(super) fn unpinned(&self) -> Store {

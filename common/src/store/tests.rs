@@ -109,6 +109,7 @@ fn state_survives_reopen() {
 
 mod engine;
 mod lists;
+mod maintenance;
 
 const PROJECTS: [&str; 3] = ["p1", "p2", "p\0x"];
 const HOUR: i64 = 3_600_000_000;

@@ -6,7 +6,10 @@ use serde_json::Value;
 /// One server-sent event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sse {
+    /// The change number of the event's id (`feed-seq`).
     pub id: Option<u64>,
+    /// The feed id the event's id named.
+    pub feed: Option<String>,
     pub event: String,
     pub data: Value,
 }
@@ -18,6 +21,7 @@ pub fn take(buf: &mut String) -> Option<Sse> {
         let block: String = buf.drain(..end + 2).collect();
         let mut e = Sse {
             id: None,
+            feed: None,
             event: "message".into(),
             data: Value::Null,
         };
@@ -26,7 +30,11 @@ pub fn take(buf: &mut String) -> Option<Sse> {
             let (field, value) = line.split_once(':').unwrap_or((line, ""));
             let value = value.strip_prefix(' ').unwrap_or(value);
             match field {
-                "id" => e.id = Some(value.parse().expect("a numeric id")),
+                "id" => {
+                    let id = crate::store::changes::EventId::parse(value).expect("a change id");
+                    e.id = Some(id.seq);
+                    e.feed = id.feed.map(str::to_owned);
+                }
                 "event" => e.event = value.to_owned(),
                 "data" => data.push_str(value),
                 _ => {}
@@ -47,11 +55,12 @@ mod tests {
     #[test]
     fn events_are_taken_whole_and_comments_skipped() {
         let mut buf =
-            ": keep-alive\n\nid: 7\nevent: record\ndata: {\"a\":1}\n\nid: 8\nev".to_owned();
+            ": keep-alive\n\nid: 0a-7\nevent: record\ndata: {\"a\":1}\n\nid: 0a-8\nev".to_owned();
         let e = take(&mut buf).unwrap();
         assert_eq!((e.id, e.event.as_str()), (Some(7), "record"));
+        assert_eq!(e.feed.as_deref(), Some("0a"));
         assert_eq!(e.data["a"], 1);
         assert_eq!(take(&mut buf), None);
-        assert_eq!(buf, "id: 8\nev");
+        assert_eq!(buf, "id: 0a-8\nev");
     }
 }

@@ -151,3 +151,65 @@ proptest::proptest! {
         }
     }
 }
+
+/// A read of the log while a batch is between its write (its change log is
+/// in sled) and its engine commit (its records are not yet readable): the
+/// read stops at the head it saw first, so it sends neither the batch's
+/// records in their old states nor skips its new ones; the batch's numbers
+/// come live, and a read after it has them with their new states.
+#[test]
+fn a_log_read_during_a_batch_sends_nothing_of_it_stale_and_skips_none_of_it() {
+    let store = Store::temporary().unwrap();
+    store.apply_batch(&[event(0, "a", "queued")]).unwrap();
+    let held = store.hold_next_batch_at(HoldAt::Commit);
+    let writer = {
+        let store = store.unpinned();
+        std::thread::spawn(move || {
+            store
+                .apply_batch(&[event(1, "a", "started"), event(2, "c", "queued")])
+                .unwrap();
+        })
+    };
+    held.reached.recv().unwrap();
+    let during = match store.changes_since(0).unwrap() {
+        Since::Changes(c) => c,
+        Since::Reset => panic!("unexpected reset"),
+    };
+    let seen: Vec<_> = during
+        .iter()
+        .map(|c| {
+            (
+                c.seq,
+                c.record.id.clone(),
+                c.record.status.as_str().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [(1, "a".to_string(), "waiting_replicate".to_string())]
+    );
+    held.release.send(()).unwrap();
+    writer.join().unwrap();
+    let after = match store.changes_since(1).unwrap() {
+        Since::Changes(c) => c,
+        Since::Reset => panic!("unexpected reset"),
+    };
+    let seen: Vec<_> = after
+        .iter()
+        .map(|c| {
+            (
+                c.seq,
+                c.record.id.clone(),
+                c.record.status.as_str().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (2, "a".to_string(), "replicating".to_string()),
+            (3, "c".to_string(), "waiting_replicate".to_string())
+        ]
+    );
+}
