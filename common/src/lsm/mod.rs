@@ -49,6 +49,9 @@ pub enum LsmError {
     Sled(#[from] sled::Error),
     #[error("store holds an undecodable value under key {key}: {reason}")]
     Corrupt { key: String, reason: String },
+    /// A merge given up because its store is closing.
+    #[error("the merge was stopped")]
+    Stopped,
 }
 
 impl LsmError {
@@ -357,28 +360,56 @@ impl Lsm {
         // Only the memtable's slices: runs are older, so this is no bottom
         // unless there are none.
         let bottom = version.runs.is_empty();
-        merge_into(&version.slices, &[], bottom, &mut writer)?;
-        let meta = writer.finish()?;
-        self.install(|manifest, next: &mut Version| {
-            let flushed = manifest.flushed_through;
-            manifest.flushed_through = through;
-            if let Some(m) = &meta {
-                manifest.runs.insert(0, m.id);
-            }
-            next.slices.retain(|s| s.first > through);
-            let mut batch = sled::Batch::default();
-            let covered = layout::batch_log(flushed + 1)..layout::batch_log(through + 1);
-            for k in self.tree.range(covered).keys() {
-                batch.remove(k?);
-            }
-            Ok((batch, meta.clone(), 0..0))
+        let never = std::sync::atomic::AtomicBool::new(false);
+        let meta = self.or_discard(id, || {
+            merge_into(&version.slices, &[], bottom, &mut writer, &never)?;
+            writer.finish()
+        })?;
+        self.or_discard(id, || {
+            self.install(|manifest, next: &mut Version| {
+                let flushed = manifest.flushed_through;
+                manifest.flushed_through = through;
+                if let Some(m) = &meta {
+                    manifest.runs.insert(0, m.id);
+                }
+                next.slices.retain(|s| s.first > through);
+                let mut batch = sled::Batch::default();
+                let covered = layout::batch_log(flushed + 1)..layout::batch_log(through + 1);
+                for k in self.tree.range(covered).keys() {
+                    batch.remove(k?);
+                }
+                Ok((batch, meta.clone(), 0..0))
+            })
         })?;
         Ok(true)
+    }
+
+    /// `work` on run `id`; when it fails, the blocks it wrote are deleted
+    /// at once (best effort: the next open deletes what is left), so a
+    /// maintenance thread retrying on a full disk does not leave a partial
+    /// run behind on every try.
+    fn or_discard<T>(
+        &self,
+        id: u64,
+        work: impl FnOnce() -> Result<T, LsmError>,
+    ) -> Result<T, LsmError> {
+        let done = work();
+        if done.is_err() {
+            let _ = run::delete_id(&self.tree, id);
+        }
+        done
     }
 
     /// Merges the newest window of `merge_width` neighbouring runs of one
     /// size tier (or smaller) into one, if there is such a window.
     pub fn merge(&self) -> Result<bool, LsmError> {
+        self.merge_unless(&std::sync::atomic::AtomicBool::new(false))
+    }
+
+    /// [`Lsm::merge`], given up (its partial run deleted, `Ok(false)`) as
+    /// soon as `stop` is set: a store closing does not wait for a merge of
+    /// gigabytes.
+    pub fn merge_unless(&self, stop: &std::sync::atomic::AtomicBool) -> Result<bool, LsmError> {
         let _turn = turn(&self.merging);
         let version = self.current.lock().expect("lsm version").clone();
         let Some(window) = pick_window(&version.runs, self.config.merge_width) else {
@@ -389,23 +420,33 @@ impl Lsm {
         let id = self.next_run_id()?;
         let keys = inputs.iter().map(|r| r.meta.entries as usize).sum();
         let mut writer = RunWriter::new(&self.tree, &self.config, id, keys);
-        merge_into(&[], &inputs, bottom, &mut writer)?;
-        let meta = writer.finish()?;
-        let ids: Vec<u64> = inputs.iter().map(|r| r.meta.id).collect();
-        self.install(|manifest, _| {
-            // A flush may have installed runs before the window meanwhile.
-            let at = manifest.runs.iter().position(|id| *id == ids[0]);
-            let Some(at) = at.filter(|&at| manifest.runs[at..].starts_with(&ids)) else {
-                return Err(LsmError::corrupt(
-                    layout::MANIFEST,
-                    "a merge's runs are no longer listed together",
-                ));
-            };
-            manifest.runs.drain(at..at + ids.len());
-            if let Some(m) = &meta {
-                manifest.runs.insert(at, m.id);
+        let meta = self.or_discard(id, || {
+            if !merge_into(&[], &inputs, bottom, &mut writer, stop)? {
+                return Err(LsmError::Stopped);
             }
-            Ok((sled::Batch::default(), meta.clone(), at..at + ids.len()))
+            writer.finish()
+        });
+        let meta = match meta {
+            Err(LsmError::Stopped) => return Ok(false),
+            m => m?,
+        };
+        let ids: Vec<u64> = inputs.iter().map(|r| r.meta.id).collect();
+        self.or_discard(id, || {
+            self.install(|manifest, _| {
+                // A flush may have installed runs before the window meanwhile.
+                let at = manifest.runs.iter().position(|id| *id == ids[0]);
+                let Some(at) = at.filter(|&at| manifest.runs[at..].starts_with(&ids)) else {
+                    return Err(LsmError::corrupt(
+                        layout::MANIFEST,
+                        "a merge's runs are no longer listed together",
+                    ));
+                };
+                manifest.runs.drain(at..at + ids.len());
+                if let Some(m) = &meta {
+                    manifest.runs.insert(at, m.id);
+                }
+                Ok((sled::Batch::default(), meta.clone(), at..at + ids.len()))
+            })
         })?;
         Ok(true)
     }
@@ -416,18 +457,19 @@ impl Lsm {
         let version = self.current.lock().expect("lsm version").clone();
         let id = self.next_run_id()?;
         let mut writer = RunWriter::new(&self.tree, &self.config, id, 64);
+        let never = std::sync::atomic::AtomicBool::new(false);
         if blocks_only {
             // Killed between two groups of blocks: no metadata yet.
-            merge_into(&version.slices, &version.runs, false, &mut writer)?;
+            merge_into(&version.slices, &version.runs, false, &mut writer, &never)?;
             writer.abandon()?;
             return Ok(());
         }
         if merge {
             if let Some(window) = pick_window(&version.runs, self.config.merge_width) {
-                merge_into(&[], &version.runs[window], false, &mut writer)?;
+                merge_into(&[], &version.runs[window], false, &mut writer, &never)?;
             }
         } else {
-            merge_into(&version.slices, &[], false, &mut writer)?;
+            merge_into(&version.slices, &[], false, &mut writer, &never)?;
         }
         writer.finish()?;
         Ok(())
@@ -501,21 +543,28 @@ impl Lsm {
 /// events of at most 64 KiB each, and their index operations).
 const MAX_BATCH_LOG_BYTES: usize = 1 << 30;
 
-/// Writes the merge of `slices` then `runs` (all newest first) as one run.
+/// Writes the merge of `slices` then `runs` (all newest first) as one run;
+/// `false` when `stop` was set before it was all written.
 fn merge_into(
     slices: &[Arc<Slice>],
     runs: &[Arc<Run>],
     bottom: bool,
     writer: &mut RunWriter<'_>,
-) -> Result<(), LsmError> {
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<bool, LsmError> {
     let mut raw = cursor::Raw::new(slices, runs)?;
+    let mut n = 0u32;
     while let Some((key, entries)) = raw.next_key()? {
+        n = n.wrapping_add(1);
+        if n.is_multiple_of(4096) && stop.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(false);
+        }
         let refs: Vec<&Entry> = entries.iter().collect();
         if let Some(e) = entry::combine(&refs, bottom) {
             writer.push(&key, &e)?;
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// The newest window of `width` neighbouring runs, each no more than twice

@@ -60,6 +60,11 @@ impl Block {
         self.offsets.len()
     }
 
+    /// The memory it holds: its bytes' allocation and its offsets'.
+    fn held(&self) -> usize {
+        self.data.capacity() + self.offsets.capacity() * std::mem::size_of::<u32>()
+    }
+
     pub fn key(&self, i: usize) -> &[u8] {
         entry::key_at(&self.data, self.offsets[i] as usize).expect("checked at decode")
     }
@@ -110,11 +115,11 @@ impl BlockCache {
 
     fn insert(&self, at: (u64, u32), block: Arc<Block>) {
         let mut c = self.inner.lock().expect("cache lock");
-        c.bytes += block.data.len();
+        c.bytes += block.held();
         // Two readers that missed the same block both insert it: the
         // second replaces the first, whose bytes are no longer held.
         match c.blocks.insert(at, block) {
-            Some(old) => c.bytes -= old.data.len(),
+            Some(old) => c.bytes -= old.held(),
             None => c.order.push_back(at),
         }
         while c.bytes > self.capacity {
@@ -122,7 +127,7 @@ impl BlockCache {
                 break;
             };
             if let Some(b) = c.blocks.remove(&old) {
-                c.bytes -= b.data.len();
+                c.bytes -= b.held();
             }
         }
     }
@@ -131,7 +136,7 @@ impl BlockCache {
     /// (their allocations): the two must agree, or the bound means nothing.
     pub fn usage(&self) -> (usize, usize) {
         let c = self.inner.lock().expect("cache lock");
-        let held = c.blocks.values().map(|b| b.data.capacity()).sum();
+        let held = c.blocks.values().map(|b| b.held()).sum();
         (c.bytes, held)
     }
 }
@@ -339,6 +344,20 @@ pub fn delete(tree: &sled::Tree, meta: &RunMeta) -> Result<(), LsmError> {
     Ok(())
 }
 
+/// Deletes whatever run `id` wrote (it is in no manifest): its blocks and
+/// metadata parts, however many of them there are.
+pub fn delete_id(tree: &sled::Tree, id: u64) -> Result<(), LsmError> {
+    let mut b = sled::Batch::default();
+    for space in [layout::RUN_BLOCK, layout::RUN_META] {
+        let prefix = [&[space][..], &id.to_be_bytes()].concat();
+        for k in tree.scan_prefix(prefix).keys() {
+            b.remove(k?);
+        }
+    }
+    tree.apply_batch(b)?;
+    Ok(())
+}
+
 /// Deletes every block and metadata part of runs not in `listed`: what a
 /// flush or merge killed before its install left, with its metadata or
 /// without (killed between two groups of blocks). Seeks past each listed
@@ -374,4 +393,30 @@ pub fn delete_unlisted(tree: &sled::Tree, listed: &[u64]) -> Result<u64, LsmErro
     }
     tree.apply_batch(batch)?;
     Ok(highest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Damaged block bytes are refused, never decoded into an entry that
+    /// a read would then panic on.
+    #[test]
+    fn an_overrunning_entry_or_an_empty_block_is_not_a_block() {
+        let mut raw = Vec::new();
+        entry::encode_into(&mut raw, b"key", &Entry::Put(vec![1; 100]));
+        assert!(Block::decode(raw.clone()).is_some());
+        raw.truncate(raw.len() - 1);
+        assert!(Block::decode(raw).is_none(), "a value past the end");
+        assert!(Block::decode(Vec::new()).is_none(), "an empty block");
+        let key = b"R";
+        let z = zstd::bulk::compress(b"", 1).unwrap();
+        let block = decompress(key, &z, MAX_BLOCK_BYTES).map(Block::decode);
+        assert!(matches!(block, Ok(None)));
+        let big = zstd::bulk::compress(&[0; 4096], 1).unwrap();
+        assert!(matches!(
+            decompress(key, &big, 1024),
+            Err(LsmError::Corrupt { .. })
+        ));
+    }
 }

@@ -258,31 +258,52 @@ proptest! {
         let tree = db.open_tree("lsm").unwrap();
         let lsm = Arc::new(Lsm::open(tree.clone(), Config { memtable_bytes: 64, ..config() }).unwrap());
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let rounds = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let maintenance = {
-            let (lsm, stop, rounds) = (lsm.clone(), stop.clone(), rounds.clone());
-            std::thread::spawn(move || {
+        // A flush thread and a merge thread, as the store runs them: a
+        // flush may install while a merge is writing, and the other way.
+        let worker = |merge: bool| {
+            let (lsm, stop) = (lsm.clone(), stop.clone());
+            let rounds = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let r = rounds.clone();
+            let t = std::thread::spawn(move || {
                 while !stop.load(std::sync::atomic::Ordering::Acquire) {
-                    lsm.flush().unwrap();
-                    lsm.merge().unwrap();
-                    rounds.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                    if merge {
+                        lsm.merge().unwrap();
+                    } else {
+                        lsm.flush().unwrap();
+                    }
+                    r.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                 }
-            })
+            });
+            (t, rounds)
         };
+        let workers = [worker(false), worker(true)];
+        // However the case ends (a failed check returns early), the
+        // threads stop with it.
+        struct StopOnDrop(Arc<std::sync::atomic::AtomicBool>);
+        impl Drop for StopOnDrop {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::Release);
+            }
+        }
+        let _stop = StopOnDrop(stop.clone());
         let mut model = Model::new();
         for (i, ops) in batches.iter().enumerate() {
             write(&lsm, &tree, ops);
             apply_model(&mut model, ops);
             check(&lsm.snapshot(), &model)?;
-            // Keep the two in step (a loaded machine may not schedule the
-            // maintenance thread at all): a round every other batch at
-            // least, wherever in the writer's next batches it lands.
-            while rounds.load(std::sync::atomic::Ordering::Acquire) < i / 2 {
-                std::thread::yield_now();
+            // Keep the three in step (a loaded machine may not schedule the
+            // others at all): a round of each every other batch at least.
+            for (t, rounds) in &workers {
+                while rounds.load(std::sync::atomic::Ordering::Acquire) < i / 2 {
+                    prop_assert!(!t.is_finished(), "a flush or merge failed");
+                    std::thread::yield_now();
+                }
             }
         }
         stop.store(true, std::sync::atomic::Ordering::Release);
-        maintenance.join().unwrap();
+        for (t, _) in workers {
+            t.join().unwrap();
+        }
         lsm.flush().unwrap();
         while lsm.merge().unwrap() {}
         check(&lsm.snapshot(), &model)?;
@@ -340,4 +361,50 @@ fn the_block_cache_counts_the_bytes_it_holds_under_concurrent_misses() {
     assert_eq!(counted, held, "bytes counted, bytes held");
     assert!(counted <= config.cache_bytes, "{counted} over the bound");
     assert!(counted > 0, "the cache holds blocks");
+}
+
+/// A flush runs while a merge holds its turn: ingest's flushes never wait
+/// for a merge (a single lock for both stalled the writer for the whole
+/// merge once the memtable passed twice its bound).
+#[test]
+fn a_flush_does_not_wait_for_a_merge_under_way() {
+    let db = sled::Config::new().temporary(true).open().unwrap();
+    let tree = db.open_tree("lsm").unwrap();
+    let lsm = Arc::new(Lsm::open(tree.clone(), config()).unwrap());
+    write(&lsm, &tree, &[Op::Put(1, 1), Op::Add(2, 1)]);
+    let merge_under_way = lsm.merging.lock().unwrap();
+    let (done, flushed) = std::sync::mpsc::channel();
+    let flusher = {
+        let lsm = lsm.clone();
+        std::thread::spawn(move || done.send(lsm.flush().unwrap()).unwrap())
+    };
+    let got = flushed.recv_timeout(std::time::Duration::from_secs(10));
+    drop(merge_under_way);
+    flusher.join().unwrap();
+    assert_eq!(got, Ok(true), "the flush waited for the merge");
+}
+
+/// Read-only opens leave what a killed flush wrote in place (an operator
+/// examining a store changes nothing); the next writable open deletes it.
+#[test]
+fn a_read_only_open_deletes_nothing() {
+    let db = sled::Config::new().temporary(true).open().unwrap();
+    let tree = db.open_tree("lsm").unwrap();
+    let lsm = Lsm::open(tree.clone(), config()).unwrap();
+    let ops: Vec<Op> = (0..24).map(|k| Op::Put(k, k % 9)).collect();
+    write(&lsm, &tree, &ops);
+    lsm.write_without_install(false, true).unwrap();
+    drop(lsm);
+    let orphans = tree.scan_prefix([layout::RUN_BLOCK]).count();
+    assert!(orphans > 0);
+    let before: Vec<_> = tree.iter().map(Result::unwrap).collect();
+    let ro = Lsm::open_read_only(tree.clone(), config()).unwrap();
+    let mut model = Model::new();
+    apply_model(&mut model, &ops);
+    check(&ro.snapshot(), &model).unwrap();
+    drop(ro);
+    let after: Vec<_> = tree.iter().map(Result::unwrap).collect();
+    assert_eq!(before, after, "a read-only open wrote");
+    Lsm::open(tree.clone(), config()).unwrap();
+    assert_eq!(tree.scan_prefix([layout::RUN_BLOCK]).count(), 0);
 }

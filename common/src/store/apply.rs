@@ -24,7 +24,7 @@ impl Store {
         let mut batch = sled::Batch::default();
         let mut ops = crate::lsm::Ops::default();
         let mut touched: BTreeMap<String, Touched> = BTreeMap::new();
-        let mut log: Vec<EventLogEntry> = Vec::new();
+        let mut log = LogChunks::default();
 
         for m in messages {
             let next = checkpoints
@@ -77,26 +77,25 @@ impl Store {
                     outcome.applied += 1;
                 }
             }
-            let at = LogRef {
-                chunk: totals.next_log_chunk + (log.len() / LOG_CHUNK) as u64,
-                index: (log.len() % LOG_CHUNK) as u32,
-            };
+            let at = log.push(
+                totals.next_log_chunk,
+                EventLogEntry {
+                    seq: totals.next_event_seq,
+                    topic: m.topic.clone(),
+                    partition: m.partition,
+                    offset: m.offset,
+                    effect,
+                    raw: m.payload.clone().unwrap_or_default(),
+                },
+            );
             touched
                 .get_mut(&event.record_id)
                 .expect("folded above")
                 .log
                 .push(at);
-            log.push(EventLogEntry {
-                seq: totals.next_event_seq,
-                topic: m.topic.clone(),
-                partition: m.partition,
-                offset: m.offset,
-                effect,
-                raw: m.payload.clone().unwrap_or_default(),
-            });
             totals.next_event_seq += 1;
         }
-        for chunk in log.chunks(LOG_CHUNK) {
+        for chunk in &log.chunks {
             batch.insert(
                 keys::event_log(totals.next_log_chunk),
                 compress_log(&encode(&chunk)),
@@ -248,6 +247,39 @@ fn effect(a: Applied) -> EventEffect {
         Applied::Duplicate => EventEffect::Duplicate,
         Applied::New { changed: true } => EventEffect::Changed,
         Applied::New { changed: false } => EventEffect::Unchanged,
+    }
+}
+
+/// A batch's event log, cut into chunks of at most [`LOG_CHUNK`] entries
+/// and [`LOG_CHUNK_BYTES`] raw bytes: few keys (sled is dear per key), each
+/// below sled's ~128 KiB blob threshold even uncompressed (a larger value
+/// is a blob file, which sled never fsyncs).
+#[derive(Default)]
+struct LogChunks {
+    chunks: Vec<Vec<EventLogEntry>>,
+    /// Raw bytes of the last chunk.
+    bytes: usize,
+}
+
+impl LogChunks {
+    /// Adds `e`; where it will be, given the first chunk's number.
+    fn push(&mut self, first_chunk: u64, e: EventLogEntry) -> LogRef {
+        // The raw event, its topic, and the fixed fields' few bytes.
+        let size = e.raw.len() + e.topic.len() + 32;
+        let full = self.chunks.last().is_none_or(|c| {
+            !c.is_empty() && (c.len() == LOG_CHUNK || self.bytes + size > LOG_CHUNK_BYTES)
+        });
+        if full {
+            self.chunks.push(Vec::new());
+            self.bytes = 0;
+        }
+        self.bytes += size;
+        let chunk = self.chunks.last_mut().expect("pushed above");
+        chunk.push(e);
+        LogRef {
+            chunk: first_chunk + self.chunks.len() as u64 - 1,
+            index: (self.chunks.last().expect("pushed above").len() - 1) as u32,
+        }
     }
 }
 

@@ -248,13 +248,13 @@ pub(super) struct Logged {
 /// What logging one batch's changes will do, once the batch is written.
 pub(super) struct Logging {
     pub(super) next: u64,
-    added: Option<(u64, u64)>,
+    added: Vec<(u64, u64)>,
     trimmed: usize,
 }
 
 impl Logged {
     pub(super) fn commit(&mut self, l: &Logging) {
-        if let Some((first, n)) = l.added {
+        for &(first, n) in &l.added {
             self.batches.push_back((first, n));
             self.changes += n;
         }
@@ -281,12 +281,41 @@ pub(super) fn open(tree: &sled::Tree) -> Result<(u64, u64, Logged), StoreError> 
         let first = first_seq(&k)?;
         logged.commit(&Logging {
             next: 0,
-            added: Some((first, ids.len() as u64)),
+            added: vec![(first, ids.len() as u64)],
             trimmed: 0,
         });
         end = first + ids.len() as u64;
     }
     Ok((end.max(reserved + 1), reserved, logged))
+}
+
+/// A change-log value's bytes at most (well below sled's ~128 KiB blob
+/// threshold).
+const PIECE_BYTES: usize = 64 << 10;
+
+/// `ids` cut into runs whose encoding stays within [`PIECE_BYTES`].
+fn pieces<'a, T: AsRef<str>>(
+    ids: &'a [(T, Vec<String>)],
+) -> impl Iterator<Item = &'a [(T, Vec<String>)]> + 'a {
+    let mut rest = ids;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut bytes = 0;
+        let n = rest
+            .iter()
+            .take_while(|(id, left)| {
+                // Each string is its bytes and a length of a few bytes.
+                bytes += id.as_ref().len() + 8 + left.iter().map(|p| p.len() + 8).sum::<usize>();
+                bytes <= PIECE_BYTES
+            })
+            .count()
+            .max(1);
+        let (piece, after) = rest.split_at(n);
+        rest = after;
+        Some(piece)
+    })
 }
 
 fn read_u64(k: &[u8], v: &[u8]) -> Result<u64, StoreError> {
@@ -326,7 +355,7 @@ impl Store {
         if n == 0 {
             return Ok(Logging {
                 next,
-                added: None,
+                added: Vec::new(),
                 trimmed: 0,
             });
         }
@@ -337,7 +366,16 @@ impl Store {
             self.db.flush()?;
             *reserved = upto;
         }
-        batch.insert(&change_key(next)[..], encode(&ids));
+        // In pieces below sled's blob size (a batch of thousands of changes
+        // would be one value of hundreds of KiB: a blob file sled never
+        // fsyncs), each under the key of its first change.
+        let mut added = Vec::new();
+        let mut first = next;
+        for piece in pieces(ids) {
+            batch.insert(&change_key(first)[..], encode(&piece));
+            added.push((first, piece.len() as u64));
+            first += piece.len() as u64;
+        }
         let retention = self.feed.retention.load(Ordering::Relaxed);
         let (mut kept, mut trimmed) = (logged.changes + n, 0);
         for &(first, len) in &logged.batches {
@@ -350,7 +388,7 @@ impl Store {
         }
         Ok(Logging {
             next: next + n,
-            added: Some((next, n)),
+            added,
             trimmed,
         })
     }

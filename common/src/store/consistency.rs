@@ -12,11 +12,13 @@ impl Store {
     /// (nothing missing, nothing stale). Returns a description of the first
     /// difference. Used by tests and by `verify`.
     pub fn check_consistency(&self) -> Result<Result<(), String>, StoreError> {
-        // Records and index through one version, or a live store reads
-        // differences a batch made between the two.
-        if self.pin.is_none() {
-            return self.pinned().check_consistency();
-        }
+        // Records, index and totals of one point between batches, or a
+        // live store reads differences a batch made between them.
+        let (pinned, totals, _) = self.pinned_at_rest();
+        pinned.check_at(totals)
+    }
+
+    fn check_at(&self, totals: super::Totals) -> Result<Result<(), String>, StoreError> {
         let mut want_keys: BTreeMap<(Vec<u8>, Vec<u8>), Vec<u8>> = BTreeMap::new();
         let mut want_counts: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
         let mut records = 0;
@@ -63,10 +65,10 @@ impl Store {
         if let Some(diff) = first_difference(&want_counts, &have_counts) {
             return Ok(Err(format!("counts differ: {diff}")));
         }
-        if records != self.totals().records {
+        if records != totals.records {
             return Ok(Err(format!(
                 "{records} records stored, totals say {}",
-                self.totals().records
+                totals.records
             )));
         }
         let mut refs = 0u64;
@@ -76,7 +78,7 @@ impl Store {
                 postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(&k, e))?;
             refs += stored.log.len() as u64;
         }
-        let t = self.totals();
+        let t = totals;
         if refs != t.applied + t.duplicates {
             return Ok(Err(format!(
                 "{refs} event-log entries referenced, {} accepted events",

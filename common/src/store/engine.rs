@@ -46,81 +46,107 @@ impl From<LsmError> for StoreError {
         match e {
             LsmError::Sled(e) => StoreError::Sled(e),
             LsmError::Corrupt { key, reason } => StoreError::Corrupt { key, reason },
+            LsmError::Stopped => StoreError::Engine("the store is closing".into()),
         }
     }
 }
 
-/// The last flush or merge that failed, until one succeeds: shared by the
-/// maintenance thread and the writer, whose next batch it fails (unwritten).
+/// The last flush and the last merge that failed, each until one of its
+/// kind succeeds: shared by the maintenance threads and the writer, whose
+/// next batch a failure fails (unwritten).
 #[derive(Clone, Default)]
-pub(super) struct Health(Arc<Mutex<Option<String>>>);
+pub(super) struct Health(Arc<Mutex<[Option<String>; 2]>>);
+
+/// The two kinds of maintenance, each on a thread of its own.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Job {
+    Flush = 0,
+    Merge = 1,
+}
 
 impl Health {
     pub(super) fn failure(&self) -> Option<String> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        let f = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        f.iter().flatten().next().cloned()
     }
 
-    /// Records a failure (logged once, when it starts) or, with `None`, a
-    /// success.
-    pub(super) fn set(&self, failure: Option<String>) {
+    /// Records a failure of `job` (logged once, when it starts) or, with
+    /// `None`, a success.
+    pub(super) fn set(&self, job: Job, failure: Option<String>) {
         let mut f = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let (None, Some(e)) = (&*f, &failure) {
-            tracing::error!(error = %e, "the store's flush or merge failed; batches fail until one succeeds");
+        let slot = &mut f[job as usize];
+        if let (None, Some(e)) = (&*slot, &failure) {
+            tracing::error!(error = %e, ?job, "the store's flush or merge failed; batches fail until one succeeds");
         }
-        *f = failure;
+        *slot = failure;
     }
 }
 
-/// The maintenance thread, stopped and joined when dropped.
+/// The maintenance threads — one flushes the memtable, one merges runs, so
+/// a long merge never holds up a flush (and so ingest) — stopped when
+/// dropped: a merge under way is given up, a flush finished.
 pub(super) struct Maintenance {
-    wake: Sender<()>,
+    flush: Sender<()>,
+    merge: Sender<()>,
     stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Maintenance {
     pub(super) fn start(lsm: Arc<Lsm>, health: Health) -> Maintenance {
-        let (wake, woken) = std::sync::mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("store-maintenance".into())
-            .spawn(move || run(&lsm, &woken, &s, &health))
-            .expect("a thread starts");
+        let (flush, flushes) = std::sync::mpsc::channel();
+        let (merge, merges) = std::sync::mpsc::channel::<()>();
+        let spawn = |name: &str, job: Job, woken: Receiver<()>, then: Option<Sender<()>>| {
+            let (lsm, stop, health) = (lsm.clone(), stop.clone(), health.clone());
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || run(&lsm, job, &woken, then.as_ref(), &stop, &health))
+                .expect("a thread starts")
+        };
+        let threads = vec![
+            spawn("store-flush", Job::Flush, flushes, Some(merge.clone())),
+            spawn("store-merge", Job::Merge, merges, None),
+        ];
         Maintenance {
-            wake,
+            flush,
+            merge,
             stop,
-            thread: Some(thread),
+            threads,
         }
     }
 
     /// Asks for a flush (and the merges after it).
     pub(super) fn poke(&self) {
-        let _ = self.wake.send(());
+        let _ = self.flush.send(());
     }
 }
 
 impl Drop for Maintenance {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
-        self.poke();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        let _ = self.flush.send(());
+        let _ = self.merge.send(());
+        // A thread stuck in sled (a full disk can block its writers) is
+        // left behind rather than holding up the close for ever.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        for t in self.threads.drain(..) {
+            while !t.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            } else {
+                tracing::warn!("a store maintenance thread did not stop within 10 s; left behind");
+            }
         }
     }
 }
 
-/// One round: the flushes due, then merges until none is due or a stop is
-/// asked for (a drop waits for the merge under way, not for a cascade).
-pub(super) fn round(lsm: &Lsm, stop: &AtomicBool) -> Result<(), String> {
-    let work = || -> Result<(), LsmError> {
-        while lsm.flush_due() && lsm.flush()? {}
-        while !stop.load(Ordering::Acquire) && lsm.merge()? {}
-        Ok(())
-    };
-    // A panic (a broken invariant) is a failure like any other: reported,
-    // and the writer's batches fail, rather than a thread that silently
-    // stops flushing.
+/// `work`, with a panic (a broken invariant) turned into a failure like
+/// any other: reported, and the writer's batches fail, rather than a thread
+/// that silently stops flushing or a written batch reported as a panic.
+pub(super) fn guarded(work: impl FnOnce() -> Result<(), LsmError>) -> Result<(), String> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
         Ok(done) => done.map_err(|e| e.to_string()),
         Err(panic) => {
@@ -134,18 +160,47 @@ pub(super) fn round(lsm: &Lsm, stop: &AtomicBool) -> Result<(), String> {
     }
 }
 
-fn run(lsm: &Lsm, woken: &Receiver<()>, stop: &AtomicBool, health: &Health) {
+/// What each kind of job does in a round: the flushes due, or the merges
+/// due until a stop is asked for.
+fn job(lsm: &Lsm, job: Job, stop: &AtomicBool) -> Result<(), String> {
+    guarded(|| {
+        match job {
+            Job::Flush => while lsm.flush_due() && lsm.flush()? {},
+            Job::Merge => while !stop.load(Ordering::Acquire) && lsm.merge_unless(stop)? {},
+        }
+        Ok(())
+    })
+}
+
+/// One round of both, on the caller's thread (the writer's, in unit
+/// tests); the failure of either is recorded.
+pub(super) fn round(lsm: &Lsm, health: &Health) {
+    let never = AtomicBool::new(false);
+    for j in [Job::Flush, Job::Merge] {
+        health.set(j, job(lsm, j, &never).err());
+    }
+}
+
+fn run(
+    lsm: &Lsm,
+    kind: Job,
+    woken: &Receiver<()>,
+    then: Option<&Sender<()>>,
+    stop: &AtomicBool,
+    health: &Health,
+) {
     while !stop.load(Ordering::Acquire) {
         let _ = woken.recv_timeout(Duration::from_secs(1));
         if stop.load(Ordering::Acquire) {
             break;
         }
-        match round(lsm, stop) {
-            Ok(()) => health.set(None),
-            Err(e) => {
-                health.set(Some(e));
-                std::thread::sleep(Duration::from_millis(500));
-            }
+        let done = job(lsm, kind, stop);
+        let failed = done.is_err();
+        health.set(kind, done.err());
+        if failed {
+            std::thread::sleep(Duration::from_millis(500));
+        } else if let Some(next) = then {
+            let _ = next.send(());
         }
     }
 }

@@ -186,6 +186,32 @@ mod tests {
         assert!(text.contains("tracker replay --out"), "{text}");
     }
 
+    /// An engine value that does not read back (a run's metadata lost to a
+    /// power cut, say) is the damaged-store refusal with the rebuild, not a
+    /// raw i/o or decode error.
+    #[test]
+    fn a_lost_engine_value_is_refused_as_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        filled(dir.path());
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let tree = db.open_tree("projection").unwrap();
+            let metas: Vec<_> = tree
+                .scan_prefix([crate::lsm::layout::RUN_META])
+                .keys()
+                .map(Result::unwrap)
+                .collect();
+            assert!(!metas.is_empty(), "the store has runs");
+            for k in metas {
+                tree.remove(k).unwrap();
+            }
+            db.flush().unwrap();
+        }
+        let text = refusal(dir.path());
+        assert!(text.contains("is damaged"), "{text}");
+        assert!(text.contains("tracker replay --out"), "{text}");
+    }
+
     #[test]
     fn a_garbled_log_is_refused() {
         let dir = tempfile::tempdir().unwrap();

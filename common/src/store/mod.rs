@@ -87,8 +87,13 @@ pub enum StoreError {
 /// every record in a route posting (absent regions too), hour counts per
 /// route; v4: the `Live` order of records still under way (stuck records);
 /// v5: `Live` lists per status in `created_at` order; v6: records, index
-/// lists and counts in the engine's batch logs and runs (store v3).
-pub const LAYOUT: u32 = 6;
+/// lists and counts in the engine's batch logs and runs (store v3); v7:
+/// the engine's batch logs and run metadata in parts below sled's blob size.
+pub const LAYOUT: u32 = 7;
+
+/// The one older layout a store is upgraded from in place (at its first
+/// writable open).
+const UPGRADES_IN_PLACE: u32 = 6;
 
 /// The default page cache, in MiB of sled's on-disk page sizes. sled holds
 /// about 1.1 MiB of memory per MiB of it, on top of ~530 MiB the rest of a
@@ -185,6 +190,10 @@ pub struct LogRef {
 /// rather than one key per event: sled inserts bound the apply rate.
 const LOG_CHUNK: usize = 256;
 
+/// Raw bytes per event-log chunk at most (but for one event alone, itself
+/// bounded by the 64 KiB event limit).
+const LOG_CHUNK_BYTES: usize = 96 << 10;
+
 /// The value under a record key: the fold state and, in arrival order, where
 /// the record's audit-trail entries are.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -267,6 +276,7 @@ pub struct Shared {
     feed: changes::Feed,
     /// The directory, where the durability marker lives (none in memory).
     dir: Option<std::path::PathBuf>,
+    access: Access,
 }
 
 impl Store {
@@ -366,7 +376,7 @@ impl Store {
         if let (Some(dir), true) = (dir, tree.is_empty()) {
             marker::check(dir, &Totals::default())?;
         }
-        ownership::check_layout(&tree, path)?;
+        ownership::check_layout(&tree, path, access == Access::Write)?;
         let totals = match tree.get(keys::META_TOTALS)? {
             Some(v) => {
                 postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(keys::META_TOTALS, e))?
@@ -392,9 +402,9 @@ impl Store {
         };
         // What the engine keeps in sled does not read back: the store is
         // damaged (a lost or torn value), not merely unreadable.
-        let lsm = Arc::new(lsm.map_err(|e| match dir {
-            Some(dir) => marker::damaged(dir, &dir.join("db"), format!("its engine: {e}")),
-            None => e.into(),
+        let lsm = Arc::new(lsm.map_err(|e| match (dir, lost(&e)) {
+            (Some(dir), true) => marker::damaged(dir, &dir.join("db"), format!("its engine: {e}")),
+            _ => e.into(),
         })?);
         let health = engine::Health::default();
         let maintenance = (!cfg!(test) && access == Access::Write)
@@ -412,6 +422,7 @@ impl Store {
                 changes_logged,
             }),
             feed: changes::Feed::new(next_change, feed_id),
+            access,
             dir: dir.map(Path::to_owned),
         };
         Ok(Store {
@@ -423,6 +434,10 @@ impl Store {
     /// Makes everything written so far durable, and says so in the
     /// durability marker.
     pub fn flush(&self) -> Result<(), StoreError> {
+        // A store opened to read is left as it was found.
+        if self.access == Access::Read {
+            return Ok(());
+        }
         let measure = marker::measure(&self.totals());
         self.db.flush()?;
         match &self.dir {
@@ -466,20 +481,34 @@ impl Store {
         if !self.lsm.flush_due() && self.health.failure().is_none() {
             return;
         }
-        let done = match &self.maintenance {
-            Some(m) if !self.lsm.far_over_bound() => {
-                m.poke();
-                return;
+        match &self.maintenance {
+            Some(m) if !self.lsm.far_over_bound() => m.poke(),
+            Some(_) => {
+                let done = engine::guarded(|| self.lsm.flush().map(|_| ()));
+                self.health.set(engine::Job::Flush, done.err());
             }
-            Some(_) => self.lsm.flush().map(|_| ()).map_err(|e| e.to_string()),
-            None => engine::round(&self.lsm, &std::sync::atomic::AtomicBool::new(false)),
-        };
-        self.health.set(done.err());
+            None => engine::round(&self.lsm, &self.health),
+        }
     }
 
     /// The engine's memtable bound, in bytes (`--memtable-mb`).
     pub fn set_memtable_bytes(&self, bytes: u64) {
         self.lsm.set_memtable_bytes(bytes as usize);
+    }
+}
+
+/// Whether an engine error at open means data that does not read back (a
+/// torn or lost value, or a blob file sled's log names but a power cut
+/// lost), rather than a failure of the moment (permissions, no files left).
+fn lost(e: &crate::lsm::LsmError) -> bool {
+    use std::io::ErrorKind::{NotFound, UnexpectedEof};
+    match e {
+        crate::lsm::LsmError::Corrupt { .. } => true,
+        crate::lsm::LsmError::Sled(sled::Error::Corruption { .. }) => true,
+        crate::lsm::LsmError::Sled(sled::Error::Io(io)) => {
+            matches!(io.kind(), NotFound | UnexpectedEof)
+        }
+        _ => false,
     }
 }
 

@@ -2,11 +2,15 @@
 //! holds the projection of. A store of another layout or another topic is
 //! refused, never reinterpreted.
 
-use super::{keys, Store, StoreError, LAYOUT};
+use super::{keys, Store, StoreError, LAYOUT, UPGRADES_IN_PLACE};
 
 /// A new store is stamped with [`LAYOUT`]; an existing one must carry it.
 /// Stores from before the stamp (v1) have data but no stamp.
-pub(super) fn check_layout(tree: &sled::Tree, path: &str) -> Result<(), StoreError> {
+pub(super) fn check_layout(
+    tree: &sled::Tree,
+    path: &str,
+    writable: bool,
+) -> Result<(), StoreError> {
     let found = match tree.get(keys::META_LAYOUT)? {
         Some(v) => u32::from_be_bytes(
             v.as_ref()
@@ -14,18 +18,29 @@ pub(super) fn check_layout(tree: &sled::Tree, path: &str) -> Result<(), StoreErr
                 .map_err(|_| StoreError::corrupt(keys::META_LAYOUT, "bad layout stamp"))?,
         ),
         None if tree.is_empty() => {
-            tree.insert(keys::META_LAYOUT, &LAYOUT.to_be_bytes())?;
+            if writable {
+                tree.insert(keys::META_LAYOUT, &LAYOUT.to_be_bytes())?;
+            }
             LAYOUT
         }
         None => 1,
     };
-    if found != LAYOUT {
-        return Err(StoreError::Layout {
+    match found {
+        LAYOUT => Ok(()),
+        // v6 differs only in writing engine values whole, which v7 reads
+        // too: it becomes v7 at its first writable open (an older build
+        // then refuses it, rather than misreading the parts).
+        UPGRADES_IN_PLACE => {
+            if writable {
+                tree.insert(keys::META_LAYOUT, &LAYOUT.to_be_bytes())?;
+            }
+            Ok(())
+        }
+        found => Err(StoreError::Layout {
             path: path.to_owned(),
             found,
-        });
+        }),
     }
-    Ok(())
 }
 
 impl Store {

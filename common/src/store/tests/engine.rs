@@ -85,3 +85,58 @@ proptest! {
         }
     }
 }
+
+/// No value the store writes to sled is past its blob threshold (~128
+/// KiB: a larger value is a file of its own, never fsynced), even for a
+/// batch of the default size changing thousands of records: the batch log,
+/// the change log and the event log are written in pieces.
+#[test]
+fn a_default_sized_batch_writes_no_value_past_sleds_blob_threshold() {
+    let events = crate::sample::events(&crate::sample::Shape {
+        records: 5000,
+        projects: 3,
+        regions: 4,
+        seed: 3,
+    });
+    // Ids as long as the UUIDs real platforms use, and then some.
+    let events: Vec<Event> = events
+        .into_iter()
+        .map(|mut e| {
+            e.record_id = format!("{:0>48}", e.record_id);
+            e
+        })
+        .collect();
+    // One event of each record: 5,000 changes in the one batch.
+    let mut seen = std::collections::HashSet::new();
+    let firsts: Vec<Event> = events
+        .into_iter()
+        .filter(|e| seen.insert(e.record_id.clone()))
+        .collect();
+    let store = Store::temporary().unwrap();
+    let all = messages(&firsts);
+    assert_eq!(all.len(), 5000);
+    store.apply_batch(&all).unwrap();
+    let biggest = store
+        .tree
+        .iter()
+        .map(|kv| kv.unwrap())
+        .map(|(k, v)| (v.len(), String::from_utf8_lossy(&k[..1]).into_owned()))
+        .max()
+        .unwrap();
+    assert!(
+        biggest.0 <= 100 << 10,
+        "a value of {} bytes under {:?}",
+        biggest.0,
+        biggest.1
+    );
+    store.assert_internally_consistent();
+    // The change log in pieces still reads back as one sequence.
+    match store.changes_since(0).unwrap() {
+        changes::Since::Changes(c) => {
+            assert_eq!(c.len(), 5000);
+            assert_eq!(c.len() as u64, store.change_head());
+            assert!(c.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+        }
+        changes::Since::Reset => panic!("a reset"),
+    }
+}
