@@ -230,6 +230,16 @@ async fn the_dashboard_shows_what_the_api_says_and_updates_live() {
 
     // Signing in shows the readable projects, the first one open.
     c.wait().for_element(Locator::Css("#token")).await.unwrap();
+    // Present is not yet typeable: on a loaded machine the page may still
+    // be laying the form out (seen once: "element not interactable").
+    until(
+        &c,
+        "the sign-in form",
+        Duration::from_secs(10),
+        "const t = document.querySelector('#token'); \
+         return !!t && !t.disabled && t.getClientRects().length > 0",
+    )
+    .await;
     c.find(Locator::Css("#token"))
         .await
         .unwrap()
