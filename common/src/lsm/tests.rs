@@ -175,6 +175,18 @@ fn check(snap: &Snapshot, model: &Model) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// A flush and merges down to one run, then a reopen: the model holds
+/// throughout.
+fn settle_and_reopen(lsm: Lsm, tree: &sled::Tree, model: &Model) -> Result<Lsm, TestCaseError> {
+    lsm.flush().unwrap();
+    while lsm.merge().unwrap() {}
+    check(&lsm.snapshot(), model)?;
+    drop(lsm);
+    let lsm = Lsm::open(tree.clone(), config()).unwrap();
+    check(&lsm.snapshot(), model)?;
+    Ok(lsm)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
     #[test]
@@ -226,12 +238,7 @@ proptest! {
         drop(held);
         // A flush and merges down to one run leave nothing else behind: no
         // batch log, no run that no manifest lists.
-        lsm.flush().unwrap();
-        while lsm.merge().unwrap() {}
-        check(&lsm.snapshot(), &model)?;
-        drop(lsm);
-        let lsm = Lsm::open(tree.clone(), config()).unwrap();
-        check(&lsm.snapshot(), &model)?;
+        let lsm = settle_and_reopen(lsm, &tree, &model)?;
         prop_assert_eq!(tree.scan_prefix([layout::BATCH_LOG]).count(), 0);
         let (runs, slices) = lsm.snapshot().shape();
         prop_assert_eq!(slices, 0);
@@ -304,12 +311,8 @@ proptest! {
         for (t, _) in workers {
             t.join().unwrap();
         }
-        lsm.flush().unwrap();
-        while lsm.merge().unwrap() {}
-        check(&lsm.snapshot(), &model)?;
-        drop(lsm);
-        let lsm = Lsm::open(tree.clone(), config()).unwrap();
-        check(&lsm.snapshot(), &model)?;
+        let lsm = Arc::try_unwrap(lsm).ok().expect("the workers are joined");
+        settle_and_reopen(lsm, &tree, &model)?;
     }
 }
 

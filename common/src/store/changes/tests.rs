@@ -152,6 +152,17 @@ proptest::proptest! {
     }
 }
 
+/// (seq, id, status) of each change.
+fn states(s: Since) -> Vec<(u64, String, String)> {
+    match s {
+        Since::Changes(c) => c
+            .into_iter()
+            .map(|c| (c.seq, c.record.id, c.record.status.as_str().to_string()))
+            .collect(),
+        Since::Reset => panic!("unexpected reset"),
+    }
+}
+
 /// A read of the log while a batch is between its write (its change log is
 /// in sled) and its engine commit (its records are not yet readable): the
 /// read stops at the head it saw first, so it sends neither the batch's
@@ -171,40 +182,14 @@ fn a_log_read_during_a_batch_sends_nothing_of_it_stale_and_skips_none_of_it() {
         })
     };
     held.reached.recv().unwrap();
-    let during = match store.changes_since(0).unwrap() {
-        Since::Changes(c) => c,
-        Since::Reset => panic!("unexpected reset"),
-    };
-    let seen: Vec<_> = during
-        .iter()
-        .map(|c| {
-            (
-                c.seq,
-                c.record.id.clone(),
-                c.record.status.as_str().to_string(),
-            )
-        })
-        .collect();
+    let seen = states(store.changes_since(0).unwrap());
     assert_eq!(
         seen,
         [(1, "a".to_string(), "waiting_replicate".to_string())]
     );
     held.release.send(()).unwrap();
     writer.join().unwrap();
-    let after = match store.changes_since(1).unwrap() {
-        Since::Changes(c) => c,
-        Since::Reset => panic!("unexpected reset"),
-    };
-    let seen: Vec<_> = after
-        .iter()
-        .map(|c| {
-            (
-                c.seq,
-                c.record.id.clone(),
-                c.record.status.as_str().to_string(),
-            )
-        })
-        .collect();
+    let seen = states(store.changes_since(1).unwrap());
     assert_eq!(
         seen,
         [
