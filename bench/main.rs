@@ -73,7 +73,8 @@ struct Args {
     /// Rows per PostgreSQL upsert statement.
     #[arg(long, default_value_t = 1_000)]
     pg_batch: usize,
-    /// sled cache in MiB for the load and the in-process queries.
+    /// The store's cache budget in MiB for the load and the in-process
+    /// queries (split between sled and decoded blocks by the store).
     #[arg(long, default_value_t = common::store::DEFAULT_CACHE_MB)]
     cache_mb: u64,
     /// Scratch directory (scripts/bench makes one).

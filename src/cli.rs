@@ -47,7 +47,7 @@ pub enum Command {
         /// Fresh (absent or empty) directory for the rebuilt store.
         #[arg(long)]
         out: PathBuf,
-        /// sled page cache of the rebuilt store in MiB. Default: 256
+        /// The rebuilt store's cache budget in MiB (a quarter to sled's page cache, the rest to decoded blocks). Default: 256
         #[arg(long, env = "TRACKER_CACHE_MB", value_parser = crate::config::cache_mb)]
         cache_mb: Option<u64>,
         #[command(flatten)]

@@ -86,7 +86,7 @@ fn at_least_one<T: std::str::FromStr + PartialOrd + From<u8>>(v: &str) -> Result
     }
 }
 
-/// The page cache in MiB: 1 to 1,048,576 (1 TiB; more would overflow bytes).
+/// The cache budget in MiB: 1 to 1,048,576 (1 TiB; more would overflow bytes).
 pub fn cache_mb(v: &str) -> Result<u64, String> {
     let n: u64 = at_least_one(v)?;
     if n > MAX_CACHE_MB {
@@ -157,7 +157,7 @@ pub struct StoreArgs {
     /// Directory of the projection store (sled). Default: ./data
     #[arg(long, env = "TRACKER_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// sled page cache in MiB (on-disk bytes; memory use is ~1.1x that). Default: 256
+    /// The store's cache budget in MiB: a quarter to sled's page cache (memory ~1.1x it), three quarters to decoded blocks. Default: 256
     #[arg(long, env = "TRACKER_CACHE_MB", value_parser = cache_mb)]
     pub cache_mb: Option<u64>,
     /// The store's memtable in MiB: past it, what recent batches wrote is

@@ -98,7 +98,7 @@ fn a_full_disk_stops_ingest_without_losing_or_repeating_an_event() {
     std::fs::create_dir(&mount).unwrap();
     let disk = SmallDisk::mount(&mount, 64);
     // The ballast leaves the store 3 MiB: far less than the stream needs
-    // (layout v6 holds this stream in about 8 MiB).
+    // (layout v6 held this stream in about 8 MiB).
     disk.run(
         "fallocate",
         &["-l", "61m", mount.join("ballast").to_str().unwrap()],

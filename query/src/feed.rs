@@ -56,10 +56,12 @@ pub(crate) async fn changes(
     let Path(project) = path.map_err(path_error)?;
     authorize(&s, principal, &project)?;
     let last_event_id = match headers.get("last-event-id") {
-        Some(v) => Some(
-            v.to_str()
-                .map_err(|_| ApiError::invalid("Last-Event-ID", "not a change sequence number"))?,
-        ),
+        Some(v) => Some(v.to_str().map_err(|_| {
+            ApiError::invalid(
+                "Last-Event-ID",
+                "not a change id (the `id` of a change event, or its number)",
+            )
+        })?),
         None => None,
     };
     let q = params::parse_feed(raw.as_deref(), last_event_id)?;

@@ -1,7 +1,7 @@
 //! The storage engine of store v3 (issue 24): a log-structured merge tree
 //! whose durable medium is sled, used for what sled does cheaply — a few
 //! large values per atomic batch — and never as a per-entry index. The
-//! store (layout v6) keeps its records, index lists and counts in it.
+//! store (layout v7) keeps its records, index lists and counts in it.
 //!
 //! - **One log write per batch.** [`Lsm::stage`] puts a batch's operations
 //!   (puts, deletes, count deltas) into the caller's `sled::Batch` as one
@@ -16,7 +16,8 @@
 //!   atomic write of the manifest (`M`). Merges combine neighbouring runs of
 //!   similar size (size-tiered) and install the result the same way; a
 //!   flush or merge killed at any point leaves the old manifest, and its
-//!   runs, in force (the unlisted run is deleted at the next open).
+//!   runs, in force (the unlisted run is deleted at the next writable
+//!   open; [`Lsm::open_read_only`] deletes nothing).
 //! - **Reads** take a [`Snapshot`]: one version of the memtable and runs,
 //!   held for as long as the reader wants, so a page, its count and its
 //!   marker come from the same state.
@@ -385,7 +386,7 @@ impl Lsm {
     }
 
     /// `work` on run `id`; when it fails, the blocks it wrote are deleted
-    /// at once (best effort: the next open deletes what is left), so a
+    /// at once (best effort: the next writable open deletes what is left), so a
     /// maintenance thread retrying on a full disk does not leave a partial
     /// run behind on every try.
     fn or_discard<T>(

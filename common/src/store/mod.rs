@@ -95,12 +95,11 @@ pub const LAYOUT: u32 = 7;
 /// writable open).
 const UPGRADES_IN_PLACE: u32 = 6;
 
-/// The default page cache, in MiB of sled's on-disk page sizes. sled holds
-/// about 1.1 MiB of memory per MiB of it, on top of ~530 MiB the rest of a
-/// loaded `tracker run` holds (and sled's per-page metadata, ~70 MiB per
-/// million records, outside the cache): 256 kept a 10-minute load under
-/// 1 GiB where 512 went over, and a 1M-record store answered no faster with
-/// 512 (docs/benchmarks.md, "RSS").
+/// The default cache budget, in MiB, shared by sled's page cache and the
+/// engine's decoded blocks ([`engine::split_cache`]); sled holds about 1.1
+/// MiB of memory per MiB of its share. With store v2, 256 of sled cache
+/// kept a 10-minute load under 1 GiB where 512 went over
+/// (docs/benchmarks.md, "RSS"; for store v3, "Store v3 mends").
 pub const DEFAULT_CACHE_MB: u64 = 256;
 
 impl StoreError {
@@ -280,8 +279,9 @@ pub struct Shared {
 }
 
 impl Store {
-    /// Opens (or creates) the store in `path`. `cache_bytes` is sled's page
-    /// cache; it counts on-disk bytes, real memory use is a few times higher.
+    /// Opens (or creates) the store in `path`. `cache_bytes` is the cache
+    /// budget, shared by sled's page cache and the engine's decoded blocks
+    /// ([`engine::split_cache`]).
     ///
     /// sled locks the directory. Its background threads can hold the lock for
     /// a moment after the previous owner closed it (a restart, a reopen in
@@ -295,7 +295,7 @@ impl Store {
         // No `.mode(..)`: sled 0.34.7 stores it and never reads it.
         let config = sled::Config::new()
             .path(path)
-            .cache_capacity(cache_bytes)
+            .cache_capacity(engine::split_cache(cache_bytes).0)
             .flush_every_ms(Some(500));
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         loop {
@@ -324,9 +324,9 @@ impl Store {
         }
     }
 
-    /// Opens the store in `path`, which must already hold one: for the
-    /// commands that only read (`digest`, `verify`, `query`), where a
-    /// mistyped path must not become a new, empty store.
+    /// Opens the store in `path`, which must already hold one, to write to
+    /// it (`accept-gap`), where a mistyped path must not become a new,
+    /// empty store.
     pub fn open_existing(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
         Self::require_existing(path)?;
         Self::open(path, cache_bytes)
@@ -395,7 +395,7 @@ impl Store {
         }
         let (next_change, change_reserved, changes_logged) = changes::open(&tree)?;
         let feed_id = changes::feed_id(&tree, access == Access::Write)?;
-        let config = engine::config(cache_bytes);
+        let config = engine::config(engine::split_cache(cache_bytes).1);
         let lsm = match access {
             Access::Write => crate::lsm::Lsm::open(tree.clone(), config),
             Access::Read => crate::lsm::Lsm::open_read_only(tree.clone(), config),
