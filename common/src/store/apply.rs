@@ -274,12 +274,12 @@ impl LogChunks {
             self.bytes = 0;
         }
         self.bytes += size;
-        let chunk = self.chunks.last_mut().expect("pushed above");
-        chunk.push(e);
-        LogRef {
+        let at = LogRef {
             chunk: first_chunk + self.chunks.len() as u64 - 1,
-            index: (self.chunks.last().expect("pushed above").len() - 1) as u32,
-        }
+            index: self.chunks.last().map_or(0, Vec::len) as u32,
+        };
+        self.chunks.last_mut().expect("pushed above").push(e);
+        at
     }
 }
 

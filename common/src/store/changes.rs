@@ -20,6 +20,10 @@ use std::sync::Arc;
 use super::keys::space;
 use super::*;
 
+mod ids;
+pub(super) use ids::feed_id;
+pub use ids::EventId;
+
 /// Changes kept for resumption by default.
 pub const DEFAULT_RETENTION: u64 = 100_000;
 
@@ -85,61 +89,6 @@ pub enum Since {
     /// The resume point is older than the retention, or not a change of this
     /// store: the client must reload.
     Reset,
-}
-
-/// A change's id on the wire (`id:` of a server-sent event): the store's
-/// feed id and the change's number, `3f9a0c12d4e5-1042`. The feed id makes a
-/// resume point from another store (one rebuilt by `tracker replay --out`,
-/// whose numbers start again) a reset rather than a silent jump.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EventId<'a> {
-    /// `None` for a bare number (clients from before the feed id).
-    pub feed: Option<&'a str>,
-    pub seq: u64,
-}
-
-impl<'a> EventId<'a> {
-    /// `feed-seq`, or a bare `seq`; `None` for anything else.
-    pub fn parse(s: &'a str) -> Option<EventId<'a>> {
-        let (feed, seq) = match s.split_once('-') {
-            Some((f, n)) if !f.is_empty() && f.bytes().all(|b| b.is_ascii_hexdigit()) => {
-                (Some(f), n)
-            }
-            Some(_) => return None,
-            None => (None, s),
-        };
-        let seq = seq
-            .parse()
-            .ok()
-            .filter(|_| seq.bytes().all(|b| b.is_ascii_digit()))?;
-        Some(EventId { feed, seq })
-    }
-}
-
-impl std::fmt::Display for EventId<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.feed {
-            Some(feed) => write!(f, "{feed}-{}", self.seq),
-            None => write!(f, "{}", self.seq),
-        }
-    }
-}
-
-/// The store's feed id: the stamped one, or a new random one (stamped when
-/// the store is writable; a read-only store's lasts until it closes, and
-/// its clients reload after a restart).
-pub(super) fn feed_id(tree: &sled::Tree, writable: bool) -> Result<String, StoreError> {
-    if let Some(v) = tree.get(keys::META_FEED_ID)? {
-        return String::from_utf8(v.to_vec())
-            .ok()
-            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit()))
-            .ok_or_else(|| StoreError::corrupt(keys::META_FEED_ID, "not a feed id"));
-    }
-    let id = hex::encode(rand::random::<[u8; 6]>());
-    if writable {
-        tree.insert(keys::META_FEED_ID, id.as_bytes())?;
-    }
-    Ok(id)
 }
 
 /// The in-memory side: live subscribers and the retention.

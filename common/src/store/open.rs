@@ -1,0 +1,174 @@
+//! Opening a store: sled's directory lock and its refusals (damaged,
+//! in use, another layout), the engine over it, and the maintenance
+//! threads when the store is opened to write.
+
+use super::*;
+
+impl Store {
+    /// Opens (or creates) the store in `path`. `cache_bytes` is the cache
+    /// budget, shared by sled's page cache and the engine's decoded blocks
+    /// ([`engine::split_cache`]).
+    ///
+    /// sled locks the directory. Its background threads can hold the lock for
+    /// a moment after the previous owner closed it (a restart, a reopen in
+    /// the same process), so a held lock is retried for up to 5 s before
+    /// giving up: a store that is really in use still fails, with that error.
+    pub fn open(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
+        Self::open_as(path, cache_bytes, Access::Write)
+    }
+
+    fn open_as(path: &Path, cache_bytes: u64, access: Access) -> Result<Store, StoreError> {
+        // No `.mode(..)`: sled 0.34.7 stores it and never reads it.
+        let config = sled::Config::new()
+            .path(path)
+            .cache_capacity(engine::split_cache(cache_bytes).0)
+            .flush_every_ms(Some(500));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match marker::open_guarded(&config, path)? {
+                Ok(db) => {
+                    let shown = path.display().to_string();
+                    return Self::from_db(db, &shown, Some(path), cache_bytes, access);
+                }
+                Err(sled::Error::Corruption { at, .. }) => {
+                    return Err(marker::damaged(
+                        path,
+                        &path.join("db"),
+                        format!("sled finds its log corrupt (at {at:?})"),
+                    ))
+                }
+                Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(StoreError::Locked {
+                            path: path.display().to_string(),
+                        });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Opens the store in `path`, which must already hold one, to write to
+    /// it (`accept-gap`), where a mistyped path must not become a new,
+    /// empty store.
+    pub fn open_existing(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
+        Self::require_existing(path)?;
+        Self::open(path, cache_bytes)
+    }
+
+    /// Opens an existing store to read it (`digest`, `verify`, `query`):
+    /// no flush or merge runs and nothing the engine left is cleaned up, so
+    /// examining a store after a failure does not change its engine.
+    pub fn open_read_only(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
+        Self::require_existing(path)?;
+        Self::open_as(path, cache_bytes, Access::Read)
+    }
+
+    /// sled's own files, its configuration and its log, are in `path`.
+    fn require_existing(path: &Path) -> Result<(), StoreError> {
+        if !path.join("conf").is_file() || !path.join("db").is_file() {
+            return Err(StoreError::Missing {
+                path: path.display().to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// A throw-away store in memory (tests, `verify` against a fresh fold).
+    pub fn temporary() -> Result<Store, StoreError> {
+        Self::from_db(
+            sled::Config::new().temporary(true).open()?,
+            "(temporary)",
+            None,
+            DEFAULT_CACHE_MB << 20,
+            Access::Write,
+        )
+    }
+
+    /// `dir`: where the durability marker is (none for a store in memory).
+    /// `cache_bytes`: sled's page cache, and as much again for the engine's
+    /// decoded blocks.
+    fn from_db(
+        db: sled::Db,
+        path: &str,
+        dir: Option<&Path>,
+        cache_bytes: u64,
+        access: Access,
+    ) -> Result<Store, StoreError> {
+        let tree = db.open_tree("projection")?;
+        // Before an empty store is stamped: it may be one that lost everything.
+        if let (Some(dir), true) = (dir, tree.is_empty()) {
+            marker::check(dir, &Totals::default())?;
+        }
+        ownership::check_layout(&tree, path, access == Access::Write)?;
+        let totals = match tree.get(keys::META_TOTALS)? {
+            Some(v) => {
+                postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(keys::META_TOTALS, e))?
+            }
+            None => Totals::default(),
+        };
+        if let Some(dir) = dir {
+            marker::check(dir, &totals)?;
+        }
+        let mut checkpoints = Checkpoints::new();
+        for kv in tree.scan_prefix([keys::space::CHECKPOINT]) {
+            let (k, v) = kv?;
+            let tp = keys::read_checkpoint(&k)
+                .ok_or_else(|| StoreError::corrupt(&k, "bad checkpoint key"))?;
+            checkpoints.insert(tp, read_i64(&k, &v)?);
+        }
+        let (next_change, change_reserved, changes_logged) = changes::open(&tree)?;
+        let feed_id = changes::feed_id(&tree, access == Access::Write)?;
+        let config = engine::config(engine::split_cache(cache_bytes).1);
+        let lsm = match access {
+            Access::Write => crate::lsm::Lsm::open(tree.clone(), config),
+            Access::Read => crate::lsm::Lsm::open_read_only(tree.clone(), config),
+        };
+        // What the engine keeps in sled does not read back: the store is
+        // damaged (a lost or torn value), not merely unreadable.
+        let lsm = Arc::new(lsm.map_err(|e| match (dir, lost(&e)) {
+            (Some(dir), true) => marker::damaged(dir, &dir.join("db"), format!("its engine: {e}")),
+            _ => e.into(),
+        })?);
+        let health = engine::Health::default();
+        let maintenance = (!cfg!(test) && access == Access::Write)
+            .then(|| engine::Maintenance::start(lsm.clone(), health.clone()));
+        let shared = Shared {
+            db,
+            lsm,
+            maintenance,
+            health,
+            tree,
+            writer: Mutex::new(WriterState {
+                totals,
+                checkpoints,
+                change_reserved,
+                changes_logged,
+            }),
+            feed: changes::Feed::new(next_change, feed_id),
+            access,
+            dir: dir.map(Path::to_owned),
+        };
+        Ok(Store {
+            shared: Arc::new(shared),
+            pin: None,
+        })
+    }
+}
+
+/// Whether an engine error at open means data that does not read back (a
+/// torn or lost value, or a blob file sled's log names but a power cut
+/// lost), rather than a failure of the moment (permissions, no files left).
+fn lost(e: &crate::lsm::LsmError) -> bool {
+    use std::io::ErrorKind::{NotFound, UnexpectedEof};
+    match e {
+        crate::lsm::LsmError::Corrupt { .. } => true,
+        crate::lsm::LsmError::Sled(sled::Error::Corruption { .. }) => true,
+        crate::lsm::LsmError::Sled(sled::Error::Io(io)) => {
+            matches!(io.kind(), NotFound | UnexpectedEof)
+        }
+        _ => false,
+    }
+}

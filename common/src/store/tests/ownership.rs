@@ -1,0 +1,82 @@
+//! Which stores a tracker opens: its layout (refused, upgraded in place,
+//! stamped) and the one topic it is bound to.
+
+use super::*;
+
+#[test]
+fn a_store_of_another_layout_is_refused_with_the_rebuild_command() {
+    let dir = tempfile::tempdir().unwrap();
+    // A v1 store: data, no layout stamp.
+    {
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let tree = db.open_tree("projection").unwrap();
+        tree.insert(b"rsome-record\0\x01", b"old".to_vec()).unwrap();
+        db.flush().unwrap();
+    }
+    let err = Store::open(dir.path(), 16 << 20).err().expect("refused");
+    let text = err.to_string();
+    assert!(text.contains("layout v1"), "{text}");
+    assert!(text.contains("tracker replay --out"), "{text}");
+    assert!(text.contains(&dir.path().display().to_string()), "{text}");
+    // Left as it was: never wiped.
+    {
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let tree = db.open_tree("projection").unwrap();
+        assert_eq!(tree.len(), 1);
+        // A store from a future layout is refused too.
+        tree.insert(keys::META_LAYOUT, &(LAYOUT + 1).to_be_bytes())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let err = Store::open(dir.path(), 16 << 20).err().expect("refused");
+    assert!(err.to_string().contains(&format!("layout v{}", LAYOUT + 1)));
+    // A new store is stamped and opens again.
+    let fresh = tempfile::tempdir().unwrap();
+    drop(Store::open(fresh.path(), 16 << 20).unwrap());
+    Store::open(fresh.path(), 16 << 20).unwrap();
+    // A v6 store (engine values whole) is read as it is, and becomes v7 at
+    // its first writable open, so an older build refuses it from then on.
+    let stamp = |v: u32| {
+        let db = sled::Config::new().path(fresh.path()).open().unwrap();
+        let tree = db.open_tree("projection").unwrap();
+        if v > 0 {
+            tree.insert(keys::META_LAYOUT, &v.to_be_bytes()).unwrap();
+        }
+        db.flush().unwrap();
+        let got = tree.get(keys::META_LAYOUT).unwrap().unwrap();
+        u32::from_be_bytes(got.as_ref().try_into().unwrap())
+    };
+    stamp(UPGRADES_IN_PLACE);
+    drop(Store::open_read_only(fresh.path(), 16 << 20).unwrap());
+    assert_eq!(
+        stamp(0),
+        UPGRADES_IN_PLACE,
+        "a read-only open stamps nothing"
+    );
+    drop(Store::open(fresh.path(), 16 << 20).unwrap());
+    assert_eq!(stamp(0), LAYOUT);
+}
+
+#[test]
+fn a_store_is_bound_to_one_topic() {
+    let s = Store::temporary().unwrap();
+    assert_eq!(s.bind_topic("a").unwrap(), None);
+    assert_eq!(s.bind_topic("a").unwrap(), None);
+    // Recorded, not inferred: it holds even without a checkpoint of "a".
+    assert!(s.checkpoints().is_empty());
+    assert_eq!(s.bind_topic("b").unwrap(), Some("a".to_owned()));
+    // A store from before the record is bound by its checkpoints.
+    let old = Store::temporary().unwrap();
+    let mut m = crate::testkit::messages(
+        &crate::sample::events(&crate::sample::Shape {
+            records: 1,
+            projects: 1,
+            regions: 1,
+            seed: 1,
+        }),
+        0,
+    );
+    m.truncate(1);
+    old.apply_batch(&m).unwrap();
+    assert_eq!(old.bind_topic("b").unwrap(), Some("t".to_owned()));
+}
