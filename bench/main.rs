@@ -20,6 +20,7 @@ mod http;
 mod load;
 mod pg;
 mod process;
+mod recovery;
 mod shapes;
 mod stats;
 mod writepath;
@@ -104,6 +105,9 @@ struct Args {
     /// misses per tenth of the stream (for profiling the write path).
     #[arg(long)]
     apply_only: bool,
+    /// Internal: the child process of `--apply-only`'s open after SIGKILL.
+    #[arg(long, hide = true)]
+    recovery_child: bool,
     /// Instead of the comparison: only the end-to-end run through tansu,
     /// `--e2e-rounds` times, next to the in-process apply of the same messages.
     #[arg(long)]
@@ -218,6 +222,9 @@ fn main() -> anyhow::Result<()> {
     let mut table: Vec<Row> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
 
+    if a.recovery_child {
+        return recovery::child(&a, &a.work_dir.join("tracker"));
+    }
     let messages = dataset(&a);
 
     if a.e2e_only {
@@ -228,7 +235,9 @@ fn main() -> anyhow::Result<()> {
     let store_dir = a.work_dir.join("tracker");
     let store = Store::open(&store_dir, a.cache_mb << 20)?;
     if a.apply_only {
-        return writepath::apply_only(&a, &store, &messages);
+        writepath::apply_only(&a, &store, &messages)?;
+        drop((store, messages));
+        return recovery::open_after_kill(&a, &store_dir);
     }
     let apply_secs = writepath::apply_all(&store, &messages, a.batch)?;
     let tracker_eps = messages.len() as f64 / apply_secs;

@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use common::store::{Step, StepTimes};
 use common::{Message, Store};
 
 use crate::counters::counters;
@@ -23,8 +24,9 @@ pub fn apply_all(store: &Store, messages: &[Message], batch: usize) -> anyhow::R
 
 /// Applies `messages` in batches of `a.batch`, then prints the rate, and for
 /// each tenth of the stream: its rate, CPU per wall second, read syscalls
-/// and MiB read per batch (sled cache misses) and from the device, and MiB
-/// written per batch.
+/// and MiB read per batch (sled cache misses) and from the device, MiB
+/// written per batch, and the time per event in each step of the write
+/// path (the writer's and the maintenance threads').
 pub fn apply_only(a: &Args, store: &Store, messages: &[Message]) -> anyhow::Result<()> {
     // Whole batches per tenth, so the batches are the full run's.
     let tenth = messages.len().div_ceil(10).div_ceil(a.batch).max(1) * a.batch;
@@ -38,7 +40,7 @@ pub fn apply_only(a: &Args, store: &Store, messages: &[Message]) -> anyhow::Resu
     let (dataset, _) = crate::counters::rss_of(std::process::id())?;
     let mut peak = dataset;
     for (i, part) in messages.chunks(tenth).enumerate() {
-        let (start, before) = (Instant::now(), counters());
+        let (start, before, steps) = (Instant::now(), counters(), store.step_times());
         let mut batches = 0;
         for chunk in part.chunks(a.batch) {
             let b = Instant::now();
@@ -65,6 +67,10 @@ pub fn apply_only(a: &Args, store: &Store, messages: &[Message]) -> anyhow::Resu
             (after.device_reads - before.device_reads) as f64 / 1048576.0,
             per_batch(after.written - before.written) / 1048576.0,
         );
+        println!(
+            "  {}",
+            per_step(&store.step_times().since(&steps), part.len())
+        );
     }
     store.flush()?;
     let secs = t.elapsed().as_secs_f64();
@@ -85,7 +91,21 @@ pub fn apply_only(a: &Args, store: &Store, messages: &[Message]) -> anyhow::Resu
         peak >> 20,
         peak.saturating_sub(dataset) >> 20
     );
+    store.close()?;
     Ok(())
+}
+
+/// Each step's time, in µs per event: the writer's steps, what else the
+/// writer did in its batches, and the maintenance threads' flushes and
+/// merges.
+fn per_step(t: &StepTimes, events: usize) -> String {
+    let us = |nanos: u64| nanos as f64 / 1e3 / events.max(1) as f64;
+    let mut parts: Vec<String> = Step::ALL
+        .iter()
+        .map(|s| format!("{} {:.2}", s.name(), us(t.nanos(*s))))
+        .collect();
+    parts.insert(1, format!("(other {:.2})", us(t.other())));
+    format!("µs per event: {}", parts.join(", "))
 }
 
 /// Asks mimalloc to return the memory it holds free to the system.

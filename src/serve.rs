@@ -214,7 +214,7 @@ pub async fn run(file: FileConfig, mode: Mode) -> anyhow::Result<()> {
     // flush would wait for it. What the worker wrote before is in sled's
     // log; what it was writing is not checkpointed, so a restart redoes it.
     if !stuck {
-        if let Err(e) = store.flush() {
+        if let Err(e) = store.close() {
             fail(anyhow::anyhow!("the final flush failed: {e}"));
         }
     }

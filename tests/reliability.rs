@@ -27,9 +27,10 @@ fn sigkill_loop_loses_nothing_and_applies_nothing_twice() {
     kill_loop(kills, &["--max-batch", "40", "--max-batch-wait-ms", "5"]);
 }
 
-/// The same at the default batch size: each batch's engine log is then
-/// hundreds of KiB, written in parts (sled would make a larger value a blob
-/// file, which it never fsyncs), and kills land in those writes too.
+/// The same at the default batch size: each batch's event log is then
+/// hundreds of KiB, written in chunks (sled would make a larger value a blob
+/// file, which it never fsyncs), kills land in those writes too, and each
+/// restart recovers a larger memtable from the event log.
 #[test]
 #[ignore = "needs the tansu broker: run scripts/test"]
 fn sigkill_loop_at_the_default_batch_size_loses_nothing() {

@@ -145,9 +145,10 @@ impl From<StoreError> for ApiError {
             | StoreError::Engine(_)
             | StoreError::Missing { .. }
             | StoreError::Locked { .. } => true,
-            StoreError::Corrupt { .. } | StoreError::Layout { .. } | StoreError::Damaged { .. } => {
-                false
-            }
+            StoreError::Corrupt { .. }
+            | StoreError::Layout { .. }
+            | StoreError::Fold { .. }
+            | StoreError::Damaged { .. } => false,
         };
         ApiError::Failed {
             unavailable,

@@ -15,7 +15,7 @@ pub struct Bloom {
     bits: Vec<u64>,
 }
 
-fn hash(key: &[u8]) -> u64 {
+pub fn hash(key: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in key {
         h ^= b as u64;
@@ -36,26 +36,44 @@ impl Bloom {
         }
     }
 
-    /// The probes of a key: double hashing over its two 32-bit halves.
-    fn probes(&self, key: &[u8]) -> impl Iterator<Item = usize> {
-        let h = hash(key);
-        let (a, b) = (h as u32 as u64, (h >> 32) | 1);
-        let n = self.bits.len() as u64 * 64;
-        (0..PROBES as u64).map(move |i| (a.wrapping_add(i.wrapping_mul(b)) % n) as usize)
+    /// A filter of the keys whose [`hash`]es these are, sized on them.
+    pub fn of_hashes(hashes: &[u64]) -> Bloom {
+        let mut b = Bloom::new(hashes.len());
+        for &h in hashes {
+            b.insert_hash(h);
+        }
+        b
     }
 
+    #[cfg(test)]
     pub fn insert(&mut self, key: &[u8]) {
-        let probes: Vec<usize> = self.probes(key).collect();
-        for p in probes {
+        self.insert_hash(hash(key));
+    }
+
+    fn insert_hash(&mut self, h: u64) {
+        for p in probes(h, self.bits.len() as u64 * 64) {
             self.bits[p / 64] |= 1 << (p % 64);
         }
     }
 
+    /// Its size in memory (and, about, stored).
+    #[cfg(test)]
+    pub fn bytes(&self) -> usize {
+        self.bits.len() * 8
+    }
+
     /// False: the key is certainly not in the run.
     pub fn may_contain(&self, key: &[u8]) -> bool {
-        self.probes(key)
+        probes(hash(key), self.bits.len() as u64 * 64)
             .all(|p| self.bits[p / 64] & (1 << (p % 64)) != 0)
     }
+}
+
+/// The `PROBES` bit positions of hash `h` in a filter of `n` bits: double
+/// hashing over its two 32-bit halves.
+fn probes(h: u64, n: u64) -> impl Iterator<Item = usize> {
+    let (a, b) = (h as u32 as u64, (h >> 32) | 1);
+    (0..PROBES as u64).map(move |i| (a.wrapping_add(i.wrapping_mul(b)) % n) as usize)
 }
 
 #[cfg(test)]

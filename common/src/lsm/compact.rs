@@ -12,8 +12,8 @@ use super::snapshot::Version;
 use super::{layout, turn, Installing, Lsm, LsmError, Manifest, Slice};
 
 impl Lsm {
-    /// Writes the memtable as of now as a run and installs it, dropping the
-    /// batch logs it covers. Returns whether there was anything to flush.
+    /// Writes the memtable as of now as a run and installs it, with the last
+    /// log position it covers. Returns whether there was anything to flush.
     pub fn flush(&self) -> Result<bool, LsmError> {
         let _turn = turn(&self.flushing);
         #[cfg(test)]
@@ -46,21 +46,35 @@ impl Lsm {
         })?;
         self.or_discard(id, || {
             self.install(|manifest, next: &mut Version| {
-                let flushed = manifest.flushed_through;
                 manifest.flushed_through = through;
                 if let Some(m) = &meta {
                     manifest.runs.insert(0, m.id);
                 }
                 next.slices.retain(|s| s.first > through);
-                let mut batch = sled::Batch::default();
-                let covered = layout::batch_log(flushed + 1)..layout::batch_log(through + 1);
-                for k in self.tree.range(covered).keys() {
-                    batch.remove(k?);
-                }
-                Ok((batch, meta.clone(), 0..0))
+                Ok((sled::Batch::default(), meta.clone(), 0..0))
             })
         })?;
         Ok(true)
+    }
+
+    /// Rids a store of layout 6 or 7 of its batch logs: flushes the
+    /// memtable they were read into, then, in one atomic write, deletes
+    /// them and records `through` — the last position of the caller's log,
+    /// all of whose operations they and the runs held — as flushed. Run
+    /// again after a kill, it finds no batch log and records `through`
+    /// again.
+    pub fn retire_batch_logs(&self, through: u64) -> Result<(), LsmError> {
+        while self.flush()? {}
+        self.install(|manifest, _| {
+            manifest.flushed_through = through;
+            let mut batch = sled::Batch::default();
+            for k in self.tree.scan_prefix([layout::BATCH_LOG]).keys() {
+                batch.remove(k?);
+            }
+            Ok((batch, None, 0..0))
+        })?;
+        self.state.lock().expect("lsm state").flushing_through = through;
+        Ok(())
     }
 
     /// `work` on run `id`; when it fails, the blocks it wrote are deleted
@@ -132,7 +146,7 @@ impl Lsm {
 
     /// A flush (or merge) killed after writing its run, before installing it.
     #[cfg(test)]
-    pub(super) fn write_without_install(
+    pub(crate) fn write_without_install(
         &self,
         merge: bool,
         blocks_only: bool,

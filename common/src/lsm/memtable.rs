@@ -27,7 +27,8 @@ impl Ops {
     }
 }
 
-/// An immutable sorted piece of the memtable: the batches `first..=last`.
+/// An immutable sorted piece of the memtable: what positions `first..=last`
+/// of the caller's log hold.
 #[derive(Debug, Clone)]
 pub struct Slice {
     pub(crate) entries: Vec<(Vec<u8>, Entry)>,
@@ -38,23 +39,31 @@ pub struct Slice {
 
 impl Slice {
     /// One batch's operations, sorted, one entry per key.
-    pub(super) fn of_batch(seq: u64, ops: Ops) -> Slice {
-        let mut ops: Vec<(usize, (Vec<u8>, Entry))> = ops.0.into_iter().enumerate().collect();
-        // By key, newest (latest given) first within a key.
-        ops.sort_by(|(i, (a, _)), (j, (b, _))| a.cmp(b).then(j.cmp(i)));
+    pub(super) fn of_batch(first: u64, last: u64, ops: Ops) -> Slice {
+        let mut ops = ops.0;
+        // By key; a stable sort keeps a key's operations in the order
+        // given, the newest last.
+        ops.sort_by(|(a, _), (b, _)| a.cmp(b));
         let mut entries: Vec<(Vec<u8>, Entry)> = Vec::with_capacity(ops.len());
-        let mut i = 0;
-        while i < ops.len() {
-            let key = &ops[i].1 .0;
-            let n = ops[i..].iter().take_while(|(_, (k, _))| k == key).count();
-            let group: Vec<&Entry> = ops[i..i + n].iter().map(|(_, (_, e))| e).collect();
-            // Not the bottom: older sources lie below.
-            if let Some(e) = entry::combine(&group, false) {
-                entries.push((key.clone(), e));
+        let mut ops = ops.into_iter().peekable();
+        while let Some((key, e)) = ops.next() {
+            if ops.peek().is_none_or(|(k, _)| *k != key) {
+                // Alone on its key (nearly every one): moved, not combined.
+                entries.push((key, e));
+                continue;
             }
-            i += n;
+            let mut group = vec![e];
+            while let Some((_, e)) = ops.next_if(|(k, _)| *k == key) {
+                group.push(e);
+            }
+            group.reverse();
+            let newest_first: Vec<&Entry> = group.iter().collect();
+            // Not the bottom: older sources lie below.
+            if let Some(e) = entry::combine(&newest_first, false) {
+                entries.push((key, e));
+            }
         }
-        Slice::new(entries, seq, seq)
+        Slice::new(entries, first, last)
     }
 
     fn new(entries: Vec<(Vec<u8>, Entry)>, first: u64, last: u64) -> Slice {
@@ -118,7 +127,7 @@ fn entry_bytes(e: &Entry) -> usize {
 
 /// Adds a batch's slice to the memtable, merging it with the slices before
 /// it while they are no more than twice its size (few slices to read), but
-/// never with a slice a flush is writing (batches up to `frozen`).
+/// never with a slice a flush is writing (positions up to `frozen`).
 pub(super) fn push_slice(slices: &mut Vec<Arc<Slice>>, slice: Slice, frozen: u64) {
     let mut slice = slice;
     while let Some(prev) = slices.first() {

@@ -1,26 +1,28 @@
 //! The storage engine of store v3 (issue 24): a log-structured merge tree
 //! whose durable medium is sled, used for what sled does cheaply — a few
 //! large values per atomic batch — and never as a per-entry index. The
-//! store (layout v7) keeps its records, index lists and counts in it.
+//! store (layout v8) keeps its records, index lists and counts in it.
 //!
-//! - **One log write per batch.** [`Lsm::stage`] puts a batch's operations
-//!   (puts, deletes, count deltas) into the caller's `sled::Batch` as one
-//!   compressed batch log (`L` seq), beside whatever the caller adds — its
-//!   checkpoints — so they land in one atomic write. [`Lsm::commit`] then
-//!   makes them visible.
+//! - **The caller's log is the write-ahead log** (issue 36). The engine
+//!   writes nothing per batch: its caller logs what it needs to derive a
+//!   batch's operations (the store: its events) in its own atomic write,
+//!   then hands them to [`Lsm::commit`] tagged with their positions in that
+//!   log. At open the caller derives again, and commits, what its log holds
+//!   after [`Lsm::flushed_through`].
 //! - **A memtable** of immutable sorted slices, one per batch, merged with
 //!   their neighbours as they accumulate (a binary counter: O(log n) slices).
-//!   At open it is rebuilt from the batch logs the manifest has not covered.
 //! - **Immutable sorted runs** ([`run`]): a flush writes the memtable as a
-//!   run, then installs it and drops the batch logs it covers in ONE small
-//!   atomic write of the manifest (`M`). Merges combine neighbouring runs of
-//!   similar size (size-tiered) and install the result the same way; a
-//!   flush or merge killed at any point leaves the old manifest, and its
-//!   runs, in force (the unlisted run is deleted at the next writable
+//!   run, then installs it with the last log position it covers in ONE
+//!   small atomic write of the manifest (`M`). Merges combine neighbouring
+//!   runs of similar size (size-tiered) and install the result the same
+//!   way; a flush or merge killed at any point leaves the old manifest, and
+//!   its runs, in force (the unlisted run is deleted at the next writable
 //!   open; [`Lsm::open_read_only`] deletes nothing).
 //! - **Reads** take a [`Snapshot`]: one version of the memtable and runs,
 //!   held for as long as the reader wants, so a page, its count and its
 //!   marker come from the same state.
+//! - Layouts 6 and 7 kept a batch log of each batch's operations (`L`); a
+//!   store is rid of them once, by [`Lsm::retire_batch_logs`].
 
 mod bloom;
 mod chunked;
@@ -75,7 +77,7 @@ impl From<postcard::Error> for LsmError {
 /// first bytes (the store's own keyspaces are lower-case).
 pub mod layout {
     /// `L` seq part → a batch's operations (postcard, zstd), in parts
-    /// ([`super::chunked`])
+    /// ([`super::chunked`]): layouts 6 and 7 only, read to upgrade them.
     pub const BATCH_LOG: u8 = b'L';
     /// `R` run block → a run's block (zstd)
     pub const RUN_BLOCK: u8 = b'R';
@@ -88,6 +90,7 @@ pub mod layout {
     /// before any manifest listed it.
     pub const RUN_IDS: &[u8] = b"N";
 
+    #[cfg(test)]
     pub fn batch_log(seq: u64) -> Vec<u8> {
         [&[BATCH_LOG][..], &seq.to_be_bytes()].concat()
     }
@@ -136,7 +139,7 @@ impl Default for Config {
 }
 
 /// What the manifest lists: the runs in force, newest first, and the last
-/// batch whose operations they hold.
+/// position of the caller's log whose operations they hold.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Manifest {
     runs: Vec<u64>,
@@ -146,8 +149,6 @@ struct Manifest {
 
 struct State {
     manifest: Manifest,
-    /// The next batch log's number.
-    next_seq: u64,
     /// A flush is writing the batches up to this one: newer slices must not
     /// merge into theirs, or the flush would drop them with its own.
     flushing_through: u64,
@@ -184,14 +185,11 @@ fn turn(m: &Mutex<()>) -> MutexGuard<'_, ()> {
 /// positions (in the run list) of the runs it replaces.
 type Installing = (sled::Batch, Option<RunMeta>, std::ops::Range<usize>);
 
-/// A batch staged into a sled batch, to be committed once that is written.
-pub struct Staged {
-    slice: Slice,
-}
-
 impl Lsm {
-    /// Opens the engine over `tree`: the manifest's runs, and the memtable
-    /// rebuilt from the batch logs after them. Runs no manifest lists (a
+    /// Opens the engine over `tree`: the manifest's runs, and an empty
+    /// memtable for the caller to fill from its log after
+    /// [`Lsm::flushed_through`] (or, in a store of layout 6 or 7, the
+    /// memtable rebuilt from the batch logs after them). Runs no manifest lists (a
     /// flush or merge that did not finish: its blocks, with or without its
     /// metadata) are deleted.
     pub fn open(tree: sled::Tree, config: Config) -> Result<Lsm, LsmError> {
@@ -237,7 +235,6 @@ impl Lsm {
             manifest.next_run = manifest.next_run.max(seen);
         }
         let mut slices: Vec<Arc<Slice>> = Vec::new();
-        let mut next_seq = manifest.flushed_through + 1;
         for kv in chunked::scan(&tree, layout::BATCH_LOG) {
             let (k, v) = kv?;
             let seq =
@@ -247,8 +244,7 @@ impl Lsm {
             }
             let raw = run::decompress(&k, &v, MAX_BATCH_LOG_BYTES)?;
             let ops: Ops = postcard::from_bytes(&raw).map_err(|e| LsmError::corrupt(&k, e))?;
-            push_slice(&mut slices, Slice::of_batch(seq, ops), 0);
-            next_seq = seq + 1;
+            push_slice(&mut slices, Slice::of_batch(seq, seq, ops), 0);
         }
         Ok(Lsm {
             tree,
@@ -257,7 +253,6 @@ impl Lsm {
             cache,
             state: Mutex::new(State {
                 manifest,
-                next_seq,
                 flushing_through: 0,
             }),
             current: Mutex::new(Arc::new(Version { slices, runs })),
@@ -270,29 +265,29 @@ impl Lsm {
         })
     }
 
-    /// Puts a batch's log into `batch`. One writer: stage, apply the sled
-    /// batch, then [`Lsm::commit`], before the next stage.
-    pub fn stage(&self, ops: Ops, batch: &mut sled::Batch) -> Result<Staged, LsmError> {
-        let seq = self.state.lock().expect("lsm state").next_seq;
-        let raw = postcard::to_allocvec(&ops)?;
-        let z = zstd::bulk::compress(&raw, 1).expect("zstd compresses in memory");
-        chunked::put(batch, &layout::batch_log(seq), &z);
-        Ok(Staged {
-            slice: Slice::of_batch(seq, ops),
-        })
-    }
-
-    /// Makes a staged batch visible, once its sled batch is written.
-    pub fn commit(&self, staged: Staged) {
-        let mut state = self.state.lock().expect("lsm state");
-        state.next_seq = staged.slice.last + 1;
+    /// Makes a batch's operations visible, once what they derive from is
+    /// durable at positions `first..=last` of the caller's log (positions
+    /// only grow).
+    pub fn commit(&self, first: u64, last: u64, ops: Ops) {
+        let slice = Slice::of_batch(first, last, ops);
+        let state = self.state.lock().expect("lsm state");
         let mut current = self.current.lock().expect("lsm version");
         // Taken out of `current`, so that the slices no snapshot holds are
         // ours alone and merge by moving their entries.
         let held = std::mem::take(&mut *current);
         let mut next = Arc::try_unwrap(held).unwrap_or_else(|v| (*v).clone());
-        push_slice(&mut next.slices, staged.slice, state.flushing_through);
+        push_slice(&mut next.slices, slice, state.flushing_through);
         *current = Arc::new(next);
+    }
+
+    /// The last position of the caller's log whose operations the runs
+    /// hold: the caller commits again what its log holds after it.
+    pub fn flushed_through(&self) -> u64 {
+        self.state
+            .lock()
+            .expect("lsm state")
+            .manifest
+            .flushed_through
     }
 
     /// The block cache's counted and real bytes ([`BlockCache::usage`]).
@@ -327,6 +322,12 @@ impl Lsm {
     pub fn set_memtable_bytes(&self, bytes: usize) {
         self.memtable_bytes
             .store(bytes.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The memtable's bound.
+    pub fn memtable_bound(&self) -> usize {
+        self.memtable_bytes
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Bytes in the memtable.

@@ -254,6 +254,8 @@ pub struct RunWriter<'a> {
     block: Vec<u8>,
     pending: sled::Batch,
     pending_blocks: usize,
+    /// The hashes of the keys the Bloom filter is to hold.
+    bloomed: Vec<u64>,
 }
 
 impl<'a> RunWriter<'a> {
@@ -267,8 +269,9 @@ impl<'a> RunWriter<'a> {
                 bytes: 0,
                 fences: Vec::new(),
                 last: Vec::new(),
-                bloom: Bloom::new(keys),
+                bloom: Bloom::new(0),
             },
+            bloomed: Vec::with_capacity(keys / 8),
             block: Vec::new(),
             pending: sled::Batch::default(),
             pending_blocks: 0,
@@ -282,10 +285,11 @@ impl<'a> RunWriter<'a> {
         }
         entry::encode_into(&mut self.block, key, e);
         if (self.config.bloomed)(key) {
-            self.meta.bloom.insert(key);
+            self.bloomed.push(super::bloom::hash(key));
         }
         self.meta.entries += 1;
-        self.meta.last = key.to_vec();
+        self.meta.last.clear();
+        self.meta.last.extend_from_slice(key);
         if self.block.len() >= self.config.block_bytes {
             self.cut()?;
         }
@@ -318,6 +322,9 @@ impl<'a> RunWriter<'a> {
         if self.meta.entries == 0 {
             return Ok(None);
         }
+        // Sized on the keys point reads ask for, not on every entry (a
+        // record has about 13 index entries and counts besides).
+        self.meta.bloom = Bloom::of_hashes(&self.bloomed);
         let meta = postcard::to_allocvec(&self.meta)?;
         super::chunked::put(&mut self.pending, &layout::run_meta(self.meta.id), &meta);
         self.tree.apply_batch(self.pending)?;

@@ -1,8 +1,8 @@
 //! The engine against a model (a `BTreeMap` with counts summed) after any
 //! sequence of batches, flushes, merges, flushes and merges killed before
-//! they install, and reopens: every point read and every range, forwards
-//! and backwards, equals the model, and a snapshot taken earlier still reads
-//! what it read then.
+//! they install, and reopens that recover from the caller's log: every
+//! point read and every range, forwards and backwards, equals the model,
+//! and a snapshot taken earlier still reads what it read then.
 
 use std::collections::BTreeMap;
 use std::ops::{Bound, RangeBounds};
@@ -113,13 +113,60 @@ fn action() -> impl Strategy<Value = Action> {
     ]
 }
 
+/// The caller's log, as the store keeps its events: `w` position → the
+/// batch's operations, three bytes each.
+const LOG: u8 = b'w';
+
+fn log_key(position: u64) -> Vec<u8> {
+    [&[LOG][..], &position.to_be_bytes()].concat()
+}
+
+fn encode_ops(ops: &[Op]) -> Vec<u8> {
+    ops.iter()
+        .flat_map(|op| match *op {
+            Op::Put(k, v) => [0, k, v],
+            Op::Delete(k) => [1, k, 0],
+            Op::Add(k, d) => [2, k, d as u8],
+        })
+        .collect()
+}
+
+fn decode_ops(v: &[u8]) -> Vec<Op> {
+    v.chunks(3)
+        .map(|c| match c[0] {
+            0 => Op::Put(c[1], c[2]),
+            1 => Op::Delete(c[1]),
+            _ => Op::Add(c[1], c[2] as i8),
+        })
+        .collect()
+}
+
+/// A batch: logged by the caller in its own atomic write, then committed
+/// at the next position of its log.
 fn write(lsm: &Lsm, tree: &sled::Tree, ops: &[Op]) {
+    let last = tree.scan_prefix([LOG]).keys().next_back();
+    let position = last.map_or(1, |k| layout::read_seq(&k.unwrap()).unwrap() + 1);
     let mut batch = sled::Batch::default();
-    // The caller's own key rides in the same atomic write.
-    batch.insert(b"checkpoint".to_vec(), vec![1]);
-    let staged = lsm.stage(ops_of(ops), &mut batch).unwrap();
+    batch.insert(log_key(position), encode_ops(ops));
     tree.apply_batch(batch).unwrap();
-    lsm.commit(staged);
+    lsm.commit(position, position, ops_of(ops));
+}
+
+/// Opens the engine and recovers, as the store does: what the caller's log
+/// holds after the last flush is committed again.
+fn reopen(tree: &sled::Tree) -> Lsm {
+    let lsm = Lsm::open(tree.clone(), config()).unwrap();
+    recover(&lsm, tree);
+    lsm
+}
+
+fn recover(lsm: &Lsm, tree: &sled::Tree) {
+    let from = log_key(lsm.flushed_through() + 1);
+    for kv in tree.range(from..vec![LOG + 1]) {
+        let (k, v) = kv.unwrap();
+        let position = layout::read_seq(&k).unwrap();
+        lsm.commit(position, position, ops_of(&decode_ops(&v)));
+    }
 }
 
 fn check(snap: &Snapshot, model: &Model) -> Result<(), TestCaseError> {
@@ -182,7 +229,7 @@ fn settle_and_reopen(lsm: Lsm, tree: &sled::Tree, model: &Model) -> Result<Lsm, 
     while lsm.merge().unwrap() {}
     check(&lsm.snapshot(), model)?;
     drop(lsm);
-    let lsm = Lsm::open(tree.clone(), config()).unwrap();
+    let lsm = reopen(tree);
     check(&lsm.snapshot(), model)?;
     Ok(lsm)
 }
@@ -217,14 +264,14 @@ proptest! {
                         check(&snap, &then)?;
                     }
                     drop(lsm);
-                    lsm = Lsm::open(tree.clone(), config()).unwrap();
+                    lsm = reopen(&tree);
                 }
                 Action::Reopen => {
                     for (snap, then) in held.drain(..) {
                         check(&snap, &then)?;
                     }
                     drop(lsm);
-                    lsm = Lsm::open(tree.clone(), config()).unwrap();
+                    lsm = reopen(&tree);
                 }
                 Action::Hold => held.push((lsm.snapshot(), model.clone())),
             }
@@ -237,9 +284,10 @@ proptest! {
         }
         drop(held);
         // A flush and merges down to one run leave nothing else behind: no
-        // batch log, no run that no manifest lists.
+        // run that no manifest lists, and nothing to recover.
         let lsm = settle_and_reopen(lsm, &tree, &model)?;
-        prop_assert_eq!(tree.scan_prefix([layout::BATCH_LOG]).count(), 0);
+        let logged = tree.scan_prefix([LOG]).count() as u64;
+        prop_assert_eq!(lsm.flushed_through(), logged);
         let (runs, slices) = lsm.snapshot().shape();
         prop_assert_eq!(slices, 0);
         let version = lsm.snapshot().version;
@@ -333,10 +381,7 @@ fn the_block_cache_counts_the_bytes_it_holds_under_concurrent_misses() {
     for n in 0..4000u32 {
         ops.put([b"v".as_slice(), &n.to_be_bytes()].concat(), vec![7; 40]);
     }
-    let mut batch = sled::Batch::default();
-    let staged = lsm.stage(ops, &mut batch).unwrap();
-    tree.apply_batch(batch).unwrap();
-    lsm.commit(staged);
+    lsm.commit(1, 1, ops);
     lsm.flush().unwrap();
     let readers: Vec<_> = (0..8)
         .map(|t| {
@@ -402,6 +447,7 @@ fn a_read_only_open_deletes_nothing() {
     assert!(orphans > 0);
     let before: Vec<_> = tree.iter().map(Result::unwrap).collect();
     let ro = Lsm::open_read_only(tree.clone(), config()).unwrap();
+    recover(&ro, &tree);
     let mut model = Model::new();
     apply_model(&mut model, &ops);
     check(&ro.snapshot(), &model).unwrap();
@@ -412,13 +458,37 @@ fn a_read_only_open_deletes_nothing() {
     assert_eq!(tree.scan_prefix([layout::RUN_BLOCK]).count(), 0);
 }
 
-/// A batch log far past sled's blob size is written in parts, none past
-/// it, and the memtable rebuilt from them at open holds the whole batch.
+/// A run's Bloom filter holds the keys point reads ask for, and is sized
+/// on them alone: 10 bits each, whatever else the run holds.
 #[test]
-fn a_large_batch_log_is_written_in_parts_and_read_back_whole() {
+fn a_runs_bloom_filter_is_sized_on_its_point_read_keys() {
     let db = sled::Config::new().temporary(true).open().unwrap();
     let tree = db.open_tree("lsm").unwrap();
     let lsm = Lsm::open(tree.clone(), config()).unwrap();
+    let mut ops = Ops::default();
+    for n in 0..2000u32 {
+        // One point-read key (`v`) for every 20 others.
+        let space = if n % 20 == 0 { b'v' } else { b'i' };
+        ops.put([&[space][..], &n.to_be_bytes()].concat(), vec![1]);
+    }
+    lsm.commit(1, 1, ops);
+    lsm.flush().unwrap();
+    let version = lsm.snapshot().version;
+    let bloom = &version.runs[0].meta.bloom;
+    assert_eq!(bloom.bytes(), (100 * 10usize).div_ceil(64) * 8);
+    for n in (0..2000u32).step_by(20) {
+        assert!(bloom.may_contain(&[&[b'v'][..], &n.to_be_bytes()].concat()));
+    }
+}
+
+/// A store of layout 7 logged each batch's operations, in parts: the
+/// engine reads them at open, and `retire_batch_logs` flushes them into a
+/// run and deletes them, recording the caller's position, in a way that a
+/// kill at any point and a second try leave right.
+#[test]
+fn batch_logs_of_layout_7_are_read_at_open_and_retired_into_a_run() {
+    let db = sled::Config::new().temporary(true).open().unwrap();
+    let tree = db.open_tree("lsm").unwrap();
     let mut ops = Ops::default();
     // Keys of hashed-looking bytes compress poorly, as index keys do.
     let key = |n: u32| {
@@ -428,24 +498,35 @@ fn a_large_batch_log_is_written_in_parts_and_read_back_whole() {
     for n in 0..60_000u32 {
         ops.put(key(n), n.to_le_bytes().to_vec());
     }
+    // As layout 7 wrote a batch: postcard, zstd, in parts.
+    let raw = postcard::to_allocvec(&ops).unwrap();
     let mut batch = sled::Batch::default();
-    let staged = lsm.stage(ops, &mut batch).unwrap();
+    let z = zstd::bulk::compress(&raw, 1).unwrap();
+    chunked::put(&mut batch, &layout::batch_log(1), &z);
     tree.apply_batch(batch).unwrap();
-    lsm.commit(staged);
-    let parts = tree.scan_prefix([layout::BATCH_LOG]).count();
-    assert!(parts > 1, "one part: the log was small");
-    assert!(tree
-        .iter()
-        .values()
-        .all(|v| v.unwrap().len() <= chunked::CHUNK_BYTES));
-    drop(lsm);
+    assert!(tree.scan_prefix([layout::BATCH_LOG]).count() > 1);
+    let reads = |lsm: &Lsm| {
+        let snap = lsm.snapshot();
+        for n in [0u32, 1, 29_999, 59_999] {
+            assert_eq!(
+                snap.get(&key(n)).unwrap(),
+                Some(Value::Bytes(n.to_le_bytes().to_vec()))
+            );
+        }
+        assert_eq!(snap.prefix(b"k").count(), 60_000);
+    };
     let lsm = Lsm::open(tree.clone(), config()).unwrap();
-    let snap = lsm.snapshot();
-    for n in [0u32, 1, 29_999, 59_999] {
-        assert_eq!(
-            snap.get(&key(n)).unwrap(),
-            Some(Value::Bytes(n.to_le_bytes().to_vec()))
-        );
-    }
-    assert_eq!(snap.prefix(b"k").count(), 60_000);
+    reads(&lsm);
+    lsm.retire_batch_logs(41).unwrap();
+    assert_eq!(tree.scan_prefix([layout::BATCH_LOG]).count(), 0);
+    assert_eq!(lsm.flushed_through(), 41);
+    assert_eq!(lsm.snapshot().shape(), (1, 0));
+    reads(&lsm);
+    drop(lsm);
+    // Again, as after a kill before the layout was stamped: nothing to
+    // flush, the same position.
+    let lsm = Lsm::open(tree.clone(), config()).unwrap();
+    lsm.retire_batch_logs(41).unwrap();
+    assert_eq!(lsm.flushed_through(), 41);
+    reads(&lsm);
 }

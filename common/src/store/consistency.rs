@@ -19,23 +19,19 @@ impl Store {
     }
 
     fn check_at(&self, totals: super::Totals) -> Result<Result<(), String>, StoreError> {
-        let mut want_keys: BTreeMap<(Vec<u8>, Vec<u8>), Vec<u8>> = BTreeMap::new();
+        let mut want_keys: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         let mut want_counts: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
         let mut records = 0;
         for r in self.records() {
             let (id, state) = r?;
             records += 1;
-            let e = index::entries(&id, &state);
-            want_keys.extend(e.keys);
-            for c in e.counts {
-                *want_counts.entry(c).or_default() += 1;
+            let e = index::Entries::of(&id, &state);
+            want_keys.extend(e.keys().map(|(k, v)| (k.to_vec(), v.to_vec())));
+            for c in e.counts() {
+                *want_counts.entry(c.to_vec()).or_default() += 1;
             }
         }
         // Every entry of the index keyspaces, against what the records imply.
-        let want_keys: BTreeMap<Vec<u8>, Vec<u8>> = want_keys
-            .into_iter()
-            .map(|((list, suffix), v)| ([list, suffix].concat(), v))
-            .collect();
         let snap = self.snap();
         let mut have_keys = BTreeMap::new();
         for space in [

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crate::lsm::{Config, Lsm, LsmError};
 
+use super::steps::{Step, Steps};
 use super::{keys, StoreError};
 
 /// The memtable's bound unless configured, in MiB.
@@ -104,15 +105,23 @@ pub(super) struct Maintenance {
 }
 
 impl Maintenance {
-    pub(super) fn start(lsm: Arc<Lsm>, health: Health) -> Maintenance {
+    pub(super) fn start(lsm: Arc<Lsm>, health: Health, steps: Arc<Steps>) -> Maintenance {
         let stop = Arc::new(AtomicBool::new(false));
         let (flush, flushes) = std::sync::mpsc::channel();
         let (merge, merges) = std::sync::mpsc::channel::<()>();
         let spawn = |name: &str, job: Job, woken: Receiver<()>, then: Option<Sender<()>>| {
             let (lsm, stop, health) = (lsm.clone(), stop.clone(), health.clone());
+            let steps = steps.clone();
             std::thread::Builder::new()
                 .name(name.into())
-                .spawn(move || run(&lsm, job, &woken, then.as_ref(), &stop, &health))
+                .spawn(move || {
+                    let jobs = Jobs {
+                        lsm: &lsm,
+                        stop: &stop,
+                        steps: &steps,
+                    };
+                    run(&jobs, job, &woken, then.as_ref(), &health)
+                })
                 .expect("a thread starts")
         };
         let threads = vec![
@@ -171,41 +180,63 @@ pub(super) fn guarded(work: impl FnOnce() -> Result<(), LsmError>) -> Result<(),
     }
 }
 
-/// What each kind of job does in a round: the flushes due, or the merges
-/// due until a stop is asked for.
-fn job(lsm: &Lsm, job: Job, stop: &AtomicBool) -> Result<(), String> {
-    guarded(|| {
-        match job {
-            Job::Flush => while lsm.flush_due() && lsm.flush()? {},
-            Job::Merge => while !stop.load(Ordering::Acquire) && lsm.merge_unless(stop)? {},
-        }
-        Ok(())
-    })
+/// What the jobs work on: the engine, the stop flag and the timers.
+struct Jobs<'a> {
+    lsm: &'a Lsm,
+    stop: &'a AtomicBool,
+    steps: &'a Steps,
+}
+
+impl Jobs<'_> {
+    /// What each kind of job does in a round: the flushes due, or the
+    /// merges due until a stop is asked for; timed.
+    fn job(&self, job: Job) -> Result<(), String> {
+        let (lsm, stop) = (self.lsm, self.stop);
+        let start = std::time::Instant::now();
+        let done = guarded(|| {
+            match job {
+                Job::Flush => while lsm.flush_due() && lsm.flush()? {},
+                Job::Merge => while !stop.load(Ordering::Acquire) && lsm.merge_unless(stop)? {},
+            }
+            Ok(())
+        });
+        let step = match job {
+            Job::Flush => Step::Flush,
+            Job::Merge => Step::Merge,
+        };
+        self.steps.add(step, start);
+        done
+    }
 }
 
 /// One round of both, on the caller's thread (the writer's, in unit
 /// tests); the failure of either is recorded.
-pub(super) fn round(lsm: &Lsm, health: &Health) {
+pub(super) fn round(lsm: &Lsm, health: &Health, steps: &Steps) {
     let never = AtomicBool::new(false);
+    let jobs = Jobs {
+        lsm,
+        stop: &never,
+        steps,
+    };
     for j in [Job::Flush, Job::Merge] {
-        health.set(j, job(lsm, j, &never).err());
+        health.set(j, jobs.job(j).err());
     }
 }
 
 fn run(
-    lsm: &Lsm,
+    jobs: &Jobs<'_>,
     kind: Job,
     woken: &Receiver<()>,
     then: Option<&Sender<()>>,
-    stop: &AtomicBool,
     health: &Health,
 ) {
+    let stop = jobs.stop;
     while !stop.load(Ordering::Acquire) {
         let _ = woken.recv_timeout(Duration::from_secs(1));
         if stop.load(Ordering::Acquire) {
             break;
         }
-        let done = job(lsm, kind, stop);
+        let done = jobs.job(kind);
         let failed = done.is_err();
         health.set(kind, done.err());
         if failed {

@@ -23,8 +23,6 @@
 //! Checkpoint items are near-unique, so they are indexed once, globally:
 //! `k side value id`; a checkpoint filter reads those few records directly.
 
-use std::collections::BTreeMap;
-
 use super::keys::{push_opt, push_str, space};
 use super::query::Stuck;
 use crate::instant::Micros;
@@ -90,9 +88,7 @@ impl Posting {
     }
 
     fn push_tail(&self, k: &mut Vec<u8>, project: &str) {
-        push_str(k, project.as_bytes());
-        k.push(self.field as u8);
-        push_opt(k, self.value.as_deref());
+        push_posting_tail(k, project, self.field, self.value.as_deref());
     }
 
     /// Prefix of every entry of this posting list in `project`.
@@ -139,9 +135,8 @@ pub fn live_prefix(project: &str, status: Status) -> Vec<u8> {
 }
 
 pub fn order_prefix(project: &str, order: OrderField) -> Vec<u8> {
-    let mut k = vec![space::ORDER];
-    push_str(&mut k, project.as_bytes());
-    k.push(order as u8);
+    let mut k = Vec::new();
+    push_order_prefix(&mut k, project, order);
     k
 }
 
@@ -211,86 +206,270 @@ pub fn status_byte(s: Status) -> u8 {
         .expect("every status is in ALL") as u8
 }
 
-/// Every index entry of a record — `(list, suffix) → value` for its
-/// postings, orders and checkpoint items — and the count keys its postings
-/// contribute to.
+/// Every index entry of a record — full key (list prefix and suffix) →
+/// value, for its postings, orders and checkpoint items, sorted by key —
+/// and the count keys its postings contribute to: built into one buffer
+/// (a batch derives them for every record it changes, twice).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Entries {
-    pub keys: BTreeMap<(Vec<u8>, Vec<u8>), Vec<u8>>,
-    pub counts: Vec<Vec<u8>>,
+    bytes: Vec<u8>,
+    /// Each entry's key start, key end (its value's start) and value end.
+    keys: Vec<(u32, u32, u32)>,
+    /// Each count key's start and end.
+    counts: Vec<(u32, u32)>,
 }
 
-fn id_suffix(id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(id.len() + 2);
-    push_str(&mut k, id.as_bytes());
-    k
-}
-
-pub fn entries(id: &str, state: &RecordState) -> Entries {
-    let mut out = Entries::default();
-    for (side, f) in [
-        (CheckpointSide::Source, Field::SourceCheckpointItemId),
-        (
-            CheckpointSide::Destination,
-            Field::DestinationCheckpointItemId,
-        ),
-    ] {
-        if let Some(v) = state.get(f) {
-            out.keys
-                .insert((checkpoint_prefix(side, v), id_suffix(id)), Vec::new());
-        }
-    }
-    let created = state.created_at().key_bytes();
-    for project in state.projects() {
-        for p in postings(state) {
-            out.keys.insert(
-                (p.prefix(project), Posting::suffix(created, id)),
-                Vec::new(),
-            );
-            out.counts.push(p.count_key(project));
-            if matches!(p.field, IndexField::Status | IndexField::Route) {
-                let mut k = p.hour_prefix(project);
-                k.extend_from_slice(&hour_start(state.created_at()).key_bytes());
-                out.counts.push(k);
+impl Entries {
+    pub fn of(id: &str, state: &RecordState) -> Entries {
+        let mut e = Entries {
+            bytes: Vec::with_capacity(2048),
+            keys: Vec::with_capacity(16),
+            counts: Vec::with_capacity(16),
+        };
+        let id = id.as_bytes();
+        for (side, f) in [
+            (CheckpointSide::Source, Field::SourceCheckpointItemId),
+            (
+                CheckpointSide::Destination,
+                Field::DestinationCheckpointItemId,
+            ),
+        ] {
+            if let Some(v) = state.get(f) {
+                let at = e.bytes.len();
+                e.bytes
+                    .extend_from_slice(&[space::CHECKPOINT_ITEM, side as u8]);
+                push_str(&mut e.bytes, v.as_bytes());
+                push_str(&mut e.bytes, id);
+                e.end_key(at, &[]);
             }
         }
-        let mut k = state.updated_at().key_bytes().to_vec();
-        push_str(&mut k, id.as_bytes());
-        out.keys.insert(
-            (order_prefix(project, OrderField::UpdatedAt), k),
-            created.to_vec(),
+        let created = state.created_at().key_bytes();
+        let updated = state.updated_at().key_bytes();
+        let hour = hour_start(state.created_at()).key_bytes();
+        let status = state.status();
+        let (src, dst) = (
+            state.get(Field::SourceRegion),
+            state.get(Field::DestinationRegion),
         );
-        out.keys.insert(
-            (order_prefix(project, OrderField::Id), id_suffix(id)),
-            created.to_vec(),
-        );
-        if Stuck::STATUSES.contains(&state.status()) {
-            out.keys.insert(
-                (
-                    live_prefix(project, state.status()),
-                    Posting::suffix(created, id),
-                ),
-                state.updated_at().key_bytes().to_vec(),
-            );
+        let route = route(src, dst, status.as_str());
+        let postings = [
+            (IndexField::Status, Some(status.as_str())),
+            (IndexField::SourceRegion, src),
+            (IndexField::DestinationRegion, dst),
+            (IndexField::Route, Some(route.as_str())),
+        ];
+        for project in state.projects() {
+            for (field, value) in postings {
+                let at = e.bytes.len();
+                e.bytes.push(space::POSTING);
+                push_posting_tail(&mut e.bytes, project, field, value);
+                e.bytes.extend_from_slice(&created);
+                push_str(&mut e.bytes, id);
+                e.end_key(at, &[]);
+                let at = e.bytes.len();
+                e.bytes.push(space::COUNT);
+                push_posting_tail(&mut e.bytes, project, field, value);
+                e.end_count(at);
+                if matches!(field, IndexField::Status | IndexField::Route) {
+                    let at = e.bytes.len();
+                    e.bytes.push(space::HOUR_COUNT);
+                    push_posting_tail(&mut e.bytes, project, field, value);
+                    e.bytes.extend_from_slice(&hour);
+                    e.end_count(at);
+                }
+            }
+            let at = e.bytes.len();
+            push_order_prefix(&mut e.bytes, project, OrderField::UpdatedAt);
+            e.bytes.extend_from_slice(&updated);
+            push_str(&mut e.bytes, id);
+            e.end_key(at, &created);
+            let at = e.bytes.len();
+            push_order_prefix(&mut e.bytes, project, OrderField::Id);
+            push_str(&mut e.bytes, id);
+            e.end_key(at, &created);
+            if Stuck::STATUSES.contains(&status) {
+                let at = e.bytes.len();
+                push_order_prefix(&mut e.bytes, project, OrderField::Live);
+                e.bytes.push(status_byte(status));
+                e.bytes.extend_from_slice(&created);
+                push_str(&mut e.bytes, id);
+                e.end_key(at, &updated);
+            }
+            // Within a plan, entries follow created_at, so new ones land at
+            // the plan's recent end (blocks stay cheap); runs of one plan are
+            // sorted by the planner anyway.
+            let at = e.bytes.len();
+            push_order_prefix(&mut e.bytes, project, OrderField::PlanId);
+            push_opt(&mut e.bytes, state.get(Field::PlanId));
+            e.bytes.extend_from_slice(&created);
+            push_str(&mut e.bytes, id);
+            e.end_key(at, &created);
         }
-        // Within a plan, entries follow created_at, so new ones land at the
-        // plan's recent end (blocks stay cheap); runs of one plan are sorted
-        // by the planner anyway.
-        let mut k = Vec::new();
-        push_opt(&mut k, state.get(Field::PlanId));
-        k.extend_from_slice(&created);
-        push_str(&mut k, id.as_bytes());
-        out.keys.insert(
-            (order_prefix(project, OrderField::PlanId), k),
-            created.to_vec(),
-        );
+        // By key; of two entries with one key (none today), the later wins.
+        let bytes = &e.bytes;
+        let key = |&(at, end, _): &(u32, u32, u32)| &bytes[at as usize..end as usize];
+        e.keys.sort_by(|a, b| key(a).cmp(key(b)));
+        let mut keys = std::mem::take(&mut e.keys);
+        keys.dedup_by(|later, earlier| {
+            let same = key(later) == key(earlier);
+            if same {
+                *earlier = *later;
+            }
+            same
+        });
+        e.keys = keys;
+        e
     }
-    out
+
+    fn end_key(&mut self, at: usize, value: &[u8]) {
+        let key_end = self.bytes.len();
+        self.bytes.extend_from_slice(value);
+        self.keys
+            .push((at as u32, key_end as u32, self.bytes.len() as u32));
+    }
+
+    fn end_count(&mut self, at: usize) {
+        self.counts.push((at as u32, self.bytes.len() as u32));
+    }
+
+    /// The entries, `(key, value)`, by key.
+    pub fn keys(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.keys.iter().map(|&(at, key_end, end)| {
+            (
+                &self.bytes[at as usize..key_end as usize],
+                &self.bytes[key_end as usize..end as usize],
+            )
+        })
+    }
+
+    /// The count keys, once for each posting that adds to it.
+    pub fn counts(&self) -> impl Iterator<Item = &[u8]> {
+        self.counts
+            .iter()
+            .map(|&(at, end)| &self.bytes[at as usize..end as usize])
+    }
+}
+
+/// What follows a posting's keyspace byte: project, field, value.
+fn push_posting_tail(k: &mut Vec<u8>, project: &str, field: IndexField, value: Option<&str>) {
+    push_str(k, project.as_bytes());
+    k.push(field as u8);
+    push_opt(k, value);
+}
+
+fn push_order_prefix(k: &mut Vec<u8>, project: &str, order: OrderField) {
+    k.push(space::ORDER);
+    push_str(k, project.as_bytes());
+    k.push(order as u8);
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// Entries by key, and count keys.
+    type Reference = (BTreeMap<Vec<u8>, Vec<u8>>, Vec<Vec<u8>>);
+
+    /// The entries as layout 7 built them, one allocation per part: the
+    /// reference the one-buffer build must equal.
+    fn reference(id: &str, state: &RecordState) -> Reference {
+        let mut keys = BTreeMap::new();
+        let mut counts = Vec::new();
+        let id_suffix = |id: &str| {
+            let mut k = Vec::new();
+            push_str(&mut k, id.as_bytes());
+            k
+        };
+        for (side, f) in [
+            (CheckpointSide::Source, Field::SourceCheckpointItemId),
+            (
+                CheckpointSide::Destination,
+                Field::DestinationCheckpointItemId,
+            ),
+        ] {
+            if let Some(v) = state.get(f) {
+                keys.insert([checkpoint_prefix(side, v), id_suffix(id)].concat(), vec![]);
+            }
+        }
+        let created = state.created_at().key_bytes();
+        for project in state.projects() {
+            let status = state.status().as_str();
+            let (src, dst) = (
+                state.get(Field::SourceRegion),
+                state.get(Field::DestinationRegion),
+            );
+            for p in [
+                Posting::new(IndexField::Status, Some(status)),
+                Posting::new(IndexField::SourceRegion, src),
+                Posting::new(IndexField::DestinationRegion, dst),
+                Posting::new(IndexField::Route, Some(&route(src, dst, status))),
+            ] {
+                keys.insert(
+                    [p.prefix(project), Posting::suffix(created, id)].concat(),
+                    vec![],
+                );
+                counts.push(p.count_key(project));
+                if matches!(p.field, IndexField::Status | IndexField::Route) {
+                    let mut k = p.hour_prefix(project);
+                    k.extend_from_slice(&hour_start(state.created_at()).key_bytes());
+                    counts.push(k);
+                }
+            }
+            let mut k = order_prefix(project, OrderField::UpdatedAt);
+            k.extend_from_slice(&state.updated_at().key_bytes());
+            push_str(&mut k, id.as_bytes());
+            keys.insert(k, created.to_vec());
+            keys.insert(
+                [order_prefix(project, OrderField::Id), id_suffix(id)].concat(),
+                created.to_vec(),
+            );
+            if Stuck::STATUSES.contains(&state.status()) {
+                keys.insert(
+                    [
+                        live_prefix(project, state.status()),
+                        Posting::suffix(created, id),
+                    ]
+                    .concat(),
+                    state.updated_at().key_bytes().to_vec(),
+                );
+            }
+            let mut k = order_prefix(project, OrderField::PlanId);
+            push_opt(&mut k, state.get(Field::PlanId));
+            k.extend_from_slice(&created);
+            push_str(&mut k, id.as_bytes());
+            keys.insert(k, created.to_vec());
+        }
+        (keys, counts)
+    }
+
+    proptest! {
+        /// The one-buffer entries equal the reference's, for records
+        /// folded from any events (absent fields, ids with NUL bytes).
+        #[test]
+        fn entries_equal_the_reference(
+            events in proptest::collection::vec(crate::store::tests::arb_event(), 1..6),
+            id in "[a-c\\x00]{0,4}",
+        ) {
+            let mut state = RecordState::new(&events[0]);
+            for e in &events[1..] {
+                state.apply(e);
+            }
+            let e = Entries::of(&id, &state);
+            let (keys, counts) = reference(&id, &state);
+            let got: BTreeMap<Vec<u8>, Vec<u8>> =
+                e.keys().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+            prop_assert_eq!(got.len(), e.keys().count(), "keys twice");
+            prop_assert_eq!(got, keys);
+            let got: Vec<Vec<u8>> = e.counts().map(<[u8]>::to_vec).collect();
+            prop_assert_eq!(got, counts);
+            let sorted: Vec<&[u8]> = e.keys().map(|(k, _)| k).collect();
+            prop_assert!(sorted.windows(2).all(|w| w[0] < w[1]), "not sorted");
+        }
+    }
 
     #[test]
     fn route_values_roundtrip_whatever_the_regions_hold() {

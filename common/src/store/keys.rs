@@ -43,12 +43,15 @@ pub mod space {
 }
 
 pub fn push_str(k: &mut Vec<u8>, s: &[u8]) {
-    for &b in s {
-        if b == 0 {
-            k.extend_from_slice(&[0, 0xff]);
-        } else {
-            k.push(b);
-        }
+    k.reserve(s.len() + 2);
+    // Whole runs between NULs at once (most strings have none).
+    let mut parts = s.split(|&b| b == 0);
+    if let Some(first) = parts.next() {
+        k.extend_from_slice(first);
+    }
+    for part in parts {
+        k.extend_from_slice(&[0, 0xff]);
+        k.extend_from_slice(part);
     }
     k.extend_from_slice(&[0, 1]);
 }
@@ -104,6 +107,18 @@ pub fn event_log(chunk: u64) -> Vec<u8> {
     k
 }
 
+/// Past every event-log key.
+pub fn event_log_end() -> Vec<u8> {
+    vec![space::EVENT_LOG + 1]
+}
+
+pub fn read_event_log(k: &[u8]) -> Option<u64> {
+    match k {
+        [space::EVENT_LOG, rest @ ..] => Some(u64::from_be_bytes(rest.try_into().ok()?)),
+        _ => None,
+    }
+}
+
 pub fn checkpoint(topic: &str, partition: i32) -> Vec<u8> {
     let mut k = vec![space::CHECKPOINT];
     push_str(&mut k, topic.as_bytes());
@@ -157,6 +172,8 @@ pub const META_LAYOUT: &[u8] = b"mlayout";
 pub const META_CHANGES_RESERVED: &[u8] = b"mchanges_reserved";
 /// The topic this store holds the projection of (UTF-8).
 pub const META_TOPIC: &[u8] = b"mtopic";
+/// The [`super::FOLD_VERSION`] that derived the store's engine state (u32).
+pub const META_FOLD: &[u8] = b"mfold";
 /// The store's identity in its change ids (ASCII hex, made at first use).
 pub const META_FEED_ID: &[u8] = b"mfeed_id";
 

@@ -2,21 +2,16 @@
 //! sort order, the records of one checkpoint item) is the sorted set of
 //! entries `(suffix, value)` under a list prefix, one engine key per entry:
 //! the engine's runs pack neighbouring entries into compressed blocks, so a
-//! batch writes its index changes into its one batch log rather than
-//! rewriting sled keys (layout v5 kept blocks of 48 entries as sled values
+//! batch's index changes join the memtable rather than rewriting sled keys (layout v5 kept blocks of 48 entries as sled values
 //! for that reason, and still paid a sled write per touched block).
 
-use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use sled::IVec;
 
-use crate::lsm::{Ops, Snapshot, Value};
+use crate::lsm::{Snapshot, Value};
 
 use super::StoreError;
-
-/// A batch's changes to one list: suffix → new value, or `None` to remove.
-pub type Changes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
 /// Entries of lists, as full keys (prefix + suffix) and values, in order.
 pub type EntryIter = Box<dyn Iterator<Item = Result<(IVec, IVec), StoreError>>>;
@@ -81,16 +76,4 @@ pub fn scan_from(snap: &Snapshot, list: &[u8], bound: &[u8], ascending: bool) ->
         )
     };
     entries(range)
-}
-
-/// Adds `changes` (suffix → new value, or `None` to remove) to a batch's
-/// operations.
-pub fn apply(ops: &mut Ops, list: &[u8], changes: &Changes) {
-    for (suffix, change) in changes {
-        let key = joined(list, suffix);
-        match change {
-            Some(v) => ops.put(key, v.clone()),
-            None => ops.delete(key),
-        }
-    }
 }

@@ -1,12 +1,13 @@
 //! The projection store: records, secondary indexes, the per-record event log,
 //! partition checkpoints and the quarantine, in one sled tree (layout in
 //! [`keys`]). Records, index lists and counts live in the storage engine
-//! ([`crate::lsm`]): a batch's changes to them are ONE compressed batch log;
-//! the event log, the change log, the quarantine, the checkpoints and the
-//! totals are sled keys of their own. [`Store::apply_batch`] decodes, folds
-//! and writes a batch of Kafka messages together with their checkpoints in
-//! ONE atomic sled batch, so a crash either keeps a batch and its offsets or
-//! loses both — which is what makes replays exactly-once.
+//! ([`crate::lsm`]), derived from the events; the event log — their
+//! write-ahead log ([`recover`]) —, the change log, the quarantine, the
+//! checkpoints and the totals are sled keys of their own.
+//! [`Store::apply_batch`] decodes, folds and writes a batch of Kafka
+//! messages together with their checkpoints in ONE atomic sled batch, so a
+//! crash either keeps a batch and its offsets or loses both — which is what
+//! makes replays exactly-once.
 
 mod apply;
 pub mod changes;
@@ -23,6 +24,8 @@ mod ownership;
 mod plan;
 pub mod query;
 mod read;
+mod recover;
+pub mod steps;
 pub mod summary;
 pub mod verify;
 
@@ -39,6 +42,7 @@ pub use engine::DEFAULT_MEMTABLE_MB;
 pub use query::{
     Dir, ListQuery, Page, SortField, SortKey, Stuck, Window, DEFAULT_LIMIT, MAX_LIMIT,
 };
+pub use steps::{Step, StepTimes};
 pub use summary::{GroupField, Interval, SummaryQuery, SummaryRow};
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +77,14 @@ pub enum StoreError {
         file: String,
         reason: String,
     },
+    #[error(
+        "the store at {path} holds events after its engine's last flush that a tracker with \
+         fold {found} derived; this tracker derives with fold v{FOLD_VERSION} and would \
+         recover a different projection from them. Stop and start it once with the tracker \
+         that wrote it (a clean stop flushes), or rebuild it with `tracker replay --out <new \
+         dir>` and point --data-dir there"
+    )]
+    Fold { path: String, found: String },
     /// The engine's background flush or merge failed (a full disk, say).
     #[error("the store's flush or merge failed: {0}")]
     Engine(String),
@@ -89,12 +101,21 @@ pub enum StoreError {
 /// route; v4: the `Live` order of records still under way (stuck records);
 /// v5: `Live` lists per status in `created_at` order; v6: records, index
 /// lists and counts in the engine's batch logs and runs (store v3); v7:
-/// the engine's batch logs and run metadata in parts below sled's blob size.
-pub const LAYOUT: u32 = 7;
+/// the engine's batch logs and run metadata in parts below sled's blob size;
+/// v8: no batch logs, the event log is the write-ahead log (the manifest
+/// counts event-log chunks; [`recover`]).
+pub const LAYOUT: u32 = 8;
 
-/// The one older layout a store is upgraded from in place (at its first
-/// writable open).
-const UPGRADES_IN_PLACE: u32 = 6;
+/// The older layouts a store is upgraded from in place (at its first
+/// writable open): their batch logs are flushed into runs and deleted.
+const UPGRADES_IN_PLACE: [u32; 2] = [6, 7];
+
+/// The version of what a store derives from its events: the decoder, the
+/// fold and the index derivation. Recovery at open derives the memtable
+/// again from the event log, so a binary that derives differently must not
+/// recover another's unflushed events: bump this with any change to what
+/// a sequence of events derives.
+pub const FOLD_VERSION: u32 = 1;
 
 /// The default cache budget, in MiB, shared by sled's page cache and the
 /// engine's decoded blocks ([`engine::split_cache`]); sled holds about 1.1
@@ -176,6 +197,9 @@ pub struct EventLogEntry {
     pub offset: i64,
     pub effect: EventEffect,
     /// The message value as published (valid UTF-8 JSON: it was accepted).
+    /// As bytes, not a sequence: postcard writes the same encoding either
+    /// way, a sequence one byte at a time.
+    #[serde(with = "serde_bytes")]
     pub raw: Vec<u8>,
 }
 
@@ -200,6 +224,13 @@ const LOG_CHUNK_BYTES: usize = 96 << 10;
 struct StoredRecord {
     state: RecordState,
     log: Vec<LogRef>,
+}
+
+/// A [`StoredRecord`] to write, borrowed: the same encoding.
+#[derive(Serialize)]
+struct StoredRecordRef<'a> {
+    state: &'a RecordState,
+    log: &'a [LogRef],
 }
 
 /// A record as a batch sees it.
@@ -274,6 +305,10 @@ pub struct Shared {
     /// Single writer: reads-then-write of a batch must not interleave.
     writer: Mutex<WriterState>,
     feed: changes::Feed,
+    /// Where the write path's time goes.
+    steps: Arc<steps::Steps>,
+    /// Events recovered at open.
+    recovered: std::sync::atomic::AtomicU64,
     /// The directory, where the durability marker lives (none in memory).
     dir: Option<std::path::PathBuf>,
     access: Access,
@@ -293,6 +328,17 @@ impl Store {
             Some(dir) => marker::write(dir, measure),
             None => Ok(()),
         }
+    }
+
+    /// A clean stop: the memtable is flushed into a run (so the next open
+    /// recovers nothing, and a tracker that derives differently may open
+    /// it), then everything is made durable ([`Store::flush`]).
+    pub fn close(&self) -> Result<(), StoreError> {
+        if self.access == Access::Write {
+            let _writer = self.writer.lock().expect("writer lock");
+            while self.lsm.flush()? {}
+        }
+        self.flush()
     }
 
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
@@ -333,11 +379,32 @@ impl Store {
         match &self.maintenance {
             Some(m) if !self.lsm.far_over_bound() => m.poke(),
             Some(_) => {
+                let start = std::time::Instant::now();
                 let done = engine::guarded(|| self.lsm.flush().map(|_| ()));
+                self.steps.add(Step::WriterFlush, start);
                 self.health.set(engine::Job::Flush, done.err());
             }
-            None => engine::round(&self.lsm, &self.health),
+            None => engine::round(&self.lsm, &self.health, &self.steps),
         }
+    }
+
+    /// The write path's time so far, per step ([`steps`]).
+    pub fn step_times(&self) -> StepTimes {
+        self.steps.read()
+    }
+
+    /// Bytes in the engine's memtable, and its bound.
+    pub fn memtable_bytes(&self) -> usize {
+        self.lsm.memtable_bytes()
+    }
+
+    pub fn memtable_bound(&self) -> usize {
+        self.lsm.memtable_bound()
+    }
+
+    /// Events the open recovered from the event log ([`recover`]).
+    pub fn recovered_at_open(&self) -> u64 {
+        self.recovered.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The engine's memtable bound, in bytes (`--memtable-mb`).

@@ -102,7 +102,7 @@ impl Store {
         if let (Some(dir), true) = (dir, tree.is_empty()) {
             marker::check(dir, &Totals::default())?;
         }
-        ownership::check_layout(&tree, path, access == Access::Write)?;
+        let layout = ownership::check_layout(&tree, path, access == Access::Write)?;
         let totals = match tree.get(keys::META_TOTALS)? {
             Some(v) => {
                 postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(keys::META_TOTALS, e))?
@@ -132,9 +132,16 @@ impl Store {
             (Some(dir), true) => marker::damaged(dir, &dir.join("db"), format!("its engine: {e}")),
             _ => e.into(),
         })?);
+        // Layouts 6 and 7 logged each batch's operations: flushed and
+        // deleted, the runs hold everything up to the last event-log chunk.
+        if layout != LAYOUT && access == Access::Write {
+            lsm.retire_batch_logs(recover::position_after(totals.next_log_chunk))?;
+            ownership::stamp_layout(&tree)?;
+        }
         let health = engine::Health::default();
+        let steps = Arc::new(steps::Steps::default());
         let maintenance = (!cfg!(test) && access == Access::Write)
-            .then(|| engine::Maintenance::start(lsm.clone(), health.clone()));
+            .then(|| engine::Maintenance::start(lsm.clone(), health.clone(), steps.clone()));
         let shared = Shared {
             db,
             lsm,
@@ -148,13 +155,32 @@ impl Store {
                 changes_logged,
             }),
             feed: changes::Feed::new(next_change, feed_id),
+            steps,
+            recovered: Default::default(),
             access,
             dir: dir.map(Path::to_owned),
         };
-        Ok(Store {
+        let store = Store {
             shared: Arc::new(shared),
             pin: None,
-        })
+        };
+        // A store of an older layout opened to read keeps its batch logs,
+        // which the engine has read: there is nothing to recover.
+        if layout == LAYOUT || access == Access::Write {
+            let started = std::time::Instant::now();
+            let events = store.recover(path)?;
+            store
+                .recovered
+                .store(events, std::sync::atomic::Ordering::Relaxed);
+            if events > 0 {
+                tracing::info!(
+                    events,
+                    secs = started.elapsed().as_secs_f64(),
+                    "recovered the events after the engine's last flush from the event log"
+                );
+            }
+        }
+        Ok(store)
     }
 }
 

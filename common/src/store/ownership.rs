@@ -4,13 +4,15 @@
 
 use super::{keys, Store, StoreError, LAYOUT, UPGRADES_IN_PLACE};
 
-/// A new store is stamped with [`LAYOUT`]; an existing one must carry it.
-/// Stores from before the stamp (v1) have data but no stamp.
+/// A new store is stamped with [`LAYOUT`]; an existing one must carry it,
+/// or one of [`UPGRADES_IN_PLACE`], which is returned: the caller upgrades
+/// it, then stamps it ([`stamp_layout`]). Stores from before the stamp (v1)
+/// have data but no stamp.
 pub(super) fn check_layout(
     tree: &sled::Tree,
     path: &str,
     writable: bool,
-) -> Result<(), StoreError> {
+) -> Result<u32, StoreError> {
     let found = match tree.get(keys::META_LAYOUT)? {
         Some(v) => u32::from_be_bytes(
             v.as_ref()
@@ -25,22 +27,20 @@ pub(super) fn check_layout(
         }
         None => 1,
     };
-    match found {
-        LAYOUT => Ok(()),
-        // v6 differs only in writing engine values whole, which v7 reads
-        // too: it becomes v7 at its first writable open (an older build
-        // then refuses it, rather than misreading the parts).
-        UPGRADES_IN_PLACE => {
-            if writable {
-                tree.insert(keys::META_LAYOUT, &LAYOUT.to_be_bytes())?;
-            }
-            Ok(())
-        }
-        found => Err(StoreError::Layout {
-            path: path.to_owned(),
-            found,
-        }),
+    if found == LAYOUT || UPGRADES_IN_PLACE.contains(&found) {
+        return Ok(found);
     }
+    Err(StoreError::Layout {
+        path: path.to_owned(),
+        found,
+    })
+}
+
+/// Stamps an upgraded store with [`LAYOUT`]: an older build then refuses
+/// it, rather than misreading it.
+pub(super) fn stamp_layout(tree: &sled::Tree) -> Result<(), StoreError> {
+    tree.insert(keys::META_LAYOUT, &LAYOUT.to_be_bytes())?;
+    Ok(())
 }
 
 impl Store {

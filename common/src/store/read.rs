@@ -88,11 +88,7 @@ impl Store {
                         .tree
                         .get(&key)?
                         .ok_or_else(|| StoreError::corrupt(&key, "missing event-log chunk"))?;
-                    let bytes = zstd::stream::decode_all(v.as_ref())
-                        .map_err(|e| StoreError::corrupt(&key, e))?;
-                    e.insert(
-                        postcard::from_bytes(&bytes).map_err(|e| StoreError::corrupt(&key, e))?,
-                    )
+                    e.insert(log_chunk(&key, &v)?)
                 }
             };
             let entry = chunk.get(r.index as usize).cloned();
@@ -153,4 +149,10 @@ impl Store {
             None => Ok(0),
         }
     }
+}
+
+/// One event-log chunk, decoded.
+pub(super) fn log_chunk(key: &[u8], v: &[u8]) -> Result<Vec<EventLogEntry>, StoreError> {
+    let bytes = zstd::stream::decode_all(v).map_err(|e| StoreError::corrupt(key, e))?;
+    postcard::from_bytes(&bytes).map_err(|e| StoreError::corrupt(key, e))
 }

@@ -107,10 +107,27 @@ fn state_survives_reopen() {
 
 // ---- generated worlds -------------------------------------------------------
 
+/// sled in `dir`, once the store that had it lets go: sled's threads can
+/// hold its lock a moment after the store is dropped.
+fn open_sled(dir: &std::path::Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match sled::Config::new().path(dir).open() {
+            Ok(db) => return db,
+            Err(e) if std::time::Instant::now() < deadline => {
+                assert!(e.to_string().contains("could not acquire lock"), "{e}");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
 mod engine;
 mod lists;
 mod maintenance;
 mod ownership;
+mod recovery;
 
 const PROJECTS: [&str; 3] = ["p1", "p2", "p\0x"];
 const HOUR: i64 = 3_600_000_000;

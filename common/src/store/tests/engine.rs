@@ -56,15 +56,17 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
     /// The store equals the independent reference after any sequence of
-    /// batches and reopens, with the engine's flushes and merges between
-    /// them (unit tests' engine settings flush every few batches): what a
-    /// reopen rebuilds from the batch logs after the last flush, over the
-    /// runs, is the projection. Redeliveries apply nothing twice.
+    /// batches, kills and clean stops, with the engine's flushes and merges
+    /// between them (unit tests' engine settings flush every few batches):
+    /// what a reopen recovers from the event log after the last flush
+    /// (`recover`), over the runs, is the projection — after a kill (the
+    /// memtable lost), a flush killed before it installed, or a clean stop
+    /// (nothing left to recover). Redeliveries apply nothing twice.
     #[test]
-    fn the_store_equals_the_reference_across_flushes_merges_and_reopens(
+    fn the_store_equals_the_reference_across_flushes_merges_kills_and_reopens(
         events in proptest::collection::vec(arb_event(), 0..80),
         cuts in proptest::collection::vec(0usize..100, 0..8),
-        reopen in proptest::collection::vec(any::<bool>(), 8),
+        reopen in proptest::collection::vec(0u8..5, 8),
     ) {
         let mut seen = std::collections::HashSet::new();
         let events: Vec<Event> = events.into_iter().filter(|e| seen.insert((e.record_id.clone(), e.event_id.clone()))).collect();
@@ -72,10 +74,22 @@ proptest! {
         let mut store = Store::open(dir.path(), 1 << 20).unwrap();
         for (i, batch) in batches(&events, &cuts, 2).iter().enumerate() {
             store.apply_batch(batch).unwrap();
-            if reopen[i % reopen.len()] {
-                drop(store);
-                store = Store::open(dir.path(), 1 << 20).unwrap();
+            let how = reopen[i % reopen.len()];
+            match how {
+                // Killed: the memtable is lost.
+                1 => {}
+                // Killed in a flush, its run written and not installed.
+                2 => store.lsm.write_without_install(false, false).unwrap(),
+                // A clean stop: nothing is left to recover.
+                3 => {
+                    store.close().unwrap();
+                    let logged = recover::position_after(store.totals().next_log_chunk);
+                    prop_assert_eq!(store.lsm.flushed_through(), logged);
+                }
+                _ => continue,
             }
+            drop(store);
+            store = Store::open(dir.path(), 1 << 20).unwrap();
         }
         let want = crate::testkit::reference::fold_events(&events);
         prop_assert_eq!(store.digest().unwrap(), crate::testkit::reference::digest(&want));
@@ -88,8 +102,8 @@ proptest! {
 
 /// No value the store writes to sled is past its blob threshold (~128
 /// KiB: a larger value is a file of its own, never fsynced), even for a
-/// batch of the default size changing thousands of records: the batch log,
-/// the change log and the event log are written in pieces.
+/// batch of the default size changing thousands of records: the change log
+/// and the event log are written in pieces.
 #[test]
 fn a_default_sized_batch_writes_no_value_past_sleds_blob_threshold() {
     let events = crate::sample::events(&crate::sample::Shape {

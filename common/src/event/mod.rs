@@ -3,10 +3,13 @@
 //! can break. Rejections are what the quarantine shows, so each has a stable
 //! code and a message naming the field.
 
+mod slots;
+
 use serde_json::{Map, Value};
 
 use crate::identity::{Field, Identity};
 use crate::instant::Micros;
+use slots::{record_field, RecordFields, RecordSlot, Slot, Slots};
 
 /// Largest accepted message value.
 pub const MAX_EVENT_BYTES: usize = 64 * 1024;
@@ -115,42 +118,58 @@ fn echo(s: &str) -> String {
 
 /// Decodes one Kafka message (key, value) per `docs/events.md`.
 pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<Event, Reject> {
+    let text = text(value)?;
+    let slots = Slots::capture(text).map_err(|e| Reject::NotJson(e.to_string()))?;
+    validate(key, &slots.ok_or(Reject::NotObject)?)
+}
+
+/// [`decode`] through a `serde_json::Value`, as layout 7 decoded: the
+/// reference the capture is held to (a property test, a fuzz target).
+#[cfg(any(test, feature = "testkit"))]
+pub fn decode_via_value(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<Event, Reject> {
+    let text = text(value)?;
+    let json: Value = serde_json::from_str(text).map_err(|e| Reject::NotJson(e.to_string()))?;
+    validate(key, &Slots::of_value(&json).ok_or(Reject::NotObject)?)
+}
+
+/// The message value as text: present, within the size limit, UTF-8.
+fn text(value: Option<&[u8]>) -> Result<&str, Reject> {
     let bytes = value.ok_or(Reject::EmptyMessage)?;
     if bytes.len() > MAX_EVENT_BYTES {
         return Err(Reject::Oversized { len: bytes.len() });
     }
-    let text = std::str::from_utf8(bytes).map_err(|_| Reject::InvalidUtf8)?;
-    let json: Value = serde_json::from_str(text).map_err(|e| Reject::NotJson(e.to_string()))?;
-    let obj = json.as_object().ok_or(Reject::NotObject)?;
+    std::str::from_utf8(bytes).map_err(|_| Reject::InvalidUtf8)
+}
 
-    match present(obj, "schema_version") {
+/// The contract's rules over a message's fields, in the order they are
+/// checked (the first broken one is the reason).
+fn validate(key: Option<&[u8]>, obj: &Slots<'_>) -> Result<Event, Reject> {
+    match obj.get("schema_version") {
         None => return Err(Reject::MissingField("schema_version")),
-        Some(Value::Number(n)) if n.as_u64() == Some(1) => {}
-        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => {
+        Some(Slot::Num(n)) if n.as_u64() == Some(1) => {}
+        Some(Slot::Num(n)) if n.is_i64() || n.is_u64() => {
             return Err(Reject::UnsupportedSchemaVersion(n.to_string()))
         }
         Some(_) => return Err(wrong("schema_version", "an integer")),
     }
-    let event_id =
-        bounded_str(obj, "event_id", 1, MAX_ID_CHARS)?.ok_or(Reject::MissingField("event_id"))?;
-    let kind = match present(obj, "type") {
+    let event_id = bounded_str(obj.get("event_id"), "event_id", 1, MAX_ID_CHARS)?
+        .ok_or(Reject::MissingField("event_id"))?;
+    let kind = match obj.get("type") {
         None => return Err(Reject::MissingField("type")),
-        Some(Value::String(s)) => {
-            EventType::parse(s).ok_or_else(|| Reject::UnknownType(echo(s)))?
-        }
+        Some(Slot::Str(s)) => EventType::parse(s).ok_or_else(|| Reject::UnknownType(echo(s)))?,
         Some(_) => return Err(wrong("type", "a string")),
     };
-    let record_id =
-        bounded_str(obj, "record_id", 1, MAX_ID_CHARS)?.ok_or(Reject::MissingField("record_id"))?;
-    let occurred_at = match present(obj, "occurred_at") {
+    let record_id = bounded_str(obj.get("record_id"), "record_id", 1, MAX_ID_CHARS)?
+        .ok_or(Reject::MissingField("record_id"))?;
+    let occurred_at = match obj.get("occurred_at") {
         None => return Err(Reject::MissingField("occurred_at")),
-        Some(Value::String(s)) => {
+        Some(Slot::Str(s)) => {
             Micros::parse_rfc3339(s).ok_or_else(|| Reject::InvalidTimestamp(echo(s)))?
         }
         Some(_) => return Err(wrong("occurred_at", "an RFC 3339 string")),
     };
     let attempt = match int(
-        obj,
+        obj.get("attempt"),
         "attempt",
         1,
         u64::from(u32::MAX),
@@ -159,16 +178,28 @@ pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<Event, Reject>
         Some(a) => a as u32,
         None => 1,
     };
-    let progress = int(obj, "progress", 0, 100, "must be between 0 and 100")?.map(|p| p as u8);
-    let fail_code = bounded_str(obj, "fail_code", 0, MAX_FAIL_CODE_CHARS)?;
-    let fail_reason = bounded_str(obj, "fail_reason", 0, MAX_FAIL_REASON_CHARS)?;
+    let progress = int(
+        obj.get("progress"),
+        "progress",
+        0,
+        100,
+        "must be between 0 and 100",
+    )?
+    .map(|p| p as u8);
+    let fail_code = bounded_str(obj.get("fail_code"), "fail_code", 0, MAX_FAIL_CODE_CHARS)?;
+    let fail_reason = bounded_str(
+        obj.get("fail_reason"),
+        "fail_reason",
+        0,
+        MAX_FAIL_REASON_CHARS,
+    )?;
     if kind == EventType::Failed && fail_code.is_none() {
         return Err(Reject::MissingField("fail_code"));
     }
-    let identity = match present(obj, "record") {
+    let identity = match obj.record() {
         None => Identity::default(),
-        Some(Value::Object(r)) => identity(r)?,
-        Some(_) => return Err(wrong("record", "an object")),
+        Some(RecordSlot::Object(r)) => identity(r)?,
+        Some(RecordSlot::NotObject) => return Err(wrong("record", "an object")),
     };
     if let Some(k) = key {
         if k != record_id.as_bytes() {
@@ -188,23 +219,18 @@ pub fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<Event, Reject>
     })
 }
 
-fn identity(r: &Map<String, Value>) -> Result<Identity, Reject> {
+fn identity(r: &RecordFields<'_>) -> Result<Identity, Reject> {
     let mut id = Identity::default();
     for f in Field::ALL {
-        id.fields[f as usize] = bounded_str(r, f.record_path(), 0, MAX_FIELD_CHARS)?;
+        let slot = record_field(r, Some(f));
+        id.fields[f as usize] = bounded_str(slot, f.record_path(), 0, MAX_FIELD_CHARS)?;
     }
-    id.auto_trigger = match present(r, "auto_trigger") {
+    id.auto_trigger = match record_field(r, None) {
         None => None,
-        Some(Value::Bool(b)) => Some(*b),
+        Some(Slot::Bool(b)) => Some(*b),
         Some(_) => return Err(wrong("record.auto_trigger", "a boolean")),
     };
     Ok(id)
-}
-
-/// A field that is absent or `null` is not carried.
-fn present<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    obj.get(name.rsplit('.').next().unwrap_or(name))
-        .filter(|v| !v.is_null())
 }
 
 fn wrong(field: &'static str, expected: &'static str) -> Reject {
@@ -212,14 +238,14 @@ fn wrong(field: &'static str, expected: &'static str) -> Reject {
 }
 
 fn bounded_str(
-    obj: &Map<String, Value>,
+    slot: Option<&Slot<'_>>,
     field: &'static str,
     min: usize,
     max: usize,
 ) -> Result<Option<String>, Reject> {
-    match present(obj, field) {
+    match slot {
         None => Ok(None),
-        Some(Value::String(s)) => {
+        Some(Slot::Str(s)) => {
             let n = s.chars().count();
             if n < min || n > max {
                 let rule = match (min, max) {
@@ -230,22 +256,22 @@ fn bounded_str(
                 };
                 return Err(Reject::OutOfRange { field, rule });
             }
-            Ok(Some(s.clone()))
+            Ok(Some(s.to_string()))
         }
         Some(_) => Err(wrong(field, "a string")),
     }
 }
 
 fn int(
-    obj: &Map<String, Value>,
+    slot: Option<&Slot<'_>>,
     field: &'static str,
     min: u64,
     max: u64,
     rule: &'static str,
 ) -> Result<Option<u64>, Reject> {
-    match present(obj, field) {
+    match slot {
         None => Ok(None),
-        Some(Value::Number(n)) => match n.as_u64() {
+        Some(Slot::Num(n)) => match n.as_u64() {
             Some(v) if (min..=max).contains(&v) => Ok(Some(v)),
             Some(_) => Err(Reject::OutOfRange { field, rule }),
             None if n.is_i64() => Err(Reject::OutOfRange { field, rule }),
@@ -295,7 +321,123 @@ impl Event {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// A JSON value as text: scalars in every form the rules tell apart
+    /// (escaped strings, integers past u64, floats, exponents), arrays and
+    /// objects of them.
+    fn arb_value() -> impl Strategy<Value = String> {
+        let scalar = prop_oneof![
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            Just("false".to_owned()),
+            proptest::sample::select(vec![
+                "0",
+                "1",
+                "-1",
+                "1.0",
+                "1e0",
+                "100",
+                "101",
+                "-0",
+                "4294967295",
+                "4294967296",
+                "18446744073709551615",
+                "18446744073709551616",
+                "-9223372036854775809",
+                "1.5",
+                "2",
+                "1e400",
+            ])
+            .prop_map(str::to_owned),
+            proptest::sample::select(vec![
+                r#""queued""#,
+                r#""failed""#,
+                r#""started""#,
+                r#""e""#,
+                r#""""#,
+                r#""2018-06-14T11:14:48Z""#,
+                r#""2018-06-14 11:14""#,
+                r#""\u0071ueued""#,
+                r#""a\u0000b""#,
+                r#""\ud800""#,
+                r#""région""#,
+                r#""\n""#,
+                r#""x"#,
+            ])
+            .prop_map(str::to_owned),
+            "[a-z]{0,3}".prop_map(|s| format!("{s:?}")),
+        ];
+        scalar.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..3)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
+                proptest::collection::vec((arb_key(), inner), 0..4).prop_map(|v| {
+                    let fields: Vec<String> = v.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+                    format!("{{{}}}", fields.join(","))
+                }),
+            ]
+        })
+    }
+
+    /// Object keys: the contract's (some escaped), `record`'s, others.
+    fn arb_key() -> impl Strategy<Value = String> {
+        let mut names: Vec<String> = slots::TOP.iter().map(|n| format!("{n:?}")).collect();
+        names.extend(Field::ALL.iter().map(|f| format!("{:?}", f.name())));
+        names.extend(
+            [
+                r#""record""#,
+                r#""auto_trigger""#,
+                r#""\u0065vent_id""#,
+                r#""extra""#,
+                r#""""#,
+            ]
+            .map(str::to_owned),
+        );
+        proptest::sample::select(names)
+    }
+
+    /// A message: mostly an object of the contract's fields (duplicates,
+    /// nulls and wrong types included), sometimes another value, sometimes
+    /// cut short or with a byte changed.
+    fn arb_message() -> impl Strategy<Value = String> {
+        let valid = r#""schema_version":1,"event_id":"e","type":"queued","record_id":"r","occurred_at":"2018-06-14T11:14:48Z""#;
+        let object = (
+            any::<bool>(),
+            proptest::collection::vec((arb_key(), arb_value()), 0..8),
+        )
+            .prop_map(move |(base, fields)| {
+                let mut parts: Vec<String> = base.then(|| valid.to_owned()).into_iter().collect();
+                parts.extend(fields.iter().map(|(k, v)| format!("{k}:{v}")));
+                format!("{{{}}}", parts.join(","))
+            });
+        let message = prop_oneof![6 => object, 1 => arb_value()];
+        (message, any::<proptest::sample::Index>(), 0u8..8).prop_map(|(m, at, how)| {
+            let mut m = m.into_bytes();
+            let i = at.index(m.len().max(1)).min(m.len());
+            match how {
+                0 => m.truncate(i),
+                1 => m.insert(i, b'}'),
+                2 => m.insert(i, b' '),
+                _ => {}
+            }
+            String::from_utf8_lossy(&m).into_owned()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+        /// The one-pass capture decodes every message exactly as decoding
+        /// through a `Value` did: the same event, or the same reason (the
+        /// parser's message for JSON that is not JSON included).
+        #[test]
+        fn the_capture_decodes_as_the_value_did(text in arb_message()) {
+            let bytes = Some(text.as_bytes());
+            prop_assert_eq!(decode(None, bytes), decode_via_value(None, bytes), "{}", text);
+        }
+    }
 
     fn ok(v: &str) -> Event {
         decode(None, Some(v.as_bytes())).unwrap()

@@ -1,0 +1,124 @@
+//! Recovery at open from the event log (`recover`): refused for events a
+//! tracker that derives differently wrote, and for an entry that no longer
+//! folds as it did.
+
+use super::*;
+
+fn sample(records: usize) -> Vec<Event> {
+    crate::sample::events(&crate::sample::Shape {
+        records,
+        projects: 2,
+        regions: 3,
+        seed: 9,
+    })
+}
+
+/// Edits the closed store in `dir` through sled itself.
+fn edit(dir: &std::path::Path, f: impl FnOnce(&sled::Tree)) {
+    let db = open_sled(dir);
+    f(&db.open_tree("projection").unwrap());
+    db.flush().unwrap();
+}
+
+fn set_fold(tree: &sled::Tree, v: u32) {
+    tree.insert(keys::META_FOLD, &v.to_be_bytes()).unwrap();
+}
+
+#[test]
+fn events_another_fold_derived_are_not_recovered_until_a_clean_stop_flushes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = sample(2);
+    let store = Store::open(dir.path(), 1 << 20).unwrap();
+    store.apply_batch(&messages(&events)).unwrap();
+    let logged = recover::position_after(store.totals().next_log_chunk);
+    assert!(store.lsm.flushed_through() < logged, "all flushed already");
+    drop(store);
+    edit(dir.path(), |t| set_fold(t, FOLD_VERSION + 1));
+    let err = Store::open(dir.path(), 1 << 20).err().expect("refused");
+    let text = err.to_string();
+    assert!(matches!(err, StoreError::Fold { .. }), "{text}");
+    assert!(
+        text.contains(&format!("fold v{}", FOLD_VERSION + 1)),
+        "{text}"
+    );
+    assert!(text.contains("tracker replay --out"), "{text}");
+    assert!(Store::open_read_only(dir.path(), 1 << 20).is_err());
+    // The tracker that wrote them recovers them, and a clean stop flushes.
+    edit(dir.path(), |t| set_fold(t, FOLD_VERSION));
+    let store = Store::open(dir.path(), 1 << 20).unwrap();
+    store.close().unwrap();
+    drop(store);
+    edit(dir.path(), |t| set_fold(t, FOLD_VERSION + 1));
+    let store = Store::open(dir.path(), 1 << 20).unwrap();
+    let want = crate::testkit::reference::fold_events(&events);
+    assert_eq!(
+        store.digest().unwrap(),
+        crate::testkit::reference::digest(&want)
+    );
+    assert_eq!(
+        store.tree.get(keys::META_FOLD).unwrap().unwrap().as_ref(),
+        FOLD_VERSION.to_be_bytes(),
+        "restamped with the fold that derives from now on"
+    );
+}
+
+#[test]
+fn an_event_log_entry_that_no_longer_folds_as_it_did_is_refused_as_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), 1 << 20).unwrap();
+    store.apply_batch(&messages(&sample(2))).unwrap();
+    let chunk = store.lsm.flushed_through();
+    drop(store);
+    edit(dir.path(), |t| {
+        let key = keys::event_log(chunk);
+        let v = t.get(&key).unwrap().expect("an unflushed chunk");
+        let mut entries = read::log_chunk(&key, &v).unwrap();
+        assert_eq!(entries[0].effect, EventEffect::Changed);
+        entries[0].effect = EventEffect::Unchanged;
+        let raw = postcard::to_allocvec(&entries).unwrap();
+        t.insert(&key, zstd::bulk::compress(&raw, 1).unwrap())
+            .unwrap();
+    });
+    let err = Store::open(dir.path(), 1 << 20).err().expect("refused");
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert!(
+        err.to_string().contains("entry 0 was folded as Unchanged"),
+        "{err}"
+    );
+}
+
+/// The event log's encoding is the one layout 7 wrote (raw bytes as a
+/// postcard sequence), whatever the Rust type says: older stores' chunks
+/// read back, and recovery reads both.
+#[test]
+fn event_log_entries_encode_as_layout_7_wrote_them() {
+    #[derive(serde::Serialize)]
+    struct Layout7 {
+        seq: u64,
+        topic: String,
+        partition: i32,
+        offset: i64,
+        effect: EventEffect,
+        raw: Vec<u8>,
+    }
+    let raw = br#"{"schema_version":1,"event_id":"e\u0000"}"#.to_vec();
+    let now = EventLogEntry {
+        seq: 300,
+        topic: "t".into(),
+        partition: 2,
+        offset: 70_000,
+        effect: EventEffect::Duplicate,
+        raw: raw.clone(),
+    };
+    let then = Layout7 {
+        seq: 300,
+        topic: "t".into(),
+        partition: 2,
+        offset: 70_000,
+        effect: EventEffect::Duplicate,
+        raw,
+    };
+    let bytes = postcard::to_allocvec(&then).unwrap();
+    assert_eq!(postcard::to_allocvec(&now).unwrap(), bytes);
+    assert_eq!(postcard::from_bytes::<EventLogEntry>(&bytes).unwrap(), now);
+}
