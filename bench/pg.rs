@@ -9,7 +9,7 @@
 //! same query shapes.
 
 use postgres::types::ToSql;
-use postgres::{Client, NoTls, Statement};
+use postgres::{Client, GenericClient, NoTls, Statement};
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
@@ -75,14 +75,29 @@ pub fn create_schema(c: &mut Client, schema: Schema) -> Result<(), postgres::Err
     let table = schema.table();
     let body = match schema {
         Schema::Records => format!("{RECORD_COLUMNS}, PRIMARY KEY (id)"),
-        Schema::Listing => {
-            format!("project_id text NOT NULL, {RECORD_COLUMNS}, PRIMARY KEY (project_id, id)")
-        }
+        Schema::Listing => return create_listing_table(c, table),
     };
     c.batch_execute(&format!(
         "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} ({body})"
     ))?;
     for (name, cols) in schema.indexes() {
+        c.batch_execute(&format!("CREATE INDEX {name} ON {table} {cols}"))?;
+    }
+    Ok(())
+}
+
+/// A table of the listing schema, with its indexes, under `table` (the
+/// anchor's, or the same job's: `bench/pg_same.rs`).
+pub fn create_listing_table(c: &mut Client, table: &str) -> Result<(), postgres::Error> {
+    c.batch_execute(&format!(
+        "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (project_id text NOT NULL, \
+         {RECORD_COLUMNS}, PRIMARY KEY (project_id, id))"
+    ))?;
+    for (name, cols) in Schema::Listing.indexes() {
+        let name = match table {
+            "listing" => name.to_string(),
+            _ => format!("{table}_{name}"),
+        };
         c.batch_execute(&format!("CREATE INDEX {name} ON {table} {cols}"))?;
     }
     Ok(())
@@ -116,20 +131,25 @@ pub fn prepare_writer(c: &mut Client, schema: Schema) -> Result<Writer, postgres
             "INSERT INTO replication_records SELECT {VALUES} FROM {UNNEST}
              ON CONFLICT (id) DO UPDATE SET {SET_COLUMNS}"
         ),
-        Schema::Listing => format!(
-            "INSERT INTO listing SELECT project, {VALUES} FROM {UNNEST}
-             ON CONFLICT (project_id, id) DO UPDATE SET {SET_COLUMNS}"
-        ),
+        Schema::Listing => return prepare_listing_writer(c, schema.table()),
     };
     Ok(Writer {
         upsert: c.prepare(&upsert)?,
-        delete_stale: match schema {
-            Schema::Records => None,
-            Schema::Listing => Some(c.prepare(
-                "DELETE FROM listing l USING UNNEST($1::text[], $2::text[]) AS t(id, project)
-                 WHERE l.id = t.id AND l.project_id = t.project",
-            )?),
-        },
+        delete_stale: None,
+    })
+}
+
+/// The writer of a listing-schema table.
+pub fn prepare_listing_writer(c: &mut Client, table: &str) -> Result<Writer, postgres::Error> {
+    Ok(Writer {
+        upsert: c.prepare(&format!(
+            "INSERT INTO {table} SELECT project, {VALUES} FROM {UNNEST}
+             ON CONFLICT (project_id, id) DO UPDATE SET {SET_COLUMNS}"
+        ))?,
+        delete_stale: Some(c.prepare(&format!(
+            "DELETE FROM {table} l USING UNNEST($1::text[], $2::text[]) AS t(id, project)
+             WHERE l.id = t.id AND l.project_id = t.project"
+        ))?),
     })
 }
 
@@ -137,6 +157,15 @@ pub fn prepare_writer(c: &mut Client, schema: Schema) -> Result<Writer, postgres
 /// the project unused by the `Records` schema.
 pub fn upsert(
     c: &mut Client,
+    w: &Writer,
+    rows: &[(String, &Record)],
+) -> Result<(), postgres::Error> {
+    upsert_in(c, w, rows)
+}
+
+/// [`upsert`], in a transaction or not.
+pub fn upsert_in(
+    c: &mut impl GenericClient,
     w: &Writer,
     rows: &[(String, &Record)],
 ) -> Result<(), postgres::Error> {
@@ -185,6 +214,15 @@ pub fn upsert(
 /// Deletes listing rows `(id, project)` (a record that left a project).
 pub fn delete_stale(
     c: &mut Client,
+    w: &Writer,
+    stale: &[(String, String)],
+) -> Result<(), postgres::Error> {
+    delete_stale_in(c, w, stale)
+}
+
+/// [`delete_stale`], in a transaction or not.
+pub fn delete_stale_in(
+    c: &mut impl GenericClient,
     w: &Writer,
     stale: &[(String, String)],
 ) -> Result<(), postgres::Error> {
@@ -383,7 +421,7 @@ struct PgBatch {
 }
 
 /// The projects a record is listed under (source, destination, deduplicated).
-fn projects_of(r: &Record) -> Vec<String> {
+pub fn projects_of(r: &Record) -> Vec<String> {
     let mut ps: Vec<String> = [&r.source_project_id, &r.destination_project_id]
         .into_iter()
         .flatten()

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use super::cursor;
-use super::entry::{self, Entry};
+use super::entry;
 use super::run::{self, Run, RunWriter};
 use super::snapshot::Version;
 use super::{layout, turn, Installing, Lsm, LsmError, Manifest, Slice};
@@ -246,15 +246,15 @@ fn merge_into(
     stop: &std::sync::atomic::AtomicBool,
 ) -> Result<bool, LsmError> {
     let mut raw = cursor::Raw::new(slices, runs)?;
+    let (mut key, mut combiner) = (Vec::new(), entry::Combiner::default());
     let mut n = 0u32;
-    while let Some((key, entries)) = raw.next_key()? {
+    while raw.next_into(&mut key, &mut combiner)? {
         n = n.wrapping_add(1);
         if n.is_multiple_of(4096) && stop.load(std::sync::atomic::Ordering::Acquire) {
             return Ok(false);
         }
-        let refs: Vec<&Entry> = entries.iter().collect();
-        if let Some(e) = entry::combine(&refs, bottom) {
-            writer.push(&key, &e)?;
+        if let Some(e) = combiner.finish(bottom) {
+            writer.push(&key, e)?;
         }
     }
     Ok(true)

@@ -7,7 +7,7 @@
 use std::ops::Bound;
 use std::sync::Arc;
 
-use super::entry::{self, Entry, Value};
+use super::entry::{self, Combiner, EntryRef, Value};
 use super::run::{Block, Run};
 use super::{LsmError, Slice};
 
@@ -35,10 +35,10 @@ impl Cursor {
         }
     }
 
-    fn entry(&self) -> Option<Entry> {
+    fn entry(&self) -> Option<EntryRef<'_>> {
         match self {
-            Cursor::Slice { slice, at } => at.map(|i| slice.entries[i].1.clone()),
-            Cursor::Run { at, .. } => at.as_ref().map(|(_, b, i)| b.entry(*i).1),
+            Cursor::Slice { slice, at } => at.map(|i| slice.entries[i].1.as_ref()),
+            Cursor::Run { at, .. } => at.as_ref().map(|(_, b, i)| b.entry(*i)),
         }
     }
 
@@ -251,7 +251,7 @@ impl Range {
             let mut entries = Vec::new();
             for c in &mut self.cursors {
                 if c.key() == Some(key.as_slice()) {
-                    entries.extend(c.entry());
+                    entries.extend(c.entry().map(EntryRef::to_owned));
                     c.step(self.reverse)?;
                 }
             }
@@ -290,11 +290,8 @@ impl Iterator for Range {
     }
 }
 
-/// A key and every source's entry for it, newest first.
-pub(super) type KeyEntries = (Vec<u8>, Vec<Entry>);
-
-/// Every source's entries key by key, ascending and unresolved: what a
-/// flush or a merge combines.
+/// Every source's entries key by key, ascending: what a flush or a merge
+/// combines, with nothing allocated per key.
 pub(super) struct Raw {
     cursors: Vec<Cursor>,
 }
@@ -308,24 +305,27 @@ impl Raw {
         Ok(Raw { cursors })
     }
 
-    /// The next key and its entries, newest first.
-    pub(super) fn next_key(&mut self) -> Result<Option<KeyEntries>, LsmError> {
-        let Some(key) = self
-            .cursors
-            .iter()
-            .filter_map(Cursor::key)
-            .min()
-            .map(<[u8]>::to_vec)
-        else {
-            return Ok(None);
+    /// Moves to the next key: its bytes into `key`, its entries (newest
+    /// first) fed to `combiner`. False when there is none.
+    pub(super) fn next_into(
+        &mut self,
+        key: &mut Vec<u8>,
+        combiner: &mut Combiner,
+    ) -> Result<bool, LsmError> {
+        let Some(next) = self.cursors.iter().filter_map(Cursor::key).min() else {
+            return Ok(false);
         };
-        let mut entries = Vec::new();
+        key.clear();
+        key.extend_from_slice(next);
+        combiner.start();
         for c in &mut self.cursors {
             if c.key() == Some(key.as_slice()) {
-                entries.extend(c.entry());
+                if let Some(e) = c.entry() {
+                    combiner.feed(e);
+                }
                 c.step(false)?;
             }
         }
-        Ok(Some((key, entries)))
+        Ok(true)
     }
 }

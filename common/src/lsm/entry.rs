@@ -27,6 +27,101 @@ pub enum Value {
     Count(i64),
 }
 
+/// An entry where it is held (a slice, a block), not copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryRef<'a> {
+    Put(&'a [u8]),
+    Delete,
+    Add(i64),
+    Count(i64),
+}
+
+impl Entry {
+    pub fn as_ref(&self) -> EntryRef<'_> {
+        match self {
+            Entry::Put(v) => EntryRef::Put(v),
+            Entry::Delete => EntryRef::Delete,
+            Entry::Add(d) => EntryRef::Add(*d),
+            Entry::Count(c) => EntryRef::Count(*c),
+        }
+    }
+}
+
+impl EntryRef<'_> {
+    pub fn to_owned(self) -> Entry {
+        match self {
+            EntryRef::Put(v) => Entry::Put(v.to_vec()),
+            EntryRef::Delete => Entry::Delete,
+            EntryRef::Add(d) => Entry::Add(d),
+            EntryRef::Count(c) => Entry::Count(c),
+        }
+    }
+}
+
+/// [`combine`] for a flush or merge, fed one key's entries as its cursors
+/// reach them, newest first, copying nothing but the value it keeps (into
+/// a buffer it reuses from key to key).
+#[derive(Debug, Default)]
+pub struct Combiner {
+    sum: Option<i64>,
+    kept: Option<Kept>,
+    value: Vec<u8>,
+}
+
+/// What hides everything older, once it is met.
+#[derive(Debug, Clone, Copy)]
+enum Kept {
+    Put,
+    Delete,
+    /// A count written whole.
+    Whole(i64),
+}
+
+impl Combiner {
+    /// Ready for the next key.
+    pub fn start(&mut self) {
+        self.sum = None;
+        self.kept = None;
+    }
+
+    /// The next-older entry of the key.
+    pub fn feed(&mut self, e: EntryRef<'_>) {
+        if self.kept.is_some() {
+            return;
+        }
+        self.kept = match (e, self.sum) {
+            (EntryRef::Add(d), _) => {
+                *self.sum.get_or_insert(0) += d;
+                None
+            }
+            (EntryRef::Count(c), s) => Some(Kept::Whole(s.unwrap_or(0) + c)),
+            (EntryRef::Put(v), None) => {
+                self.value.clear();
+                self.value.extend_from_slice(v);
+                Some(Kept::Put)
+            }
+            (EntryRef::Delete, None) => Some(Kept::Delete),
+            (EntryRef::Put(_) | EntryRef::Delete, Some(s)) => Some(Kept::Whole(s)),
+        };
+    }
+
+    /// The one entry the key keeps (or none); `bottom` as in [`combine`].
+    pub fn finish(&self, bottom: bool) -> Option<EntryRef<'_>> {
+        match (self.kept, bottom) {
+            (Some(Kept::Put), _) => Some(EntryRef::Put(&self.value)),
+            (Some(Kept::Delete), _) => (!bottom).then_some(EntryRef::Delete),
+            (Some(Kept::Whole(0)), true) => None,
+            (Some(Kept::Whole(n)), true) => Some(EntryRef::Add(n)),
+            (Some(Kept::Whole(n)), false) => Some(EntryRef::Count(n)),
+            (None, _) => match self.sum {
+                Some(0) if bottom => None,
+                Some(s) => Some(EntryRef::Add(s)),
+                None => None,
+            },
+        }
+    }
+}
+
 /// Resolves one key's entries, newest first, into what it holds: the newest
 /// put, count or delete hides everything older; deltas above it add up. A
 /// count of 0 holds nothing.
@@ -95,21 +190,21 @@ const TAG_COUNT: u8 = 3;
 
 /// Appends `(key, entry)` to a block's bytes: key length (u16), key, tag,
 /// then the value (u32 length and bytes) or the delta (i64).
-pub fn encode_into(out: &mut Vec<u8>, key: &[u8], e: &Entry) {
+pub fn encode_into(out: &mut Vec<u8>, key: &[u8], e: EntryRef<'_>) {
     out.extend_from_slice(&(key.len() as u16).to_be_bytes());
     out.extend_from_slice(key);
     match e {
-        Entry::Put(v) => {
+        EntryRef::Put(v) => {
             out.push(TAG_PUT);
             out.extend_from_slice(&(v.len() as u32).to_be_bytes());
             out.extend_from_slice(v);
         }
-        Entry::Delete => out.push(TAG_DELETE),
-        Entry::Add(d) => {
+        EntryRef::Delete => out.push(TAG_DELETE),
+        EntryRef::Add(d) => {
             out.push(TAG_ADD);
             out.extend_from_slice(&d.to_be_bytes());
         }
-        Entry::Count(c) => {
+        EntryRef::Count(c) => {
             out.push(TAG_COUNT);
             out.extend_from_slice(&c.to_be_bytes());
         }
@@ -117,7 +212,13 @@ pub fn encode_into(out: &mut Vec<u8>, key: &[u8], e: &Entry) {
 }
 
 /// Reads the entry at `at`: its key, its entry, and where the next begins.
+#[cfg(test)]
 pub fn decode_at(bytes: &[u8], at: usize) -> Option<(&[u8], Entry, usize)> {
+    decode_ref_at(bytes, at).map(|(k, e, next)| (k, e.to_owned(), next))
+}
+
+/// [`decode_at`], the entry borrowed from `bytes`.
+pub fn decode_ref_at(bytes: &[u8], at: usize) -> Option<(&[u8], EntryRef<'_>, usize)> {
     let kl = u16::from_be_bytes(bytes.get(at..at + 2)?.try_into().ok()?) as usize;
     let key = bytes.get(at + 2..at + 2 + kl)?;
     let mut i = at + 2 + kl;
@@ -126,18 +227,18 @@ pub fn decode_at(bytes: &[u8], at: usize) -> Option<(&[u8], Entry, usize)> {
     let e = match tag {
         TAG_PUT => {
             let vl = u32::from_be_bytes(bytes.get(i..i + 4)?.try_into().ok()?) as usize;
-            let v = bytes.get(i + 4..i + 4 + vl)?.to_vec();
+            let v = bytes.get(i + 4..i + 4 + vl)?;
             i += 4 + vl;
-            Entry::Put(v)
+            EntryRef::Put(v)
         }
-        TAG_DELETE => Entry::Delete,
+        TAG_DELETE => EntryRef::Delete,
         TAG_ADD | TAG_COUNT => {
             let n = i64::from_be_bytes(bytes.get(i..i + 8)?.try_into().ok()?);
             i += 8;
             if tag == TAG_ADD {
-                Entry::Add(n)
+                EntryRef::Add(n)
             } else {
-                Entry::Count(n)
+                EntryRef::Count(n)
             }
         }
         _ => return None,
@@ -223,6 +324,34 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// The streaming combiner keeps what `combine` keeps.
+        #[test]
+        fn the_combiner_equals_combine(
+            entries in proptest::collection::vec(
+                proptest::prop_oneof![
+                    (0u8..3).prop_map(|v| Entry::Put(vec![v; 2])),
+                    proptest::strategy::Just(Entry::Delete),
+                    (-3i64..4).prop_map(Entry::Add),
+                    (-2i64..3).prop_map(Entry::Count),
+                ],
+                0..8,
+            ),
+            bottom in proptest::bool::ANY,
+        ) {
+            let mut c = Combiner::default();
+            // A key before, to show the buffer is reset between keys.
+            c.start();
+            c.feed(EntryRef::Put(b"earlier"));
+            c.start();
+            for e in &entries {
+                c.feed(e.as_ref());
+            }
+            let refs: Vec<&Entry> = entries.iter().collect();
+            prop_assert_eq!(c.finish(bottom).map(EntryRef::to_owned), combine(&refs, bottom));
+        }
+    }
+
     #[test]
     fn entries_roundtrip_through_block_bytes() {
         let entries = [
@@ -233,7 +362,7 @@ mod tests {
         ];
         let mut bytes = Vec::new();
         for (k, e) in &entries {
-            encode_into(&mut bytes, k, e);
+            encode_into(&mut bytes, k, e.as_ref());
         }
         let mut at = 0;
         for (k, e) in &entries {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::bloom::{self, Bloom};
 use super::entry::{self, Entry};
 
 /// One batch's operations, in the order given (a later one on a key wins
@@ -35,11 +36,16 @@ pub struct Slice {
     pub(super) first: u64,
     pub(super) last: u64,
     pub(super) bytes: usize,
+    /// The keys point reads ask for ([`super::Config::bloomed`]), so that
+    /// a read of a key no slice holds — a batch's new records — skips
+    /// the slice without a binary search.
+    filter: Bloom,
+    bloomed: fn(&[u8]) -> bool,
 }
 
 impl Slice {
     /// One batch's operations, sorted, one entry per key.
-    pub(super) fn of_batch(first: u64, last: u64, ops: Ops) -> Slice {
+    pub(super) fn of_batch(first: u64, last: u64, ops: Ops, bloomed: fn(&[u8]) -> bool) -> Slice {
         let mut ops = ops.0;
         // By key; a stable sort keeps a key's operations in the order
         // given, the newest last.
@@ -63,23 +69,35 @@ impl Slice {
                 entries.push((key, e));
             }
         }
-        Slice::new(entries, first, last)
+        Slice::new(entries, first, last, bloomed)
     }
 
-    fn new(entries: Vec<(Vec<u8>, Entry)>, first: u64, last: u64) -> Slice {
+    fn new(
+        entries: Vec<(Vec<u8>, Entry)>,
+        first: u64,
+        last: u64,
+        bloomed: fn(&[u8]) -> bool,
+    ) -> Slice {
         let bytes = entries.iter().map(|(k, e)| k.len() + entry_bytes(e)).sum();
+        let hashes: Vec<u64> = entries
+            .iter()
+            .filter(|(k, _)| bloomed(k))
+            .map(|(k, _)| bloom::hash(k))
+            .collect();
         Slice {
             entries,
             first,
             last,
             bytes,
+            filter: Bloom::of_hashes(&hashes),
+            bloomed,
         }
     }
 
     /// `newer` over `older`, into one. Owned: entries move, not copy (a
     /// slice a snapshot still holds is copied by the caller).
     fn merge(newer: Slice, older: Slice) -> Slice {
-        let (first, last) = (older.first, newer.last);
+        let (first, last, bloomed) = (older.first, newer.last, newer.bloomed);
         let mut out = Vec::with_capacity(newer.entries.len() + older.entries.len());
         let (mut a, mut b) = (
             newer.entries.into_iter().peekable(),
@@ -102,10 +120,14 @@ impl Slice {
             };
             out.extend(took);
         }
-        Slice::new(out, first, last)
+        Slice::new(out, first, last, bloomed)
     }
 
-    pub(super) fn get(&self, key: &[u8]) -> Option<&Entry> {
+    /// `bloomed`: the key is of those the slice's filter holds.
+    pub(super) fn get(&self, key: &[u8], bloomed: bool) -> Option<&Entry> {
+        if bloomed && !self.filter.may_contain(key) {
+            return None;
+        }
         self.entries
             .binary_search_by(|(k, _)| k.as_slice().cmp(key))
             .ok()

@@ -244,7 +244,11 @@ impl Lsm {
             }
             let raw = run::decompress(&k, &v, MAX_BATCH_LOG_BYTES)?;
             let ops: Ops = postcard::from_bytes(&raw).map_err(|e| LsmError::corrupt(&k, e))?;
-            push_slice(&mut slices, Slice::of_batch(seq, seq, ops), 0);
+            push_slice(
+                &mut slices,
+                Slice::of_batch(seq, seq, ops, config.bloomed),
+                0,
+            );
         }
         Ok(Lsm {
             tree,
@@ -269,7 +273,7 @@ impl Lsm {
     /// durable at positions `first..=last` of the caller's log (positions
     /// only grow).
     pub fn commit(&self, first: u64, last: u64, ops: Ops) {
-        let slice = Slice::of_batch(first, last, ops);
+        let slice = Slice::of_batch(first, last, ops, self.config.bloomed);
         let state = self.state.lock().expect("lsm state");
         let mut current = self.current.lock().expect("lsm version");
         // Taken out of `current`, so that the slices no snapshot holds are

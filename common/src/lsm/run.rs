@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use super::bloom::Bloom;
-use super::entry::{self, Entry};
+use super::entry::{self, Entry, EntryRef};
 use super::{layout, Config, LsmError};
 
 /// No block decodes to more than this: `block_bytes` plus one entry (a
@@ -69,10 +69,10 @@ impl Block {
         entry::key_at(&self.data, self.offsets[i] as usize).expect("checked at decode")
     }
 
-    pub fn entry(&self, i: usize) -> (&[u8], Entry) {
-        let (k, e, _) =
-            entry::decode_at(&self.data, self.offsets[i] as usize).expect("checked at decode");
-        (k, e)
+    pub fn entry(&self, i: usize) -> EntryRef<'_> {
+        let (_, e, _) =
+            entry::decode_ref_at(&self.data, self.offsets[i] as usize).expect("checked at decode");
+        e
     }
 
     /// The first entry at or after `key`.
@@ -241,7 +241,7 @@ impl Run {
         };
         let block = self.block(b, true)?;
         let i = block.lower_bound(key);
-        Ok((i < block.len() && block.key(i) == key).then(|| block.entry(i).1))
+        Ok((i < block.len() && block.key(i) == key).then(|| block.entry(i).to_owned()))
     }
 }
 
@@ -278,7 +278,7 @@ impl<'a> RunWriter<'a> {
         }
     }
 
-    pub fn push(&mut self, key: &[u8], e: &Entry) -> Result<(), LsmError> {
+    pub fn push(&mut self, key: &[u8], e: EntryRef<'_>) -> Result<(), LsmError> {
         debug_assert!(self.meta.entries == 0 || key > self.meta.last.as_slice());
         if self.block.is_empty() {
             self.meta.fences.push(key.to_vec());
@@ -411,7 +411,7 @@ mod tests {
     #[test]
     fn an_overrunning_entry_or_an_empty_block_is_not_a_block() {
         let mut raw = Vec::new();
-        entry::encode_into(&mut raw, b"key", &Entry::Put(vec![1; 100]));
+        entry::encode_into(&mut raw, b"key", EntryRef::Put(&[1; 100]));
         assert!(Block::decode(raw.clone()).is_some());
         raw.truncate(raw.len() - 1);
         assert!(Block::decode(raw).is_none(), "a value past the end");

@@ -34,15 +34,15 @@ impl Snapshot {
                 Some(Entry::Put(_) | Entry::Delete | Entry::Count(_))
             )
         };
+        let bloomed = (self.bloomed)(key);
         for s in &self.version.slices {
-            if let Some(e) = s.get(key) {
+            if let Some(e) = s.get(key, bloomed) {
                 entries.push(e.clone());
                 if done(&entries) {
                     return Ok(entry::resolve(&entries));
                 }
             }
         }
-        let bloomed = (self.bloomed)(key);
         for r in &self.version.runs {
             if let Some(e) = r.get(key, bloomed)? {
                 entries.push(e);

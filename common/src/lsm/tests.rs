@@ -459,7 +459,7 @@ fn a_read_only_open_deletes_nothing() {
 }
 
 /// A run's Bloom filter holds the keys point reads ask for, and is sized
-/// on them alone: 10 bits each, whatever else the run holds.
+/// on them alone: 20 bits each, whatever else the run holds.
 #[test]
 fn a_runs_bloom_filter_is_sized_on_its_point_read_keys() {
     let db = sled::Config::new().temporary(true).open().unwrap();
@@ -475,7 +475,7 @@ fn a_runs_bloom_filter_is_sized_on_its_point_read_keys() {
     lsm.flush().unwrap();
     let version = lsm.snapshot().version;
     let bloom = &version.runs[0].meta.bloom;
-    assert_eq!(bloom.bytes(), (100 * 10usize).div_ceil(64) * 8);
+    assert_eq!(bloom.bytes(), (100 * 20usize).div_ceil(64) * 8);
     for n in (0..2000u32).step_by(20) {
         assert!(bloom.may_contain(&[&[b'v'][..], &n.to_be_bytes()].concat()));
     }
