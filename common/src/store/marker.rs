@@ -168,15 +168,16 @@ mod tests {
         filled(dir.path());
         let db = dir.path().join("db");
         let len = std::fs::metadata(&db).unwrap().len();
+        let segment = crate::store::open::segment_size(dir.path()) as u64;
         std::fs::OpenOptions::new()
             .write(true)
             .open(&db)
             .unwrap()
-            // At a segment boundary (sled's segments are 512 KiB): sled
-            // then recovers the older prefix without a word. The first
-            // boundary: the store's few large values leave later segments
-            // partly unused, so a cut near the end may lose nothing.
-            .set_len((512 << 10).min((len - 1) / (512 << 10) * (512 << 10)))
+            // At a segment boundary: sled then recovers the older prefix
+            // without a word. The first boundary: the store's few large
+            // values leave later segments partly unused, so a cut near the
+            // end may lose nothing.
+            .set_len(segment.min((len - 1) / segment * segment))
             .unwrap();
         let text = refusal(dir.path());
         assert!(
@@ -194,7 +195,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         filled(dir.path());
         {
-            let db = sled::open(dir.path()).unwrap();
+            let db = sled::Config::new()
+                .path(dir.path())
+                .segment_size(crate::store::open::segment_size(dir.path()))
+                .open()
+                .unwrap();
             let tree = db.open_tree("projection").unwrap();
             let metas: Vec<_> = tree
                 .scan_prefix([crate::lsm::layout::RUN_META])

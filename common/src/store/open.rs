@@ -21,6 +21,7 @@ impl Store {
         // No `.mode(..)`: sled 0.34.7 stores it and never reads it.
         let config = sled::Config::new()
             .path(path)
+            .segment_size(segment_size(path))
             .cache_capacity(engine::split_cache(cache_bytes).0)
             .flush_every_ms(Some(500));
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -197,4 +198,23 @@ fn lost(e: &crate::lsm::LsmError) -> bool {
         }
         _ => false,
     }
+}
+
+/// sled's segment size for a new store. sled writes a tree page past a
+/// quarter of a segment as a file of its own ("blob"), which it creates,
+/// never fsyncs and deletes when the page is rewritten; a leaf holds up to
+/// 17 keys, so at sled's default of 512 KiB every leaf of event-log chunks
+/// or run blocks (13-24 KiB each) was a blob: thousands of files created
+/// and deleted per million events, and pages a power cut could lose. At 2
+/// MiB such a leaf (at most ~420 KiB) stays in the log.
+const SEGMENT_SIZE: usize = 2 << 20;
+
+/// The segment size the store in `path` was created with (sled refuses
+/// another), or [`SEGMENT_SIZE`] for a new one.
+pub(super) fn segment_size(path: &Path) -> usize {
+    let conf = std::fs::read(path.join("conf")).unwrap_or_default();
+    String::from_utf8_lossy(&conf)
+        .lines()
+        .find_map(|l| l.strip_prefix("segment_size: ")?.trim().parse().ok())
+        .unwrap_or(SEGMENT_SIZE)
 }

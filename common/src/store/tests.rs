@@ -112,7 +112,8 @@ fn state_survives_reopen() {
 fn open_sled(dir: &std::path::Path) -> sled::Db {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        match sled::Config::new().path(dir).open() {
+        let segment = super::open::segment_size(dir);
+        match sled::Config::new().path(dir).segment_size(segment).open() {
             Ok(db) => return db,
             Err(e) if std::time::Instant::now() < deadline => {
                 assert!(e.to_string().contains("could not acquire lock"), "{e}");

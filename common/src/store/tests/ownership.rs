@@ -79,3 +79,33 @@ fn a_store_is_bound_to_one_topic() {
     old.apply_batch(&m).unwrap();
     assert_eq!(old.bind_topic("b").unwrap(), Some("t".to_owned()));
 }
+
+/// A new store gets sled segments of 2 MiB (so a leaf of event-log chunks
+/// or run blocks is not a blob file); a store created with sled's default
+/// (512 KiB) keeps it, since sled refuses to open it with another.
+#[test]
+fn a_new_store_has_large_segments_and_an_older_store_keeps_its_own() {
+    let segment = |dir: &std::path::Path| {
+        let conf = std::fs::read(dir.join("conf")).unwrap();
+        String::from_utf8_lossy(&conf)
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("segment_size: ")?
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+            })
+            .unwrap()
+    };
+    let fresh = tempfile::tempdir().unwrap();
+    drop(Store::open(fresh.path(), 16 << 20).unwrap());
+    assert_eq!(segment(fresh.path()), 2 << 20);
+    let older = tempfile::tempdir().unwrap();
+    drop(sled::Config::new().path(older.path()).open().unwrap());
+    assert_eq!(segment(older.path()), 512 << 10);
+    let store = Store::open(older.path(), 16 << 20).unwrap();
+    store.apply_batch(&messages(&super::spec_events())).unwrap();
+    drop(store);
+    Store::open(older.path(), 16 << 20).unwrap();
+    assert_eq!(segment(older.path()), 512 << 10);
+}
