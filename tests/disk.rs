@@ -236,7 +236,8 @@ fn a_full_disk_stops_ingest_without_losing_or_repeating_an_event() {
     // memtable, whichever writes first.
     assert!(
         said.contains("the ingest worker failed: store i/o")
-            || said.contains("the ingest worker failed: the store's flush or merge failed: store i/o")
+            || said
+                .contains("the ingest worker failed: the store's flush or merge failed: store i/o")
             || said.contains("the final flush failed: store i/o")
             || said.contains("its last store error: store i/o"),
         "the exit names the write error: {last:?}"

@@ -6,6 +6,12 @@
 //! whatever else the message holds is parsed in full (so bad JSON anywhere
 //! is `not_json`, as before) and then dropped. [`Slots::of_value`] fills the
 //! same slots from a `Value`: the reference the capture is held to.
+//!
+//! One difference, on purpose: with serde_json's `raw_value` feature (which
+//! axum turns on in the tracker binary), a `Value` read an object whose
+//! first key is serde_json's private `$serde_json::private::RawValue` token
+//! as the JSON text in its value. The contract knows no such key: the
+//! capture reads it as any other unknown key.
 
 use std::borrow::Cow;
 use std::fmt;

@@ -223,11 +223,22 @@ impl Lsm {
         *current = Arc::new(next);
         drop(current);
         drop(state);
-        self.bury()
+        // Installed: a failure from here on must not fail the install (its
+        // caller would discard the run the manifest now lists). What is
+        // not deleted now, no manifest lists: the next writable open
+        // deletes it.
+        if let Err(e) = self.bury() {
+            tracing::warn!(error = %e, "the blocks of replaced runs were not deleted; the next open deletes them");
+        }
+        Ok(())
     }
 
     /// Deletes the blocks of replaced runs no reader holds any more.
     fn bury(&self) -> Result<(), LsmError> {
+        #[cfg(test)]
+        if self.broken.load(std::sync::atomic::Ordering::Relaxed) == 3 {
+            return Err(LsmError::corrupt(b"(test)", "a deletion made to fail"));
+        }
         let buried = self.buried.lock().expect("graveyard");
         while let Ok(meta) = buried.try_recv() {
             run::delete(&self.tree, &meta)?;

@@ -170,7 +170,8 @@ pub struct Lsm {
     /// so ingest never waits for a merge.
     flushing: Mutex<()>,
     merging: Mutex<()>,
-    /// Unit tests make flushes fail (1) or panic (2).
+    /// Unit tests make flushes fail (1) or panic (2), or the deletion of
+    /// replaced runs fail (3).
     #[cfg(test)]
     pub(crate) broken: std::sync::atomic::AtomicU8,
 }

@@ -458,6 +458,39 @@ fn a_read_only_open_deletes_nothing() {
     assert_eq!(tree.scan_prefix([layout::RUN_BLOCK]).count(), 0);
 }
 
+/// Once a merge's manifest is written, a failure to delete the runs it
+/// replaced fails nothing: the merged run stays, reads and reopens right,
+/// and the next writable open deletes what was left.
+#[test]
+fn a_failed_deletion_after_an_install_keeps_the_installed_run() {
+    let db = sled::Config::new().temporary(true).open().unwrap();
+    let tree = db.open_tree("lsm").unwrap();
+    let lsm = Lsm::open(tree.clone(), config()).unwrap();
+    let mut model = Model::new();
+    for n in 0..2u8 {
+        let ops = [Op::Put(n, n), Op::Add(1, 1)];
+        write(&lsm, &tree, &ops);
+        apply_model(&mut model, &ops);
+        lsm.flush().unwrap();
+    }
+    assert_eq!(lsm.snapshot().shape(), (2, 0));
+    lsm.broken.store(3, std::sync::atomic::Ordering::Relaxed);
+    assert!(lsm.merge().unwrap());
+    assert_eq!(lsm.snapshot().shape(), (1, 0));
+    check(&lsm.snapshot(), &model).unwrap();
+    drop(lsm);
+    let lsm = reopen(&tree);
+    check(&lsm.snapshot(), &model).unwrap();
+    let blocks: usize = lsm
+        .snapshot()
+        .version
+        .runs
+        .iter()
+        .map(|r| r.meta.fences.len())
+        .sum();
+    assert_eq!(tree.scan_prefix([layout::RUN_BLOCK]).count(), blocks);
+}
+
 /// A run's Bloom filter holds the keys point reads ask for, and is sized
 /// on them alone: 20 bits each, whatever else the run holds.
 #[test]

@@ -210,11 +210,21 @@ fn lost(e: &crate::lsm::LsmError) -> bool {
 const SEGMENT_SIZE: usize = 2 << 20;
 
 /// The segment size the store in `path` was created with (sled refuses
-/// another), or [`SEGMENT_SIZE`] for a new one.
+/// another), or [`SEGMENT_SIZE`] for a new one. A store whose `conf` does
+/// not say (lost, garbled) gets sled's default, which every store had
+/// before: sled would rewrite the `conf` with whatever it is given, and
+/// read the log with the wrong size.
 pub(super) fn segment_size(path: &Path) -> usize {
     let conf = std::fs::read(path.join("conf")).unwrap_or_default();
-    String::from_utf8_lossy(&conf)
+    let recorded = String::from_utf8_lossy(&conf)
         .lines()
-        .find_map(|l| l.strip_prefix("segment_size: ")?.trim().parse().ok())
-        .unwrap_or(SEGMENT_SIZE)
+        .find_map(|l| l.strip_prefix("segment_size: ")?.trim().parse().ok());
+    match recorded {
+        Some(size) => size,
+        None if path.join("db").exists() => SLED_DEFAULT_SEGMENT_SIZE,
+        None => SEGMENT_SIZE,
+    }
 }
+
+/// sled 0.34.7's segment size when none is given.
+const SLED_DEFAULT_SEGMENT_SIZE: usize = 512 << 10;

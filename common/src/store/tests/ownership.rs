@@ -108,4 +108,12 @@ fn a_new_store_has_large_segments_and_an_older_store_keeps_its_own() {
     drop(store);
     Store::open(older.path(), 16 << 20).unwrap();
     assert_eq!(segment(older.path()), 512 << 10);
+    // A store that lost its `conf` is read with sled's default, which
+    // every store had before, not a new store's size.
+    std::fs::remove_file(older.path().join("conf")).unwrap();
+    assert_eq!(super::open::segment_size(older.path()), 512 << 10);
+    assert_eq!(
+        super::open::segment_size(&older.path().join("new")),
+        2 << 20
+    );
 }
