@@ -31,8 +31,9 @@ pub fn apply_only(a: &Args, store: &Store, messages: &[Message]) -> anyhow::Resu
     // Whole batches per tenth, so the batches are the full run's.
     let tenth = messages.len().div_ceil(10).div_ceil(a.batch).max(1) * a.batch;
     let t = Instant::now();
-    // The longest single batch: a writer that waits on a flush or merge.
-    let mut longest = (0.0f64, 0usize);
+    // The longest single batch: a writer that waits on a flush or merge;
+    // and where its time went.
+    let mut longest = (0.0f64, 0usize, StepTimes::default());
     // The process holds the dataset already: what the store adds is above
     // it. The allocator first returns what generating the dataset freed,
     // so the baseline is the dataset, not the garbage of making it.
@@ -43,13 +44,13 @@ pub fn apply_only(a: &Args, store: &Store, messages: &[Message]) -> anyhow::Resu
         let (start, before, steps) = (Instant::now(), counters(), store.step_times());
         let mut batches = 0;
         for chunk in part.chunks(a.batch) {
-            let b = Instant::now();
+            let (b, at_start) = (Instant::now(), store.step_times());
             store.apply_batch(chunk)?;
             let took = b.elapsed().as_secs_f64();
             // After every batch: /proc/self/status is a few microseconds.
             peak = peak.max(crate::counters::rss_of(std::process::id())?.0);
             if took > longest.0 {
-                longest = (took, i + 1);
+                longest = (took, i + 1, store.step_times().since(&at_start));
             }
             batches += 1;
         }
@@ -80,10 +81,16 @@ pub fn apply_only(a: &Args, store: &Store, messages: &[Message]) -> anyhow::Resu
         messages.len(),
         a.cache_mb
     );
+    let ms = |s: Step| longest.2.nanos(s) as f64 / 1e6;
     println!(
-        "longest apply_batch: {:.1} ms (tenth {})",
+        "longest apply_batch: {:.1} ms (tenth {}): {}",
         longest.0 * 1e3,
-        longest.1
+        longest.1,
+        Step::ALL[1..]
+            .iter()
+            .map(|s| format!("{} {:.1} ms", s.name(), ms(*s)))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!(
         "RSS: {} MiB with the dataset loaded, at most {} MiB after any batch: the store's {} MiB beyond it",
