@@ -296,20 +296,25 @@ mod tests {
 
     use proptest::prelude::*;
 
+    /// A key's entries in one source after another, newest first.
+    fn arb_entries() -> impl Strategy<Value = Vec<Entry>> {
+        proptest::collection::vec(
+            proptest::prop_oneof![
+                (0u8..3).prop_map(|v| Entry::Put(vec![v; 2])),
+                proptest::strategy::Just(Entry::Delete),
+                (-3i64..4).prop_map(Entry::Add),
+                (-2i64..3).prop_map(Entry::Count),
+            ],
+            0..8,
+        )
+    }
+
     proptest::proptest! {
         /// Combining any run of a key's entries (as a merge does) and
         /// resolving what is left gives what resolving them all gives.
         #[test]
         fn combining_then_resolving_equals_resolving(
-            entries in proptest::collection::vec(
-                proptest::prop_oneof![
-                    (0u8..3).prop_map(|v| Entry::Put(vec![v; 2])),
-                    proptest::strategy::Just(Entry::Delete),
-                    (-3i64..4).prop_map(Entry::Add),
-                    (-2i64..3).prop_map(Entry::Count),
-                ],
-                0..8,
-            ),
+            entries in arb_entries(),
             split in 0usize..8,
             bottom in proptest::bool::ANY,
         ) {
@@ -328,15 +333,7 @@ mod tests {
         /// The streaming combiner keeps what `combine` keeps.
         #[test]
         fn the_combiner_equals_combine(
-            entries in proptest::collection::vec(
-                proptest::prop_oneof![
-                    (0u8..3).prop_map(|v| Entry::Put(vec![v; 2])),
-                    proptest::strategy::Just(Entry::Delete),
-                    (-3i64..4).prop_map(Entry::Add),
-                    (-2i64..3).prop_map(Entry::Count),
-                ],
-                0..8,
-            ),
+            entries in arb_entries(),
             bottom in proptest::bool::ANY,
         ) {
             let mut c = Combiner::default();

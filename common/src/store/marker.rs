@@ -222,8 +222,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         filled(dir.path());
         let db = dir.path().join("db");
-        // Up to the last byte written: sled's segments (2 MiB) leave the
-        // end of the file unused.
+        // Up to the last byte written: sled's segments may leave the end
+        // of the file unused.
         let bytes = std::fs::read(&db).unwrap();
         let len = bytes.iter().rposition(|b| *b != 0).unwrap() as u64 + 1;
         let mut f = std::fs::OpenOptions::new().write(true).open(&db).unwrap();

@@ -200,31 +200,25 @@ fn lost(e: &crate::lsm::LsmError) -> bool {
     }
 }
 
-/// sled's segment size for a new store. sled writes a tree page past a
-/// quarter of a segment as a file of its own ("blob"), which it creates,
-/// never fsyncs and deletes when the page is rewritten; a leaf holds up to
-/// 17 keys, so at sled's default of 512 KiB every leaf of event-log chunks
-/// or run blocks (13-24 KiB each) was a blob: thousands of files created
-/// and deleted per million events, and pages a power cut could lose. At 2
-/// MiB such a leaf (at most ~420 KiB) stays in the log.
-const SEGMENT_SIZE: usize = 2 << 20;
+/// sled's segment size for a new store: sled's default. sled writes a
+/// tree page past a quarter of a segment as a file of its own ("blob"),
+/// which it creates, never fsyncs and deletes when the page is rewritten; a
+/// leaf holds up to 17 keys, so every leaf of event-log chunks or run
+/// blocks (13-24 KiB each) is one (3,300-3,500 files left after a 1M
+/// load). 2 MiB segments keep such leaves in the log, and were measured:
+/// at 1M records within the run-to-run noise, at 3M the apply 4 % slower,
+/// the longest batch 8.4 s against 3.9 s and the store's memory 2.8 GiB
+/// against 1.4 (docs/benchmarks.md, "The lean write path"). Stores made
+/// with another size keep theirs.
+const SEGMENT_SIZE: usize = 512 << 10;
 
 /// The segment size the store in `path` was created with (sled refuses
-/// another), or [`SEGMENT_SIZE`] for a new one. A store whose `conf` does
-/// not say (lost, garbled) gets sled's default, which every store had
-/// before: sled would rewrite the `conf` with whatever it is given, and
-/// read the log with the wrong size.
+/// another), or [`SEGMENT_SIZE`] for a new one (or one whose `conf` does
+/// not say: sled's default, which every store had before).
 pub(super) fn segment_size(path: &Path) -> usize {
     let conf = std::fs::read(path.join("conf")).unwrap_or_default();
     let recorded = String::from_utf8_lossy(&conf)
         .lines()
         .find_map(|l| l.strip_prefix("segment_size: ")?.trim().parse().ok());
-    match recorded {
-        Some(size) => size,
-        None if path.join("db").exists() => SLED_DEFAULT_SEGMENT_SIZE,
-        None => SEGMENT_SIZE,
-    }
+    recorded.unwrap_or(SEGMENT_SIZE)
 }
-
-/// sled 0.34.7's segment size when none is given.
-const SLED_DEFAULT_SEGMENT_SIZE: usize = 512 << 10;

@@ -46,6 +46,11 @@ impl Step {
         Step::Merge,
     ];
 
+    /// A step of the writer's (the rest are the maintenance threads').
+    pub fn writer(self) -> bool {
+        !matches!(self, Step::Flush | Step::Merge)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Step::Batch => "batch",
@@ -99,18 +104,11 @@ impl StepTimes {
 
     /// The writer's time in a batch outside its named steps.
     pub fn other(&self) -> u64 {
-        let named: u64 = [
-            Step::Decode,
-            Step::Fold,
-            Step::Derive,
-            Step::EventLog,
-            Step::Write,
-            Step::Install,
-            Step::WriterFlush,
-        ]
-        .iter()
-        .map(|s| self.nanos(*s))
-        .sum();
+        let named: u64 = Step::ALL
+            .iter()
+            .filter(|s| s.writer() && **s != Step::Batch)
+            .map(|s| self.nanos(*s))
+            .sum();
         self.nanos(Step::Batch).saturating_sub(named)
     }
 }

@@ -80,11 +80,10 @@ fn a_store_is_bound_to_one_topic() {
     assert_eq!(old.bind_topic("b").unwrap(), Some("t".to_owned()));
 }
 
-/// A new store gets sled segments of 2 MiB (so a leaf of event-log chunks
-/// or run blocks is not a blob file); a store created with sled's default
-/// (512 KiB) keeps it, since sled refuses to open it with another.
+/// A new store gets sled's default segments (512 KiB); a store created
+/// with another size keeps it, since sled refuses to open it with another.
 #[test]
-fn a_new_store_has_large_segments_and_an_older_store_keeps_its_own() {
+fn a_store_keeps_the_segment_size_it_was_created_with() {
     let segment = |dir: &std::path::Path| {
         let conf = std::fs::read(dir.join("conf")).unwrap();
         String::from_utf8_lossy(&conf)
@@ -99,21 +98,21 @@ fn a_new_store_has_large_segments_and_an_older_store_keeps_its_own() {
     };
     let fresh = tempfile::tempdir().unwrap();
     drop(Store::open(fresh.path(), 16 << 20).unwrap());
-    assert_eq!(segment(fresh.path()), 2 << 20);
-    let older = tempfile::tempdir().unwrap();
-    drop(sled::Config::new().path(older.path()).open().unwrap());
-    assert_eq!(segment(older.path()), 512 << 10);
-    let store = Store::open(older.path(), 16 << 20).unwrap();
+    assert_eq!(segment(fresh.path()), 512 << 10);
+    let other = tempfile::tempdir().unwrap();
+    drop(
+        sled::Config::new()
+            .path(other.path())
+            .segment_size(2 << 20)
+            .open()
+            .unwrap(),
+    );
+    let store = Store::open(other.path(), 16 << 20).unwrap();
     store.apply_batch(&messages(&super::spec_events())).unwrap();
     drop(store);
-    Store::open(older.path(), 16 << 20).unwrap();
-    assert_eq!(segment(older.path()), 512 << 10);
-    // A store that lost its `conf` is read with sled's default, which
-    // every store had before, not a new store's size.
-    std::fs::remove_file(older.path().join("conf")).unwrap();
-    assert_eq!(super::open::segment_size(older.path()), 512 << 10);
-    assert_eq!(
-        super::open::segment_size(&older.path().join("new")),
-        2 << 20
-    );
+    Store::open(other.path(), 16 << 20).unwrap();
+    assert_eq!(segment(other.path()), 2 << 20);
+    // A store that lost its `conf` is read with sled's default.
+    std::fs::remove_file(other.path().join("conf")).unwrap();
+    assert_eq!(super::open::segment_size(other.path()), 512 << 10);
 }
