@@ -6,7 +6,8 @@
 //!   one index range scan. This is the anchor the tracker is measured against.
 //!
 //! Both get batched upserts of the rows the reference fold produces, and the
-//! same query shapes.
+//! same query shapes. PostgreSQL doing the tracker's whole write job, timed
+//! from the raw messages, is `pg_same.rs`.
 
 use postgres::types::ToSql;
 use postgres::{Client, GenericClient, NoTls, Statement};

@@ -1,9 +1,9 @@
 //! Values split into keys of at most [`CHUNK_BYTES`]: sled 0.34.7 stores a
 //! value past ~128 KiB as a blob file of its own, which it never fsyncs
 //! (`pagecache/blob_io.rs`), so after a power loss its log may name a blob
-//! that is not there. A batch log (~1 MB at the default batch) and a large
-//! run's metadata are written as parts `key ++ part` (u32, big-endian) in
-//! the caller's one atomic batch instead, each inline in sled's log.
+//! that is not there. A large run's metadata (and, in layouts 6 and 7, a
+//! batch log) is written as parts `key ++ part` (u32, big-endian) in the
+//! caller's one atomic batch instead, each inline in sled's log.
 //!
 //! Every chunked key is of fixed length (a space byte and a u64), so the
 //! parts of one value are exactly the keys under its prefix. A value
