@@ -60,13 +60,13 @@ proptest! {
     /// between them (unit tests' engine settings flush every few batches):
     /// what a reopen recovers from the event log after the last flush
     /// (`recover`), over the runs, is the projection — after a kill (the
-    /// memtable lost), a flush killed before it installed, or a clean stop
-    /// (nothing left to recover). Redeliveries apply nothing twice.
+    /// memtable lost), a flush or a merge killed before it installed, or a
+    /// clean stop (nothing left to recover). Redeliveries apply nothing twice.
     #[test]
     fn the_store_equals_the_reference_across_flushes_merges_kills_and_reopens(
         events in proptest::collection::vec(arb_event(), 0..80),
         cuts in proptest::collection::vec(0usize..100, 0..8),
-        reopen in proptest::collection::vec(0u8..5, 8),
+        reopen in proptest::collection::vec(0u8..6, 8),
     ) {
         let mut seen = std::collections::HashSet::new();
         let events: Vec<Event> = events.into_iter().filter(|e| seen.insert((e.record_id.clone(), e.event_id.clone()))).collect();
@@ -80,6 +80,8 @@ proptest! {
                 1 => {}
                 // Killed in a flush, its run written and not installed.
                 2 => store.lsm.write_without_install(false, false).unwrap(),
+                // Killed in a merge, likewise.
+                4 => store.lsm.write_without_install(true, false).unwrap(),
                 // A clean stop: nothing is left to recover.
                 3 => {
                     store.close().unwrap();
