@@ -80,6 +80,13 @@ fn ops_of(ops: &[Op]) -> Ops {
     out
 }
 
+/// A fresh engine tree in memory (its db kept alive beside it).
+fn fresh() -> (sled::Db, sled::Tree) {
+    let db = sled::Config::new().temporary(true).open().unwrap();
+    let tree = db.open_tree("lsm").unwrap();
+    (db, tree)
+}
+
 fn config() -> Config {
     Config {
         // Tiny blocks and merges of two: small worlds still span blocks,
@@ -238,8 +245,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
     #[test]
     fn the_engine_equals_the_model(actions in proptest::collection::vec(action(), 1..40)) {
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        let tree = db.open_tree("lsm").unwrap();
+        let (_db, tree) = fresh();
         let mut lsm = Lsm::open(tree.clone(), config()).unwrap();
         let mut model = Model::new();
         let mut held = Vec::new();
@@ -309,8 +315,7 @@ proptest! {
     fn a_writer_beside_flushes_and_merges_equals_the_model(
         batches in proptest::collection::vec(proptest::collection::vec(op(), 1..12), 1..60)
     ) {
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        let tree = db.open_tree("lsm").unwrap();
+        let (_db, tree) = fresh();
         let lsm = Arc::new(Lsm::open(tree.clone(), Config { memtable_bytes: 64, ..config() }).unwrap());
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         // A flush thread and a merge thread, as the store runs them: a
@@ -364,202 +369,4 @@ proptest! {
     }
 }
 
-/// Readers missing the same blocks at once insert them twice: the cache
-/// still counts exactly the bytes its blocks hold (each block's own
-/// allocation, no more), and so stays within its bound.
-#[test]
-fn the_block_cache_counts_the_bytes_it_holds_under_concurrent_misses() {
-    let db = sled::Config::new().temporary(true).open().unwrap();
-    let tree = db.open_tree("lsm").unwrap();
-    let config = Config {
-        block_bytes: 256,
-        cache_bytes: 16 << 10,
-        ..config()
-    };
-    let lsm = Arc::new(Lsm::open(tree.clone(), config.clone()).unwrap());
-    let mut ops = Ops::default();
-    for n in 0..4000u32 {
-        ops.put([b"v".as_slice(), &n.to_be_bytes()].concat(), vec![7; 40]);
-    }
-    lsm.commit(1, 1, ops);
-    lsm.flush().unwrap();
-    let readers: Vec<_> = (0..8)
-        .map(|t| {
-            let lsm = lsm.clone();
-            std::thread::spawn(move || {
-                for round in 0..20u32 {
-                    let snap = lsm.snapshot();
-                    // Every reader walks the same keys: the same misses.
-                    for n in (0..4000u32).step_by(7) {
-                        let k = [
-                            b"v".as_slice(),
-                            &((n + round * 13 + t) % 4000).to_be_bytes(),
-                        ]
-                        .concat();
-                        assert!(snap.get(&k).unwrap().is_some());
-                    }
-                }
-            })
-        })
-        .collect();
-    for r in readers {
-        r.join().unwrap();
-    }
-    let (counted, held) = lsm.cache_usage();
-    assert_eq!(counted, held, "bytes counted, bytes held");
-    assert!(counted <= config.cache_bytes, "{counted} over the bound");
-    assert!(counted > 0, "the cache holds blocks");
-}
-
-/// A flush runs while a merge holds its turn: ingest's flushes never wait
-/// for a merge (a single lock for both stalled the writer for the whole
-/// merge once the memtable passed twice its bound).
-#[test]
-fn a_flush_does_not_wait_for_a_merge_under_way() {
-    let db = sled::Config::new().temporary(true).open().unwrap();
-    let tree = db.open_tree("lsm").unwrap();
-    let lsm = Arc::new(Lsm::open(tree.clone(), config()).unwrap());
-    write(&lsm, &tree, &[Op::Put(1, 1), Op::Add(2, 1)]);
-    let merge_under_way = lsm.merging.lock().unwrap();
-    let (done, flushed) = std::sync::mpsc::channel();
-    let flusher = {
-        let lsm = lsm.clone();
-        std::thread::spawn(move || done.send(lsm.flush().unwrap()).unwrap())
-    };
-    let got = flushed.recv_timeout(std::time::Duration::from_secs(10));
-    drop(merge_under_way);
-    flusher.join().unwrap();
-    assert_eq!(got, Ok(true), "the flush waited for the merge");
-}
-
-/// Read-only opens leave what a killed flush wrote in place (an operator
-/// examining a store changes nothing); the next writable open deletes it.
-#[test]
-fn a_read_only_open_deletes_nothing() {
-    let db = sled::Config::new().temporary(true).open().unwrap();
-    let tree = db.open_tree("lsm").unwrap();
-    let lsm = Lsm::open(tree.clone(), config()).unwrap();
-    let ops: Vec<Op> = (0..24).map(|k| Op::Put(k, k % 9)).collect();
-    write(&lsm, &tree, &ops);
-    lsm.write_without_install(false, true).unwrap();
-    drop(lsm);
-    let orphans = tree.scan_prefix([layout::RUN_BLOCK]).count();
-    assert!(orphans > 0);
-    let before: Vec<_> = tree.iter().map(Result::unwrap).collect();
-    let ro = Lsm::open_read_only(tree.clone(), config()).unwrap();
-    recover(&ro, &tree);
-    let mut model = Model::new();
-    apply_model(&mut model, &ops);
-    check(&ro.snapshot(), &model).unwrap();
-    drop(ro);
-    let after: Vec<_> = tree.iter().map(Result::unwrap).collect();
-    assert_eq!(before, after, "a read-only open wrote");
-    Lsm::open(tree.clone(), config()).unwrap();
-    assert_eq!(tree.scan_prefix([layout::RUN_BLOCK]).count(), 0);
-}
-
-/// Once a merge's manifest is written, a failure to delete the runs it
-/// replaced fails nothing: the merged run stays, reads and reopens right,
-/// and the next writable open deletes what was left.
-#[test]
-fn a_failed_deletion_after_an_install_keeps_the_installed_run() {
-    let db = sled::Config::new().temporary(true).open().unwrap();
-    let tree = db.open_tree("lsm").unwrap();
-    let lsm = Lsm::open(tree.clone(), config()).unwrap();
-    let mut model = Model::new();
-    for n in 0..2u8 {
-        let ops = [Op::Put(n, n), Op::Add(1, 1)];
-        write(&lsm, &tree, &ops);
-        apply_model(&mut model, &ops);
-        lsm.flush().unwrap();
-    }
-    assert_eq!(lsm.snapshot().shape(), (2, 0));
-    lsm.broken.store(3, std::sync::atomic::Ordering::Relaxed);
-    assert!(lsm.merge().unwrap());
-    assert_eq!(lsm.snapshot().shape(), (1, 0));
-    check(&lsm.snapshot(), &model).unwrap();
-    drop(lsm);
-    let lsm = reopen(&tree);
-    check(&lsm.snapshot(), &model).unwrap();
-    let blocks: usize = lsm
-        .snapshot()
-        .version
-        .runs
-        .iter()
-        .map(|r| r.meta.fences.len())
-        .sum();
-    assert_eq!(tree.scan_prefix([layout::RUN_BLOCK]).count(), blocks);
-}
-
-/// A run's Bloom filter holds the keys point reads ask for, and is sized
-/// on them alone: 20 bits each, whatever else the run holds.
-#[test]
-fn a_runs_bloom_filter_is_sized_on_its_point_read_keys() {
-    let db = sled::Config::new().temporary(true).open().unwrap();
-    let tree = db.open_tree("lsm").unwrap();
-    let lsm = Lsm::open(tree.clone(), config()).unwrap();
-    let mut ops = Ops::default();
-    for n in 0..2000u32 {
-        // One point-read key (`v`) for every 20 others.
-        let space = if n % 20 == 0 { b'v' } else { b'i' };
-        ops.put([&[space][..], &n.to_be_bytes()].concat(), vec![1]);
-    }
-    lsm.commit(1, 1, ops);
-    lsm.flush().unwrap();
-    let version = lsm.snapshot().version;
-    let bloom = &version.runs[0].meta.bloom;
-    assert_eq!(bloom.bytes(), (100 * 20usize).div_ceil(64) * 8);
-    for n in (0..2000u32).step_by(20) {
-        assert!(bloom.may_contain(&[&[b'v'][..], &n.to_be_bytes()].concat()));
-    }
-}
-
-/// A store of layout 7 logged each batch's operations, in parts: the
-/// engine reads them at open, and `retire_batch_logs` flushes them into a
-/// run and deletes them, recording the caller's position, in a way that a
-/// kill at any point and a second try leave right.
-#[test]
-fn batch_logs_of_layout_7_are_read_at_open_and_retired_into_a_run() {
-    let db = sled::Config::new().temporary(true).open().unwrap();
-    let tree = db.open_tree("lsm").unwrap();
-    let mut ops = Ops::default();
-    // Keys of hashed-looking bytes compress poorly, as index keys do.
-    let key = |n: u32| {
-        let h = n.wrapping_mul(2_654_435_761).to_be_bytes();
-        [b"k".as_slice(), &h, &n.to_be_bytes()].concat()
-    };
-    for n in 0..60_000u32 {
-        ops.put(key(n), n.to_le_bytes().to_vec());
-    }
-    // As layout 7 wrote a batch: postcard, zstd, in parts.
-    let raw = postcard::to_allocvec(&ops).unwrap();
-    let mut batch = sled::Batch::default();
-    let z = zstd::bulk::compress(&raw, 1).unwrap();
-    chunked::put(&mut batch, &layout::batch_log(1), &z);
-    tree.apply_batch(batch).unwrap();
-    assert!(tree.scan_prefix([layout::BATCH_LOG]).count() > 1);
-    let reads = |lsm: &Lsm| {
-        let snap = lsm.snapshot();
-        for n in [0u32, 1, 29_999, 59_999] {
-            assert_eq!(
-                snap.get(&key(n)).unwrap(),
-                Some(Value::Bytes(n.to_le_bytes().to_vec()))
-            );
-        }
-        assert_eq!(snap.prefix(b"k").count(), 60_000);
-    };
-    let lsm = Lsm::open(tree.clone(), config()).unwrap();
-    reads(&lsm);
-    lsm.retire_batch_logs(41).unwrap();
-    assert_eq!(tree.scan_prefix([layout::BATCH_LOG]).count(), 0);
-    assert_eq!(lsm.flushed_through(), 41);
-    assert_eq!(lsm.snapshot().shape(), (1, 0));
-    reads(&lsm);
-    drop(lsm);
-    // Again, as after a kill before the layout was stamped: nothing to
-    // flush, the same position.
-    let lsm = Lsm::open(tree.clone(), config()).unwrap();
-    lsm.retire_batch_logs(41).unwrap();
-    assert_eq!(lsm.flushed_through(), 41);
-    reads(&lsm);
-}
+mod cases;
