@@ -28,7 +28,8 @@ impl Store {
         let mut log = LogChunks::default();
 
         let steps = &self.steps;
-        let (begun, mut at) = (std::time::Instant::now(), std::time::Instant::now());
+        let begun = std::time::Instant::now();
+        let mut at = begun;
         let mut accepted: Vec<(&Message, Event)> = Vec::with_capacity(messages.len());
         for m in messages {
             let next = checkpoints
