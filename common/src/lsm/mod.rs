@@ -26,6 +26,7 @@
 
 mod bloom;
 mod chunked;
+pub mod codec;
 mod compact;
 mod cursor;
 pub mod entry;

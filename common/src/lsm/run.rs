@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use super::bloom::Bloom;
 use super::entry::{self, Entry, EntryRef};
-use super::{layout, Config, LsmError};
+use super::{codec, layout, Config, LsmError};
+pub use codec::decompress;
 
 /// No block decodes to more than this: `block_bytes` plus one entry (a
 /// record, under the store's 64 KiB event bound, well within it).
@@ -139,25 +140,6 @@ impl BlockCache {
         let held = c.blocks.values().map(|b| b.held()).sum();
         (c.bytes, held)
     }
-}
-
-/// Decompresses a value the engine compressed ([`zstd::bulk::compress`]
-/// records the content size in the frame), into a buffer of exactly that
-/// size: zstd's bulk API otherwise reserves the whole `cap` for every value
-/// (without its `experimental` feature it cannot size the frame itself),
-/// and a cached block would own that much memory. A frame that claims more
-/// than `cap`, or no size, is corrupt.
-pub fn decompress(key: &[u8], stored: &[u8], cap: usize) -> Result<Vec<u8>, LsmError> {
-    let size = match zstd::zstd_safe::get_frame_content_size(stored) {
-        Ok(Some(n)) if n <= cap as u64 => n as usize,
-        Ok(Some(n)) => return Err(LsmError::corrupt(key, format!("a frame of {n} bytes"))),
-        Ok(None) | Err(_) => return Err(LsmError::corrupt(key, "a frame without its size")),
-    };
-    let raw = zstd::bulk::decompress(stored, size).map_err(|e| LsmError::corrupt(key, e))?;
-    if raw.len() != size {
-        return Err(LsmError::corrupt(key, "a frame shorter than its size"));
-    }
-    Ok(raw)
 }
 
 /// An installed run. Dropped once no version holds it; if the manifest no
@@ -301,7 +283,7 @@ impl<'a> RunWriter<'a> {
             return Ok(());
         }
         let n = self.meta.fences.len() as u32 - 1;
-        let z = zstd::bulk::compress(&self.block, 1).expect("zstd compresses in memory");
+        let z = codec::compress(&self.block, 1);
         self.meta.bytes += z.len() as u64;
         self.pending.insert(layout::run_block(self.meta.id, n), z);
         self.block.clear();

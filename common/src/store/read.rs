@@ -153,6 +153,14 @@ impl Store {
 
 /// One event-log chunk, decoded.
 pub(super) fn log_chunk(key: &[u8], v: &[u8]) -> Result<Vec<EventLogEntry>, StoreError> {
-    let bytes = zstd::stream::decode_all(v).map_err(|e| StoreError::corrupt(key, e))?;
+    // Chunks before layout 8 were streamed, without their size in the frame.
+    let bytes = match zstd::zstd_safe::get_frame_content_size(v) {
+        Ok(Some(_)) => crate::lsm::codec::decompress(key, v, MAX_LOG_CHUNK_BYTES)?,
+        _ => zstd::stream::decode_all(v).map_err(|e| StoreError::corrupt(key, e))?,
+    };
     postcard::from_bytes(&bytes).map_err(|e| StoreError::corrupt(key, e))
 }
+
+/// No event-log chunk decodes to more than this: its events are at most
+/// [`super::LOG_CHUNK_BYTES`] raw, and each entry adds a few fixed fields.
+const MAX_LOG_CHUNK_BYTES: usize = 4 * super::LOG_CHUNK_BYTES + (1 << 20);
