@@ -63,7 +63,6 @@ impl Bloom {
     }
 
     /// Its size in memory (and, about, stored).
-    #[cfg(test)]
     pub fn bytes(&self) -> usize {
         self.bits.len() * 8
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::cursor;
 use super::entry;
+use super::memtable::neighbours_to_merge;
 use super::run::{self, Run, RunWriter};
 use super::snapshot::Version;
 use super::{layout, turn, Installing, Lsm, LsmError, Manifest, Slice};
@@ -34,11 +35,11 @@ impl Lsm {
             return Ok(false);
         };
         let id = self.next_run_id()?;
-        let keys: usize = version.slices.iter().map(|s| s.entries.len()).sum();
-        let mut writer = RunWriter::new(&self.tree, &self.config, id, keys);
+        let keys: usize = version.slices.iter().map(|s| s.len()).sum();
         // Only the memtable's slices: runs are older, so this is no bottom
         // unless there are none.
         let bottom = version.runs.is_empty();
+        let mut writer = RunWriter::new(&self.tree, &self.config, id, keys, bottom);
         let never = std::sync::atomic::AtomicBool::new(false);
         let meta = self.or_discard(id, || {
             merge_into(&version.slices, &[], bottom, &mut writer, &never)?;
@@ -55,6 +56,45 @@ impl Lsm {
             })
         })?;
         Ok(true)
+    }
+
+    /// Merges the newest pair of neighbouring memtable slices that is due
+    /// ([`neighbours_to_merge`]), outside every lock, and installs the
+    /// result unless a flush took them meanwhile. Returns whether it did.
+    /// The flush thread's, not the writer's: a batch only adds its slice.
+    pub fn merge_slices(&self) -> bool {
+        let _turn = turn(&self.flushing);
+        let version = self.current.lock().expect("lsm version").clone();
+        let frozen = self.state.lock().expect("lsm state").flushing_through;
+        let Some(i) = neighbours_to_merge(&version.slices, frozen) else {
+            return false;
+        };
+        let (newer, older) = (&version.slices[i], &version.slices[i + 1]);
+        let merged = Arc::new(Slice::merge(newer, older));
+        let state = self.state.lock().expect("lsm state");
+        let mut current = self.current.lock().expect("lsm version");
+        // Newer batches' slices may have come in front meanwhile.
+        let Some(at) = current.slices.iter().position(|s| Arc::ptr_eq(s, newer)) else {
+            return false;
+        };
+        let still = current
+            .slices
+            .get(at + 1)
+            .is_some_and(|s| Arc::ptr_eq(s, older) && s.last > state.flushing_through);
+        if !still {
+            return false;
+        }
+        let mut next = (**current).clone();
+        next.slices.splice(at..at + 2, [merged]);
+        *current = Arc::new(next);
+        true
+    }
+
+    /// Whether memtable slices are due to merge ([`Lsm::merge_slices`]).
+    pub fn slices_due(&self) -> bool {
+        let version = self.current.lock().expect("lsm version").clone();
+        let frozen = self.state.lock().expect("lsm state").flushing_through;
+        neighbours_to_merge(&version.slices, frozen).is_some()
     }
 
     /// Rids a store of layout 6 or 7 of its batch logs: flushes the
@@ -112,7 +152,7 @@ impl Lsm {
         let bottom = window.end == version.runs.len();
         let id = self.next_run_id()?;
         let keys = inputs.iter().map(|r| r.meta.entries as usize).sum();
-        let mut writer = RunWriter::new(&self.tree, &self.config, id, keys);
+        let mut writer = RunWriter::new(&self.tree, &self.config, id, keys, bottom);
         let meta = self.or_discard(id, || {
             if !merge_into(&[], &inputs, bottom, &mut writer, stop)? {
                 return Err(LsmError::Stopped);
@@ -153,7 +193,7 @@ impl Lsm {
     ) -> Result<(), LsmError> {
         let version = self.current.lock().expect("lsm version").clone();
         let id = self.next_run_id()?;
-        let mut writer = RunWriter::new(&self.tree, &self.config, id, 64);
+        let mut writer = RunWriter::new(&self.tree, &self.config, id, 64, false);
         let never = std::sync::atomic::AtomicBool::new(false);
         if blocks_only {
             // Killed between two groups of blocks: no metadata yet.

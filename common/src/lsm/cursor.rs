@@ -7,8 +7,9 @@
 use std::ops::Bound;
 use std::sync::Arc;
 
+use super::block::Block;
 use super::entry::{self, Combiner, EntryRef, Value};
-use super::run::{Block, Run};
+use super::run::Run;
 use super::{LsmError, Slice};
 
 /// Where a cursor stands in one source.
@@ -30,14 +31,14 @@ enum Cursor {
 impl Cursor {
     fn key(&self) -> Option<&[u8]> {
         match self {
-            Cursor::Slice { slice, at } => at.map(|i| slice.entries[i].0.as_slice()),
+            Cursor::Slice { slice, at } => at.map(|i| slice.key(i)),
             Cursor::Run { at, .. } => at.as_ref().map(|(_, b, i)| b.key(*i)),
         }
     }
 
     fn entry(&self) -> Option<EntryRef<'_>> {
         match self {
-            Cursor::Slice { slice, at } => at.map(|i| slice.entries[i].1.as_ref()),
+            Cursor::Slice { slice, at } => at.map(|i| slice.entry(i)),
             Cursor::Run { at, .. } => at.as_ref().map(|(_, b, i)| b.entry(*i)),
         }
     }
@@ -47,12 +48,12 @@ impl Cursor {
     fn seek(&mut self, key: Option<&[u8]>, reverse: bool) -> Result<(), LsmError> {
         match self {
             Cursor::Slice { slice, at } => {
-                let n = slice.entries.len();
+                let n = slice.len();
                 let i = match key {
                     None if reverse => n,
                     None => 0,
-                    Some(k) if reverse => slice.entries.partition_point(|(e, _)| e.as_slice() <= k),
-                    Some(k) => slice.entries.partition_point(|(e, _)| e.as_slice() < k),
+                    Some(k) if reverse => slice.partition_point(|e| e <= k),
+                    Some(k) => slice.partition_point(|e| e < k),
                 };
                 *at = if reverse {
                     i.checked_sub(1)
@@ -116,7 +117,7 @@ impl Cursor {
             Cursor::Slice { slice, at } => {
                 *at = match *at {
                     Some(i) if reverse => i.checked_sub(1),
-                    Some(i) => (i + 1 < slice.entries.len()).then_some(i + 1),
+                    Some(i) => (i + 1 < slice.len()).then_some(i + 1),
                     None => None,
                 };
             }

@@ -1,40 +1,102 @@
 //! The memtable: what the batches since the last flush wrote, as immutable
-//! sorted slices (one per batch, merged with their neighbours as they
-//! accumulate), and the operations a batch hands in.
+//! sorted slices (one per batch; the flush thread merges neighbours as they
+//! accumulate, [`super::Lsm::merge_slices`]), and the operations a batch
+//! hands in.
+//!
+//! Both are arenas (issue 36): a batch's operations are encoded once, as a
+//! run block's entries ([`entry::encode_into`]), into one buffer with an
+//! offset per entry — no heap object per key — sorted by a radix sort
+//! ([`super::sort`]), and a slice is that buffer in key order. A flush
+//! copies a slice's bytes straight into blocks.
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::bloom::{self, Bloom};
-use super::entry::{self, Entry};
+use super::entry::{self, Combiner, Entry, EntryRef};
 
 /// One batch's operations, in the order given (a later one on a key wins
 /// over an earlier one; deltas add up).
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-pub struct Ops(pub(super) Vec<(Vec<u8>, Entry)>);
+#[derive(Debug, Default, Clone)]
+pub struct Ops {
+    data: Vec<u8>,
+    /// Where each operation starts in `data`.
+    at: Vec<u32>,
+}
 
 impl Ops {
-    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.0.push((key, Entry::Put(value)));
+    pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        self.push(key.as_ref(), EntryRef::Put(value.as_ref()));
     }
 
-    pub fn delete(&mut self, key: Vec<u8>) {
-        self.0.push((key, Entry::Delete));
+    pub fn delete(&mut self, key: impl AsRef<[u8]>) {
+        self.push(key.as_ref(), EntryRef::Delete);
     }
 
-    pub fn add(&mut self, key: Vec<u8>, delta: i64) {
-        self.0.push((key, Entry::Add(delta)));
+    pub fn add(&mut self, key: impl AsRef<[u8]>, delta: i64) {
+        self.push(key.as_ref(), EntryRef::Add(delta));
+    }
+
+    pub fn len(&self) -> usize {
+        self.at.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.at.is_empty()
+    }
+
+    fn push(&mut self, key: &[u8], e: EntryRef<'_>) {
+        self.at.push(offset(self.data.len()));
+        entry::encode_into(&mut self.data, key, e);
+    }
+
+    fn key(&self, i: u32) -> &[u8] {
+        entry::key_at(&self.data, self.at[i as usize] as usize).expect("encoded here")
+    }
+
+    /// The bytes of operation `i`.
+    fn bytes(&self, i: u32) -> &[u8] {
+        let from = self.at[i as usize] as usize;
+        let to = self
+            .at
+            .get(i as usize + 1)
+            .map_or(self.data.len(), |&o| o as usize);
+        &self.data[from..to]
+    }
+}
+
+/// Offsets are u32: a batch's operations, and a slice, stay far below
+/// 4 GiB (`max_batch` events of at most 64 KiB, and their index entries).
+fn offset(n: usize) -> u32 {
+    u32::try_from(n).expect("a batch's operations fit in 4 GiB")
+}
+
+/// A batch's operations as the batch logs of layouts 6 and 7 held them
+/// (postcard): read only to upgrade such a store.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct LegacyOps(pub Vec<(Vec<u8>, Entry)>);
+
+impl From<LegacyOps> for Ops {
+    fn from(legacy: LegacyOps) -> Ops {
+        let mut ops = Ops::default();
+        for (k, e) in &legacy.0 {
+            ops.push(k, e.as_ref());
+        }
+        ops
     }
 }
 
 /// An immutable sorted piece of the memtable: what positions `first..=last`
-/// of the caller's log hold.
-#[derive(Debug, Clone)]
+/// of the caller's log hold, one entry per key.
+#[derive(Debug)]
 pub struct Slice {
-    pub(crate) entries: Vec<(Vec<u8>, Entry)>,
+    data: Vec<u8>,
+    /// Where each entry starts in `data`, in key order.
+    at: Vec<u32>,
     pub(super) first: u64,
     pub(super) last: u64,
+    /// The memory it holds.
     pub(super) bytes: usize,
     /// The keys point reads ask for ([`super::Config::bloomed`]), so that
     /// a read of a key no slice holds — a batch's new records — skips
@@ -43,121 +105,179 @@ pub struct Slice {
     bloomed: fn(&[u8]) -> bool,
 }
 
-impl Slice {
-    /// One batch's operations, sorted, one entry per key.
-    pub(super) fn of_batch(first: u64, last: u64, ops: Ops, bloomed: fn(&[u8]) -> bool) -> Slice {
-        let mut ops = ops.0;
-        // By key; a stable sort keeps a key's operations in the order
-        // given, the newest last.
-        ops.sort_by(|(a, _), (b, _)| a.cmp(b));
-        let mut entries: Vec<(Vec<u8>, Entry)> = Vec::with_capacity(ops.len());
-        let mut ops = ops.into_iter().peekable();
-        while let Some((key, e)) = ops.next() {
-            if ops.peek().is_none_or(|(k, _)| *k != key) {
-                // Alone on its key (nearly every one): moved, not combined.
-                entries.push((key, e));
-                continue;
-            }
-            let mut group = vec![e];
-            while let Some((_, e)) = ops.next_if(|(k, _)| *k == key) {
-                group.push(e);
-            }
-            group.reverse();
-            let newest_first: Vec<&Entry> = group.iter().collect();
-            // Not the bottom: older sources lie below.
-            if let Some(e) = entry::combine(&newest_first, false) {
-                entries.push((key, e));
-            }
+/// A slice as it is built: entries appended in key order.
+struct Building {
+    data: Vec<u8>,
+    at: Vec<u32>,
+}
+
+impl Building {
+    fn with_capacity(bytes: usize, entries: usize) -> Building {
+        Building {
+            data: Vec::with_capacity(bytes),
+            at: Vec::with_capacity(entries),
         }
-        Slice::new(entries, first, last, bloomed)
     }
 
-    fn new(
-        entries: Vec<(Vec<u8>, Entry)>,
-        first: u64,
-        last: u64,
-        bloomed: fn(&[u8]) -> bool,
-    ) -> Slice {
-        let bytes = entries.iter().map(|(k, e)| k.len() + entry_bytes(e)).sum();
-        let hashes: Vec<u64> = entries
+    /// An entry's bytes, as encoded.
+    fn copy(&mut self, bytes: &[u8]) {
+        self.at.push(offset(self.data.len()));
+        self.data.extend_from_slice(bytes);
+    }
+
+    fn push(&mut self, key: &[u8], e: EntryRef<'_>) {
+        self.at.push(offset(self.data.len()));
+        entry::encode_into(&mut self.data, key, e);
+    }
+
+    fn done(self, first: u64, last: u64, bloomed: fn(&[u8]) -> bool) -> Slice {
+        let Building { data, at } = self;
+        let hashes: Vec<u64> = at
             .iter()
-            .filter(|(k, _)| bloomed(k))
-            .map(|(k, _)| bloom::hash(k))
+            .map(|&o| entry::key_at(&data, o as usize).expect("encoded here"))
+            .filter(|k| bloomed(k))
+            .map(bloom::hash)
             .collect();
+        let filter = Bloom::of_hashes(&hashes);
         Slice {
-            entries,
+            bytes: data.capacity() + at.capacity() * 4 + filter.bytes(),
+            data,
+            at,
             first,
             last,
-            bytes,
-            filter: Bloom::of_hashes(&hashes),
+            filter,
             bloomed,
         }
     }
+}
 
-    /// `newer` over `older`, into one. Owned: entries move, not copy (a
-    /// slice a snapshot still holds is copied by the caller).
-    fn merge(newer: Slice, older: Slice) -> Slice {
-        let (first, last, bloomed) = (older.first, newer.last, newer.bloomed);
-        let mut out = Vec::with_capacity(newer.entries.len() + older.entries.len());
-        let (mut a, mut b) = (
-            newer.entries.into_iter().peekable(),
-            older.entries.into_iter().peekable(),
-        );
-        loop {
-            let took = match (a.peek(), b.peek()) {
-                (Some((ka, _)), Some((kb, _))) => match ka.cmp(kb) {
-                    std::cmp::Ordering::Equal => {
-                        let (k, ea) = a.next().expect("peeked");
-                        let (_, eb) = b.next().expect("peeked");
-                        entry::combine(&[&ea, &eb], false).map(|e| (k, e))
-                    }
-                    std::cmp::Ordering::Less => a.next(),
-                    std::cmp::Ordering::Greater => b.next(),
-                },
-                (Some(_), None) => a.next(),
-                (None, Some(_)) => b.next(),
-                (None, None) => break,
-            };
-            out.extend(took);
+impl Slice {
+    /// One batch's operations, sorted, one entry per key.
+    pub(super) fn of_batch(first: u64, last: u64, ops: Ops, bloomed: fn(&[u8]) -> bool) -> Slice {
+        let order = super::sort::sorted(ops.len(), |i| ops.key(i));
+        let mut out = Building::with_capacity(ops.data.len(), ops.len());
+        let mut combiner = Combiner::default();
+        let mut i = 0;
+        while i < order.len() {
+            let key = ops.key(order[i]);
+            let mut j = i + 1;
+            while j < order.len() && ops.key(order[j]) == key {
+                j += 1;
+            }
+            if j == i + 1 {
+                // Alone on its key (nearly every one): its bytes as they are.
+                out.copy(ops.bytes(order[i]));
+            } else {
+                // Newest (given last) first; not the bottom: older
+                // sources lie below.
+                combiner.start();
+                for &o in order[i..j].iter().rev() {
+                    let (_, e, _) = entry::decode_ref_at(&ops.data, ops.at[o as usize] as usize)
+                        .expect("encoded here");
+                    combiner.feed(e);
+                }
+                if let Some(e) = combiner.finish(false) {
+                    out.push(key, e);
+                }
+            }
+            i = j;
         }
-        Slice::new(out, first, last, bloomed)
+        out.done(first, last, bloomed)
+    }
+
+    /// `newer` over `older`, into one: their bytes copied, the newer's
+    /// entry combined over the older's where both hold a key.
+    pub(super) fn merge(newer: &Slice, older: &Slice) -> Slice {
+        let mut out = Building::with_capacity(
+            newer.data.len() + older.data.len(),
+            newer.len() + older.len(),
+        );
+        let mut combiner = Combiner::default();
+        let (mut a, mut b) = (0, 0);
+        while a < newer.len() || b < older.len() {
+            let order = match (a < newer.len(), b < older.len()) {
+                (true, true) => newer.key(a).cmp(older.key(b)),
+                (true, false) => std::cmp::Ordering::Less,
+                _ => std::cmp::Ordering::Greater,
+            };
+            match order {
+                std::cmp::Ordering::Less => {
+                    out.copy(newer.entry_bytes(a));
+                    a += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    out.copy(older.entry_bytes(b));
+                    b += 1;
+                }
+                std::cmp::Ordering::Equal => {
+                    combiner.start();
+                    combiner.feed(newer.entry(a));
+                    combiner.feed(older.entry(b));
+                    if let Some(e) = combiner.finish(false) {
+                        out.push(newer.key(a), e);
+                    }
+                    a += 1;
+                    b += 1;
+                }
+            }
+        }
+        out.done(older.first, newer.last, newer.bloomed)
+    }
+
+    pub fn len(&self) -> usize {
+        self.at.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.at.is_empty()
+    }
+
+    pub fn key(&self, i: usize) -> &[u8] {
+        entry::key_at(&self.data, self.at[i] as usize).expect("encoded here")
+    }
+
+    pub fn entry(&self, i: usize) -> EntryRef<'_> {
+        let (_, e, _) =
+            entry::decode_ref_at(&self.data, self.at[i] as usize).expect("encoded here");
+        e
+    }
+
+    fn entry_bytes(&self, i: usize) -> &[u8] {
+        let from = self.at[i] as usize;
+        let to = self.at.get(i + 1).map_or(self.data.len(), |&o| o as usize);
+        &self.data[from..to]
+    }
+
+    /// The number of entries whose keys `before` holds for (they lead).
+    pub(super) fn partition_point(&self, before: impl Fn(&[u8]) -> bool) -> usize {
+        self.at.partition_point(|&o| {
+            before(entry::key_at(&self.data, o as usize).expect("encoded here"))
+        })
     }
 
     /// `bloomed`: the key is of those the slice's filter holds.
-    pub(super) fn get(&self, key: &[u8], bloomed: bool) -> Option<&Entry> {
+    pub(super) fn get(&self, key: &[u8], bloomed: bool) -> Option<EntryRef<'_>> {
         if bloomed && !self.filter.may_contain(key) {
             return None;
         }
-        self.entries
-            .binary_search_by(|(k, _)| k.as_slice().cmp(key))
-            .ok()
-            .map(|i| &self.entries[i].1)
+        let i = self.partition_point(|k| k < key);
+        (i < self.len() && self.key(i) == key).then(|| self.entry(i))
     }
 }
 
-/// What an entry costs in memory beyond its key's bytes: its place in the
-/// slice (the key's and the entry's inline parts) and its value's bytes.
-/// Index entries are small keys with empty values, so counting payload
-/// alone would let the memtable hold about twice its bound.
-fn entry_bytes(e: &Entry) -> usize {
-    let inline = std::mem::size_of::<(Vec<u8>, Entry)>();
-    match e {
-        Entry::Put(v) => inline + v.len(),
-        _ => inline,
-    }
-}
-
-/// Adds a batch's slice to the memtable, merging it with the slices before
-/// it while they are no more than twice its size (few slices to read), but
-/// never with a slice a flush is writing (positions up to `frozen`).
-pub(super) fn push_slice(slices: &mut Vec<Arc<Slice>>, slice: Slice, frozen: u64) {
-    let mut slice = slice;
-    while let Some(prev) = slices.first() {
-        if prev.last <= frozen || prev.entries.len() > 2 * slice.entries.len().max(1) {
-            break;
-        }
-        let prev = Arc::try_unwrap(slices.remove(0)).unwrap_or_else(|held| (*held).clone());
-        slice = Slice::merge(slice, prev);
-    }
+/// Where a batch's new slice goes: first (the newest). Merging it with its
+/// neighbours is the flush thread's ([`neighbours_to_merge`]).
+pub(super) fn push_slice(slices: &mut Vec<Arc<Slice>>, slice: Slice) {
     slices.insert(0, Arc::new(slice));
+}
+
+/// The newest pair of neighbouring slices to merge, `(i, i + 1)`: the older
+/// no more than twice the newer's size (a binary counter: O(log n) slices
+/// to read), neither of them one a flush is writing (positions up to
+/// `frozen`).
+pub(super) fn neighbours_to_merge(slices: &[Arc<Slice>], frozen: u64) -> Option<usize> {
+    (0..slices.len().saturating_sub(1)).find(|&i| {
+        let (newer, older) = (&slices[i], &slices[i + 1]);
+        older.last > frozen && older.len() <= 2 * newer.len().max(1)
+    })
 }

@@ -1,7 +1,7 @@
 //! The storage engine of store v3 (issue 24): a log-structured merge tree
 //! whose durable medium is sled, used for what sled does cheaply — a few
 //! large values per atomic batch — and never as a per-entry index. The
-//! store (layout v8) keeps its records, index lists and counts in it.
+//! store (layout v9) keeps its records, index lists and counts in it.
 //!
 //! - **The caller's log is the write-ahead log** (issue 36). The engine
 //!   writes nothing per batch: its caller logs what it needs to derive a
@@ -24,6 +24,7 @@
 //! - Layouts 6 and 7 kept a batch log of each batch's operations (`L`); a
 //!   store is rid of them once, by [`Lsm::retire_batch_logs`].
 
+mod block;
 mod bloom;
 mod chunked;
 pub mod codec;
@@ -33,6 +34,7 @@ pub mod entry;
 mod memtable;
 mod run;
 mod snapshot;
+mod sort;
 #[cfg(test)]
 mod tests;
 
@@ -40,10 +42,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(any(test, feature = "testkit"))]
+pub use block::as_format_0;
 pub use cursor::Range;
 pub use entry::{Entry, Value};
 use memtable::push_slice;
-pub use memtable::{Ops, Slice};
+pub use memtable::{LegacyOps, Ops, Slice};
 use run::{BlockCache, Run, RunMeta};
 use snapshot::Version;
 pub use snapshot::{prefix_end, Snapshot};
@@ -121,6 +125,10 @@ pub struct Config {
     pub memtable_bytes: usize,
     /// This many runs of one size tier are merged into one.
     pub merge_width: usize,
+    /// zstd's level for runs above the bottom one (the bottom run's is 1):
+    /// they are read back and rewritten by the next merge, so speed counts
+    /// for more than size there.
+    pub fast_level: i32,
     /// The keys point reads ask for, which runs' Bloom filters hold.
     pub bloomed: fn(&[u8]) -> bool,
 }
@@ -134,10 +142,15 @@ impl Default for Config {
             cache_bytes: 128 << 20,
             memtable_bytes: 64 << 20,
             merge_width: 4,
+            fast_level: FAST_LEVEL,
             bloomed: |_| true,
         }
     }
 }
+
+/// zstd's fast mode for runs above the bottom (negative levels trade ratio
+/// for speed): measured in docs/benchmarks.md, "The lean write path".
+pub const FAST_LEVEL: i32 = -3;
 
 /// What the manifest lists: the runs in force, newest first, and the last
 /// position of the caller's log whose operations they hold.
@@ -245,11 +258,11 @@ impl Lsm {
                 continue;
             }
             let raw = run::decompress(&k, &v, MAX_BATCH_LOG_BYTES)?;
-            let ops: Ops = postcard::from_bytes(&raw).map_err(|e| LsmError::corrupt(&k, e))?;
+            let ops: LegacyOps =
+                postcard::from_bytes(&raw).map_err(|e| LsmError::corrupt(&k, e))?;
             push_slice(
                 &mut slices,
-                Slice::of_batch(seq, seq, ops, config.bloomed),
-                0,
+                Slice::of_batch(seq, seq, ops.into(), config.bloomed),
             );
         }
         Ok(Lsm {
@@ -276,13 +289,10 @@ impl Lsm {
     /// only grow).
     pub fn commit(&self, first: u64, last: u64, ops: Ops) {
         let slice = Slice::of_batch(first, last, ops, self.config.bloomed);
-        let state = self.state.lock().expect("lsm state");
+        let _state = self.state.lock().expect("lsm state");
         let mut current = self.current.lock().expect("lsm version");
-        // Taken out of `current`, so that the slices no snapshot holds are
-        // ours alone and merge by moving their entries.
-        let held = std::mem::take(&mut *current);
-        let mut next = Arc::try_unwrap(held).unwrap_or_else(|v| (*v).clone());
-        push_slice(&mut next.slices, slice, state.flushing_through);
+        let mut next = (**current).clone();
+        push_slice(&mut next.slices, slice);
         *current = Arc::new(next);
     }
 

@@ -13,14 +13,11 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
+use super::block::{Block, Builder};
 use super::bloom::Bloom;
-use super::entry::{self, Entry, EntryRef};
-use super::{codec, layout, Config, LsmError};
-pub use codec::decompress;
-
-/// No block decodes to more than this: `block_bytes` plus one entry (a
-/// record, under the store's 64 KiB event bound, well within it).
-const MAX_BLOCK_BYTES: usize = 16 << 20;
+pub use super::codec::decompress;
+use super::entry::{Entry, EntryRef};
+use super::{layout, Config, LsmError};
 
 /// A run's metadata, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,55 +30,6 @@ pub struct RunMeta {
     pub fences: Vec<Vec<u8>>,
     pub last: Vec<u8>,
     pub bloom: Bloom,
-}
-
-/// A block as read: its raw bytes and where each entry starts.
-pub struct Block {
-    data: Vec<u8>,
-    offsets: Vec<u32>,
-}
-
-impl Block {
-    /// `None` for bytes that are not a block: empty (a writer never cuts
-    /// one), or an entry that runs past the end.
-    fn decode(raw: Vec<u8>) -> Option<Block> {
-        if raw.is_empty() {
-            return None;
-        }
-        let mut offsets = Vec::new();
-        let mut at = 0;
-        while at < raw.len() {
-            offsets.push(at as u32);
-            at = entry::skip_at(&raw, at).filter(|&next| next <= raw.len())?;
-        }
-        Some(Block { data: raw, offsets })
-    }
-
-    pub fn len(&self) -> usize {
-        self.offsets.len()
-    }
-
-    /// The memory it holds: its bytes' allocation and its offsets'.
-    fn held(&self) -> usize {
-        self.data.capacity() + self.offsets.capacity() * std::mem::size_of::<u32>()
-    }
-
-    pub fn key(&self, i: usize) -> &[u8] {
-        entry::key_at(&self.data, self.offsets[i] as usize).expect("checked at decode")
-    }
-
-    pub fn entry(&self, i: usize) -> EntryRef<'_> {
-        let (_, e, _) =
-            entry::decode_ref_at(&self.data, self.offsets[i] as usize).expect("checked at decode");
-        e
-    }
-
-    /// The first entry at or after `key`.
-    pub fn lower_bound(&self, key: &[u8]) -> usize {
-        self.offsets.partition_point(|&o| {
-            entry::key_at(&self.data, o as usize).expect("checked at decode") < key
-        })
-    }
 }
 
 /// Decoded blocks, bounded in bytes, oldest out first.
@@ -190,11 +138,7 @@ impl Run {
             .tree
             .get(&key)?
             .ok_or_else(|| LsmError::corrupt(&key, "a run block is missing"))?;
-        // A block is cut once past `block_bytes`, by at most one entry.
-        let raw = decompress(&key, &stored, MAX_BLOCK_BYTES)?;
-        let block = Arc::new(
-            Block::decode(raw).ok_or_else(|| LsmError::corrupt(&key, "a malformed run block"))?,
-        );
+        let block = Arc::new(Block::read(&key, &stored)?);
         if cached {
             self.cache.insert(at, block.clone());
         }
@@ -232,8 +176,11 @@ impl Run {
 pub struct RunWriter<'a> {
     tree: &'a sled::Tree,
     config: &'a Config,
+    /// zstd's level for its blocks ([`Config::fast_level`] above the
+    /// bottom run).
+    level: i32,
     meta: RunMeta,
-    block: Vec<u8>,
+    block: Builder,
     pending: sled::Batch,
     pending_blocks: usize,
     /// The hashes of the keys the Bloom filter is to hold.
@@ -241,10 +188,19 @@ pub struct RunWriter<'a> {
 }
 
 impl<'a> RunWriter<'a> {
-    pub fn new(tree: &'a sled::Tree, config: &'a Config, id: u64, keys: usize) -> RunWriter<'a> {
+    /// A writer of run `id`, about `keys` entries; `bottom`: the run will
+    /// be the oldest (it is written once more only when merged again).
+    pub fn new(
+        tree: &'a sled::Tree,
+        config: &'a Config,
+        id: u64,
+        keys: usize,
+        bottom: bool,
+    ) -> RunWriter<'a> {
         RunWriter {
             tree,
             config,
+            level: if bottom { 1 } else { config.fast_level },
             meta: RunMeta {
                 id,
                 entries: 0,
@@ -254,7 +210,7 @@ impl<'a> RunWriter<'a> {
                 bloom: Bloom::new(0),
             },
             bloomed: Vec::with_capacity(keys / 8),
-            block: Vec::new(),
+            block: Builder::default(),
             pending: sled::Batch::default(),
             pending_blocks: 0,
         }
@@ -265,14 +221,14 @@ impl<'a> RunWriter<'a> {
         if self.block.is_empty() {
             self.meta.fences.push(key.to_vec());
         }
-        entry::encode_into(&mut self.block, key, e);
+        self.block.push(key, e);
         if (self.config.bloomed)(key) {
             self.bloomed.push(super::bloom::hash(key));
         }
         self.meta.entries += 1;
         self.meta.last.clear();
         self.meta.last.extend_from_slice(key);
-        if self.block.len() >= self.config.block_bytes {
+        if self.block.whole_bytes() >= self.config.block_bytes {
             self.cut()?;
         }
         Ok(())
@@ -283,10 +239,9 @@ impl<'a> RunWriter<'a> {
             return Ok(());
         }
         let n = self.meta.fences.len() as u32 - 1;
-        let z = codec::compress(&self.block, 1);
+        let z = self.block.finish(self.level);
         self.meta.bytes += z.len() as u64;
         self.pending.insert(layout::run_block(self.meta.id, n), z);
-        self.block.clear();
         self.pending_blocks += 1;
         // Blocks go to sled a few at a time: one huge batch holds sled's
         // write lock (and so every query) for its whole length.
@@ -382,30 +337,4 @@ pub fn delete_unlisted(tree: &sled::Tree, listed: &[u64]) -> Result<u64, LsmErro
     }
     tree.apply_batch(batch)?;
     Ok(highest)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Damaged block bytes are refused, never decoded into an entry that
-    /// a read would then panic on.
-    #[test]
-    fn an_overrunning_entry_or_an_empty_block_is_not_a_block() {
-        let mut raw = Vec::new();
-        entry::encode_into(&mut raw, b"key", EntryRef::Put(&[1; 100]));
-        assert!(Block::decode(raw.clone()).is_some());
-        raw.truncate(raw.len() - 1);
-        assert!(Block::decode(raw).is_none(), "a value past the end");
-        assert!(Block::decode(Vec::new()).is_none(), "an empty block");
-        let key = b"R";
-        let z = zstd::bulk::compress(b"", 1).unwrap();
-        let block = decompress(key, &z, MAX_BLOCK_BYTES).map(Block::decode);
-        assert!(matches!(block, Ok(None)));
-        let big = zstd::bulk::compress(&[0; 4096], 1).unwrap();
-        assert!(matches!(
-            decompress(key, &big, 1024),
-            Err(LsmError::Corrupt { .. })
-        ));
-    }
 }

@@ -37,7 +37,7 @@ impl Snapshot {
         let bloomed = (self.bloomed)(key);
         for s in &self.version.slices {
             if let Some(e) = s.get(key, bloomed) {
-                entries.push(e.clone());
+                entries.push(e.to_owned());
                 if done(&entries) {
                     return Ok(entry::resolve(&entries));
                 }

@@ -23,6 +23,8 @@ enum Action {
     Batch(Vec<Op>),
     Flush,
     Merge,
+    /// The flush thread merges neighbouring memtable slices.
+    MergeSlices,
     /// The run is written, the process dies before the manifest is.
     FlushKilled,
     MergeKilled,
@@ -95,6 +97,7 @@ fn config() -> Config {
         cache_bytes: 256,
         memtable_bytes: 1 << 20,
         merge_width: 2,
+        fast_level: FAST_LEVEL,
         bloomed: |k| k.first() == Some(&b'v'),
     }
 }
@@ -112,6 +115,7 @@ fn action() -> impl Strategy<Value = Action> {
         6 => proptest::collection::vec(op(), 0..12).prop_map(Action::Batch),
         2 => Just(Action::Flush),
         2 => Just(Action::Merge),
+        2 => Just(Action::MergeSlices),
         1 => Just(Action::FlushKilled),
         1 => Just(Action::MergeKilled),
         1 => Just(Action::BlocksKilled),
@@ -260,6 +264,11 @@ proptest! {
                 }
                 Action::Merge => {
                     lsm.merge().unwrap();
+                }
+                Action::MergeSlices => {
+                    let before = lsm.snapshot().shape().1;
+                    let merged = lsm.merge_slices();
+                    prop_assert_eq!(lsm.snapshot().shape().1, before - merged as usize);
                 }
                 Action::FlushKilled | Action::MergeKilled | Action::BlocksKilled => {
                     let merge = matches!(a, Action::MergeKilled);

@@ -263,27 +263,27 @@ fn diff_entries(old: Option<&index::Entries>, new: &index::Entries, ops: &mut cr
         match (old.peek(), new.peek()) {
             (Some(&(ko, vo)), Some(&(kn, vn))) => match ko.cmp(kn) {
                 std::cmp::Ordering::Less => {
-                    ops.delete(ko.to_vec());
+                    ops.delete(ko);
                     old.next();
                 }
                 std::cmp::Ordering::Greater => {
-                    ops.put(kn.to_vec(), vn.to_vec());
+                    ops.put(kn, vn);
                     new.next();
                 }
                 std::cmp::Ordering::Equal => {
                     if vo != vn {
-                        ops.put(kn.to_vec(), vn.to_vec());
+                        ops.put(kn, vn);
                     }
                     old.next();
                     new.next();
                 }
             },
             (Some(&(ko, _)), None) => {
-                ops.delete(ko.to_vec());
+                ops.delete(ko);
                 old.next();
             }
             (None, Some(&(kn, vn))) => {
-                ops.put(kn.to_vec(), vn.to_vec());
+                ops.put(kn, vn);
                 new.next();
             }
             (None, None) => break,

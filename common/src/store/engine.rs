@@ -195,7 +195,10 @@ impl Jobs<'_> {
         let start = std::time::Instant::now();
         let done = guarded(|| {
             match job {
-                Job::Flush => while lsm.flush_due() && lsm.flush()? {},
+                Job::Flush => {
+                    while lsm.flush_due() && lsm.flush()? {}
+                    while !stop.load(Ordering::Acquire) && lsm.merge_slices() {}
+                }
                 Job::Merge => while !stop.load(Ordering::Acquire) && lsm.merge_unless(stop)? {},
             }
             Ok(())

@@ -103,12 +103,18 @@ pub enum StoreError {
 /// lists and counts in the engine's batch logs and runs (store v3); v7:
 /// the engine's batch logs and run metadata in parts below sled's blob size;
 /// v8: no batch logs, the event log is the write-ahead log (the manifest
-/// counts event-log chunks; [`recover`]).
-pub const LAYOUT: u32 = 8;
+/// counts event-log chunks; [`recover`]); v9: run blocks prefix-compressed
+/// (the engine's block format 1; blocks of format 0 still read).
+pub const LAYOUT: u32 = 9;
 
 /// The older layouts a store is upgraded from in place (at its first
-/// writable open): their batch logs are flushed into runs and deleted.
-const UPGRADES_IN_PLACE: [u32; 2] = [6, 7];
+/// writable open): those with batch logs have them flushed into runs and
+/// deleted; v8 is only stamped (its runs' blocks read as they are, and are
+/// rewritten in the new format as merges come to them).
+const UPGRADES_IN_PLACE: [u32; 3] = [6, 7, 8];
+
+/// The layouts whose engine logged each batch's operations.
+const BATCH_LOG_LAYOUTS: [u32; 2] = [6, 7];
 
 /// The version of what a store derives from its events: the decoder, the
 /// fold and the index derivation. Recovery at open derives the memtable
@@ -374,6 +380,10 @@ impl Store {
     /// recorded for the next batch.
     fn maintain(&self) {
         if !self.lsm.flush_due() && self.health.failure().is_none() {
+            // The flush thread merges the memtable's slices.
+            if let Some(m) = self.maintenance.as_ref().filter(|_| self.lsm.slices_due()) {
+                m.poke();
+            }
             return;
         }
         match &self.maintenance {

@@ -135,8 +135,11 @@ impl Store {
         })?);
         // Layouts 6 and 7 logged each batch's operations: flushed and
         // deleted, the runs hold everything up to the last event-log chunk.
+        let batch_logs = BATCH_LOG_LAYOUTS.contains(&layout);
         if layout != LAYOUT && access == Access::Write {
-            lsm.retire_batch_logs(recover::position_after(totals.next_log_chunk))?;
+            if batch_logs {
+                lsm.retire_batch_logs(recover::position_after(totals.next_log_chunk))?;
+            }
             ownership::stamp_layout(&tree)?;
         }
         let health = engine::Health::default();
@@ -167,7 +170,7 @@ impl Store {
         };
         // A store of an older layout opened to read keeps its batch logs,
         // which the engine has read: there is nothing to recover.
-        if layout == LAYOUT || access == Access::Write {
+        if !batch_logs || access == Access::Write {
             let started = std::time::Instant::now();
             let events = store.recover(path)?;
             store

@@ -156,14 +156,14 @@ fn a_runs_bloom_filter_is_sized_on_its_point_read_keys() {
 #[test]
 fn batch_logs_of_layout_7_are_read_at_open_and_retired_into_a_run() {
     let (_db, tree) = fresh();
-    let mut ops = Ops::default();
+    let mut ops = LegacyOps::default();
     // Keys of hashed-looking bytes compress poorly, as index keys do.
     let key = |n: u32| {
         let h = n.wrapping_mul(2_654_435_761).to_be_bytes();
         [b"k".as_slice(), &h, &n.to_be_bytes()].concat()
     };
     for n in 0..60_000u32 {
-        ops.put(key(n), n.to_le_bytes().to_vec());
+        ops.0.push((key(n), Entry::Put(n.to_le_bytes().to_vec())));
     }
     // As layout 7 wrote a batch: postcard, zstd, in parts.
     let raw = postcard::to_allocvec(&ops).unwrap();

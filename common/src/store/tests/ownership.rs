@@ -34,9 +34,10 @@ fn a_store_of_another_layout_is_refused_with_the_rebuild_command() {
     let fresh = tempfile::tempdir().unwrap();
     drop(Store::open(fresh.path(), 16 << 20).unwrap());
     Store::open(fresh.path(), 16 << 20).unwrap();
-    // A v6 or v7 store (batch logs) is read as it is, and becomes v8 at its
-    // first writable open (its batch logs retired: `lsm::tests`), so an
-    // older build refuses it from then on.
+    // A v6, v7 or v8 store is read as it is, and becomes the current
+    // layout at its first writable open (batch logs retired: `lsm::tests`;
+    // v8's blocks read as they are: `recovery`), so an older build refuses
+    // it from then on.
     let stamp = |v: u32| {
         let db = open_sled(fresh.path());
         let tree = db.open_tree("projection").unwrap();

@@ -87,6 +87,47 @@ fn an_event_log_entry_that_no_longer_folds_as_it_did_is_refused_as_corrupt() {
     );
 }
 
+/// A store of layout 8 — run blocks of format 0, events not yet flushed —
+/// is stamped 9 at its first writable open, reads its blocks as they are,
+/// and recovers its unflushed events from the event log (it had no batch
+/// logs to retire: retiring would have recorded them as flushed).
+#[test]
+fn a_store_of_layout_8_reads_its_blocks_recovers_its_events_and_is_stamped_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = sample(40);
+    let (flushed, unflushed) = events.split_at(events.len() - 3);
+    let store = Store::open(dir.path(), 1 << 20).unwrap();
+    store.apply_batch(&messages(flushed)).unwrap();
+    let late = crate::testkit::messages(unflushed, flushed.len());
+    store.apply_batch(&late).unwrap();
+    let logged = recover::position_after(store.totals().next_log_chunk);
+    assert!(store.lsm.flushed_through() < logged, "all flushed already");
+    assert!(store.lsm.snapshot().shape().0 > 0, "no run written");
+    drop(store);
+    edit(dir.path(), |t| {
+        t.insert(keys::META_LAYOUT, &8u32.to_be_bytes()).unwrap();
+        let mut blocks = 0;
+        for kv in t.scan_prefix([crate::lsm::layout::RUN_BLOCK]) {
+            let (k, v) = kv.unwrap();
+            t.insert(&k, crate::lsm::as_format_0(&k, &v).unwrap())
+                .unwrap();
+            blocks += 1;
+        }
+        assert!(blocks > 0);
+    });
+    let store = Store::open(dir.path(), 1 << 20).unwrap();
+    assert!(store.recovered_at_open() > 0);
+    let want = crate::testkit::reference::fold_events(&events);
+    assert_eq!(
+        store.digest().unwrap(),
+        crate::testkit::reference::digest(&want)
+    );
+    assert_eq!(
+        store.tree.get(keys::META_LAYOUT).unwrap().unwrap().as_ref(),
+        LAYOUT.to_be_bytes()
+    );
+}
+
 /// The event log's encoding is the one layout 7 wrote (raw bytes as a
 /// postcard sequence), whatever the Rust type says: older stores' chunks
 /// read back, and recovery reads both.
