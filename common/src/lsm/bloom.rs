@@ -68,9 +68,15 @@ impl Bloom {
     }
 
     /// False: the key is certainly not in the run.
+    #[cfg(test)]
     pub fn may_contain(&self, key: &[u8]) -> bool {
-        probes(hash(key), self.bits.len() as u64 * 64)
-            .all(|p| self.bits[p / 64] & (1 << (p % 64)) != 0)
+        self.may_contain_hash(hash(key))
+    }
+
+    /// [`Bloom::may_contain`] of the key whose [`hash`] this is: a point
+    /// read hashes its key once for every slice's and run's filter.
+    pub fn may_contain_hash(&self, h: u64) -> bool {
+        probes(h, self.bits.len() as u64 * 64).all(|p| self.bits[p / 64] & (1 << (p % 64)) != 0)
     }
 }
 

@@ -36,14 +36,6 @@ pub fn get(tree: &sled::Tree, key: &[u8]) -> Result<Option<Vec<u8>>, sled::Error
     Ok(out)
 }
 
-/// Adds the removal of every part of the value under `key` to `batch`.
-pub fn remove(batch: &mut sled::Batch, tree: &sled::Tree, key: &[u8]) -> Result<(), sled::Error> {
-    for k in tree.scan_prefix(key).keys() {
-        batch.remove(k?);
-    }
-    Ok(())
-}
-
 /// Every chunked value in `space` (keys of `space` and a u64), in key
 /// order: the base key and the joined parts.
 pub fn scan(
@@ -99,10 +91,5 @@ mod tests {
         let all: Vec<_> = scan(&tree, b'L').map(Result::unwrap).collect();
         let values: Vec<&[u8]> = all.iter().map(|(_, v)| v.as_slice()).collect();
         assert_eq!(values, [&big[..], b"small", b"", b"old"]);
-        let mut batch = sled::Batch::default();
-        remove(&mut batch, &tree, b"L\0\0\0\0\0\0\0\x01").unwrap();
-        tree.apply_batch(batch).unwrap();
-        assert_eq!(get(&tree, b"L\0\0\0\0\0\0\0\x01").unwrap(), None);
-        assert_eq!(scan(&tree, b'L').count(), 3);
     }
 }

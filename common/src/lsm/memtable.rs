@@ -255,9 +255,10 @@ impl Slice {
         })
     }
 
-    /// `bloomed`: the key is of those the slice's filter holds.
-    pub(super) fn get(&self, key: &[u8], bloomed: bool) -> Option<EntryRef<'_>> {
-        if bloomed && !self.filter.may_contain(key) {
+    /// `hashed`: the key's [`bloom::hash`], if it is of those the slice's
+    /// filter holds.
+    pub(super) fn get(&self, key: &[u8], hashed: Option<u64>) -> Option<EntryRef<'_>> {
+        if hashed.is_some_and(|h| !self.filter.may_contain_hash(h)) {
             return None;
         }
         let i = self.partition_point(|k| k < key);

@@ -156,10 +156,10 @@ impl Run {
             .checked_sub(1)
     }
 
-    /// The entry for `key`, if this run has one. `bloomed`: the key is of
+    /// The entry for `key`, if this run has one. `hashed`: the key is of
     /// those the filter holds.
-    pub fn get(&self, key: &[u8], bloomed: bool) -> Result<Option<Entry>, LsmError> {
-        if bloomed && !self.meta.bloom.may_contain(key) {
+    pub fn get(&self, key: &[u8], hashed: Option<u64>) -> Result<Option<Entry>, LsmError> {
+        if hashed.is_some_and(|h| !self.meta.bloom.may_contain_hash(h)) {
             return Ok(None);
         }
         let Some(b) = self.block_for(key) else {
@@ -279,26 +279,45 @@ impl<'a> RunWriter<'a> {
 
 /// Deletes a run's blocks and metadata (it is in no manifest).
 pub fn delete(tree: &sled::Tree, meta: &RunMeta) -> Result<(), LsmError> {
-    let mut b = sled::Batch::default();
-    for i in 0..meta.fences.len() as u32 {
-        b.remove(layout::run_block(meta.id, i));
-    }
-    super::chunked::remove(&mut b, tree, &layout::run_meta(meta.id))?;
-    tree.apply_batch(b)?;
-    Ok(())
+    let blocks = (0..meta.fences.len() as u32).map(|i| Ok(layout::run_block(meta.id, i).into()));
+    let parts = tree.scan_prefix(layout::run_meta(meta.id)).keys();
+    remove_all(tree, blocks.chain(parts))
 }
 
 /// Deletes whatever run `id` wrote (it is in no manifest): its blocks and
 /// metadata parts, however many of them there are.
 pub fn delete_id(tree: &sled::Tree, id: u64) -> Result<(), LsmError> {
-    let mut b = sled::Batch::default();
-    for space in [layout::RUN_BLOCK, layout::RUN_META] {
-        let prefix = [&[space][..], &id.to_be_bytes()].concat();
-        for k in tree.scan_prefix(prefix).keys() {
-            b.remove(k?);
+    let keys = [layout::RUN_BLOCK, layout::RUN_META]
+        .into_iter()
+        .flat_map(|space| {
+            let prefix = [&[space][..], &id.to_be_bytes()].concat();
+            tree.scan_prefix(prefix).keys()
+        });
+    remove_all(tree, keys)
+}
+
+/// Keys removed of a group at a time. A deletion needs no atomicity (no
+/// manifest lists what it deletes; a kill leaves the rest to the next
+/// open), and one sled batch holds sled's write lock — every read and write
+/// of the store, the writer's included — for its whole length: a merged
+/// run at 3M records has thousands of blocks.
+const DELETE_GROUP: usize = 64;
+
+fn remove_all(
+    tree: &sled::Tree,
+    keys: impl IntoIterator<Item = Result<sled::IVec, sled::Error>>,
+) -> Result<(), LsmError> {
+    let mut batch = sled::Batch::default();
+    let mut pending = 0;
+    for k in keys {
+        batch.remove(k?);
+        pending += 1;
+        if pending == DELETE_GROUP {
+            tree.apply_batch(std::mem::take(&mut batch))?;
+            pending = 0;
         }
     }
-    tree.apply_batch(b)?;
+    tree.apply_batch(batch)?;
     Ok(())
 }
 
@@ -328,7 +347,7 @@ pub fn delete_unlisted(tree: &sled::Tree, listed: &[u64]) -> Result<u64, LsmErro
             }
             batch.remove(k.clone());
             pending += 1;
-            if pending == 256 {
+            if pending == DELETE_GROUP {
                 tree.apply_batch(std::mem::take(&mut batch))?;
                 pending = 0;
             }

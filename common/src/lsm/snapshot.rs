@@ -34,9 +34,9 @@ impl Snapshot {
                 Some(Entry::Put(_) | Entry::Delete | Entry::Count(_))
             )
         };
-        let bloomed = (self.bloomed)(key);
+        let hashed = (self.bloomed)(key).then(|| super::bloom::hash(key));
         for s in &self.version.slices {
-            if let Some(e) = s.get(key, bloomed) {
+            if let Some(e) = s.get(key, hashed) {
                 entries.push(e.to_owned());
                 if done(&entries) {
                     return Ok(entry::resolve(&entries));
@@ -44,7 +44,7 @@ impl Snapshot {
             }
         }
         for r in &self.version.runs {
-            if let Some(e) = r.get(key, bloomed)? {
+            if let Some(e) = r.get(key, hashed)? {
                 entries.push(e);
                 if done(&entries) {
                     break;

@@ -197,3 +197,40 @@ fn batch_logs_of_layout_7_are_read_at_open_and_retired_into_a_run() {
     assert_eq!(lsm.flushed_through(), 41);
     reads(&lsm);
 }
+
+/// The blocks of the runs a merge replaced are deleted, all of them (in
+/// groups, not one batch holding sled's write lock), at the first install
+/// after no reader holds them — not left to the next open.
+#[test]
+fn a_merge_deletes_every_block_of_the_runs_it_replaced() {
+    let (_db, tree) = fresh();
+    let lsm = Lsm::open(tree.clone(), config()).unwrap();
+    for batch in 0..2u32 {
+        let mut ops = Ops::default();
+        for n in 0..300u32 {
+            ops.put(
+                [b"v".as_slice(), &(n * 2 + batch).to_be_bytes()].concat(),
+                [7; 30],
+            );
+        }
+        lsm.commit(batch as u64 + 1, batch as u64 + 1, ops);
+        lsm.flush().unwrap();
+    }
+    let blocks_of = |lsm: &Lsm| -> usize {
+        let version = lsm.snapshot().version;
+        version.runs.iter().map(|r| r.meta.fences.len()).sum()
+    };
+    assert!(blocks_of(&lsm) > 2 * 64, "runs of more blocks than a group");
+    assert!(lsm.merge().unwrap());
+    assert_eq!(lsm.snapshot().shape(), (1, 0));
+    // The merge held its inputs through its own install: the next one
+    // buries them.
+    let mut ops = Ops::default();
+    ops.put(b"v-late", [1]);
+    lsm.commit(3, 3, ops);
+    lsm.flush().unwrap();
+    assert_eq!(
+        tree.scan_prefix([layout::RUN_BLOCK]).count(),
+        blocks_of(&lsm)
+    );
+}
