@@ -83,12 +83,16 @@ impl Block {
                 return None;
             }
             let (suffix, e, next) = entry::decode_ref_at(entries, at + 2)?;
-            // `key` is the entry before's.
-            if shared > key.len() {
+            // `key` is the entry before's; the key and the block stay
+            // within what format 0 can hold and a block may expand to.
+            if shared > key.len() || shared + suffix.len() > u16::MAX as usize {
                 return None;
             }
             key.truncate(shared);
             key.extend_from_slice(suffix);
+            if data.len() + key.len() + entries.len() > MAX_BLOCK_BYTES {
+                return None;
+            }
             offsets.push(data.len() as u32);
             entry::encode_into(&mut data, &key, e);
             at = next;
@@ -217,6 +221,16 @@ mod tests {
             Block::read(b"R", &[7, 1, 2, 3]).is_err(),
             "an unknown format"
         );
+        // A shared prefix that would make a key longer than a key can be
+        // (its length would wrap to 0 in the block as read).
+        let long = [b'k'; u16::MAX as usize];
+        let mut raw = 0u16.to_be_bytes().to_vec();
+        entry::encode_into(&mut raw, &long, EntryRef::Delete);
+        raw.extend_from_slice(&u16::MAX.to_be_bytes());
+        entry::encode_into(&mut raw, b"x", EntryRef::Delete);
+        raw.extend_from_slice(&0u32.to_be_bytes());
+        raw.extend_from_slice(&1u32.to_be_bytes());
+        assert!(Block::expand(&raw).is_none(), "a key past 64 KiB");
     }
 
     fn arb_block() -> impl Strategy<Value = Vec<(Vec<u8>, Entry)>> {
