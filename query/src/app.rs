@@ -36,6 +36,12 @@ pub fn app(state: AppState) -> Router {
             "/v1/{project_id}/replication_capabilities",
             get(dashboard::capabilities),
         )
+        // Huawei Cloud's own path for the same structure (CBR's
+        // `ShowReplicationCapabilities`): what its SDKs call.
+        .route(
+            "/v3/{project_id}/replication-capabilities",
+            get(dashboard::cloud_capabilities),
+        )
         // The guard's timeout and request slot cover a stream only until
         // its head is sent; the body that follows is capped by
         // `max_streams` (`feed.rs`).

@@ -104,6 +104,26 @@ pub(crate) async fn capabilities(
     Ok(Json(CapabilitiesBody { regions }))
 }
 
+/// [`capabilities`] at the path Huawei Cloud's backup service serves it
+/// (`ShowReplicationCapabilities`), which its SDKs call: the same body,
+/// token rules and errors. The SDKs' signing headers (`Authorization:
+/// SDK-HMAC-SHA256 …`, `X-Sdk-Date`) are neither required nor refused.
+#[utoipa::path(get, path = "/v3/{project_id}/replication-capabilities", tag = "dashboard",
+    params(("project_id" = String, Path, description = "Project id")),
+    security(("token" = [])),
+    responses(
+        (status = 200, body = CapabilitiesBody),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 500, body = ErrorBody), (status = 503, body = ErrorBody),
+    ))]
+pub(crate) async fn cloud_capabilities(
+    state: State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> ApiResult<CapabilitiesBody> {
+    capabilities(state, path, headers).await
+}
+
 /// The projects the token may read that have records, sorted: the
 /// dashboard's project picker.
 #[utoipa::path(get, path = "/v1/projects", tag = "dashboard",

@@ -31,6 +31,7 @@ impl Modify for TokenAuth {
         crate::routes::list_alias,
         crate::dashboard::summaries,
         crate::dashboard::capabilities,
+        crate::dashboard::cloud_capabilities,
         crate::dashboard::projects,
         crate::feed::changes,
         crate::routes::record,

@@ -437,3 +437,59 @@ async fn get_metrics(state: AppState) -> (StatusCode, String) {
     let (status, body) = support::get(state, "/metrics", None).await;
     (status, body.as_str().unwrap_or_default().to_owned())
 }
+
+/// Huawei Cloud's path for the capabilities answers as the tracker's own
+/// does — body, 401 and 403 — with or without the cloud SDK's signing
+/// headers beside the token.
+#[tokio::test]
+async fn capabilities_answer_at_the_clouds_path_with_or_without_sdk_headers() {
+    let sdk = [
+        (
+            "Authorization",
+            "SDK-HMAC-SHA256 Access=AK, SignedHeaders=host;x-sdk-date, Signature=00",
+        ),
+        ("X-Sdk-Date", "20261207T065900Z"),
+    ];
+    let read = |uri: String, token: Option<&'static str>, extra: bool| async move {
+        let mut headers: Vec<(&str, &str)> =
+            token.map(|t| ("X-Auth-Token", t)).into_iter().collect();
+        if extra {
+            headers.extend(sdk);
+        }
+        let resp = support::send(state(), &uri, &headers).await;
+        let status = resp.status();
+        let bytes = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        (status, serde_json::from_slice::<Value>(&bytes).unwrap())
+    };
+    for (p, token) in [
+        (project(0), Some(TOKEN)),
+        (project(0), None),
+        (project(1), Some(TOKEN)),
+    ] {
+        let ours = read(format!("/v1/{p}/replication_capabilities"), token, false).await;
+        assert!(!ours.1.is_null());
+        for extra in [false, true] {
+            let cloud = read(format!("/v3/{p}/replication-capabilities"), token, extra).await;
+            assert_eq!(cloud, ours, "{p} token {token:?} sdk headers {extra}");
+        }
+    }
+    let (s, b) = read(
+        format!("/v3/{}/replication-capabilities", project(0)),
+        Some(TOKEN),
+        true,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(!b["regions"].as_array().unwrap().is_empty());
+    // The OpenAPI document lists both paths (schemathesis walks it).
+    let (_, doc) = read("/openapi.json".into(), None, false).await;
+    for path in [
+        "/v1/{project_id}/replication_capabilities",
+        "/v3/{project_id}/replication-capabilities",
+    ] {
+        assert!(doc["paths"][path]["get"].is_object(), "{path} undocumented");
+    }
+}
