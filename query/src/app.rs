@@ -57,9 +57,6 @@ pub fn app(state: AppState) -> Router {
             "/v1/{project_id}/replication_records/{id}/events",
             get(routes::events),
         )
-        .route("/health/live", get(routes::live))
-        .route("/health/ready", get(routes::ready))
-        .route("/metrics", get(routes::metrics))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -75,6 +72,13 @@ pub fn app(state: AppState) -> Router {
                 ))
                 .timeout(state.limits.request_timeout),
         )
+        // The probes and metrics, added after the limits so that they are
+        // outside them: a busy, healthy tracker at its request cap must
+        // not fail its liveness probe (and be restarted) or lose its
+        // metrics in the spike. They are cheap and never wait on a query.
+        .route("/health/live", get(routes::live))
+        .route("/health/ready", get(routes::ready))
+        .route("/metrics", get(routes::metrics))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes));
     layers::wrap(router, &state).with_state(state)

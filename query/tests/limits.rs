@@ -91,22 +91,35 @@ fn slow_and_oversized_clients_are_cut_off_without_starving_others() {
     assert_eq!(status_of(port, big.as_bytes()), 431);
 }
 
+/// Past the cap an API request is shed at once; the probes and `/metrics`
+/// are outside the cap (issue 40, item 3): a liveness probe of a busy,
+/// healthy tracker must not fail.
 #[test]
-fn requests_past_the_concurrency_cap_get_503_at_once() {
+fn requests_past_the_concurrency_cap_get_503_at_once_but_probes_answer() {
     let state = AppState::new(Arc::new(Store::temporary().unwrap()), Auth::default(), None)
         .with_limits(Limits {
             max_concurrent: 0,
             ..limits()
         });
     let port = start(state);
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).unwrap();
+    let get = |path: &str| {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).unwrap();
+        buf
+    };
+    let buf = get("/v1/projects");
     assert!(buf.starts_with("HTTP/1.1 503"), "{buf}");
     assert!(buf.contains("TRK.OVERLOADED"));
     assert!(buf.to_ascii_lowercase().contains("retry-after: 5"));
+    for probe in ["/health/live", "/health/ready", "/metrics"] {
+        let buf = get(probe);
+        assert!(!buf.contains("TRK.OVERLOADED"), "{probe} shed: {buf}");
+    }
+    assert!(get("/health/live").starts_with("HTTP/1.1 200"));
+    assert!(get("/metrics").starts_with("HTTP/1.1 200"));
 }
 
 /// The README's limit, exactly: a head up to 32 KiB is served, one over it
