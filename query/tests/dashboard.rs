@@ -472,6 +472,8 @@ async fn capabilities_answer_at_the_clouds_path_with_or_without_sdk_headers() {
         let ours = read(format!("/v1/{p}/replication_capabilities"), token, false).await;
         assert!(!ours.1.is_null());
         for extra in [false, true] {
+            let signed = read(format!("/v1/{p}/replication_capabilities"), token, extra).await;
+            assert_eq!(signed, ours, "{p} token {token:?} sdk headers {extra}");
             let cloud = read(format!("/v3/{p}/replication-capabilities"), token, extra).await;
             assert_eq!(cloud, ours, "{p} token {token:?} sdk headers {extra}");
         }
