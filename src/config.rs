@@ -95,6 +95,19 @@ pub fn cache_mb(v: &str) -> Result<u64, String> {
     Ok(n)
 }
 
+/// A setting that names something (a broker list, a topic): blank is a
+/// mistake (an empty variable in a deployment template), never "unset" —
+/// a blank broker list once started the in-memory demo in place of a
+/// configured tracker.
+fn non_blank(v: &str) -> Result<String, String> {
+    if v.trim().is_empty() {
+        return Err(
+            "must not be blank: unset it to use the config file's value or the default".into(),
+        );
+    }
+    Ok(v.to_owned())
+}
+
 const MAX_CACHE_MB: u64 = 1 << 20;
 
 impl FileConfig {
@@ -126,6 +139,14 @@ impl FileConfig {
         }
         if self.http.max_ready_lag.is_some_and(|l| l < 0) {
             anyhow::bail!("http.max_ready_lag must not be negative");
+        }
+        for (key, v) in [
+            ("kafka.brokers", &self.kafka.brokers),
+            ("kafka.topic", &self.kafka.topic),
+        ] {
+            if v.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                anyhow::bail!("{key} must not be blank: remove it for the default");
+            }
         }
         Ok(())
     }
@@ -201,11 +222,11 @@ impl StoreArgs {
 #[derive(Debug, Clone, Args)]
 pub struct KafkaArgs {
     /// Kafka bootstrap servers. When unset (and unset in the config file), `run`
-    /// starts the embedded, in-memory demo broker.
-    #[arg(long, env = "TRACKER_BROKERS")]
+    /// starts the embedded, in-memory demo broker. A blank value is refused.
+    #[arg(long, env = "TRACKER_BROKERS", value_parser = non_blank)]
     pub brokers: Option<String>,
     /// Topic of replication events. Default: replication-events
-    #[arg(long, env = "TRACKER_TOPIC")]
+    #[arg(long, env = "TRACKER_TOPIC", value_parser = non_blank)]
     pub topic: Option<String>,
     /// Consumer group id, used only for advisory commits. Default: replication-tracker
     #[arg(long, env = "TRACKER_GROUP_ID")]
@@ -227,10 +248,9 @@ pub struct KafkaArgs {
 
 impl KafkaArgs {
     pub fn brokers(&self, f: &FileConfig) -> Option<String> {
-        self.brokers
-            .clone()
-            .or_else(|| f.kafka.brokers.clone())
-            .filter(|b| !b.trim().is_empty())
+        // Blank values are refused where they are read (`non_blank`,
+        // `FileConfig::check`).
+        self.brokers.clone().or_else(|| f.kafka.brokers.clone())
     }
     pub fn topic(&self, f: &FileConfig) -> String {
         self.topic

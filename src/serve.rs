@@ -95,6 +95,15 @@ pub async fn run(file: FileConfig, mode: Mode) -> anyhow::Result<()> {
             "ingest needs --brokers (TRACKER_BROKERS, kafka.brokers): the embedded demo runs only with `run`"
         );
     }
+    // A config file with tokens is a deployment: serving the demo's fake
+    // records to its tokens, with a new scope-* token beside them, would
+    // hide a missing broker setting.
+    if embedded && !file.tokens.is_empty() {
+        anyhow::bail!(
+            "no brokers configured (--brokers, TRACKER_BROKERS, kafka.brokers), but the config file configures tokens: \
+             the embedded demo runs only without configured tokens; set the brokers"
+        );
+    }
     let mut tokens: Vec<TokenConfig> = file.tokens.clone();
     let demo_token = embedded.then(crate::process::new_token);
     if let Some(t) = &demo_token {

@@ -384,3 +384,75 @@ fn first_requests_without_grace() {
     let _ = child.wait();
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
 }
+
+/// Issue 40, item 1: a blank broker or topic setting (an empty variable in
+/// a deployment template) is refused by name, never read as "unset" — it
+/// once started the in-memory demo in place of the configured tracker —
+/// and the demo never starts beside a config file's tokens.
+#[test]
+fn a_blank_broker_setting_never_starts_the_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("tracker.toml");
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/tracker.example.toml");
+    let tokens = std::fs::read_to_string(example).unwrap();
+    let tokens = &tokens[tokens.find("[[tokens]]").unwrap()..];
+    std::fs::write(
+        &config,
+        format!("[kafka]\nbrokers = \"127.0.0.1:9\"\n\n{tokens}"),
+    )
+    .unwrap();
+    let run = |config: &std::path::Path, env: &[(&str, &str)], extra: &[&str]| {
+        let mut cmd = Command::new(tracker_bin());
+        cmd.args(["--config", config.to_str().unwrap(), "run", "--data-dir"])
+            .arg(&data)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env_remove("TRACKER_BROKERS")
+            .env_remove("TRACKER_TOPIC")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        // A refusal ends at once; a tracker still running after 20 s
+        // started (the demo, before the fix).
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let running = child.try_wait().unwrap().is_none();
+        if running {
+            let _ = child.kill();
+        }
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            !running && !err.contains("EMBEDDED DEMO"),
+            "it started: {err}"
+        );
+        (out.status.code(), err)
+    };
+    for (env, extra, says) in [
+        (vec![("TRACKER_BROKERS", "")], vec![], "--brokers"),
+        (vec![], vec!["--brokers", " "], "--brokers"),
+        (vec![("TRACKER_TOPIC", "")], vec![], "--topic"),
+    ] {
+        let (code, err) = run(&config, &env, &extra);
+        assert_eq!(code, Some(2), "{env:?} {extra:?}: {err}");
+        assert!(
+            err.contains(says) && err.contains("must not be blank"),
+            "{err}"
+        );
+    }
+    let blank = dir.path().join("blank.toml");
+    std::fs::write(&blank, "[kafka]\nbrokers = \"\"\n").unwrap();
+    let (code, err) = run(&blank, &[], &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("kafka.brokers must not be blank"), "{err}");
+    // Tokens configured and no brokers anywhere: refused, not the demo.
+    let (code, err) = run(std::path::Path::new(example), &[], &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("configures tokens"), "{err}");
+}
