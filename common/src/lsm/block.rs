@@ -9,9 +9,10 @@
 //!   stored as the zstd frame alone. Told apart by zstd's magic number,
 //!   which no format code equals.
 //!
-//! A read expands either into entries whole ([`Block`]): the block cache
-//! holds them so, and a reader borrows keys from it.
+//! A read expands either into entries whole ([`Block`], an [`Arena`]): the
+//! block cache holds them so, and a reader borrows keys from it.
 
+use super::arena::Arena;
 use super::entry::{self, EntryRef};
 use super::{codec, LsmError};
 
@@ -25,113 +26,64 @@ const RESTART: usize = 16;
 /// record, under the store's 64 KiB event bound, well within it).
 const MAX_BLOCK_BYTES: usize = 16 << 20;
 
-/// A block as read: its entries whole, and where each starts.
-pub struct Block {
-    data: Vec<u8>,
-    offsets: Vec<u32>,
+/// A block as read: its entries whole.
+pub type Block = Arena;
+
+/// A block from its stored bytes, of either format.
+pub fn read(key: &[u8], stored: &[u8]) -> Result<Block, LsmError> {
+    let block = match stored.first() {
+        Some(&FORMAT_PREFIXED) => expand(&codec::decompress(key, &stored[1..], MAX_BLOCK_BYTES)?),
+        // Format 0: the entries whole, as read.
+        _ if stored.starts_with(&ZSTD_MAGIC) => {
+            Arena::of_encoded(codec::decompress(key, stored, MAX_BLOCK_BYTES)?)
+        }
+        _ => return Err(LsmError::corrupt(key, "a run block of an unknown format")),
+    };
+    block.ok_or_else(|| LsmError::corrupt(key, "a malformed run block"))
 }
 
-impl Block {
-    /// A block from its stored bytes, of either format.
-    pub fn read(key: &[u8], stored: &[u8]) -> Result<Block, LsmError> {
-        let block = match stored.first() {
-            Some(&FORMAT_PREFIXED) => {
-                Block::expand(&codec::decompress(key, &stored[1..], MAX_BLOCK_BYTES)?)
-            }
-            _ if stored.starts_with(&ZSTD_MAGIC) => {
-                Block::whole(codec::decompress(key, stored, MAX_BLOCK_BYTES)?)
-            }
-            _ => return Err(LsmError::corrupt(key, "a run block of an unknown format")),
-        };
-        block.ok_or_else(|| LsmError::corrupt(key, "a malformed run block"))
+/// Format 1's bytes, expanded. `None` unless every entry, every shared
+/// prefix and every restart is where the trailer says.
+fn expand(raw: &[u8]) -> Option<Block> {
+    let n = u32_at(raw, raw.len().checked_sub(4)?)? as usize;
+    let trailer = 4 + 4 * n;
+    let end = raw.len().checked_sub(trailer)?;
+    let (entries, restarts) = (&raw[..end], &raw[end..raw.len() - 4]);
+    if entries.is_empty() {
+        return None;
     }
-
-    /// Format 0's bytes. `None` for bytes that are not a block: empty (a
-    /// writer never cuts one), or an entry that runs past the end.
-    fn whole(raw: Vec<u8>) -> Option<Block> {
-        if raw.is_empty() {
+    let mut block = Arena::with_capacity(2 * entries.len(), 0);
+    let (mut at, mut key) = (0, Vec::new());
+    while at < entries.len() {
+        let i = block.len();
+        let shared = u16::from_be_bytes(entries.get(at..at + 2)?.try_into().ok()?) as usize;
+        if i.is_multiple_of(RESTART)
+            && (shared != 0 || u32_at(restarts, 4 * (i / RESTART))? != at as u32)
+        {
             return None;
         }
-        let mut offsets = Vec::new();
-        let mut at = 0;
-        while at < raw.len() {
-            offsets.push(at as u32);
-            at = entry::skip_at(&raw, at).filter(|&next| next <= raw.len())?;
-        }
-        Some(Block { data: raw, offsets })
-    }
-
-    /// Format 1's bytes, expanded. `None` unless every entry, every shared
-    /// prefix and every restart is where the trailer says.
-    fn expand(raw: &[u8]) -> Option<Block> {
-        let n = u32_at(raw, raw.len().checked_sub(4)?)? as usize;
-        let trailer = 4 + 4 * n;
-        let end = raw.len().checked_sub(trailer)?;
-        let (entries, restarts) = (&raw[..end], &raw[end..raw.len() - 4]);
-        if entries.is_empty() {
+        let (suffix, e, next) = entry::decode_ref_at(entries, at + 2)?;
+        // `key` is the entry before's; the key and the block stay within
+        // what format 0 can hold and a block may expand to.
+        if shared > key.len() || shared + suffix.len() > u16::MAX as usize {
             return None;
         }
-        let mut data = Vec::with_capacity(2 * entries.len());
-        let mut offsets = Vec::new();
-        let (mut at, mut key) = (0, Vec::new());
-        while at < entries.len() {
-            let i = offsets.len();
-            let shared = u16::from_be_bytes(entries.get(at..at + 2)?.try_into().ok()?) as usize;
-            if i % RESTART == 0
-                && (shared != 0 || u32_at(restarts, 4 * (i / RESTART))? != at as u32)
-            {
-                return None;
-            }
-            let (suffix, e, next) = entry::decode_ref_at(entries, at + 2)?;
-            // `key` is the entry before's; the key and the block stay
-            // within what format 0 can hold and a block may expand to.
-            if shared > key.len() || shared + suffix.len() > u16::MAX as usize {
-                return None;
-            }
-            key.truncate(shared);
-            key.extend_from_slice(suffix);
-            if data.len() + key.len() + entries.len() > MAX_BLOCK_BYTES {
-                return None;
-            }
-            offsets.push(data.len() as u32);
-            entry::encode_into(&mut data, &key, e);
-            at = next;
+        key.truncate(shared);
+        key.extend_from_slice(suffix);
+        if block.data_len() + key.len() + entries.len() > MAX_BLOCK_BYTES {
+            return None;
         }
-        (offsets.len().div_ceil(RESTART) == n).then_some(Block { data, offsets })
+        block.push(&key, e);
+        at = next;
     }
-
-    pub fn len(&self) -> usize {
-        self.offsets.len()
-    }
-
-    /// The memory it holds: its bytes' allocation and its offsets'.
-    pub fn held(&self) -> usize {
-        self.data.capacity() + self.offsets.capacity() * std::mem::size_of::<u32>()
-    }
-
-    pub fn key(&self, i: usize) -> &[u8] {
-        entry::key_at(&self.data, self.offsets[i] as usize).expect("checked at decode")
-    }
-
-    pub fn entry(&self, i: usize) -> EntryRef<'_> {
-        let (_, e, _) =
-            entry::decode_ref_at(&self.data, self.offsets[i] as usize).expect("checked at decode");
-        e
-    }
-
-    /// The first entry at or after `key`.
-    pub fn lower_bound(&self, key: &[u8]) -> usize {
-        self.offsets.partition_point(|&o| {
-            entry::key_at(&self.data, o as usize).expect("checked at decode") < key
-        })
-    }
+    (block.len().div_ceil(RESTART) == n).then_some(block)
 }
 
 /// A stored block of either format, stored again in format 0, as layouts
 /// 6–8 wrote it: for tests of a store written before layout 9.
 #[cfg(any(test, feature = "testkit"))]
 pub fn as_format_0(key: &[u8], stored: &[u8]) -> Result<Vec<u8>, LsmError> {
-    Ok(codec::compress(&Block::read(key, stored)?.data, 1))
+    Ok(codec::compress(read(key, stored)?.as_bytes(), 1))
 }
 
 fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
@@ -206,21 +158,15 @@ mod tests {
     fn an_overrunning_entry_or_an_empty_block_is_not_a_block() {
         let mut raw = Vec::new();
         entry::encode_into(&mut raw, b"key", EntryRef::Put(&[1; 100]));
-        assert!(Block::whole(raw.clone()).is_some());
+        assert!(Arena::of_encoded(raw.clone()).is_some());
         raw.truncate(raw.len() - 1);
-        assert!(Block::whole(raw).is_none(), "a value past the end");
-        assert!(Block::whole(Vec::new()).is_none(), "an empty block");
+        assert!(Arena::of_encoded(raw).is_none(), "a value past the end");
+        assert!(Arena::of_encoded(Vec::new()).is_none(), "an empty block");
         let z = codec::compress(b"", 1);
-        assert!(matches!(
-            Block::read(b"R", &z),
-            Err(LsmError::Corrupt { .. })
-        ));
+        assert!(matches!(read(b"R", &z), Err(LsmError::Corrupt { .. })));
         let mut empty = Builder::default();
-        assert!(Block::read(b"R", &empty.finish(1)).is_err(), "no entries");
-        assert!(
-            Block::read(b"R", &[7, 1, 2, 3]).is_err(),
-            "an unknown format"
-        );
+        assert!(read(b"R", &empty.finish(1)).is_err(), "no entries");
+        assert!(read(b"R", &[7, 1, 2, 3]).is_err(), "an unknown format");
         // A shared prefix that would make a key longer than a key can be
         // (its length would wrap to 0 in the block as read).
         let long = [b'k'; u16::MAX as usize];
@@ -230,7 +176,7 @@ mod tests {
         entry::encode_into(&mut raw, b"x", EntryRef::Delete);
         raw.extend_from_slice(&0u32.to_be_bytes());
         raw.extend_from_slice(&1u32.to_be_bytes());
-        assert!(Block::expand(&raw).is_none(), "a key past 64 KiB");
+        assert!(expand(&raw).is_none(), "a key past 64 KiB");
     }
 
     fn arb_block() -> impl Strategy<Value = Vec<(Vec<u8>, Entry)>> {
@@ -261,9 +207,9 @@ mod tests {
             let stored = b.finish(if fast { -3 } else { 1 });
             prop_assert_eq!(stored[0], FORMAT_PREFIXED);
             let legacy = codec::compress(&whole, 1);
-            for block in [Block::read(b"R", &stored).unwrap(), Block::read(b"R", &legacy).unwrap()] {
+            for block in [read(b"R", &stored).unwrap(), read(b"R", &legacy).unwrap()] {
                 prop_assert_eq!(block.len(), entries.len());
-                prop_assert_eq!(&block.data, &whole);
+                prop_assert_eq!(block.as_bytes(), &whole[..]);
                 for (i, (k, e)) in entries.iter().enumerate() {
                     prop_assert_eq!(block.key(i), k.as_slice());
                     prop_assert_eq!(block.entry(i), e.as_ref());
@@ -301,7 +247,7 @@ mod tests {
             } else {
                 raw[i] = byte;
             }
-            if let Some(block) = Block::expand(&raw) {
+            if let Some(block) = expand(&raw) {
                 for i in 0..block.len() {
                     let _ = (block.key(i), block.entry(i));
                 }

@@ -39,7 +39,7 @@ impl Lsm {
         // Only the memtable's slices: runs are older, so this is no bottom
         // unless there are none.
         let bottom = version.runs.is_empty();
-        let mut writer = RunWriter::new(&self.tree, &self.config, id, keys, bottom);
+        let mut writer = RunWriter::new(&self.tree, &self.config, id, keys);
         let never = std::sync::atomic::AtomicBool::new(false);
         let meta = self.or_discard(id, || {
             merge_into(&version.slices, &[], bottom, &mut writer, &never)?;
@@ -64,9 +64,8 @@ impl Lsm {
     /// The flush thread's, not the writer's: a batch only adds its slice.
     pub fn merge_slices(&self) -> bool {
         let _turn = turn(&self.flushing);
-        let version = self.current.lock().expect("lsm version").clone();
-        let frozen = self.state.lock().expect("lsm state").flushing_through;
-        let Some(i) = neighbours_to_merge(&version.slices, frozen) else {
+        let (version, due) = self.slices_to_merge();
+        let Some(i) = due else {
             return false;
         };
         let (newer, older) = (&version.slices[i], &version.slices[i + 1]);
@@ -92,9 +91,15 @@ impl Lsm {
 
     /// Whether memtable slices are due to merge ([`Lsm::merge_slices`]).
     pub fn slices_due(&self) -> bool {
+        self.slices_to_merge().1.is_some()
+    }
+
+    /// The current version, and the pair of its slices due to merge.
+    fn slices_to_merge(&self) -> (Arc<Version>, Option<usize>) {
         let version = self.current.lock().expect("lsm version").clone();
         let frozen = self.state.lock().expect("lsm state").flushing_through;
-        neighbours_to_merge(&version.slices, frozen).is_some()
+        let due = neighbours_to_merge(&version.slices, frozen);
+        (version, due)
     }
 
     /// Rids a store of layout 6 or 7 of its batch logs: flushes the
@@ -152,7 +157,7 @@ impl Lsm {
         let bottom = window.end == version.runs.len();
         let id = self.next_run_id()?;
         let keys = inputs.iter().map(|r| r.meta.entries as usize).sum();
-        let mut writer = RunWriter::new(&self.tree, &self.config, id, keys, bottom);
+        let mut writer = RunWriter::new(&self.tree, &self.config, id, keys);
         let meta = self.or_discard(id, || {
             if !merge_into(&[], &inputs, bottom, &mut writer, stop)? {
                 return Err(LsmError::Stopped);
@@ -193,7 +198,7 @@ impl Lsm {
     ) -> Result<(), LsmError> {
         let version = self.current.lock().expect("lsm version").clone();
         let id = self.next_run_id()?;
-        let mut writer = RunWriter::new(&self.tree, &self.config, id, 64, false);
+        let mut writer = RunWriter::new(&self.tree, &self.config, id, 64);
         let never = std::sync::atomic::AtomicBool::new(false);
         if blocks_only {
             // Killed between two groups of blocks: no metadata yet.

@@ -31,14 +31,14 @@ enum Cursor {
 impl Cursor {
     fn key(&self) -> Option<&[u8]> {
         match self {
-            Cursor::Slice { slice, at } => at.map(|i| slice.key(i)),
+            Cursor::Slice { slice, at } => at.map(|i| slice.entries.key(i)),
             Cursor::Run { at, .. } => at.as_ref().map(|(_, b, i)| b.key(*i)),
         }
     }
 
     fn entry(&self) -> Option<EntryRef<'_>> {
         match self {
-            Cursor::Slice { slice, at } => at.map(|i| slice.entry(i)),
+            Cursor::Slice { slice, at } => at.map(|i| slice.entries.entry(i)),
             Cursor::Run { at, .. } => at.as_ref().map(|(_, b, i)| b.entry(*i)),
         }
     }
@@ -52,8 +52,8 @@ impl Cursor {
                 let i = match key {
                     None if reverse => n,
                     None => 0,
-                    Some(k) if reverse => slice.partition_point(|e| e <= k),
-                    Some(k) => slice.partition_point(|e| e < k),
+                    Some(k) if reverse => slice.entries.partition_point(|e| e <= k),
+                    Some(k) => slice.entries.partition_point(|e| e < k),
                 };
                 *at = if reverse {
                     i.checked_sub(1)

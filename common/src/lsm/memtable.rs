@@ -3,73 +3,43 @@
 //! accumulate, [`super::Lsm::merge_slices`]), and the operations a batch
 //! hands in.
 //!
-//! Both are arenas (issue 36): a batch's operations are encoded once, as a
-//! run block's entries ([`entry::encode_into`]), into one buffer with an
-//! offset per entry — no heap object per key — sorted by a radix sort
-//! ([`super::sort`]), and a slice is that buffer in key order. A flush
-//! copies a slice's bytes straight into blocks.
+//! Both are arenas ([`Arena`], issue 36): a batch's operations are encoded
+//! once, sorted by a radix sort ([`super::sort`]), and a slice is their
+//! bytes in key order.
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::arena::Arena;
 use super::bloom::{self, Bloom};
-use super::entry::{self, Combiner, Entry, EntryRef};
+use super::entry::{Combiner, Entry, EntryRef};
 
 /// One batch's operations, in the order given (a later one on a key wins
 /// over an earlier one; deltas add up).
 #[derive(Debug, Default, Clone)]
-pub struct Ops {
-    data: Vec<u8>,
-    /// Where each operation starts in `data`.
-    at: Vec<u32>,
-}
+pub struct Ops(Arena);
 
 impl Ops {
     pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
-        self.push(key.as_ref(), EntryRef::Put(value.as_ref()));
+        self.0.push(key.as_ref(), EntryRef::Put(value.as_ref()));
     }
 
     pub fn delete(&mut self, key: impl AsRef<[u8]>) {
-        self.push(key.as_ref(), EntryRef::Delete);
+        self.0.push(key.as_ref(), EntryRef::Delete);
     }
 
     pub fn add(&mut self, key: impl AsRef<[u8]>, delta: i64) {
-        self.push(key.as_ref(), EntryRef::Add(delta));
+        self.0.push(key.as_ref(), EntryRef::Add(delta));
     }
 
     pub fn len(&self) -> usize {
-        self.at.len()
+        self.0.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.at.is_empty()
+        self.0.is_empty()
     }
-
-    fn push(&mut self, key: &[u8], e: EntryRef<'_>) {
-        self.at.push(offset(self.data.len()));
-        entry::encode_into(&mut self.data, key, e);
-    }
-
-    fn key(&self, i: u32) -> &[u8] {
-        entry::key_at(&self.data, self.at[i as usize] as usize).expect("encoded here")
-    }
-
-    /// The bytes of operation `i`.
-    fn bytes(&self, i: u32) -> &[u8] {
-        let from = self.at[i as usize] as usize;
-        let to = self
-            .at
-            .get(i as usize + 1)
-            .map_or(self.data.len(), |&o| o as usize);
-        &self.data[from..to]
-    }
-}
-
-/// Offsets are u32: a batch's operations, and a slice, stay far below
-/// 4 GiB (`max_batch` events of at most 64 KiB, and their index entries).
-fn offset(n: usize) -> u32 {
-    u32::try_from(n).expect("a batch's operations fit in 4 GiB")
 }
 
 /// A batch's operations as the batch logs of layouts 6 and 7 held them
@@ -79,11 +49,11 @@ pub struct LegacyOps(pub Vec<(Vec<u8>, Entry)>);
 
 impl From<LegacyOps> for Ops {
     fn from(legacy: LegacyOps) -> Ops {
-        let mut ops = Ops::default();
+        let mut ops = Arena::default();
         for (k, e) in &legacy.0 {
             ops.push(k, e.as_ref());
         }
-        ops
+        Ops(ops)
     }
 }
 
@@ -91,9 +61,8 @@ impl From<LegacyOps> for Ops {
 /// of the caller's log hold, one entry per key.
 #[derive(Debug)]
 pub struct Slice {
-    data: Vec<u8>,
-    /// Where each entry starts in `data`, in key order.
-    at: Vec<u32>,
+    /// In key order.
+    pub(super) entries: Arena,
     pub(super) first: u64,
     pub(super) last: u64,
     /// The memory it holds.
@@ -105,76 +74,47 @@ pub struct Slice {
     bloomed: fn(&[u8]) -> bool,
 }
 
-/// A slice as it is built: entries appended in key order.
-struct Building {
-    data: Vec<u8>,
-    at: Vec<u32>,
-}
-
-impl Building {
-    fn with_capacity(bytes: usize, entries: usize) -> Building {
-        Building {
-            data: Vec::with_capacity(bytes),
-            at: Vec::with_capacity(entries),
-        }
-    }
-
-    /// An entry's bytes, as encoded.
-    fn copy(&mut self, bytes: &[u8]) {
-        self.at.push(offset(self.data.len()));
-        self.data.extend_from_slice(bytes);
-    }
-
-    fn push(&mut self, key: &[u8], e: EntryRef<'_>) {
-        self.at.push(offset(self.data.len()));
-        entry::encode_into(&mut self.data, key, e);
-    }
-
-    fn done(self, first: u64, last: u64, bloomed: fn(&[u8]) -> bool) -> Slice {
-        let Building { data, at } = self;
-        let hashes: Vec<u64> = at
-            .iter()
-            .map(|&o| entry::key_at(&data, o as usize).expect("encoded here"))
+impl Slice {
+    /// Entries in key order, as one slice.
+    fn new(entries: Arena, first: u64, last: u64, bloomed: fn(&[u8]) -> bool) -> Slice {
+        let hashes: Vec<u64> = (0..entries.len())
+            .map(|i| entries.key(i))
             .filter(|k| bloomed(k))
             .map(bloom::hash)
             .collect();
         let filter = Bloom::of_hashes(&hashes);
         Slice {
-            bytes: data.capacity() + at.capacity() * 4 + filter.bytes(),
-            data,
-            at,
+            bytes: entries.held() + filter.bytes(),
+            entries,
             first,
             last,
             filter,
             bloomed,
         }
     }
-}
 
-impl Slice {
     /// One batch's operations, sorted, one entry per key.
     pub(super) fn of_batch(first: u64, last: u64, ops: Ops, bloomed: fn(&[u8]) -> bool) -> Slice {
-        let order = super::sort::sorted(ops.len(), |i| ops.key(i));
-        let mut out = Building::with_capacity(ops.data.len(), ops.len());
+        let ops = ops.0;
+        let order = super::sort::sorted(ops.len(), |i| ops.key(i as usize));
+        let mut out = Arena::with_capacity(ops.data_len(), ops.len());
         let mut combiner = Combiner::default();
         let mut i = 0;
         while i < order.len() {
-            let key = ops.key(order[i]);
+            let key = ops.key(order[i] as usize);
             let mut j = i + 1;
-            while j < order.len() && ops.key(order[j]) == key {
+            while j < order.len() && ops.key(order[j] as usize) == key {
                 j += 1;
             }
             if j == i + 1 {
                 // Alone on its key (nearly every one): its bytes as they are.
-                out.copy(ops.bytes(order[i]));
+                out.copy(ops.bytes(order[i] as usize));
             } else {
                 // Newest (given last) first; not the bottom: older
                 // sources lie below.
                 combiner.start();
                 for &o in order[i..j].iter().rev() {
-                    let (_, e, _) = entry::decode_ref_at(&ops.data, ops.at[o as usize] as usize)
-                        .expect("encoded here");
-                    combiner.feed(e);
+                    combiner.feed(ops.entry(o as usize));
                 }
                 if let Some(e) = combiner.finish(false) {
                     out.push(key, e);
@@ -182,77 +122,52 @@ impl Slice {
             }
             i = j;
         }
-        out.done(first, last, bloomed)
+        Slice::new(out, first, last, bloomed)
     }
 
     /// `newer` over `older`, into one: their bytes copied, the newer's
     /// entry combined over the older's where both hold a key.
     pub(super) fn merge(newer: &Slice, older: &Slice) -> Slice {
-        let mut out = Building::with_capacity(
-            newer.data.len() + older.data.len(),
-            newer.len() + older.len(),
-        );
+        let (a, b) = (&newer.entries, &older.entries);
+        let mut out = Arena::with_capacity(a.data_len() + b.data_len(), a.len() + b.len());
         let mut combiner = Combiner::default();
-        let (mut a, mut b) = (0, 0);
-        while a < newer.len() || b < older.len() {
-            let order = match (a < newer.len(), b < older.len()) {
-                (true, true) => newer.key(a).cmp(older.key(b)),
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() || j < b.len() {
+            let order = match (i < a.len(), j < b.len()) {
+                (true, true) => a.key(i).cmp(b.key(j)),
                 (true, false) => std::cmp::Ordering::Less,
                 _ => std::cmp::Ordering::Greater,
             };
             match order {
                 std::cmp::Ordering::Less => {
-                    out.copy(newer.entry_bytes(a));
-                    a += 1;
+                    out.copy(a.bytes(i));
+                    i += 1;
                 }
                 std::cmp::Ordering::Greater => {
-                    out.copy(older.entry_bytes(b));
-                    b += 1;
+                    out.copy(b.bytes(j));
+                    j += 1;
                 }
                 std::cmp::Ordering::Equal => {
                     combiner.start();
-                    combiner.feed(newer.entry(a));
-                    combiner.feed(older.entry(b));
+                    combiner.feed(a.entry(i));
+                    combiner.feed(b.entry(j));
                     if let Some(e) = combiner.finish(false) {
-                        out.push(newer.key(a), e);
+                        out.push(a.key(i), e);
                     }
-                    a += 1;
-                    b += 1;
+                    i += 1;
+                    j += 1;
                 }
             }
         }
-        out.done(older.first, newer.last, newer.bloomed)
+        Slice::new(out, older.first, newer.last, newer.bloomed)
     }
 
     pub fn len(&self) -> usize {
-        self.at.len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.at.is_empty()
-    }
-
-    pub fn key(&self, i: usize) -> &[u8] {
-        entry::key_at(&self.data, self.at[i] as usize).expect("encoded here")
-    }
-
-    pub fn entry(&self, i: usize) -> EntryRef<'_> {
-        let (_, e, _) =
-            entry::decode_ref_at(&self.data, self.at[i] as usize).expect("encoded here");
-        e
-    }
-
-    fn entry_bytes(&self, i: usize) -> &[u8] {
-        let from = self.at[i] as usize;
-        let to = self.at.get(i + 1).map_or(self.data.len(), |&o| o as usize);
-        &self.data[from..to]
-    }
-
-    /// The number of entries whose keys `before` holds for (they lead).
-    pub(super) fn partition_point(&self, before: impl Fn(&[u8]) -> bool) -> usize {
-        self.at.partition_point(|&o| {
-            before(entry::key_at(&self.data, o as usize).expect("encoded here"))
-        })
+        self.entries.is_empty()
     }
 
     /// `hashed`: the key's [`bloom::hash`], if it is of those the slice's
@@ -261,8 +176,8 @@ impl Slice {
         if hashed.is_some_and(|h| !self.filter.may_contain_hash(h)) {
             return None;
         }
-        let i = self.partition_point(|k| k < key);
-        (i < self.len() && self.key(i) == key).then(|| self.entry(i))
+        let i = self.entries.lower_bound(key);
+        (i < self.len() && self.entries.key(i) == key).then(|| self.entries.entry(i))
     }
 }
 

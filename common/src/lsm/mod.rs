@@ -24,6 +24,7 @@
 //! - Layouts 6 and 7 kept a batch log of each batch's operations (`L`); a
 //!   store is rid of them once, by [`Lsm::retire_batch_logs`].
 
+mod arena;
 mod block;
 mod bloom;
 mod chunked;
@@ -125,10 +126,6 @@ pub struct Config {
     pub memtable_bytes: usize,
     /// This many runs of one size tier are merged into one.
     pub merge_width: usize,
-    /// zstd's level for runs above the bottom one (the bottom run's is 1):
-    /// they are read back and rewritten by the next merge, so speed counts
-    /// for more than size there.
-    pub fast_level: i32,
     /// The keys point reads ask for, which runs' Bloom filters hold.
     pub bloomed: fn(&[u8]) -> bool,
 }
@@ -142,18 +139,10 @@ impl Default for Config {
             cache_bytes: 128 << 20,
             memtable_bytes: 64 << 20,
             merge_width: 4,
-            fast_level: FAST_LEVEL,
             bloomed: |_| true,
         }
     }
 }
-
-/// zstd's level for runs above the bottom. Level -3 (a fast mode) was
-/// measured against 1 in interleaved 1M loads: 60,054 and 88,649 events/s
-/// against 91,150 and 94,904, and 1,828–1,872 MiB on disk against
-/// 1,614–1,694 — the bytes it adds cost sled more than the compressor
-/// saves (docs/benchmarks.md, "The lean write path, second session").
-pub const FAST_LEVEL: i32 = 1;
 
 /// What the manifest lists: the runs in force, newest first, and the last
 /// position of the caller's log whose operations they hold.

@@ -13,11 +13,18 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use super::block::{Block, Builder};
+use super::block::{self, Block, Builder};
 use super::bloom::Bloom;
 pub use super::codec::decompress;
 use super::entry::{Entry, EntryRef};
 use super::{layout, Config, LsmError};
+
+/// zstd's level for run blocks. A fast level (-3) above the bottom run was
+/// measured against 1 in interleaved 1M loads (15c4aa7): 60,054 and 88,649
+/// events/s against 91,150 and 94,904, and 1,828–1,872 MiB on disk against
+/// 1,614–1,694 — the bytes it adds cost sled more than the compressor
+/// saves (docs/benchmarks.md, "The lean write path, second session").
+const BLOCK_LEVEL: i32 = 1;
 
 /// A run's metadata, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,7 +145,7 @@ impl Run {
             .tree
             .get(&key)?
             .ok_or_else(|| LsmError::corrupt(&key, "a run block is missing"))?;
-        let block = Arc::new(Block::read(&key, &stored)?);
+        let block = Arc::new(block::read(&key, &stored)?);
         if cached {
             self.cache.insert(at, block.clone());
         }
@@ -176,9 +183,6 @@ impl Run {
 pub struct RunWriter<'a> {
     tree: &'a sled::Tree,
     config: &'a Config,
-    /// zstd's level for its blocks ([`Config::fast_level`] above the
-    /// bottom run).
-    level: i32,
     meta: RunMeta,
     block: Builder,
     pending: sled::Batch,
@@ -188,19 +192,11 @@ pub struct RunWriter<'a> {
 }
 
 impl<'a> RunWriter<'a> {
-    /// A writer of run `id`, about `keys` entries; `bottom`: the run will
-    /// be the oldest (it is written once more only when merged again).
-    pub fn new(
-        tree: &'a sled::Tree,
-        config: &'a Config,
-        id: u64,
-        keys: usize,
-        bottom: bool,
-    ) -> RunWriter<'a> {
+    /// A writer of run `id`, about `keys` entries.
+    pub fn new(tree: &'a sled::Tree, config: &'a Config, id: u64, keys: usize) -> RunWriter<'a> {
         RunWriter {
             tree,
             config,
-            level: if bottom { 1 } else { config.fast_level },
             meta: RunMeta {
                 id,
                 entries: 0,
@@ -239,7 +235,7 @@ impl<'a> RunWriter<'a> {
             return Ok(());
         }
         let n = self.meta.fences.len() as u32 - 1;
-        let z = self.block.finish(self.level);
+        let z = self.block.finish(BLOCK_LEVEL);
         self.meta.bytes += z.len() as u64;
         self.pending.insert(layout::run_block(self.meta.id, n), z);
         self.pending_blocks += 1;

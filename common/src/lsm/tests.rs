@@ -97,7 +97,6 @@ fn config() -> Config {
         cache_bytes: 256,
         memtable_bytes: 1 << 20,
         merge_width: 2,
-        fast_level: FAST_LEVEL,
         bloomed: |k| k.first() == Some(&b'v'),
     }
 }

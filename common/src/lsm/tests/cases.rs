@@ -117,14 +117,16 @@ fn a_failed_deletion_after_an_install_keeps_the_installed_run() {
     drop(lsm);
     let lsm = reopen(&tree);
     check(&lsm.snapshot(), &model).unwrap();
-    let blocks: usize = lsm
-        .snapshot()
-        .version
-        .runs
-        .iter()
-        .map(|r| r.meta.fences.len())
-        .sum();
-    assert_eq!(tree.scan_prefix([layout::RUN_BLOCK]).count(), blocks);
+    assert_eq!(
+        tree.scan_prefix([layout::RUN_BLOCK]).count(),
+        blocks_in_force(&lsm)
+    );
+}
+
+/// The blocks of the runs in force.
+fn blocks_in_force(lsm: &Lsm) -> usize {
+    let version = lsm.snapshot().version;
+    version.runs.iter().map(|r| r.meta.fences.len()).sum()
 }
 
 /// A run's Bloom filter holds the keys point reads ask for, and is sized
@@ -216,11 +218,10 @@ fn a_merge_deletes_every_block_of_the_runs_it_replaced() {
         lsm.commit(batch as u64 + 1, batch as u64 + 1, ops);
         lsm.flush().unwrap();
     }
-    let blocks_of = |lsm: &Lsm| -> usize {
-        let version = lsm.snapshot().version;
-        version.runs.iter().map(|r| r.meta.fences.len()).sum()
-    };
-    assert!(blocks_of(&lsm) > 2 * 64, "runs of more blocks than a group");
+    assert!(
+        blocks_in_force(&lsm) > 2 * 64,
+        "runs of more blocks than a group"
+    );
     assert!(lsm.merge().unwrap());
     assert_eq!(lsm.snapshot().shape(), (1, 0));
     // The merge held its inputs through its own install: the next one
@@ -231,6 +232,6 @@ fn a_merge_deletes_every_block_of_the_runs_it_replaced() {
     lsm.flush().unwrap();
     assert_eq!(
         tree.scan_prefix([layout::RUN_BLOCK]).count(),
-        blocks_of(&lsm)
+        blocks_in_force(&lsm)
     );
 }

@@ -20,6 +20,15 @@ fn edit(dir: &std::path::Path, f: impl FnOnce(&sled::Tree)) {
     db.flush().unwrap();
 }
 
+/// The store's digest is the reference fold's of `events`.
+fn assert_digest_of_reference(store: &Store, events: &[Event]) {
+    let want = crate::testkit::reference::fold_events(events);
+    assert_eq!(
+        store.digest().unwrap(),
+        crate::testkit::reference::digest(&want)
+    );
+}
+
 fn set_fold(tree: &sled::Tree, v: u32) {
     tree.insert(keys::META_FOLD, &v.to_be_bytes()).unwrap();
 }
@@ -50,11 +59,7 @@ fn events_another_fold_derived_are_not_recovered_until_a_clean_stop_flushes_them
     drop(store);
     edit(dir.path(), |t| set_fold(t, FOLD_VERSION + 1));
     let store = Store::open(dir.path(), 1 << 20).unwrap();
-    let want = crate::testkit::reference::fold_events(&events);
-    assert_eq!(
-        store.digest().unwrap(),
-        crate::testkit::reference::digest(&want)
-    );
+    assert_digest_of_reference(&store, &events);
     assert_eq!(
         store.tree.get(keys::META_FOLD).unwrap().unwrap().as_ref(),
         FOLD_VERSION.to_be_bytes(),
@@ -117,11 +122,7 @@ fn a_store_of_layout_8_reads_its_blocks_recovers_its_events_and_is_stamped_9() {
     });
     let store = Store::open(dir.path(), 1 << 20).unwrap();
     assert!(store.recovered_at_open() > 0);
-    let want = crate::testkit::reference::fold_events(&events);
-    assert_eq!(
-        store.digest().unwrap(),
-        crate::testkit::reference::digest(&want)
-    );
+    assert_digest_of_reference(&store, &events);
     assert_eq!(
         store.tree.get(keys::META_LAYOUT).unwrap().unwrap().as_ref(),
         LAYOUT.to_be_bytes()
