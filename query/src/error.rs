@@ -147,6 +147,8 @@ impl From<StoreError> for ApiError {
             | StoreError::Locked { .. } => true,
             StoreError::Corrupt { .. }
             | StoreError::Layout { .. }
+            | StoreError::Upgrade { .. }
+            | StoreError::Numbers(_)
             | StoreError::Fold { .. }
             | StoreError::Damaged { .. } => false,
         };

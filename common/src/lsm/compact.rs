@@ -102,23 +102,26 @@ impl Lsm {
         (version, due)
     }
 
-    /// Rids a store of layout 6 or 7 of its batch logs: flushes the
-    /// memtable they were read into, then, in one atomic write, deletes
-    /// them and records `through` — the last position of the caller's log,
-    /// all of whose operations they and the runs held — as flushed. Run
-    /// again after a kill, it finds no batch log and records `through`
-    /// again.
-    pub fn retire_batch_logs(&self, through: u64) -> Result<(), LsmError> {
-        while self.flush()? {}
-        self.install(|manifest, _| {
-            manifest.flushed_through = through;
+    /// Forgets everything the engine holds, for a caller whose keys
+    /// changed meaning (a store upgraded by deriving its engine again from
+    /// its log): in one atomic write, the manifest lists no run and nothing
+    /// flushed, and the batch logs of layouts 6 and 7 are deleted; the
+    /// runs' blocks are deleted after, as replaced runs are. The caller then
+    /// commits its whole log again. Run again after a kill, it finds
+    /// nothing more to forget.
+    pub fn discard(&self) -> Result<(), LsmError> {
+        let _turns = (turn(&self.flushing), turn(&self.merging));
+        self.install(|manifest, version| {
+            manifest.flushed_through = 0;
+            manifest.runs.clear();
+            version.slices.clear();
             let mut batch = sled::Batch::default();
             for k in self.tree.scan_prefix([layout::BATCH_LOG]).keys() {
                 batch.remove(k?);
             }
-            Ok((batch, None, 0..0))
+            Ok((batch, None, 0..version.runs.len()))
         })?;
-        self.state.lock().expect("lsm state").flushing_through = through;
+        self.state.lock().expect("lsm state").flushing_through = 0;
         Ok(())
     }
 

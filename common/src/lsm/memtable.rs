@@ -9,11 +9,9 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
 use super::arena::Arena;
 use super::bloom::{self, Bloom};
-use super::entry::{Combiner, Entry, EntryRef};
+use super::entry::{Combiner, EntryRef};
 
 /// One batch's operations, in the order given (a later one on a key wins
 /// over an earlier one; deltas add up).
@@ -39,21 +37,6 @@ impl Ops {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
-    }
-}
-
-/// A batch's operations as the batch logs of layouts 6 and 7 held them
-/// (postcard): read only to upgrade such a store.
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub struct LegacyOps(pub Vec<(Vec<u8>, Entry)>);
-
-impl From<LegacyOps> for Ops {
-    fn from(legacy: LegacyOps) -> Ops {
-        let mut ops = Arena::default();
-        for (k, e) in &legacy.0 {
-            ops.push(k, e.as_ref());
-        }
-        Ops(ops)
     }
 }
 

@@ -21,8 +21,8 @@
 //! - **Reads** take a [`Snapshot`]: one version of the memtable and runs,
 //!   held for as long as the reader wants, so a page, its count and its
 //!   marker come from the same state.
-//! - Layouts 6 and 7 kept a batch log of each batch's operations (`L`); a
-//!   store is rid of them once, by [`Lsm::retire_batch_logs`].
+//! - A caller whose keys change meaning starts its engine again from
+//!   nothing ([`Lsm::discard`]) and commits its whole log anew.
 
 mod arena;
 mod block;
@@ -48,7 +48,7 @@ pub use block::as_format_0;
 pub use cursor::Range;
 pub use entry::{Entry, Value};
 use memtable::push_slice;
-pub use memtable::{LegacyOps, Ops, Slice};
+pub use memtable::{Ops, Slice};
 use run::{BlockCache, Run, RunMeta};
 use snapshot::Version;
 pub use snapshot::{prefix_end, Snapshot};
@@ -82,8 +82,8 @@ impl From<postcard::Error> for LsmError {
 /// The engine's keys in the tree it shares with its caller: upper-case
 /// first bytes (the store's own keyspaces are lower-case).
 pub mod layout {
-    /// `L` seq part → a batch's operations (postcard, zstd), in parts
-    /// ([`super::chunked`]): layouts 6 and 7 only, read to upgrade them.
+    /// `L` seq part → a batch's operations: layouts 6 and 7 only, deleted
+    /// when such a store is upgraded ([`super::Lsm::discard`]).
     pub const BATCH_LOG: u8 = b'L';
     /// `R` run block → a run's block (zstd)
     pub const RUN_BLOCK: u8 = b'R';
@@ -195,8 +195,7 @@ type Installing = (sled::Batch, Option<RunMeta>, std::ops::Range<usize>);
 impl Lsm {
     /// Opens the engine over `tree`: the manifest's runs, and an empty
     /// memtable for the caller to fill from its log after
-    /// [`Lsm::flushed_through`] (or, in a store of layout 6 or 7, the
-    /// memtable rebuilt from the batch logs after them). Runs no manifest lists (a
+    /// [`Lsm::flushed_through`]. Runs no manifest lists (a
     /// flush or merge that did not finish: its blocks, with or without its
     /// metadata) are deleted.
     pub fn open(tree: sled::Tree, config: Config) -> Result<Lsm, LsmError> {
@@ -241,22 +240,6 @@ impl Lsm {
             let seen = run::delete_unlisted(&tree, &manifest.runs)?;
             manifest.next_run = manifest.next_run.max(seen);
         }
-        let mut slices: Vec<Arc<Slice>> = Vec::new();
-        for kv in chunked::scan(&tree, layout::BATCH_LOG) {
-            let (k, v) = kv?;
-            let seq =
-                layout::read_seq(&k).ok_or_else(|| LsmError::corrupt(&k, "bad batch log key"))?;
-            if seq <= manifest.flushed_through {
-                continue;
-            }
-            let raw = run::decompress(&k, &v, MAX_BATCH_LOG_BYTES)?;
-            let ops: LegacyOps =
-                postcard::from_bytes(&raw).map_err(|e| LsmError::corrupt(&k, e))?;
-            push_slice(
-                &mut slices,
-                Slice::of_batch(seq, seq, ops.into(), config.bloomed),
-            );
-        }
         Ok(Lsm {
             tree,
             memtable_bytes: config.memtable_bytes.into(),
@@ -266,7 +249,10 @@ impl Lsm {
                 manifest,
                 flushing_through: 0,
             }),
-            current: Mutex::new(Arc::new(Version { slices, runs })),
+            current: Mutex::new(Arc::new(Version {
+                slices: Vec::new(),
+                runs,
+            })),
             graveyard,
             buried: Mutex::new(buried),
             flushing: Mutex::new(()),
@@ -344,7 +330,3 @@ impl Lsm {
         v.slices.iter().map(|s| s.bytes).sum()
     }
 }
-
-/// The largest batch log, decoded: far above any batch's (`max_batch`
-/// events of at most 64 KiB each, and their index operations).
-const MAX_BATCH_LOG_BYTES: usize = 1 << 30;

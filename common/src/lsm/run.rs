@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 
 use super::block::{self, Block, Builder};
 use super::bloom::Bloom;
-pub use super::codec::decompress;
 use super::entry::{Entry, EntryRef};
 use super::{layout, Config, LsmError};
 

@@ -26,6 +26,7 @@ impl Store {
         let mut batch = sled::Batch::default();
         let mut touched: BTreeMap<String, Touched> = BTreeMap::new();
         let mut log = LogChunks::default();
+        let mut numbering = w.numbering;
 
         let steps = &self.steps;
         let begun = std::time::Instant::now();
@@ -56,7 +57,7 @@ impl Store {
         at = steps.add(Step::Decode, at);
 
         for (m, event) in &accepted {
-            let effect = self.fold_into(&mut touched, event)?;
+            let effect = self.fold_into(&mut touched, &mut numbering, event)?;
             match effect {
                 EventEffect::Duplicate => {
                     totals.duplicates += 1;
@@ -141,6 +142,7 @@ impl Store {
         }
 
         w.totals = totals;
+        w.numbering = numbering;
         w.changes_logged.commit(&logging);
         // Before publishing: a subscriber that reads the head after it
         // subscribed must see at least what it may be sent.
@@ -159,9 +161,12 @@ impl Store {
         Ok(outcome)
     }
 
+    /// Folds `e` into its record as the batch has it (read from the store
+    /// at its first event in the batch; numbered if it is new).
     pub(super) fn fold_into(
         &self,
         touched: &mut BTreeMap<String, Touched>,
+        numbering: &mut Numbering,
         e: &Event,
     ) -> Result<EventEffect, StoreError> {
         if let Some(t) = touched.get_mut(&e.record_id) {
@@ -169,11 +174,12 @@ impl Store {
         }
         let stored = self.stored_record(&e.record_id)?;
         let (t, effect) = match stored {
-            Some(StoredRecord { state, log }) => {
+            Some((number, StoredRecord { state, log, .. })) => {
                 let mut after = state.clone();
                 let a = after.apply(e);
                 (
                     Touched {
+                        number,
                         before: Some(state),
                         after,
                         log,
@@ -183,6 +189,7 @@ impl Store {
             }
             None => (
                 Touched {
+                    number: numbering.take()?,
                     before: None,
                     after: RecordState::new(e),
                     log: Vec::new(),
@@ -196,7 +203,8 @@ impl Store {
 }
 
 /// What a batch's touched records derive: the engine's operations (each
-/// record's value; the index entries and counts of those that changed, as
+/// record's value under its number, a new record's id map entry and the
+/// count of numbered records; the index entries and counts of those that changed, as
 /// the differences between their states before and after), the changed
 /// records with the projects each left, and how many are new.
 pub(super) struct Derived<'a> {
@@ -216,10 +224,14 @@ pub(super) fn derive(touched: &BTreeMap<String, Touched>) -> Derived<'_> {
     for (id, t) in touched {
         let (before, after) = (&t.before, &t.after);
         let stored = StoredRecordRef {
+            id,
             state: after,
             log: &t.log,
         };
-        ops.put(keys::record(id), encode(&stored));
+        ops.put(keys::record(t.number), encode(&stored));
+        if before.is_none() {
+            ops.put(keys::record_id(id), t.number.to_be_bytes());
+        }
         if before.as_ref() == Some(after) {
             continue;
         }
@@ -246,6 +258,9 @@ pub(super) fn derive(touched: &BTreeMap<String, Touched>) -> Derived<'_> {
     }
     for (k, delta) in count_deltas.into_iter().filter(|(_, d)| *d != 0) {
         ops.add(k, delta);
+    }
+    if new_records > 0 {
+        ops.add(keys::NUMBERED, new_records as i64);
     }
     Derived {
         ops,

@@ -438,7 +438,7 @@ impl Store {
                 // Records are never removed, and the version holds every
                 // batch up to the head: a logged id without its record is
                 // a broken store, never a change to skip.
-                let s = self.stored_record(&id)?.ok_or_else(|| {
+                let (_, s) = self.stored_record(&id)?.ok_or_else(|| {
                     StoreError::corrupt(&k, format!("change {seq} names record {id}, not stored"))
                 })?;
                 out.push(Change::new(seq, s.state.view(&id), left));

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{index, keys, lists, Store, StoreError, StoredRecord};
+use super::{index, keys, lists, Store, StoreError};
 
 impl Store {
     /// Checks that every index entry and count equals what the records imply
@@ -67,12 +67,22 @@ impl Store {
                 totals.records
             )));
         }
-        let mut refs = 0u64;
-        for kv in lists::scan(&snap, &[keys::space::RECORD], true) {
-            let (k, v) = kv?;
-            let stored: StoredRecord =
-                postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(&k, e))?;
+        // Numbers are dense from 0, the engine counts them, and the id map
+        // names every record (`records` above read each through it).
+        let (mut refs, mut numbers) = (0u64, 0u64);
+        for r in self.numbered_records() {
+            let (number, stored) = r?;
+            if u64::from(number) != numbers {
+                return Ok(Err(format!("record {numbers} missing, {number} next")));
+            }
+            numbers += 1;
             refs += stored.log.len() as u64;
+        }
+        let counted = self.numbered()?;
+        if numbers != records || u64::from(counted) != numbers {
+            return Ok(Err(format!(
+                "{numbers} records numbered, {records} in the id map, the count says {counted}"
+            )));
         }
         let t = totals;
         if refs != t.applied + t.duplicates {

@@ -36,7 +36,12 @@ pub(super) fn split_cache(cache_bytes: u64) -> (u64, u64) {
 /// still flush after a few batches, span blocks and merge runs.
 pub(super) fn config(cache_bytes: u64) -> Config {
     let config = Config {
-        bloomed: |k| k.first() == Some(&keys::space::RECORD),
+        bloomed: |k| {
+            matches!(
+                k.first(),
+                Some(&keys::space::RECORD_ID | &keys::space::RECORD)
+            )
+        },
         memtable_bytes: (DEFAULT_MEMTABLE_MB << 20) as usize,
         cache_bytes: cache_bytes as usize,
         ..Config::default()

@@ -12,8 +12,17 @@ use crate::instant::Micros;
 
 /// Keyspace prefixes (the "trees" of the layout).
 pub mod space {
-    /// `r` id → RecordState (postcard)
-    pub const RECORD: u8 = b'r';
+    /// `r` id → record number (u32): the id map, which a record's events
+    /// and the API find it by
+    pub const RECORD_ID: u8 = b'r';
+    /// `d` record number → StoredRecord (postcard): records under the dense
+    /// number given at first sight, so records seen together are stored
+    /// together
+    pub const RECORD: u8 = b'd';
+    /// `u` → count: the records numbered so far, the next number. In the
+    /// engine beside the records, so recovery at open finds it as of the
+    /// engine's last flush, where it starts folding again
+    pub const NUMBERED: u8 = b'u';
     /// `i` project field value created_at id → ∅ : postings, sorted by (created_at, id)
     pub const POSTING: u8 = b'i';
     /// `n` project field value → u64 : size of the matching posting list
@@ -95,10 +104,23 @@ pub fn skip_opt(k: &[u8]) -> Option<&[u8]> {
     }
 }
 
-pub fn record(id: &str) -> Vec<u8> {
-    let mut k = vec![space::RECORD];
+pub fn record_id(id: &str) -> Vec<u8> {
+    let mut k = vec![space::RECORD_ID];
     push_str(&mut k, id.as_bytes());
     k
+}
+
+pub fn record(number: u32) -> [u8; 5] {
+    let n = number.to_be_bytes();
+    [space::RECORD, n[0], n[1], n[2], n[3]]
+}
+
+/// The engine's count of records numbered so far ([`space::NUMBERED`]).
+pub const NUMBERED: &[u8] = &[space::NUMBERED];
+
+/// A record number as an id map entry holds it.
+pub fn read_number(v: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(v.try_into().ok()?))
 }
 
 pub fn event_log(chunk: u64) -> Vec<u8> {

@@ -85,6 +85,16 @@ pub enum StoreError {
          dir>` and point --data-dir there"
     )]
     Fold { path: String, found: String },
+    #[error(
+        "the store at {path} was written with layout v{found}; this tracker upgrades it in \
+         place, deriving its records and indexes again from its own event log, the first time \
+         it opens it to write (`tracker run --data-dir {path}`, which then resumes ingest). \
+         Opened only to read, it is left as it is"
+    )]
+    Upgrade { path: String, found: u32 },
+    /// Record numbers are `u32`: a store holds at most that many records.
+    #[error("the store has numbered {0} records, as many as one store holds")]
+    Numbers(u64),
     /// The engine's background flush or merge failed (a full disk, say).
     #[error("the store's flush or merge failed: {0}")]
     Engine(String),
@@ -104,17 +114,15 @@ pub enum StoreError {
 /// the engine's batch logs and run metadata in parts below sled's blob size;
 /// v8: no batch logs, the event log is the write-ahead log (the manifest
 /// counts event-log chunks; [`recover`]); v9: run blocks prefix-compressed
-/// (the engine's block format 1; blocks of format 0 still read).
-pub const LAYOUT: u32 = 9;
+/// (the engine's block format 1; blocks of format 0 still read); v10:
+/// records under dense numbers, found by id through the id map (issue 37).
+pub const LAYOUT: u32 = 10;
 
-/// The older layouts a store is upgraded from in place (at its first
-/// writable open): those with batch logs have them flushed into runs and
-/// deleted; v8 is only stamped (its runs' blocks read as they are, and are
-/// rewritten in the new format as merges come to them).
-const UPGRADES_IN_PLACE: [u32; 3] = [6, 7, 8];
-
-/// The layouts whose engine logged each batch's operations.
-const BATCH_LOG_LAYOUTS: [u32; 2] = [6, 7];
+/// The older layouts a store is upgraded from in place, at its first
+/// writable open: everything in its engine is derived from its event log,
+/// which every one of them holds whole, so the engine is discarded and
+/// derived again from the log ([`recover`]) — by the open itself.
+const UPGRADES_IN_PLACE: [u32; 4] = [6, 7, 8, 9];
 
 /// The version of what a store derives from its events: the decoder, the
 /// fold and the index derivation. Recovery at open derives the memtable
@@ -224,10 +232,11 @@ const LOG_CHUNK: usize = 256;
 /// bounded by the 64 KiB event limit).
 const LOG_CHUNK_BYTES: usize = 96 << 10;
 
-/// The value under a record key: the fold state and, in arrival order, where
-/// the record's audit-trail entries are.
+/// The value under a record number: the record's id, its fold state and,
+/// in arrival order, where its audit-trail entries are.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StoredRecord {
+    id: String,
     state: RecordState,
     log: Vec<LogRef>,
 }
@@ -235,15 +244,35 @@ struct StoredRecord {
 /// A [`StoredRecord`] to write, borrowed: the same encoding.
 #[derive(Serialize)]
 struct StoredRecordRef<'a> {
+    id: &'a str,
     state: &'a RecordState,
     log: &'a [LogRef],
 }
 
 /// A record as a batch sees it.
 struct Touched {
+    /// Its number: stored, or given at first sight ([`Numbering`]).
+    number: u32,
     before: Option<RecordState>,
     after: RecordState,
     log: Vec<LogRef>,
+}
+
+/// The next record number. A record is numbered when its first event is
+/// folded, so numbers follow the event log's order whatever the batches:
+/// recovery at open, folding the same events from the number the engine
+/// held at its last flush ([`keys::NUMBERED`]), gives the same numbers.
+#[derive(Debug, Clone, Copy)]
+struct Numbering(u32);
+
+impl Numbering {
+    fn take(&mut self) -> Result<u32, StoreError> {
+        let n = self.0;
+        self.0 = n
+            .checked_add(1)
+            .ok_or(StoreError::Numbers(u64::from(u32::MAX) + 1))?;
+        Ok(n)
+    }
 }
 
 /// A message that could not be applied.
@@ -270,6 +299,9 @@ struct WriterState {
     change_reserved: u64,
     /// The change log's batches.
     changes_logged: changes::Logged,
+    /// The next record number (the engine's count of numbered records, with
+    /// the memtable's).
+    numbering: Numbering,
 }
 
 /// The store, as its users hold it: the shared state, and for a read that

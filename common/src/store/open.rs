@@ -133,14 +133,8 @@ impl Store {
             (Some(dir), true) => marker::damaged(dir, &dir.join("db"), format!("its engine: {e}")),
             _ => e.into(),
         })?);
-        // Layouts 6 and 7 logged each batch's operations: flushed and
-        // deleted, the runs hold everything up to the last event-log chunk.
-        let batch_logs = BATCH_LOG_LAYOUTS.contains(&layout);
-        if layout != LAYOUT && access == Access::Write {
-            if batch_logs {
-                lsm.retire_batch_logs(recover::position_after(totals.next_log_chunk))?;
-            }
-            ownership::stamp_layout(&tree)?;
+        if layout != LAYOUT {
+            upgrade(&lsm, &tree, path, layout, access)?;
         }
         let health = engine::Health::default();
         let steps = Arc::new(steps::Steps::default());
@@ -157,6 +151,8 @@ impl Store {
                 checkpoints,
                 change_reserved,
                 changes_logged,
+                // Set once recovery has numbered what it folded.
+                numbering: Numbering(0),
             }),
             feed: changes::Feed::new(next_change, feed_id),
             steps,
@@ -168,24 +164,49 @@ impl Store {
             shared: Arc::new(shared),
             pin: None,
         };
-        // A store of an older layout opened to read keeps its batch logs,
-        // which the engine has read: there is nothing to recover.
-        if !batch_logs || access == Access::Write {
-            let started = std::time::Instant::now();
-            let events = store.recover(path)?;
-            store
-                .recovered
-                .store(events, std::sync::atomic::Ordering::Relaxed);
-            if events > 0 {
-                tracing::info!(
-                    events,
-                    secs = started.elapsed().as_secs_f64(),
-                    "recovered the events after the engine's last flush from the event log"
-                );
-            }
+        let started = std::time::Instant::now();
+        let (events, numbering) = store.recover(path)?;
+        store.writer.lock().expect("writer lock").numbering = numbering;
+        store
+            .recovered
+            .store(events, std::sync::atomic::Ordering::Relaxed);
+        if events > 0 {
+            tracing::info!(
+                events,
+                secs = started.elapsed().as_secs_f64(),
+                "recovered the events after the engine's last flush from the event log"
+            );
         }
         Ok(store)
     }
+}
+
+/// Upgrades a store of an older layout in place: its engine is discarded
+/// and the open's recovery derives it again from the whole event log
+/// (which this binary's fold then derived: stamped so). Killed at any
+/// point, the next open carries on: the layout is stamped only once the
+/// engine is empty, and recovery resumes from the engine's last flush.
+fn upgrade(
+    lsm: &crate::lsm::Lsm,
+    tree: &sled::Tree,
+    path: &str,
+    found: u32,
+    access: Access,
+) -> Result<(), StoreError> {
+    if access == Access::Read {
+        return Err(StoreError::Upgrade {
+            path: path.to_owned(),
+            found,
+        });
+    }
+    tracing::info!(
+        from = found,
+        to = LAYOUT,
+        "upgrading the store: its records and indexes are derived again from its event log"
+    );
+    lsm.discard()?;
+    tree.insert(keys::META_FOLD, &FOLD_VERSION.to_be_bytes())?;
+    ownership::stamp_layout(tree)
 }
 
 /// Whether an engine error at open means data that does not read back (a

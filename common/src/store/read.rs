@@ -46,21 +46,31 @@ impl Store {
         }
     }
 
-    pub(super) fn stored_record(&self, id: &str) -> Result<Option<StoredRecord>, StoreError> {
-        let key = keys::record(id);
-        match self.snap().get(&key)? {
-            Some(crate::lsm::Value::Bytes(v)) => postcard::from_bytes(&v)
-                .map(Some)
-                .map_err(|e| StoreError::corrupt(&key, e)),
-            Some(crate::lsm::Value::Count(_)) => {
-                Err(StoreError::corrupt(&key, "a count under a record key"))
-            }
-            None => Ok(None),
+    /// The record `id` and its number, through the id map.
+    pub(super) fn stored_record(
+        &self,
+        id: &str,
+    ) -> Result<Option<(u32, StoredRecord)>, StoreError> {
+        let snap = self.snap();
+        let key = keys::record_id(id);
+        let Some(number) = bytes(&key, snap.get(&key)?)? else {
+            return Ok(None);
+        };
+        let number =
+            keys::read_number(&number).ok_or_else(|| StoreError::corrupt(&key, "bad number"))?;
+        let stored = numbered(&snap, number)?
+            .ok_or_else(|| StoreError::corrupt(&key, format!("no record numbered {number}")))?;
+        if stored.id != id {
+            return Err(StoreError::corrupt(
+                &key,
+                format!("record {number} is {:?}", stored.id),
+            ));
         }
+        Ok(Some((number, stored)))
     }
 
     pub fn record_state(&self, id: &str) -> Result<Option<RecordState>, StoreError> {
-        Ok(self.stored_record(id)?.map(|s| s.state))
+        Ok(self.stored_record(id)?.map(|(_, s)| s.state))
     }
 
     /// The record as listed under `project`: `None` when it does not exist or
@@ -74,7 +84,7 @@ impl Store {
 
     /// The audit trail of a record, in arrival order.
     pub fn events(&self, record_id: &str) -> Result<Vec<EventLogEntry>, StoreError> {
-        let Some(stored) = self.stored_record(record_id)? else {
+        let Some((_, stored)) = self.stored_record(record_id)? else {
             return Ok(Vec::new());
         };
         let mut chunks: HashMap<u64, Vec<EventLogEntry>> = HashMap::new();
@@ -117,17 +127,38 @@ impl Store {
             .collect()
     }
 
-    /// Every record, in id order.
+    /// Every record, in id order: the id map, and each record by number.
     pub fn records(&self) -> impl Iterator<Item = Result<(String, RecordState), StoreError>> + '_ {
+        let snap = self.snap();
+        lists::scan(&snap, &[keys::space::RECORD_ID], true).map(move |kv| {
+            let (k, v) = kv?;
+            let number =
+                keys::read_number(&v).ok_or_else(|| StoreError::corrupt(&k, "bad number"))?;
+            let stored = numbered(&snap, number)?
+                .ok_or_else(|| StoreError::corrupt(&k, format!("no record numbered {number}")))?;
+            Ok((stored.id, stored.state))
+        })
+    }
+
+    /// Every record in number order, with its number.
+    pub(super) fn numbered_records(
+        &self,
+    ) -> impl Iterator<Item = Result<(u32, StoredRecord), StoreError>> + '_ {
         lists::scan(&self.snap(), &[keys::space::RECORD], true).map(|kv| {
             let (k, v) = kv?;
-            let id = keys::read_str(&k[1..])
-                .and_then(|(id, _)| String::from_utf8(id).ok())
+            let number = k
+                .get(1..)
+                .and_then(keys::read_number)
                 .ok_or_else(|| StoreError::corrupt(&k, "bad record key"))?;
-            let stored: StoredRecord =
-                postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(&k, e))?;
-            Ok((id, stored.state))
+            let stored = postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(&k, e))?;
+            Ok((number, stored))
         })
+    }
+
+    /// The next record number: the engine's count of numbered records.
+    pub(super) fn numbered(&self) -> Result<u32, StoreError> {
+        let n = self.count(keys::NUMBERED)?;
+        u32::try_from(n).map_err(|_| StoreError::Numbers(n))
     }
 
     /// SHA-256 over every record as the API renders it, in id order: equal
@@ -149,6 +180,23 @@ impl Store {
             None => Ok(0),
         }
     }
+}
+
+/// The bytes a key holds, or none; a count there is corrupt.
+fn bytes(key: &[u8], v: Option<crate::lsm::Value>) -> Result<Option<Vec<u8>>, StoreError> {
+    match v {
+        Some(crate::lsm::Value::Bytes(v)) => Ok(Some(v)),
+        Some(crate::lsm::Value::Count(_)) => Err(StoreError::corrupt(key, "a count, not a value")),
+        None => Ok(None),
+    }
+}
+
+/// The record numbered `number` in `snap`.
+fn numbered(snap: &crate::lsm::Snapshot, number: u32) -> Result<Option<StoredRecord>, StoreError> {
+    let key = keys::record(number);
+    bytes(&key, snap.get(&key)?)?
+        .map(|v| postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(&key, e)))
+        .transpose()
 }
 
 /// One event-log chunk, decoded.

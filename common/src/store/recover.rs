@@ -24,14 +24,18 @@ pub(super) fn position(chunk: u64) -> u64 {
 
 /// The position of the chunk before `next`: what a store whose next chunk
 /// is `next` has logged up to (0 before any).
+#[cfg(test)]
 pub(super) fn position_after(next: u64) -> u64 {
     next
 }
 
 impl Store {
     /// Derives the memtable again from the event-log chunks after the
-    /// engine's last flush; returns how many events it folded.
-    pub(super) fn recover(&self, path: &str) -> Result<u64, StoreError> {
+    /// engine's last flush (numbering new records from the engine's count
+    /// there); returns how many events it folded, and the next number.
+    /// A writable store flushes as it goes, as ingest does: an engine
+    /// derived again whole ([`crate::lsm::Lsm::discard`]) fits its bound.
+    pub(super) fn recover(&self, path: &str) -> Result<(u64, Numbering), StoreError> {
         // The first chunk after the flushed position.
         let from = self.lsm.flushed_through();
         let pending = || {
@@ -52,6 +56,7 @@ impl Store {
             }
         }
         let mut touched: BTreeMap<String, Touched> = BTreeMap::new();
+        let mut numbering = Numbering(self.numbered()?);
         let (mut first, mut last, mut events, mut folded) = (None, 0, 0, 0);
         for kv in pending() {
             let (k, v) = kv?;
@@ -62,7 +67,7 @@ impl Store {
                 let event = decode(None, Some(&e.raw)).map_err(|r| {
                     StoreError::corrupt(&k, format!("entry {index} no longer decodes: {r}"))
                 })?;
-                let effect = self.fold_into(&mut touched, &event)?;
+                let effect = self.fold_into(&mut touched, &mut numbering, &event)?;
                 if effect != e.effect {
                     return Err(StoreError::corrupt(
                         &k,
@@ -92,13 +97,17 @@ impl Store {
                 self.lsm.commit(position(first), position(last), ops);
                 touched.clear();
                 events = 0;
+                if self.access == Access::Write {
+                    self.maintain();
+                    self.check_maintenance()?;
+                }
             }
         }
         if let Some(first) = first {
             self.lsm
                 .commit(position(first), position(last), derive(&touched).ops);
         }
-        Ok(folded)
+        Ok((folded, numbering))
     }
 }
 

@@ -1,6 +1,6 @@
 //! The engine in single scenarios: concurrent cache misses, a flush beside
-//! a merge, read-only opens, failed deletions, Bloom sizing, and the
-//! retirement of layout 7's batch logs.
+//! a merge, read-only opens, failed deletions, Bloom sizing, and an
+//! engine discarded whole.
 
 use super::*;
 
@@ -151,53 +151,52 @@ fn a_runs_bloom_filter_is_sized_on_its_point_read_keys() {
     }
 }
 
-/// A store of layout 7 logged each batch's operations, in parts: the
-/// engine reads them at open, and `retire_batch_logs` flushes them into a
-/// run and deletes them, recording the caller's position, in a way that a
-/// kill at any point and a second try leave right.
+/// `discard` forgets everything — runs, their blocks, the memtable, the
+/// batch logs of layouts 6 and 7, the flushed position — in a way that a
+/// reopen and a second try leave right; what is committed after it reads
+/// alone.
 #[test]
-fn batch_logs_of_layout_7_are_read_at_open_and_retired_into_a_run() {
+fn discard_forgets_every_run_block_slice_and_batch_log() {
     let (_db, tree) = fresh();
-    let mut ops = LegacyOps::default();
-    // Keys of hashed-looking bytes compress poorly, as index keys do.
-    let key = |n: u32| {
-        let h = n.wrapping_mul(2_654_435_761).to_be_bytes();
-        [b"k".as_slice(), &h, &n.to_be_bytes()].concat()
-    };
-    for n in 0..60_000u32 {
-        ops.0.push((key(n), Entry::Put(n.to_le_bytes().to_vec())));
-    }
-    // As layout 7 wrote a batch: postcard, zstd, in parts.
-    let raw = postcard::to_allocvec(&ops).unwrap();
-    let mut batch = sled::Batch::default();
-    let z = zstd::bulk::compress(&raw, 1).unwrap();
-    chunked::put(&mut batch, &layout::batch_log(1), &z);
-    tree.apply_batch(batch).unwrap();
-    assert!(tree.scan_prefix([layout::BATCH_LOG]).count() > 1);
-    let reads = |lsm: &Lsm| {
-        let snap = lsm.snapshot();
-        for n in [0u32, 1, 29_999, 59_999] {
-            assert_eq!(
-                snap.get(&key(n)).unwrap(),
-                Some(Value::Bytes(n.to_le_bytes().to_vec()))
+    let lsm = Lsm::open(tree.clone(), config()).unwrap();
+    for batch in 0..3u32 {
+        let mut ops = Ops::default();
+        for n in 0..200u32 {
+            ops.put(
+                [b"v".as_slice(), &n.to_be_bytes()].concat(),
+                [batch as u8; 30],
             );
         }
-        assert_eq!(snap.prefix(b"k").count(), 60_000);
+        lsm.commit(batch as u64 + 1, batch as u64 + 1, ops);
+        if batch < 2 {
+            lsm.flush().unwrap();
+        }
+    }
+    // A batch log as layout 7 left it.
+    tree.insert(layout::batch_log(1), b"ops".to_vec()).unwrap();
+    assert!(lsm.snapshot().shape().0 > 0 && lsm.flushed_through() == 2);
+    lsm.discard().unwrap();
+    let empty = |lsm: &Lsm| {
+        assert_eq!(lsm.snapshot().shape(), (0, 0));
+        assert_eq!(lsm.snapshot().prefix(b"v").count(), 0);
+        assert_eq!(lsm.flushed_through(), 0);
+        assert_eq!(lsm.memtable_bytes(), 0);
+        for space in [layout::RUN_BLOCK, layout::RUN_META, layout::BATCH_LOG] {
+            assert_eq!(tree.scan_prefix([space]).count(), 0, "{}", space as char);
+        }
     };
-    let lsm = Lsm::open(tree.clone(), config()).unwrap();
-    reads(&lsm);
-    lsm.retire_batch_logs(41).unwrap();
-    assert_eq!(tree.scan_prefix([layout::BATCH_LOG]).count(), 0);
-    assert_eq!(lsm.flushed_through(), 41);
-    assert_eq!(lsm.snapshot().shape(), (1, 0));
-    reads(&lsm);
+    empty(&lsm);
     drop(lsm);
-    // Again, as after a kill before the layout was stamped: nothing to
-    // flush, the same position.
     let lsm = Lsm::open(tree.clone(), config()).unwrap();
-    lsm.retire_batch_logs(41).unwrap();
-    assert_eq!(lsm.flushed_through(), 41);
-    reads(&lsm);
+    empty(&lsm);
+    lsm.discard().unwrap();
+    empty(&lsm);
+    let mut ops = Ops::default();
+    ops.put(b"v-new", [1]);
+    lsm.commit(1, 1, ops);
+    lsm.flush().unwrap();
+    assert_eq!(lsm.snapshot().prefix(b"v").count(), 1);
+    assert_eq!(lsm.flushed_through(), 1);
 }
 
 /// The blocks of the runs a merge replaced are deleted, all of them (in

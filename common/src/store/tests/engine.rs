@@ -99,6 +99,17 @@ proptest! {
         if let Err(e) = store.check_consistency().unwrap() {
             prop_assert!(false, "{}", e);
         }
+        // Records are numbered in the order their first events were
+        // logged, whatever the batches, kills and recoveries.
+        let mut first_seen = Vec::new();
+        let mut ids = std::collections::HashSet::new();
+        for e in &events {
+            if ids.insert(&e.record_id) {
+                first_seen.push(e.record_id.clone());
+            }
+        }
+        let numbered: Vec<String> = store.numbered_records().map(|r| r.unwrap().1.id).collect();
+        prop_assert_eq!(numbered, first_seen);
     }
 }
 

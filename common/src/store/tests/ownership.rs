@@ -34,10 +34,9 @@ fn a_store_of_another_layout_is_refused_with_the_rebuild_command() {
     let fresh = tempfile::tempdir().unwrap();
     drop(Store::open(fresh.path(), 16 << 20).unwrap());
     Store::open(fresh.path(), 16 << 20).unwrap();
-    // A v6, v7 or v8 store is read as it is, and becomes the current
-    // layout at its first writable open (batch logs retired: `lsm::tests`;
-    // v8's blocks read as they are: `recovery`), so an older build refuses
-    // it from then on.
+    // A v6-v9 store is refused opened to read, and becomes the current
+    // layout at its first writable open (its engine derived again from its
+    // event log: `recovery`), so an older build refuses it from then on.
     let stamp = |v: u32| {
         let db = open_sled(fresh.path());
         let tree = db.open_tree("projection").unwrap();
@@ -50,7 +49,13 @@ fn a_store_of_another_layout_is_refused_with_the_rebuild_command() {
     };
     for old in UPGRADES_IN_PLACE {
         stamp(old);
-        drop(Store::open_read_only(fresh.path(), 16 << 20).unwrap());
+        let err = Store::open_read_only(fresh.path(), 16 << 20)
+            .err()
+            .expect("refused");
+        assert!(
+            matches!(err, StoreError::Upgrade { found, .. } if found == old),
+            "{err}"
+        );
         assert_eq!(stamp(0), old, "a read-only open stamps nothing");
         drop(Store::open(fresh.path(), 16 << 20).unwrap());
         assert_eq!(stamp(0), LAYOUT);

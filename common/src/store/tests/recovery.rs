@@ -92,41 +92,53 @@ fn an_event_log_entry_that_no_longer_folds_as_it_did_is_refused_as_corrupt() {
     );
 }
 
-/// A store of layout 8 — run blocks of format 0, events not yet flushed —
-/// is stamped 9 at its first writable open, reads its blocks as they are,
-/// and recovers its unflushed events from the event log (it had no batch
-/// logs to retire: retiring would have recorded them as flushed).
+/// A store of an older layout (v6-v9: records keyed by id) is refused
+/// opened to read, and upgraded at its first writable open: its engine —
+/// runs of keys that meant something else, layout 7's batch logs — is
+/// discarded and derived again from its whole event log, so the open
+/// recovers every event, and the projection, its indexes and the numbers
+/// are what ingest would have written (not the old runs' counts again).
 #[test]
-fn a_store_of_layout_8_reads_its_blocks_recovers_its_events_and_is_stamped_9() {
+fn a_store_of_an_older_layout_is_derived_again_from_its_event_log() {
     let dir = tempfile::tempdir().unwrap();
-    let events = sample(40);
-    let (flushed, unflushed) = events.split_at(events.len() - 3);
+    let all = sample(40);
+    let (events, rest) = all.split_at(all.len() * 3 / 4);
+    let (early, late) = events.split_at(events.len() / 2);
     let store = Store::open(dir.path(), 1 << 20).unwrap();
-    store.apply_batch(&messages(flushed)).unwrap();
-    let late = crate::testkit::messages(unflushed, flushed.len());
-    store.apply_batch(&late).unwrap();
-    let logged = recover::position_after(store.totals().next_log_chunk);
-    assert!(store.lsm.flushed_through() < logged, "all flushed already");
+    store.apply_batch(&messages(early)).unwrap();
+    store
+        .apply_batch(&crate::testkit::messages(late, early.len()))
+        .unwrap();
+    store.close().unwrap();
     assert!(store.lsm.snapshot().shape().0 > 0, "no run written");
     drop(store);
     edit(dir.path(), |t| {
-        t.insert(keys::META_LAYOUT, &8u32.to_be_bytes()).unwrap();
-        let mut blocks = 0;
-        for kv in t.scan_prefix([crate::lsm::layout::RUN_BLOCK]) {
-            let (k, v) = kv.unwrap();
-            t.insert(&k, crate::lsm::as_format_0(&k, &v).unwrap())
-                .unwrap();
-            blocks += 1;
-        }
-        assert!(blocks > 0);
+        t.insert(keys::META_LAYOUT, &9u32.to_be_bytes()).unwrap();
+        t.insert(crate::lsm::layout::batch_log(1), b"ops".to_vec())
+            .unwrap();
+        // Layouts 6 and 7 recorded no fold version.
+        t.remove(keys::META_FOLD).unwrap();
     });
+    let err = Store::open_read_only(dir.path(), 1 << 20)
+        .err()
+        .expect("refused");
+    assert!(matches!(err, StoreError::Upgrade { found: 9, .. }), "{err}");
     let store = Store::open(dir.path(), 1 << 20).unwrap();
-    assert!(store.recovered_at_open() > 0);
-    assert_digest_of_reference(&store, &events);
+    assert_eq!(store.recovered_at_open(), events.len() as u64);
+    assert_digest_of_reference(&store, events);
+    store.assert_internally_consistent();
     assert_eq!(
         store.tree.get(keys::META_LAYOUT).unwrap().unwrap().as_ref(),
         LAYOUT.to_be_bytes()
     );
+    let batch_logs = store.tree.scan_prefix([crate::lsm::layout::BATCH_LOG]);
+    assert_eq!(batch_logs.count(), 0);
+    // Ingest carries on from the numbers the upgrade gave.
+    store
+        .apply_batch(&crate::testkit::messages(rest, events.len()))
+        .unwrap();
+    assert_digest_of_reference(&store, &all);
+    store.assert_internally_consistent();
 }
 
 /// The event log's encoding is the one layout 7 wrote (raw bytes as a
