@@ -125,6 +125,7 @@ fn open_sled(dir: &std::path::Path) -> sled::Db {
 }
 
 mod engine;
+mod golden;
 mod lists;
 mod maintenance;
 mod ownership;
