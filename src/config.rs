@@ -99,6 +99,19 @@ pub fn cache_mb(v: &str) -> Result<u64, String> {
 /// mistake (an empty variable in a deployment template), never "unset" —
 /// a blank broker list once started the in-memory demo in place of a
 /// configured tracker.
+/// How long a batch may stay open, in ms: 0 to [`MAX_BATCH_WAIT_MS`].
+fn batch_wait_ms(v: &str) -> Result<u64, String> {
+    match v.parse::<u64>() {
+        Ok(n) if n <= MAX_BATCH_WAIT_MS => Ok(n),
+        Ok(_) => Err(format!("must be at most {MAX_BATCH_WAIT_MS}")),
+        Err(_) => Err(format!("`{v}` is not a whole number")),
+    }
+}
+
+/// A batch open longer than a minute holds its events from the store, and
+/// readiness from catching up, for nothing a larger batch would give.
+pub const MAX_BATCH_WAIT_MS: u64 = 60_000;
+
 fn non_blank(v: &str) -> Result<String, String> {
     if v.trim().is_empty() {
         return Err(
@@ -139,6 +152,13 @@ impl FileConfig {
         }
         if self.http.max_ready_lag.is_some_and(|l| l < 0) {
             anyhow::bail!("http.max_ready_lag must not be negative");
+        }
+        if self
+            .kafka
+            .max_batch_wait_ms
+            .is_some_and(|ms| ms > MAX_BATCH_WAIT_MS)
+        {
+            anyhow::bail!("kafka.max_batch_wait_ms must be at most {MAX_BATCH_WAIT_MS}");
         }
         for (key, v) in [
             ("kafka.brokers", &self.kafka.brokers),
@@ -237,8 +257,9 @@ pub struct KafkaArgs {
     /// Largest batch, in messages. Default: 5000
     #[arg(long, env = "TRACKER_MAX_BATCH", value_parser = at_least_one::<usize>)]
     pub max_batch: Option<usize>,
-    /// Longest a batch stays open after its first message, in ms. Default: 200
-    #[arg(long, env = "TRACKER_MAX_BATCH_WAIT_MS")]
+    /// Longest a batch stays open after its first message, in ms (at most
+    /// 60000; a stop closes it at once). Default: 200
+    #[arg(long, env = "TRACKER_MAX_BATCH_WAIT_MS", value_parser = batch_wait_ms)]
     pub max_batch_wait_ms: Option<u64>,
     /// `replay` and `verify --replay` give up on a broker or topic they
     /// cannot reach after this many seconds. Default: 30

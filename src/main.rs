@@ -25,7 +25,13 @@ fn main() -> ExitCode {
     match tracker() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("Error: {}", one_line(&e));
+            // In JSON logs, the line a pipeline most needs is JSON too.
+            match common::telemetry::format_from_env() {
+                Ok(common::telemetry::Format::Json) => {
+                    tracing::error!(error = %one_line(&e), "Error")
+                }
+                _ => eprintln!("Error: {}", one_line(&e)),
+            }
             ExitCode::FAILURE
         }
     }

@@ -35,7 +35,8 @@ pub fn new_token() -> String {
     hex::encode(rand::rng().random::<[u8; 24]>())
 }
 
-/// A token cancelled by ctrl-c or SIGTERM (for the synchronous commands).
+/// A token cancelled by ctrl-c, SIGTERM or SIGHUP (for the synchronous
+/// commands).
 pub fn shutdown_token() -> anyhow::Result<CancellationToken> {
     let token = CancellationToken::new();
     let rt = runtime()?;
@@ -49,13 +50,22 @@ pub fn shutdown_token() -> anyhow::Result<CancellationToken> {
     Ok(token)
 }
 
+/// Waits for a stop: ctrl-c (SIGINT), SIGTERM, or SIGHUP — which, left to
+/// its default, ended the process at once, unflushed (exit 129): a closed
+/// terminal or a supervisor's hang-up stops the tracker as SIGTERM does.
 pub async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+        let name = tokio::select! {
+            _ = ctrl_c => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+            _ = hup.recv() => "SIGHUP",
+        };
+        tracing::info!(signal = name, "stop requested");
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;

@@ -283,15 +283,15 @@ fn serve(
     if let Some(p) = progress.as_ref().filter(|_| grace.is_zero()) {
         // No grace: serving as is from the first request (a timer, even of
         // 0 s, would let the first requests through as not ready).
-        p.mark_caught_up();
+        p.end_grace();
     } else if let Some(p) = &progress {
         let p = p.clone();
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
             if !p.caught_up_once() {
                 warn!(grace = ?grace, lag = p.snapshot().lag(), "ingest has not caught up after the start-up grace; serving the projection as is");
-                p.mark_caught_up();
             }
+            p.end_grace();
         });
     }
     let mut state = AppState::new(store, auth, progress)

@@ -195,6 +195,11 @@ fn numeric_settings_out_of_range_are_refused_by_name() {
             vec!["run", "--data-dir", data, "--max-ready-lag=-1"],
             "--max-ready-lag",
         ),
+        // Unbounded, a stop waited out whatever it was.
+        (
+            vec!["run", "--data-dir", data, "--max-batch-wait-ms", "60001"],
+            "--max-batch-wait-ms",
+        ),
         (
             vec!["query", "--data-dir", data, "--request-timeout-ms", "0"],
             "--request-timeout-ms",

@@ -70,6 +70,8 @@ impl Snapshot {
 pub struct IngestProgress {
     inner: Mutex<Snapshot>,
     caught_up_once: AtomicBool,
+    /// The start-up grace elapsed (or there was none).
+    grace_over: AtomicBool,
 }
 
 impl IngestProgress {
@@ -85,6 +87,7 @@ impl IngestProgress {
                 batches: 0,
             }),
             caught_up_once: AtomicBool::new(false),
+            grace_over: AtomicBool::new(false),
         }
     }
 
@@ -169,14 +172,21 @@ impl IngestProgress {
         }
     }
 
-    /// Marks start-up as over even if never caught up (grace period elapsed).
-    pub fn mark_caught_up(&self) {
-        self.caught_up_once.store(true, Ordering::Relaxed);
+    /// Ends start-up without a catch-up (the start-up grace elapsed, or
+    /// there was none): the projection is served as it is.
+    pub fn end_grace(&self) {
+        self.grace_over.store(true, Ordering::Relaxed);
     }
 
-    /// Whether the projection has reached the head of the topic at least once
-    /// since start-up (before that, list answers would be misleading).
+    /// Whether ingest has really reached the head of the topic at least
+    /// once since start-up — never merely because the grace elapsed.
     pub fn caught_up_once(&self) -> bool {
         self.caught_up_once.load(Ordering::Relaxed)
+    }
+
+    /// Whether start-up is over: caught up once, or the grace elapsed.
+    /// Before, list answers would be misleading, and are refused.
+    pub fn serving(&self) -> bool {
+        self.caught_up_once() || self.grace_over.load(Ordering::Relaxed)
     }
 }

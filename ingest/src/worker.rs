@@ -47,6 +47,9 @@ use crate::{IngestConfig, IngestError};
 mod partitions;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// The longest one poll waits: a stop is seen within this, whatever
+/// `max_batch_wait` is, and closes the batch in hand.
+const POLL_SLICE: Duration = Duration::from_millis(100);
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the store is flushed and its durability marker moved on (sled
 /// flushes every 500 ms itself; this is what the marker can vouch for).
@@ -172,7 +175,7 @@ impl Worker {
     }
 
     /// Collects up to `max_batch` messages, waiting at most `max_batch_wait`
-    /// after the first one (or `idle` if none comes).
+    /// after the first one (or `idle` if none comes), or until `cancel`.
     fn poll_batch(&mut self, idle: Duration, cancel: &CancellationToken) -> Vec<Message> {
         let mut batch = Vec::new();
         let start = Instant::now();
@@ -182,7 +185,7 @@ impl Worker {
             if now >= deadline {
                 break;
             }
-            match self.consumer().poll(deadline - now) {
+            match self.consumer().poll((deadline - now).min(POLL_SLICE)) {
                 None => {}
                 // Left in librdkafka's queue when its partition was held.
                 Some(Ok(m)) if self.held.contains_key(&m.partition()) => {}

@@ -31,10 +31,11 @@ pub(crate) fn authorize(s: &AppState, p: &Principal, project: &str) -> Result<()
     serving(s)
 }
 
-/// Until ingest has caught up once after start-up, lists would be misleading.
+/// Until ingest has caught up once after start-up (or the start-up grace
+/// elapsed), lists would be misleading.
 pub(crate) fn serving(s: &AppState) -> Result<(), ApiError> {
     match &s.ingest {
-        Some(p) if !p.caught_up_once() => Err(ApiError::NotReady),
+        Some(p) if !p.serving() => Err(ApiError::NotReady),
         _ => Ok(()),
     }
 }

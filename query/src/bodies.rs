@@ -231,8 +231,15 @@ pub struct ReadyBody {
     pub lag: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_lag: Option<i64>,
+    /// With ingest: whether it has reached the head of the topic at least
+    /// once since start-up (never true merely because the grace elapsed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub caught_up_once: Option<bool>,
+    /// With ingest: `waiting` (start-up: lists answer 503 `TRK.NOT_READY`),
+    /// `caught_up` (ingest reached the head once) or `grace_elapsed` (the
+    /// start-up grace ran out first: the projection is served as it is).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_up: Option<String>,
 }
 
 /// A partition held at an offset gap.

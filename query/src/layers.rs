@@ -1,14 +1,15 @@
 //! What wraps every request, outermost first: a request id (an incoming
 //! `X-Request-Id` is kept, else a UUID is made; echoed in the response), a
 //! span carrying it — so every log line of the request names it — closed by
-//! one access-log line (method, route, status, duration; never a header, so
-//! never the token), CORS for the configured origins, and response
+//! one access-log line (method, route, path, client address, status,
+//! duration in ms as a number; never a header, so never the token), CORS for the configured origins, and response
 //! compression (gzip or brotli as the client accepts; never a change feed).
 //! Inside them, `app.rs`'s guard applies the per-request limits.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::http::{header, HeaderName, Method, Response};
 use axum::Router;
 use tower_http::compression::CompressionLayer;
@@ -50,6 +51,9 @@ pub(crate) fn wrap(router: Router<AppState>, state: &AppState) -> Router<AppStat
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
 
+/// The longest path an access line carries, in characters.
+const MAX_LOGGED_PATH: usize = 200;
+
 fn span(req: &Request) -> Span {
     let id = req
         .headers()
@@ -60,7 +64,14 @@ fn span(req: &Request) -> Span {
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched", |m| m.as_str());
-    tracing::info_span!("request", method = %req.method(), route, request_id = %id)
+    // The client's address, as `serve` saw the connection (none in tests
+    // through `oneshot`).
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "-".to_owned(), |c| c.0.to_string());
+    let path: String = req.uri().path().chars().take(MAX_LOGGED_PATH).collect();
+    tracing::info_span!("request", method = %req.method(), route, path, peer, request_id = %id)
 }
 
 /// The one line per request; a failure on our side is logged here, once,
@@ -71,15 +82,16 @@ fn access_log<B>(resp: &Response<B>, latency: Duration, _: &Span) {
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("identity");
+    // A number (in JSON logs too), to two decimals.
     let (status, ms) = (
         resp.status().as_u16(),
-        format_args!("{:.2}", latency.as_secs_f64() * 1e3),
+        (latency.as_secs_f64() * 1e5).round() / 100.0,
     );
     match resp.extensions().get::<ErrorDetail>() {
         Some(ErrorDetail(detail)) => {
-            tracing::error!(status, ms = %ms, encoding, error = %detail, "request failed")
+            tracing::error!(status, ms, encoding, error = %detail, "request failed")
         }
-        None => tracing::info!(status, ms = %ms, encoding, "request"),
+        None => tracing::info!(status, ms, encoding, "request"),
     }
 }
 

@@ -203,7 +203,16 @@ pub async fn serve(
                 metrics.clone(),
                 peer,
             )),
-            TowerToHyperService::new(router.clone()),
+            // The client's address, for the access log.
+            TowerToHyperService::new(
+                tower::ServiceBuilder::new()
+                    .map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                        req.extensions_mut()
+                            .insert(axum::extract::ConnectInfo(peer));
+                        req
+                    })
+                    .service(router.clone()),
+            ),
         );
         let conn = graceful.watch(conn);
         tokio::spawn(async move {

@@ -166,10 +166,20 @@ pub fn parse_sort(v: &str) -> Result<Vec<SortKey>, ApiError> {
         .collect()
 }
 
+/// Whether `name` is a parameter of any of the tracker's endpoints.
+fn a_tracker_parameter(name: &str) -> bool {
+    ListParam::parse(name).is_some()
+        || SummaryParam::parse(name).is_some()
+        || FeedParam::parse(name).is_some()
+        || PageParam::parse(name).is_some()
+}
+
 /// Calls `f(param, value)` for each known parameter of a query string,
-/// values unquoted: unknown parameters are ignored (the seed example has
-/// `offest`), a known one twice is a 400, and so is an empty value unless
-/// the parameter is in `may_be_empty`.
+/// values unquoted. A parameter of another endpoint is a 400 naming it (a
+/// summary given the list's `updated_after` would answer unfiltered);
+/// names no endpoint takes are ignored (the seed example has `offest`). A
+/// known one twice is a 400, and so is an empty value unless the parameter
+/// is in `may_be_empty`.
 fn each_known<P: Word + PartialEq>(
     raw: Option<&str>,
     may_be_empty: &[P],
@@ -178,6 +188,12 @@ fn each_known<P: Word + PartialEq>(
     let mut seen: Vec<P> = Vec::new();
     for (name, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         let Some(param) = P::parse(&name) else {
+            if a_tracker_parameter(&name) {
+                return Err(ApiError::invalid(
+                    &name,
+                    format!("is not taken by this endpoint, which takes {}", P::names()),
+                ));
+            }
             continue;
         };
         if seen.contains(&param) {
@@ -413,6 +429,29 @@ mod tests {
         assert_eq!(q.created.before, t("2024-01-01T01:00:00Z"));
         assert_eq!(q.updated.after, t("2024-01-01T00:00:00.5Z"));
         assert_eq!(q.marker.as_deref(), Some("r9"));
+    }
+
+    /// A parameter of another endpoint is refused by name; a name no
+    /// endpoint takes is ignored.
+    #[test]
+    fn another_endpoints_parameter_is_refused_and_a_stranger_ignored() {
+        let policy = StuckPolicy::default();
+        for raw in [
+            "updated_after=2030-01-01T00:00:00",
+            "sort=id",
+            "limit=5",
+            "marker=r1",
+        ] {
+            let e = parse_summary(Some(raw), &policy).unwrap_err();
+            let name = raw.split('=').next().unwrap();
+            assert!(
+                matches!(&e, ApiError::InvalidParameter { param, .. } if param == name),
+                "{raw}: {e}"
+            );
+        }
+        assert!(parse_list(Some("interval=day"), &policy).is_err());
+        assert!(parse_feed(Some("limit=3"), None).is_err());
+        assert!(parse_list(Some("offest=3&enterprise_project_id=x"), &policy).is_ok());
     }
 
     #[test]

@@ -261,6 +261,7 @@ pub(crate) async fn ready(State(s): State<AppState>) -> Response {
         lag: None,
         max_lag: None,
         caught_up_once: None,
+        start_up: None,
     };
     if let Some(p) = &s.ingest {
         let snap = p.snapshot();
@@ -278,6 +279,14 @@ pub(crate) async fn ready(State(s): State<AppState>) -> Response {
         body.lag = Some(lag);
         body.max_lag = Some(s.max_ready_lag);
         body.caught_up_once = Some(p.caught_up_once());
+        body.start_up = Some(
+            match (p.caught_up_once(), p.serving()) {
+                (true, _) => "caught_up",
+                (false, true) => "grace_elapsed",
+                (false, false) => "waiting",
+            }
+            .into(),
+        );
         if let Some(e) = &snap.store_error {
             body.store = "error".into();
             body.store_error = Some(e.clone());
@@ -298,7 +307,7 @@ pub(crate) async fn ready(State(s): State<AppState>) -> Response {
             && snap.broker == BrokerState::Up
             && !snap.topic_missing
             && lag <= s.max_ready_lag
-            && p.caught_up_once();
+            && p.serving();
     }
     let status = if body.ready {
         StatusCode::OK

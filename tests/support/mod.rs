@@ -284,29 +284,36 @@ impl Tracker {
 
     /// SIGTERM and wait: the graceful path.
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let ok = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok);
-            let start = Instant::now();
-            loop {
-                if let Some(status) = c.try_wait().unwrap() {
-                    assert!(
-                        status.success(),
-                        "tracker exited with {status}; log: {}",
-                        self.log_tail()
-                    );
-                    break;
-                }
+        self.stop_with("-TERM");
+    }
+
+    /// Sends `sig` (`-TERM`, `-HUP`) and waits for a clean exit (status 0,
+    /// within 60 s); returns how long the stop took.
+    pub fn stop_with(&mut self, sig: &str) -> Duration {
+        let Some(mut c) = self.child.take() else {
+            return Duration::ZERO;
+        };
+        let ok = Command::new("kill")
+            .args([sig, &c.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        let start = Instant::now();
+        loop {
+            if let Some(status) = c.try_wait().unwrap() {
                 assert!(
-                    start.elapsed() < Duration::from_secs(60),
-                    "tracker did not stop on SIGTERM"
+                    status.success(),
+                    "tracker exited with {status} on {sig}; log: {}",
+                    self.log_tail()
                 );
-                std::thread::sleep(Duration::from_millis(50));
+                return start.elapsed();
             }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "tracker did not stop on {sig}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 

@@ -1,0 +1,150 @@
+//! What an operator meets first, through the real binary, with a broker
+//! nobody listens on (issue 40): a parameter of another endpoint refused
+//! by name, readiness that says what it means, and log lines a pipeline
+//! can read.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::*;
+
+/// `tracker run` with the test tokens, its store in `dir`, stderr in
+/// `dir/log`; returns it and its port once it listens.
+fn start(dir: &Path, env: &[(&str, &str)], extra: &[&str]) -> (Child, u16) {
+    let config = write_config(dir);
+    let port = free_port();
+    let log = std::fs::File::create(dir.join("log")).unwrap();
+    let child = Command::new(tracker_bin())
+        .arg("--config")
+        .arg(&config)
+        .args(["run", "--data-dir"])
+        .arg(dir.join("data"))
+        .args(["--brokers", &format!("127.0.0.1:{}", free_port())])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(extra)
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    wait_until("the port", Duration::from_secs(60), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    (child, port)
+}
+
+/// SIGTERM, and what it logged.
+fn stop(mut child: Child, dir: &Path) -> String {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    std::fs::read_to_string(dir.join("log")).unwrap()
+}
+
+/// `…/replication_summaries?updated_after=…` answered the unfiltered
+/// total, and `checkpoint_item_id`, `sort` and `limit` were dropped alike:
+/// a dashboard that copies the list's query string got wrong numbers. A
+/// parameter of another endpoint is now a 400 naming it; a name no
+/// endpoint takes is still ignored (the seed's own example has `offest`).
+#[test]
+fn a_parameter_of_another_endpoint_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, port) = start(dir.path(), &[], &["--startup-grace-secs", "0"]);
+    let get = |path: &str| http_get(port, path, Some(OPERATOR_TOKEN));
+    let summaries = "/v1/p/replication_summaries";
+    let list = "/v1/p/replication_records";
+    for (path, param) in [
+        (
+            format!("{summaries}?updated_after=2030-01-01T00:00:00"),
+            "updated_after",
+        ),
+        (
+            format!("{summaries}?checkpoint_item_id=c1"),
+            "checkpoint_item_id",
+        ),
+        (format!("{summaries}?status=fail&sort=created_at"), "sort"),
+        (format!("{summaries}?limit=10"), "limit"),
+        (format!("{list}?group_by=status"), "group_by"),
+        (format!("{list}?since=3"), "since"),
+    ] {
+        let (status, body) = get(&path);
+        assert_eq!(status, 400, "{path}: {body}");
+        let msg = body["error_msg"].as_str().unwrap_or_default();
+        assert!(msg.contains(param), "{path}: {body}");
+    }
+    for path in [
+        format!("{summaries}?status=fail&group_by=source_region&created_after=2024-01-01T00:00:00"),
+        format!("{list}?limit=10&offest=5"),
+    ] {
+        let (status, body) = get(&path);
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    stop(child, dir.path());
+}
+
+/// Readiness said `caught_up_once: true` once the start-up grace elapsed,
+/// with the broker down all along. It now says only what happened, and
+/// `start_up` says why lists are served.
+#[test]
+fn readiness_never_says_caught_up_when_only_the_grace_elapsed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, port) = start(dir.path(), &[], &["--startup-grace-secs", "1"]);
+    std::thread::sleep(Duration::from_millis(2500));
+    let (status, body) = http_get(port, "/health/ready", None);
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["caught_up_once"], Value::Bool(false), "{body}");
+    assert_eq!(body["start_up"], "grace_elapsed", "{body}");
+    let (status, body) = http_get(port, "/v1/p/replication_records", Some(OPERATOR_TOKEN));
+    assert_eq!(status, 200, "served as it is after the grace: {body}");
+    stop(child, dir.path());
+}
+
+/// With `TRACKER_LOG_FORMAT=json`, every line is one JSON object: the
+/// access line's `ms` a number (it was a string), with the client's
+/// address and the path (a 404 was `route="unmatched"` and nothing else),
+/// and the line that ends a failed start (it was plain text).
+#[test]
+fn json_logs_are_json_to_the_last_line_with_the_peer_and_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = [("TRACKER_LOG_FORMAT", "json")];
+    let (child, port) = start(dir.path(), &json, &["--startup-grace-secs", "0"]);
+    let (status, _) = http_get(port, "/v1/p/no-such-route", Some(OPERATOR_TOKEN));
+    assert_eq!(status, 404);
+    let log = stop(child, dir.path());
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let access = lines
+        .iter()
+        .find(|l| l["span"]["path"] == "/v1/p/no-such-route")
+        .unwrap_or_else(|| panic!("no access line: {log}"));
+    assert!(access["fields"]["ms"].is_number(), "{access}");
+    assert_eq!(access["fields"]["status"], 404, "{access}");
+    assert_eq!(access["span"]["route"], "unmatched", "{access}");
+    let peer = access["span"]["peer"].as_str().unwrap_or_default();
+    assert!(peer.starts_with("127.0.0.1:"), "{access}");
+    // A failed start: the port is taken (by a listener of the test's own).
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = taken.local_addr().unwrap().to_string();
+    let out = Command::new(tracker_bin())
+        .args(["run", "--data-dir"])
+        .arg(dir.path().join("other"))
+        .args(["--brokers", &format!("127.0.0.1:{}", free_port())])
+        .args(["--listen", &listen])
+        .envs(json)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last: Value = serde_json::from_str(err.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}: {err}"));
+    assert_eq!(last["level"], "ERROR", "{err}");
+    let why = last["fields"]["error"].as_str().unwrap_or_default();
+    assert!(why.contains(&listen), "{err}");
+}
