@@ -246,8 +246,8 @@ pub(super) fn derive(touched: &BTreeMap<String, Touched>) -> Derived<'_> {
         if before.is_none() {
             new_records += 1;
         }
-        let old = before.as_ref().map(|b| index::Entries::of(id, b));
-        let new = index::Entries::of(id, after);
+        let old = before.as_ref().map(|b| index::Entries::of(id, t.number, b));
+        let new = index::Entries::of(id, t.number, after);
         diff_entries(old.as_ref(), &new, &mut ops);
         for k in old.iter().flat_map(|o| o.counts()) {
             add_count(&mut count_deltas, k, -1);

@@ -21,11 +21,16 @@ impl Store {
     fn check_at(&self, totals: super::Totals) -> Result<Result<(), String>, StoreError> {
         let mut want_keys: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         let mut want_counts: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
-        let mut records = 0;
-        for r in self.records() {
-            let (id, state) = r?;
+        // Numbers are dense from 0, and every record is indexed under its own.
+        let (mut records, mut refs) = (0u64, 0u64);
+        for r in self.numbered_records() {
+            let (number, stored) = r?;
+            if u64::from(number) != records {
+                return Ok(Err(format!("record {records} missing, {number} next")));
+            }
             records += 1;
-            let e = index::Entries::of(&id, &state);
+            refs += stored.log.len() as u64;
+            let e = index::Entries::of(&stored.id, number, &stored.state);
             want_keys.extend(e.keys().map(|(k, v)| (k.to_vec(), v.to_vec())));
             for c in e.counts() {
                 *want_counts.entry(c.to_vec()).or_default() += 1;
@@ -67,21 +72,13 @@ impl Store {
                 totals.records
             )));
         }
-        // Numbers are dense from 0, the engine counts them, and the id map
-        // names every record (`records` above read each through it).
-        let (mut refs, mut numbers) = (0u64, 0u64);
-        for r in self.numbered_records() {
-            let (number, stored) = r?;
-            if u64::from(number) != numbers {
-                return Ok(Err(format!("record {numbers} missing, {number} next")));
-            }
-            numbers += 1;
-            refs += stored.log.len() as u64;
-        }
+        // The engine counts the numbers, and the id map names every record
+        // (`records` reads each through it and checks its id).
+        let mapped = self.records().try_fold(0u64, |n, r| r.map(|_| n + 1))?;
         let counted = self.numbered()?;
-        if numbers != records || u64::from(counted) != numbers {
+        if mapped != records || u64::from(counted) != records {
             return Ok(Err(format!(
-                "{numbers} records numbered, {records} in the id map, the count says {counted}"
+                "{records} records numbered, {mapped} in the id map, the count says {counted}"
             )));
         }
         let t = totals;

@@ -4,7 +4,7 @@
 //!
 //! Entries live in lists ([`super::lists`]), one engine key per entry. Per
 //! project the record is listed under:
-//! - a posting `i project field value created_at id` for `status`,
+//! - a posting `i project field value created_at id → number` for `status`,
 //!   `source_region`, `destination_region` and the three together (the
 //!   "route"), so a filtered page is a range
 //!   scan in the default sort order and a filter test is one point lookup (the
@@ -14,14 +14,18 @@
 //!   postings counts per hour of `created_at` (`h project field value hour`),
 //!   so a deep `offset` skips whole hours instead of walking every entry and
 //!   summaries by hour or day read counts, not records;
-//! - an order entry `o project order value id → created_at` for the other
-//!   linear sort keys (updated_at, id, and plan_id — whose entries are
+//! - an order entry `o project order value id → created_at number` for the
+//!   other linear sort keys (updated_at, id, and plan_id — whose entries are
 //!   `plan created_at id`), and for records still under way
-//!   `o project live status created_at id → updated_at`, where stuck ones
-//!   are found.
+//!   `o project live status created_at id → updated_at number`, where stuck
+//!   ones are found.
 //!
 //! Checkpoint items are near-unique, so they are indexed once, globally:
-//! `k side value id`; a checkpoint filter reads those few records directly.
+//! `k side value id → number`; a checkpoint filter reads those few records
+//! directly.
+//!
+//! Every entry's value ends with the record's number (big-endian u32), so a
+//! page reads its records by number, not through the id map.
 
 use super::keys::{push_opt, push_str, space};
 use super::query::Stuck;
@@ -224,7 +228,8 @@ pub struct Entries {
 }
 
 impl Entries {
-    pub fn of(id: &str, state: &RecordState) -> Entries {
+    pub fn of(id: &str, number: u32, state: &RecordState) -> Entries {
+        let number = number.to_be_bytes();
         let mut e = Entries {
             bytes: Vec::with_capacity(2048),
             keys: Vec::with_capacity(16),
@@ -244,7 +249,7 @@ impl Entries {
                     .extend_from_slice(&[space::CHECKPOINT_ITEM, side as u8]);
                 push_str(&mut e.bytes, v.as_bytes());
                 push_str(&mut e.bytes, id);
-                e.end_key(at, &[]);
+                e.end_key(at, &[&number]);
             }
         }
         let created = state.created_at().key_bytes();
@@ -269,7 +274,7 @@ impl Entries {
                 push_posting_tail(&mut e.bytes, project, field, value);
                 e.bytes.extend_from_slice(&created);
                 push_str(&mut e.bytes, id);
-                e.end_key(at, &[]);
+                e.end_key(at, &[&number]);
                 let at = e.bytes.len();
                 e.bytes.push(space::COUNT);
                 push_posting_tail(&mut e.bytes, project, field, value);
@@ -286,18 +291,18 @@ impl Entries {
             push_order_prefix(&mut e.bytes, project, OrderField::UpdatedAt);
             e.bytes.extend_from_slice(&updated);
             push_str(&mut e.bytes, id);
-            e.end_key(at, &created);
+            e.end_key(at, &[&created, &number]);
             let at = e.bytes.len();
             push_order_prefix(&mut e.bytes, project, OrderField::Id);
             push_str(&mut e.bytes, id);
-            e.end_key(at, &created);
+            e.end_key(at, &[&created, &number]);
             if Stuck::STATUSES.contains(&status) {
                 let at = e.bytes.len();
                 push_order_prefix(&mut e.bytes, project, OrderField::Live);
                 e.bytes.push(status_byte(status));
                 e.bytes.extend_from_slice(&created);
                 push_str(&mut e.bytes, id);
-                e.end_key(at, &updated);
+                e.end_key(at, &[&updated, &number]);
             }
             // Within a plan, entries follow created_at, so new ones land at
             // the plan's recent end (blocks stay cheap); runs of one plan are
@@ -307,7 +312,7 @@ impl Entries {
             push_opt(&mut e.bytes, state.get(Field::PlanId));
             e.bytes.extend_from_slice(&created);
             push_str(&mut e.bytes, id);
-            e.end_key(at, &created);
+            e.end_key(at, &[&created, &number]);
         }
         // By key; of two entries with one key (none today), the later wins.
         let bytes = &e.bytes;
@@ -325,9 +330,11 @@ impl Entries {
         e
     }
 
-    fn end_key(&mut self, at: usize, value: &[u8]) {
+    fn end_key(&mut self, at: usize, value: &[&[u8]]) {
         let key_end = self.bytes.len();
-        self.bytes.extend_from_slice(value);
+        for part in value {
+            self.bytes.extend_from_slice(part);
+        }
         self.keys
             .push((at as u32, key_end as u32, self.bytes.len() as u32));
     }
@@ -380,7 +387,9 @@ mod tests {
 
     /// The entries as layout 7 built them, one allocation per part: the
     /// reference the one-buffer build must equal.
-    fn reference(id: &str, state: &RecordState) -> Reference {
+    fn reference(id: &str, number: u32, state: &RecordState) -> Reference {
+        let n = number.to_be_bytes().to_vec();
+        let with_n = |v: &[u8]| [v, &n[..]].concat();
         let mut keys = BTreeMap::new();
         let mut counts = Vec::new();
         let id_suffix = |id: &str| {
@@ -396,7 +405,10 @@ mod tests {
             ),
         ] {
             if let Some(v) = state.get(f) {
-                keys.insert([checkpoint_prefix(side, v), id_suffix(id)].concat(), vec![]);
+                keys.insert(
+                    [checkpoint_prefix(side, v), id_suffix(id)].concat(),
+                    n.clone(),
+                );
             }
         }
         let created = state.created_at().key_bytes();
@@ -414,7 +426,7 @@ mod tests {
             ] {
                 keys.insert(
                     [p.prefix(project), Posting::suffix(created, id)].concat(),
-                    vec![],
+                    n.clone(),
                 );
                 counts.push(p.count_key(project));
                 if matches!(p.field, IndexField::Status | IndexField::Route) {
@@ -426,10 +438,10 @@ mod tests {
             let mut k = order_prefix(project, OrderField::UpdatedAt);
             k.extend_from_slice(&state.updated_at().key_bytes());
             push_str(&mut k, id.as_bytes());
-            keys.insert(k, created.to_vec());
+            keys.insert(k, with_n(&created));
             keys.insert(
                 [order_prefix(project, OrderField::Id), id_suffix(id)].concat(),
-                created.to_vec(),
+                with_n(&created),
             );
             if Stuck::STATUSES.contains(&state.status()) {
                 keys.insert(
@@ -438,14 +450,14 @@ mod tests {
                         Posting::suffix(created, id),
                     ]
                     .concat(),
-                    state.updated_at().key_bytes().to_vec(),
+                    with_n(&state.updated_at().key_bytes()),
                 );
             }
             let mut k = order_prefix(project, OrderField::PlanId);
             push_opt(&mut k, state.get(Field::PlanId));
             k.extend_from_slice(&created);
             push_str(&mut k, id.as_bytes());
-            keys.insert(k, created.to_vec());
+            keys.insert(k, with_n(&created));
         }
         (keys, counts)
     }
@@ -457,13 +469,14 @@ mod tests {
         fn entries_equal_the_reference(
             events in proptest::collection::vec(crate::store::tests::arb_event(), 1..6),
             id in "[a-c\\x00]{0,4}",
+            number in any::<u32>(),
         ) {
             let mut state = RecordState::new(&events[0]);
             for e in &events[1..] {
                 state.apply(e);
             }
-            let e = Entries::of(&id, &state);
-            let (keys, counts) = reference(&id, &state);
+            let e = Entries::of(&id, number, &state);
+            let (keys, counts) = reference(&id, number, &state);
             let got: BTreeMap<Vec<u8>, Vec<u8>> =
                 e.keys().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
             prop_assert_eq!(got.len(), e.keys().count(), "keys twice");

@@ -1,7 +1,7 @@
 //! The k-way merge of posting scans: disjoint lists, each sorted by
 //! `(created_at, id)`, read as one list in that order (or its reverse). The
 //! heads are compared in place as key tails, whose bytes sort like the pair;
-//! only the winner is decoded.
+//! only the winner is decoded, with the record number its value carries.
 
 use super::keys;
 use super::lists::EntryIter;
@@ -11,7 +11,7 @@ use super::StoreError;
 pub struct Merge {
     /// Each source with the length of its list prefix.
     sources: Vec<(usize, EntryIter)>,
-    heads: Vec<Option<sled::IVec>>,
+    heads: Vec<Option<(sled::IVec, sled::IVec)>>,
     dir: Dir,
     started: bool,
 }
@@ -28,13 +28,13 @@ impl Merge {
     }
 
     fn advance(&mut self, i: usize) -> Result<(), StoreError> {
-        self.heads[i] = self.sources[i].1.next().transpose()?.map(|(k, _)| k);
+        self.heads[i] = self.sources[i].1.next().transpose()?;
         Ok(())
     }
 }
 
 impl Iterator for Merge {
-    type Item = Result<([u8; 8], String), StoreError>;
+    type Item = Result<([u8; 8], String, u32), StoreError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if !self.started {
@@ -47,11 +47,11 @@ impl Iterator for Merge {
         }
         let mut best: Option<usize> = None;
         for (i, head) in self.heads.iter().enumerate() {
-            let Some(k) = head else { continue };
+            let Some((k, _)) = head else { continue };
             let better = best.is_none_or(|b| {
                 let (t, bt) = (
                     &k[self.sources[i].0..],
-                    &self.heads[b].as_ref().expect("head present")[self.sources[b].0..],
+                    &self.heads[b].as_ref().expect("head present").0[self.sources[b].0..],
                 );
                 match self.dir {
                     Dir::Asc => t < bt,
@@ -63,11 +63,15 @@ impl Iterator for Merge {
             }
         }
         let i = best?;
-        let key = self.heads[i].take().expect("head present");
+        let (key, value) = self.heads[i].take().expect("head present");
         if let Err(e) = self.advance(i) {
             return Some(Err(e));
         }
-        Some(parse_created_id(&key, &key[self.sources[i].0..]))
+        let number = match keys::read_number(&value) {
+            Some(n) => n,
+            None => return Some(Err(StoreError::corrupt(&key, "bad posting value"))),
+        };
+        Some(parse_created_id(&key, &key[self.sources[i].0..]).map(|(c, id)| (c, id, number)))
     }
 }
 

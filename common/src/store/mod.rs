@@ -115,14 +115,15 @@ pub enum StoreError {
 /// v8: no batch logs, the event log is the write-ahead log (the manifest
 /// counts event-log chunks; [`recover`]); v9: run blocks prefix-compressed
 /// (the engine's block format 1; blocks of format 0 still read); v10:
-/// records under dense numbers, found by id through the id map (issue 37).
-pub const LAYOUT: u32 = 10;
+/// records under dense numbers, found by id through the id map (issue 37);
+/// v11: every index entry's value ends with its record's number.
+pub const LAYOUT: u32 = 11;
 
 /// The older layouts a store is upgraded from in place, at its first
 /// writable open: everything in its engine is derived from its event log,
 /// which every one of them holds whole, so the engine is discarded and
 /// derived again from the log ([`recover`]) — by the open itself.
-const UPGRADES_IN_PLACE: [u32; 4] = [6, 7, 8, 9];
+const UPGRADES_IN_PLACE: [u32; 5] = [6, 7, 8, 9, 10];
 
 /// The version of what a store derives from its events: the decoder, the
 /// fold and the index derivation. Recovery at open derives the memtable

@@ -45,7 +45,7 @@ mod seek;
 mod stuck;
 mod walk;
 
-use entry::{created_value, group_value, instant, order_entry, parse_id, parse_opt};
+use entry::{group_value, instant, instant_number, number, order_entry, parse_id, parse_opt};
 use seek::past;
 
 /// Offsets below this are cheaper to walk than to skip by hour counts. Unit
@@ -109,19 +109,21 @@ fn filters(q: &ListQuery) -> (Vec<Posting>, Vec<CheckpointFilter<'_>>) {
     (f, checkpoints)
 }
 
-/// Offset/limit bookkeeping while a plan emits ids in order.
+/// Offset/limit bookkeeping while a plan emits ids in order, each with
+/// its record's number when an index entry gave it (the page then reads
+/// the record by number, not through the id map).
 struct Cursor {
     skip: usize,
     take: usize,
-    ids: Vec<String>,
+    ids: Vec<(String, Option<u32>)>,
 }
 
 impl Cursor {
-    fn push(&mut self, id: String) {
+    fn push(&mut self, id: String, number: Option<u32>) {
         if self.skip > 0 {
             self.skip -= 1;
         } else if self.take > 0 {
-            self.ids.push(id);
+            self.ids.push((id, number));
             self.take -= 1;
         }
     }
@@ -148,11 +150,12 @@ impl Cursor {
 }
 
 /// Ids that share one sort value, waiting to be ordered by the remaining
-/// keys; each with its `created_at` (known from the index entry).
+/// keys; each with its `created_at` and record number (known from the
+/// index entry).
 #[derive(Default)]
 struct TieRun {
     value: Vec<u8>,
-    ids: Vec<(String, [u8; 8])>,
+    ids: Vec<(String, [u8; 8], u32)>,
     /// The marker's sort value in this walk's encoding, while the marker
     /// has not been passed: the run holding it is placed by its entries.
     marker: Option<Vec<u8>>,
@@ -233,10 +236,10 @@ impl Store {
             _ => None,
         };
         let mut ids = planner.cur.ids;
-        let next_marker = next_marker(&mut ids, limit);
+        let next_marker = next_marker(&mut ids, limit).map(|(id, _)| id);
         let mut records = Vec::with_capacity(ids.len());
-        for id in &ids {
-            if let Some(s) = self.record_state(id)? {
+        for (id, number) in &ids {
+            if let Some(s) = self.state_of(id, *number)? {
                 records.push(s.view(id));
             }
         }
@@ -282,19 +285,19 @@ impl Store {
             Some(s) => vec![s],
             None => vec![CheckpointSide::Source, CheckpointSide::Destination],
         };
-        let mut ids: Vec<String> = Vec::new();
+        let mut ids: Vec<(String, u32)> = Vec::new();
         for side in sides {
             let prefix = checkpoint_prefix(side, value);
             for kv in self.scan_list(&prefix, Dir::Asc) {
-                let (k, _) = kv?;
-                ids.push(parse_id(&k, &k[prefix.len()..])?);
+                let (k, v) = kv?;
+                ids.push((parse_id(&k, &k[prefix.len()..])?, number(&k, &v)?));
             }
         }
         ids.sort_unstable();
         ids.dedup();
         let mut rows = Vec::new();
-        for id in ids {
-            if let Some(s) = self.record_state(&id)? {
+        for (id, n) in ids {
+            if let Some(s) = self.state_of(&id, Some(n))? {
                 if q.matches(project, &s) {
                     rows.push((id, s));
                 }
@@ -365,7 +368,7 @@ type Row = (String, RecordState);
 
 /// Cuts the extra row fetched past a full page; the page's last id is then
 /// the next page's marker.
-fn next_marker(ids: &mut Vec<String>, limit: usize) -> Option<String> {
+fn next_marker<T: Clone>(ids: &mut Vec<T>, limit: usize) -> Option<T> {
     if ids.len() <= limit {
         return None;
     }

@@ -29,10 +29,17 @@ pub(super) fn order_entry(
     Ok((sort_value, id))
 }
 
-/// The `created_at` an order entry carries as its value.
-pub(super) fn created_value(k: &[u8], v: &[u8]) -> Result<[u8; 8], StoreError> {
-    v.try_into()
-        .map_err(|_| StoreError::corrupt(k, "bad order value"))
+/// What an order or live entry carries as its value: an instant
+/// (`created_at`; a live entry's `updated_at`) and the record's number.
+pub(super) fn instant_number(k: &[u8], v: &[u8]) -> Result<([u8; 8], u32), StoreError> {
+    let bad = || StoreError::corrupt(k, "bad order value");
+    let (at, n) = v.split_at_checked(8).ok_or_else(bad)?;
+    Ok((at.try_into().map_err(|_| bad())?, number(k, n)?))
+}
+
+/// The record number a posting or checkpoint entry carries as its value.
+pub(super) fn number(k: &[u8], v: &[u8]) -> Result<u32, StoreError> {
+    keys::read_number(v).ok_or_else(|| StoreError::corrupt(k, "bad record number in index entry"))
 }
 
 pub(super) fn instant(k: &[u8], b: &[u8]) -> Result<Micros, StoreError> {

@@ -13,19 +13,21 @@ use super::*;
 /// windows, so generated worlds take both paths.
 pub(super) const GATHER_MAX: usize = if cfg!(test) { 3 } else { 20_000 };
 
-/// A record as an index entry knows it.
+/// A record as an index entry knows it (the marker's, as its record).
 pub(super) struct Candidate {
     pub id: String,
     pub created: [u8; 8],
     pub updated: Micros,
+    pub number: Option<u32>,
 }
 
 impl Candidate {
-    fn of(id: &str, s: &RecordState) -> Candidate {
+    pub(super) fn of(id: &str, s: &RecordState) -> Candidate {
         Candidate {
             id: id.to_owned(),
             created: s.created_at().key_bytes(),
             updated: s.updated_at(),
+            number: None,
         }
     }
 }
@@ -56,12 +58,13 @@ impl Planner<'_> {
             if seen > limit {
                 return Ok(None);
             }
-            let created = created_value(&k, &v)?;
+            let (created, number) = instant_number(&k, &v)?;
             if self.admits(filters, created, Some(updated), &id)? {
                 out.push(Candidate {
                     id,
                     created,
                     updated,
+                    number: Some(number),
                 });
             }
         }
@@ -93,13 +96,13 @@ impl Planner<'_> {
             // Another sort: read the records and compare them whole.
             let mut rows = Vec::with_capacity(found.len());
             for c in found {
-                if let Some(s) = self.store.record_state(&c.id)? {
-                    rows.push((c.id, s));
+                if let Some(s) = self.store.state_of(&c.id, c.number)? {
+                    rows.push(((c.id, s), c.number));
                 }
             }
-            rows.sort_by(|a, b| compare(a, b, keys, tie));
-            for row in rows {
-                self.push_row(row);
+            rows.sort_by(|a, b| compare(&a.0, &b.0, keys, tie));
+            for (row, number) in rows {
+                self.push_row(row, number);
                 if self.cur.done() {
                     break;
                 }
@@ -122,7 +125,7 @@ impl Planner<'_> {
             found.retain(|c| order(c, &m) == Ordering::Greater);
         }
         for c in found {
-            self.cur.push(c.id);
+            self.cur.push(c.id, c.number);
             if self.cur.done() {
                 break;
             }

@@ -154,13 +154,13 @@ impl Planner<'_> {
         Ok(true)
     }
 
-    /// Calls `f(created_at, id)` for every match in posting order, until it
-    /// breaks.
+    /// Calls `f(created_at, id, number)` for every match in posting order,
+    /// until it breaks.
     pub(super) fn for_each_match(
         &self,
         filters: &[Posting],
         dir: Dir,
-        f: &mut dyn FnMut([u8; 8], String) -> Step,
+        f: &mut dyn FnMut([u8; 8], String, u32) -> Step,
     ) -> Result<(), StoreError> {
         let (driver, others) = self.choose_driver(filters)?;
         let from = match dir {
@@ -168,11 +168,11 @@ impl Planner<'_> {
             Dir::Desc => self.created.before,
         };
         for row in self.stream(&driver, dir, from.map(Micros::key_bytes))? {
-            let (created, id) = row?;
+            let (created, id, number) = row?;
             if self.created.passed(Micros::from_key_bytes(created), dir) {
                 break;
             }
-            if self.admits(&others, created, None, &id)? && f(created, id)?.is_break() {
+            if self.admits(&others, created, None, &id)? && f(created, id, number)?.is_break() {
                 break;
             }
         }
@@ -210,7 +210,7 @@ impl Planner<'_> {
             [one] if !self.residual() => self.store.count(&one.count_key(self.project)),
             _ => {
                 let mut n = 0;
-                self.for_each_match(filters, Dir::Asc, &mut |_, _| {
+                self.for_each_match(filters, Dir::Asc, &mut |_, _, _| {
                     n += 1;
                     Ok(ControlFlow::Continue(()))
                 })?;

@@ -106,26 +106,27 @@ impl Planner<'_> {
         Ok(stuck_ok && self.updated.contains(updated))
     }
 
-    /// Puts an id on the page unless it does not come after the marker yet.
-    pub(super) fn push(&mut self, id: String) -> Result<(), StoreError> {
+    /// Puts an id (with its record's number, when an index entry gave it)
+    /// on the page unless it does not come after the marker yet.
+    pub(super) fn push(&mut self, id: String, number: Option<u32>) -> Result<(), StoreError> {
         if self.after.is_none() {
-            self.cur.push(id);
+            self.cur.push(id, number);
             return Ok(());
         }
-        if let Some(s) = self.store.record_state(&id)? {
-            self.push_row((id, s));
+        if let Some(s) = self.store.state_of(&id, number)? {
+            self.push_row((id, s), number);
         }
         Ok(())
     }
 
-    pub(super) fn push_row(&mut self, row: Row) {
+    pub(super) fn push_row(&mut self, row: Row, number: Option<u32>) {
         if let Some(m) = &self.after {
             if compare(&row, m, &self.keys, self.tie) != Ordering::Greater {
                 return;
             }
             self.after = None;
         }
-        self.cur.push(row.0);
+        self.cur.push(row.0, number);
     }
 
     /// The marker's sort value as the walk of `order` (`None`: the

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use super::gather::Candidate;
-use super::{directed, instant, Dir, Planner, Posting, StoreError};
+use super::{directed, instant, instant_number, Dir, Planner, Posting, StoreError};
 use crate::instant::Micros;
 use crate::record::Status;
 use crate::store::index;
@@ -18,16 +18,18 @@ use crate::store::keys::{self, space};
 use crate::store::lists;
 use crate::store::query::Stuck;
 
-/// One entry of a `Live` list: the record's id, `created_at` and
-/// `updated_at`.
+/// One entry of a `Live` list: the record's id, `created_at`,
+/// `updated_at` and number.
 fn live_entry(list: &[u8], k: &[u8], v: &[u8]) -> Result<Candidate, StoreError> {
     let (created, id) = keys::read_created_id(&k[list.len()..])
         .ok_or_else(|| StoreError::corrupt(k, "bad live entry"))?;
     let id = String::from_utf8(id).map_err(|_| StoreError::corrupt(k, "bad id in live entry"))?;
+    let (updated, number) = instant_number(k, v)?;
     Ok(Candidate {
         id,
         created: created.key_bytes(),
-        updated: instant(k, v)?,
+        updated: instant(k, &updated)?,
+        number: Some(number),
     })
 }
 
@@ -101,11 +103,7 @@ impl Planner<'_> {
         let order = |a: &Candidate, b: &Candidate| {
             directed(a.created.cmp(&b.created), dir).then_with(|| directed(a.id.cmp(&b.id), dir))
         };
-        let marker = self.after.take().map(|(id, s)| Candidate {
-            created: s.created_at().key_bytes(),
-            updated: s.updated_at(),
-            id,
-        });
+        let marker = self.after.take().map(|(id, s)| Candidate::of(&id, &s));
         let mut found = Vec::new();
         for status in Stuck::STATUSES {
             let mut n = 0;
@@ -126,7 +124,7 @@ impl Planner<'_> {
         }
         found.sort_by(order);
         for c in found {
-            self.cur.push(c.id);
+            self.cur.push(c.id, c.number);
             if self.cur.done() {
                 break;
             }

@@ -29,8 +29,9 @@ impl Planner<'_> {
             for kv in self.store.scan_list_from(&prefix, tie, seek.as_deref())? {
                 let (k, v) = kv?;
                 let id = parse_id(&k, &k[prefix.len()..])?;
-                if follows(&id) && self.admits(&[], created_value(&k, &v)?, None, &id)? {
-                    self.cur.push(id);
+                let (created, number) = instant_number(&k, &v)?;
+                if follows(&id) && self.admits(&[], created, None, &id)? {
+                    self.cur.push(id, Some(number));
                     if self.cur.done() {
                         break;
                     }
@@ -38,15 +39,16 @@ impl Planner<'_> {
             }
             return Ok(());
         }
-        let mut ids: Vec<String> = Vec::new();
-        self.for_each_match(filters, Dir::Asc, &mut |_, id| {
+        let mut ids: Vec<(String, u32)> = Vec::new();
+        self.for_each_match(filters, Dir::Asc, &mut |_, id, number| {
             if follows(&id) {
-                ids.push(id);
+                ids.push((id, number));
             }
             Ok(ControlFlow::Continue(()))
         })?;
-        ids.sort_unstable_by(|a, b| directed(a.cmp(b), tie));
-        ids.into_iter().for_each(|id| self.cur.push(id));
+        ids.sort_unstable_by(|a, b| directed(a.0.cmp(&b.0), tie));
+        ids.into_iter()
+            .for_each(|(id, n)| self.cur.push(id, Some(n)));
         Ok(())
     }
 
@@ -107,18 +109,18 @@ impl Planner<'_> {
         if order.is_some() && !filters.is_empty() && self.gather_is_cheaper(filters)? {
             let store = self.store;
             let mut rows = Vec::new();
-            self.for_each_match(filters, Dir::Asc, &mut |_, id| {
-                if let Some(s) = store.record_state(&id)? {
-                    rows.push((id, s));
+            self.for_each_match(filters, Dir::Asc, &mut |_, id, number| {
+                if let Some(s) = store.state_of(&id, Some(number))? {
+                    rows.push(((id, s), number));
                 }
                 Ok(ControlFlow::Continue(()))
             })?;
             let mut all = vec![first];
             all.extend_from_slice(rest);
             let tie = self.tie;
-            rows.sort_by(|a, b| compare(a, b, &all, tie));
-            for row in rows {
-                self.push_row(row);
+            rows.sort_by(|a, b| compare(&a.0, &b.0, &all, tie));
+            for (row, number) in rows {
+                self.push_row(row, Some(number));
             }
             return Ok(());
         }
@@ -140,7 +142,7 @@ impl Planner<'_> {
                 };
                 let from = from.or_else(|| self.created_seek(first.dir));
                 for row in self.stream(&driver, first.dir, from)? {
-                    let (created, id) = row?;
+                    let (created, id, number) = row?;
                     if self
                         .created
                         .passed(Micros::from_key_bytes(created), first.dir)
@@ -149,7 +151,7 @@ impl Planner<'_> {
                     }
                     if self.admits(&others, created, None, &id)?
                         && self
-                            .visit(&mut run, needs_ties, rest, &created, created, id)?
+                            .visit(&mut run, needs_ties, rest, &created, created, (id, number))?
                             .is_break()
                     {
                         break;
@@ -165,7 +167,7 @@ impl Planner<'_> {
                 {
                     let (k, v) = kv?;
                     let (sort_value, id) = order_entry(order, &k, &k[prefix.len()..])?;
-                    let created = created_value(&k, &v)?;
+                    let (created, number) = instant_number(&k, &v)?;
                     let updated = match order {
                         OrderField::UpdatedAt => Some(instant(&k, &sort_value)?),
                         _ => None,
@@ -175,7 +177,14 @@ impl Planner<'_> {
                     }
                     if self.admits(filters, created, updated, &id)?
                         && self
-                            .visit(&mut run, needs_ties, rest, &sort_value, created, id)?
+                            .visit(
+                                &mut run,
+                                needs_ties,
+                                rest,
+                                &sort_value,
+                                created,
+                                (id, number),
+                            )?
                             .is_break()
                     {
                         break;
@@ -189,8 +198,9 @@ impl Planner<'_> {
         Ok(())
     }
 
-    /// Takes the next id in sort order. When ties matter, ids with an equal
-    /// sort value gather in a run, ordered by the remaining keys once it ends.
+    /// Takes the next id (with its record's number) in sort order. When
+    /// ties matter, ids with an equal sort value gather in a run, ordered
+    /// by the remaining keys once it ends.
     pub(super) fn visit(
         &mut self,
         run: &mut TieRun,
@@ -198,10 +208,10 @@ impl Planner<'_> {
         rest: &[SortKey],
         sort_value: &[u8],
         created: [u8; 8],
-        id: String,
+        (id, number): (String, u32),
     ) -> Step {
         if !needs_ties {
-            self.push(id)?;
+            self.push(id, Some(number))?;
             return Ok(self.cur.step());
         }
         if sort_value != run.value.as_slice() {
@@ -211,7 +221,7 @@ impl Planner<'_> {
             }
             run.value = sort_value.to_vec();
         }
-        run.ids.push((id, created));
+        run.ids.push((id, created, number));
         Ok(ControlFlow::Continue(()))
     }
 
@@ -242,7 +252,7 @@ impl Planner<'_> {
                     _ => None,
                 };
                 if let Some(created) = placed {
-                    ids.retain(|(id, c)| {
+                    ids.retain(|(id, c, _)| {
                         let by_created =
                             created.map_or(Ordering::Equal, |(mc, d)| directed(c.cmp(&mc), d));
                         by_created.then_with(|| directed(id.as_str().cmp(mid), tie))
@@ -252,10 +262,10 @@ impl Planner<'_> {
                 }
             }
         }
-        let ordered: Vec<String> = match rest {
+        let ordered: Vec<(String, u32)> = match rest {
             [] => {
                 ids.sort_unstable_by(|a, b| directed(a.0.cmp(&b.0), tie));
-                ids.into_iter().map(|(id, _)| id).collect()
+                ids.into_iter().map(|(id, _, n)| (id, n)).collect()
             }
             // The entries carry created_at: no record needs reading.
             [SortKey {
@@ -265,24 +275,24 @@ impl Planner<'_> {
                 ids.sort_unstable_by(|a, b| {
                     directed(a.1.cmp(&b.1), *dir).then_with(|| directed(a.0.cmp(&b.0), tie))
                 });
-                ids.into_iter().map(|(id, _)| id).collect()
+                ids.into_iter().map(|(id, _, n)| (id, n)).collect()
             }
             _ => {
                 let mut rows = Vec::with_capacity(ids.len());
-                for (id, _) in ids {
-                    if let Some(s) = self.store.record_state(&id)? {
-                        rows.push((id, s));
+                for (id, _, n) in ids {
+                    if let Some(s) = self.store.state_of(&id, Some(n))? {
+                        rows.push(((id, s), n));
                     }
                 }
-                rows.sort_by(|a, b| compare(a, b, rest, tie));
-                for row in rows {
-                    self.push_row(row);
+                rows.sort_by(|a, b| compare(&a.0, &b.0, rest, tie));
+                for (row, n) in rows {
+                    self.push_row(row, Some(n));
                 }
                 return Ok(());
             }
         };
-        for id in ordered {
-            self.push(id)?;
+        for (id, n) in ordered {
+            self.push(id, Some(n))?;
         }
         Ok(())
     }

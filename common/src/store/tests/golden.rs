@@ -127,7 +127,7 @@ fn the_bytes_a_store_holds_are_pinned() {
     let listing = lines.join("\n");
     let digest = hex::encode(Sha256::digest(listing.as_bytes()));
     assert_eq!(
-        digest, "c03f3dcafe3cb2a3ef2b9fb6d573f3e030638826ab0c542c6a159e76b8a84c66",
+        digest, "b53b87d033fceb9bc1d46fd975c9c83a309b70100bdf4ac66d8315766594306d",
         "the store's bytes changed (a new layout?):\n{listing}"
     );
 }

@@ -34,7 +34,7 @@ fn a_store_of_another_layout_is_refused_with_the_rebuild_command() {
     let fresh = tempfile::tempdir().unwrap();
     drop(Store::open(fresh.path(), 16 << 20).unwrap());
     Store::open(fresh.path(), 16 << 20).unwrap();
-    // A v6-v9 store is refused opened to read, and becomes the current
+    // A v6-v10 store is refused opened to read, and becomes the current
     // layout at its first writable open (its engine derived again from its
     // event log: `recovery`), so an older build refuses it from then on.
     let stamp = |v: u32| {

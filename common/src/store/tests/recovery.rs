@@ -92,8 +92,9 @@ fn an_event_log_entry_that_no_longer_folds_as_it_did_is_refused_as_corrupt() {
     );
 }
 
-/// A store of an older layout (v6-v9: records keyed by id) is refused
-/// opened to read, and upgraded at its first writable open: its engine —
+/// A store of an older layout (v6-v10: records keyed by id, or index
+/// entries without numbers) is refused opened to read, and upgraded at its
+/// first writable open: its engine —
 /// runs of keys that meant something else, layout 7's batch logs — is
 /// discarded and derived again from its whole event log, so the open
 /// recovers every event, and the projection, its indexes and the numbers
