@@ -149,6 +149,24 @@ pub struct EventBody {
 pub struct EventsBody {
     pub record_id: String,
     pub events: Vec<EventBody>,
+    /// When more events follow: the `seq` of this page's last one, the
+    /// `marker` of the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
+}
+
+/// `limit`/`marker` of a record's audit trail.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct TrailParams {
+    /// 1-1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// The `seq` of the last event of the page before (its `next_marker`):
+    /// the page continues after it, in arrival order.
+    #[param(minimum = 0)]
+    marker: Option<u64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

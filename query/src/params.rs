@@ -66,6 +66,19 @@ common::vocabulary! {
 }
 
 common::vocabulary! {
+    /// The audit trail's paging parameters.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum TrailParam {
+        Limit = "limit",
+        Marker = "marker",
+    }
+}
+
+/// A page of an audit trail unless `limit` says otherwise, and the most.
+pub const TRAIL_DEFAULT_LIMIT: usize = 100;
+pub const TRAIL_MAX_LIMIT: usize = 1000;
+
+common::vocabulary! {
     /// The operator endpoints' paging parameters.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub enum PageParam {
@@ -172,6 +185,7 @@ fn a_tracker_parameter(name: &str) -> bool {
         || SummaryParam::parse(name).is_some()
         || FeedParam::parse(name).is_some()
         || PageParam::parse(name).is_some()
+        || TrailParam::parse(name).is_some()
 }
 
 /// Calls `f(param, value)` for each known parameter of a query string,
@@ -399,6 +413,27 @@ pub fn parse_page(raw: Option<&str>, max: usize) -> Result<(usize, usize), ApiEr
         usize::try_from(offset.unwrap_or(0))
             .map_err(|_| ApiError::invalid("offset", "too large"))?,
     ))
+}
+
+/// Parses the raw query string of an audit-trail request: the page size,
+/// and the `seq` of the last event of the page before.
+pub fn parse_trail(raw: Option<&str>) -> Result<(usize, Option<u64>), ApiError> {
+    let (mut limit, mut marker) = (TRAIL_DEFAULT_LIMIT, None);
+    each_known(raw, &[], |p: TrailParam, v| {
+        let n = integer(p.as_str(), v)?;
+        match p {
+            TrailParam::Limit if !(1..=TRAIL_MAX_LIMIT as u64).contains(&n) => {
+                return Err(ApiError::invalid(
+                    p.as_str(),
+                    format!("must be between 1 and {TRAIL_MAX_LIMIT}"),
+                ))
+            }
+            TrailParam::Limit => limit = n as usize,
+            TrailParam::Marker => marker = Some(n),
+        }
+        Ok(())
+    })?;
+    Ok((limit, marker))
 }
 
 #[cfg(test)]

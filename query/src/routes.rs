@@ -14,7 +14,7 @@ use crate::access::{authenticate, authorize, blocking, path_error, ApiResult};
 use crate::bodies::{
     AcceptedGapBody, CheckpointBody, DigestBody, ErrorBody, EventBody, EventsBody, GapBody,
     ListBody, ListParams, LiveBody, PageParams, QuarantineBody, QuarantinedBody, ReadyBody,
-    RecordBody,
+    RecordBody, TrailParams,
 };
 use crate::error::ApiError;
 use crate::{params, AppState};
@@ -92,9 +92,10 @@ pub(crate) async fn record(
     }))
 }
 
-/// A record's audit trail: every accepted event, in arrival order.
+/// A record's audit trail: its accepted events, in arrival order, a page
+/// at a time (`limit`, default 100; `marker`: the `seq` to continue after).
 #[utoipa::path(get, path = "/v1/{project_id}/replication_records/{id}/events", tag = "records",
-    params(("project_id" = String, Path, description = "Project id"), ("id" = String, Path, description = "Record id")),
+    params(("project_id" = String, Path, description = "Project id"), ("id" = String, Path, description = "Record id"), TrailParams),
     security(("token" = [])),
     responses(
         (status = 200, body = EventsBody),
@@ -104,19 +105,26 @@ pub(crate) async fn record(
 pub(crate) async fn events(
     State(s): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
+    RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<EventsBody> {
     let principal = authenticate(&s, &headers)?;
     let Path((project, id)) = path.map_err(path_error)?;
     authorize(&s, principal, &project)?;
+    let (limit, marker) = params::parse_trail(raw.as_deref())?;
     blocking(&s.store, move |st| {
         // The check and the trail from one version.
         let st = st.pinned();
         if st.get(&project, &id)?.is_none() {
             return Err(ApiError::RecordNotFound(id));
         }
-        let events = st
-            .events(&id)?
+        let page = st.events_page(&id, marker, limit)?;
+        let next_marker = page
+            .more
+            .then(|| page.events.last().map(|e| e.seq.to_string()))
+            .flatten();
+        let events = page
+            .events
             .into_iter()
             .map(|e| EventBody {
                 seq: e.seq,
@@ -131,6 +139,7 @@ pub(crate) async fn events(
         Ok(Json(EventsBody {
             record_id: id,
             events,
+            next_marker,
         }))
     })
     .await

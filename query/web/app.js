@@ -439,7 +439,7 @@ function wire() {
 
 async function openDrawer(id) {
   const base = `${projectPath()}/replication_records/${encodeURIComponent(id)}`;
-  const [{ replication_record: r }, { events }] = await Promise.all([api(base), api(`${base}/events`)]);
+  const [{ replication_record: r }, trail] = await Promise.all([api(base), api(`${base}/events`)]);
   $('#drawer-title').textContent = r.id;
   const fields = Object.entries({ ...r, ...r.extra_info }).filter(([k]) => k !== 'extra_info' && k !== 'id');
   $('#drawer-fields').replaceChildren(...fields.flatMap(([k, v]) => {
@@ -449,7 +449,16 @@ async function openDrawer(id) {
     dd.textContent = v === null ? '—' : String(v);
     return [dt, dd];
   }));
-  $('#drawer-events').replaceChildren(...events.map((e) => {
+  $('#drawer-events').replaceChildren();
+  showEvents(base, trail);
+  $('#drawer').hidden = false;
+}
+
+// The trail comes a page at a time: its events, then a button for the next
+// page while the API says more follow (`next_marker`).
+function showEvents(base, { events, next_marker: next }) {
+  const list = $('#drawer-events');
+  list.append(...events.map((e) => {
     const li = document.createElement('li');
     const meta = document.createElement('div');
     meta.className = 'meta';
@@ -461,7 +470,10 @@ async function openDrawer(id) {
     li.append(title, meta, pre);
     return li;
   }));
-  $('#drawer').hidden = false;
+  $('#more-events').hidden = !next;
+  $('#more-events').onclick = next
+    ? () => api(`${base}/events`, { marker: next }).then((t) => showEvents(base, t)).catch(showError)
+    : null;
 }
 
 // ---- the change feed: Server-Sent Events read with fetch (EventSource

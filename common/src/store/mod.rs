@@ -27,6 +27,7 @@ mod read;
 mod recover;
 pub mod steps;
 pub mod summary;
+mod trail;
 pub mod verify;
 
 use std::collections::{BTreeMap, HashMap};
@@ -44,6 +45,7 @@ pub use query::{
 };
 pub use steps::{Step, StepTimes};
 pub use summary::{GroupField, Interval, SummaryQuery, SummaryRow};
+pub use trail::TrailPage;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

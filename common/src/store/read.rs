@@ -2,8 +2,6 @@
 //! record and the digest over them, counts — each through the engine's
 //! version this handle reads ([`Store::pinned`]: one version per request).
 
-use std::collections::HashMap;
-
 use sha2::{Digest, Sha256};
 
 use super::{keys, lists, Checkpoints, EventLogEntry, QuarantineEntry, StoredRecord, Totals};
@@ -105,33 +103,6 @@ impl Store {
             .record_state(id)?
             .filter(|s| s.projects().contains(&project))
             .map(|s| s.view(id)))
-    }
-
-    /// The audit trail of a record, in arrival order.
-    pub fn events(&self, record_id: &str) -> Result<Vec<EventLogEntry>, StoreError> {
-        let Some((_, stored)) = self.stored_record(record_id)? else {
-            return Ok(Vec::new());
-        };
-        let mut chunks: HashMap<u64, Vec<EventLogEntry>> = HashMap::new();
-        let mut out = Vec::with_capacity(stored.log.len());
-        for r in stored.log {
-            let key = keys::event_log(r.chunk);
-            let chunk = match chunks.entry(r.chunk) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    let v = self
-                        .tree
-                        .get(&key)?
-                        .ok_or_else(|| StoreError::corrupt(&key, "missing event-log chunk"))?;
-                    e.insert(log_chunk(&key, &v)?)
-                }
-            };
-            let entry = chunk.get(r.index as usize).cloned();
-            out.push(
-                entry.ok_or_else(|| StoreError::corrupt(&key, "event-log index out of range"))?,
-            );
-        }
-        Ok(out)
     }
 
     /// Quarantined messages, newest first.
