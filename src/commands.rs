@@ -51,6 +51,8 @@ pub fn digest(file: &FileConfig, store: &StoreArgs) -> anyhow::Result<ExitCode> 
         "records {} applied {} duplicates {} quarantined {}",
         t.records, t.applied, t.duplicates, t.quarantined
     );
+    println!("topic {}", s.topic()?.unwrap_or_else(|| "none".into()));
+    println!("checkpoints {}", checkpoints_line(&s.checkpoints()));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -119,6 +121,14 @@ pub fn publish(
 /// Prints a token (the given one, or a new one) and the hash to configure.
 pub fn hash_token(token: Option<String>) -> anyhow::Result<ExitCode> {
     let token = token.unwrap_or_else(new_token);
+    // HTTP strips a header value's surrounding whitespace: such a token's
+    // hash could never be presented.
+    if token.trim() != token || token.is_empty() {
+        bail!(
+            "the token `{token}` is empty or starts or ends with whitespace, which no HTTP client \
+             can send in X-Auth-Token: choose another (or omit it for a random one)"
+        );
+    }
     println!("token  {token}");
     println!("sha256 {}", hex::encode(query::hash_token(&token)));
     Ok(ExitCode::SUCCESS)
@@ -178,14 +188,23 @@ fn compare(
         b = Store::open_read_only(&other, store.cache_bytes(file))?;
         _tmp = None;
     }
-    let c = common::store::verify::compare(&a, &b, 20)?;
+    let c = common::store::verify::compare(&a, &b, MAX_LISTED)?;
     println!("digest a {}  ({} records)", c.digest_a, c.records_a);
     println!("digest b {}  ({} records)", c.digest_b, c.records_b);
+    let (ca, cb) = (a.checkpoints(), b.checkpoints());
+    println!("checkpoints a {}", checkpoints_line(&ca));
+    println!("checkpoints b {}", checkpoints_line(&cb));
     if c.equal() {
         println!("EQUAL: the stores hold the same projection");
         return Ok(ExitCode::SUCCESS);
     }
     println!("DIFFERENT: {} record differences", c.differences);
+    if ca != cb {
+        println!(
+            "  the stores have read different offsets of the topic (checkpoints above): a copy \
+             that is merely behind differs by what it has yet to read"
+        );
+    }
     for id in &c.only_in_a {
         println!("  only in a: {id}");
     }
@@ -198,5 +217,26 @@ fn compare(
     for i in &c.inconsistencies {
         println!("  inconsistent index: {i}");
     }
+    let listed = (c.only_in_a.len() + c.only_in_b.len() + c.differing.len()) as u64;
+    if c.differences > listed {
+        println!(
+            "  … and {} more not listed (the first {MAX_LISTED} of each kind are)",
+            c.differences - listed
+        );
+    }
     Ok(ExitCode::FAILURE)
+}
+
+/// Record differences of each kind `verify` lists by id.
+const MAX_LISTED: usize = 20;
+
+/// A store's checkpoints as one line: `topic/partition:next …`, or `none`.
+fn checkpoints_line(c: &common::store::Checkpoints) -> String {
+    if c.is_empty() {
+        return "none".into();
+    }
+    c.iter()
+        .map(|((t, p), next)| format!("{t}/{p}:{next}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }

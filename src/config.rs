@@ -403,8 +403,14 @@ impl HttpArgs {
             .iter()
             .map(|o| {
                 let o = o.trim();
-                if !(o.starts_with("http://") || o.starts_with("https://")) {
-                    anyhow::bail!("cors origin `{o}` (--cors-origin, TRACKER_CORS_ORIGINS, http.cors_origins) must be scheme://host[:port]");
+                // A browser's `Origin` is scheme://host[:port], never a
+                // path, query or fragment: such a setting could never match.
+                let host = o
+                    .strip_prefix("http://")
+                    .or_else(|| o.strip_prefix("https://"))
+                    .map(|h| h.strip_suffix('/').unwrap_or(h));
+                if host.is_none_or(|h| h.is_empty() || h.contains(['/', '?', '#'])) {
+                    anyhow::bail!("cors origin `{o}` (--cors-origin, TRACKER_CORS_ORIGINS, http.cors_origins) must be scheme://host[:port], as browsers send it: no path, query or fragment");
                 }
                 axum::http::HeaderValue::from_str(o.trim_end_matches('/'))
                     .map_err(|_| anyhow::anyhow!("cors origin `{o}` is not a valid header value"))

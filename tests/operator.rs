@@ -239,3 +239,91 @@ fn the_audit_trail_is_paged() {
         .status();
     let _ = child.wait();
 }
+
+/// A store in `dir/name` holding the first `take` sample events, bound to
+/// the topic `t`; its path.
+fn sample_store(dir: &Path, name: &str, take: usize) -> String {
+    let path = dir.join(name);
+    let s = common::Store::open(&path, 1 << 20).unwrap();
+    let events = common::sample::events(&common::sample::Shape {
+        records: 40,
+        projects: 1,
+        regions: 2,
+        seed: 3,
+    });
+    assert_eq!(s.bind_topic("t").unwrap(), None);
+    let ms = common::testkit::messages(&events[..events.len().min(take)], 0);
+    s.apply_batch(&ms).unwrap();
+    s.close().unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// `digest` printed neither the store's topic nor its checkpoints; `verify`
+/// cut its list of differences at 20 without saying so, and did not
+/// compare checkpoints, so a copy merely behind read as DIFFERENT with no
+/// hint (issue 40, item 9).
+#[test]
+fn digest_and_verify_say_which_topic_and_offsets_they_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (whole, behind) = (
+        sample_store(dir.path(), "whole", usize::MAX),
+        sample_store(dir.path(), "behind", 10),
+    );
+    let (code, out, err) = support::cli::run_in(dir.path(), &["digest", "--data-dir", &whole]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("topic t\n"), "{out}");
+    let checkpoints = out
+        .lines()
+        .find_map(|l| l.strip_prefix("checkpoints "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(checkpoints.starts_with("t/0:"), "{out}");
+    let (code, out, err) = support::cli::run_in(
+        dir.path(),
+        &["verify", "--data-dir", &whole, "--against", &behind],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        out.contains(&format!("checkpoints a {checkpoints}")),
+        "{out}"
+    );
+    assert!(out.contains("checkpoints b t/0:10"), "{out}");
+    assert!(out.contains("read different offsets"), "{out}");
+    assert!(out.contains("more not listed"), "{out}");
+}
+
+/// A token with surrounding whitespace hashed to a value no HTTP client can
+/// present (header values are trimmed), and a CORS origin with a path was
+/// accepted though no browser's `Origin` could ever match it (issue 40,
+/// item 9): both refused, naming what is wrong.
+#[test]
+fn settings_that_could_never_match_are_refused() {
+    let (code, err) = support::cli::run_to_end(&["hash-token", " padded "]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("whitespace"), "{err}");
+    let (code, _) = support::cli::run_to_end(&["hash-token", "fine-token"]);
+    assert_eq!(code, Some(0));
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for origin in [
+        "https://dash.example/path",
+        "https://dash.example?x=1",
+        "https://",
+    ] {
+        let (code, err) = support::cli::run_to_end(&[
+            "run",
+            "--brokers",
+            &format!("127.0.0.1:{}", free_port()),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--cors-origin",
+            origin,
+        ]);
+        assert_eq!(code, Some(1), "{origin}: {err}");
+        assert!(
+            err.contains("cors origin") && err.contains(origin),
+            "{origin}: {err}"
+        );
+    }
+}

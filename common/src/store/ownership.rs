@@ -44,6 +44,15 @@ pub(super) fn stamp_layout(tree: &sled::Tree) -> Result<(), StoreError> {
 }
 
 impl Store {
+    /// The topic the store holds the projection of, as recorded (none
+    /// before its first ingest).
+    pub fn topic(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .tree
+            .get(keys::META_TOPIC)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
     /// Binds the store to the topic it holds the projection of, recorded at
     /// first use (stores from before the record are bound by their
     /// checkpoints). Returns the topic it belongs to when that is another.
