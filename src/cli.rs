@@ -19,7 +19,8 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Ingest and query in one process (the default). Without brokers: the embedded demo.
+    /// Ingest and query in one process (the default: its flags may be given
+    /// without it, `tracker --listen …`). Without brokers: the embedded demo.
     Run {
         #[command(flatten)]
         store: StoreArgs,
@@ -120,6 +121,27 @@ impl<T: clap::Args> ParseEnv for T {
     }
 }
 
+/// The command line with `run` put where the command goes when a flag
+/// comes first (`tracker --listen X` is `tracker run --listen X`: `run` is
+/// the default command); help and version asked for alone are left alone.
+pub fn with_default_command(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut i = 1;
+    while let Some(a) = args.get(i).and_then(|a| a.to_str()) {
+        match a {
+            "--config" => i += 2,
+            _ if a.starts_with("--config=") => i += 1,
+            "-h" | "--help" | "-V" | "--version" => return args,
+            _ if a.starts_with('-') => {
+                let mut args = args;
+                args.insert(i, "run".into());
+                return args;
+            }
+            _ => return args,
+        }
+    }
+    args
+}
+
 impl Cli {
     /// The command given, or `run` with its settings from the environment
     /// only (bare `tracker`).
@@ -136,6 +158,35 @@ impl Cli {
 mod tests {
     use super::*;
     use crate::config::FileConfig;
+
+    #[test]
+    fn a_flag_first_means_run() {
+        let with = |args: &[&str]| -> Vec<String> {
+            let argv = args.iter().map(std::ffi::OsString::from).collect();
+            with_default_command(argv)
+                .into_iter()
+                .map(|a| a.into_string().unwrap())
+                .collect()
+        };
+        assert_eq!(with(&["t", "--listen", "x"]), ["t", "run", "--listen", "x"]);
+        assert_eq!(
+            with(&["t", "--config", "c", "--listen", "x"]),
+            ["t", "--config", "c", "run", "--listen", "x"]
+        );
+        assert_eq!(
+            with(&["t", "--config=c", "-q"]),
+            ["t", "--config=c", "run", "-q"]
+        );
+        for unchanged in [
+            &["t"][..],
+            &["t", "digest", "--data-dir", "d"],
+            &["t", "--help"],
+            &["t", "--version"],
+            &["t", "--config", "c", "query"],
+        ] {
+            assert_eq!(with(unchanged), unchanged);
+        }
+    }
 
     fn parts(c: &Command) -> (Option<&StoreArgs>, Option<&KafkaArgs>, Option<&HttpArgs>) {
         match c {

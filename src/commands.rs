@@ -113,7 +113,14 @@ pub fn publish(
         }
         tracing::warn!("{what}: sent without a key; the tracker will quarantine them");
     }
-    let n = ingest::publish::publish(&brokers, &kafka.topic(file), &lines.messages)?;
+    // Sent anyway (the topic is the producers' to choose), but said: the
+    // tracker refuses to consume a topic whose settings break the projection.
+    let topic = kafka.topic(file);
+    if let Err(e) = ingest::topic_config::check(&brokers, &topic, std::time::Duration::from_secs(5))
+    {
+        tracing::warn!("{e}; the tracker refuses to consume this topic");
+    }
+    let n = ingest::publish::publish(&brokers, &topic, &lines.messages)?;
     println!("published {n} messages to {}", kafka.topic(file));
     Ok(ExitCode::SUCCESS)
 }

@@ -41,7 +41,7 @@ fn tracker() -> anyhow::Result<ExitCode> {
     #[cfg(feature = "alloc-stats")]
     alloc::stats::report_every(std::time::Duration::from_secs(5));
     common::telemetry::init().map_err(anyhow::Error::msg)?;
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(cli::with_default_command(std::env::args_os().collect()));
     let file = FileConfig::load(cli.config.as_deref())?;
     // The default command reads every setting as `run` does (flags aside).
     let command = cli.command_or_run();

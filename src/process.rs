@@ -54,21 +54,50 @@ pub fn shutdown_token() -> anyhow::Result<CancellationToken> {
 /// its default, ended the process at once, unflushed (exit 129): a closed
 /// terminal or a supervisor's hang-up stops the tracker as SIGTERM does.
 pub async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+    StopSignals::register().recv().await
+}
+
+/// The stop signals, handled from the moment this is made (within a
+/// runtime): made before the port is bound, so a stop sent to a tracker
+/// that already answers is never met by the signal's default action.
+pub struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
-        let name = tokio::select! {
-            _ = ctrl_c => "SIGINT",
-            _ = term.recv() => "SIGTERM",
-            _ = hup.recv() => "SIGHUP",
-        };
-        tracing::info!(signal = name, "stop requested");
+    signals: [(tokio::signal::unix::Signal, &'static str); 3],
+}
+
+impl StopSignals {
+    pub fn register() -> StopSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let on = |kind, name| (signal(kind).expect("a signal handler"), name);
+            StopSignals {
+                signals: [
+                    on(SignalKind::interrupt(), "SIGINT"),
+                    on(SignalKind::terminate(), "SIGTERM"),
+                    on(SignalKind::hangup(), "SIGHUP"),
+                ],
+            }
+        }
+        #[cfg(not(unix))]
+        StopSignals {}
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+
+    /// The first stop signal, logged by name.
+    pub async fn recv(self) {
+        #[cfg(unix)]
+        {
+            let [mut int, mut term, mut hup] = self.signals;
+            let name = tokio::select! {
+                _ = int.0.recv() => int.1,
+                _ = term.0.recv() => term.1,
+                _ = hup.0.recv() => hup.1,
+            };
+            tracing::info!(signal = name, "stop requested");
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// The error and its causes, `a: b: c`, leaving out a cause whose words the

@@ -86,7 +86,12 @@ impl Http {
     }
 }
 
+/// How long start-up asks the broker about the topic's settings before
+/// going on without an answer.
+const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(2);
+
 pub async fn run(file: FileConfig, mode: Mode) -> anyhow::Result<()> {
+    let signals = crate::process::StopSignals::register();
     let (store_args, kafka, http) = mode.parts();
     let brokers = kafka.and_then(|k| k.brokers(&file));
     let embedded = kafka.is_some() && brokers.is_none();
@@ -103,6 +108,16 @@ pub async fn run(file: FileConfig, mode: Mode) -> anyhow::Result<()> {
             "no brokers configured (--brokers, TRACKER_BROKERS, kafka.brokers), but the config file configures tokens: \
              the embedded demo runs only without configured tokens; set the brokers"
         );
+    }
+    // A topic that must not be consumed is refused before the port is
+    // bound and the store created, when the broker answers at once; one
+    // that is down is no reason to wait: the worker checks when it can.
+    if let (Some(k), Some(b)) = (kafka, &brokers) {
+        let (b, topic) = (b.clone(), k.topic(&file));
+        tokio::task::spawn_blocking(move || {
+            ingest::topic_config::check(&b, &topic, PREFLIGHT_TIMEOUT)
+        })
+        .await??;
     }
     let mut tokens: Vec<TokenConfig> = file.tokens.clone();
     let demo_token = embedded.then(crate::process::new_token);
@@ -182,7 +197,7 @@ pub async fn run(file: FileConfig, mode: Mode) -> anyhow::Result<()> {
     }
 
     tokio::select! {
-        _ = crate::process::wait_for_signal() => info!("shutdown requested"),
+        _ = signals.recv() => info!("shutdown requested"),
         _ = cancel.cancelled() => {}
     }
     cancel.cancel();

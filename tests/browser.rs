@@ -271,6 +271,21 @@ async fn the_dashboard_shows_what_the_api_says_and_updates_live() {
         "{range}"
     );
 
+    // A status reads the same on the tiles, the table and the filter
+    // (the table showed `waiting_replicate` beside a `waiting replicate`
+    // tile).
+    let labels = js(
+        &c,
+        "return [...document.querySelectorAll('.tile .k, #rows .badge, #filters select[name=status] option')].map(e => e.textContent)",
+    )
+    .await;
+    let labels: Vec<String> = serde_json::from_value(labels).unwrap();
+    assert!(
+        labels.iter().any(|l| l == "waiting replicate"),
+        "{labels:?}"
+    );
+    assert!(labels.iter().all(|l| !l.contains('_')), "{labels:?}");
+
     // The tiles count what the summaries count, and a tile filters.
     let (_, sums) = tracker.get(
         &format!("/v1/{project}/replication_summaries?group_by=status"),

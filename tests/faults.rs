@@ -71,6 +71,8 @@ fn gaps(tracker: &Tracker) -> Vec<Value> {
     b["gaps"].as_array().cloned().unwrap_or_default()
 }
 
+/// A compacted topic is refused by `run` (before it creates its store or
+/// binds its port) and `replay`, and `publish` warns about it.
 #[test]
 #[ignore = "needs the tansu broker: run scripts/test"]
 fn a_compacted_topic_is_refused_by_run_and_replay() {
@@ -104,6 +106,29 @@ fn a_compacted_topic_is_refused_by_run_and_replay() {
             "{err}"
         );
     }
+    // Refused before the store was created (and the port bound): it came
+    // after both (issue 40, item 9).
+    assert!(!data.exists(), "run created its store before refusing");
+    // `publish` sends, but says the tracker will not consume the topic.
+    let lines = dir.path().join("events.jsonl");
+    std::fs::write(&lines, "{\"record_id\":\"r1\"}\n").unwrap();
+    let b = broker.bootstrap();
+    let (code, _, err) = run_in(
+        std::path::Path::new("."),
+        &[
+            "publish",
+            lines.to_str().unwrap(),
+            "--brokers",
+            &b,
+            "--topic",
+            &topic,
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("cleanup.policy=compact") && err.contains("refuses to consume"),
+        "{err}"
+    );
 }
 
 #[test]

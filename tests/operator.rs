@@ -327,3 +327,35 @@ fn settings_that_could_never_match_are_refused() {
         );
     }
 }
+
+/// `run` is the default command, so its flags may come without it:
+/// `tracker --listen X` failed as an unknown argument (issue 40, item 9).
+#[test]
+fn run_flags_without_run_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new(tracker_bin())
+        .args(["--brokers", &format!("127.0.0.1:{}", free_port())])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the port, or the end", Duration::from_secs(30), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            || child.try_wait().unwrap().is_some()
+    });
+    let listening = child.try_wait().unwrap().is_none();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    assert!(listening, "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -106,6 +106,10 @@ const refreshTilesSoon = () => {
   }, 1000);
 };
 
+// A status as people read it (`waiting replicate`), the same on the tiles,
+// the legend, the table and the filter; the API's value stays as it is.
+const label = (s) => s.replaceAll('_', ' ');
+
 async function loadTiles() {
   const [byStatus, stuck] = await Promise.all([
     api(`${projectPath()}/replication_summaries`, { group_by: 'status' }),
@@ -113,7 +117,7 @@ async function loadTiles() {
   ]);
   const counts = Object.fromEntries(byStatus.summaries.map((s) => [s.status, s.count]));
   const tiles = [['all', 'all records', byStatus.total]]
-    .concat(state.statuses.map((s) => [s, s.replace('_', ' '), counts[s] ?? 0]))
+    .concat(state.statuses.map((s) => [s, label(s), counts[s] ?? 0]))
     .concat([['stuck', 'stuck', stuck.total]]);
   $('#tiles').replaceChildren(...tiles.map(([key, label, n]) => {
     const b = document.createElement('button');
@@ -206,7 +210,7 @@ function drawChart(days, from) {
   for (const s of state.statuses) {
     const item = document.createElement('span');
     item.innerHTML = `<i class="s-${s}"></i>`;
-    item.append(s.replace('_', ' '));
+    item.append(label(s));
     legend.append(item);
   }
   $('#chart').replaceChildren(svg, legend);
@@ -275,7 +279,7 @@ function fillRow(tr, r) {
   const st = cell(tr, '');
   const badge = document.createElement('span');
   badge.className = `badge s-${r.status}`;
-  badge.textContent = r.status;
+  badge.textContent = label(r.status);
   st.replaceChildren(badge);
   cell(tr, r.source_region);
   cell(tr, r.destination_region, 'wide');
@@ -586,7 +590,7 @@ async function boot() {
   const doc = await resp.json();
   state.statuses = doc.components.schemas.Status.enum;
   const sel = $('#filters select[name=status]');
-  sel.append(...state.statuses.map((s) => new Option(s, s)));
+  sel.append(...state.statuses.map((s) => new Option(label(s), s)));
   wire();
   if (state.token) await start();
   else signIn();
