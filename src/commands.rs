@@ -201,16 +201,23 @@ fn compare(
     let (ca, cb) = (a.checkpoints(), b.checkpoints());
     println!("checkpoints a {}", checkpoints_line(&ca));
     println!("checkpoints b {}", checkpoints_line(&cb));
-    if c.equal() {
-        println!("EQUAL: the stores hold the same projection");
-        return Ok(ExitCode::SUCCESS);
+    let equal = c.equal();
+    match equal {
+        true => println!("EQUAL: the stores hold the same projection"),
+        false => println!("DIFFERENT: {} record differences", c.differences),
     }
-    println!("DIFFERENT: {} record differences", c.differences);
     if ca != cb {
         println!(
             "  the stores have read different offsets of the topic (checkpoints above): a copy \
-             that is merely behind differs by what it has yet to read"
+             that is merely behind differs by what it has yet to read{}",
+            match equal {
+                true => ", and here the events between changed nothing",
+                false => "",
+            }
         );
+    }
+    if equal {
+        return Ok(ExitCode::SUCCESS);
     }
     for id in &c.only_in_a {
         println!("  only in a: {id}");

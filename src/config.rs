@@ -95,10 +95,6 @@ pub fn cache_mb(v: &str) -> Result<u64, String> {
     Ok(n)
 }
 
-/// A setting that names something (a broker list, a topic): blank is a
-/// mistake (an empty variable in a deployment template), never "unset" —
-/// a blank broker list once started the in-memory demo in place of a
-/// configured tracker.
 /// How long a batch may stay open, in ms: 0 to [`MAX_BATCH_WAIT_MS`].
 fn batch_wait_ms(v: &str) -> Result<u64, String> {
     match v.parse::<u64>() {
@@ -112,6 +108,10 @@ fn batch_wait_ms(v: &str) -> Result<u64, String> {
 /// readiness from catching up, for nothing a larger batch would give.
 pub const MAX_BATCH_WAIT_MS: u64 = 60_000;
 
+/// A setting that names something (a broker list, a topic): blank is a
+/// mistake (an empty variable in a deployment template), never "unset" —
+/// a blank broker list once started the in-memory demo in place of a
+/// configured tracker.
 fn non_blank(v: &str) -> Result<String, String> {
     if v.trim().is_empty() {
         return Err(

@@ -25,23 +25,70 @@ fn main() -> ExitCode {
     match tracker() {
         Ok(code) => code,
         Err(e) => {
-            // In JSON logs, the line a pipeline most needs is JSON too.
-            match common::telemetry::format_from_env() {
-                Ok(common::telemetry::Format::Json) => {
-                    tracing::error!(error = %one_line(&e), "Error")
-                }
-                _ => eprintln!("Error: {}", one_line(&e)),
-            }
+            fatal(&one_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The line that ends a failed start or a refused command line. In JSON
+/// logs the line a pipeline most needs is JSON too (in the log lines'
+/// shape); like the text line, it is printed whatever RUST_LOG filters.
+fn fatal(error: &str) {
+    match common::telemetry::format_from_env() {
+        Ok(common::telemetry::Format::Json) => {
+            let now = time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            let line = serde_json::json!({
+                "timestamp": now,
+                "level": "ERROR",
+                "fields": { "message": "Error", "error": error },
+                "target": "tracker",
+            });
+            eprintln!("{line}");
+        }
+        _ => eprintln!("Error: {error}"),
+    }
+}
+
+/// The command line, or the exit for one clap refuses: its usage text as
+/// clap prints it, or in JSON logs one JSON line (exit 2 either way).
+/// `--help` and `--version` print as always.
+fn parse_command_line() -> Result<Cli, ExitCode> {
+    use clap::error::ErrorKind;
+    let args = cli::with_default_command(std::env::args_os().collect());
+    Cli::try_parse_from(args).map_err(|e| {
+        let json = matches!(
+            common::telemetry::format_from_env(),
+            Ok(common::telemetry::Format::Json)
+        );
+        match e.kind() {
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => e.exit(),
+            _ if json => {
+                let text = e.render().to_string();
+                let lines: Vec<&str> = text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                let first = lines.join(" ");
+                fatal(first.strip_prefix("error: ").unwrap_or(&first));
+                ExitCode::from(2)
+            }
+            _ => e.exit(),
+        }
+    })
 }
 
 fn tracker() -> anyhow::Result<ExitCode> {
     #[cfg(feature = "alloc-stats")]
     alloc::stats::report_every(std::time::Duration::from_secs(5));
     common::telemetry::init().map_err(anyhow::Error::msg)?;
-    let cli = Cli::parse_from(cli::with_default_command(std::env::args_os().collect()));
+    let cli = match parse_command_line() {
+        Ok(cli) => cli,
+        Err(code) => return Ok(code),
+    };
     let file = FileConfig::load(cli.config.as_deref())?;
     // The default command reads every setting as `run` does (flags aside).
     let command = cli.command_or_run();

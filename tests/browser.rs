@@ -427,7 +427,22 @@ async fn the_dashboard_shows_what_the_api_says_and_updates_live() {
         std::fs::write(&path, c.screenshot().await.unwrap()).unwrap();
     }
 
-    // The drawer shows the record's events as the API has them.
+    // A long trail, so the drawer pages it: 130 progress events after the
+    // record's first (the API's page is 100).
+    let progress: Vec<(Option<Vec<u8>>, Vec<u8>)> = (1..=130)
+        .map(|i| {
+            let e = json!({
+                "schema_version": 1, "event_id": format!("live-progress-{i}"),
+                "type": "progress", "record_id": id, "occurred_at": now, "progress": i % 100,
+            });
+            (Some(id.as_bytes().to_vec()), e.to_string().into_bytes())
+        })
+        .collect();
+    ingest::publish::publish(&broker.bootstrap(), &topic, &progress).unwrap();
+    tracker.wait_consumed((stream.messages.len() + 1 + progress.len()) as u64, WAIT);
+
+    // The drawer shows the record's events as the API has them, a page at
+    // a time.
     click(&c, &format!("#rows tr[data-id=\"{id}\"]")).await;
     until(
         &c,
@@ -448,6 +463,7 @@ async fn the_dashboard_shows_what_the_api_says_and_updates_live() {
     )
     .await;
     let events = events["events"].as_array().unwrap();
+    assert_eq!(events.len(), 100, "the API's default page");
     assert_eq!(shown.as_array().unwrap().len(), events.len());
     let first = shown[0].as_str().unwrap();
     let e = &events[0];
@@ -464,6 +480,27 @@ async fn the_dashboard_shows_what_the_api_says_and_updates_live() {
     ] {
         assert!(first.contains(&part), "{part} not in {first}");
     }
+    // "More events" brings the rest, after the first page, then goes.
+    let more = "return !document.querySelector('#more-events').hidden";
+    assert_eq!(js(&c, more).await, json!(true), "no button for the rest");
+    click(&c, "#more-events").await;
+    let all = until(
+        &c,
+        "the drawer's second page",
+        Duration::from_secs(5),
+        "const lis = [...document.querySelectorAll('#drawer-events li')]; \
+         return lis.length > 100 ? lis.map(li => li.textContent) : null",
+    )
+    .await;
+    let all = all.as_array().unwrap();
+    assert_eq!(all.len(), 131);
+    let last = all[130].as_str().unwrap();
+    assert!(last.contains("live-progress-130"), "{last}");
+    assert_eq!(
+        js(&c, more).await,
+        json!(false),
+        "the button outlived the trail"
+    );
     click(&c, "#close").await;
 
     // Usable on a phone: nothing wider than the screen.

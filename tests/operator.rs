@@ -115,6 +115,10 @@ fn json_logs_are_json_to_the_last_line_with_the_peer_and_path() {
     let (child, port) = start(dir.path(), &json, &["--startup-grace-secs", "0"]);
     let (status, _) = http_get(port, "/v1/p/no-such-route", Some(OPERATOR_TOKEN));
     assert_eq!(status, 404);
+    // A path past 200 characters is logged cut at 200.
+    let long = format!("/v1/p/{}", "x".repeat(300));
+    let (status, _) = http_get(port, &long, Some(OPERATOR_TOKEN));
+    assert_eq!(status, 404);
     let log = stop(child, dir.path());
     let lines: Vec<Value> = log
         .lines()
@@ -129,6 +133,21 @@ fn json_logs_are_json_to_the_last_line_with_the_peer_and_path() {
     assert_eq!(access["span"]["route"], "unmatched", "{access}");
     let peer = access["span"]["peer"].as_str().unwrap_or_default();
     assert!(peer.starts_with("127.0.0.1:"), "{access}");
+    assert!(
+        lines.iter().any(|l| l["span"]["path"] == long[..200]),
+        "no access line with the path cut at 200 characters: {log}"
+    );
+    // A command line clap refuses: exit 2, and its line is JSON too.
+    let out = Command::new(tracker_bin())
+        .args(["run", "--max-batch-wait-ms", "soon"])
+        .envs(json)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let usage: Value = serde_json::from_str(err.trim()).unwrap_or_else(|e| panic!("{e}: {err}"));
+    let why = usage["fields"]["error"].as_str().unwrap_or_default();
+    assert!(why.contains("--max-batch-wait-ms"), "{err}");
     // A failed start: the port is taken (by a listener of the test's own).
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let listen = taken.local_addr().unwrap().to_string();
@@ -149,17 +168,14 @@ fn json_logs_are_json_to_the_last_line_with_the_peer_and_path() {
     assert!(why.contains(&listen), "{err}");
 }
 
-/// The audit trail is paged — `limit` (default 100, at most 1000) and
-/// `marker`, the `seq` to continue after, with `next_marker` while more
-/// follow — where it answered every event at once (5,000 events, 1.6 MB)
-/// and ignored `limit`. Through the demo, whose sample records have
-/// trails of several events.
-#[test]
-fn the_audit_trail_is_paged() {
+/// The embedded demo (no broker configured) with `extra` flags: it, its
+/// port and the demo token it prints.
+fn demo(extra: &[&str]) -> (Child, u16, String) {
     use std::io::BufRead;
     let port = free_port();
     let mut child = Command::new(tracker_bin())
         .args(["run", "--listen", &format!("127.0.0.1:{port}")])
+        .args(extra)
         .env_remove("TRACKER_BROKERS")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -177,6 +193,19 @@ fn the_audit_trail_is_paged() {
             break t.to_owned();
         }
     };
+    // Whatever else it prints is read, so its stdout never breaks.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    (child, port, token)
+}
+
+/// The audit trail is paged — `limit` (default 100, at most 1000) and
+/// `marker`, the `seq` to continue after, with `next_marker` while more
+/// follow — where it answered every event at once (5,000 events, 1.6 MB)
+/// and ignored `limit`. Through the demo, whose sample records have
+/// trails of several events.
+#[test]
+fn the_audit_trail_is_paged() {
+    let (mut child, port, token) = demo(&[]);
     let project = common::sample::project_id(0);
     let get = |path: &str| http_get(port, path, Some(&token));
     let mut ids = Vec::new();
@@ -240,17 +269,22 @@ fn the_audit_trail_is_paged() {
     let _ = child.wait();
 }
 
+/// The sample events the stores below hold.
+fn events() -> Vec<common::Event> {
+    common::sample::events(&common::sample::Shape {
+        records: 40,
+        projects: 1,
+        regions: 2,
+        seed: 3,
+    })
+}
+
 /// A store in `dir/name` holding the first `take` sample events, bound to
 /// the topic `t`; its path.
 fn sample_store(dir: &Path, name: &str, take: usize) -> String {
     let path = dir.join(name);
     let s = common::Store::open(&path, 1 << 20).unwrap();
-    let events = common::sample::events(&common::sample::Shape {
-        records: 40,
-        projects: 1,
-        regions: 2,
-        seed: 3,
-    });
+    let events = events();
     assert_eq!(s.bind_topic("t").unwrap(), None);
     let ms = common::testkit::messages(&events[..events.len().min(take)], 0);
     s.apply_batch(&ms).unwrap();
@@ -289,6 +323,26 @@ fn digest_and_verify_say_which_topic_and_offsets_they_read() {
     assert!(out.contains("checkpoints b t/0:10"), "{out}");
     assert!(out.contains("read different offsets"), "{out}");
     assert!(out.contains("more not listed"), "{out}");
+    // Equal projections from different offsets (a redelivered event moved
+    // one store's checkpoint): EQUAL, and said.
+    let moved = sample_store(dir.path(), "moved", usize::MAX);
+    {
+        let s = common::Store::open(std::path::Path::new(&moved), 1 << 20).unwrap();
+        let next = s.checkpoints()[&("t".to_owned(), 0)];
+        let mut again = common::testkit::messages(&events(), 0).pop().unwrap();
+        again.offset = next;
+        s.apply_batch(&[again]).unwrap();
+        s.close().unwrap();
+    }
+    let (code, out, err) = support::cli::run_in(
+        dir.path(),
+        &["verify", "--data-dir", &whole, "--against", &moved],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("EQUAL") && out.contains("read different offsets"),
+        "{out}"
+    );
 }
 
 /// A token with surrounding whitespace hashed to a value no HTTP client can
@@ -358,4 +412,59 @@ fn run_flags_without_run_run() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// With the request cap reached, `/health/live`, `/health/ready` and
+/// `/metrics` answered 503 `TRK.OVERLOADED` (6, 4 and 3 times in 20): a
+/// liveness probe restarted a busy, healthy tracker. They are outside the
+/// cap now. The demo with a cap of one request, eight clients keeping it
+/// full with lists (some of which must be turned away, or the cap was
+/// never reached), and every probe answered.
+#[test]
+fn probes_answer_while_the_request_cap_turns_lists_away() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let (mut child, port, token) = demo(&["--max-concurrent-requests", "1"]);
+    let project = common::sample::project_id(0);
+    let list = format!("/v1/{project}/replication_records?limit=1000");
+    wait_until("the demo's records", Duration::from_secs(60), || {
+        http_get(port, &list, Some(&token)).0 == 200
+    });
+    let (done, turned_away) = (AtomicBool::new(false), AtomicUsize::new(0));
+    let probes = std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                while !done.load(Ordering::Relaxed) {
+                    let (status, body) = http_get(port, &list, Some(&token));
+                    if status == 503 {
+                        assert_eq!(body["error_code"], "TRK.OVERLOADED", "{body}");
+                        turned_away.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+        let mut probes = Vec::new();
+        let start = std::time::Instant::now();
+        // Until lists have been turned away for a while (or 60 s).
+        while turned_away.load(Ordering::Relaxed) < 200 && start.elapsed() < Duration::from_secs(60)
+        {
+            for path in ["/health/live", "/health/ready", "/metrics"] {
+                probes.push((path, http_get(port, path, None)));
+            }
+        }
+        done.store(true, Ordering::Relaxed);
+        probes
+    });
+    let turned_away = turned_away.into_inner();
+    assert!(turned_away > 0, "the cap was never reached");
+    for (path, (status, body)) in &probes {
+        assert_eq!(*status, 200, "{path} during the cap: {body}");
+    }
+    println!(
+        "{} probes answered while {turned_away} lists were turned away",
+        probes.len()
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
 }

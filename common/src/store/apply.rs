@@ -5,6 +5,7 @@
 //! index entries and counts (count changes as deltas: nothing is read to
 //! write them) become the engine's memtable slice for the batch.
 
+use super::names::Naming;
 use super::steps::Step;
 use super::*;
 
@@ -97,7 +98,7 @@ impl Store {
         }
         at = steps.add(Step::EventLog, at);
 
-        let derived = derive(&touched);
+        let derived = derive(&touched, self.names.naming())?;
         totals.records += derived.new_records;
         let listened = self.feed.listened();
         // Only this writer moves the head: it is stable for the batch.
@@ -130,6 +131,9 @@ impl Store {
         at = steps.add(Step::Write, at);
         #[cfg(any(test, feature = "testkit"))]
         self.feed.held(changes::HoldAt::Commit);
+        // Named before the slice is visible: a reader names every list whose
+        // entries it can see.
+        self.names.commit(derived.names);
         // Every touched record has an event in this batch's chunks: a batch
         // with operations has chunks, the positions its slice is known by.
         if totals.next_log_chunk > first_chunk {
@@ -204,11 +208,14 @@ impl Store {
 
 /// What a batch's touched records derive: the engine's operations (each
 /// record's value under its number, a new record's id map entry and the
-/// count of numbered records; the index entries and counts of those that changed, as
-/// the differences between their states before and after), the changed
+/// count of numbered records; the index entries and counts of those that
+/// changed, as the differences between their states before and after; the
+/// dictionary entries of the lists first met), the lists first met (to be
+/// committed to the dictionary once the batch is written), the changed
 /// records with the projects each left, and how many are new.
 pub(super) struct Derived<'a> {
     pub(super) ops: crate::lsm::Ops,
+    pub(super) names: super::names::NewNames,
     pub(super) changed: Vec<(&'a str, Vec<String>)>,
     pub(super) new_records: u64,
 }
@@ -216,7 +223,10 @@ pub(super) struct Derived<'a> {
 /// The derivation shared by a batch and recovery at open
 /// ([`super::recover`]): the same touched records derive the same
 /// operations.
-pub(super) fn derive(touched: &BTreeMap<String, Touched>) -> Derived<'_> {
+pub(super) fn derive<'a>(
+    touched: &'a BTreeMap<String, Touched>,
+    mut naming: Naming,
+) -> Result<Derived<'a>, StoreError> {
     let mut ops = crate::lsm::Ops::default();
     let mut count_deltas: HashMap<Vec<u8>, i64> = HashMap::new();
     let mut changed: Vec<(&str, Vec<String>)> = Vec::new();
@@ -246,8 +256,10 @@ pub(super) fn derive(touched: &BTreeMap<String, Touched>) -> Derived<'_> {
         if before.is_none() {
             new_records += 1;
         }
-        let old = before.as_ref().map(|b| index::Entries::of(id, t.number, b));
-        let new = index::Entries::of(id, t.number, after);
+        let old = before
+            .as_ref()
+            .map(|b| index::Entries::of(id, t.number, b, &mut naming));
+        let new = index::Entries::of(id, t.number, after, &mut naming);
         diff_entries(old.as_ref(), &new, &mut ops);
         for k in old.iter().flat_map(|o| o.counts()) {
             add_count(&mut count_deltas, k, -1);
@@ -262,11 +274,13 @@ pub(super) fn derive(touched: &BTreeMap<String, Touched>) -> Derived<'_> {
     if new_records > 0 {
         ops.add(keys::NUMBERED, new_records as i64);
     }
-    Derived {
+    let names = naming.finish(&mut ops)?;
+    Ok(Derived {
         ops,
+        names,
         changed,
         new_records,
-    }
+    })
 }
 
 /// The puts and deletes that turn a record's index entries `old` into

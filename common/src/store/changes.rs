@@ -280,12 +280,6 @@ fn first_seq(k: &[u8]) -> Result<u64, StoreError> {
         .ok_or_else(|| StoreError::corrupt(k, "bad change key"))
 }
 
-fn change_key(first: u64) -> [u8; 9] {
-    let mut k = [space::CHANGE; 9];
-    k[1..].copy_from_slice(&first.to_be_bytes());
-    k
-}
-
 impl Store {
     /// Logs the changed records of a batch as changes `next..`, into the
     /// batch, and drops the oldest logged batches while the rest still hold
@@ -321,7 +315,7 @@ impl Store {
         let mut added = Vec::new();
         let mut first = next;
         for piece in pieces(ids) {
-            batch.insert(&change_key(first)[..], encode(&piece));
+            batch.insert(&keys::change(first)[..], encode(&piece));
             added.push((first, piece.len() as u64));
             first += piece.len() as u64;
         }
@@ -331,7 +325,7 @@ impl Store {
             if kept - len < retention {
                 break;
             }
-            batch.remove(&change_key(first)[..]);
+            batch.remove(&keys::change(first)[..]);
             kept -= len;
             trimmed += 1;
         }
@@ -418,14 +412,14 @@ impl Store {
         // Start at the logged batch holding `from`, or the one before it.
         let start = match self
             .tree
-            .range(change_key(0)..=change_key(from))
+            .range(keys::change(0)..=keys::change(from))
             .next_back()
         {
             Some(kv) => first_seq(&kv?.0)?,
             None => from,
         };
         let mut out = Vec::new();
-        for kv in self.tree.range(change_key(start)..=change_key(head)) {
+        for kv in self.tree.range(keys::change(start)..=keys::change(head)) {
             let (k, v) = kv?;
             let first = first_seq(&k)?;
             let ids: Vec<LogEntry> =

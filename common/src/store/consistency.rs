@@ -23,6 +23,9 @@ impl Store {
         let mut want_counts: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
         // Numbers are dense from 0, and every record is indexed under its own.
         let (mut records, mut refs) = (0u64, 0u64);
+        // Lists the records are in but the dictionary does not name get
+        // ids past its end, which no entry has: reported as missing.
+        let mut naming = self.names.naming();
         for r in self.numbered_records() {
             let (number, stored) = r?;
             if u64::from(number) != records {
@@ -30,7 +33,7 @@ impl Store {
             }
             records += 1;
             refs += stored.log.len() as u64;
-            let e = index::Entries::of(&stored.id, number, &stored.state);
+            let e = index::Entries::of(&stored.id, number, &stored.state, &mut naming);
             want_keys.extend(e.keys().map(|(k, v)| (k.to_vec(), v.to_vec())));
             for c in e.counts() {
                 *want_counts.entry(c.to_vec()).or_default() += 1;

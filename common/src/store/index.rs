@@ -2,23 +2,25 @@
 //! entries before and after a batch, written in the same atomic batch as the
 //! record itself.
 //!
-//! Entries live in lists ([`super::lists`]), one engine key per entry. Per
-//! project the record is listed under:
-//! - a posting `i project field value created_at id → number` for `status`,
-//!   `source_region`, `destination_region` and the three together (the
-//!   "route"), so a filtered page is a range
-//!   scan in the default sort order and a filter test is one point lookup (the
-//!   status postings partition the project: their union is "all records");
+//! Entries live in lists ([`super::lists`]), one engine key per entry, each
+//! list under the interned id of its name (`store/names.rs`: `list` below).
+//! Per project the record is listed under:
+//! - a posting `i list created_at id → number`, the list named
+//!   `project field value`, for `status`, `source_region`,
+//!   `destination_region` and the three together (the "route"), so a
+//!   filtered page is a range scan in the default sort order and a filter
+//!   test is one point lookup (the status postings partition the project:
+//!   their union is "all records");
 //! - a count `n project field value`, the length of that posting list, so
 //!   `with_count` on one filter is one read, and for status and route
 //!   postings counts per hour of `created_at` (`h project field value hour`),
 //!   so a deep `offset` skips whole hours instead of walking every entry and
 //!   summaries by hour or day read counts, not records;
-//! - an order entry `o project order value id → created_at number` for the
-//!   other linear sort keys (updated_at, id, and plan_id — whose entries are
-//!   `plan created_at id`), and for records still under way
-//!   `o project live status created_at id → updated_at number`, where stuck
-//!   ones are found.
+//! - an order entry `o list value id → created_at number`, the list named
+//!   `project order`, for the other linear sort keys (updated_at, id, and
+//!   plan_id — whose entries are `plan created_at id`), and for records
+//!   still under way `o list created_at id → updated_at number`, the list
+//!   named `project live status`, where stuck ones are found.
 //!
 //! Checkpoint items are near-unique, so they are indexed once, globally:
 //! `k side value id → number`; a checkpoint filter reads those few records
@@ -27,53 +29,12 @@
 //! Every entry's value ends with the record's number (big-endian u32), so a
 //! page reads its records by number, not through the id map.
 
-use super::keys::{push_opt, push_str, space};
+use super::keys::{self, push_opt, push_str, space};
+pub use super::keys::{status_byte, CheckpointSide, IndexField, OrderField};
+use super::names::Naming;
 use super::query::Stuck;
 use crate::instant::Micros;
 use crate::record::{Field, RecordState, Status};
-
-/// Posting-list families. The byte is part of the key: never reorder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[repr(u8)]
-pub enum IndexField {
-    Status = 1,
-    SourceRegion = 2,
-    DestinationRegion = 3,
-    /// (source_region, destination_region, status) together, absent regions
-    /// included: the dashboards' "this route, this state" filter is one range
-    /// scan instead of an intersection of three long lists, and the route
-    /// counts partition the project for summaries.
-    Route = 4,
-}
-
-/// Which side's checkpoint item a global checkpoint entry indexes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[repr(u8)]
-pub enum CheckpointSide {
-    Source = 0,
-    Destination = 1,
-}
-
-/// Prefix of the global checkpoint entries of one value.
-pub fn checkpoint_prefix(side: CheckpointSide, value: &str) -> Vec<u8> {
-    let mut k = vec![space::CHECKPOINT_ITEM, side as u8];
-    push_str(&mut k, value.as_bytes());
-    k
-}
-
-/// Secondary sort orders. The byte is part of the key: never reorder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[repr(u8)]
-pub enum OrderField {
-    UpdatedAt = 0,
-    Id = 1,
-    PlanId = 2,
-    /// Records still under way (`replicating`, `waiting_replicate`), a list
-    /// per status in `created_at` order like a posting, each entry carrying
-    /// `updated_at`: `stuck=true` in the default order walks them newest
-    /// first and stops when its page is full.
-    Live = 3,
-}
 
 /// One filter: the posting list of (field, value) in a project.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -91,28 +52,24 @@ impl Posting {
         }
     }
 
-    fn push_tail(&self, k: &mut Vec<u8>, project: &str) {
-        push_posting_tail(k, project, self.field, self.value.as_deref());
-    }
-
-    /// Prefix of every entry of this posting list in `project`.
-    pub fn prefix(&self, project: &str) -> Vec<u8> {
-        let mut k = vec![space::POSTING];
-        self.push_tail(&mut k, project);
-        k
+    /// The name of this posting list in `project` (its entries are under
+    /// the name's interned id: `Store::list_prefix`).
+    pub fn name(&self, project: &str) -> Vec<u8> {
+        keys::list(space::POSTING, project, self.field, self.value.as_deref())
     }
 
     pub fn count_key(&self, project: &str) -> Vec<u8> {
-        let mut k = vec![space::COUNT];
-        self.push_tail(&mut k, project);
-        k
+        keys::list(space::COUNT, project, self.field, self.value.as_deref())
     }
 
     /// Prefix of this posting's per-hour counts.
     pub fn hour_prefix(&self, project: &str) -> Vec<u8> {
-        let mut k = vec![space::HOUR_COUNT];
-        self.push_tail(&mut k, project);
-        k
+        keys::list(
+            space::HOUR_COUNT,
+            project,
+            self.field,
+            self.value.as_deref(),
+        )
     }
 
     /// An entry's place in a posting list: `(created_at, id)`.
@@ -128,20 +85,6 @@ pub const HOUR: i64 = 3_600_000_000;
 /// The start of the hour an instant falls in.
 pub fn hour_start(t: Micros) -> Micros {
     Micros(t.0.div_euclid(HOUR) * HOUR)
-}
-
-/// The list of one status's records still under way in a project: entries
-/// `created_at id → updated_at`, like a posting.
-pub fn live_prefix(project: &str, status: Status) -> Vec<u8> {
-    let mut k = order_prefix(project, OrderField::Live);
-    k.push(status_byte(status));
-    k
-}
-
-pub fn order_prefix(project: &str, order: OrderField) -> Vec<u8> {
-    let mut k = Vec::new();
-    push_order_prefix(&mut k, project, order);
-    k
 }
 
 /// The value of a route posting: each region as `-` when absent or
@@ -202,18 +145,6 @@ pub fn postings(state: &RecordState) -> Vec<Posting> {
     ]
 }
 
-/// The byte that stands for a status in keys: written out, not derived
-/// from the declaration order (pinned by `store::tests::golden`).
-pub fn status_byte(s: Status) -> u8 {
-    match s {
-        Status::Replicating => 0,
-        Status::Success => 1,
-        Status::Fail => 2,
-        Status::Skip => 3,
-        Status::WaitingReplicate => 4,
-    }
-}
-
 /// Every index entry of a record — full key (list prefix and suffix) →
 /// value, for its postings, orders and checkpoint items, sorted by key —
 /// and the count keys its postings contribute to: built into one buffer
@@ -228,10 +159,10 @@ pub struct Entries {
 }
 
 impl Entries {
-    pub fn of(id: &str, number: u32, state: &RecordState) -> Entries {
+    pub(super) fn of(id: &str, number: u32, state: &RecordState, naming: &mut Naming) -> Entries {
         let number = number.to_be_bytes();
         let mut e = Entries {
-            bytes: Vec::with_capacity(2048),
+            bytes: Vec::with_capacity(1024),
             keys: Vec::with_capacity(16),
             counts: Vec::with_capacity(16),
         };
@@ -267,39 +198,49 @@ impl Entries {
             (IndexField::DestinationRegion, dst),
             (IndexField::Route, Some(route.as_str())),
         ];
+        // A list's name, then its entry under the name's id.
+        let mut name = Vec::with_capacity(128);
         for project in state.projects() {
             for (field, value) in postings {
+                name.clear();
+                name.push(space::POSTING);
+                keys::push_list_tail(&mut name, project, field, value);
                 let at = e.bytes.len();
-                e.bytes.push(space::POSTING);
-                push_posting_tail(&mut e.bytes, project, field, value);
+                e.list(space::POSTING, naming.id(&name));
                 e.bytes.extend_from_slice(&created);
                 push_str(&mut e.bytes, id);
                 e.end_key(at, &[&number]);
+                // Counts are keyed by the name: summaries scan a field's.
                 let at = e.bytes.len();
                 e.bytes.push(space::COUNT);
-                push_posting_tail(&mut e.bytes, project, field, value);
+                e.bytes.extend_from_slice(&name[1..]);
                 e.end_count(at);
                 if matches!(field, IndexField::Status | IndexField::Route) {
                     let at = e.bytes.len();
                     e.bytes.push(space::HOUR_COUNT);
-                    push_posting_tail(&mut e.bytes, project, field, value);
+                    e.bytes.extend_from_slice(&name[1..]);
                     e.bytes.extend_from_slice(&hour);
                     e.end_count(at);
                 }
             }
+            let mut start_order = |e: &mut Entries, order: OrderField, status: Option<Status>| {
+                name.clear();
+                keys::push_order_list(&mut name, project, order);
+                name.extend(status.map(status_byte));
+                e.list(space::ORDER, naming.id(&name));
+            };
             let at = e.bytes.len();
-            push_order_prefix(&mut e.bytes, project, OrderField::UpdatedAt);
+            start_order(&mut e, OrderField::UpdatedAt, None);
             e.bytes.extend_from_slice(&updated);
             push_str(&mut e.bytes, id);
             e.end_key(at, &[&created, &number]);
             let at = e.bytes.len();
-            push_order_prefix(&mut e.bytes, project, OrderField::Id);
+            start_order(&mut e, OrderField::Id, None);
             push_str(&mut e.bytes, id);
             e.end_key(at, &[&created, &number]);
             if Stuck::STATUSES.contains(&status) {
                 let at = e.bytes.len();
-                push_order_prefix(&mut e.bytes, project, OrderField::Live);
-                e.bytes.push(status_byte(status));
+                start_order(&mut e, OrderField::Live, Some(status));
                 e.bytes.extend_from_slice(&created);
                 push_str(&mut e.bytes, id);
                 e.end_key(at, &[&updated, &number]);
@@ -308,7 +249,7 @@ impl Entries {
             // the plan's recent end (blocks stay cheap); runs of one plan are
             // sorted by the planner anyway.
             let at = e.bytes.len();
-            push_order_prefix(&mut e.bytes, project, OrderField::PlanId);
+            start_order(&mut e, OrderField::PlanId, None);
             push_opt(&mut e.bytes, state.get(Field::PlanId));
             e.bytes.extend_from_slice(&created);
             push_str(&mut e.bytes, id);
@@ -328,6 +269,11 @@ impl Entries {
         });
         e.keys = keys;
         e
+    }
+
+    /// Starts an entry of the interned list `id` in `space`.
+    fn list(&mut self, space: u8, id: u32) {
+        self.bytes.extend_from_slice(&keys::interned(space, id));
     }
 
     fn end_key(&mut self, at: usize, value: &[&[u8]]) {
@@ -361,19 +307,6 @@ impl Entries {
     }
 }
 
-/// What follows a posting's keyspace byte: project, field, value.
-fn push_posting_tail(k: &mut Vec<u8>, project: &str, field: IndexField, value: Option<&str>) {
-    push_str(k, project.as_bytes());
-    k.push(field as u8);
-    push_opt(k, value);
-}
-
-fn push_order_prefix(k: &mut Vec<u8>, project: &str, order: OrderField) {
-    k.push(space::ORDER);
-    push_str(k, project.as_bytes());
-    k.push(order as u8);
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -381,13 +314,24 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::store::names::{Names, NO_LIST};
 
     /// Entries by key, and count keys.
     type Reference = (BTreeMap<Vec<u8>, Vec<u8>>, Vec<Vec<u8>>);
 
-    /// The entries as layout 7 built them, one allocation per part: the
-    /// reference the one-buffer build must equal.
-    fn reference(id: &str, number: u32, state: &RecordState) -> Reference {
+    /// The entries as layout 7 built them, one allocation per part, with
+    /// each list's name replaced by its interned prefix as `names` has it:
+    /// the reference the one-buffer build must equal.
+    fn reference(id: &str, number: u32, state: &RecordState, names: &Names) -> Reference {
+        let list = |name: Vec<u8>| {
+            let prefix = names.prefix(&name);
+            assert_ne!(
+                prefix,
+                keys::interned(name[0], NO_LIST),
+                "{name:?} not named"
+            );
+            prefix
+        };
         let n = number.to_be_bytes().to_vec();
         let with_n = |v: &[u8]| [v, &n[..]].concat();
         let mut keys = BTreeMap::new();
@@ -406,7 +350,7 @@ mod tests {
         ] {
             if let Some(v) = state.get(f) {
                 keys.insert(
-                    [checkpoint_prefix(side, v), id_suffix(id)].concat(),
+                    [keys::checkpoint_items(side, v), id_suffix(id)].concat(),
                     n.clone(),
                 );
             }
@@ -425,7 +369,7 @@ mod tests {
                 Posting::new(IndexField::Route, Some(&route(src, dst, status))),
             ] {
                 keys.insert(
-                    [p.prefix(project), Posting::suffix(created, id)].concat(),
+                    [list(p.name(project)), Posting::suffix(created, id)].concat(),
                     n.clone(),
                 );
                 counts.push(p.count_key(project));
@@ -435,25 +379,29 @@ mod tests {
                     counts.push(k);
                 }
             }
-            let mut k = order_prefix(project, OrderField::UpdatedAt);
+            let mut k = list(keys::order_list(project, OrderField::UpdatedAt));
             k.extend_from_slice(&state.updated_at().key_bytes());
             push_str(&mut k, id.as_bytes());
             keys.insert(k, with_n(&created));
             keys.insert(
-                [order_prefix(project, OrderField::Id), id_suffix(id)].concat(),
+                [
+                    list(keys::order_list(project, OrderField::Id)),
+                    id_suffix(id),
+                ]
+                .concat(),
                 with_n(&created),
             );
             if Stuck::STATUSES.contains(&state.status()) {
                 keys.insert(
                     [
-                        live_prefix(project, state.status()),
+                        list(keys::live_list(project, state.status())),
                         Posting::suffix(created, id),
                     ]
                     .concat(),
                     with_n(&state.updated_at().key_bytes()),
                 );
             }
-            let mut k = order_prefix(project, OrderField::PlanId);
+            let mut k = list(keys::order_list(project, OrderField::PlanId));
             push_opt(&mut k, state.get(Field::PlanId));
             k.extend_from_slice(&created);
             push_str(&mut k, id.as_bytes());
@@ -475,8 +423,14 @@ mod tests {
             for e in &events[1..] {
                 state.apply(e);
             }
-            let e = Entries::of(&id, number, &state);
-            let (keys, counts) = reference(&id, number, &state);
+            // Lists named before (by another record) and named now.
+            let names = Names::default();
+            let mut naming = names.naming();
+            naming.id(&keys::order_list("p", OrderField::Id));
+            let e = Entries::of(&id, number, &state, &mut naming);
+            let new = naming.finish(&mut crate::lsm::Ops::default()).unwrap();
+            names.commit(new);
+            let (keys, counts) = reference(&id, number, &state, &names);
             let got: BTreeMap<Vec<u8>, Vec<u8>> =
                 e.keys().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
             prop_assert_eq!(got.len(), e.keys().count(), "keys twice");

@@ -9,6 +9,7 @@
 //! Numbers are big-endian; instants have their sign bit flipped.
 
 use crate::instant::Micros;
+use crate::record::Status;
 
 /// Keyspace prefixes (the "trees" of the layout).
 pub mod space {
@@ -23,14 +24,20 @@ pub mod space {
     /// engine beside the records, so recovery at open finds it as of the
     /// engine's last flush, where it starts folding again
     pub const NUMBERED: u8 = b'u';
-    /// `i` project field value created_at id → ∅ : postings, sorted by (created_at, id)
+    /// `i list created_at id → number` : postings, sorted by (created_at,
+    /// id); `list` is the interned id (`store/names.rs`) of the name
+    /// `i project field value`
     pub const POSTING: u8 = b'i';
     /// `n` project field value → u64 : size of the matching posting list
     pub const COUNT: u8 = b'n';
     /// `h` project field value hour → u64 : status postings per hour of created_at
     pub const HOUR_COUNT: u8 = b'h';
-    /// `o` project order sort-value id → created_at : other sort orders
+    /// `o list sort-value id → created_at number` : other sort orders;
+    /// `list` is the interned id of the name `o project order`
     pub const ORDER: u8 = b'o';
+    /// `l name → list id` (u32): the dictionary of interned lists, a name
+    /// being a list's keyspace byte and what identifies it there
+    pub const LIST_NAME: u8 = b'l';
     /// `k` side checkpoint-item id → ∅ : global checkpoint-item index
     pub const CHECKPOINT_ITEM: u8 = b'k';
     /// `e` chunk seq → [EventLogEntry] : the audit trail, in chunks of a batch;
@@ -205,6 +212,136 @@ pub fn read_created_id(tail: &[u8]) -> Option<(Micros, Vec<u8>)> {
     let (id, rest) = read_str(&tail[8..])?;
     rest.is_empty()
         .then_some((Micros::from_key_bytes(created), id))
+}
+
+// ---- index lists: every key of a list is built here ----
+
+/// Posting-list families. The byte is part of the key: never reorder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum IndexField {
+    Status = 1,
+    SourceRegion = 2,
+    DestinationRegion = 3,
+    /// (source_region, destination_region, status) together, absent regions
+    /// included: the dashboards' "this route, this state" filter is one range
+    /// scan instead of an intersection of three long lists, and the route
+    /// counts partition the project for summaries.
+    Route = 4,
+}
+
+/// Which side's checkpoint item a global checkpoint entry indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum CheckpointSide {
+    Source = 0,
+    Destination = 1,
+}
+
+/// Secondary sort orders. The byte is part of the key: never reorder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum OrderField {
+    UpdatedAt = 0,
+    Id = 1,
+    PlanId = 2,
+    /// Records still under way (`replicating`, `waiting_replicate`), a list
+    /// per status in `created_at` order like a posting, each entry carrying
+    /// `updated_at`: `stuck=true` in the default order walks them newest
+    /// first and stops when its page is full.
+    Live = 3,
+}
+
+/// The byte that stands for a status in keys: written out, not derived
+/// from the declaration order (pinned by `store::tests::golden`).
+pub fn status_byte(s: Status) -> u8 {
+    match s {
+        Status::Replicating => 0,
+        Status::Success => 1,
+        Status::Fail => 2,
+        Status::Skip => 3,
+        Status::WaitingReplicate => 4,
+    }
+}
+
+/// The dictionary entry of the list `name` ([`space::LIST_NAME`]).
+pub fn list_name(name: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(name.len() + 1);
+    k.push(space::LIST_NAME);
+    k.extend_from_slice(name);
+    k
+}
+
+/// The prefix of every entry of the interned list `id` in `space`.
+pub fn interned(space: u8, id: u32) -> [u8; 5] {
+    let n = id.to_be_bytes();
+    [space, n[0], n[1], n[2], n[3]]
+}
+
+/// What follows a list's keyspace byte: project, field, value.
+pub fn push_list_tail(k: &mut Vec<u8>, project: &str, field: IndexField, value: Option<&str>) {
+    push_str(k, project.as_bytes());
+    k.push(field as u8);
+    push_opt(k, value);
+}
+
+/// A list of `field = value` in `project`, in `space`: a posting list's
+/// name ([`space::POSTING`]; its entries are under its interned id), its
+/// count ([`space::COUNT`]) or the prefix of its hour counts
+/// ([`space::HOUR_COUNT`]).
+pub fn list(space: u8, project: &str, field: IndexField, value: Option<&str>) -> Vec<u8> {
+    let mut k = vec![space];
+    push_list_tail(&mut k, project, field, value);
+    k
+}
+
+/// The prefix of every count of `field` in `project` (one per value).
+pub fn field_counts(project: &str, field: IndexField) -> Vec<u8> {
+    let mut k = project_counts(project);
+    k.push(field as u8);
+    k
+}
+
+/// The prefix of every count of `project`.
+pub fn project_counts(project: &str) -> Vec<u8> {
+    let mut k = vec![space::COUNT];
+    push_str(&mut k, project.as_bytes());
+    k
+}
+
+pub fn push_order_list(k: &mut Vec<u8>, project: &str, order: OrderField) {
+    k.push(space::ORDER);
+    push_str(k, project.as_bytes());
+    k.push(order as u8);
+}
+
+/// The name of one sort order's list in `project`.
+pub fn order_list(project: &str, order: OrderField) -> Vec<u8> {
+    let mut k = Vec::new();
+    push_order_list(&mut k, project, order);
+    k
+}
+
+/// The name of the list of one status's records still under way in a
+/// project: entries `created_at id → updated_at number`, like a posting.
+pub fn live_list(project: &str, status: Status) -> Vec<u8> {
+    let mut k = order_list(project, OrderField::Live);
+    k.push(status_byte(status));
+    k
+}
+
+/// The global checkpoint entries of one value.
+pub fn checkpoint_items(side: CheckpointSide, value: &str) -> Vec<u8> {
+    let mut k = vec![space::CHECKPOINT_ITEM, side as u8];
+    push_str(&mut k, value.as_bytes());
+    k
+}
+
+/// The change log's batch whose first change is `first`.
+pub fn change(first: u64) -> [u8; 9] {
+    let mut k = [space::CHANGE; 9];
+    k[1..].copy_from_slice(&first.to_be_bytes());
+    k
 }
 
 #[cfg(test)]

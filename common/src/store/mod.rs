@@ -12,13 +12,14 @@
 mod apply;
 pub mod changes;
 mod consistency;
+mod durability;
 mod engine;
 pub mod gaps;
 pub mod index;
 pub mod keys;
 pub mod lists;
-mod marker;
 mod merge;
+mod names;
 mod open;
 mod ownership;
 mod plan;
@@ -118,14 +119,15 @@ pub enum StoreError {
 /// counts event-log chunks; [`recover`]); v9: run blocks prefix-compressed
 /// (the engine's block format 1; blocks of format 0 still read); v10:
 /// records under dense numbers, found by id through the id map (issue 37);
-/// v11: every index entry's value ends with its record's number.
-pub const LAYOUT: u32 = 11;
+/// v11: every index entry's value ends with its record's number; v12:
+/// posting and order lists under interned ids (`store/names.rs`).
+pub const LAYOUT: u32 = 12;
 
 /// The older layouts a store is upgraded from in place, at its first
 /// writable open: everything in its engine is derived from its event log,
 /// which every one of them holds whole, so the engine is discarded and
 /// derived again from the log ([`recover`]) — by the open itself.
-const UPGRADES_IN_PLACE: [u32; 5] = [6, 7, 8, 9, 10];
+const UPGRADES_IN_PLACE: [u32; 6] = [6, 7, 8, 9, 10, 11];
 
 /// The version of what a store derives from its events: the decoder, the
 /// fold and the index derivation. Recovery at open derives the memtable
@@ -343,6 +345,8 @@ pub struct Shared {
     tree: sled::Tree,
     /// Records, index lists and counts.
     lsm: Arc<crate::lsm::Lsm>,
+    /// The interned lists' ids, whole (the engine's dictionary).
+    names: names::Names,
     /// Single writer: reads-then-write of a batch must not interleave.
     writer: Mutex<WriterState>,
     feed: changes::Feed,
@@ -350,23 +354,23 @@ pub struct Shared {
     steps: Arc<steps::Steps>,
     /// Events recovered at open.
     recovered: std::sync::atomic::AtomicU64,
-    /// The directory, where the durability marker lives (none in memory).
+    /// The directory, where the durability record lives (none in memory).
     dir: Option<std::path::PathBuf>,
     access: Access,
 }
 
 impl Store {
     /// Makes everything written so far durable, and says so in the
-    /// durability marker.
+    /// durability record.
     pub fn flush(&self) -> Result<(), StoreError> {
         // A store opened to read is left as it was found.
         if self.access == Access::Read {
             return Ok(());
         }
-        let measure = marker::measure(&self.totals());
+        let measure = durability::measure(&self.totals());
         self.db.flush()?;
         match &self.dir {
-            Some(dir) => marker::write(dir, measure),
+            Some(dir) => durability::write(dir, measure),
             None => Ok(()),
         }
     }

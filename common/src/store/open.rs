@@ -26,13 +26,13 @@ impl Store {
             .flush_every_ms(Some(500));
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         loop {
-            match marker::open_guarded(&config, path)? {
+            match durability::open_guarded(&config, path)? {
                 Ok(db) => {
                     let shown = path.display().to_string();
                     return Self::from_db(db, &shown, Some(path), cache_bytes, access);
                 }
                 Err(sled::Error::Corruption { at, .. }) => {
-                    return Err(marker::damaged(
+                    return Err(durability::damaged(
                         path,
                         &path.join("db"),
                         format!("sled finds its log corrupt (at {at:?})"),
@@ -88,7 +88,7 @@ impl Store {
         )
     }
 
-    /// `dir`: where the durability marker is (none for a store in memory).
+    /// `dir`: where the durability record is (none for a store in memory).
     /// `cache_bytes`: sled's page cache, and as much again for the engine's
     /// decoded blocks.
     fn from_db(
@@ -101,7 +101,7 @@ impl Store {
         let tree = db.open_tree("projection")?;
         // Before an empty store is stamped: it may be one that lost everything.
         if let (Some(dir), true) = (dir, tree.is_empty()) {
-            marker::check(dir, &Totals::default())?;
+            durability::check(dir, &Totals::default())?;
         }
         let layout = ownership::check_layout(&tree, path, access == Access::Write)?;
         let totals = match tree.get(keys::META_TOTALS)? {
@@ -111,7 +111,7 @@ impl Store {
             None => Totals::default(),
         };
         if let Some(dir) = dir {
-            marker::check(dir, &totals)?;
+            durability::check(dir, &totals)?;
         }
         let mut checkpoints = Checkpoints::new();
         for kv in tree.scan_prefix([keys::space::CHECKPOINT]) {
@@ -130,12 +130,17 @@ impl Store {
         // What the engine keeps in sled does not read back: the store is
         // damaged (a lost or torn value), not merely unreadable.
         let lsm = Arc::new(lsm.map_err(|e| match (dir, lost(&e)) {
-            (Some(dir), true) => marker::damaged(dir, &dir.join("db"), format!("its engine: {e}")),
+            (Some(dir), true) => {
+                durability::damaged(dir, &dir.join("db"), format!("its engine: {e}"))
+            }
             _ => e.into(),
         })?);
         if layout != LAYOUT {
             upgrade(&lsm, &tree, path, layout, access)?;
         }
+        // The dictionary as the engine's runs hold it; recovery names the
+        // lists of the events after them.
+        let names = names::Names::load(&lsm.snapshot())?;
         let health = engine::Health::default();
         let steps = Arc::new(steps::Steps::default());
         let maintenance = (!cfg!(test) && access == Access::Write)
@@ -143,6 +148,7 @@ impl Store {
         let shared = Shared {
             db,
             lsm,
+            names,
             maintenance,
             health,
             tree,

@@ -24,10 +24,8 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
-use super::index::{
-    self, checkpoint_prefix, order_prefix, CheckpointSide, IndexField, OrderField, Posting,
-};
-use super::keys::{self, space};
+use super::index::{self, CheckpointSide, IndexField, OrderField, Posting};
+use super::keys;
 use super::lists::{self, EntryIter};
 use super::merge::Merge;
 use super::query::{
@@ -287,7 +285,7 @@ impl Store {
         };
         let mut ids: Vec<(String, u32)> = Vec::new();
         for side in sides {
-            let prefix = checkpoint_prefix(side, value);
+            let prefix = keys::checkpoint_items(side, value);
             for kv in self.scan_list(&prefix, Dir::Asc) {
                 let (k, v) = kv?;
                 ids.push((parse_id(&k, &k[prefix.len()..])?, number(&k, &v)?));

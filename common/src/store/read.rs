@@ -44,6 +44,14 @@ impl Store {
         }
     }
 
+    /// The key prefix of the entries of the list named `name` (a posting
+    /// list's [`index::Posting::name`], [`keys::order_list`],
+    /// [`keys::live_list`]): under its interned id, or a prefix that holds
+    /// nothing when no record was ever in it.
+    pub(super) fn list_prefix(&self, name: &[u8]) -> Vec<u8> {
+        self.names.prefix(name)
+    }
+
     /// The record `id` and its number, through the id map.
     pub(super) fn stored_record(
         &self,

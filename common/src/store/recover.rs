@@ -92,9 +92,11 @@ impl Store {
             events += entries.len();
             folded += entries.len() as u64;
             if events >= EVENTS_PER_SLICE {
-                let ops = derive(&touched).ops;
+                let derived = derive(&touched, self.names.naming())?;
+                self.names.commit(derived.names);
                 let first = first.take().expect("set above");
-                self.lsm.commit(position(first), position(last), ops);
+                self.lsm
+                    .commit(position(first), position(last), derived.ops);
                 touched.clear();
                 events = 0;
                 if self.access == Access::Write {
@@ -104,8 +106,10 @@ impl Store {
             }
         }
         if let Some(first) = first {
+            let derived = derive(&touched, self.names.naming())?;
+            self.names.commit(derived.names);
             self.lsm
-                .commit(position(first), position(last), derive(&touched).ops);
+                .commit(position(first), position(last), derived.ops);
         }
         Ok((folded, numbering))
     }

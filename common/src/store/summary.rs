@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::index::{self, IndexField, Posting, HOUR};
-use super::keys::{self, space};
+use super::keys;
 use super::lists;
 use super::query::{ListQuery, Stuck, Window};
 use super::{Store, StoreError};
@@ -227,9 +227,7 @@ impl Store {
 
     /// Every route of the project with its count, from the route counts.
     fn routes(&self, project: &str) -> Result<Vec<Route>, StoreError> {
-        let mut prefix = vec![space::COUNT];
-        keys::push_str(&mut prefix, project.as_bytes());
-        prefix.push(IndexField::Route as u8);
+        let prefix = keys::field_counts(project, IndexField::Route);
         let mut routes = Vec::new();
         for kv in lists::scan(&self.snap(), &prefix, true) {
             let (k, v) = kv?;
@@ -314,7 +312,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let lo = window.after.map_or(from, |a| a.max(from));
         let hi = window.before.map_or(to, |b| b.min(to));
-        let list = posting.prefix(project);
+        let list = self.list_prefix(&posting.name(project));
         let mut n = 0;
         for kv in lists::scan_from(&self.snap(), &list, &lo.key_bytes(), true) {
             let (k, _) = kv?;

@@ -40,7 +40,9 @@ impl Planner<'_> {
         filters: &[Posting],
         limit: usize,
     ) -> Result<Option<Vec<Candidate>>, StoreError> {
-        let prefix = order_prefix(self.project, OrderField::UpdatedAt);
+        let prefix = self
+            .store
+            .list_prefix(&keys::order_list(self.project, OrderField::UpdatedAt));
         let from = self.updated.after.map(|t| t.key_bytes().to_vec());
         let mut seen = 0;
         let mut out = Vec::new();

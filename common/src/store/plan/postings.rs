@@ -32,9 +32,7 @@ impl Planner<'_> {
         &self,
         field: IndexField,
     ) -> Result<Vec<Option<String>>, StoreError> {
-        let mut prefix = vec![space::COUNT];
-        keys::push_str(&mut prefix, self.project.as_bytes());
-        prefix.push(field as u8);
+        let prefix = keys::field_counts(self.project, field);
         let mut values = Vec::new();
         for kv in lists::scan(&self.store.snap(), &prefix, true) {
             let (k, _) = kv?;
@@ -62,7 +60,7 @@ impl Planner<'_> {
         let sources = postings
             .iter()
             .map(|p| {
-                let prefix = p.prefix(self.project);
+                let prefix = self.store.list_prefix(&p.name(self.project));
                 let it = match from {
                     None => self.store.scan_list(&prefix, dir),
                     Some(b) => lists::scan_from(&self.store.snap(), &prefix, &b, dir == Dir::Asc),
@@ -146,7 +144,7 @@ impl Planner<'_> {
         id: &str,
     ) -> Result<bool, StoreError> {
         for p in filters {
-            let list = p.prefix(self.project);
+            let list = self.store.list_prefix(&p.name(self.project));
             if !lists::contains(&self.store.snap(), &list, &Posting::suffix(created, id))? {
                 return Ok(false);
             }

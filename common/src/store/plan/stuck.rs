@@ -13,7 +13,6 @@ use super::gather::Candidate;
 use super::{directed, instant, instant_number, Dir, Planner, Posting, StoreError};
 use crate::instant::Micros;
 use crate::record::Status;
-use crate::store::index;
 use crate::store::keys::{self, space};
 use crate::store::lists;
 use crate::store::query::Stuck;
@@ -48,7 +47,9 @@ impl Planner<'_> {
         let Some(cutoff) = self.stuck.and_then(|k| k.cutoff(status)) else {
             return Ok(());
         };
-        let list = index::live_prefix(self.project, status);
+        let list = self
+            .store
+            .list_prefix(&keys::live_list(self.project, status));
         let seek = seek.map(|b| b.to_vec());
         for kv in self.store.scan_list_from(&list, dir, seek.as_deref())? {
             let (k, v) = kv?;
@@ -147,7 +148,7 @@ impl crate::store::Store {
                 let Some(cutoff) = stuck.cutoff(status) else {
                     continue;
                 };
-                let list = index::live_prefix(&project, status);
+                let list = self.list_prefix(&keys::live_list(&project, status));
                 for kv in self.scan_list_from(&list, Dir::Asc, None)? {
                     let (k, v) = kv?;
                     let c = live_entry(&list, &k, &v)?;
@@ -182,12 +183,10 @@ impl crate::store::Store {
             let (k, _) = kv?;
             let (project, _) =
                 keys::read_str(&k[1..]).ok_or_else(|| StoreError::corrupt(&k, "bad count key"))?;
-            let mut next = vec![space::COUNT];
-            keys::push_str(&mut next, &project);
-            from = lists::prefix_end(&next);
-            out.push(
-                String::from_utf8(project).map_err(|_| StoreError::corrupt(&k, "bad project"))?,
-            );
+            let project =
+                String::from_utf8(project).map_err(|_| StoreError::corrupt(&k, "bad project"))?;
+            from = lists::prefix_end(&keys::project_counts(&project));
+            out.push(project);
         }
         Ok(out)
     }

@@ -17,7 +17,9 @@ impl Planner<'_> {
                 .is_none_or(|m| directed(id.cmp(m), tie) == Ordering::Greater)
         };
         if filters.is_empty() {
-            let prefix = order_prefix(self.project, OrderField::Id);
+            let prefix = self
+                .store
+                .list_prefix(&keys::order_list(self.project, OrderField::Id));
             let seek = after.as_deref().map(|m| {
                 let mut b = Vec::new();
                 keys::push_str(&mut b, m.as_bytes());
@@ -159,7 +161,9 @@ impl Planner<'_> {
                 }
             }
             Some(order) => {
-                let prefix = order_prefix(self.project, order);
+                let prefix = self
+                    .store
+                    .list_prefix(&keys::order_list(self.project, order));
                 let seek = self.order_seek(order, first.dir);
                 for kv in self
                     .store

@@ -1,11 +1,12 @@
-//! The durability marker: a small file beside sled's own, saying how far
+//! The durability record (the `tracker-marker` file; not the paging
+//! `marker` of the list): a small file beside sled's own, saying how far
 //! the store was known to be durable. sled recovers a truncated or
 //! overwritten log by keeping what precedes the damage, silently — the
 //! store would open as an older (or empty) projection, and the checkpoints
 //! in it would make ingest re-read from there without a word. With the
-//! marker, a store that holds less than it had made durable is refused.
+//! record, a store that holds less than it had made durable is refused.
 //!
-//! The marker is written after each explicit flush (so what it claims is on
+//! The record is written after each explicit flush (so what it claims is on
 //! disk), atomically (a temporary file renamed over it). Its measure is the
 //! number of messages the store has handled (applied, duplicate or
 //! quarantined), which only grows.
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use super::{StoreError, Totals};
 
 pub const FILE: &str = "tracker-marker";
+/// The file's first line, as every store since it was introduced has it.
 const HEAD: &str = "replication-tracker durability marker v1";
 
 /// What only grows as batches are written.
@@ -22,7 +24,7 @@ pub fn measure(t: &Totals) -> u64 {
     t.applied + t.duplicates + t.quarantined
 }
 
-/// The durable measure the marker in `dir` records; `None` without a marker
+/// The durable measure the record in `dir` holds; `None` without one
 /// (a new store, or one from before markers).
 pub fn read(dir: &Path) -> Result<Option<u64>, StoreError> {
     let path = dir.join(FILE);
