@@ -121,7 +121,8 @@ pub fn publish(
         tracing::warn!("{e}; the tracker refuses to consume this topic");
     }
     let n = ingest::publish::publish(&brokers, &topic, &lines.messages)?;
-    println!("published {n} messages to {}", kafka.topic(file));
+    let messages = if n == 1 { "message" } else { "messages" };
+    println!("published {n} {messages} to {}", kafka.topic(file));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -168,24 +169,29 @@ fn compare(
 ) -> anyhow::Result<ExitCode> {
     let a = Store::open_read_only(&store.data_dir(file), store.cache_bytes(file))
         .context("opening the store (stop the tracker first, or verify a copy)")?;
+    let topic_a = a.topic()?;
     let (b, _tmp);
     if replay {
         let brokers = kafka
             .brokers(file)
             .context("verify --replay needs --brokers")?;
+        // The topic the store holds, not the default: a replay of another
+        // topic would call a good store DIFFERENT.
+        let mut config = kafka.ingest_config(file, &brokers);
+        match (&topic_a, kafka.configured_topic(file)) {
+            (Some(held), Some(given)) if *held != given => bail!(
+                "the store holds the projection of topic {held:?}, and the topic to replay is                  {given:?}: give --topic {held:?} (or none)"
+            ),
+            (Some(held), _) => config.topic = held.clone(),
+            (None, _) => {}
+        }
         // Removed when dropped, on every way out of this function.
         let tmp = tempfile::Builder::new()
             .prefix("tracker-verify-")
             .tempdir()?;
         let dir = tmp.path().join("replay");
         let cache = store.cache_bytes(file);
-        ingest::replay::replay(
-            kafka.ingest_config(file, &brokers),
-            &dir,
-            cache,
-            true,
-            &shutdown_token()?,
-        )?;
+        ingest::replay::replay(config, &dir, cache, true, &shutdown_token()?)?;
         b = Store::open(&dir, cache)?;
         _tmp = Some(tmp);
     } else {
@@ -194,6 +200,13 @@ fn compare(
         };
         b = Store::open_read_only(&other, store.cache_bytes(file))?;
         _tmp = None;
+        if let (Some(ta), Some(tb)) = (&topic_a, b.topic()?) {
+            if *ta != tb {
+                bail!(
+                    "the stores hold projections of different topics: {ta:?} and {tb:?};                      there is nothing to compare"
+                );
+            }
+        }
     }
     let c = common::store::verify::compare(&a, &b, MAX_LISTED)?;
     println!("digest a {}  ({} records)", c.digest_a, c.records_a);

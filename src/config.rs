@@ -273,10 +273,12 @@ impl KafkaArgs {
         // `FileConfig::check`).
         self.brokers.clone().or_else(|| f.kafka.brokers.clone())
     }
+    /// The topic a flag, variable or the config file names, if any.
+    pub fn configured_topic(&self, f: &FileConfig) -> Option<String> {
+        self.topic.clone().or_else(|| f.kafka.topic.clone())
+    }
     pub fn topic(&self, f: &FileConfig) -> String {
-        self.topic
-            .clone()
-            .or_else(|| f.kafka.topic.clone())
+        self.configured_topic(f)
             .unwrap_or_else(|| "replication-events".into())
     }
     pub fn ingest_config(&self, f: &FileConfig, brokers: &str) -> ingest::IngestConfig {
@@ -338,7 +340,7 @@ pub struct HttpArgs {
     )]
     pub cors_origins: Vec<String>,
     /// A `replicating` record with no event for this long is stuck (90s,
-    /// 45m, 6h, 2d). Default: 6h
+    /// 45m, 6h, 2d; at most 3650d). Default: 6h
     #[arg(long, env = "TRACKER_STUCK_REPLICATING")]
     pub stuck_replicating: Option<String>,
     /// A `waiting_replicate` record with no event for this long is stuck.

@@ -380,7 +380,7 @@ async fn the_dashboard_shows_what_the_api_says_and_updates_live() {
         "schema_version": 1, "event_id": "live-1", "type": "queued", "record_id": id,
         "occurred_at": now,
         "record": {"source_region": "region-1", "source_project_id": project,
-                   "destination_region": "region-2", "destination_project_id": project},
+                   "destination_region": "\u{202e}evil", "destination_project_id": project},
     });
     let published = Instant::now();
     ingest::publish::publish(
@@ -398,6 +398,14 @@ async fn the_dashboard_shows_what_the_api_says_and_updates_live() {
     .await;
     let shown_after = published.elapsed();
     assert!(shown_after <= Duration::from_secs(2), "{shown_after:?}");
+    // A right-to-left override in its region is shown, not obeyed (it
+    // displayed `evil` as `live`).
+    let region = js(
+        &c,
+        &format!("return document.querySelector('#rows tr[data-id=\"{id}\"] td:nth-child(4)').textContent"),
+    )
+    .await;
+    assert_eq!(region, json!("⟨U+202E⟩evil"));
     println!("live: a published event showed in the page after {shown_after:?}");
 
     // The first render of a page of rows, after the list answered.

@@ -382,6 +382,27 @@ fn replay_matches_live_and_verify_reports_equality_and_planted_differences() {
     assert!(text.contains("DIFFERENT: 1 record differences"), "{text}");
     let left: Vec<_> = std::fs::read_dir(scratch.path()).unwrap().collect();
     assert!(left.is_empty(), "verify --replay left {left:?}");
+
+    // Without --topic, the replay reads the topic the store holds (it read
+    // `replication-events` and called a good store DIFFERENT); a --topic
+    // naming another is refused, naming both (exit 2: nothing compared).
+    let replay_verify = |extra: &[&str]| {
+        Command::new(tracker_bin())
+            .args(["verify", "--data-dir"])
+            .arg(&live_dir)
+            .args(["--replay", "--brokers", &broker.bootstrap()])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = replay_verify(&[]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("EQUAL"), "{text}");
+    let out = replay_verify(&["--topic", "another"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&topic) && err.contains("another"), "{err}");
 }
 
 /// Regression: a replay interrupted by SIGTERM printed the digest of the

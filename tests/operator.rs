@@ -343,6 +343,25 @@ fn digest_and_verify_say_which_topic_and_offsets_they_read() {
         out.contains("EQUAL") && out.contains("read different offsets"),
         "{out}"
     );
+    // A store of another topic: nothing to compare (exit 2), both named.
+    let other = dir.path().join("other");
+    {
+        let s = common::Store::open(&other, 1 << 20).unwrap();
+        assert_eq!(s.bind_topic("u").unwrap(), None);
+        s.close().unwrap();
+    }
+    let (code, _, err) = support::cli::run_in(
+        dir.path(),
+        &[
+            "verify",
+            "--data-dir",
+            &whole,
+            "--against",
+            other.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("\"t\"") && err.contains("\"u\""), "{err}");
 }
 
 /// A token with surrounding whitespace hashed to a value no HTTP client can

@@ -76,7 +76,7 @@ pub enum IngestError {
     NoSuchTopic(String),
     #[error("{} is not empty: replay needs a fresh data dir", .0.display())]
     OutNotEmpty(std::path::PathBuf),
-    #[error("could not reach the topic within {waited:?} (brokers {brokers}): {last}")]
+    #[error("could not reach the topic within {:.1} s (brokers {brokers}): {last}", waited.as_secs_f64())]
     Unreachable {
         brokers: String,
         waited: std::time::Duration,

@@ -85,9 +85,19 @@ fn rebuild(
     } else {
         ProgressBar::hidden()
     };
+    // The rate rounded to a whole message (indicatif's `{per_sec}` printed
+    // `5,041.1324/s`).
     bar.set_style(
-        ProgressStyle::with_template("{spinner} replay [{elapsed_precise}] {wide_bar} {pos}/{len} msgs ({per_sec}, eta {eta})")
-            .expect("static template"),
+        ProgressStyle::with_template(
+            "{spinner} replay [{elapsed_precise}] {wide_bar} {pos}/{len} msgs ({rate}, eta {eta})",
+        )
+        .expect("static template")
+        .with_key(
+            "rate",
+            |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0}/s", s.per_sec());
+            },
+        ),
     );
     let worker = Worker::new(cfg, store.clone(), progress)?;
     worker.run_to_end(cancel, &mut |p| match p {

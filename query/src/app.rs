@@ -113,6 +113,11 @@ async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Response 
     if head > s.limits.max_header_bytes {
         return ApiError::HeadersTooLarge(s.limits.max_header_bytes).into_response();
     }
+    // An empty segment (`/v1//replication_records`) names no project and no
+    // record: no such resource, whatever route it would match.
+    if req.uri().path().contains("//") {
+        return not_found(req).await.into_response();
+    }
     let route = req
         .extensions()
         .get::<MatchedPath>()

@@ -38,6 +38,10 @@ pub enum BadTokenConfig {
     SameHash(String, String),
     #[error("token `{0}`: projects is empty, so it could read nothing; list project ids, or \"*\" for all")]
     NoProjects(String),
+    #[error(
+        "token `{0}`: a project id is blank (or padded with whitespace), which no request can name"
+    )]
+    BlankProject(String),
 }
 
 /// Tokens shipped in `config/tracker.example.toml`: anyone can read them.
@@ -88,6 +92,12 @@ impl Auth {
             if t.projects.is_empty() {
                 return Err(BadTokenConfig::NoProjects(t.name.clone()));
             }
+            if t.projects
+                .iter()
+                .any(|p| p.trim().is_empty() || p.trim() != p)
+            {
+                return Err(BadTokenConfig::BlankProject(t.name.clone()));
+            }
             if let Some(other) = entries.iter().find(|e| e.hash == hash) {
                 return Err(BadTokenConfig::SameHash(
                     other.principal.name.clone(),
@@ -125,7 +135,13 @@ impl Auth {
     }
 
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<&Principal, ApiError> {
-        let token = headers.get("x-auth-token").ok_or(ApiError::MissingToken)?;
+        // Two tokens are refused, not chosen between (the last one's scope
+        // once won).
+        let mut tokens = headers.get_all("x-auth-token").iter();
+        let token = tokens.next().ok_or(ApiError::MissingToken)?;
+        if tokens.next().is_some() {
+            return Err(ApiError::DuplicateHeader("X-Auth-Token"));
+        }
         let presented = hash_token(token.to_str().map_err(|_| ApiError::InvalidToken)?);
         let mut found = subtle::Choice::from(0);
         let mut index = 0u64;
@@ -203,6 +219,14 @@ mod tests {
             Auth::new(&[token("n", "s", &[])]).unwrap_err(),
             BadTokenConfig::NoProjects("n".into())
         );
+        // A blank or padded project id no request can name.
+        for projects in [&["p", ""][..], &["  "], &[" p"]] {
+            assert_eq!(
+                Auth::new(&[token("b", "s", projects)]).unwrap_err(),
+                BadTokenConfig::BlankProject("b".into()),
+                "{projects:?}"
+            );
+        }
         // The same secret under two scopes: the order would decide.
         assert_eq!(
             Auth::new(&[token("a", "s", &["p"]), token("op", "s", &["*"])]).unwrap_err(),

@@ -16,6 +16,8 @@ pub enum ApiError {
     DuplicateParameter(String),
     #[error("parameter `{0}` is given with an empty value")]
     EmptyParameter(String),
+    #[error("header `{0}` is given more than once")]
+    DuplicateHeader(&'static str),
     #[error("the X-Auth-Token header is missing")]
     MissingToken,
     #[error("the X-Auth-Token is not valid")]
@@ -38,6 +40,8 @@ pub enum ApiError {
     Timeout,
     #[error("too many concurrent requests, retry later")]
     Overloaded,
+    #[error("too many change feeds open (max_streams: {0}), retry later")]
+    TooManyStreams(usize),
     #[error("the projection has not caught up with the event stream yet, retry later")]
     NotReady,
     /// A failure on our side whose detail is for the log, never the client:
@@ -69,7 +73,8 @@ impl ApiError {
         match self {
             ApiError::InvalidParameter { .. }
             | ApiError::DuplicateParameter(_)
-            | ApiError::EmptyParameter(_) => StatusCode::BAD_REQUEST,
+            | ApiError::EmptyParameter(_)
+            | ApiError::DuplicateHeader(_) => StatusCode::BAD_REQUEST,
             ApiError::MissingToken | ApiError::InvalidToken => StatusCode::UNAUTHORIZED,
             ApiError::ProjectForbidden(_) | ApiError::OperatorOnly => StatusCode::FORBIDDEN,
             ApiError::RecordNotFound(_) | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
@@ -78,6 +83,7 @@ impl ApiError {
             ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Overloaded
+            | ApiError::TooManyStreams(_)
             | ApiError::NotReady
             | ApiError::Failed {
                 unavailable: true, ..
@@ -92,6 +98,7 @@ impl ApiError {
             ApiError::InvalidParameter { .. } => "TRK.INVALID_PARAMETER",
             ApiError::DuplicateParameter(_) => "TRK.DUPLICATE_PARAMETER",
             ApiError::EmptyParameter(_) => "TRK.EMPTY_PARAMETER",
+            ApiError::DuplicateHeader(_) => "TRK.DUPLICATE_HEADER",
             ApiError::MissingToken => "TRK.MISSING_TOKEN",
             ApiError::InvalidToken => "TRK.INVALID_TOKEN",
             ApiError::ProjectForbidden(_) => "TRK.PROJECT_FORBIDDEN",
@@ -102,7 +109,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => "TRK.PAYLOAD_TOO_LARGE",
             ApiError::HeadersTooLarge(_) => "TRK.HEADERS_TOO_LARGE",
             ApiError::Timeout => "TRK.REQUEST_TIMEOUT",
-            ApiError::Overloaded => "TRK.OVERLOADED",
+            ApiError::Overloaded | ApiError::TooManyStreams(_) => "TRK.OVERLOADED",
             ApiError::NotReady => "TRK.NOT_READY",
             ApiError::Failed {
                 unavailable: true, ..
@@ -112,10 +119,11 @@ impl ApiError {
     }
 
     /// Every code, for documentation and tests.
-    pub const CODES: [&'static str; 17] = [
+    pub const CODES: [&'static str; 18] = [
         "TRK.INVALID_PARAMETER",
         "TRK.DUPLICATE_PARAMETER",
         "TRK.EMPTY_PARAMETER",
+        "TRK.DUPLICATE_HEADER",
         "TRK.MISSING_TOKEN",
         "TRK.INVALID_TOKEN",
         "TRK.PROJECT_FORBIDDEN",

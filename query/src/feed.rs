@@ -56,6 +56,10 @@ pub(crate) async fn changes(
     let Path(project) = path.map_err(path_error)?;
     authorize(&s, principal, &project)?;
     let last_event_id = match headers.get("last-event-id") {
+        // Empty like any other parameter given without a value.
+        Some(v) if v.as_bytes().trim_ascii().is_empty() => {
+            return Err(ApiError::EmptyParameter("Last-Event-ID".into()))
+        }
         Some(v) => Some(v.to_str().map_err(|_| {
             ApiError::invalid(
                 "Last-Event-ID",
@@ -69,7 +73,7 @@ pub(crate) async fn changes(
         .streams
         .clone()
         .try_acquire_owned()
-        .map_err(|_| ApiError::Overloaded)?;
+        .map_err(|_| ApiError::TooManyStreams(s.limits.max_streams))?;
     let tail = Tail::open(
         &s.store,
         project,
@@ -231,6 +235,10 @@ impl Tail {
                 Fill::Gap => "the changes this stream missed are no longer retained",
                 Fill::Foreign => unreachable!("answered above"),
             }),
+            Ok(Since::Ahead) => self.reset(
+                "the resume point is past this store's last change (a store rebuilt, or restored \
+                 from an older copy, since it was read)",
+            ),
             Err(e) => {
                 tracing::warn!(error = %e, "a change feed could not read the change log; its client is told to reload");
                 self.reset("the change log could not be read");

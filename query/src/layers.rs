@@ -1,5 +1,6 @@
 //! What wraps every request, outermost first: a request id (an incoming
-//! `X-Request-Id` is kept, else a UUID is made; echoed in the response), a
+//! `X-Request-Id` is kept when it is one plain id of at most 128
+//! characters, else a UUID is made; echoed in the response), a
 //! span carrying it — so every log line of the request names it — closed by
 //! one access-log line (method, route, path, client address, status,
 //! duration in ms as a number; never a header, so never the token), CORS for the configured origins, and response
@@ -49,6 +50,32 @@ pub(crate) fn wrap(router: Router<AppState>, state: &AppState) -> Router<AppStat
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(axum::middleware::map_request(keep_valid_request_id))
+}
+
+/// The longest request id kept from a client.
+const MAX_REQUEST_ID: usize = 128;
+
+/// An incoming request id is kept when it is given once and is 1–128
+/// characters of `A-Z a-z 0-9 . _ : -`; any other (one that writes fields
+/// into the access log, 5,000 characters echoed back) is dropped, and a
+/// UUID is made in its place.
+async fn keep_valid_request_id(mut req: Request) -> Request {
+    let mut ids = req.headers().get_all(&REQUEST_ID).iter();
+    let valid = match (ids.next(), ids.next()) {
+        (Some(id), None) => {
+            let id = id.as_bytes();
+            (1..=MAX_REQUEST_ID).contains(&id.len())
+                && id
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(b))
+        }
+        _ => false,
+    };
+    if !valid {
+        req.headers_mut().remove(&REQUEST_ID);
+    }
+    req
 }
 
 /// The longest path an access line carries, in characters.

@@ -57,6 +57,19 @@ mod tests {
     /// from a struct of its own (utoipa); this keeps those structs equal to
     /// the vocabularies the parser reads, so adding a parameter in one place
     /// fails here until it is documented.
+    /// The document's metadata is complete: its license was `{"name": ""}`
+    /// (the crate named none).
+    #[test]
+    fn the_metadata_names_the_license() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        assert_eq!(
+            doc["info"]["license"]["name"], "Apache-2.0",
+            "{}",
+            doc["info"]
+        );
+        assert_eq!(doc["info"]["title"], "Replication tracker");
+    }
+
     #[test]
     fn the_documented_parameters_are_the_parsed_ones() {
         let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();

@@ -44,7 +44,13 @@ impl StuckPolicy {
     /// `stuck=want` as of now.
     pub fn resolve(&self, want: bool) -> Stuck {
         let now = (self.clock)();
-        let before = |d: Duration| Micros(now.0.saturating_sub(d.as_micros() as i64));
+        // Saturating: a threshold longer than the clock's range puts the
+        // cutoff at its start (nothing is stuck), never wraps around
+        // (200000000d once made every record stuck).
+        let before = |d: Duration| {
+            let d = i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+            Micros(now.0.saturating_sub(d))
+        };
         Stuck {
             want,
             replicating_before: before(self.replicating),
@@ -53,8 +59,12 @@ impl StuckPolicy {
     }
 }
 
+/// The longest stuck threshold: ten years (a record with no event for
+/// longer is not "stuck", it is forgotten).
+pub const MAX_THRESHOLD: Duration = Duration::from_secs(3650 * 86_400);
+
 /// A threshold as configured: a whole number and a unit, `s`, `m`, `h` or
-/// `d` (`90s`, `45m`, `6h`, `2d`).
+/// `d` (`90s`, `45m`, `6h`, `2d`), at most [`MAX_THRESHOLD`] (`3650d`).
 pub fn parse_threshold(s: &str) -> Result<Duration, String> {
     let unit = s.chars().last().ok_or("empty duration")?;
     let n: u64 = s[..s.len() - unit.len_utf8()]
@@ -72,7 +82,8 @@ pub fn parse_threshold(s: &str) -> Result<Duration, String> {
     }
     n.checked_mul(secs)
         .map(Duration::from_secs)
-        .ok_or_else(|| format!("`{s}` is too long"))
+        .filter(|d| *d <= MAX_THRESHOLD)
+        .ok_or_else(|| format!("`{s}` is too long: at most 3650d"))
 }
 
 #[cfg(test)]
@@ -93,6 +104,9 @@ mod tests {
             "0h",
             "1.5h",
             "99999999999999999d",
+            "3651d",
+            "200000000d",
+            "18446744073709551615s",
         ] {
             assert!(parse_threshold(bad).is_err(), "{bad}");
         }
@@ -107,5 +121,30 @@ mod tests {
         let k = p.resolve(true);
         assert_eq!(k.replicating_before, Micros(94 * 3_600_000_000));
         assert_eq!(k.waiting_before, Micros(76 * 3_600_000_000));
+    }
+
+    proptest::proptest! {
+        /// Over the whole range of thresholds and clocks, the cutoff is at
+        /// or before now, and a longer threshold never moves it later (a
+        /// wrapped subtraction once made every record stuck).
+        #[test]
+        fn cutoffs_never_wrap(
+            now in proptest::num::i64::ANY,
+            a in proptest::num::u64::ANY,
+            b in proptest::num::u64::ANY,
+            nanos in 0u32..1_000_000_000,
+        ) {
+            let at = |secs: u64| StuckPolicy {
+                replicating: Duration::new(secs, nanos),
+                waiting_replicate: Duration::from_secs(secs),
+                clock: Arc::new(move || Micros(now)),
+            }
+            .resolve(true);
+            let (short, long) = (at(a.min(b)), at(a.max(b)));
+            proptest::prop_assert!(short.replicating_before.0 <= now);
+            proptest::prop_assert!(short.waiting_before.0 <= now);
+            proptest::prop_assert!(long.replicating_before.0 <= short.replicating_before.0);
+            proptest::prop_assert!(long.waiting_before.0 <= short.waiting_before.0);
+        }
     }
 }

@@ -166,7 +166,15 @@ async fn a_resume_point_out_of_the_retention_gets_a_reset_and_the_stream_ends() 
         apply(&store, chunk, i * 10);
     }
     let st = state(store.clone(), vec!["*".into()]);
-    for since in ["1", &(store.change_head() + 1).to_string()] {
+    // Each with its own reason: a resume point ahead of the store's last
+    // change was told it was "older than the retained changes".
+    for (since, why) in [
+        ("1".to_owned(), "older than the retained"),
+        (
+            (store.change_head() + 1).to_string(),
+            "past this store's last change",
+        ),
+    ] {
         let uri = format!(
             "/v1/{}/replication_records/changes?since={since}",
             project(0)
@@ -174,7 +182,8 @@ async fn a_resume_point_out_of_the_retention_gets_a_reset_and_the_stream_ends() 
         let mut s = Stream::open(st.clone(), &uri, None).await;
         let e = s.next(Duration::from_secs(2)).await.expect("a reset");
         assert_eq!(e.event, "reset", "since={since}");
-        assert!(e.data["reason"].as_str().unwrap().contains("retained"));
+        let reason = e.data["reason"].as_str().unwrap();
+        assert!(reason.contains(why), "since={since}: {reason}");
         assert_eq!(
             s.next(Duration::from_secs(2)).await,
             None,
@@ -252,7 +261,13 @@ async fn streams_have_their_own_cap_and_end_at_shutdown() {
         .unwrap()
         .into_data()
         .unwrap();
-    assert!(String::from_utf8_lossy(&body).contains("TRK.OVERLOADED"));
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.contains("TRK.OVERLOADED"), "{body}");
+    // Said as what it is (it said "too many concurrent requests").
+    assert!(
+        body.contains("too many change feeds open (max_streams: 1)"),
+        "{body}"
+    );
     // A stream holds no request slot and outlives the request timeout.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (status, body) = support::get(st.clone(), "/v1/projects", Some(TOKEN)).await;
@@ -295,6 +310,13 @@ async fn bad_feed_requests_are_refused_naming_the_fault() {
             Some("x1"),
             StatusCode::BAD_REQUEST,
             "Last-Event-ID",
+        ),
+        // Empty, like any parameter without a value.
+        (
+            base.clone(),
+            Some(" "),
+            StatusCode::BAD_REQUEST,
+            "TRK.EMPTY_PARAMETER",
         ),
         (
             format!("/v1/{}/replication_records/changes", project(1)),

@@ -74,7 +74,7 @@ async function start() {
   clearError();
   $('#signout').hidden = false;
   const sel = $('#project');
-  sel.replaceChildren(...projects.map((p) => new Option(p, p)));
+  sel.replaceChildren(...projects.map((p) => new Option(inert(p), p)));
   const wanted = new URLSearchParams(location.hash.slice(1)).get('project');
   state.project = projects.includes(wanted) ? wanted : projects[0] ?? null;
   if (!state.project) {
@@ -257,10 +257,19 @@ async function loadList() {
   requestAnimationFrame(() => requestAnimationFrame(() => performance.measure('rows-rendered', 'list-answered')));
 }
 
+// Bidirectional controls in data (a U+202E in a region name showed `evil`
+// as `live`) are shown as what they are, never obeyed.
+const BIDI = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+function inert(text) {
+  return typeof text === 'string'
+    ? text.replace(BIDI, (c) => `⟨U+${c.codePointAt(0).toString(16).toUpperCase().padStart(4, '0')}⟩`)
+    : text;
+}
+
 function cell(tr, text, cls) {
   const td = document.createElement('td');
   if (cls) td.className = cls;
-  td.textContent = text ?? '—';
+  td.textContent = inert(text) ?? '—';
   tr.append(td);
   return td;
 }
@@ -275,7 +284,7 @@ function rowOf(r) {
 
 function fillRow(tr, r) {
   tr.replaceChildren();
-  cell(tr, r.id, 'id').title = r.id;
+  cell(tr, r.id, 'id').title = inert(r.id);
   const st = cell(tr, '');
   const badge = document.createElement('span');
   badge.className = `badge s-${r.status}`;
@@ -371,7 +380,7 @@ function writeFilterForm() {
 async function loadRegions() {
   const { regions } = await api(`${projectPath()}/replication_capabilities`);
   const names = new Set(regions.flatMap((r) => [r.name, ...r.replication_destinations]));
-  $('#regions').replaceChildren(...[...names].sort().map((n) => new Option(n)));
+  $('#regions').replaceChildren(...[...names].sort().map((n) => new Option(inert(n), n)));
 }
 
 function wire() {
@@ -444,13 +453,13 @@ function wire() {
 async function openDrawer(id) {
   const base = `${projectPath()}/replication_records/${encodeURIComponent(id)}`;
   const [{ replication_record: r }, trail] = await Promise.all([api(base), api(`${base}/events`)]);
-  $('#drawer-title').textContent = r.id;
+  $('#drawer-title').textContent = inert(r.id);
   const fields = Object.entries({ ...r, ...r.extra_info }).filter(([k]) => k !== 'extra_info' && k !== 'id');
   $('#drawer-fields').replaceChildren(...fields.flatMap(([k, v]) => {
     const dt = document.createElement('dt');
-    dt.textContent = k;
+    dt.textContent = inert(k);
     const dd = document.createElement('dd');
-    dd.textContent = v === null ? '—' : String(v);
+    dd.textContent = v === null ? '—' : inert(String(v));
     return [dt, dd];
   }));
   $('#drawer-events').replaceChildren();
@@ -466,11 +475,11 @@ function showEvents(base, { events, next_marker: next }) {
     const li = document.createElement('li');
     const meta = document.createElement('div');
     meta.className = 'meta';
-    meta.textContent = `#${e.seq} · ${e.topic}/${e.partition}@${e.offset} · ${e.effect}`;
+    meta.textContent = inert(`#${e.seq} · ${e.topic}/${e.partition}@${e.offset} · ${e.effect}`);
     const title = document.createElement('strong');
-    title.textContent = `${e.event.type ?? '?'} at ${e.event.occurred_at ?? '?'}`;
+    title.textContent = inert(`${e.event.type ?? '?'} at ${e.event.occurred_at ?? '?'}`);
     const pre = document.createElement('pre');
-    pre.textContent = JSON.stringify(e.event, null, 2);
+    pre.textContent = inert(JSON.stringify(e.event, null, 2));
     li.append(title, meta, pre);
     return li;
   }));

@@ -86,9 +86,13 @@ pub enum Since {
     /// the record's state as it is now (a later change to the same record
     /// follows with the same state).
     Changes(Vec<Change>),
-    /// The resume point is older than the retention, or not a change of this
-    /// store: the client must reload.
+    /// The resume point is older than the retention: the client must
+    /// reload.
     Reset,
+    /// The resume point is past every change this store handed out (its
+    /// client read a store rebuilt since, or restored from an older copy):
+    /// the client must reload.
+    Ahead,
 }
 
 /// The in-memory side: live subscribers and the retention.
@@ -397,7 +401,7 @@ impl Store {
 
     fn changes_through(&self, since: u64, head: u64) -> Result<Since, StoreError> {
         if since > head {
-            return Ok(Since::Reset);
+            return Ok(Since::Ahead);
         }
         let from = since + 1;
         let Some(first) = self.tree.scan_prefix([space::CHANGE]).keys().next() else {

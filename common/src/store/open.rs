@@ -179,7 +179,7 @@ impl Store {
         if events > 0 {
             tracing::info!(
                 events,
-                secs = started.elapsed().as_secs_f64(),
+                secs = (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
                 "recovered the events after the engine's last flush from the event log"
             );
         }

@@ -148,6 +148,8 @@ pub fn listed(
             })
             .map(|c| (c.seq, c.record.id))
             .collect(),
-        common::store::changes::Since::Reset => panic!("reset"),
+        common::store::changes::Since::Reset | common::store::changes::Since::Ahead => {
+            panic!("reset")
+        }
     }
 }

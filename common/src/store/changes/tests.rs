@@ -20,7 +20,7 @@ fn event(n: usize, record: &str, ty: &str) -> Message {
 fn seqs(s: Since) -> Vec<(u64, String)> {
     match s {
         Since::Changes(c) => c.into_iter().map(|c| (c.seq, c.record.id)).collect(),
-        Since::Reset => panic!("unexpected reset"),
+        Since::Reset | Since::Ahead => panic!("unexpected reset"),
     }
 }
 
@@ -42,7 +42,7 @@ fn changes_are_numbered_in_apply_order_and_resume_exactly() {
     );
     assert_eq!(seqs(store.changes_since(2).unwrap()), [(3, "a".into())]);
     assert_eq!(seqs(store.changes_since(3).unwrap()), []);
-    assert_eq!(store.changes_since(4).unwrap(), Since::Reset);
+    assert_eq!(store.changes_since(4).unwrap(), Since::Ahead);
     let live = rx.try_recv().unwrap();
     assert_eq!((live.first, live.last), (1, 2));
     assert_eq!(
@@ -105,7 +105,7 @@ fn a_reopened_store_never_reuses_a_number() {
         seqs(store.changes_since(0).unwrap()),
         [(1, "a".into()), (b, "b".into())]
     );
-    assert_eq!(store.changes_since(b + 1).unwrap(), Since::Reset);
+    assert_eq!(store.changes_since(b + 1).unwrap(), Since::Ahead);
 }
 
 proptest::proptest! {
@@ -144,9 +144,10 @@ proptest::proptest! {
                     proptest::prop_assert_eq!(got, want);
                 }
                 Since::Reset => proptest::prop_assert!(
-                    since > head || head - since > retention,
+                    since <= head && head - since > retention,
                     "reset at {} with head {} and retention {}", since, head, retention
                 ),
+                Since::Ahead => proptest::prop_assert!(since > head, "ahead at {} with head {}", since, head),
             }
         }
     }
@@ -159,7 +160,7 @@ fn states(s: Since) -> Vec<(u64, String, String)> {
             .into_iter()
             .map(|c| (c.seq, c.record.id, c.record.status.as_str().to_string()))
             .collect(),
-        Since::Reset => panic!("unexpected reset"),
+        Since::Reset | Since::Ahead => panic!("unexpected reset"),
     }
 }
 
