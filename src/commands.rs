@@ -44,7 +44,9 @@ pub fn replay(
 
 /// Prints a stopped store's digest and totals.
 pub fn digest(file: &FileConfig, store: &StoreArgs) -> anyhow::Result<ExitCode> {
-    let s = Store::open_read_only(&store.data_dir(file), store.cache_bytes(file))?;
+    let dir = store.data_dir(file);
+    let s = Store::open_read_only(&dir, store.cache_bytes(file))
+        .with_context(|| format!("opening the store in {}", dir.display()))?;
     let t = s.totals();
     println!("digest {}", s.digest()?);
     println!(
@@ -102,16 +104,25 @@ pub fn publish(
         std::fs::read(path).with_context(|| format!("reading {}", path.display()))?
     };
     let lines = ingest::publish::read_lines(&text);
+    let total = lines.messages.len();
+    let mut refusals = Vec::new();
     if let Some(first) = lines.unkeyed.first() {
-        let what = format!(
-            "{} of {} lines are not a JSON object with a record_id (the first: line {first})",
+        refusals.push(format!(
+            "{} of {total} lines are not a JSON object with a record_id (the first: line {first})",
             lines.unkeyed.len(),
-            lines.messages.len()
-        );
-        if strict {
-            bail!("{what}; --strict publishes nothing");
-        }
-        tracing::warn!("{what}: sent without a key; the tracker will quarantine them");
+        ));
+    }
+    if let Some(first) = lines.oversized.first() {
+        refusals.push(format!(
+            "{} of {total} lines are over 64 KiB, the largest event the tracker takes (the first: line {first})",
+            lines.oversized.len(),
+        ));
+    }
+    if strict && !refusals.is_empty() {
+        bail!("{}; --strict publishes nothing", refusals.join("; "));
+    }
+    for what in &refusals {
+        tracing::warn!("{what}: sent anyway; the tracker will quarantine them");
     }
     // Sent anyway (the topic is the producers' to choose), but said: the
     // tracker refuses to consume a topic whose settings break the projection.
@@ -120,9 +131,20 @@ pub fn publish(
     {
         tracing::warn!("{e}; the tracker refuses to consume this topic");
     }
-    let n = ingest::publish::publish(&brokers, &topic, &lines.messages)?;
-    let messages = if n == 1 { "message" } else { "messages" };
-    println!("published {n} {messages} to {}", kafka.topic(file));
+    // Every line that could not be sent is named, with why; the others go.
+    let failed = ingest::publish::send_each(&brokers, &topic, &lines.messages)?;
+    for (i, reason) in &failed {
+        eprintln!("line {}: not sent: {reason}", lines.numbers[*i]);
+    }
+    let sent = total - failed.len();
+    let messages = if sent == 1 { "message" } else { "messages" };
+    println!("published {sent} {messages} to {topic}");
+    if !failed.is_empty() {
+        bail!(
+            "{} of {total} lines were not sent (listed above)",
+            failed.len()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -167,8 +189,9 @@ fn compare(
     replay: bool,
     kafka: &KafkaArgs,
 ) -> anyhow::Result<ExitCode> {
-    let a = Store::open_read_only(&store.data_dir(file), store.cache_bytes(file))
-        .context("opening the store (stop the tracker first, or verify a copy)")?;
+    let dir = store.data_dir(file);
+    let a = Store::open_read_only(&dir, store.cache_bytes(file))
+        .with_context(|| format!("opening the store in {}", dir.display()))?;
     let topic_a = a.topic()?;
     let (b, _tmp);
     if replay {
@@ -198,7 +221,15 @@ fn compare(
         let Some(other) = against else {
             bail!("give --against DIR or --replay")
         };
-        b = Store::open_read_only(&other, store.cache_bytes(file))?;
+        let same = |p: &Path| std::fs::canonicalize(p).ok();
+        if same(&other).is_some() && same(&other) == same(&store.data_dir(file)) {
+            bail!(
+                "--data-dir and --against name the same store ({}): there is nothing to compare",
+                other.display()
+            );
+        }
+        b = Store::open_read_only(&other, store.cache_bytes(file))
+            .with_context(|| format!("opening the store in {}", other.display()))?;
         _tmp = None;
         if let (Some(ta), Some(tb)) = (&topic_a, b.topic()?) {
             if *ta != tb {

@@ -128,6 +128,13 @@ pub async fn run(file: FileConfig, mode: Mode) -> anyhow::Result<()> {
             projects: vec!["*".into()],
         });
     }
+    // A store in use is said before the port is bound (a second tracker
+    // held its port, answering nothing, until it found out).
+    if !embedded {
+        let dir = store_args.data_dir(&file);
+        Store::check_not_in_use(&dir)
+            .with_context(|| format!("opening the store in {}", dir.display()))?;
+    }
     let http = match http {
         Some(h) => Some(Http::prepare(h, &file, &tokens).await?),
         None => None,

@@ -155,6 +155,69 @@ fn publish_names_bad_lines_and_a_dead_broker_in_one_line() {
     assert!(took < Duration::from_secs(25), "{took:?}");
 }
 
+/// One oversized line no longer loses the file: 3,000 valid lines, one of
+/// 2 MB (past the producer's limit) and 10 more sent nothing (exit 1,
+/// `MessageSizeTooLarge`, the line not named). Now every line that cannot
+/// be sent is named with why, the others are sent, and the exit is 1; a
+/// line over the contract's 64 KiB is warned about, or with `--strict`
+/// refused before anything is sent.
+#[test]
+#[ignore = "needs the tansu broker: run scripts/test"]
+fn publish_names_each_line_it_cannot_send_and_sends_the_others() {
+    let broker = Broker::start();
+    let topic = broker.create_topic(2);
+    let dir = tempfile::tempdir().unwrap();
+    let line = |i: usize| {
+        format!(
+            r#"{{"schema_version":1,"event_id":"e{i}","type":"queued","record_id":"r{i}","occurred_at":"2026-01-01T00:00:00Z"}}"#
+        )
+    };
+    let mut text: Vec<String> = (0..3000).map(line).collect();
+    text.push(format!(
+        r#"{{"record_id":"huge","x":"{}"}}"#,
+        "a".repeat(2 << 20)
+    ));
+    text.extend((3000..3010).map(line));
+    let file = dir.path().join("events.jsonl");
+    std::fs::write(&file, text.join("\n")).unwrap();
+    let bootstrap = broker.bootstrap();
+    let publish = |file: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            "publish",
+            file.to_str().unwrap(),
+            "--brokers",
+            &bootstrap,
+            "--topic",
+            &topic,
+        ];
+        args.extend_from_slice(extra);
+        run_in(dir.path(), &args)
+    };
+    let sent = || -> i64 { (0..2).map(|p| broker.watermarks(&topic, p).1).sum() };
+    let (code, out, err) = publish(&file, &[]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(err.contains("line 3001: not sent:"), "{err}");
+    assert!(err.contains("1 of 3011 lines were not sent"), "{err}");
+    assert!(out.contains("published 3010 messages"), "{out}");
+    assert_eq!(sent(), 3010);
+    // Over 64 KiB but under the producer's limit: sent, with a warning;
+    // with --strict, nothing is sent.
+    let big = dir.path().join("big.jsonl");
+    let over = format!(r#"{{"record_id":"big","x":"{}"}}"#, "a".repeat(70 * 1024));
+    std::fs::write(&big, format!("{}\n{over}\n", line(9999))).unwrap();
+    let (code, _, err) = publish(&big, &["--strict"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("1 of 2 lines are over 64 KiB") && err.contains("line 2"),
+        "{err}"
+    );
+    assert_eq!(sent(), 3010, "--strict sent something");
+    let (code, out, err) = publish(&big, &[]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(err.contains("over 64 KiB"), "{err}");
+    assert_eq!(sent(), 3012);
+}
+
 /// Store errors name the path and say it once: a data directory under a
 /// regular file, a store in use by another tracker.
 #[test]

@@ -3,7 +3,6 @@
 //! events). A line that is not JSON or has no `record_id` is sent without a
 //! key, so the tracker's quarantine can be exercised too.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
@@ -13,13 +12,14 @@ use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::ClientContext;
 
+use common::event::MAX_EVENT_BYTES;
+
 use crate::IngestError;
 
 #[derive(Default)]
 struct Deliveries {
-    failed: AtomicU64,
-    /// Why the first failed delivery failed.
-    reason: std::sync::Mutex<Option<String>>,
+    /// The messages whose delivery failed (their index), and why.
+    failed: std::sync::Mutex<Vec<(usize, String)>>,
 }
 
 /// librdkafka's own log lines (a dead broker gives hundreds) go to debug:
@@ -34,14 +34,14 @@ impl ClientContext for Deliveries {
 }
 
 impl ProducerContext for Deliveries {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+    /// The message's index.
+    type DeliveryOpaque = usize;
+    fn delivery(&self, result: &DeliveryResult<'_>, index: usize) {
         if let Err((e, _)) = result {
-            self.failed.fetch_add(1, Ordering::Relaxed);
-            self.reason
+            self.failed
                 .lock()
-                .expect("reason lock")
-                .get_or_insert_with(|| e.to_string());
+                .expect("failures lock")
+                .push((index, e.to_string()));
         }
     }
 }
@@ -55,12 +55,33 @@ pub fn key_of(line: &[u8]) -> Option<Vec<u8>> {
     v.get("record_id")?.as_str().map(|s| s.as_bytes().to_vec())
 }
 
-/// Sends `(key, value)` messages and waits until every one is acknowledged.
+/// Sends `(key, value)` messages and waits until every one is acknowledged;
+/// any that is not fails the whole (see [`send_each`] to go on past them).
 pub fn publish(
     brokers: &str,
     topic: &str,
     messages: &[(Option<Vec<u8>>, Vec<u8>)],
 ) -> Result<u64, IngestError> {
+    let failed = send_each(brokers, topic, messages)?;
+    match failed.first() {
+        None => Ok(messages.len() as u64),
+        Some((_, reason)) => Err(IngestError::NotDelivered {
+            failed: failed.len() as u64,
+            total: messages.len(),
+            reason: reason.clone(),
+        }),
+    }
+}
+
+/// Sends every message it can and waits for their acknowledgements: the
+/// messages that could not be sent or were not acknowledged, by index, with
+/// the reason — one oversized message no longer loses the others. A dead
+/// broker or a missing topic is an error before anything is sent.
+pub fn send_each(
+    brokers: &str,
+    topic: &str,
+    messages: &[(Option<Vec<u8>>, Vec<u8>)],
+) -> Result<Vec<(usize, String)>, IngestError> {
     let producer: BaseProducer<Deliveries> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("acks", "all")
@@ -92,9 +113,10 @@ pub fn publish(
             }
         }
     }
-    for (key, value) in messages {
+    let mut refused = Vec::new();
+    for (i, (key, value)) in messages.iter().enumerate() {
         loop {
-            let mut rec = BaseRecord::to(topic).payload(value);
+            let mut rec = BaseRecord::with_opaque_to(topic, i).payload(value);
             if let Some(k) = key {
                 rec = rec.key(k);
             }
@@ -103,27 +125,21 @@ pub fn publish(
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     producer.poll(Duration::from_millis(50));
                 }
+                // This message (too large, say): the others still go.
+                Err((e @ KafkaError::MessageProduction(_), _)) => {
+                    refused.push((i, e.to_string()));
+                    break;
+                }
                 Err((e, _)) => return Err(e.into()),
             }
         }
         producer.poll(Duration::ZERO);
     }
     producer.flush(Duration::from_secs(60))?;
-    let failed = producer.context().failed.load(Ordering::Relaxed);
-    if failed > 0 {
-        let reason = producer
-            .context()
-            .reason
-            .lock()
-            .expect("reason lock")
-            .take();
-        return Err(IngestError::NotDelivered {
-            failed,
-            total: messages.len(),
-            reason: reason.unwrap_or_else(|| "no reason given".into()),
-        });
-    }
-    Ok(messages.len() as u64)
+    let mut failed = std::mem::take(&mut *producer.context().failed.lock().expect("failures lock"));
+    failed.extend(refused);
+    failed.sort();
+    Ok(failed)
 }
 
 /// A JSON-lines file, read for publishing.
@@ -131,9 +147,14 @@ pub fn publish(
 pub struct Lines {
     /// Every non-blank line, keyed by its `record_id` when it has one.
     pub messages: Vec<(Option<Vec<u8>>, Vec<u8>)>,
-    /// Line numbers (from 1) of lines that are not a JSON object with a
+    /// The line number (from 1) of each message.
+    pub numbers: Vec<usize>,
+    /// Line numbers of lines that are not a JSON object with a
     /// `record_id`: sent without a key, the tracker will quarantine them.
     pub unkeyed: Vec<usize>,
+    /// Line numbers of lines over [`MAX_EVENT_BYTES`], the largest event
+    /// the tracker takes: it will quarantine them.
+    pub oversized: Vec<usize>,
 }
 
 /// Reads a JSON-lines file into messages keyed by `record_id`. A leading
@@ -143,7 +164,9 @@ pub fn read_lines(text: &[u8]) -> Lines {
     let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
     let mut lines = Lines {
         messages: Vec::new(),
+        numbers: Vec::new(),
         unkeyed: Vec::new(),
+        oversized: Vec::new(),
     };
     for (i, l) in text.split(|b| *b == b'\n').enumerate() {
         let l = l.strip_suffix(b"\r").unwrap_or(l);
@@ -154,7 +177,11 @@ pub fn read_lines(text: &[u8]) -> Lines {
         if key.is_none() {
             lines.unkeyed.push(i + 1);
         }
+        if l.len() > MAX_EVENT_BYTES {
+            lines.oversized.push(i + 1);
+        }
         lines.messages.push((key, l.to_vec()));
+        lines.numbers.push(i + 1);
     }
     lines
 }
@@ -165,15 +192,23 @@ mod tests {
 
     #[test]
     fn lines_are_keyed_by_record_id_and_unkeyed_ones_counted() {
-        let got = read_lines(b"\xEF\xBB\xBF{\"record_id\":\"r1\"}\r\n\n  \nnot json\n[1]\n");
+        let big = format!(
+            "{{\"record_id\":\"r2\",\"x\":\"{}\"}}",
+            "a".repeat(MAX_EVENT_BYTES)
+        );
+        let text = format!("\u{feff}{{\"record_id\":\"r1\"}}\r\n\n  \nnot json\n[1]\n{big}\n");
+        let got = read_lines(text.as_bytes());
         assert_eq!(
             got.messages,
             vec![
                 (Some(b"r1".to_vec()), b"{\"record_id\":\"r1\"}".to_vec()),
                 (None, b"not json".to_vec()),
                 (None, b"[1]".to_vec()),
+                (Some(b"r2".to_vec()), big.clone().into_bytes()),
             ]
         );
+        assert_eq!(got.numbers, [1, 4, 5, 6]);
         assert_eq!(got.unkeyed, [4, 5]);
+        assert_eq!(got.oversized, [6]);
     }
 }

@@ -152,7 +152,9 @@ impl From<StoreError> for ApiError {
             StoreError::Sled(_)
             | StoreError::Engine(_)
             | StoreError::Missing { .. }
-            | StoreError::Locked { .. } => true,
+            | StoreError::Locked { .. }
+            | StoreError::OpenHere { .. }
+            | StoreError::Io { .. } => true,
             StoreError::Corrupt { .. }
             | StoreError::Layout { .. }
             | StoreError::Upgrade { .. }

@@ -25,6 +25,7 @@ mod ownership;
 mod plan;
 pub mod query;
 mod read;
+mod read_copy;
 mod recover;
 pub mod steps;
 pub mod summary;
@@ -70,6 +71,14 @@ pub enum StoreError {
          or give another data directory"
     )]
     Locked { path: String },
+    #[error("the store at {path} is already open in this process: the same store is named twice")]
+    OpenHere { path: String },
+    #[error("{what} {path}: {source}")]
+    Io {
+        path: String,
+        what: String,
+        source: std::io::Error,
+    },
     #[error(
         "the store at {path} is damaged ({file}): {reason}. The tracker neither repairs nor \
          wipes it: rebuild it from the topic into a new directory with `tracker replay --out \
@@ -356,7 +365,12 @@ pub struct Shared {
     recovered: std::sync::atomic::AtomicU64,
     /// The directory, where the durability record lives (none in memory).
     dir: Option<std::path::PathBuf>,
+    /// This store's entry among the process's open stores.
+    _open: Option<open::OpenHere>,
     access: Access,
+    /// The private copy a store opened to read reads (last: removed once
+    /// sled has closed its files).
+    copy: Option<read_copy::ReadCopy>,
 }
 
 impl Store {

@@ -2,6 +2,8 @@
 //! in use, another layout), the engine over it, and the maintenance
 //! threads when the store is opened to write.
 
+use std::path::PathBuf;
+
 use super::*;
 
 impl Store {
@@ -39,14 +41,28 @@ impl Store {
                     ))
                 }
                 Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
-                    if std::time::Instant::now() >= deadline {
-                        return Err(StoreError::Locked {
-                            path: path.display().to_string(),
-                        });
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    locked_wait(path, deadline)?;
                 }
                 Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Fails as opening would when the store in `path` is in use (its lock
+    /// is tried and let go at once, waited for as [`Store::open`] does): a
+    /// tracker says so before it binds its port. A store not made yet, or
+    /// one whose lock file cannot be read, is left to the open to judge.
+    pub fn check_not_in_use(path: &Path) -> Result<(), StoreError> {
+        let Ok(db) = std::fs::File::open(path.join("db")) else {
+            return Ok(());
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match db.try_lock() {
+                // Let go as `db` is closed.
+                Ok(()) => return Ok(()),
+                Err(std::fs::TryLockError::WouldBlock) => locked_wait(path, deadline)?,
+                Err(std::fs::TryLockError::Error(_)) => return Ok(()),
             }
         }
     }
@@ -64,7 +80,14 @@ impl Store {
     /// examining a store after a failure does not change its engine.
     pub fn open_read_only(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
         Self::require_existing(path)?;
-        Self::open_as(path, cache_bytes, Access::Read)
+        // Never the store itself: a private copy of it (`read_copy.rs`).
+        let copy = read_copy::ReadCopy::make(path)?;
+        let mut store = Self::open_as(copy.path(), cache_bytes, Access::Read)
+            .map_err(|e| copy.renamed(e, path))?;
+        Arc::get_mut(&mut store.shared)
+            .expect("a store just opened is not shared")
+            .copy = Some(copy);
+        Ok(store)
     }
 
     /// sled's own files, its configuration and its log, are in `path`.
@@ -165,6 +188,8 @@ impl Store {
             recovered: Default::default(),
             access,
             dir: dir.map(Path::to_owned),
+            _open: dir.and_then(OpenHere::register),
+            copy: None,
         };
         let store = Store {
             shared: Arc::new(shared),
@@ -185,6 +210,50 @@ impl Store {
         }
         Ok(store)
     }
+}
+
+/// The stores open in this process, by canonical path: a held lock is
+/// this process's own (not waited for, and said so), or another's.
+static OPEN_HERE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// A store's entry in [`OPEN_HERE`], for as long as it is open.
+pub(super) struct OpenHere(PathBuf);
+
+impl OpenHere {
+    fn register(path: &Path) -> Option<OpenHere> {
+        let path = std::fs::canonicalize(path).ok()?;
+        OPEN_HERE.lock().expect("open stores").push(path.clone());
+        Some(OpenHere(path))
+    }
+
+    fn contains(path: &Path) -> bool {
+        std::fs::canonicalize(path)
+            .is_ok_and(|p| OPEN_HERE.lock().expect("open stores").contains(&p))
+    }
+}
+
+impl Drop for OpenHere {
+    fn drop(&mut self) {
+        let mut open = OPEN_HERE.lock().expect("open stores");
+        if let Some(i) = open.iter().position(|p| *p == self.0) {
+            open.swap_remove(i);
+        }
+    }
+}
+
+/// A held lock: this process's own store is an error at once; another's
+/// lock is waited for until `deadline` (sled's threads let go of a closed
+/// store's lock a moment late), then an error.
+pub(super) fn locked_wait(path: &Path, deadline: std::time::Instant) -> Result<(), StoreError> {
+    let shown = || path.display().to_string();
+    if OpenHere::contains(path) {
+        return Err(StoreError::OpenHere { path: shown() });
+    }
+    if std::time::Instant::now() >= deadline {
+        return Err(StoreError::Locked { path: shown() });
+    }
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    Ok(())
 }
 
 /// Upgrades a store of an older layout in place: its engine is discarded
