@@ -66,9 +66,14 @@ pub fn accept_gap(
     partition: i32,
 ) -> anyhow::Result<ExitCode> {
     let brokers = kafka.brokers(file).context("accept-gap needs --brokers")?;
-    let s = Store::open_existing(&store.data_dir(file), store.cache_bytes(file))?;
-    let a = ingest::accept::accept_gap(&brokers, &kafka.topic(file), &s, partition)?;
-    s.flush()?;
+    let dir = store.data_dir(file);
+    let in_store = || format!("the store in {}", dir.display());
+    let s = Store::open_existing(&dir, store.cache_bytes(file))
+        .with_context(|| format!("opening {}", in_store()))?;
+    let a = ingest::accept::accept_gap(&brokers, &kafka.topic(file), &s, partition)
+        .with_context(|| format!("accepting the gap in {}", in_store()))?;
+    s.flush()
+        .with_context(|| format!("making {} durable", in_store()))?;
     let (kind, from) = (a.kind.as_str(), a.from);
     match (a.kind, a.resumed_at) {
         (GapKind::RetentionGap, Some(next)) => println!(
@@ -203,7 +208,8 @@ fn compare(
         let mut config = kafka.ingest_config(file, &brokers);
         match (&topic_a, kafka.configured_topic(file)) {
             (Some(held), Some(given)) if *held != given => bail!(
-                "the store holds the projection of topic {held:?}, and the topic to replay is                  {given:?}: give --topic {held:?} (or none)"
+                "the store holds the projection of topic {held:?}, and the topic to replay is \
+                 {given:?}: give --topic {held:?} (or none)"
             ),
             (Some(held), _) => config.topic = held.clone(),
             (None, _) => {}
@@ -215,7 +221,8 @@ fn compare(
         let dir = tmp.path().join("replay");
         let cache = store.cache_bytes(file);
         ingest::replay::replay(config, &dir, cache, true, &shutdown_token()?)?;
-        b = Store::open(&dir, cache)?;
+        b = Store::open(&dir, cache)
+            .with_context(|| format!("opening the replayed store in {}", dir.display()))?;
         _tmp = Some(tmp);
     } else {
         let Some(other) = against else {
@@ -234,7 +241,8 @@ fn compare(
         if let (Some(ta), Some(tb)) = (&topic_a, b.topic()?) {
             if *ta != tb {
                 bail!(
-                    "the stores hold projections of different topics: {ta:?} and {tb:?};                      there is nothing to compare"
+                    "the stores hold projections of different topics: {ta:?} and {tb:?}; \
+                     there is nothing to compare"
                 );
             }
         }

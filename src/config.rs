@@ -86,6 +86,33 @@ fn at_least_one<T: std::str::FromStr + PartialOrd + From<u8>>(v: &str) -> Result
     }
 }
 
+/// The range of every numeric setting, one definition each, for the flag
+/// (and its variable) and the config file's key alike: past them a value
+/// is refused by name, never clamped or wrapped (a huge stream cap made
+/// tokio's semaphore panic; a huge stuck threshold wrapped around).
+pub mod range {
+    pub const MEMTABLE_MB: (u64, u64) = (1, 65_536);
+    pub const CHANGE_RETENTION: (u64, u64) = (1, 100_000_000);
+    pub const MAX_BATCH: (u64, u64) = (1, 1_000_000);
+    pub const CONNECT_TIMEOUT_SECS: (u64, u64) = (1, 86_400);
+    pub const STARTUP_GRACE_SECS: (u64, u64) = (0, 86_400);
+    pub const REQUEST_TIMEOUT_MS: (u64, u64) = (1, 3_600_000);
+    pub const MAX_CONCURRENT_REQUESTS: (u64, u64) = (1, 1_000_000);
+    pub const MAX_STREAMS: (u64, u64) = (1, 1_000_000);
+    pub const SEND_TIMEOUT_SECS: (u64, u64) = (1, 86_400);
+}
+
+/// A whole number from `MIN` to `MAX`.
+fn within<T: TryFrom<u64>, const MIN: u64, const MAX: u64>(v: &str) -> Result<T, String> {
+    let n: u64 = v
+        .parse()
+        .map_err(|_| format!("`{v}` is not a whole number"))?;
+    if !(MIN..=MAX).contains(&n) {
+        return Err(format!("must be from {MIN} to {MAX}"));
+    }
+    T::try_from(n).map_err(|_| format!("must be from {MIN} to {MAX}"))
+}
+
 /// The cache budget in MiB: 1 to 1,048,576 (1 TiB; more would overflow bytes).
 pub fn cache_mb(v: &str) -> Result<u64, String> {
     let n: u64 = at_least_one(v)?;
@@ -126,29 +153,55 @@ const MAX_CACHE_MB: u64 = 1 << 20;
 impl FileConfig {
     /// Refuses values out of range, naming the key.
     fn check(&self) -> anyhow::Result<()> {
-        let positive = [
-            ("cache_mb", self.cache_mb),
-            ("memtable_mb", self.memtable_mb),
-            ("change_retention", self.change_retention),
-            ("kafka.max_batch", self.kafka.max_batch.map(|n| n as u64)),
+        let h = &self.http;
+        let bounded = [
+            ("cache_mb", self.cache_mb, (1, MAX_CACHE_MB)),
+            ("memtable_mb", self.memtable_mb, range::MEMTABLE_MB),
+            (
+                "change_retention",
+                self.change_retention,
+                range::CHANGE_RETENTION,
+            ),
+            (
+                "kafka.max_batch",
+                self.kafka.max_batch.map(|n| n as u64),
+                range::MAX_BATCH,
+            ),
             (
                 "kafka.connect_timeout_secs",
                 self.kafka.connect_timeout_secs,
+                range::CONNECT_TIMEOUT_SECS,
             ),
-            ("http.request_timeout_ms", self.http.request_timeout_ms),
-            ("http.send_timeout_secs", self.http.send_timeout_secs),
+            (
+                "http.startup_grace_secs",
+                h.startup_grace_secs,
+                range::STARTUP_GRACE_SECS,
+            ),
+            (
+                "http.request_timeout_ms",
+                h.request_timeout_ms,
+                range::REQUEST_TIMEOUT_MS,
+            ),
+            (
+                "http.send_timeout_secs",
+                h.send_timeout_secs,
+                range::SEND_TIMEOUT_SECS,
+            ),
             (
                 "http.max_concurrent_requests",
-                self.http.max_concurrent_requests.map(|n| n as u64),
+                h.max_concurrent_requests.map(|n| n as u64),
+                range::MAX_CONCURRENT_REQUESTS,
+            ),
+            (
+                "http.max_streams",
+                h.max_streams.map(|n| n as u64),
+                range::MAX_STREAMS,
             ),
         ];
-        for (key, v) in positive {
-            if v == Some(0) {
-                anyhow::bail!("{key} must be at least 1");
+        for (key, v, (min, max)) in bounded {
+            if v.is_some_and(|v| !(min..=max).contains(&v)) {
+                anyhow::bail!("{key} must be from {min} to {max}");
             }
-        }
-        if self.cache_mb.is_some_and(|n| n > MAX_CACHE_MB) {
-            anyhow::bail!("cache_mb must be at most {MAX_CACHE_MB}");
         }
         if self.http.max_ready_lag.is_some_and(|l| l < 0) {
             anyhow::bail!("http.max_ready_lag must not be negative");
@@ -203,11 +256,11 @@ pub struct StoreArgs {
     pub cache_mb: Option<u64>,
     /// The store's memtable in MiB: past it, what recent batches wrote is
     /// flushed as a sorted run (in the background). Default: 64
-    #[arg(long, env = "TRACKER_MEMTABLE_MB", value_parser = at_least_one::<u64>)]
+    #[arg(long, env = "TRACKER_MEMTABLE_MB", value_parser = within::<u64, { range::MEMTABLE_MB.0 }, { range::MEMTABLE_MB.1 }>)]
     pub memtable_mb: Option<u64>,
     /// Changes kept so that a change-feed client can resume (Last-Event-ID);
     /// older resume points get `event: reset`. Default: 100000
-    #[arg(long, env = "TRACKER_CHANGE_RETENTION", value_parser = at_least_one::<u64>)]
+    #[arg(long, env = "TRACKER_CHANGE_RETENTION", value_parser = within::<u64, { range::CHANGE_RETENTION.0 }, { range::CHANGE_RETENTION.1 }>)]
     pub change_retention: Option<u64>,
 }
 
@@ -228,7 +281,6 @@ impl StoreArgs {
         self.memtable_mb
             .or(f.memtable_mb)
             .unwrap_or(common::store::DEFAULT_MEMTABLE_MB)
-            .min(1 << 20)
             << 20
     }
     pub fn change_retention(&self, f: &FileConfig) -> u64 {
@@ -255,7 +307,7 @@ pub struct KafkaArgs {
     #[arg(long, env = "TRACKER_ADVISORY_COMMITS")]
     pub advisory_commits: Option<bool>,
     /// Largest batch, in messages. Default: 5000
-    #[arg(long, env = "TRACKER_MAX_BATCH", value_parser = at_least_one::<usize>)]
+    #[arg(long, env = "TRACKER_MAX_BATCH", value_parser = within::<usize, { range::MAX_BATCH.0 }, { range::MAX_BATCH.1 }>)]
     pub max_batch: Option<usize>,
     /// Longest a batch stays open after its first message, in ms (at most
     /// 60000; a stop closes it at once). Default: 200
@@ -263,7 +315,7 @@ pub struct KafkaArgs {
     pub max_batch_wait_ms: Option<u64>,
     /// `replay` and `verify --replay` give up on a broker or topic they
     /// cannot reach after this many seconds. Default: 30
-    #[arg(long, env = "TRACKER_CONNECT_TIMEOUT_SECS", value_parser = at_least_one::<u64>)]
+    #[arg(long, env = "TRACKER_CONNECT_TIMEOUT_SECS", value_parser = within::<u64, { range::CONNECT_TIMEOUT_SECS.0 }, { range::CONNECT_TIMEOUT_SECS.1 }>)]
     pub connect_timeout_secs: Option<u64>,
 }
 
@@ -316,20 +368,20 @@ pub struct HttpArgs {
     pub max_ready_lag: Option<i64>,
     /// Lists answer 503 until ingest first catches up, or until this many
     /// seconds pass (a dead broker must not keep the API down). Default: 30
-    #[arg(long, env = "TRACKER_STARTUP_GRACE_SECS")]
+    #[arg(long, env = "TRACKER_STARTUP_GRACE_SECS", value_parser = within::<u64, { range::STARTUP_GRACE_SECS.0 }, { range::STARTUP_GRACE_SECS.1 }>)]
     pub startup_grace_secs: Option<u64>,
     /// Per-request timeout in ms. Default: 10000
-    #[arg(long, env = "TRACKER_REQUEST_TIMEOUT_MS", value_parser = at_least_one::<u64>)]
+    #[arg(long, env = "TRACKER_REQUEST_TIMEOUT_MS", value_parser = within::<u64, { range::REQUEST_TIMEOUT_MS.0 }, { range::REQUEST_TIMEOUT_MS.1 }>)]
     pub request_timeout_ms: Option<u64>,
     /// Requests served at once; more get 503. Default: 256
-    #[arg(long, env = "TRACKER_MAX_CONCURRENT_REQUESTS", value_parser = at_least_one::<usize>)]
+    #[arg(long, env = "TRACKER_MAX_CONCURRENT_REQUESTS", value_parser = within::<usize, { range::MAX_CONCURRENT_REQUESTS.0 }, { range::MAX_CONCURRENT_REQUESTS.1 }>)]
     pub max_concurrent_requests: Option<usize>,
     /// Change-feed streams open at once; more get 503. Default: 256
-    #[arg(long, env = "TRACKER_MAX_STREAMS")]
+    #[arg(long, env = "TRACKER_MAX_STREAMS", value_parser = within::<usize, { range::MAX_STREAMS.0 }, { range::MAX_STREAMS.1 }>)]
     pub max_streams: Option<usize>,
     /// A connection whose client accepts no output for this many seconds
     /// is closed, freeing a stalled change feed's slot. Default: 30
-    #[arg(long, env = "TRACKER_SEND_TIMEOUT_SECS", value_parser = at_least_one::<u64>)]
+    #[arg(long, env = "TRACKER_SEND_TIMEOUT_SECS", value_parser = within::<u64, { range::SEND_TIMEOUT_SECS.0 }, { range::SEND_TIMEOUT_SECS.1 }>)]
     pub send_timeout_secs: Option<u64>,
     /// Origins whose pages may call the API from a browser (CORS), e.g.
     /// https://dash.example; repeat or separate with commas. Default: none

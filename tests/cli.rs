@@ -208,6 +208,56 @@ fn numeric_settings_out_of_range_are_refused_by_name() {
             vec!["run", "--data-dir", data, "--max-concurrent-requests", "0"],
             "--max-concurrent-requests",
         ),
+        // Past their upper bounds (issue 29): a huge stream or request cap
+        // panicked in tokio's semaphore; 0 streams served no feed at all.
+        (
+            vec![
+                "run",
+                "--data-dir",
+                data,
+                "--max-streams",
+                "18446744073709551615",
+            ],
+            "--max-streams",
+        ),
+        (
+            vec!["run", "--data-dir", data, "--max-streams", "0"],
+            "--max-streams",
+        ),
+        (
+            vec![
+                "run",
+                "--data-dir",
+                data,
+                "--max-concurrent-requests",
+                "1000001",
+            ],
+            "--max-concurrent-requests",
+        ),
+        (
+            vec!["run", "--data-dir", data, "--request-timeout-ms", "3600001"],
+            "--request-timeout-ms",
+        ),
+        (
+            vec!["run", "--data-dir", data, "--send-timeout-secs", "86401"],
+            "--send-timeout-secs",
+        ),
+        (
+            vec!["run", "--data-dir", data, "--startup-grace-secs", "86401"],
+            "--startup-grace-secs",
+        ),
+        (
+            vec!["run", "--data-dir", data, "--memtable-mb", "65537"],
+            "--memtable-mb",
+        ),
+        (
+            vec!["run", "--data-dir", data, "--change-retention", "100000001"],
+            "--change-retention",
+        ),
+        (
+            vec!["replay", "--out", data, "--connect-timeout-secs", "86401"],
+            "--connect-timeout-secs",
+        ),
     ] {
         let (code, err) = run_to_end(&args);
         assert_eq!(code, Some(2), "{args:?}: {err}");
@@ -226,7 +276,28 @@ fn numeric_settings_out_of_range_are_refused_by_name() {
         data,
     ]);
     assert_eq!(code, Some(1), "{err}");
-    assert!(err.contains("cache_mb must be at least 1"), "{err}");
+    assert!(err.contains("cache_mb must be from 1 to"), "{err}");
+    for (line, says) in [
+        (
+            "[http]\nmax_streams = 2000000\n",
+            "http.max_streams must be from 1 to 1000000",
+        ),
+        (
+            "[kafka]\nmax_batch = 1000001\n",
+            "kafka.max_batch must be from 1 to 1000000",
+        ),
+    ] {
+        std::fs::write(&config, line).unwrap();
+        let (code, err) = run_to_end(&[
+            "--config",
+            config.to_str().unwrap(),
+            "digest",
+            "--data-dir",
+            data,
+        ]);
+        assert_eq!(code, Some(1), "{line}: {err}");
+        assert!(err.contains(says), "{line}: {err}");
+    }
 }
 
 /// `TRACKER_LOG_FORMAT` is `text` or `json` in any case; anything else is

@@ -21,17 +21,7 @@ fn a_stuck_threshold_past_its_bound_is_refused() {
         ("--stuck-replicating", "18446744073709551615s"),
         ("--stuck-waiting-replicate", "3651d"),
     ] {
-        let (code, err) = support::cli::run_to_end(&[
-            "run",
-            "--brokers",
-            &format!("127.0.0.1:{}", free_port()),
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{}", free_port()),
-            flag,
-            value,
-        ]);
+        let (code, err) = support::cli::run_refused(&data, &[flag, value]);
         assert_eq!(code, Some(1), "{flag} {value}: {err}");
         assert!(
             err.contains(value) && err.contains("at most 3650d"),

@@ -382,17 +382,7 @@ fn settings_that_could_never_match_are_refused() {
         "https://dash.example?x=1",
         "https://",
     ] {
-        let (code, err) = support::cli::run_to_end(&[
-            "run",
-            "--brokers",
-            &format!("127.0.0.1:{}", free_port()),
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{}", free_port()),
-            "--cors-origin",
-            origin,
-        ]);
+        let (code, err) = support::cli::run_refused(&data, &["--cors-origin", origin]);
         assert_eq!(code, Some(1), "{origin}: {err}");
         assert!(
             err.contains("cors origin") && err.contains(origin),

@@ -42,7 +42,8 @@ impl Report {
             info!(
                 consumed = self.consumed,
                 applied = self.applied,
-                per_sec = format_args!("{:.0}", self.consumed as f64 / secs),
+                // A whole number, typed as one in JSON logs.
+                per_sec = (self.consumed as f64 / secs).round() as u64,
                 lag,
                 "ingest progress"
             );

@@ -260,7 +260,9 @@ impl Worker {
     /// Reports a store write or flush that failed: logged once per outage;
     /// readiness says `store: error` meanwhile.
     fn store_failed(&self, e: &StoreError, retry_in: Duration) {
-        if self.progress.set_store_error(Some(e.to_string())).is_none() {
+        // Named with the store's path (sled's own errors carry none).
+        let e = format!("the store in {}: {e}", self.store.location());
+        if self.progress.set_store_error(Some(e.clone())).is_none() {
             error!(error = %e, "the store refuses writes: the batch is retried with backoff, and no checkpoint moves past what was written, so nothing is lost; a store that stays broken needs space freed and a restart");
         } else {
             debug!(error = %e, ?retry_in, "store write failed again");

@@ -123,6 +123,24 @@ async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Response 
         .get::<MatchedPath>()
         .map_or("unmatched", |m| m.as_str())
         .to_owned();
+    // Each path parameter decodes, or is a 400 naming it (axum took `%ZZ`
+    // literally), and is not blank once decoded (`%20`): no such resource.
+    for (template, raw) in route.split('/').zip(req.uri().path().split('/')) {
+        let Some(name) = template.strip_prefix('{').and_then(|t| t.strip_suffix('}')) else {
+            continue;
+        };
+        match crate::params::path_decode(raw) {
+            None => {
+                return ApiError::invalid(
+                    name,
+                    "is not percent-encoded UTF-8 (a `%` must be followed by two hex digits)",
+                )
+                .into_response()
+            }
+            Some(v) if v.trim().is_empty() => return not_found(req).await.into_response(),
+            Some(_) => {}
+        }
+    }
     let start = Instant::now();
     let resp = next.run(req).await;
     s.metrics

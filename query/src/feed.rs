@@ -55,6 +55,9 @@ pub(crate) async fn changes(
     let principal = authenticate(&s, &headers)?;
     let Path(project) = path.map_err(path_error)?;
     authorize(&s, principal, &project)?;
+    if headers.get_all("last-event-id").iter().nth(1).is_some() {
+        return Err(ApiError::DuplicateHeader("Last-Event-ID"));
+    }
     let last_event_id = match headers.get("last-event-id") {
         // Empty like any other parameter given without a value.
         Some(v) if v.as_bytes().trim_ascii().is_empty() => {

@@ -241,12 +241,22 @@ fn each_known<P: Word + PartialEq>(
 /// are not UTF-8: taken literally, `source_region=%ZZ` matched nothing
 /// where `status=%ZZ` was refused.
 fn url_decode(s: &str) -> Option<String> {
+    percent_decode(s, true)
+}
+
+/// A path segment decoded as [`url_decode`] does a query string, but for
+/// `+`, which a path keeps.
+pub(crate) fn path_decode(s: &str) -> Option<String> {
+    percent_decode(s, false)
+}
+
+fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
     let hex = |b: u8| (b as char).to_digit(16);
     let mut out = Vec::with_capacity(s.len());
     let mut bytes = s.bytes();
     while let Some(b) = bytes.next() {
         out.push(match b {
-            b'+' => b' ',
+            b'+' if plus_is_space => b' ',
             b'%' => {
                 let hi = hex(bytes.next()?)?;
                 let lo = hex(bytes.next()?)?;

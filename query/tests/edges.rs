@@ -106,6 +106,9 @@ async fn an_empty_path_segment_is_no_resource() {
         "/v1//replication_summaries".to_owned(),
         format!("/v1/{project}//events"),
         format!("/v1/{project}/replication_records//events"),
+        // Blank once decoded.
+        "/v1/%20/replication_records".to_owned(),
+        format!("/v1/{project}/replication_records/%20%20"),
     ] {
         let (status, b) = support::get(state(), &path, Some(OPERATOR)).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {b}");
@@ -158,4 +161,34 @@ async fn a_record_named_like_a_route_is_reachable_percent_encoded() {
     )
     .await;
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
+}
+
+/// A path parameter that does not decode is a 400 naming it: `%ZZ` was taken
+/// literally, and `%FF` in a record id was blamed on `project_id`.
+#[tokio::test]
+async fn a_bad_escape_in_the_path_is_a_400_naming_its_parameter() {
+    let project = sample::project_id(0);
+    for (path, param) in [
+        ("/v1/%ZZ/replication_records".to_owned(), "project_id"),
+        (format!("/v1/{project}/replication_records/%FF"), "`id`"),
+        (
+            format!("/v1/{project}/replication_records/a%2/events"),
+            "`id`",
+        ),
+    ] {
+        let (status, b) = support::get(state(), &path, Some(OPERATOR)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {b}");
+        assert!(
+            b["error_msg"].as_str().unwrap().contains(param),
+            "{path}: {b}"
+        );
+    }
+    // `+` in a path is a plus: an id with one is found as given.
+    let (status, _) = support::get(
+        state(),
+        &format!("/v1/{project}/replication_records/no+such"),
+        Some(OPERATOR),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

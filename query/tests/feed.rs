@@ -236,6 +236,40 @@ async fn a_client_that_falls_behind_the_retention_gets_a_reset() {
         .contains("no longer retained"));
 }
 
+/// A resume's backlog is read after the headers are sent, so the request
+/// timeout never cuts it (issue 29, item 4: `since=0` on a 20,000-record
+/// store answered 408): here a timeout of 1 ms, and a backlog of thousands
+/// of changes read whole.
+#[tokio::test]
+async fn a_resumed_backlog_is_not_cut_by_the_request_timeout() {
+    let store = Arc::new(Store::temporary().unwrap());
+    let ev = common::sample::events(&common::sample::Shape {
+        records: 3000,
+        projects: 1,
+        regions: 2,
+        seed: 12,
+    });
+    for (i, chunk) in ev.chunks(2000).enumerate() {
+        apply(&store, chunk, i * 2000);
+    }
+    let st = state(store.clone(), vec!["*".into()]).with_limits(Limits {
+        request_timeout: Duration::from_millis(1),
+        ..Limits::default()
+    });
+    let uri = format!("/v1/{}/replication_records/changes?since=0", project(0));
+    let (status, s) = Stream::try_open(st, &uri, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut s = s;
+    let want = listed(&store, 0, &project(0), None);
+    assert!(want.len() > 2000, "{} changes", want.len());
+    let mut got = Vec::new();
+    while got.len() < want.len() {
+        let e = s.next(Duration::from_secs(10)).await.expect("the backlog");
+        got.push((e.id.unwrap(), ids(std::slice::from_ref(&e))[0].clone()));
+    }
+    assert_eq!(got, want);
+}
+
 #[tokio::test]
 async fn streams_have_their_own_cap_and_end_at_shutdown() {
     let store = Arc::new(Store::temporary().unwrap());
@@ -331,6 +365,20 @@ async fn bad_feed_requests_are_refused_naming_the_fault() {
         let body = String::from_utf8_lossy(&bytes);
         assert!(body.contains(names), "{uri}: {body}");
     }
+    // Twice, like `since` twice: refused, not the first taken.
+    let resp = support::send(
+        st.clone(),
+        &base,
+        &[
+            ("X-Auth-Token", TOKEN),
+            ("Last-Event-ID", "1"),
+            ("Last-Event-ID", "2"),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&bytes).contains("TRK.DUPLICATE_HEADER"));
     let (status, body) = support::get(st, &base, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
 }

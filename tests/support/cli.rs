@@ -29,6 +29,19 @@ pub fn start_run(dir: &Path, listen: &str, extra: &[&str]) -> Child {
     child
 }
 
+/// `tracker run` with its store in `data`, a broker nobody listens on, a
+/// free port and `extra`, run to its end (a start that is refused): its
+/// exit code and stderr.
+pub fn run_refused(data: &Path, extra: &[&str]) -> (Option<i32>, String) {
+    let brokers = format!("127.0.0.1:{}", free_port());
+    let listen = format!("127.0.0.1:{}", free_port());
+    let data = data.to_str().unwrap();
+    let mut args = vec!["run", "--brokers", &brokers, "--data-dir", data];
+    args.extend_from_slice(&["--listen", &listen]);
+    args.extend_from_slice(extra);
+    run_to_end(&args)
+}
+
 /// Runs the tracker to its end (at most 60 s): its exit code and stderr.
 pub fn run_to_end(args: &[&str]) -> (Option<i32>, String) {
     let (code, _, err) = run_in(Path::new("."), args);

@@ -400,6 +400,14 @@ impl Store {
         self.flush()
     }
 
+    /// Where the store is, as errors name it ("(in memory)" for a
+    /// temporary one).
+    pub fn location(&self) -> String {
+        self.dir
+            .as_deref()
+            .map_or_else(|| "(in memory)".to_owned(), |d| d.display().to_string())
+    }
+
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.db.size_on_disk()?)
     }

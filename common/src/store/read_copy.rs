@@ -80,7 +80,14 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), StoreError> {
             std::fs::create_dir(&dst).map_err(|e| io(&dst, "making", e))?;
             copy_tree(&src, &dst)?;
         } else if kind.is_file() {
-            std::fs::copy(&src, &dst).map_err(|e| io(&src, "copying", e))?;
+            // A full TMPDIR fails here: both ends named.
+            std::fs::copy(&src, &dst).map_err(|e| {
+                io(
+                    &src,
+                    &format!("copying into {} (TMPDIR) from", to.display()),
+                    e,
+                )
+            })?;
         }
     }
     Ok(())

@@ -122,3 +122,22 @@ fn a_store_keeps_the_segment_size_it_was_created_with() {
     std::fs::remove_file(other.path().join("conf")).unwrap();
     assert_eq!(super::open::segment_size(other.path()), 512 << 10);
 }
+
+/// A store already open in this process is said to be so at once (it was
+/// waited for 5 s, then blamed on "another process (a running tracker?)");
+/// once closed, it opens again.
+#[test]
+fn a_store_open_twice_in_one_process_is_said_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let first = Store::open(&path, 1 << 20).unwrap();
+    let started = std::time::Instant::now();
+    match Store::open(&path, 1 << 20) {
+        Err(StoreError::OpenHere { path: p }) => assert_eq!(p, path.display().to_string()),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("opened twice"),
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    drop(first);
+    Store::open(&path, 1 << 20).unwrap();
+}
