@@ -109,6 +109,8 @@ fn replay_of_an_unreachable_topic_fails_fast_without_a_digest() {
     assert_eq!(code, Some(1), "{err}");
     assert!(started.elapsed() < Duration::from_secs(30));
     assert!(err.contains("could not reach the topic"), "{err}");
+    // The wait in rounded seconds (it printed `2.000912345s`).
+    assert!(err.contains("within 2.0 s"), "{err}");
     assert!(!out.contains("digest"), "printed a digest: {out}");
     let left = out_dir.read_dir().map_or(0, |d| d.count());
     assert_eq!(
@@ -216,6 +218,12 @@ fn publish_names_each_line_it_cannot_send_and_sends_the_others() {
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(err.contains("over 64 KiB"), "{err}");
     assert_eq!(sent(), 3012);
+    // One message is "1 message" (it said "1 messages").
+    let one = dir.path().join("one.jsonl");
+    std::fs::write(&one, line(8888)).unwrap();
+    let (code, out, err) = publish(&one, &[]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("published 1 message to"), "{out}");
 }
 
 /// Store errors name the path and say it once: a data directory under a
