@@ -71,13 +71,13 @@ impl Store {
             }
             let at = log.push(
                 totals.next_log_chunk,
-                EventLogEntryRef {
+                EventLogEntry {
                     seq: totals.next_event_seq,
-                    topic: &m.topic,
+                    topic: m.topic.clone(),
                     partition: m.partition,
                     offset: m.offset,
                     effect,
-                    raw: m.payload.as_deref().unwrap_or_default(),
+                    raw: m.payload.clone().unwrap_or_default(),
                 },
             );
             touched
@@ -366,15 +366,15 @@ fn effect(a: Applied) -> EventEffect {
 /// below sled's ~128 KiB blob threshold even uncompressed (a larger value
 /// is a blob file, which sled never fsyncs).
 #[derive(Default)]
-struct LogChunks<'m> {
-    chunks: Vec<Vec<EventLogEntryRef<'m>>>,
+struct LogChunks {
+    chunks: Vec<Vec<EventLogEntry>>,
     /// Raw bytes of the last chunk.
     bytes: usize,
 }
 
-impl<'m> LogChunks<'m> {
+impl LogChunks {
     /// Adds `e`; where it will be, given the first chunk's number.
-    fn push(&mut self, first_chunk: u64, e: EventLogEntryRef<'m>) -> LogRef {
+    fn push(&mut self, first_chunk: u64, e: EventLogEntry) -> LogRef {
         // The raw event, its topic, and the fixed fields' few bytes.
         let size = e.raw.len() + e.topic.len() + 32;
         let full = self.chunks.last().is_none_or(|c| {

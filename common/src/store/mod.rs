@@ -231,20 +231,6 @@ pub struct EventLogEntry {
     pub raw: Vec<u8>,
 }
 
-/// An [`EventLogEntry`] as the write path builds it, borrowing the
-/// message's topic and value: encoded to the same bytes, without a copy of
-/// every raw event (the writer's largest `memmove`).
-#[derive(Debug, Clone, Copy, Serialize)]
-struct EventLogEntryRef<'a> {
-    seq: u64,
-    topic: &'a str,
-    partition: i32,
-    offset: i64,
-    effect: EventEffect,
-    #[serde(with = "serde_bytes")]
-    raw: &'a [u8],
-}
-
 /// Where one event-log entry lives: its chunk and its index there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogRef {

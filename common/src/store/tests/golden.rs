@@ -136,22 +136,3 @@ fn the_bytes_a_store_holds_are_pinned() {
         "the store's bytes changed (a new layout?):\n{listing}"
     );
 }
-
-proptest::proptest! {
-    /// The write path's borrowed event-log entry is written as the owned
-    /// one the audit trail and recovery read (the same bytes, any values).
-    #[test]
-    fn a_borrowed_log_entry_is_encoded_as_the_owned_one(
-        seq in proptest::num::u64::ANY,
-        topic in ".{0,12}",
-        partition in proptest::num::i32::ANY,
-        offset in proptest::num::i64::ANY,
-        effect in 0usize..3,
-        raw in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
-    ) {
-        let effect = [EventEffect::Changed, EventEffect::Unchanged, EventEffect::Duplicate][effect];
-        let borrowed = EventLogEntryRef { seq, topic: &topic, partition, offset, effect, raw: &raw };
-        let owned = EventLogEntry { seq, topic: topic.clone(), partition, offset, effect, raw: raw.clone() };
-        proptest::prop_assert_eq!(encode(&[borrowed]), encode(&[owned]));
-    }
-}
