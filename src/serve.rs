@@ -311,7 +311,7 @@ fn serve(
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
             if !p.caught_up_once() {
-                warn!(grace = ?grace, lag = p.snapshot().lag(), "ingest has not caught up after the start-up grace; serving the projection as is");
+                warn!(grace_secs = grace.as_secs(), lag = p.snapshot().lag(), "ingest has not caught up after the start-up grace; serving the projection as is");
             }
             p.end_grace();
         });

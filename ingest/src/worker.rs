@@ -265,7 +265,7 @@ impl Worker {
         if self.progress.set_store_error(Some(e.clone())).is_none() {
             error!(error = %e, "the store refuses writes: the batch is retried with backoff, and no checkpoint moves past what was written, so nothing is lost; a store that stays broken needs space freed and a restart");
         } else {
-            debug!(error = %e, ?retry_in, "store write failed again");
+            debug!(error = %e, retry_in_ms = retry_in.as_millis() as u64, "store write failed again");
         }
     }
 

@@ -64,7 +64,7 @@ impl<S> SendTimeout<S> {
         }
         self.waiting = None;
         self.metrics.client_stalled();
-        tracing::info!(peer = %self.peer, timeout = ?self.timeout, "client accepted no output within the send timeout; connection closed");
+        tracing::info!(peer = %self.peer, timeout_secs = self.timeout.as_secs(), "client accepted no output within the send timeout; connection closed");
         Poll::Ready(Err(io::Error::new(
             io::ErrorKind::TimedOut,
             "the client accepted no output within the send timeout",
