@@ -130,7 +130,8 @@ fn verify_against_itself_says_the_store_is_named_twice() {
 /// Read-only commands need no write access and write nothing: on a store
 /// mounted read-only (a bind mount in a mount namespace of the test's own),
 /// `digest` failed with "Operation not permitted" and no path, and `verify
-/// --against` the same way. They read a private copy now.
+/// --against` the same way. They read a private copy now, and `query`
+/// serves one.
 #[test]
 #[ignore = "needs unshare: run scripts/test"]
 fn digest_and_verify_read_a_store_mounted_read_only() {
@@ -183,4 +184,30 @@ fn digest_and_verify_read_a_store_mounted_read_only() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("EQUAL"), "{text}");
+    // `query` serves it (`sh`, then the tracker, exec in place of
+    // `unshare`: killing the child ends it).
+    let config = write_config(dir.path());
+    let port = free_port();
+    let script = format!(
+        "mount --bind '{s}' '{s}' && mount -o remount,bind,ro '{s}' && \
+         exec '{bin}' --config '{c}' query --data-dir '{s}' --listen 127.0.0.1:{port}",
+        bin = tracker_bin(),
+        c = config.display(),
+    );
+    let mut query = Command::new("unshare")
+        .args(["-rm", "sh", "-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(
+        "query on a read-only store",
+        Duration::from_secs(60),
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+    );
+    let (status, body) = http_get(port, "/v1/admin/digest", Some(OPERATOR_TOKEN));
+    let _ = query.kill();
+    let _ = query.wait();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["digest"], digest.as_str(), "{body}");
 }
