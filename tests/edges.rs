@@ -7,7 +7,144 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::cli::run_to_end;
 use support::*;
+
+/// Regression: `--cache-mb 0` panicked inside sled (exit 101). Every count
+/// and duration is refused out of its range, where it is given, naming it
+/// (past the upper bounds: issue 29).
+#[test]
+fn numeric_settings_out_of_range_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    for (args, says) in [
+        (
+            vec!["digest", "--data-dir", data, "--cache-mb", "0"],
+            "--cache-mb",
+        ),
+        // Regression: replay's own --cache-mb was unchecked (sled panicked).
+        (
+            vec!["replay", "--out", data, "--cache-mb", "0"],
+            "--cache-mb",
+        ),
+        // 2^44 MiB would overflow to 0 bytes.
+        (
+            vec!["digest", "--data-dir", data, "--cache-mb", "17592186044416"],
+            "--cache-mb",
+        ),
+        (
+            vec!["run", "--data-dir", data, "--max-batch", "0"],
+            "--max-batch",
+        ),
+        (
+            vec!["run", "--data-dir", data, "--max-ready-lag=-1"],
+            "--max-ready-lag",
+        ),
+        // Unbounded, a stop waited out whatever it was.
+        (
+            vec!["run", "--data-dir", data, "--max-batch-wait-ms", "60001"],
+            "--max-batch-wait-ms",
+        ),
+        (
+            vec!["query", "--data-dir", data, "--request-timeout-ms", "0"],
+            "--request-timeout-ms",
+        ),
+        (
+            vec!["run", "--data-dir", data, "--max-concurrent-requests", "0"],
+            "--max-concurrent-requests",
+        ),
+        // Past their upper bounds (issue 29): a huge stream or request cap
+        // panicked in tokio's semaphore; 0 streams served no feed at all.
+        (
+            vec![
+                "run",
+                "--data-dir",
+                data,
+                "--max-streams",
+                "18446744073709551615",
+            ],
+            "--max-streams",
+        ),
+        (
+            vec!["run", "--data-dir", data, "--max-streams", "0"],
+            "--max-streams",
+        ),
+        (
+            vec![
+                "run",
+                "--data-dir",
+                data,
+                "--max-concurrent-requests",
+                "1000001",
+            ],
+            "--max-concurrent-requests",
+        ),
+        (
+            vec!["run", "--data-dir", data, "--request-timeout-ms", "3600001"],
+            "--request-timeout-ms",
+        ),
+        (
+            vec!["run", "--data-dir", data, "--send-timeout-secs", "86401"],
+            "--send-timeout-secs",
+        ),
+        (
+            vec!["run", "--data-dir", data, "--startup-grace-secs", "86401"],
+            "--startup-grace-secs",
+        ),
+        (
+            vec!["run", "--data-dir", data, "--memtable-mb", "65537"],
+            "--memtable-mb",
+        ),
+        (
+            vec!["run", "--data-dir", data, "--change-retention", "100000001"],
+            "--change-retention",
+        ),
+        (
+            vec!["replay", "--out", data, "--connect-timeout-secs", "86401"],
+            "--connect-timeout-secs",
+        ),
+    ] {
+        let (code, err) = run_to_end(&args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(says) && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+    let config = dir.path().join("tracker.toml");
+    std::fs::write(&config, "cache_mb = 0\n").unwrap();
+    let (code, err) = run_to_end(&[
+        "--config",
+        config.to_str().unwrap(),
+        "digest",
+        "--data-dir",
+        data,
+    ]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("cache_mb must be from 1 to"), "{err}");
+    for (line, says) in [
+        (
+            "[http]\nmax_streams = 2000000\n",
+            "http.max_streams must be from 1 to 1000000",
+        ),
+        (
+            "[kafka]\nmax_batch = 1000001\n",
+            "kafka.max_batch must be from 1 to 1000000",
+        ),
+    ] {
+        std::fs::write(&config, line).unwrap();
+        let (code, err) = run_to_end(&[
+            "--config",
+            config.to_str().unwrap(),
+            "digest",
+            "--data-dir",
+            data,
+        ]);
+        assert_eq!(code, Some(1), "{line}: {err}");
+        assert!(err.contains(says), "{line}: {err}");
+    }
+}
 
 /// A stuck threshold past ten years is refused: `200000000d` (and
 /// `18446744073709551615s`) wrapped around and marked every replicating
