@@ -13,7 +13,7 @@ use query::{RegionBody, TokenConfig};
 
 mod values;
 pub use values::cache_mb;
-use values::{batch_wait_ms, non_blank, range, within, MAX_BATCH_WAIT_MS, MAX_CACHE_MB};
+use values::{non_blank, range, within};
 
 /// The config file. Every key is optional.
 #[derive(Debug, Default, Deserialize)]
@@ -84,7 +84,12 @@ impl FileConfig {
     fn check(&self) -> anyhow::Result<()> {
         let h = &self.http;
         let bounded = [
-            ("cache_mb", self.cache_mb, (1, MAX_CACHE_MB)),
+            ("cache_mb", self.cache_mb, range::CACHE_MB),
+            (
+                "kafka.max_batch_wait_ms",
+                self.kafka.max_batch_wait_ms,
+                range::MAX_BATCH_WAIT_MS,
+            ),
             ("memtable_mb", self.memtable_mb, range::MEMTABLE_MB),
             (
                 "change_retention",
@@ -134,13 +139,6 @@ impl FileConfig {
         }
         if self.http.max_ready_lag.is_some_and(|l| l < 0) {
             anyhow::bail!("http.max_ready_lag must not be negative");
-        }
-        if self
-            .kafka
-            .max_batch_wait_ms
-            .is_some_and(|ms| ms > MAX_BATCH_WAIT_MS)
-        {
-            anyhow::bail!("kafka.max_batch_wait_ms must be at most {MAX_BATCH_WAIT_MS}");
         }
         for (key, v) in [
             ("kafka.brokers", &self.kafka.brokers),
@@ -240,7 +238,7 @@ pub struct KafkaArgs {
     pub max_batch: Option<usize>,
     /// Longest a batch stays open after its first message, in ms (at most
     /// 60000; a stop closes it at once). Default: 200
-    #[arg(long, env = "TRACKER_MAX_BATCH_WAIT_MS", value_parser = batch_wait_ms)]
+    #[arg(long, env = "TRACKER_MAX_BATCH_WAIT_MS", value_parser = within::<u64, { range::MAX_BATCH_WAIT_MS.0 }, { range::MAX_BATCH_WAIT_MS.1 }>)]
     pub max_batch_wait_ms: Option<u64>,
     /// `replay` and `verify --replay` give up on a broker or topic they
     /// cannot reach after this many seconds. Default: 30

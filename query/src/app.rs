@@ -113,18 +113,14 @@ async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Response 
     if head > s.limits.max_header_bytes {
         return ApiError::HeadersTooLarge(s.limits.max_header_bytes).into_response();
     }
-    // An empty segment (`/v1//replication_records`) names no project and no
-    // record: no such resource, whatever route it would match.
-    if req.uri().path().contains("//") {
-        return not_found(req).await.into_response();
-    }
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched", |m| m.as_str())
         .to_owned();
     // Each path parameter decodes, or is a 400 naming it (axum took `%ZZ`
-    // literally), and is not blank once decoded (`%20`): no such resource.
+    // literally), and is not blank once decoded: an empty segment
+    // (`/v1//replication_records`) or `%20` names no such resource.
     for (template, raw) in route.split('/').zip(req.uri().path().split('/')) {
         let Some(name) = template.strip_prefix('{').and_then(|t| t.strip_suffix('}')) else {
             continue;

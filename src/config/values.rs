@@ -2,22 +2,17 @@
 //! the parsers that refuse the rest by name, for flags, variables and the
 //! config file's keys alike.
 
-/// A count or duration that must be at least 1: 0 would mean no cache, no
-/// batch, no time, and is refused where it is given rather than failing
-/// deep inside (sled panics on a zero cache).
-fn at_least_one<T: std::str::FromStr + PartialOrd + From<u8>>(v: &str) -> Result<T, String> {
-    match v.parse::<T>() {
-        Ok(n) if n >= T::from(1) => Ok(n),
-        Ok(_) => Err("must be at least 1".into()),
-        Err(_) => Err(format!("`{v}` is not a whole number")),
-    }
-}
-
 /// The range of every numeric setting, one definition each, for the flag
 /// (and its variable) and the config file's key alike: past them a value
 /// is refused by name, never clamped or wrapped (a huge stream cap made
 /// tokio's semaphore panic; a huge stuck threshold wrapped around).
 pub mod range {
+    /// The cache budget in MiB: 0 would be no cache (sled panics), 2^44
+    /// would overflow to 0 bytes.
+    pub const CACHE_MB: (u64, u64) = (1, 1 << 20);
+    /// A batch open longer than a minute holds its events from the store,
+    /// and readiness from catching up, for nothing a larger batch would give.
+    pub const MAX_BATCH_WAIT_MS: (u64, u64) = (0, 60_000);
     pub const MEMTABLE_MB: (u64, u64) = (1, 65_536);
     pub const CHANGE_RETENTION: (u64, u64) = (1, 100_000_000);
     pub const MAX_BATCH: (u64, u64) = (1, 1_000_000);
@@ -42,27 +37,10 @@ pub(crate) fn within<T: TryFrom<u64>, const MIN: u64, const MAX: u64>(
     T::try_from(n).map_err(|_| format!("must be from {MIN} to {MAX}"))
 }
 
-/// The cache budget in MiB: 1 to 1,048,576 (1 TiB; more would overflow bytes).
+/// The cache budget in MiB (`--cache-mb` of several commands).
 pub fn cache_mb(v: &str) -> Result<u64, String> {
-    let n: u64 = at_least_one(v)?;
-    if n > MAX_CACHE_MB {
-        return Err(format!("must be at most {MAX_CACHE_MB}"));
-    }
-    Ok(n)
+    within::<u64, { range::CACHE_MB.0 }, { range::CACHE_MB.1 }>(v)
 }
-
-/// How long a batch may stay open, in ms: 0 to [`MAX_BATCH_WAIT_MS`].
-pub(crate) fn batch_wait_ms(v: &str) -> Result<u64, String> {
-    match v.parse::<u64>() {
-        Ok(n) if n <= MAX_BATCH_WAIT_MS => Ok(n),
-        Ok(_) => Err(format!("must be at most {MAX_BATCH_WAIT_MS}")),
-        Err(_) => Err(format!("`{v}` is not a whole number")),
-    }
-}
-
-/// A batch open longer than a minute holds its events from the store, and
-/// readiness from catching up, for nothing a larger batch would give.
-pub const MAX_BATCH_WAIT_MS: u64 = 60_000;
 
 /// A setting that names something (a broker list, a topic): blank is a
 /// mistake (an empty variable in a deployment template), never "unset" —
@@ -76,5 +54,3 @@ pub(crate) fn non_blank(v: &str) -> Result<String, String> {
     }
     Ok(v.to_owned())
 }
-
-pub(crate) const MAX_CACHE_MB: u64 = 1 << 20;

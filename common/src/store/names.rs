@@ -80,7 +80,6 @@ impl Names {
         Naming {
             committed: self,
             new: HashMap::new(),
-            order: Vec::new(),
             next,
         }
     }
@@ -100,8 +99,8 @@ impl Names {
 /// commits, derives while the store is open).
 pub(super) struct Naming<'a> {
     committed: &'a Names,
+    /// The lists named here, with ids dense from the committed count.
     new: HashMap<Box<[u8]>, u32>,
-    order: Vec<Box<[u8]>>,
     next: u64,
 }
 
@@ -122,7 +121,6 @@ impl Naming<'_> {
         let id = self.next as u32;
         self.next += 1;
         self.new.insert(name.into(), id);
-        self.order.push(name.into());
         id
     }
 
@@ -133,15 +131,12 @@ impl Naming<'_> {
         if self.next > u64::from(NO_LIST) {
             return Err(StoreError::Numbers(self.next));
         }
-        let Naming { new, order, .. } = self;
-        Ok(order
-            .into_iter()
-            .map(|name| {
-                let id = new[&name];
-                ops.put(keys::list_name(&name), id.to_be_bytes());
-                (name, id)
-            })
-            .collect())
+        let mut new: NewNames = self.new.into_iter().collect();
+        new.sort_unstable_by_key(|&(_, id)| id);
+        for (name, id) in &new {
+            ops.put(keys::list_name(name), id.to_be_bytes());
+        }
+        Ok(new)
     }
 }
 

@@ -26,7 +26,7 @@ impl Store {
             .segment_size(segment_size(path))
             .cache_capacity(engine::split_cache(cache_bytes).0)
             .flush_every_ms(Some(500));
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
         loop {
             match durability::open_guarded(&config, path)? {
                 Ok(db) => {
@@ -53,18 +53,9 @@ impl Store {
     /// tracker says so before it binds its port. A store not made yet, or
     /// one whose lock file cannot be read, is left to the open to judge.
     pub fn check_not_in_use(path: &Path) -> Result<(), StoreError> {
-        let Ok(db) = std::fs::File::open(path.join("db")) else {
-            return Ok(());
-        };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        loop {
-            match db.try_lock() {
-                // Let go as `db` is closed.
-                Ok(()) => return Ok(()),
-                Err(std::fs::TryLockError::WouldBlock) => locked_wait(path, deadline)?,
-                Err(std::fs::TryLockError::Error(_)) => return Ok(()),
-            }
-        }
+        // Let go as the file is closed.
+        let _ = lock_db(path, Lock::Exclusive)?;
+        Ok(())
     }
 
     /// Opens the store in `path`, which must already hold one, to write to
@@ -241,10 +232,46 @@ impl Drop for OpenHere {
     }
 }
 
+/// How long a held store lock is waited for.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How the store's lock file is locked: as sled does to write, or shared
+/// (a read-only copy is being made).
+#[derive(Clone, Copy)]
+pub(super) enum Lock {
+    Exclusive,
+    Shared,
+}
+
+/// The store's lock file (`db`), locked as `how` and held until dropped, a
+/// held lock waited for as an open waits; `Ok(Err(_))` when the file cannot
+/// be opened or locked for another reason (the caller judges).
+pub(super) fn lock_db(
+    path: &Path,
+    how: Lock,
+) -> Result<std::io::Result<std::fs::File>, StoreError> {
+    let db = match std::fs::File::open(path.join("db")) {
+        Ok(db) => db,
+        Err(e) => return Ok(Err(e)),
+    };
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        let tried = match how {
+            Lock::Exclusive => db.try_lock(),
+            Lock::Shared => db.try_lock_shared(),
+        };
+        match tried {
+            Ok(()) => return Ok(Ok(db)),
+            Err(std::fs::TryLockError::WouldBlock) => locked_wait(path, deadline)?,
+            Err(std::fs::TryLockError::Error(e)) => return Ok(Err(e)),
+        }
+    }
+}
+
 /// A held lock: this process's own store is an error at once; another's
 /// lock is waited for until `deadline` (sled's threads let go of a closed
 /// store's lock a moment late), then an error.
-pub(super) fn locked_wait(path: &Path, deadline: std::time::Instant) -> Result<(), StoreError> {
+fn locked_wait(path: &Path, deadline: std::time::Instant) -> Result<(), StoreError> {
     let shown = || path.display().to_string();
     if OpenHere::contains(path) {
         return Err(StoreError::OpenHere { path: shown() });

@@ -6,7 +6,6 @@
 //! auditor's frozen copy (issue 29). The price is one copy of the store's
 //! files per open (`docs/benchmarks.md`, "Read-only opens").
 
-use std::fs::File;
 use std::path::Path;
 
 use super::{open, StoreError};
@@ -21,15 +20,9 @@ impl ReadCopy {
     /// writing the store holds it exclusively: a copy would be torn, so it
     /// is refused as in use, after the usual wait).
     pub(super) fn make(path: &Path) -> Result<ReadCopy, StoreError> {
-        let db = File::open(path.join("db")).map_err(|e| io(path, "reading", e))?;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        loop {
-            match db.try_lock_shared() {
-                Ok(()) => break,
-                Err(std::fs::TryLockError::WouldBlock) => open::locked_wait(path, deadline)?,
-                Err(std::fs::TryLockError::Error(e)) => return Err(io(path, "locking", e)),
-            }
-        }
+        // Held until the copy is made.
+        let _db = open::lock_db(path, open::Lock::Shared)?
+            .map_err(|e| io(&path.join("db"), "locking", e))?;
         let dir = tempfile::Builder::new()
             .prefix("tracker-read-")
             .tempdir()
