@@ -8,6 +8,7 @@
 //! the real one, and streams built to break a wrong fold.
 
 pub mod event;
+pub mod histogram;
 pub mod identity;
 pub mod instant;
 pub mod lsm;

@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use utoipa::OpenApi;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::openapi::ApiDoc;
 use crate::{dashboard, feed, layers, routes, web, AppState};
 
@@ -139,8 +139,9 @@ async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Response 
     }
     let start = Instant::now();
     let resp = next.run(req).await;
+    let code = resp.extensions().get::<ErrorCode>().map(|c| c.0);
     s.metrics
-        .observe(&route, resp.status().as_u16(), start.elapsed());
+        .observe(&route, resp.status().as_u16(), code, start.elapsed());
     resp
 }
 

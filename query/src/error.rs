@@ -55,6 +55,10 @@ pub enum ApiError {
 #[derive(Debug, Clone)]
 pub struct ErrorDetail(pub String);
 
+/// An error answer's code, attached to its response for the metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
 #[derive(Serialize)]
 struct Body<'a> {
     error_code: &'a str,
@@ -176,14 +180,16 @@ impl IntoResponse for ApiError {
             msg = "error".into();
         }
         let status = self.status();
+        let code = self.code();
         let mut resp = (
             status,
             axum::Json(Body {
-                error_code: self.code(),
+                error_code: code,
                 error_msg: msg,
             }),
         )
             .into_response();
+        resp.extensions_mut().insert(ErrorCode(code));
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));

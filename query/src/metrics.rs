@@ -8,23 +8,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use common::histogram::Histogram;
 use common::progress::IngestProgress;
 use common::{Status, Store};
+
+use crate::error::ApiError;
 
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
-#[derive(Default, Clone)]
-struct Histogram {
-    buckets: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
-}
-
 #[derive(Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), Histogram>>,
+    /// Error answers by code, in [`ApiError::CODES`]' order: every code is
+    /// exported from start-up, at 0, so a rate over it is never absent.
+    errors: [AtomicU64; ApiError::CODES.len()],
     streams: AtomicU64,
     stalled: AtomicU64,
 }
@@ -53,25 +52,26 @@ impl Metrics {
         self.stalled.load(Ordering::Relaxed)
     }
 
-    pub fn observe(&self, route: &str, status: u16, elapsed: Duration) {
-        let secs = elapsed.as_secs_f64();
+    /// A request answered; `code`, when it was an error in the API's shape.
+    pub fn observe(&self, route: &str, status: u16, code: Option<&str>, elapsed: Duration) {
         let mut m = self.requests.lock().expect("metrics lock");
-        let h = m.entry((route.to_owned(), status)).or_default();
-        for (b, le) in h.buckets.iter_mut().zip(BUCKETS) {
-            if secs <= le {
-                *b += 1;
-            }
+        m.entry((route.to_owned(), status))
+            .or_insert_with(|| Histogram::new(&BUCKETS))
+            .observe(elapsed.as_secs_f64());
+        drop(m);
+        if let Some(i) = code.and_then(|c| ApiError::CODES.iter().position(|k| *k == c)) {
+            self.errors[i].fetch_add(1, Ordering::Relaxed);
         }
-        h.count += 1;
-        h.sum += secs;
     }
 
-    /// `stuck`: stuck records per status, when the store could count them.
+    /// `stuck`: stuck records per status, and `size`: the store's bytes on
+    /// disk, each when the store could tell.
     pub fn render(
         &self,
         store: &Store,
         ingest: Option<&IngestProgress>,
         stuck: Option<&[(Status, u64)]>,
+        size: Option<u64>,
     ) -> String {
         let mut out = String::new();
         let t = store.totals();
@@ -117,6 +117,47 @@ impl Metrics {
             "gauge",
             t.records,
         );
+        if let Some(size) = size {
+            counter(
+                "tracker_store_size_bytes",
+                "The store's size on disk (sled's files).",
+                "gauge",
+                size,
+            );
+        }
+        let o = store.outcomes();
+        let name = "tracker_status_changes_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Records whose status a batch changed (a new record included), by new status and region pair.\n# TYPE {name} counter"
+        );
+        for ((status, source, destination), n) in &o.status_changes {
+            let _ = writeln!(
+                out,
+                "{name}{{status=\"{}\",source_region=\"{}\",destination_region=\"{}\"}} {n}",
+                status.as_str(),
+                escape(source),
+                escape(destination)
+            );
+        }
+        let name = "tracker_apply_duration_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time to decode, fold and write one batch.\n# TYPE {name} histogram"
+        );
+        o.apply.render(&mut out, name, "");
+        let name = "tracker_http_errors_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Answers in the API's error shape, by error code.\n# TYPE {name} counter"
+        );
+        for (code, n) in ApiError::CODES.iter().zip(&self.errors) {
+            let _ = writeln!(
+                out,
+                "{name}{{code=\"{code}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
         if let Some(stuck) = stuck {
             let name = "tracker_stuck_records";
             let _ = writeln!(
@@ -178,12 +219,7 @@ impl Metrics {
         );
         for ((route, status), h) in self.requests.lock().expect("metrics lock").iter() {
             let labels = format!("route=\"{}\",status=\"{status}\"", escape(route));
-            for (le, n) in BUCKETS.iter().zip(h.buckets) {
-                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {n}");
-            }
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum);
-            let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
+            h.render(&mut out, name, &labels);
         }
         out
     }

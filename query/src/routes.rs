@@ -336,14 +336,16 @@ pub(crate) async fn ready(State(s): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, body = String, content_type = "text/plain")))]
 pub(crate) async fn metrics(State(s): State<AppState>) -> Response {
-    // Stuck totals walk the store: on the blocking pool, and a store error
-    // leaves the gauge out rather than failing the scrape.
+    // Stuck totals walk the store and its size lists its files: on the
+    // blocking pool, and a store error leaves the gauge out rather than
+    // failing the scrape.
     let k = s.stuck.resolve(true);
     let stuck = blocking(&s.store, move |st| Ok(st.stuck_totals(&k)?))
         .await
         .ok();
+    let size = blocking(&s.store, |st| Ok(st.size_on_disk()?)).await.ok();
     let text = s
         .metrics
-        .render(&s.store, s.ingest.as_deref(), stuck.as_deref());
+        .render(&s.store, s.ingest.as_deref(), stuck.as_deref(), size);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -400,4 +400,24 @@ async fn health_metrics_and_startup_gate() {
     assert!(text.contains("tracker_events_quarantined_total 1"));
     assert!(text.contains("tracker_partition_lag{topic=\"replication-events\",partition=\"0\"} 44"));
     assert!(text.contains("tracker_http_request_duration_seconds_count{route=\"/v1/{project_id}/replication_records\",status=\"200\"}"));
+    // What the alerts and the dashboard need (issue 28): error answers by
+    // code, every code from the start; status changes by region pair; the
+    // apply time; the store's size.
+    assert!(
+        text.contains("tracker_http_errors_total{code=\"TRK.NOT_READY\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tracker_http_errors_total{code=\"TRK.INTERNAL_ERROR\"} 0\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tracker_status_changes_total{status=\"success\",source_region=\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("tracker_apply_duration_seconds_count "),
+        "{text}"
+    );
+    assert!(text.contains("tracker_store_size_bytes "), "{text}");
 }

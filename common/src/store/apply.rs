@@ -183,6 +183,11 @@ impl Store {
             w.checkpoints.insert((topic.to_owned(), partition), next);
         }
         drop(w);
+        let changed = touched
+            .values()
+            .filter_map(|t| outcomes::status_change(t.before.as_ref(), &t.after))
+            .collect();
+        self.outcomes.batch(begun.elapsed().as_secs_f64(), changed);
         steps.add(Step::Install, at);
         self.maintain();
         steps.add(Step::Batch, begun);

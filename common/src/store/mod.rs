@@ -21,6 +21,7 @@ pub mod lists;
 mod merge;
 mod names;
 mod open;
+pub mod outcomes;
 mod ownership;
 mod plan;
 pub mod query;
@@ -361,6 +362,8 @@ pub struct Shared {
     feed: changes::Feed,
     /// Where the write path's time goes.
     steps: Arc<steps::Steps>,
+    /// Batches' apply times and status changes since open, for `/metrics`.
+    outcomes: outcomes::Outcomes,
     /// Events recovered at open.
     recovered: std::sync::atomic::AtomicU64,
     /// The directory, where the durability record lives (none in memory).
@@ -410,6 +413,11 @@ impl Store {
 
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.db.size_on_disk()?)
+    }
+
+    /// Batches' apply times and status changes since the store was opened.
+    pub fn outcomes(&self) -> outcomes::Snapshot {
+        self.outcomes.snapshot()
     }
 
     pub fn totals(&self) -> Totals {

@@ -176,6 +176,7 @@ impl Store {
             }),
             feed: changes::Feed::new(next_change, feed_id),
             steps,
+            outcomes: Default::default(),
             recovered: Default::default(),
             access,
             dir: dir.map(Path::to_owned),
