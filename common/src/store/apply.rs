@@ -5,8 +5,6 @@
 //! index entries and counts (count changes as deltas: nothing is read to
 //! write them) become the engine's memtable slice for the batch.
 
-use rayon::prelude::*;
-
 use super::names::Naming;
 use super::steps::Step;
 use super::*;
@@ -34,9 +32,7 @@ impl Store {
         let steps = &self.steps;
         let begun = std::time::Instant::now();
         let mut at = begun;
-        // The checkpoint filter in order, then the JSON decoded across the
-        // pool's threads; quarantine numbers follow the messages' order.
-        let mut fresh: Vec<&Message> = Vec::with_capacity(messages.len());
+        let mut accepted: Vec<(&Message, Event)> = Vec::with_capacity(messages.len());
         for m in messages {
             let next = checkpoints
                 .get(&(m.topic.as_str(), m.partition))
@@ -48,16 +44,7 @@ impl Store {
                 continue;
             }
             checkpoints.insert((&m.topic, m.partition), m.offset + 1);
-            fresh.push(m);
-        }
-        let decoded: Vec<_> = fresh
-            .par_iter()
-            .with_min_len(PAR_MIN)
-            .map(|m| decode(m.key.as_deref(), m.payload.as_deref()))
-            .collect();
-        let mut accepted: Vec<(&Message, Event)> = Vec::with_capacity(fresh.len());
-        for (m, d) in fresh.into_iter().zip(decoded) {
-            match d {
+            match decode(m.key.as_deref(), m.payload.as_deref()) {
                 Ok(e) => accepted.push((m, e)),
                 Err(reject) => {
                     let entry = quarantined(m, &reject, totals.next_quarantine_seq);
@@ -70,9 +57,8 @@ impl Store {
         }
         at = steps.add(Step::Decode, at);
 
-        let mut prior = self.prior_states(accepted.iter().map(|(_, e)| e), &touched)?;
         for (m, event) in &accepted {
-            let effect = self.fold_into(&mut touched, &mut numbering, &mut prior, event)?;
+            let effect = self.fold_into(&mut touched, &mut numbering, event)?;
             match effect {
                 EventEffect::Duplicate => {
                     totals.duplicates += 1;
@@ -102,27 +88,17 @@ impl Store {
             totals.next_event_seq += 1;
         }
         at = steps.add(Step::Fold, at);
-        // The event log is encoded and compressed on a pool thread while
-        // this one derives the batch's operations: neither reads the other.
-        let (logged, derived) = rayon::join(
-            || {
-                let begun = std::time::Instant::now();
-                let chunks: Vec<Vec<u8>> = log
-                    .chunks
-                    .iter()
-                    .map(|c| compress_log(&encode(c)))
-                    .collect();
-                steps.add(Step::EventLog, begun);
-                chunks
-            },
-            || derive(&touched, self.names.naming()),
-        );
-        let derived = derived?;
         let first_chunk = totals.next_log_chunk;
-        for chunk in logged {
-            batch.insert(keys::event_log(totals.next_log_chunk), chunk);
+        for chunk in &log.chunks {
+            batch.insert(
+                keys::event_log(totals.next_log_chunk),
+                compress_log(&encode(&chunk)),
+            );
             totals.next_log_chunk += 1;
         }
+        at = steps.add(Step::EventLog, at);
+
+        let derived = derive(&touched, self.names.naming())?;
         totals.records += derived.new_records;
         let listened = self.feed.listened();
         // Only this writer moves the head: it is stable for the batch.
@@ -194,23 +170,18 @@ impl Store {
         Ok(outcome)
     }
 
-    /// Folds `e` into its record as the batch has it (at its first event in
-    /// the batch: as `prior` read it, or read from the store now; numbered
-    /// if it is new).
+    /// Folds `e` into its record as the batch has it (read from the store
+    /// at its first event in the batch; numbered if it is new).
     pub(super) fn fold_into(
         &self,
         touched: &mut BTreeMap<String, Touched>,
         numbering: &mut Numbering,
-        prior: &mut Prior,
         e: &Event,
     ) -> Result<EventEffect, StoreError> {
         if let Some(t) = touched.get_mut(&e.record_id) {
             return Ok(effect(t.after.apply(e)));
         }
-        let stored = match prior.remove(e.record_id.as_str()) {
-            Some(stored) => stored,
-            None => self.stored_record(&e.record_id)?,
-        };
+        let stored = self.stored_record(&e.record_id)?;
         let (t, effect) = match stored {
             Some((number, StoredRecord { state, log, .. })) => {
                 let mut after = state.clone();
@@ -238,36 +209,7 @@ impl Store {
         touched.insert(e.record_id.clone(), t);
         Ok(effect)
     }
-
-    /// The stored records of the events' records that the batch has not
-    /// touched yet, read across the pool's threads: the fold then takes each
-    /// at its record's first event instead of reading it there, one at a
-    /// time. Read while the writer holds its lock, so nothing changes them
-    /// before they are folded.
-    pub(super) fn prior_states<'e>(
-        &self,
-        events: impl Iterator<Item = &'e Event>,
-        touched: &BTreeMap<String, Touched>,
-    ) -> Result<Prior, StoreError> {
-        let mut seen = std::collections::HashSet::new();
-        let ids: Vec<&str> = events
-            .map(|e| e.record_id.as_str())
-            .filter(|id| !touched.contains_key(*id) && seen.insert(*id))
-            .collect();
-        ids.par_iter()
-            .with_min_len(PAR_MIN)
-            .map(|id| Ok(((*id).to_owned(), self.stored_record(id)?)))
-            .collect()
-    }
 }
-
-/// Records as the store held them before a batch, by id (`None`: new),
-/// until the fold takes them.
-pub(super) type Prior = HashMap<String, Option<(u32, StoredRecord)>>;
-
-/// Below this many items per thread, the pool's hand-off costs more than
-/// the work (a test's batch of a few events stays on the writer).
-const PAR_MIN: usize = 256;
 
 /// What a batch's touched records derive: the engine's operations (each
 /// record's value under its number, a new record's id map entry and the

@@ -10,8 +10,6 @@
 //! [`FOLD_VERSION`] it was written with, and recovering another's events is
 //! refused ([`StoreError::Fold`]).
 
-use rayon::prelude::*;
-
 use super::apply::derive;
 use super::*;
 
@@ -65,20 +63,11 @@ impl Store {
             let chunk = keys::read_event_log(&k)
                 .ok_or_else(|| StoreError::corrupt(&k, "bad event-log key"))?;
             let entries = read::log_chunk(&k, &v)?;
-            // Decoded and their records read across the pool's threads, as
-            // a batch is; folded in order.
-            let decoded = entries
-                .par_iter()
-                .enumerate()
-                .map(|(index, e)| {
-                    decode(None, Some(&e.raw)).map_err(|r| {
-                        StoreError::corrupt(&k, format!("entry {index} no longer decodes: {r}"))
-                    })
-                })
-                .collect::<Result<Vec<Event>, StoreError>>()?;
-            let mut prior = self.prior_states(decoded.iter(), &touched)?;
-            for (index, (e, event)) in entries.iter().zip(&decoded).enumerate() {
-                let effect = self.fold_into(&mut touched, &mut numbering, &mut prior, event)?;
+            for (index, e) in entries.iter().enumerate() {
+                let event = decode(None, Some(&e.raw)).map_err(|r| {
+                    StoreError::corrupt(&k, format!("entry {index} no longer decodes: {r}"))
+                })?;
+                let effect = self.fold_into(&mut touched, &mut numbering, &event)?;
                 if effect != e.effect {
                     return Err(StoreError::corrupt(
                         &k,

@@ -18,9 +18,7 @@ pub enum Step {
     Fold,
     /// Record values, index entries and count deltas of changed records.
     Derive,
-    /// Encoding and compressing the event-log chunks: on a pool thread
-    /// beside the derivation, so its time overlaps [`Step::Derive`]'s and is
-    /// not part of the writer's own.
+    /// Encoding and compressing the event-log chunks.
     EventLog,
     /// sled's atomic write.
     Write,
@@ -108,7 +106,7 @@ impl StepTimes {
     pub fn other(&self) -> u64 {
         let named: u64 = Step::ALL
             .iter()
-            .filter(|s| s.writer() && !matches!(s, Step::Batch | Step::EventLog))
+            .filter(|s| s.writer() && **s != Step::Batch)
             .map(|s| self.nanos(*s))
             .sum();
         self.nanos(Step::Batch).saturating_sub(named)
