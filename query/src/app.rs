@@ -99,8 +99,28 @@ async fn limit_error(e: tower::BoxError) -> ApiError {
 }
 
 /// Head size and latency metrics for every request (around the limits, so
-/// a shed or timed-out request is measured too).
+/// a shed or timed-out request is measured too, and so is one the guard
+/// itself refuses: `tracker_http_errors_total` counts every code).
 async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_owned();
+    let resp = match refusal(&s, &route, &req) {
+        Some(e) => e.into_response(),
+        None => next.run(req).await,
+    };
+    let code = resp.extensions().get::<ErrorCode>().map(|c| c.0);
+    s.metrics
+        .observe(&route, resp.status().as_u16(), code, start.elapsed());
+    resp
+}
+
+/// What the guard answers in place of the route, if anything: a head over
+/// the limit, a path parameter that does not decode or is blank.
+fn refusal(s: &AppState, route: &str, req: &Request) -> Option<ApiError> {
     // hyper's own limit is twice this (431 without a body); here the
     // documented limit answers in the API's error shape.
     let head = req.method().as_str().len()
@@ -111,13 +131,8 @@ async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Response 
             .map(|(k, v)| k.as_str().len() + v.len() + 4)
             .sum::<usize>();
     if head > s.limits.max_header_bytes {
-        return ApiError::HeadersTooLarge(s.limits.max_header_bytes).into_response();
+        return Some(ApiError::HeadersTooLarge(s.limits.max_header_bytes));
     }
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |m| m.as_str())
-        .to_owned();
     // Each path parameter decodes, or is a 400 naming it (axum took `%ZZ`
     // literally), and is not blank once decoded: an empty segment
     // (`/v1//replication_records`) or `%20` names no such resource.
@@ -127,25 +142,23 @@ async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Response 
         };
         match crate::params::path_decode(raw) {
             None => {
-                return ApiError::invalid(
+                return Some(ApiError::invalid(
                     name,
                     "is not percent-encoded UTF-8 (a `%` must be followed by two hex digits)",
-                )
-                .into_response()
+                ))
             }
-            Some(v) if v.trim().is_empty() => return not_found(req).await.into_response(),
+            Some(v) if v.trim().is_empty() => return Some(route_not_found(req)),
             Some(_) => {}
         }
     }
-    let start = Instant::now();
-    let resp = next.run(req).await;
-    let code = resp.extensions().get::<ErrorCode>().map(|c| c.0);
-    s.metrics
-        .observe(&route, resp.status().as_u16(), code, start.elapsed());
-    resp
+    None
 }
 
 async fn not_found(req: Request) -> ApiError {
+    route_not_found(&req)
+}
+
+fn route_not_found(req: &Request) -> ApiError {
     ApiError::RouteNotFound(req.uri().path().chars().take(200).collect())
 }
 

@@ -192,3 +192,41 @@ async fn a_bad_escape_in_the_path_is_a_400_naming_its_parameter() {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// What the router's guard refuses before any route (a head over the limit,
+/// a path parameter that does not decode, a blank one) is counted like
+/// every other answer: `tracker_http_errors_total` by its code, and the
+/// latency histogram by route and status (issue 28 review: they were not).
+#[tokio::test]
+async fn the_guards_refusals_are_counted_in_the_metrics() {
+    let state = state();
+    let project = sample::project_id(0);
+    let big = "x".repeat(33 * 1024);
+    let resp = support::send(
+        state.clone(),
+        &format!("/v1/{project}/replication_records"),
+        &[("X-Auth-Token", OPERATOR), ("X-Big", &big)],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    let (status, _) =
+        support::get(state.clone(), "/v1/%ZZ/replication_records", Some(OPERATOR)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) =
+        support::get(state.clone(), "/v1/%20/replication_records", Some(OPERATOR)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, b) = support::get(state, "/metrics", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = b.as_str().unwrap();
+    for line in [
+        "tracker_http_errors_total{code=\"TRK.HEADERS_TOO_LARGE\"} 1\n",
+        "tracker_http_errors_total{code=\"TRK.INVALID_PARAMETER\"} 1\n",
+        "tracker_http_errors_total{code=\"TRK.ROUTE_NOT_FOUND\"} 1\n",
+        "tracker_http_request_duration_seconds_count{route=\"/v1/{project_id}/replication_records\",status=\"431\"} 1\n",
+        "tracker_http_request_duration_seconds_count{route=\"/v1/{project_id}/replication_records\",status=\"400\"} 1\n",
+        "tracker_http_request_duration_seconds_count{route=\"/v1/{project_id}/replication_records\",status=\"404\"} 1\n",
+    ] {
+        assert!(text.contains(line), "{line}{text}");
+    }
+}
