@@ -159,10 +159,10 @@ impl Store {
             w.checkpoints.insert((topic.to_owned(), partition), next);
         }
         drop(w);
-        let changed = touched
-            .values()
-            .filter_map(|t| outcomes::status_change(t.before.as_ref(), &t.after))
-            .collect();
+        let mut changed = outcomes::Tally::new();
+        for t in touched.values() {
+            outcomes::tally(&mut changed, t.before.as_ref(), &t.after);
+        }
         self.outcomes.batch(begun.elapsed().as_secs_f64(), changed);
         steps.add(Step::Install, at);
         self.maintain();

@@ -19,8 +19,12 @@ pub const APPLY_BUCKETS: [f64; 12] = [
 /// not have yet is "".
 pub type Route = (Status, String, String);
 
+/// A batch's tally of status changes per route, its regions borrowed from
+/// the records: nothing allocated per record on the writer's path.
+pub(super) type Tally<'a> = BTreeMap<(Status, &'a str, &'a str), u64>;
+
 pub struct Outcomes {
-    inner: Mutex<Snapshot>,
+    inner: Mutex<Inner>,
 }
 
 #[derive(Debug, Clone)]
@@ -29,12 +33,20 @@ pub struct Snapshot {
     pub status_changes: BTreeMap<Route, u64>,
 }
 
+/// The counts by source region, then destination region, then status: a
+/// batch's route is found by its borrowed regions, and its strings
+/// allocated only the first time it is met.
+struct Inner {
+    apply: Histogram,
+    routes: BTreeMap<String, BTreeMap<String, BTreeMap<Status, u64>>>,
+}
+
 impl Default for Outcomes {
     fn default() -> Outcomes {
         Outcomes {
-            inner: Mutex::new(Snapshot {
+            inner: Mutex::new(Inner {
                 apply: Histogram::new(&APPLY_BUCKETS),
-                status_changes: BTreeMap::new(),
+                routes: BTreeMap::new(),
             }),
         }
     }
@@ -42,32 +54,58 @@ impl Default for Outcomes {
 
 impl Outcomes {
     pub fn snapshot(&self) -> Snapshot {
-        self.inner.lock().expect("outcomes lock").clone()
+        let g = self.inner.lock().expect("outcomes lock");
+        let mut status_changes = BTreeMap::new();
+        for (source, to) in &g.routes {
+            for (destination, by_status) in to {
+                for (status, n) in by_status {
+                    let route = (*status, source.clone(), destination.clone());
+                    status_changes.insert(route, *n);
+                }
+            }
+        }
+        Snapshot {
+            apply: g.apply.clone(),
+            status_changes,
+        }
     }
 
-    /// A batch written: its time, and the routes of the records whose
-    /// status it changed (a new record counts as changed).
-    pub(super) fn batch(&self, secs: f64, changed: Vec<Route>) {
+    /// A batch written: its time, and the tally of the records whose status
+    /// it changed (a new record counts as changed). One lock per batch.
+    pub(super) fn batch(&self, secs: f64, changed: Tally<'_>) {
         let mut g = self.inner.lock().expect("outcomes lock");
         g.apply.observe(secs);
-        for route in changed {
-            *g.status_changes.entry(route).or_default() += 1;
+        for ((status, source, destination), n) in changed {
+            if !g.routes.contains_key(source) {
+                g.routes.insert(source.to_owned(), BTreeMap::new());
+            }
+            let to = g.routes.get_mut(source).expect("just inserted");
+            if !to.contains_key(destination) {
+                to.insert(destination.to_owned(), BTreeMap::new());
+            }
+            let by_status = to.get_mut(destination).expect("just inserted");
+            *by_status.entry(status).or_default() += n;
         }
     }
 }
 
-/// The route a record's status change counts under, or `None` when the
-/// batch left its status as it was.
-pub(super) fn status_change(before: Option<&RecordState>, after: &RecordState) -> Option<Route> {
+/// Counts a record's status change in the batch's tally under its route,
+/// unless the batch left its status as it was.
+pub(super) fn tally<'a>(
+    tally: &mut Tally<'a>,
+    before: Option<&RecordState>,
+    after: &'a RecordState,
+) {
     if before.is_some_and(|b| b.status() == after.status()) {
-        return None;
+        return;
     }
-    let region = |f| after.get(f).unwrap_or_default().to_owned();
-    Some((
+    let region = |f| after.get(f).unwrap_or_default();
+    let route = (
         after.status(),
         region(Field::SourceRegion),
         region(Field::DestinationRegion),
-    ))
+    );
+    *tally.entry(route).or_default() += 1;
 }
 
 #[cfg(test)]
@@ -102,5 +140,38 @@ mod tests {
             BTreeMap::from([(route(Status::Replicating), 1), (route(Status::Success), 1)])
         );
         assert_eq!(o.apply.count(), 4);
+    }
+
+    /// A batch's tally adds to what earlier batches counted, per route: two
+    /// records on one route in one batch count twice, a new route (a region
+    /// pair first met) is added beside the old.
+    #[test]
+    fn routes_add_up_across_records_and_batches() {
+        let store = Store::temporary().unwrap();
+        // Each record queued: a new record, counted as waiting.
+        let queued = |id: &str, to: &str| {
+            let j = crate::record::tests::SPEC_EVENTS[0]
+                .replace("30b97bac-532c-4c51-96fa-4b3a32253c12", id)
+                .replace("\"e-1\"", &format!("\"q-{id}\""))
+                .replace("\"region-2\"", &format!("\"{to}\""));
+            crate::decode(None, Some(j.as_bytes())).unwrap()
+        };
+        let batch = |events: &[crate::Event], from| {
+            let ms = crate::testkit::messages(events, from);
+            store.apply_batch(&ms).unwrap();
+        };
+        batch(&[queued("a", "region-2"), queued("b", "region-2")], 0);
+        batch(&[queued("c", "region-2"), queued("d", "region-3")], 2);
+        let route = |to: &str| {
+            (
+                Status::WaitingReplicate,
+                "region-1".to_owned(),
+                to.to_owned(),
+            )
+        };
+        assert_eq!(
+            store.outcomes().status_changes,
+            BTreeMap::from([(route("region-2"), 3), (route("region-3"), 1)])
+        );
     }
 }
