@@ -75,50 +75,51 @@ impl Metrics {
     ) -> String {
         let mut out = String::new();
         let t = store.totals();
-        let mut counter = |name: &str, help: &str, kind: &str, v: u64| {
+        // One family of one unlabelled series (a counter or a gauge).
+        let mut unlabelled = |name: &str, help: &str, kind: &str, v: u64| {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
             );
         };
-        counter(
+        unlabelled(
             "tracker_events_applied_total",
             "New events folded into records.",
             "counter",
             t.applied,
         );
-        counter(
+        unlabelled(
             "tracker_events_duplicate_total",
             "Events whose event_id the record had already seen.",
             "counter",
             t.duplicates,
         );
-        counter(
+        unlabelled(
             "tracker_events_quarantined_total",
             "Messages kept in the quarantine.",
             "counter",
             t.quarantined,
         );
-        counter(
+        unlabelled(
             "tracker_streams_open",
             "Change-feed streams open.",
             "gauge",
             self.streams_open(),
         );
-        counter(
+        unlabelled(
             "tracker_connections_stalled_total",
             "Connections closed because the client accepted no output within the send timeout.",
             "counter",
             self.clients_stalled(),
         );
-        counter(
+        unlabelled(
             "tracker_records",
             "Records in the projection.",
             "gauge",
             t.records,
         );
         if let Some(size) = size {
-            counter(
+            unlabelled(
                 "tracker_store_size_bytes",
                 "The store's size on disk (sled's files).",
                 "gauge",
