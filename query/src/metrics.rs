@@ -64,13 +64,14 @@ impl Metrics {
         }
     }
 
-    /// `stuck`: stuck records per status, and `size`: the store's bytes on
-    /// disk, each when the store could tell.
+    /// `stuck`: stuck records per status, `by_status`: records per status,
+    /// and `size`: the store's bytes on disk, each when the store could tell.
     pub fn render(
         &self,
         store: &Store,
         ingest: Option<&IngestProgress>,
         stuck: Option<&[(Status, u64)]>,
+        by_status: Option<&[(Status, u64)]>,
         size: Option<u64>,
     ) -> String {
         let mut out = String::new();
@@ -158,6 +159,16 @@ impl Metrics {
                 "{name}{{code=\"{code}\"}} {}",
                 n.load(Ordering::Relaxed)
             );
+        }
+        if let Some(by_status) = by_status {
+            let name = "tracker_records_by_status";
+            let _ = writeln!(
+                out,
+                "# HELP {name} Records in each status, each record once whatever projects list it.\n# TYPE {name} gauge"
+            );
+            for (status, n) in by_status {
+                let _ = writeln!(out, "{name}{{status=\"{}\"}} {n}", status.as_str());
+            }
         }
         if let Some(stuck) = stuck {
             let name = "tracker_stuck_records";

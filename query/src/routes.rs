@@ -344,8 +344,15 @@ pub(crate) async fn metrics(State(s): State<AppState>) -> Response {
         .await
         .ok();
     let size = blocking(&s.store, |st| Ok(st.size_on_disk()?)).await.ok();
-    let text = s
-        .metrics
-        .render(&s.store, s.ingest.as_deref(), stuck.as_deref(), size);
+    let by_status = blocking(&s.store, |st| Ok(st.records_by_status()?))
+        .await
+        .ok();
+    let text = s.metrics.render(
+        &s.store,
+        s.ingest.as_deref(),
+        stuck.as_deref(),
+        by_status.as_deref(),
+        size,
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

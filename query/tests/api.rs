@@ -420,4 +420,13 @@ async fn health_metrics_and_startup_gate() {
         "{text}"
     );
     assert!(text.contains("tracker_store_size_bytes "), "{text}");
+    // Records per status, store-wide: the one record, once.
+    assert!(
+        text.contains("tracker_records_by_status{status=\"success\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tracker_records_by_status{status=\"fail\"} 0\n"),
+        "{text}"
+    );
 }

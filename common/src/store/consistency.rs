@@ -53,7 +53,11 @@ impl Store {
             }
         }
         let mut have_counts = BTreeMap::new();
-        for space in [keys::space::COUNT, keys::space::HOUR_COUNT] {
+        for space in [
+            keys::space::COUNT,
+            keys::space::HOUR_COUNT,
+            keys::space::STATUS_COUNT,
+        ] {
             for kv in snap.prefix(&[space]) {
                 match kv? {
                     (k, crate::lsm::Value::Count(n)) => {

@@ -22,6 +22,9 @@
 //!   still under way `o list created_at id → updated_at number`, the list
 //!   named `project live status`, where stuck ones are found.
 //!
+//! Whatever its projects, a record adds one to the store-wide count of its
+//! status (`s status`), which `/metrics` reads.
+//!
 //! Checkpoint items are near-unique, so they are indexed once, globally:
 //! `k side value id → number`; a checkpoint filter reads those few records
 //! directly.
@@ -187,6 +190,10 @@ impl Entries {
         let updated = state.updated_at().key_bytes();
         let hour = hour_start(state.created_at()).key_bytes();
         let status = state.status();
+        // Once per record, outside its projects: the store-wide count.
+        let at = e.bytes.len();
+        e.bytes.extend_from_slice(&keys::status_count(status));
+        e.end_count(at);
         let (src, dst) = (
             state.get(Field::SourceRegion),
             state.get(Field::DestinationRegion),
@@ -356,6 +363,7 @@ mod tests {
             }
         }
         let created = state.created_at().key_bytes();
+        counts.push(keys::status_count(state.status()).to_vec());
         for project in state.projects() {
             let status = state.status().as_str();
             let (src, dst) = (

@@ -32,6 +32,9 @@ pub mod space {
     pub const COUNT: u8 = b'n';
     /// `h` project field value hour → u64 : status postings per hour of created_at
     pub const HOUR_COUNT: u8 = b'h';
+    /// `s` status → u64 : records in each status, store-wide — each record
+    /// once, whatever projects it is listed under (`/metrics`)
+    pub const STATUS_COUNT: u8 = b's';
     /// `o list sort-value id → created_at number` : other sort orders;
     /// `list` is the interned id of the name `o project order`
     pub const ORDER: u8 = b'o';
@@ -328,6 +331,11 @@ pub fn live_list(project: &str, status: Status) -> Vec<u8> {
     let mut k = order_list(project, OrderField::Live);
     k.push(status_byte(status));
     k
+}
+
+/// The store-wide count of records in `status` ([`space::STATUS_COUNT`]).
+pub fn status_count(status: Status) -> [u8; 2] {
+    [space::STATUS_COUNT, status_byte(status)]
 }
 
 /// The global checkpoint entries of one value.

@@ -5,7 +5,7 @@
 use sha2::{Digest, Sha256};
 
 use super::{keys, lists, Checkpoints, EventLogEntry, QuarantineEntry, StoredRecord, Totals};
-use crate::record::{Record, RecordState};
+use crate::record::{Record, RecordState, Status};
 use crate::store::{Store, StoreError};
 
 impl Store {
@@ -175,6 +175,18 @@ impl Store {
             h.update(b"\n");
         }
         Ok(hex::encode(h.finalize()))
+    }
+
+    /// How many records are in each status, store-wide (each record once),
+    /// all from one version.
+    pub fn records_by_status(&self) -> Result<Vec<(Status, u64)>, StoreError> {
+        if self.pin.is_none() {
+            return self.pinned().records_by_status();
+        }
+        Status::ALL
+            .into_iter()
+            .map(|s| Ok((s, self.count(&keys::status_count(s))?)))
+            .collect()
     }
 
     pub(super) fn count(&self, key: &[u8]) -> Result<u64, StoreError> {

@@ -332,19 +332,26 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     /// After random batches, every index entry and count equals the one
-    /// rebuilt from the records.
+    /// rebuilt from the records, and the store-wide counts per status equal
+    /// the independent reference's records per status.
     #[test]
     fn indexes_equal_indexes_rebuilt_from_records(
         batches in proptest::collection::vec(proptest::collection::vec(arb_event(), 0..12), 1..6)
     ) {
         let store = Store::temporary().unwrap();
         let mut offset = 0;
-        for b in &batches {
+        for (i, b) in batches.iter().enumerate() {
             let ms: Vec<Message> = b.iter().map(|e| { offset += 1; msg(0, offset - 1, e) }).collect();
             store.apply_batch(&ms).unwrap();
             if let Err(e) = store.check_consistency().unwrap() {
                 prop_assert!(false, "{}", e);
             }
+            let folded = testkit::reference::fold_events(batches[..=i].iter().flatten());
+            let want: Vec<(Status, u64)> = Status::ALL
+                .into_iter()
+                .map(|s| (s, folded.values().filter(|r| r.status == s).count() as u64))
+                .collect();
+            prop_assert_eq!(store.records_by_status().unwrap(), want);
         }
     }
 
