@@ -161,24 +161,20 @@ impl Metrics {
             );
         }
         if let Some(by_status) = by_status {
-            let name = "tracker_records_by_status";
-            let _ = writeln!(
-                out,
-                "# HELP {name} Records in each status, each record once whatever projects list it.\n# TYPE {name} gauge"
+            per_status(
+                &mut out,
+                "tracker_records_by_status",
+                "Records in each status, each record once whatever projects list it.",
+                by_status,
             );
-            for (status, n) in by_status {
-                let _ = writeln!(out, "{name}{{status=\"{}\"}} {n}", status.as_str());
-            }
         }
         if let Some(stuck) = stuck {
-            let name = "tracker_stuck_records";
-            let _ = writeln!(
-                out,
-                "# HELP {name} Records replicating or waiting with no event for longer than their status's threshold.\n# TYPE {name} gauge"
+            per_status(
+                &mut out,
+                "tracker_stuck_records",
+                "Records replicating or waiting with no event for longer than their status's threshold.",
+                stuck,
             );
-            for (status, n) in stuck {
-                let _ = writeln!(out, "{name}{{status=\"{}\"}} {n}", status.as_str());
-            }
         }
         if let Some(p) = ingest {
             let s = p.snapshot();
@@ -241,4 +237,12 @@ fn escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+/// One gauge family labelled by status.
+fn per_status(out: &mut String, name: &str, help: &str, rows: &[(Status, u64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+    for (status, n) in rows {
+        let _ = writeln!(out, "{name}{{status=\"{}\"}} {n}", status.as_str());
+    }
 }
