@@ -18,97 +18,42 @@ fn numeric_settings_out_of_range_are_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let data = data.to_str().unwrap();
-    for (args, says) in [
-        (
-            vec!["digest", "--data-dir", data, "--cache-mb", "0"],
-            "--cache-mb",
-        ),
+    // (command, setting, value): each refused naming the setting.
+    for (command, flag, value) in [
+        ("digest", "--cache-mb", "0"),
         // Regression: replay's own --cache-mb was unchecked (sled panicked).
-        (
-            vec!["replay", "--out", data, "--cache-mb", "0"],
-            "--cache-mb",
-        ),
+        ("replay", "--cache-mb", "0"),
         // 2^44 MiB would overflow to 0 bytes.
-        (
-            vec!["digest", "--data-dir", data, "--cache-mb", "17592186044416"],
-            "--cache-mb",
-        ),
-        (
-            vec!["run", "--data-dir", data, "--max-batch", "0"],
-            "--max-batch",
-        ),
-        (
-            vec!["run", "--data-dir", data, "--max-ready-lag=-1"],
-            "--max-ready-lag",
-        ),
+        ("digest", "--cache-mb", "17592186044416"),
+        ("run", "--max-batch", "0"),
+        ("run", "--max-ready-lag", "-1"),
         // Unbounded, a stop waited out whatever it was.
-        (
-            vec!["run", "--data-dir", data, "--max-batch-wait-ms", "60001"],
-            "--max-batch-wait-ms",
-        ),
-        (
-            vec!["query", "--data-dir", data, "--request-timeout-ms", "0"],
-            "--request-timeout-ms",
-        ),
-        (
-            vec!["run", "--data-dir", data, "--max-concurrent-requests", "0"],
-            "--max-concurrent-requests",
-        ),
+        ("run", "--max-batch-wait-ms", "60001"),
+        ("query", "--request-timeout-ms", "0"),
+        ("run", "--max-concurrent-requests", "0"),
         // Past their upper bounds (issue 29): a huge stream or request cap
         // panicked in tokio's semaphore; 0 streams served no feed at all.
-        (
-            vec![
-                "run",
-                "--data-dir",
-                data,
-                "--max-streams",
-                "18446744073709551615",
-            ],
-            "--max-streams",
-        ),
-        (
-            vec!["run", "--data-dir", data, "--max-streams", "0"],
-            "--max-streams",
-        ),
-        (
-            vec![
-                "run",
-                "--data-dir",
-                data,
-                "--max-concurrent-requests",
-                "1000001",
-            ],
-            "--max-concurrent-requests",
-        ),
-        (
-            vec!["run", "--data-dir", data, "--request-timeout-ms", "3600001"],
-            "--request-timeout-ms",
-        ),
-        (
-            vec!["run", "--data-dir", data, "--send-timeout-secs", "86401"],
-            "--send-timeout-secs",
-        ),
-        (
-            vec!["run", "--data-dir", data, "--startup-grace-secs", "86401"],
-            "--startup-grace-secs",
-        ),
-        (
-            vec!["run", "--data-dir", data, "--memtable-mb", "65537"],
-            "--memtable-mb",
-        ),
-        (
-            vec!["run", "--data-dir", data, "--change-retention", "100000001"],
-            "--change-retention",
-        ),
-        (
-            vec!["replay", "--out", data, "--connect-timeout-secs", "86401"],
-            "--connect-timeout-secs",
-        ),
+        ("run", "--max-streams", "18446744073709551615"),
+        ("run", "--max-streams", "0"),
+        ("run", "--max-concurrent-requests", "1000001"),
+        ("run", "--request-timeout-ms", "3600001"),
+        ("run", "--send-timeout-secs", "86401"),
+        ("run", "--startup-grace-secs", "86401"),
+        ("run", "--memtable-mb", "65537"),
+        ("run", "--change-retention", "100000001"),
+        ("replay", "--connect-timeout-secs", "86401"),
     ] {
+        let dir_flag = if command == "replay" {
+            "--out"
+        } else {
+            "--data-dir"
+        };
+        let setting = format!("{flag}={value}");
+        let args = [command, dir_flag, data, setting.as_str()];
         let (code, err) = run_to_end(&args);
         assert_eq!(code, Some(2), "{args:?}: {err}");
         assert!(
-            err.contains(says) && !err.contains("panicked"),
+            err.contains(flag) && !err.contains("panicked"),
             "{args:?}: {err}"
         );
     }
