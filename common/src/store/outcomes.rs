@@ -20,11 +20,12 @@ pub const APPLY_BUCKETS: [f64; 12] = [
 pub type Route = (Status, String, String);
 
 /// A batch's tally of status changes per route, its regions borrowed from
-/// the records: nothing allocated per record on the writer's path.
+/// the records: nothing allocated per record on the writer's path, only per
+/// route a batch met (a few dozen) when it is added to the totals.
 pub(super) type Tally<'a> = BTreeMap<(Status, &'a str, &'a str), u64>;
 
 pub struct Outcomes {
-    inner: Mutex<Inner>,
+    inner: Mutex<Snapshot>,
 }
 
 #[derive(Debug, Clone)]
@@ -33,20 +34,12 @@ pub struct Snapshot {
     pub status_changes: BTreeMap<Route, u64>,
 }
 
-/// The counts by source region, then destination region, then status: a
-/// batch's route is found by its borrowed regions, and its strings
-/// allocated only the first time it is met.
-struct Inner {
-    apply: Histogram,
-    routes: BTreeMap<String, BTreeMap<String, BTreeMap<Status, u64>>>,
-}
-
 impl Default for Outcomes {
     fn default() -> Outcomes {
         Outcomes {
-            inner: Mutex::new(Inner {
+            inner: Mutex::new(Snapshot {
                 apply: Histogram::new(&APPLY_BUCKETS),
-                routes: BTreeMap::new(),
+                status_changes: BTreeMap::new(),
             }),
         }
     }
@@ -54,20 +47,7 @@ impl Default for Outcomes {
 
 impl Outcomes {
     pub fn snapshot(&self) -> Snapshot {
-        let g = self.inner.lock().expect("outcomes lock");
-        let mut status_changes = BTreeMap::new();
-        for (source, to) in &g.routes {
-            for (destination, by_status) in to {
-                for (status, n) in by_status {
-                    let route = (*status, source.clone(), destination.clone());
-                    status_changes.insert(route, *n);
-                }
-            }
-        }
-        Snapshot {
-            apply: g.apply.clone(),
-            status_changes,
-        }
+        self.inner.lock().expect("outcomes lock").clone()
     }
 
     /// A batch written: its time, and the tally of the records whose status
@@ -76,15 +56,8 @@ impl Outcomes {
         let mut g = self.inner.lock().expect("outcomes lock");
         g.apply.observe(secs);
         for ((status, source, destination), n) in changed {
-            if !g.routes.contains_key(source) {
-                g.routes.insert(source.to_owned(), BTreeMap::new());
-            }
-            let to = g.routes.get_mut(source).expect("just inserted");
-            if !to.contains_key(destination) {
-                to.insert(destination.to_owned(), BTreeMap::new());
-            }
-            let by_status = to.get_mut(destination).expect("just inserted");
-            *by_status.entry(status).or_default() += n;
+            let route = (status, source.to_owned(), destination.to_owned());
+            *g.status_changes.entry(route).or_default() += n;
         }
     }
 }
