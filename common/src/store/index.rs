@@ -3,34 +3,33 @@
 //! record itself.
 //!
 //! Entries live in lists ([`super::lists`]), one engine key per entry, each
-//! list under the interned id of its name (`store/names.rs`: `list` below).
-//! Per project the record is listed under:
-//! - a posting `i list created_at id → number`, the list named
-//!   `project field value`, for `status`, `source_region`,
-//!   `destination_region` and the three together (the "route"), so a
-//!   filtered page is a range scan in the default sort order and a filter
-//!   test is one point lookup (the status postings partition the project:
-//!   their union is "all records");
+//! list under the interned id of its name (`store/names.rs`: `list` below),
+//! and name the record by its number (`n`, a big-endian u32), never its id:
+//! most entries are fixed-width integers (issue 37, item 3). Per project the
+//! record is listed under:
+//! - a posting `i list created_at n → ∅`, the list named `project field
+//!   value`, for `status`, `source_region`, `destination_region` and the
+//!   three together (the "route"), so a filtered page is a range scan in the
+//!   default sort order and a filter test is one point lookup (the status
+//!   postings partition the project: their union is "all records"); records
+//!   of one `created_at` are ordered by id from the records themselves;
 //! - a count `n project field value`, the length of that posting list, so
 //!   `with_count` on one filter is one read, and for status and route
 //!   postings counts per hour of `created_at` (`h project field value hour`),
 //!   so a deep `offset` skips whole hours instead of walking every entry and
 //!   summaries by hour or day read counts, not records;
-//! - an order entry `o list value id → created_at number`, the list named
-//!   `project order`, for the other linear sort keys (updated_at, id, and
-//!   plan_id — whose entries are `plan created_at id`), and for records
-//!   still under way `o list created_at id → updated_at number`, the list
-//!   named `project live status`, where stuck ones are found.
+//! - order entries, the list named `project order`: `o list updated_at n →
+//!   created_at`; `o list id → created_at n` and `o list plan created_at id
+//!   → created_at n` (string sort values, kept whole); and for records still
+//!   under way `o list created_at n → updated_at`, the list named `project
+//!   live status`, where stuck ones are found.
 //!
 //! Whatever its projects, a record adds one to the store-wide count of its
 //! status (`s status`), which `/metrics` reads.
 //!
-//! Checkpoint items are near-unique, so they are indexed once, globally:
-//! `k side value id → number`; a checkpoint filter reads those few records
-//! directly.
-//!
-//! Every entry's value ends with the record's number (big-endian u32), so a
-//! page reads its records by number, not through the id map.
+//! Checkpoint items are near-unique, so they are indexed once, globally, by
+//! a hash of the value: `k side hash n → ∅`; a checkpoint filter reads those
+//! few records and keeps the ones that carry the value.
 
 use super::keys::{self, push_opt, push_str, space};
 pub use super::keys::{status_byte, CheckpointSide, IndexField, OrderField};
@@ -75,11 +74,9 @@ impl Posting {
         )
     }
 
-    /// An entry's place in a posting list: `(created_at, id)`.
-    pub fn suffix(created: [u8; 8], id: &str) -> Vec<u8> {
-        let mut k = created.to_vec();
-        push_str(&mut k, id.as_bytes());
-        k
+    /// An entry's place in a posting list: `(created_at, number)`.
+    pub fn suffix(created: [u8; 8], number: u32) -> [u8; 12] {
+        keys::instant_number(created, number)
     }
 }
 
@@ -163,9 +160,9 @@ pub struct Entries {
 
 impl Entries {
     pub(super) fn of(id: &str, number: u32, state: &RecordState, naming: &mut Naming) -> Entries {
-        let number = number.to_be_bytes();
+        let n = number.to_be_bytes();
         let mut e = Entries {
-            bytes: Vec::with_capacity(1024),
+            bytes: Vec::with_capacity(512),
             keys: Vec::with_capacity(16),
             counts: Vec::with_capacity(16),
         };
@@ -179,11 +176,9 @@ impl Entries {
         ] {
             if let Some(v) = state.get(f) {
                 let at = e.bytes.len();
-                e.bytes
-                    .extend_from_slice(&[space::CHECKPOINT_ITEM, side as u8]);
-                push_str(&mut e.bytes, v.as_bytes());
-                push_str(&mut e.bytes, id);
-                e.end_key(at, &[&number]);
+                e.bytes.extend_from_slice(&keys::checkpoint_items(side, v));
+                e.bytes.extend_from_slice(&n);
+                e.end_key(at, &[]);
             }
         }
         let created = state.created_at().key_bytes();
@@ -214,9 +209,9 @@ impl Entries {
                 keys::push_list_tail(&mut name, project, field, value);
                 let at = e.bytes.len();
                 e.list(space::POSTING, naming.id(&name));
-                e.bytes.extend_from_slice(&created);
-                push_str(&mut e.bytes, id);
-                e.end_key(at, &[&number]);
+                e.bytes
+                    .extend_from_slice(&keys::instant_number(created, number));
+                e.end_key(at, &[]);
                 // Counts are keyed by the name: summaries scan a field's.
                 let at = e.bytes.len();
                 e.bytes.push(space::COUNT);
@@ -238,19 +233,19 @@ impl Entries {
             };
             let at = e.bytes.len();
             start_order(&mut e, OrderField::UpdatedAt, None);
-            e.bytes.extend_from_slice(&updated);
-            push_str(&mut e.bytes, id);
-            e.end_key(at, &[&created, &number]);
+            e.bytes
+                .extend_from_slice(&keys::instant_number(updated, number));
+            e.end_key(at, &[&created]);
             let at = e.bytes.len();
             start_order(&mut e, OrderField::Id, None);
             push_str(&mut e.bytes, id);
-            e.end_key(at, &[&created, &number]);
+            e.end_key(at, &[&created, &n]);
             if Stuck::STATUSES.contains(&status) {
                 let at = e.bytes.len();
                 start_order(&mut e, OrderField::Live, Some(status));
-                e.bytes.extend_from_slice(&created);
-                push_str(&mut e.bytes, id);
-                e.end_key(at, &[&updated, &number]);
+                e.bytes
+                    .extend_from_slice(&keys::instant_number(created, number));
+                e.end_key(at, &[&updated]);
             }
             // Within a plan, entries follow created_at, so new ones land at
             // the plan's recent end (blocks stay cheap); runs of one plan are
@@ -260,7 +255,7 @@ impl Entries {
             push_opt(&mut e.bytes, state.get(Field::PlanId));
             e.bytes.extend_from_slice(&created);
             push_str(&mut e.bytes, id);
-            e.end_key(at, &[&created, &number]);
+            e.end_key(at, &[&created, &n]);
         }
         // By key; of two entries with one key (none today), the later wins.
         let bytes = &e.bytes;
@@ -357,8 +352,8 @@ mod tests {
         ] {
             if let Some(v) = state.get(f) {
                 keys.insert(
-                    [keys::checkpoint_items(side, v), id_suffix(id)].concat(),
-                    n.clone(),
+                    [&keys::checkpoint_items(side, v)[..], &n].concat(),
+                    Vec::new(),
                 );
             }
         }
@@ -377,8 +372,12 @@ mod tests {
                 Posting::new(IndexField::Route, Some(&route(src, dst, status))),
             ] {
                 keys.insert(
-                    [list(p.name(project)), Posting::suffix(created, id)].concat(),
-                    n.clone(),
+                    [
+                        list(p.name(project)),
+                        Posting::suffix(created, number).to_vec(),
+                    ]
+                    .concat(),
+                    Vec::new(),
                 );
                 counts.push(p.count_key(project));
                 if matches!(p.field, IndexField::Status | IndexField::Route) {
@@ -389,8 +388,8 @@ mod tests {
             }
             let mut k = list(keys::order_list(project, OrderField::UpdatedAt));
             k.extend_from_slice(&state.updated_at().key_bytes());
-            push_str(&mut k, id.as_bytes());
-            keys.insert(k, with_n(&created));
+            k.extend_from_slice(&n);
+            keys.insert(k, created.to_vec());
             keys.insert(
                 [
                     list(keys::order_list(project, OrderField::Id)),
@@ -403,10 +402,10 @@ mod tests {
                 keys.insert(
                     [
                         list(keys::live_list(project, state.status())),
-                        Posting::suffix(created, id),
+                        Posting::suffix(created, number).to_vec(),
                     ]
                     .concat(),
-                    with_n(&state.updated_at().key_bytes()),
+                    state.updated_at().key_bytes().to_vec(),
                 );
             }
             let mut k = list(keys::order_list(project, OrderField::PlanId));

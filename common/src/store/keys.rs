@@ -8,7 +8,6 @@
 //! Optional values get a tag byte: absent (0x00) sorts before any value.
 //! Numbers are big-endian; instants have their sign bit flipped.
 
-use crate::instant::Micros;
 use crate::record::Status;
 
 /// Keyspace prefixes (the "trees" of the layout).
@@ -24,9 +23,10 @@ pub mod space {
     /// engine beside the records, so recovery at open finds it as of the
     /// engine's last flush, where it starts folding again
     pub const NUMBERED: u8 = b'u';
-    /// `i list created_at id → number` : postings, sorted by (created_at,
-    /// id); `list` is the interned id (`store/names.rs`) of the name
-    /// `i project field value`
+    /// `i list created_at number → ∅` : postings, sorted by (created_at,
+    /// record number) — fixed-width integers; readers order records of one
+    /// `created_at` by id from the records themselves. `list` is the
+    /// interned id (`store/names.rs`) of the name `i project field value`
     pub const POSTING: u8 = b'i';
     /// `n` project field value → u64 : size of the matching posting list
     pub const COUNT: u8 = b'n';
@@ -35,13 +35,18 @@ pub mod space {
     /// `s` status → u64 : records in each status, store-wide — each record
     /// once, whatever projects it is listed under (`/metrics`)
     pub const STATUS_COUNT: u8 = b's';
-    /// `o list sort-value id → created_at number` : other sort orders;
-    /// `list` is the interned id of the name `o project order`
+    /// `o list …` : other sort orders; `list` is the interned id of the
+    /// name `o project order`. `updated_at number → created_at` and, for
+    /// the records still under way, `created_at number → updated_at` (the
+    /// `Live` lists) are integers like postings; `id → created_at number`
+    /// and `plan created_at id → created_at number` keep their strings
     pub const ORDER: u8 = b'o';
     /// `l name → list id` (u32): the dictionary of interned lists, a name
     /// being a list's keyspace byte and what identifies it there
     pub const LIST_NAME: u8 = b'l';
-    /// `k` side checkpoint-item id → ∅ : global checkpoint-item index
+    /// `k side hash number → ∅` : the global checkpoint-item index, by
+    /// [`checkpoint_hash`] of the value; a reader confirms the value on
+    /// the record
     pub const CHECKPOINT_ITEM: u8 = b'k';
     /// `e` chunk seq → [EventLogEntry] : the audit trail, in chunks of a batch;
     /// each record keeps references to its entries
@@ -209,12 +214,20 @@ pub const META_FOLD: &[u8] = b"mfold";
 /// The store's identity in its change ids (ASCII hex, made at first use).
 pub const META_FEED_ID: &[u8] = b"mfeed_id";
 
-/// Splits the `created_at id` tail of a posting key.
-pub fn read_created_id(tail: &[u8]) -> Option<(Micros, Vec<u8>)> {
-    let created: [u8; 8] = tail.get(..8)?.try_into().ok()?;
-    let (id, rest) = read_str(&tail[8..])?;
-    rest.is_empty()
-        .then_some((Micros::from_key_bytes(created), id))
+/// The tail of an integer entry (a posting, a `Live` or `updated_at`
+/// order entry): an instant and a record number, each big-endian.
+pub fn instant_number(instant: [u8; 8], number: u32) -> [u8; 12] {
+    let mut t = [0; 12];
+    t[..8].copy_from_slice(&instant);
+    t[8..].copy_from_slice(&number.to_be_bytes());
+    t
+}
+
+/// Splits an integer entry's tail, written by [`instant_number`].
+pub fn read_instant_number(tail: &[u8]) -> Option<([u8; 8], u32)> {
+    let tail: &[u8; 12] = tail.try_into().ok()?;
+    let (at, n) = tail.split_at(8);
+    Some((at.try_into().ok()?, u32::from_be_bytes(n.try_into().ok()?)))
 }
 
 // ---- index lists: every key of a list is built here ----
@@ -338,11 +351,23 @@ pub fn status_count(status: Status) -> [u8; 2] {
     [space::STATUS_COUNT, status_byte(status)]
 }
 
-/// The global checkpoint entries of one value.
-pub fn checkpoint_items(side: CheckpointSide, value: &str) -> Vec<u8> {
-    let mut k = vec![space::CHECKPOINT_ITEM, side as u8];
-    push_str(&mut k, value.as_bytes());
+/// The global checkpoint entries of one value (and of the values that
+/// share its hash, which the reader tells apart on the records).
+pub fn checkpoint_items(side: CheckpointSide, value: &str) -> [u8; 10] {
+    let mut k = [0; 10];
+    k[0] = space::CHECKPOINT_ITEM;
+    k[1] = side as u8;
+    k[2..].copy_from_slice(&checkpoint_hash(value).to_be_bytes());
     k
+}
+
+/// A checkpoint item's place in its index: 64-bit FNV-1a of its bytes.
+/// Written out here, not taken from a library whose hash may change: it
+/// is part of the keys on disk (pinned by `store::tests::golden`).
+pub fn checkpoint_hash(value: &str) -> u64 {
+    value.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// The change log's batch whose first change is `first`.

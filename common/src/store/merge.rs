@@ -1,7 +1,7 @@
 //! The k-way merge of posting scans: disjoint lists, each sorted by
-//! `(created_at, id)`, read as one list in that order (or its reverse). The
-//! heads are compared in place as key tails, whose bytes sort like the pair;
-//! only the winner is decoded, with the record number its value carries.
+//! `(created_at, record number)`, read as one list in that order (or its
+//! reverse). The heads are compared in place as key tails, whose bytes sort
+//! like the pair; only the winner is decoded.
 
 use super::keys;
 use super::lists::EntryIter;
@@ -34,7 +34,7 @@ impl Merge {
 }
 
 impl Iterator for Merge {
-    type Item = Result<([u8; 8], String, u32), StoreError>;
+    type Item = Result<([u8; 8], u32), StoreError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if !self.started {
@@ -63,22 +63,13 @@ impl Iterator for Merge {
             }
         }
         let i = best?;
-        let (key, value) = self.heads[i].take().expect("head present");
+        let (key, _) = self.heads[i].take().expect("head present");
         if let Err(e) = self.advance(i) {
             return Some(Err(e));
         }
-        let number = match keys::read_number(&value) {
-            Some(n) => n,
-            None => return Some(Err(StoreError::corrupt(&key, "bad posting value"))),
-        };
-        Some(parse_created_id(&key, &key[self.sources[i].0..]).map(|(c, id)| (c, id, number)))
+        Some(
+            keys::read_instant_number(&key[self.sources[i].0..])
+                .ok_or_else(|| StoreError::corrupt(&key, "bad posting key")),
+        )
     }
-}
-
-/// Splits a posting entry's `(created_at, id)` tail.
-pub fn parse_created_id(k: &[u8], tail: &[u8]) -> Result<([u8; 8], String), StoreError> {
-    let (created, id) =
-        keys::read_created_id(tail).ok_or_else(|| StoreError::corrupt(k, "bad posting key"))?;
-    let id = String::from_utf8(id).map_err(|_| StoreError::corrupt(k, "bad id in posting key"))?;
-    Ok((created.key_bytes(), id))
 }

@@ -3,7 +3,9 @@
 //!
 //! - Filters are posting lists. The smallest drives the scan; every other
 //!   filter is one point lookup per candidate (the posting entry is fully known
-//!   from `created_at` and `id`), so no record is read until it is on the page.
+//!   from `created_at` and the record's number), so no record is read until
+//!   it is on the page — or ties another on its sort value: entries name
+//!   records by number, and ties are ordered by id, read from the records.
 //! - A leading `created_at` sort walks the driving posting forwards or
 //!   backwards; `updated_at`, `id` and `plan_id` walk their order entries,
 //!   unless the filters are selective enough that gathering and sorting their
@@ -43,7 +45,7 @@ mod seek;
 mod stuck;
 mod walk;
 
-use entry::{group_value, instant, instant_number, number, order_entry, parse_id, parse_opt};
+use entry::{group_value, instant, order_entry, parse_opt};
 use seek::past;
 
 /// Offsets below this are cheaper to walk than to skip by hour counts. Unit
@@ -107,21 +109,21 @@ fn filters(q: &ListQuery) -> (Vec<Posting>, Vec<CheckpointFilter<'_>>) {
     (f, checkpoints)
 }
 
-/// Offset/limit bookkeeping while a plan emits ids in order, each with
-/// its record's number when an index entry gave it (the page then reads
-/// the record by number, not through the id map).
+/// Offset/limit bookkeeping while a plan emits records in order, by the
+/// numbers their index entries give (the page then reads each record by
+/// number, not through the id map).
 struct Cursor {
     skip: usize,
     take: usize,
-    ids: Vec<(String, Option<u32>)>,
+    numbers: Vec<u32>,
 }
 
 impl Cursor {
-    fn push(&mut self, id: String, number: Option<u32>) {
+    fn push(&mut self, number: u32) {
         if self.skip > 0 {
             self.skip -= 1;
         } else if self.take > 0 {
-            self.ids.push((id, number));
+            self.numbers.push(number);
             self.take -= 1;
         }
     }
@@ -147,13 +149,21 @@ impl Cursor {
     }
 }
 
-/// Ids that share one sort value, waiting to be ordered by the remaining
-/// keys; each with its `created_at` and record number (known from the
-/// index entry).
+/// A record as an index entry gives it: its number, its `created_at`, and
+/// its id once known (from an entry that holds it, or read from the record
+/// when the order needs it).
+struct Tied {
+    id: Option<String>,
+    created: [u8; 8],
+    number: u32,
+}
+
+/// Records that share one sort value, waiting to be ordered by the
+/// remaining keys and by id.
 #[derive(Default)]
 struct TieRun {
     value: Vec<u8>,
-    ids: Vec<(String, [u8; 8], u32)>,
+    ids: Vec<Tied>,
     /// The marker's sort value in this walk's encoding, while the marker
     /// has not been passed: the run holding it is placed by its entries.
     marker: Option<Vec<u8>>,
@@ -218,7 +228,7 @@ impl Store {
             cur: Cursor {
                 skip: q.offset.unwrap_or(0),
                 take: limit.saturating_add(usize::from(limit > 0)),
-                ids: Vec::new(),
+                numbers: Vec::new(),
             },
             created: q.created,
             updated: q.updated,
@@ -233,14 +243,15 @@ impl Store {
             Some(true) => Some(planner.count_matches(&filters)?),
             _ => None,
         };
-        let mut ids = planner.cur.ids;
-        let next_marker = next_marker(&mut ids, limit).map(|(id, _)| id);
-        let mut records = Vec::with_capacity(ids.len());
-        for (id, number) in &ids {
-            if let Some(s) = self.state_of(id, *number)? {
-                records.push(s.view(id));
-            }
+        let mut numbers = planner.cur.numbers;
+        let more = next_marker(&mut numbers, limit).is_some();
+        let mut records = Vec::with_capacity(numbers.len());
+        for &n in &numbers {
+            let (id, s) = self.row_of(n)?;
+            records.push(s.view(&id));
         }
+        let next_marker = more.then(|| records.last().map(|r| r.id.clone()));
+        let next_marker = next_marker.flatten();
         Ok(Page {
             records,
             count,
@@ -283,22 +294,27 @@ impl Store {
             Some(s) => vec![s],
             None => vec![CheckpointSide::Source, CheckpointSide::Destination],
         };
-        let mut ids: Vec<(String, u32)> = Vec::new();
+        let mut numbers: Vec<u32> = Vec::new();
         for side in sides {
             let prefix = keys::checkpoint_items(side, value);
             for kv in self.scan_list(&prefix, Dir::Asc) {
-                let (k, v) = kv?;
-                ids.push((parse_id(&k, &k[prefix.len()..])?, number(&k, &v)?));
+                let (k, _) = kv?;
+                let n = k[prefix.len()..]
+                    .try_into()
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| StoreError::corrupt(&k, "bad checkpoint-item entry"))?;
+                numbers.push(n);
             }
         }
-        ids.sort_unstable();
-        ids.dedup();
+        numbers.sort_unstable();
+        numbers.dedup();
         let mut rows = Vec::new();
-        for (id, n) in ids {
-            if let Some(s) = self.state_of(&id, Some(n))? {
-                if q.matches(project, &s) {
-                    rows.push((id, s));
-                }
+        for n in numbers {
+            // The entries are by the value's hash: `matches` keeps the
+            // records that carry the value itself.
+            let (id, s) = self.row_of(n)?;
+            if q.matches(project, &s) {
+                rows.push((id, s));
             }
         }
         let tie = sort.last().map_or(Dir::Desc, |k| k.dir);

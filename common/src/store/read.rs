@@ -79,29 +79,13 @@ impl Store {
         Ok(self.stored_record(id)?.map(|(_, s)| s.state))
     }
 
-    /// The record `id`: read by its number when an index entry gave it (one
-    /// point read, no id map), else through the id map.
-    pub(super) fn state_of(
-        &self,
-        id: &str,
-        number: Option<u32>,
-    ) -> Result<Option<RecordState>, StoreError> {
-        let Some(number) = number else {
-            return self.record_state(id);
-        };
-        let key = keys::record(number);
-        let stored = numbered(&self.snap(), number)?
-            .ok_or_else(|| StoreError::corrupt(&key, "an index entry names no record"))?;
-        if stored.id != id {
-            return Err(StoreError::corrupt(
-                &key,
-                format!(
-                    "an index entry of {id:?} names record {number}, {:?}",
-                    stored.id
-                ),
-            ));
-        }
-        Ok(Some(stored.state))
+    /// The record numbered `number`, with its id: an index entry named it
+    /// (one point read, no id map), so a missing record is corruption.
+    pub(super) fn row_of(&self, number: u32) -> Result<(String, RecordState), StoreError> {
+        let stored = numbered(&self.snap(), number)?.ok_or_else(|| {
+            StoreError::corrupt(&keys::record(number), "an index entry names no record")
+        })?;
+        Ok((stored.id, stored.state))
     }
 
     /// The record as listed under `project`: `None` when it does not exist or

@@ -1,45 +1,77 @@
-//! Reading index keys: an order entry's sort value and id, the `created_at`
-//! an entry carries, a count key's value.
+//! Reading index keys: an order entry's sort value, `created_at`, number
+//! and (when it holds one) id; a count key's value.
 
 use super::*;
 
-/// The sort value and the id of an order entry's tail. Plan entries are
-/// `(plan, created_at, id)`: time-ordered within a plan, sorted by value.
+/// One entry of a sort order, as its key and value give it.
+pub(super) struct OrderEntry {
+    /// The sort value, as bytes that sort like it.
+    pub value: Vec<u8>,
+    pub created: [u8; 8],
+    pub number: u32,
+    /// The record's id, when the entry holds it (`id` and `plan_id`: their
+    /// sort values are strings); the `updated_at` order holds integers.
+    pub id: Option<String>,
+}
+
+/// Reads an order entry: `updated_at number → created_at`, `id →
+/// created_at number`, or `plan created_at id → created_at number`
+/// (time-ordered within a plan, sorted by value).
 pub(super) fn order_entry(
     order: OrderField,
     k: &[u8],
     tail: &[u8],
-) -> Result<(Vec<u8>, String), StoreError> {
+    v: &[u8],
+) -> Result<OrderEntry, StoreError> {
     let bad = || StoreError::corrupt(k, "bad order key");
-    let (value_len, id_at) = match order {
-        OrderField::UpdatedAt => (8, 8),
-        // The live lists are postings in form, read by `stuck.rs`.
-        OrderField::Live => return Err(StoreError::corrupt(k, "a live list is not a sort order")),
-        OrderField::Id => (0, 0),
-        OrderField::PlanId => {
-            let value_len = tail.len() - keys::skip_opt(tail).ok_or_else(bad)?.len();
-            (value_len, value_len + 8)
+    match order {
+        OrderField::UpdatedAt => {
+            let (updated, number) = keys::read_instant_number(tail).ok_or_else(bad)?;
+            let created = v
+                .try_into()
+                .map_err(|_| StoreError::corrupt(k, "bad order value"))?;
+            Ok(OrderEntry {
+                value: updated.to_vec(),
+                created,
+                number,
+                id: None,
+            })
         }
-    };
-    let id = parse_id(k, tail.get(id_at..).ok_or_else(bad)?)?;
-    let sort_value = match order {
-        OrderField::Id => id.as_bytes().to_vec(),
-        _ => tail[..value_len].to_vec(),
-    };
-    Ok((sort_value, id))
+        // The live lists are postings in form, read by `stuck.rs`.
+        OrderField::Live => Err(StoreError::corrupt(k, "a live list is not a sort order")),
+        OrderField::Id | OrderField::PlanId => {
+            let (value_len, id_at) = match order {
+                OrderField::Id => (0, 0),
+                _ => {
+                    let value_len = tail.len() - keys::skip_opt(tail).ok_or_else(bad)?.len();
+                    (value_len, value_len + 8)
+                }
+            };
+            let id = parse_id(k, tail.get(id_at..).ok_or_else(bad)?)?;
+            let (created, number) = instant_number(k, v)?;
+            let value = match order {
+                OrderField::Id => id.as_bytes().to_vec(),
+                _ => tail[..value_len].to_vec(),
+            };
+            Ok(OrderEntry {
+                value,
+                created,
+                number,
+                id: Some(id),
+            })
+        }
+    }
 }
 
-/// What an order or live entry carries as its value: an instant
-/// (`created_at`; a live entry's `updated_at`) and the record's number.
-pub(super) fn instant_number(k: &[u8], v: &[u8]) -> Result<([u8; 8], u32), StoreError> {
+/// What an `id` or `plan_id` order entry carries as its value: its
+/// `created_at` and the record's number.
+fn instant_number(k: &[u8], v: &[u8]) -> Result<([u8; 8], u32), StoreError> {
     let bad = || StoreError::corrupt(k, "bad order value");
     let (at, n) = v.split_at_checked(8).ok_or_else(bad)?;
-    Ok((at.try_into().map_err(|_| bad())?, number(k, n)?))
-}
-
-/// The record number a posting or checkpoint entry carries as its value.
-pub(super) fn number(k: &[u8], v: &[u8]) -> Result<u32, StoreError> {
-    keys::read_number(v).ok_or_else(|| StoreError::corrupt(k, "bad record number in index entry"))
+    Ok((
+        at.try_into().map_err(|_| bad())?,
+        keys::read_number(n).ok_or_else(bad)?,
+    ))
 }
 
 pub(super) fn instant(k: &[u8], b: &[u8]) -> Result<Micros, StoreError> {

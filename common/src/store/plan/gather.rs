@@ -2,8 +2,9 @@
 //! them in memory: `stuck=true` (the `Live` order up to each cutoff) and an
 //! `updated_*` window on any other sort (the `updated_at` order inside the
 //! window, when it holds at most [`GATHER_MAX`] entries). Candidates carry
-//! `created_at`, `updated_at` and `id` from their entries, so sorting by one
-//! of those, and placing the marker, reads no record; other sorts read them.
+//! `created_at`, `updated_at` and the record's number from their entries, so
+//! sorting by one of those, and placing the marker, reads only the records
+//! that tie (ties are ordered by id); other sorts read them all.
 
 use super::*;
 
@@ -13,22 +14,28 @@ use super::*;
 /// windows, so generated worlds take both paths.
 pub(super) const GATHER_MAX: usize = if cfg!(test) { 3 } else { 20_000 };
 
-/// A record as an index entry knows it (the marker's, as its record).
+/// A record as an index entry knows it: its id only once read (the
+/// marker's, as its record, has no number and its id).
 pub(super) struct Candidate {
-    pub id: String,
+    pub id: Option<String>,
     pub created: [u8; 8],
     pub updated: Micros,
-    pub number: Option<u32>,
+    pub number: u32,
 }
 
 impl Candidate {
+    /// The marker as a candidate: it is compared, never put on a page.
     pub(super) fn of(id: &str, s: &RecordState) -> Candidate {
         Candidate {
-            id: id.to_owned(),
+            id: Some(id.to_owned()),
             created: s.created_at().key_bytes(),
             updated: s.updated_at(),
-            number: None,
+            number: u32::MAX,
         }
+    }
+
+    pub(super) fn id(&self) -> &str {
+        self.id.as_deref().unwrap_or_default()
     }
 }
 
@@ -51,8 +58,8 @@ impl Planner<'_> {
             .scan_list_from(&prefix, Dir::Asc, from.as_deref())?
         {
             let (k, v) = kv?;
-            let (value, id) = order_entry(OrderField::UpdatedAt, &k, &k[prefix.len()..])?;
-            let updated = instant(&k, &value)?;
+            let e = order_entry(OrderField::UpdatedAt, &k, &k[prefix.len()..], &v)?;
+            let updated = instant(&k, &e.value)?;
             if self.updated.passed(updated, Dir::Asc) {
                 break;
             }
@@ -60,17 +67,47 @@ impl Planner<'_> {
             if seen > limit {
                 return Ok(None);
             }
-            let (created, number) = instant_number(&k, &v)?;
-            if self.admits(filters, created, Some(updated), &id)? {
+            if self.admits(filters, e.created, Some(updated), e.number)? {
                 out.push(Candidate {
-                    id,
-                    created,
+                    id: None,
+                    created: e.created,
                     updated,
-                    number: Some(number),
+                    number: e.number,
                 });
             }
         }
         Ok(Some(out))
+    }
+
+    /// Sorts candidates by `order` on their entries' values, then by id in
+    /// the `tie` direction — reading the ids of those that tie with another
+    /// or with `marker` first — and drops those not after the marker.
+    pub(super) fn sort_candidates(
+        &self,
+        found: &mut Vec<Candidate>,
+        order: &dyn Fn(&Candidate, &Candidate) -> Ordering,
+        tie: Dir,
+        marker: Option<&Candidate>,
+    ) -> Result<(), StoreError> {
+        found.sort_by(order);
+        for group in found.chunk_by_mut(|a, b| order(a, b) == Ordering::Equal) {
+            let tied =
+                group.len() > 1 || marker.is_some_and(|m| order(&group[0], m) == Ordering::Equal);
+            if tied {
+                for c in group.iter_mut().filter(|c| c.id.is_none()) {
+                    c.id = Some(self.store.row_of(c.number)?.0);
+                }
+                group.sort_by(|a, b| directed(a.id().cmp(b.id()), tie));
+            }
+        }
+        if let Some(m) = marker {
+            found.retain(|c| {
+                order(c, m)
+                    .then_with(|| directed(c.id().cmp(m.id()), tie))
+                    .is_gt()
+            });
+        }
+        Ok(())
     }
 
     /// Puts gathered candidates on the page in the order of `keys` (ties by
@@ -81,14 +118,10 @@ impl Planner<'_> {
         keys: &[SortKey],
     ) -> Result<(), StoreError> {
         let tie = self.tie;
-        let by_id = |a: &Candidate, b: &Candidate| directed(a.id.cmp(&b.id), tie);
         let simple = match keys {
             [] => Some(None),
             [SortKey { field, dir }]
-                if matches!(
-                    field,
-                    SortField::CreatedAt | SortField::UpdatedAt | SortField::Id
-                ) =>
+                if matches!(field, SortField::CreatedAt | SortField::UpdatedAt) =>
             {
                 Some(Some((*field, *dir)))
             }
@@ -98,9 +131,7 @@ impl Planner<'_> {
             // Another sort: read the records and compare them whole.
             let mut rows = Vec::with_capacity(found.len());
             for c in found {
-                if let Some(s) = self.store.state_of(&c.id, c.number)? {
-                    rows.push(((c.id, s), c.number));
-                }
+                rows.push((self.store.row_of(c.number)?, c.number));
             }
             rows.sort_by(|a, b| compare(&a.0, &b.0, keys, tie));
             for (row, number) in rows {
@@ -111,23 +142,16 @@ impl Planner<'_> {
             }
             return Ok(());
         };
-        let order = |a: &Candidate, b: &Candidate| {
-            let o = match key {
-                None => Ordering::Equal,
-                Some((SortField::CreatedAt, d)) => directed(a.created.cmp(&b.created), d),
-                Some((SortField::UpdatedAt, d)) => directed(a.updated.cmp(&b.updated), d),
-                Some((_, d)) => directed(a.id.cmp(&b.id), d),
-            };
-            o.then_with(|| by_id(a, b))
+        let order = |a: &Candidate, b: &Candidate| match key {
+            None => Ordering::Equal,
+            Some((SortField::CreatedAt, d)) => directed(a.created.cmp(&b.created), d),
+            Some((_, d)) => directed(a.updated.cmp(&b.updated), d),
         };
-        found.sort_by(order);
-        // The marker is placed by its own entry values: no record is read.
-        if let Some((id, s)) = self.after.take() {
-            let m = Candidate::of(&id, &s);
-            found.retain(|c| order(c, &m) == Ordering::Greater);
-        }
+        // The marker is placed by its own entry values and the ids that tie.
+        let marker = self.after.take().map(|(id, s)| Candidate::of(&id, &s));
+        self.sort_candidates(&mut found, &order, tie, marker.as_ref())?;
         for c in found {
-            self.cur.push(c.id, c.number);
+            self.cur.push(c.number);
             if self.cur.done() {
                 break;
             }

@@ -1,6 +1,6 @@
 //! The postings of a plan: which list drives a walk (the shortest, by its
-//! count), filter tests by point lookup, merged streams in `(created_at, id)`
-//! order, whole hours skipped by their counts, and counts of matches.
+//! count), filter tests by point lookup, merged streams in `(created_at,
+//! number)` order, whole hours skipped by their counts, and counts of matches.
 
 use super::*;
 
@@ -48,8 +48,8 @@ impl Planner<'_> {
             .sum()
     }
 
-    /// The entries of disjoint posting lists, merged in `(created_at, id)`
-    /// order (or its reverse). `from`, when given, is a `created_at` bound:
+    /// The entries of disjoint posting lists, merged in `(created_at,
+    /// number)` order (or its reverse). `from`, when given, is a `created_at` bound:
     /// entries from it on (ascending) or strictly before it (descending).
     pub(super) fn stream(
         &self,
@@ -141,24 +141,24 @@ impl Planner<'_> {
         &self,
         filters: &[Posting],
         created: [u8; 8],
-        id: &str,
+        number: u32,
     ) -> Result<bool, StoreError> {
         for p in filters {
             let list = self.store.list_prefix(&p.name(self.project));
-            if !lists::contains(&self.store.snap(), &list, &Posting::suffix(created, id))? {
+            if !lists::contains(&self.store.snap(), &list, &Posting::suffix(created, number))? {
                 return Ok(false);
             }
         }
         Ok(true)
     }
 
-    /// Calls `f(created_at, id, number)` for every match in posting order,
-    /// until it breaks.
+    /// Calls `f(created_at, number)` for every match in posting order (ties
+    /// of `created_at` by number, not id), until it breaks.
     pub(super) fn for_each_match(
         &self,
         filters: &[Posting],
         dir: Dir,
-        f: &mut dyn FnMut([u8; 8], String, u32) -> Step,
+        f: &mut dyn FnMut([u8; 8], u32) -> Step,
     ) -> Result<(), StoreError> {
         let (driver, others) = self.choose_driver(filters)?;
         let from = match dir {
@@ -166,11 +166,11 @@ impl Planner<'_> {
             Dir::Desc => self.created.before,
         };
         for row in self.stream(&driver, dir, from.map(Micros::key_bytes))? {
-            let (created, id, number) = row?;
+            let (created, number) = row?;
             if self.created.passed(Micros::from_key_bytes(created), dir) {
                 break;
             }
-            if self.admits(&others, created, None, &id)? && f(created, id, number)?.is_break() {
+            if self.admits(&others, created, None, number)? && f(created, number)?.is_break() {
                 break;
             }
         }
@@ -208,7 +208,7 @@ impl Planner<'_> {
             [one] if !self.residual() => self.store.count(&one.count_key(self.project)),
             _ => {
                 let mut n = 0;
-                self.for_each_match(filters, Dir::Asc, &mut |_, _, _| {
+                self.for_each_match(filters, Dir::Asc, &mut |_, _| {
                     n += 1;
                     Ok(ControlFlow::Continue(()))
                 })?;

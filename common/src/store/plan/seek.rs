@@ -77,12 +77,12 @@ impl Planner<'_> {
         filters: &[Posting],
         created: [u8; 8],
         updated: Option<Micros>,
-        id: &str,
+        number: u32,
     ) -> Result<bool, StoreError> {
         if !self.created.contains(Micros::from_key_bytes(created)) {
             return Ok(false);
         }
-        if !self.matches_all(filters, created, id)? {
+        if !self.matches_all(filters, created, number)? {
             return Ok(false);
         }
         if self.updated.is_open() && self.stuck.is_none() {
@@ -90,10 +90,7 @@ impl Planner<'_> {
         }
         let record = match (updated, self.stuck) {
             (Some(_), None) => None,
-            _ => match self.store.record_state(id)? {
-                Some(s) => Some(s),
-                None => return Ok(false),
-            },
+            _ => Some(self.store.row_of(number)?.1),
         };
         let updated = match (&record, updated) {
             (Some(s), _) => s.updated_at(),
@@ -106,27 +103,26 @@ impl Planner<'_> {
         Ok(stuck_ok && self.updated.contains(updated))
     }
 
-    /// Puts an id (with its record's number, when an index entry gave it)
-    /// on the page unless it does not come after the marker yet.
-    pub(super) fn push(&mut self, id: String, number: Option<u32>) -> Result<(), StoreError> {
+    /// Puts a record on the page unless it does not come after the marker
+    /// yet (then it is read, to be placed).
+    pub(super) fn push(&mut self, number: u32) -> Result<(), StoreError> {
         if self.after.is_none() {
-            self.cur.push(id, number);
+            self.cur.push(number);
             return Ok(());
         }
-        if let Some(s) = self.store.state_of(&id, number)? {
-            self.push_row((id, s), number);
-        }
+        let row = self.store.row_of(number)?;
+        self.push_row(row, number);
         Ok(())
     }
 
-    pub(super) fn push_row(&mut self, row: Row, number: Option<u32>) {
+    pub(super) fn push_row(&mut self, row: Row, number: u32) {
         if let Some(m) = &self.after {
             if compare(&row, m, &self.keys, self.tie) != Ordering::Greater {
                 return;
             }
             self.after = None;
         }
-        self.cur.push(row.0, number);
+        self.cur.push(number);
     }
 
     /// The marker's sort value as the walk of `order` (`None`: the

@@ -10,25 +10,22 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use super::gather::Candidate;
-use super::{directed, instant, instant_number, Dir, Planner, Posting, StoreError};
+use super::{directed, instant, Dir, Planner, Posting, StoreError};
 use crate::instant::Micros;
 use crate::record::Status;
 use crate::store::keys::{self, space};
 use crate::store::lists;
 use crate::store::query::Stuck;
 
-/// One entry of a `Live` list: the record's id, `created_at`,
-/// `updated_at` and number.
+/// One entry of a `Live` list, `created_at number → updated_at`.
 fn live_entry(list: &[u8], k: &[u8], v: &[u8]) -> Result<Candidate, StoreError> {
-    let (created, id) = keys::read_created_id(&k[list.len()..])
+    let (created, number) = keys::read_instant_number(&k[list.len()..])
         .ok_or_else(|| StoreError::corrupt(k, "bad live entry"))?;
-    let id = String::from_utf8(id).map_err(|_| StoreError::corrupt(k, "bad id in live entry"))?;
-    let (updated, number) = instant_number(k, v)?;
     Ok(Candidate {
-        id,
-        created: created.key_bytes(),
-        updated: instant(k, &updated)?,
-        number: Some(number),
+        id: None,
+        created,
+        updated: instant(k, v)?,
+        number,
     })
 }
 
@@ -61,7 +58,7 @@ impl Planner<'_> {
             if c.updated < cutoff
                 && self.updated.contains(c.updated)
                 && self.created.contains(created)
-                && self.matches_all(filters, c.created, &c.id)?
+                && self.matches_all(filters, c.created, c.number)?
                 && f(c).is_break()
             {
                 break;
@@ -93,7 +90,8 @@ impl Planner<'_> {
 
     /// `stuck=true` sorted by `created_at` (ties by id the same way): each
     /// status list is walked in that order from the window's edge or the
-    /// marker, and gives at most a page's worth; the two are merged.
+    /// marker, and gives at most a page's worth (and the records that tie
+    /// with its last); the two are merged.
     pub(super) fn emit_stuck_by_created(
         &mut self,
         dir: Dir,
@@ -101,31 +99,30 @@ impl Planner<'_> {
     ) -> Result<(), StoreError> {
         let need = self.cur.skip.saturating_add(self.cur.take);
         let seek = self.created_seek(dir);
-        let order = |a: &Candidate, b: &Candidate| {
-            directed(a.created.cmp(&b.created), dir).then_with(|| directed(a.id.cmp(&b.id), dir))
-        };
+        let by_created = |a: &Candidate, b: &Candidate| directed(a.created.cmp(&b.created), dir);
         let marker = self.after.take().map(|(id, s)| Candidate::of(&id, &s));
         let mut found = Vec::new();
         for status in Stuck::STATUSES {
             let mut n = 0;
+            let mut last = None;
             self.each_stuck(status, dir, seek, filters, &mut |c| {
-                if marker
-                    .as_ref()
-                    .is_some_and(|m| order(&c, m) != std::cmp::Ordering::Greater)
-                {
+                // Past a page's worth, only what ties with the last one
+                // taken: their order is by id, known once they are read.
+                if n >= need && last != Some(c.created) {
+                    return ControlFlow::Break(());
+                }
+                if marker.as_ref().is_some_and(|m| by_created(&c, m).is_lt()) {
                     return ControlFlow::Continue(());
                 }
+                last = Some(c.created);
                 found.push(c);
                 n += 1;
-                match n >= need {
-                    true => ControlFlow::Break(()),
-                    false => ControlFlow::Continue(()),
-                }
+                ControlFlow::Continue(())
             })?;
         }
-        found.sort_by(order);
+        self.sort_candidates(&mut found, &by_created, dir, marker.as_ref())?;
         for c in found {
-            self.cur.push(c.id, c.number);
+            self.cur.push(c.number);
             if self.cur.done() {
                 break;
             }
@@ -142,9 +139,9 @@ impl crate::store::Store {
         if self.pin.is_none() {
             return self.pinned().stuck_totals(stuck);
         }
-        let mut ids: [HashSet<String>; 2] = Default::default();
+        let mut numbers: [HashSet<u32>; 2] = Default::default();
         for project in self.projects()? {
-            for (status, seen) in Stuck::STATUSES.into_iter().zip(&mut ids) {
+            for (status, seen) in Stuck::STATUSES.into_iter().zip(&mut numbers) {
                 let Some(cutoff) = stuck.cutoff(status) else {
                     continue;
                 };
@@ -153,15 +150,15 @@ impl crate::store::Store {
                     let (k, v) = kv?;
                     let c = live_entry(&list, &k, &v)?;
                     if c.updated < cutoff {
-                        seen.insert(c.id);
+                        seen.insert(c.number);
                     }
                 }
             }
         }
         Ok(Stuck::STATUSES
             .into_iter()
-            .zip(ids)
-            .map(|(s, ids)| (s, ids.len() as u64))
+            .zip(numbers)
+            .map(|(s, n)| (s, n.len() as u64))
             .collect())
     }
 

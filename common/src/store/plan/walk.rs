@@ -17,9 +17,10 @@ impl Planner<'_> {
                 .is_none_or(|m| directed(id.cmp(m), tie) == Ordering::Greater)
         };
         if filters.is_empty() {
+            let order = OrderField::Id;
             let prefix = self
                 .store
-                .list_prefix(&keys::order_list(self.project, OrderField::Id));
+                .list_prefix(&keys::order_list(self.project, order));
             let seek = after.as_deref().map(|m| {
                 let mut b = Vec::new();
                 keys::push_str(&mut b, m.as_bytes());
@@ -30,10 +31,10 @@ impl Planner<'_> {
             });
             for kv in self.store.scan_list_from(&prefix, tie, seek.as_deref())? {
                 let (k, v) = kv?;
-                let id = parse_id(&k, &k[prefix.len()..])?;
-                let (created, number) = instant_number(&k, &v)?;
-                if follows(&id) && self.admits(&[], created, None, &id)? {
-                    self.cur.push(id, Some(number));
+                let e = order_entry(order, &k, &k[prefix.len()..], &v)?;
+                let id = e.id.as_deref().unwrap_or_default();
+                if follows(id) && self.admits(&[], e.created, None, e.number)? {
+                    self.cur.push(e.number);
                     if self.cur.done() {
                         break;
                     }
@@ -41,16 +42,18 @@ impl Planner<'_> {
             }
             return Ok(());
         }
+        // The postings name records by number: their ids are read.
+        let store = self.store;
         let mut ids: Vec<(String, u32)> = Vec::new();
-        self.for_each_match(filters, Dir::Asc, &mut |_, id, number| {
+        self.for_each_match(filters, Dir::Asc, &mut |_, number| {
+            let (id, _) = store.row_of(number)?;
             if follows(&id) {
                 ids.push((id, number));
             }
             Ok(ControlFlow::Continue(()))
         })?;
         ids.sort_unstable_by(|a, b| directed(a.0.cmp(&b.0), tie));
-        ids.into_iter()
-            .for_each(|(id, n)| self.cur.push(id, Some(n)));
+        ids.into_iter().for_each(|(_, n)| self.cur.push(n));
         Ok(())
     }
 
@@ -111,10 +114,8 @@ impl Planner<'_> {
         if order.is_some() && !filters.is_empty() && self.gather_is_cheaper(filters)? {
             let store = self.store;
             let mut rows = Vec::new();
-            self.for_each_match(filters, Dir::Asc, &mut |_, id, number| {
-                if let Some(s) = store.state_of(&id, Some(number))? {
-                    rows.push(((id, s), number));
-                }
+            self.for_each_match(filters, Dir::Asc, &mut |_, number| {
+                rows.push((store.row_of(number)?, number));
                 Ok(ControlFlow::Continue(()))
             })?;
             let mut all = vec![first];
@@ -122,15 +123,16 @@ impl Planner<'_> {
             let tie = self.tie;
             rows.sort_by(|a, b| compare(&a.0, &b.0, &all, tie));
             for (row, number) in rows {
-                self.push_row(row, Some(number));
+                self.push_row(row, number);
             }
             return Ok(());
         }
 
-        // Entries of one sort value come in id order in the `dir` direction,
-        // except in the plan order, whose entries follow created_at in a plan.
-        let needs_ties =
-            !rest.is_empty() || self.tie != first.dir || order == Some(OrderField::PlanId);
+        // Entries of one sort value come in id order in the `dir` direction
+        // only in the id order (where values are ids): postings and the
+        // `updated_at` order follow numbers within a value, the plan order
+        // created_at within a plan.
+        let needs_ties = !rest.is_empty() || self.tie != first.dir || order != Some(OrderField::Id);
         let mut run = TieRun {
             marker: self.marker_value(order),
             ..TieRun::default()
@@ -144,16 +146,21 @@ impl Planner<'_> {
                 };
                 let from = from.or_else(|| self.created_seek(first.dir));
                 for row in self.stream(&driver, first.dir, from)? {
-                    let (created, id, number) = row?;
+                    let (created, number) = row?;
                     if self
                         .created
                         .passed(Micros::from_key_bytes(created), first.dir)
                     {
                         break;
                     }
-                    if self.admits(&others, created, None, &id)?
+                    let tied = Tied {
+                        id: None,
+                        created,
+                        number,
+                    };
+                    if self.admits(&others, created, None, number)?
                         && self
-                            .visit(&mut run, needs_ties, rest, &created, created, (id, number))?
+                            .visit(&mut run, needs_ties, rest, &created, tied)?
                             .is_break()
                     {
                         break;
@@ -170,25 +177,22 @@ impl Planner<'_> {
                     .scan_list_from(&prefix, first.dir, seek.as_deref())?
                 {
                     let (k, v) = kv?;
-                    let (sort_value, id) = order_entry(order, &k, &k[prefix.len()..])?;
-                    let (created, number) = instant_number(&k, &v)?;
+                    let e = order_entry(order, &k, &k[prefix.len()..], &v)?;
                     let updated = match order {
-                        OrderField::UpdatedAt => Some(instant(&k, &sort_value)?),
+                        OrderField::UpdatedAt => Some(instant(&k, &e.value)?),
                         _ => None,
                     };
                     if updated.is_some_and(|u| self.updated.passed(u, first.dir)) {
                         break;
                     }
-                    if self.admits(filters, created, updated, &id)?
+                    let tied = Tied {
+                        id: e.id,
+                        created: e.created,
+                        number: e.number,
+                    };
+                    if self.admits(filters, e.created, updated, e.number)?
                         && self
-                            .visit(
-                                &mut run,
-                                needs_ties,
-                                rest,
-                                &sort_value,
-                                created,
-                                (id, number),
-                            )?
+                            .visit(&mut run, needs_ties, rest, &e.value, tied)?
                             .is_break()
                     {
                         break;
@@ -202,20 +206,19 @@ impl Planner<'_> {
         Ok(())
     }
 
-    /// Takes the next id (with its record's number) in sort order. When
-    /// ties matter, ids with an equal sort value gather in a run, ordered
-    /// by the remaining keys once it ends.
+    /// Takes the next record in sort order. When ties matter, records with
+    /// an equal sort value gather in a run, ordered by the remaining keys
+    /// and by id once it ends.
     pub(super) fn visit(
         &mut self,
         run: &mut TieRun,
         needs_ties: bool,
         rest: &[SortKey],
         sort_value: &[u8],
-        created: [u8; 8],
-        (id, number): (String, u32),
+        tied: Tied,
     ) -> Step {
         if !needs_ties {
-            self.push(id, Some(number))?;
+            self.push(tied.number)?;
             return Ok(self.cur.step());
         }
         if sort_value != run.value.as_slice() {
@@ -225,8 +228,17 @@ impl Planner<'_> {
             }
             run.value = sort_value.to_vec();
         }
-        run.ids.push((id, created, number));
+        run.ids.push(tied);
         Ok(ControlFlow::Continue(()))
+    }
+
+    /// Gives every record of a run its id (read from the record when its
+    /// entry did not hold it): ties are ordered by id.
+    fn name_all(&self, ids: &mut [Tied]) -> Result<(), StoreError> {
+        for t in ids.iter_mut().filter(|t| t.id.is_none()) {
+            t.id = Some(self.store.row_of(t.number)?.0);
+        }
+        Ok(())
     }
 
     pub(super) fn flush_run(
@@ -240,6 +252,7 @@ impl Planner<'_> {
         }
         let tie = self.tie;
         let mut ids = std::mem::take(&mut run.ids);
+        let id = |t: &Tied| t.id.clone().unwrap_or_default();
         // The walk starts at the marker's sort value: a run of another value
         // is past it; in the run of its value, place it by the entries when
         // they carry the rest of the sort.
@@ -256,47 +269,58 @@ impl Planner<'_> {
                     _ => None,
                 };
                 if let Some(created) = placed {
-                    ids.retain(|(id, c, _)| {
-                        let by_created =
-                            created.map_or(Ordering::Equal, |(mc, d)| directed(c.cmp(&mc), d));
-                        by_created.then_with(|| directed(id.as_str().cmp(mid), tie))
+                    self.name_all(&mut ids)?;
+                    ids.retain(|t| {
+                        let by_created = created
+                            .map_or(Ordering::Equal, |(mc, d)| directed(t.created.cmp(&mc), d));
+                        by_created.then_with(|| directed(id(t).as_str().cmp(mid), tie))
                             == Ordering::Greater
                     });
                     self.after = None;
                 }
             }
         }
-        let ordered: Vec<(String, u32)> = match rest {
+        let ordered: Vec<u32> = match rest {
             [] => {
-                ids.sort_unstable_by(|a, b| directed(a.0.cmp(&b.0), tie));
-                ids.into_iter().map(|(id, _, n)| (id, n)).collect()
+                if ids.len() > 1 {
+                    self.name_all(&mut ids)?;
+                }
+                ids.sort_by_cached_key(id);
+                if tie == Dir::Desc {
+                    ids.reverse();
+                }
+                ids.into_iter().map(|t| t.number).collect()
             }
-            // The entries carry created_at: no record needs reading.
+            // The entries carry created_at: only tied records are read.
             [SortKey {
                 field: SortField::CreatedAt,
                 dir,
             }] => {
-                ids.sort_unstable_by(|a, b| {
-                    directed(a.1.cmp(&b.1), *dir).then_with(|| directed(a.0.cmp(&b.0), tie))
-                });
-                ids.into_iter().map(|(id, _, n)| (id, n)).collect()
+                ids.sort_by(|a, b| directed(a.created.cmp(&b.created), *dir));
+                let mut out = Vec::with_capacity(ids.len());
+                for group in ids.chunk_by_mut(|a, b| a.created == b.created) {
+                    if group.len() > 1 {
+                        self.name_all(group)?;
+                        group.sort_by(|a, b| directed(id(a).cmp(&id(b)), tie));
+                    }
+                    out.extend(group.iter().map(|t| t.number));
+                }
+                out
             }
             _ => {
                 let mut rows = Vec::with_capacity(ids.len());
-                for (id, _, n) in ids {
-                    if let Some(s) = self.store.state_of(&id, Some(n))? {
-                        rows.push(((id, s), n));
-                    }
+                for t in ids {
+                    rows.push((self.store.row_of(t.number)?, t.number));
                 }
                 rows.sort_by(|a, b| compare(&a.0, &b.0, rest, tie));
                 for (row, n) in rows {
-                    self.push_row(row, Some(n));
+                    self.push_row(row, n);
                 }
                 return Ok(());
             }
         };
-        for (id, n) in ordered {
-            self.push(id, Some(n))?;
+        for n in ordered {
+            self.push(n)?;
         }
         Ok(())
     }
