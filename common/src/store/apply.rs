@@ -5,6 +5,8 @@
 //! index entries and counts (count changes as deltas: nothing is read to
 //! write them) become the engine's memtable slice for the batch.
 
+use fxhash::FxHashMap;
+
 use super::names::Naming;
 use super::steps::Step;
 use super::*;
@@ -233,7 +235,7 @@ pub(super) fn derive<'a>(
     mut naming: Naming,
 ) -> Result<Derived<'a>, StoreError> {
     let mut ops = crate::lsm::Ops::default();
-    let mut count_deltas: HashMap<Vec<u8>, i64> = HashMap::new();
+    let mut count_deltas: CountDeltas = FxHashMap::default();
     let mut changed: Vec<(&str, Vec<String>)> = Vec::new();
     let mut new_records = 0;
     for (id, t) in touched {
@@ -266,12 +268,7 @@ pub(super) fn derive<'a>(
             .map(|b| index::Entries::of(id, t.number, b, &mut naming));
         let new = index::Entries::of(id, t.number, after, &mut naming);
         diff_entries(old.as_ref(), &new, &mut ops);
-        for k in old.iter().flat_map(|o| o.counts()) {
-            add_count(&mut count_deltas, k, -1);
-        }
-        for k in new.counts() {
-            add_count(&mut count_deltas, k, 1);
-        }
+        diff_counts(old.as_ref(), &new, &mut count_deltas);
     }
     for (k, delta) in count_deltas.into_iter().filter(|(_, d)| *d != 0) {
         ops.add(k, delta);
@@ -325,11 +322,36 @@ fn diff_entries(old: Option<&index::Entries>, new: &index::Entries, ops: &mut cr
     }
 }
 
-fn add_count(deltas: &mut HashMap<Vec<u8>, i64>, key: &[u8], d: i64) {
-    match deltas.get_mut(key) {
-        Some(n) => *n += d,
-        None => {
-            deltas.insert(key.to_vec(), d);
+/// A batch's count deltas, summed by key before they join the memtable.
+type CountDeltas = FxHashMap<Vec<u8>, i64>;
+
+/// Adds −1 for each count key of `old` and +1 for each of `new` (both
+/// sorted) but for those in both: a record that changes keeps most of its
+/// counts (its regions, its hour), and they cancel here, not in the map.
+fn diff_counts(old: Option<&index::Entries>, new: &index::Entries, deltas: &mut CountDeltas) {
+    let mut old = old.into_iter().flat_map(|o| o.counts()).peekable();
+    let mut new = new.counts().peekable();
+    loop {
+        let (key, d) = match (old.peek(), new.peek()) {
+            (Some(ko), Some(kn)) => match ko.cmp(kn) {
+                std::cmp::Ordering::Less => (old.next(), -1),
+                std::cmp::Ordering::Greater => (new.next(), 1),
+                std::cmp::Ordering::Equal => {
+                    old.next();
+                    new.next();
+                    continue;
+                }
+            },
+            (Some(_), None) => (old.next(), -1),
+            (None, Some(_)) => (new.next(), 1),
+            (None, None) => break,
+        };
+        let key = key.expect("peeked");
+        match deltas.get_mut(key) {
+            Some(n) => *n += d,
+            None => {
+                deltas.insert(key.to_vec(), d);
+            }
         }
     }
 }

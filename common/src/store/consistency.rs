@@ -25,7 +25,8 @@ impl Store {
         let (mut records, mut refs) = (0u64, 0u64);
         // Lists the records are in but the dictionary does not name get
         // ids past its end, which no entry has: reported as missing.
-        let mut naming = self.names.naming();
+        let names = self.names.copy();
+        let mut naming = names.naming();
         for r in self.numbered_records() {
             let (number, stored) = r?;
             if u64::from(number) != records {

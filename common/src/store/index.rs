@@ -270,6 +270,11 @@ impl Entries {
             same
         });
         e.keys = keys;
+        // Counts by key too: a batch adds only where old and new differ.
+        let bytes = &e.bytes;
+        e.counts.sort_unstable_by(|&(a, ae), &(b, be)| {
+            bytes[a as usize..ae as usize].cmp(&bytes[b as usize..be as usize])
+        });
         e
     }
 
@@ -301,7 +306,7 @@ impl Entries {
         })
     }
 
-    /// The count keys, once for each posting that adds to it.
+    /// The count keys, once for each posting that adds to it, by key.
     pub fn counts(&self) -> impl Iterator<Item = &[u8]> {
         self.counts
             .iter()
@@ -443,6 +448,8 @@ mod tests {
             prop_assert_eq!(got.len(), e.keys().count(), "keys twice");
             prop_assert_eq!(got, keys);
             let got: Vec<Vec<u8>> = e.counts().map(<[u8]>::to_vec).collect();
+            let mut counts = counts;
+            counts.sort();
             prop_assert_eq!(got, counts);
             let sorted: Vec<&[u8]> = e.keys().map(|(k, _)| k).collect();
             prop_assert!(sorted.windows(2).all(|w| w[0] < w[1]), "not sorted");
