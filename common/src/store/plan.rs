@@ -46,7 +46,6 @@ mod stuck;
 mod walk;
 
 use entry::{group_value, instant, order_entry, parse_opt};
-use seek::past;
 
 /// Offsets below this are cheaper to walk than to skip by hour counts. Unit
 /// tests skip from the first record, so small generated worlds take that path.

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use super::gather::Candidate;
-use super::{directed, instant, Dir, Planner, Posting, StoreError};
+use super::{directed, instant, Dir, Planner, Posting, Step, StoreError};
 use crate::instant::Micros;
 use crate::record::Status;
 use crate::store::keys::{self, space};
@@ -39,7 +39,7 @@ impl Planner<'_> {
         dir: Dir,
         seek: Option<[u8; 8]>,
         filters: &[Posting],
-        f: &mut dyn FnMut(Candidate) -> ControlFlow<()>,
+        f: &mut dyn FnMut(Candidate) -> Step,
     ) -> Result<(), StoreError> {
         let Some(cutoff) = self.stuck.and_then(|k| k.cutoff(status)) else {
             return Ok(());
@@ -59,7 +59,7 @@ impl Planner<'_> {
                 && self.updated.contains(c.updated)
                 && self.created.contains(created)
                 && self.matches_all(filters, c.created, c.number)?
-                && f(c).is_break()
+                && f(c)?.is_break()
             {
                 break;
             }
@@ -78,7 +78,7 @@ impl Planner<'_> {
         for status in Stuck::STATUSES {
             self.each_stuck(status, Dir::Asc, from, filters, &mut |c| {
                 out.push(c);
-                ControlFlow::Continue(())
+                Ok(ControlFlow::Continue(()))
             })?;
         }
         Ok(out)
@@ -101,23 +101,36 @@ impl Planner<'_> {
         let seek = self.created_seek(dir);
         let by_created = |a: &Candidate, b: &Candidate| directed(a.created.cmp(&b.created), dir);
         let marker = self.after.take().map(|(id, s)| Candidate::of(&id, &s));
+        let store = self.store;
         let mut found = Vec::new();
         for status in Stuck::STATUSES {
             let mut n = 0;
             let mut last = None;
-            self.each_stuck(status, dir, seek, filters, &mut |c| {
+            self.each_stuck(status, dir, seek, filters, &mut |mut c| {
                 // Past a page's worth, only what ties with the last one
                 // taken: their order is by id, known once they are read.
                 if n >= need && last != Some(c.created) {
-                    return ControlFlow::Break(());
+                    return Ok(ControlFlow::Break(()));
                 }
-                if marker.as_ref().is_some_and(|m| by_created(&c, m).is_lt()) {
-                    return ControlFlow::Continue(());
+                // Only what follows the marker counts towards the page: a
+                // record tied with it is placed by its id, read here.
+                if let Some(m) = &marker {
+                    match by_created(&c, m) {
+                        std::cmp::Ordering::Less => return Ok(ControlFlow::Continue(())),
+                        std::cmp::Ordering::Equal => {
+                            let id = store.row_of(c.number)?.0;
+                            if directed(id.as_str().cmp(m.id()), dir).is_le() {
+                                return Ok(ControlFlow::Continue(()));
+                            }
+                            c.id = Some(id);
+                        }
+                        std::cmp::Ordering::Greater => {}
+                    }
                 }
                 last = Some(c.created);
                 found.push(c);
                 n += 1;
-                ControlFlow::Continue(())
+                Ok(ControlFlow::Continue(()))
             })?;
         }
         self.sort_candidates(&mut found, &by_created, dir, marker.as_ref())?;

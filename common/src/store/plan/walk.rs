@@ -6,55 +6,16 @@
 use super::*;
 
 impl Planner<'_> {
-    /// Only the `id` tie-break is left. Inside the marker's place in every
-    /// earlier key, the ids that follow the marker are those past its id.
+    /// Only the `id` tie-break is left: the id order, walked (or the
+    /// filters' few matches gathered and sorted) like any other order.
+    /// Inside the marker's place in every earlier key, the records that
+    /// follow it are those past its id.
     pub(super) fn emit_by_id(&mut self, filters: &[Posting]) -> Result<(), StoreError> {
-        let tie = self.tie;
-        let after = self.after.take().map(|(id, _)| id);
-        let follows = |id: &str| {
-            after
-                .as_deref()
-                .is_none_or(|m| directed(id.cmp(m), tie) == Ordering::Greater)
+        let by_id = SortKey {
+            field: SortField::Id,
+            dir: self.tie,
         };
-        if filters.is_empty() {
-            let order = OrderField::Id;
-            let prefix = self
-                .store
-                .list_prefix(&keys::order_list(self.project, order));
-            let seek = after.as_deref().map(|m| {
-                let mut b = Vec::new();
-                keys::push_str(&mut b, m.as_bytes());
-                match tie {
-                    Dir::Asc => b,
-                    Dir::Desc => past(&b),
-                }
-            });
-            for kv in self.store.scan_list_from(&prefix, tie, seek.as_deref())? {
-                let (k, v) = kv?;
-                let e = order_entry(order, &k, &k[prefix.len()..], &v)?;
-                let id = e.id.as_deref().unwrap_or_default();
-                if follows(id) && self.admits(&[], e.created, None, e.number)? {
-                    self.cur.push(e.number);
-                    if self.cur.done() {
-                        break;
-                    }
-                }
-            }
-            return Ok(());
-        }
-        // The postings name records by number: their ids are read.
-        let store = self.store;
-        let mut ids: Vec<(String, u32)> = Vec::new();
-        self.for_each_match(filters, Dir::Asc, &mut |_, number| {
-            let (id, _) = store.row_of(number)?;
-            if follows(&id) {
-                ids.push((id, number));
-            }
-            Ok(ControlFlow::Continue(()))
-        })?;
-        ids.sort_unstable_by(|a, b| directed(a.0.cmp(&b.0), tie));
-        ids.into_iter().for_each(|(_, n)| self.cur.push(n));
-        Ok(())
+        self.emit_linear(by_id, &[], filters)
     }
 
     /// A leading status/region sort: each value of the field in order, the

@@ -317,13 +317,21 @@ fn stuck_totals_count_each_stuck_record_once() {
 #[test]
 fn records_tied_on_their_entries_are_ordered_by_id_on_every_path() {
     let queued = spec_events()[0].clone();
-    let events: Vec<Event> = ["t2", "t1", "t0"]
+    let mut events: Vec<Event> = ["t2", "t1", "t0"]
         .into_iter()
         .map(|id| Event {
             record_id: id.into(),
             ..queued.clone()
         })
         .collect();
+    // Records either side of the tied ones, in every walk's way.
+    for (id, by) in [("t3", 1), ("t4", -1)] {
+        events.push(Event {
+            record_id: id.into(),
+            occurred_at: Micros(queued.occurred_at.0 + by),
+            ..queued.clone()
+        });
+    }
     let store = Store::temporary().unwrap();
     store.apply_batch(&messages(&events)).unwrap();
     let records = testkit::reference::fold_events(&events);
@@ -334,7 +342,8 @@ fn records_tied_on_their_entries_are_ordered_by_id_on_every_path() {
         replicating_before: Micros(at.0 + HOUR),
         waiting_before: Micros(at.0 + HOUR),
     };
-    // Holds the three: gathered (more than `GATHER_MAX` is walked).
+    // Holds the three tied ones: gathered (more than `GATHER_MAX` is
+    // walked).
     let window = Window {
         after: Some(at),
         before: Some(Micros(at.0 + 1)),
@@ -347,7 +356,7 @@ fn records_tied_on_their_entries_are_ordered_by_id_on_every_path() {
                 (Some(stuck), Window::default()),
                 (None, window),
             ] {
-                let markers = [None, Some("t0"), Some("t1"), Some("t2")];
+                let markers = [None, Some("t0"), Some("t1"), Some("t2"), Some("t3")];
                 for (marker, limit) in markers.into_iter().flat_map(|m| [(m, 1), (m, 2)]) {
                     let q = ListQuery {
                         sort: Some(vec![SortKey { field, dir }]),
