@@ -19,10 +19,13 @@
 //!   so a deep `offset` skips whole hours instead of walking every entry and
 //!   summaries by hour or day read counts, not records;
 //! - order entries, the list named `project order`: `o list updated_at n →
-//!   created_at`; `o list id → created_at n` and `o list plan created_at id
-//!   → created_at n` (string sort values, kept whole); and for records still
-//!   under way `o list created_at n → updated_at`, the list named `project
-//!   live status`, where stuck ones are found.
+//!   created_at`; `o list id8 n → created_at` (the id's first 8 bytes,
+//!   order-preserving: ids of one prefix are ordered from the records); `o
+//!   list plan created_at id → created_at n` (the plan and the id kept
+//!   whole: a plan's records, often thousands, are ordered by the ids in
+//!   their entries); and for records still under way `o list created_at n
+//!   → updated_at`, the list named `project live status`, where stuck ones
+//!   are found.
 //!
 //! Whatever its projects, a record adds one to the store-wide count of its
 //! status (`s status`), which `/metrics` reads.
@@ -166,6 +169,7 @@ impl Entries {
             keys: Vec::with_capacity(16),
             counts: Vec::with_capacity(16),
         };
+        let state_id = id;
         let id = id.as_bytes();
         for (side, f) in [
             (CheckpointSide::Source, Field::SourceCheckpointItemId),
@@ -238,8 +242,9 @@ impl Entries {
             e.end_key(at, &[&created]);
             let at = e.bytes.len();
             start_order(&mut e, OrderField::Id, None);
-            push_str(&mut e.bytes, id);
-            e.end_key(at, &[&created, &n]);
+            e.bytes.extend_from_slice(&keys::id_prefix(state_id));
+            e.bytes.extend_from_slice(&n);
+            e.end_key(at, &[&created]);
             if Stuck::STATUSES.contains(&status) {
                 let at = e.bytes.len();
                 start_order(&mut e, OrderField::Live, Some(status));
@@ -343,11 +348,6 @@ mod tests {
         let with_n = |v: &[u8]| [v, &n[..]].concat();
         let mut keys = BTreeMap::new();
         let mut counts = Vec::new();
-        let id_suffix = |id: &str| {
-            let mut k = Vec::new();
-            push_str(&mut k, id.as_bytes());
-            k
-        };
         for (side, f) in [
             (CheckpointSide::Source, Field::SourceCheckpointItemId),
             (
@@ -398,10 +398,11 @@ mod tests {
             keys.insert(
                 [
                     list(keys::order_list(project, OrderField::Id)),
-                    id_suffix(id),
+                    keys::id_prefix(id).to_vec(),
+                    n.clone(),
                 ]
                 .concat(),
-                with_n(&created),
+                created.to_vec(),
             );
             if Stuck::STATUSES.contains(&state.status()) {
                 keys.insert(

@@ -36,10 +36,12 @@ pub mod space {
     /// once, whatever projects it is listed under (`/metrics`)
     pub const STATUS_COUNT: u8 = b's';
     /// `o list …` : other sort orders; `list` is the interned id of the
-    /// name `o project order`. `updated_at number → created_at` and, for
-    /// the records still under way, `created_at number → updated_at` (the
-    /// `Live` lists) are integers like postings; `id → created_at number`
-    /// and `plan created_at id → created_at number` keep their strings
+    /// name `o project order`. `updated_at number → created_at`, `id8
+    /// number → created_at` (the id's first 8 bytes: [`id_prefix`]) and,
+    /// for the records still under way, `created_at number → updated_at`
+    /// (the `Live` lists) are integers like postings; `plan created_at id →
+    /// created_at number` keeps its strings (a plan's records are ordered
+    /// by id from its entries)
     pub const ORDER: u8 = b'o';
     /// `l name → list id` (u32): the dictionary of interned lists, a name
     /// being a list's keyspace byte and what identifies it there
@@ -221,6 +223,18 @@ pub fn instant_number(instant: [u8; 8], number: u32) -> [u8; 12] {
     t[..8].copy_from_slice(&instant);
     t[8..].copy_from_slice(&number.to_be_bytes());
     t
+}
+
+/// An id's first 8 bytes, zero-padded: the sort value of the id order's
+/// integer entries. Order-preserving, not one-to-one: `a < b` gives
+/// `id_prefix(a) <= id_prefix(b)`, and ids of one prefix are ordered by
+/// reading the records.
+pub fn id_prefix(id: &str) -> [u8; 8] {
+    let mut p = [0; 8];
+    let b = id.as_bytes();
+    let n = b.len().min(8);
+    p[..n].copy_from_slice(&b[..n]);
+    p
 }
 
 /// Splits an integer entry's tail, written by [`instant_number`].

@@ -139,13 +139,6 @@ impl Cursor {
     fn done(&self) -> bool {
         self.take == 0
     }
-
-    fn step(&self) -> ControlFlow<()> {
-        match self.done() {
-            true => ControlFlow::Break(()),
-            false => ControlFlow::Continue(()),
-        }
-    }
 }
 
 /// A record as an index entry gives it: its number, its `created_at`, and

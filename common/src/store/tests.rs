@@ -171,7 +171,9 @@ pub(super) fn arb_event() -> impl Strategy<Value = Event> {
                 Event {
                     event_id: format!("e{id}"),
                     kind,
-                    record_id: format!("rec{rec}"),
+                    // `record-1`, `record-10` and `record-11` share the 8
+                    // bytes the id order's entries hold: ties there too.
+                    record_id: format!("record-{rec}"),
                     occurred_at: Micros(hour * HOUR + sec * 1_000_000),
                     attempt,
                     identity: Identity {
@@ -267,7 +269,7 @@ fn arb_query() -> impl Strategy<Value = (String, ListQuery)> {
                         sort,
                         // A marker excludes an offset.
                         offset: offset.filter(|_| marker.is_none()),
-                        marker: marker.map(|m| format!("rec{m}")),
+                        marker: marker.map(|m| format!("record-{m}")),
                         limit,
                         with_count,
                     },

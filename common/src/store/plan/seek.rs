@@ -49,7 +49,7 @@ impl Planner<'_> {
             let mut value = Vec::new();
             match order {
                 OrderField::UpdatedAt => value.extend_from_slice(&s.updated_at().key_bytes()),
-                OrderField::Id => keys::push_str(&mut value, id.as_bytes()),
+                OrderField::Id => value.extend_from_slice(&keys::id_prefix(id)),
                 OrderField::PlanId => keys::push_opt(&mut value, s.get(Field::PlanId)),
                 // Never a sort order: the live lists are walked by `stuck.rs`.
                 OrderField::Live => {}
@@ -132,7 +132,7 @@ impl Planner<'_> {
         Some(match order {
             None => s.created_at().key_bytes().to_vec(),
             Some(OrderField::UpdatedAt) => s.updated_at().key_bytes().to_vec(),
-            Some(OrderField::Id) => id.as_bytes().to_vec(),
+            Some(OrderField::Id) => keys::id_prefix(id).to_vec(),
             Some(OrderField::PlanId) => {
                 let mut v = Vec::new();
                 keys::push_opt(&mut v, s.get(Field::PlanId));

@@ -89,11 +89,8 @@ impl Planner<'_> {
             return Ok(());
         }
 
-        // Entries of one sort value come in id order in the `dir` direction
-        // only in the id order (where values are ids): postings and the
-        // `updated_at` order follow numbers within a value, the plan order
-        // created_at within a plan.
-        let needs_ties = !rest.is_empty() || self.tie != first.dir || order != Some(OrderField::Id);
+        // Entries of one sort value follow record numbers (the plan order:
+        // created_at), not ids: every walk gathers them in tie runs.
         let mut run = TieRun {
             marker: self.marker_value(order),
             ..TieRun::default()
@@ -120,9 +117,7 @@ impl Planner<'_> {
                         number,
                     };
                     if self.admits(&others, created, None, number)?
-                        && self
-                            .visit(&mut run, needs_ties, rest, &created, tied)?
-                            .is_break()
+                        && self.visit(&mut run, rest, &created, tied)?.is_break()
                     {
                         break;
                     }
@@ -152,9 +147,7 @@ impl Planner<'_> {
                         number: e.number,
                     };
                     if self.admits(filters, e.created, updated, e.number)?
-                        && self
-                            .visit(&mut run, needs_ties, rest, &e.value, tied)?
-                            .is_break()
+                        && self.visit(&mut run, rest, &e.value, tied)?.is_break()
                     {
                         break;
                     }
@@ -167,21 +160,16 @@ impl Planner<'_> {
         Ok(())
     }
 
-    /// Takes the next record in sort order. When ties matter, records with
-    /// an equal sort value gather in a run, ordered by the remaining keys
-    /// and by id once it ends.
+    /// Takes the next record in sort order: records with an equal sort
+    /// value gather in a run, ordered by the remaining keys and by id once
+    /// it ends (a run is usually one record, and then nothing is read).
     pub(super) fn visit(
         &mut self,
         run: &mut TieRun,
-        needs_ties: bool,
         rest: &[SortKey],
         sort_value: &[u8],
         tied: Tied,
     ) -> Step {
-        if !needs_ties {
-            self.push(tied.number)?;
-            return Ok(self.cur.step());
-        }
         if sort_value != run.value.as_slice() {
             self.flush_run(run, rest)?;
             if self.cur.done() {

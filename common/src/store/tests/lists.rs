@@ -310,14 +310,15 @@ fn stuck_totals_count_each_stuck_record_once() {
 }
 
 /// Index entries name records by number: records whose entries tie (one
-/// `created_at`, one `updated_at`) are ordered by id read from the records,
-/// on every path — the posting walk, the orders, `stuck=true` by
-/// `created_at` and gathered, an `updated_*` window gathered — with a
-/// marker at each of them. Numbered in another order than their ids.
+/// `created_at`, one `updated_at`, one id prefix) are ordered by id read
+/// from the records, on every path — the posting walk, the orders,
+/// `stuck=true` by `created_at` and gathered, an `updated_*` window
+/// gathered — with a marker at each of them. Numbered in another order
+/// than their ids, which share their first 8 bytes (the id order's entries).
 #[test]
 fn records_tied_on_their_entries_are_ordered_by_id_on_every_path() {
     let queued = spec_events()[0].clone();
-    let mut events: Vec<Event> = ["t2", "t1", "t0"]
+    let mut events: Vec<Event> = ["tied-id-2", "tied-id-1", "tied-id-0"]
         .into_iter()
         .map(|id| Event {
             record_id: id.into(),
@@ -325,7 +326,7 @@ fn records_tied_on_their_entries_are_ordered_by_id_on_every_path() {
         })
         .collect();
     // Records either side of the tied ones, in every walk's way.
-    for (id, by) in [("t3", 1), ("t4", -1)] {
+    for (id, by) in [("tied-id-3", 1), ("tied-id-4", -1)] {
         events.push(Event {
             record_id: id.into(),
             occurred_at: Micros(queued.occurred_at.0 + by),
@@ -349,20 +350,26 @@ fn records_tied_on_their_entries_are_ordered_by_id_on_every_path() {
         before: Some(Micros(at.0 + 1)),
     };
     let mut checked = 0;
-    for field in [SortField::CreatedAt, SortField::UpdatedAt, SortField::Id] {
+    for field in [
+        SortField::CreatedAt,
+        SortField::UpdatedAt,
+        SortField::Id,
+        SortField::Status,
+    ] {
         for dir in [Dir::Asc, Dir::Desc] {
             for (stuck, updated) in [
                 (None, Window::default()),
                 (Some(stuck), Window::default()),
                 (None, window),
             ] {
-                let markers = [None, Some("t0"), Some("t1"), Some("t2"), Some("t3")];
-                for (marker, limit) in markers.into_iter().flat_map(|m| [(m, 1), (m, 2)]) {
+                let markers = [0, 1, 2, 3].map(|i| Some(format!("tied-id-{i}")));
+                let markers = [None].into_iter().chain(markers);
+                for (marker, limit) in markers.into_iter().flat_map(|m| [(m.clone(), 1), (m, 2)]) {
                     let q = ListQuery {
                         sort: Some(vec![SortKey { field, dir }]),
                         stuck,
                         updated,
-                        marker: marker.map(str::to_owned),
+                        marker: marker.clone(),
                         limit: Some(limit),
                         ..Default::default()
                     };
