@@ -350,33 +350,51 @@ fn records_tied_on_their_entries_are_ordered_by_id_on_every_path() {
         before: Some(Micros(at.0 + 1)),
     };
     let mut checked = 0;
-    for field in [
+    let fields = [
         SortField::CreatedAt,
         SortField::UpdatedAt,
         SortField::Id,
         SortField::Status,
-    ] {
-        for dir in [Dir::Asc, Dir::Desc] {
-            for (stuck, updated) in [
-                (None, Window::default()),
-                (Some(stuck), Window::default()),
-                (None, window),
-            ] {
-                let markers = [0, 1, 2, 3].map(|i| Some(format!("tied-id-{i}")));
-                let markers = [None].into_iter().chain(markers);
-                for (marker, limit) in markers.into_iter().flat_map(|m| [(m.clone(), 1), (m, 2)]) {
-                    let q = ListQuery {
-                        sort: Some(vec![SortKey { field, dir }]),
-                        stuck,
-                        updated,
-                        marker: marker.clone(),
-                        limit: Some(limit),
-                        ..Default::default()
-                    };
-                    let want = testkit::reference::list(&records, project, &q);
-                    assert_eq!(store.list(project, &q).unwrap(), want, "{q:?}");
-                    checked += want.records.len();
-                }
+    ];
+    // Single keys both ways, and `id` before a key of the other direction:
+    // nothing orders past `id`, whose ties follow its own direction, not
+    // the last key's.
+    let sorts = fields
+        .into_iter()
+        .flat_map(|field| [Dir::Asc, Dir::Desc].map(|dir| vec![SortKey { field, dir }]))
+        .chain([Dir::Asc, Dir::Desc].map(|dir| {
+            let other = if dir == Dir::Asc { Dir::Desc } else { Dir::Asc };
+            vec![
+                SortKey {
+                    field: SortField::Id,
+                    dir,
+                },
+                SortKey {
+                    field: SortField::CreatedAt,
+                    dir: other,
+                },
+            ]
+        }));
+    for sort in sorts {
+        for (stuck, updated) in [
+            (None, Window::default()),
+            (Some(stuck), Window::default()),
+            (None, window),
+        ] {
+            let markers = [0, 1, 2, 3].map(|i| Some(format!("tied-id-{i}")));
+            let markers = [None].into_iter().chain(markers);
+            for (marker, limit) in markers.flat_map(|m| [(m.clone(), 1), (m, 2)]) {
+                let q = ListQuery {
+                    sort: Some(sort.clone()),
+                    stuck,
+                    updated,
+                    marker,
+                    limit: Some(limit),
+                    ..Default::default()
+                };
+                let want = testkit::reference::list(&records, project, &q);
+                assert_eq!(store.list(project, &q).unwrap(), want, "{q:?}");
+                checked += want.records.len();
             }
         }
     }
