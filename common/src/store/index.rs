@@ -15,9 +15,10 @@
 //!   of one `created_at` are ordered by id from the records themselves;
 //! - a count `n project field value`, the length of that posting list, so
 //!   `with_count` on one filter is one read, and for status and route
-//!   postings counts per hour of `created_at` (`h project field value hour`),
-//!   so a deep `offset` skips whole hours instead of walking every entry and
-//!   summaries by hour or day read counts, not records;
+//!   postings counts per hour of `created_at` (`h list hour`, under the
+//!   posting list's id), so a deep `offset` skips whole hours instead of
+//!   walking every entry and summaries by hour or day read counts, not
+//!   records;
 //! - order entries, the list named `project order`: `o list updated_at n →
 //!   created_at`; `o list id8 n → created_at` (the id's first 8 bytes,
 //!   order-preserving: ids of one prefix are ordered from the records); `o
@@ -65,16 +66,6 @@ impl Posting {
 
     pub fn count_key(&self, project: &str) -> Vec<u8> {
         keys::list(space::COUNT, project, self.field, self.value.as_deref())
-    }
-
-    /// Prefix of this posting's per-hour counts.
-    pub fn hour_prefix(&self, project: &str) -> Vec<u8> {
-        keys::list(
-            space::HOUR_COUNT,
-            project,
-            self.field,
-            self.value.as_deref(),
-        )
     }
 
     /// An entry's place in a posting list: `(created_at, number)`.
@@ -211,8 +202,9 @@ impl Entries {
                 name.clear();
                 name.push(space::POSTING);
                 keys::push_list_tail(&mut name, project, field, value);
+                let list = naming.id(&name);
                 let at = e.bytes.len();
-                e.list(space::POSTING, naming.id(&name));
+                e.list(space::POSTING, list);
                 e.bytes
                     .extend_from_slice(&keys::instant_number(created, number));
                 e.end_key(at, &[]);
@@ -223,8 +215,7 @@ impl Entries {
                 e.end_count(at);
                 if matches!(field, IndexField::Status | IndexField::Route) {
                     let at = e.bytes.len();
-                    e.bytes.push(space::HOUR_COUNT);
-                    e.bytes.extend_from_slice(&name[1..]);
+                    e.list(space::HOUR_COUNT, list);
                     e.bytes.extend_from_slice(&hour);
                     e.end_count(at);
                 }
@@ -386,7 +377,8 @@ mod tests {
                 );
                 counts.push(p.count_key(project));
                 if matches!(p.field, IndexField::Status | IndexField::Route) {
-                    let mut k = p.hour_prefix(project);
+                    let mut k = list(p.name(project));
+                    k[0] = space::HOUR_COUNT;
                     k.extend_from_slice(&hour_start(state.created_at()).key_bytes());
                     counts.push(k);
                 }

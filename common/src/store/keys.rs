@@ -30,7 +30,9 @@ pub mod space {
     pub const POSTING: u8 = b'i';
     /// `n` project field value → u64 : size of the matching posting list
     pub const COUNT: u8 = b'n';
-    /// `h` project field value hour → u64 : status postings per hour of created_at
+    /// `h list hour → u64` : the entries of a status or route posting list
+    /// (`list`: its interned id, as its `i` entries have it) per hour of
+    /// created_at
     pub const HOUR_COUNT: u8 = b'h';
     /// `s` status → u64 : records in each status, store-wide — each record
     /// once, whatever projects it is listed under (`/metrics`)

@@ -69,14 +69,15 @@ pub use trail::TrailPage;
 /// store-wide counts of records per status; v14: integer index entries —
 /// postings, `Live` and `updated_at` entries keyed by instant and record
 /// number, checkpoint items by a hash of the value (`store/index.rs`);
-/// v15: the id order's entries by the id's first 8 bytes and the number.
-pub const LAYOUT: u32 = 15;
+/// v15: the id order's entries by the id's first 8 bytes and the number;
+/// v16: hour counts under their posting list's id.
+pub const LAYOUT: u32 = 16;
 
 /// The older layouts a store is upgraded from in place, at its first
 /// writable open: everything in its engine is derived from its event log,
 /// which every one of them holds whole, so the engine is discarded and
 /// derived again from the log ([`recover`]) — by the open itself.
-const UPGRADES_IN_PLACE: [u32; 9] = [6, 7, 8, 9, 10, 11, 12, 13, 14];
+const UPGRADES_IN_PLACE: [u32; 10] = [6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
 
 /// The version of what a store derives from its events: the decoder, the
 /// fold and the index derivation. Recovery at open derives the memtable

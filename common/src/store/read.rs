@@ -52,6 +52,14 @@ impl Store {
         self.names.prefix(name)
     }
 
+    /// The prefix of the per-hour counts of `posting` in `project`: under
+    /// the posting list's interned id, like its entries.
+    pub(super) fn hour_prefix(&self, posting: &super::index::Posting, project: &str) -> Vec<u8> {
+        let mut k = self.list_prefix(&posting.name(project));
+        k[0] = keys::space::HOUR_COUNT;
+        k
+    }
+
     /// The record `id` and its number, through the id map.
     pub(super) fn stored_record(
         &self,

@@ -267,7 +267,7 @@ impl Store {
         group: Vec<Option<String>>,
         out: &mut Buckets,
     ) -> Result<(), StoreError> {
-        let prefix = posting.hour_prefix(project);
+        let prefix = self.hour_prefix(posting, project);
         let from = q.created.after.map(index::hour_start);
         let start = match from {
             Some(h) => [prefix.as_slice(), &h.key_bytes()].concat(),

@@ -83,7 +83,7 @@ impl Planner<'_> {
         }
         let mut hours: BTreeMap<[u8; 8], u64> = BTreeMap::new();
         for p in driver {
-            let prefix = p.hour_prefix(self.project);
+            let prefix = self.store.hour_prefix(p, self.project);
             for kv in lists::scan(&self.store.snap(), &prefix, true) {
                 let (k, v) = kv?;
                 let hour: [u8; 8] = k[prefix.len()..]

@@ -149,7 +149,7 @@ fn the_bytes_a_store_holds_are_pinned() {
     let listing = lines.join("\n");
     let digest = hex::encode(Sha256::digest(listing.as_bytes()));
     assert_eq!(
-        digest, "f5f661e5871fa84234f451a950ca68a24ffda2f8768e2c54017eb45a8b9da20f",
+        digest, "72815e05a375250a2227698a079a9521d432d7f752a5e31ba89b9f8a84129be9",
         "the store's bytes changed (a new layout?):\n{listing}"
     );
 }
