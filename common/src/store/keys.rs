@@ -355,7 +355,7 @@ pub fn order_list(project: &str, order: OrderField) -> Vec<u8> {
 }
 
 /// The name of the list of one status's records still under way in a
-/// project: entries `created_at id → updated_at number`, like a posting.
+/// project: entries `created_at number → updated_at`, like a posting.
 pub fn live_list(project: &str, status: Status) -> Vec<u8> {
     let mut k = order_list(project, OrderField::Live);
     k.push(status_byte(status));
