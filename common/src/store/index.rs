@@ -20,13 +20,13 @@
 //!   walking every entry and summaries by hour or day read counts, not
 //!   records;
 //! - order entries, the list named `project order`: `o list updated_at n →
-//!   created_at`; `o list id8 n → created_at` (the id's first 8 bytes,
-//!   order-preserving: ids of one prefix are ordered from the records); `o
-//!   list plan created_at id → created_at n` (the plan and the id kept
-//!   whole: a plan's records, often thousands, are ordered by the ids in
-//!   their entries); and for records still under way `o list created_at n
-//!   → updated_at`, the list named `project live status`, where stuck ones
-//!   are found.
+//!   created_at`; `o list id → created_at n` and `o list plan created_at id
+//!   → created_at n` (the ids kept whole: an order-preserving prefix of the
+//!   id makes every record of a project whose ids share it — `rep-2026-…` —
+//!   one tie run, read whole for every `sort=id` page; a plan's records,
+//!   often thousands, are ordered by the ids in their entries); and for
+//!   records still under way `o list created_at n → updated_at`, the list
+//!   named `project live status`, where stuck ones are found.
 //!
 //! Whatever its projects, a record adds one to the store-wide count of its
 //! status (`s status`), which `/metrics` reads.
@@ -160,7 +160,6 @@ impl Entries {
             keys: Vec::with_capacity(16),
             counts: Vec::with_capacity(16),
         };
-        let state_id = id;
         let id = id.as_bytes();
         for (side, f) in [
             (CheckpointSide::Source, Field::SourceCheckpointItemId),
@@ -233,9 +232,8 @@ impl Entries {
             e.end_key(at, &[&created]);
             let at = e.bytes.len();
             start_order(&mut e, OrderField::Id, None);
-            e.bytes.extend_from_slice(&keys::id_prefix(state_id));
-            e.bytes.extend_from_slice(&n);
-            e.end_key(at, &[&created]);
+            push_str(&mut e.bytes, id);
+            e.end_key(at, &[&created, &n]);
             if Stuck::STATUSES.contains(&status) {
                 let at = e.bytes.len();
                 start_order(&mut e, OrderField::Live, Some(status));
@@ -387,15 +385,9 @@ mod tests {
             k.extend_from_slice(&state.updated_at().key_bytes());
             k.extend_from_slice(&n);
             keys.insert(k, created.to_vec());
-            keys.insert(
-                [
-                    list(keys::order_list(project, OrderField::Id)),
-                    keys::id_prefix(id).to_vec(),
-                    n.clone(),
-                ]
-                .concat(),
-                created.to_vec(),
-            );
+            let mut k = list(keys::order_list(project, OrderField::Id));
+            push_str(&mut k, id.as_bytes());
+            keys.insert(k, with_n(&created));
             if Stuck::STATUSES.contains(&state.status()) {
                 keys.insert(
                     [

@@ -38,12 +38,11 @@ pub mod space {
     /// once, whatever projects it is listed under (`/metrics`)
     pub const STATUS_COUNT: u8 = b's';
     /// `o list …` : other sort orders; `list` is the interned id of the
-    /// name `o project order`. `updated_at number → created_at`, `id8
-    /// number → created_at` (the id's first 8 bytes: [`id_prefix`]) and,
-    /// for the records still under way, `created_at number → updated_at`
-    /// (the `Live` lists) are integers like postings; `plan created_at id →
-    /// created_at number` keeps its strings (a plan's records are ordered
-    /// by id from its entries)
+    /// name `o project order`. `updated_at number → created_at` and, for
+    /// the records still under way, `created_at number → updated_at` (the
+    /// `Live` lists) are integers like postings; `id → created_at number`
+    /// and `plan created_at id → created_at number` keep the id whole (ties
+    /// on a prefix of it would be read from the records)
     pub const ORDER: u8 = b'o';
     /// `l name → list id` (u32): the dictionary of interned lists, a name
     /// being a list's keyspace byte and what identifies it there
@@ -227,18 +226,6 @@ pub fn instant_number(instant: [u8; 8], number: u32) -> [u8; 12] {
     t
 }
 
-/// An id's first 8 bytes, zero-padded: the sort value of the id order's
-/// integer entries. Order-preserving, not one-to-one: `a < b` gives
-/// `id_prefix(a) <= id_prefix(b)`, and ids of one prefix are ordered by
-/// reading the records.
-pub fn id_prefix(id: &str) -> [u8; 8] {
-    let mut p = [0; 8];
-    let b = id.as_bytes();
-    let n = b.len().min(8);
-    p[..n].copy_from_slice(&b[..n]);
-    p
-}
-
 /// Splits an integer entry's tail, written by [`instant_number`].
 pub fn read_instant_number(tail: &[u8]) -> Option<([u8; 8], u32)> {
     let tail: &[u8; 12] = tail.try_into().ok()?;
@@ -318,9 +305,8 @@ pub fn push_list_tail(k: &mut Vec<u8>, project: &str, field: IndexField, value: 
 }
 
 /// A list of `field = value` in `project`, in `space`: a posting list's
-/// name ([`space::POSTING`]; its entries are under its interned id), its
-/// count ([`space::COUNT`]) or the prefix of its hour counts
-/// ([`space::HOUR_COUNT`]).
+/// name ([`space::POSTING`]; its entries and hour counts are under its
+/// interned id) or its count ([`space::COUNT`]).
 pub fn list(space: u8, project: &str, field: IndexField, value: Option<&str>) -> Vec<u8> {
     let mut k = vec![space];
     push_list_tail(&mut k, project, field, value);

@@ -70,14 +70,16 @@ pub use trail::TrailPage;
 /// postings, `Live` and `updated_at` entries keyed by instant and record
 /// number, checkpoint items by a hash of the value (`store/index.rs`);
 /// v15: the id order's entries by the id's first 8 bytes and the number;
-/// v16: hour counts under their posting list's id.
-pub const LAYOUT: u32 = 16;
+/// v16: hour counts under their posting list's id; v17: the id order's
+/// entries keep the id whole again (v15's prefix made ids that share it
+/// one tie run, read whole).
+pub const LAYOUT: u32 = 17;
 
 /// The older layouts a store is upgraded from in place, at its first
 /// writable open: everything in its engine is derived from its event log,
 /// which every one of them holds whole, so the engine is discarded and
 /// derived again from the log ([`recover`]) — by the open itself.
-const UPGRADES_IN_PLACE: [u32; 10] = [6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
+const UPGRADES_IN_PLACE: [u32; 11] = [6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
 
 /// The version of what a store derives from its events: the decoder, the
 /// fold and the index derivation. Recovery at open derives the memtable

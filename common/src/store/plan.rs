@@ -159,10 +159,6 @@ struct TieRun {
     /// The marker's sort value in this walk's encoding, while the marker
     /// has not been passed: the run holding it is placed by its entries.
     marker: Option<Vec<u8>>,
-    /// The direction of the id sort, when the walk is the id order's: its
-    /// sort value is the id's prefix, so its runs are ordered by id that
-    /// way, whatever the last sort key's direction (the final tie-break).
-    by_id: Option<Dir>,
 }
 
 fn grouped_field(f: SortField) -> Option<IndexField> {

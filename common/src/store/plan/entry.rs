@@ -9,14 +9,14 @@ pub(super) struct OrderEntry {
     pub value: Vec<u8>,
     pub created: [u8; 8],
     pub number: u32,
-    /// The record's id, when the entry holds it (`plan_id`); the
-    /// `updated_at` and `id` orders hold integers.
+    /// The record's id, when the entry holds it (`id` and `plan_id`: their
+    /// sort values are strings); the `updated_at` order holds integers.
     pub id: Option<String>,
 }
 
-/// Reads an order entry: `updated_at number → created_at`, `id8 number →
-/// created_at`, or `plan created_at id → created_at number` (time-ordered
-/// within a plan, sorted by value).
+/// Reads an order entry: `updated_at number → created_at`, `id →
+/// created_at number`, or `plan created_at id → created_at number`
+/// (time-ordered within a plan, sorted by value).
 pub(super) fn order_entry(
     order: OrderField,
     k: &[u8],
@@ -25,13 +25,13 @@ pub(super) fn order_entry(
 ) -> Result<OrderEntry, StoreError> {
     let bad = || StoreError::corrupt(k, "bad order key");
     match order {
-        OrderField::UpdatedAt | OrderField::Id => {
-            let (value, number) = keys::read_instant_number(tail).ok_or_else(bad)?;
+        OrderField::UpdatedAt => {
+            let (updated, number) = keys::read_instant_number(tail).ok_or_else(bad)?;
             let created = v
                 .try_into()
                 .map_err(|_| StoreError::corrupt(k, "bad order value"))?;
             Ok(OrderEntry {
-                value: value.to_vec(),
+                value: updated.to_vec(),
                 created,
                 number,
                 id: None,
@@ -39,12 +39,22 @@ pub(super) fn order_entry(
         }
         // The live lists are postings in form, read by `stuck.rs`.
         OrderField::Live => Err(StoreError::corrupt(k, "a live list is not a sort order")),
-        OrderField::PlanId => {
-            let value_len = tail.len() - keys::skip_opt(tail).ok_or_else(bad)?.len();
-            let id = parse_id(k, tail.get(value_len + 8..).ok_or_else(bad)?)?;
+        OrderField::Id | OrderField::PlanId => {
+            let (value_len, id_at) = match order {
+                OrderField::Id => (0, 0),
+                _ => {
+                    let value_len = tail.len() - keys::skip_opt(tail).ok_or_else(bad)?.len();
+                    (value_len, value_len + 8)
+                }
+            };
+            let id = parse_id(k, tail.get(id_at..).ok_or_else(bad)?)?;
             let (created, number) = instant_number(k, v)?;
+            let value = match order {
+                OrderField::Id => id.as_bytes().to_vec(),
+                _ => tail[..value_len].to_vec(),
+            };
             Ok(OrderEntry {
-                value: tail[..value_len].to_vec(),
+                value,
                 created,
                 number,
                 id: Some(id),
@@ -53,8 +63,8 @@ pub(super) fn order_entry(
     }
 }
 
-/// What a `plan_id` order entry carries as its value: its `created_at`
-/// and the record's number.
+/// What an `id` or `plan_id` order entry carries as its value: its
+/// `created_at` and the record's number.
 fn instant_number(k: &[u8], v: &[u8]) -> Result<([u8; 8], u32), StoreError> {
     let bad = || StoreError::corrupt(k, "bad order value");
     let (at, n) = v.split_at_checked(8).ok_or_else(bad)?;

@@ -16,8 +16,9 @@ pub(super) fn tighter<T: Ord>(a: Option<T>, b: Option<T>, dir: Dir) -> Option<T>
     }
 }
 
-/// A descending seek bound just past every entry that starts with `value`
-/// (entries continue with instants and ids, never with 0xFF bytes).
+/// A descending seek bound just past every entry that starts with `value`:
+/// what follows a sort value in an entry is shorter than these 9 bytes (a
+/// record number) or starts below 0xFF (an instant, an escaped id).
 pub(super) fn past(value: &[u8]) -> Vec<u8> {
     let mut b = value.to_vec();
     b.extend_from_slice(&[0xff; 9]);
@@ -49,7 +50,7 @@ impl Planner<'_> {
             let mut value = Vec::new();
             match order {
                 OrderField::UpdatedAt => value.extend_from_slice(&s.updated_at().key_bytes()),
-                OrderField::Id => value.extend_from_slice(&keys::id_prefix(id)),
+                OrderField::Id => keys::push_str(&mut value, id.as_bytes()),
                 OrderField::PlanId => keys::push_opt(&mut value, s.get(Field::PlanId)),
                 // Never a sort order: the live lists are walked by `stuck.rs`.
                 OrderField::Live => {}
@@ -132,7 +133,7 @@ impl Planner<'_> {
         Some(match order {
             None => s.created_at().key_bytes().to_vec(),
             Some(OrderField::UpdatedAt) => s.updated_at().key_bytes().to_vec(),
-            Some(OrderField::Id) => keys::id_prefix(id).to_vec(),
+            Some(OrderField::Id) => id.as_bytes().to_vec(),
             Some(OrderField::PlanId) => {
                 let mut v = Vec::new();
                 keys::push_opt(&mut v, s.get(Field::PlanId));

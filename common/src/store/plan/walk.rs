@@ -90,10 +90,10 @@ impl Planner<'_> {
         }
 
         // Entries of one sort value follow record numbers (the plan order:
-        // created_at), not ids: every walk gathers them in tie runs.
+        // created_at), not ids: every walk gathers them in tie runs (the id
+        // order's are one record each).
         let mut run = TieRun {
             marker: self.marker_value(order),
-            by_id: (order == Some(OrderField::Id)).then_some(first.dir),
             ..TieRun::default()
         };
         match order {
@@ -200,7 +200,7 @@ impl Planner<'_> {
             run.ids.clear();
             return Ok(());
         }
-        let tie = run.by_id.unwrap_or(self.tie);
+        let tie = self.tie;
         let mut ids = std::mem::take(&mut run.ids);
         let id = |t: &Tied| t.id.clone().unwrap_or_default();
         // The walk starts at the marker's sort value: a run of another value
