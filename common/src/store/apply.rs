@@ -285,41 +285,54 @@ pub(super) fn derive<'a>(
     })
 }
 
+/// An item of two sorted sequences, as [`merge_sorted`] meets it.
+enum Side<T> {
+    Old(T),
+    New(T),
+    Both(T, T),
+}
+
+/// Walks two sequences sorted by `key` together, handing `f` each item
+/// only one of them has, and each pair with one key.
+fn merge_sorted<T, K: Ord>(
+    old: impl Iterator<Item = T>,
+    new: impl Iterator<Item = T>,
+    key: impl Fn(&T) -> K,
+    mut f: impl FnMut(Side<T>),
+) {
+    let (mut old, mut new) = (old.peekable(), new.peekable());
+    fn next<I: Iterator>(it: &mut std::iter::Peekable<I>) -> I::Item {
+        it.next().expect("peeked")
+    }
+    loop {
+        f(match (old.peek(), new.peek()) {
+            (Some(o), Some(n)) => match key(o).cmp(&key(n)) {
+                std::cmp::Ordering::Less => Side::Old(next(&mut old)),
+                std::cmp::Ordering::Greater => Side::New(next(&mut new)),
+                std::cmp::Ordering::Equal => Side::Both(next(&mut old), next(&mut new)),
+            },
+            (Some(_), None) => Side::Old(next(&mut old)),
+            (None, Some(_)) => Side::New(next(&mut new)),
+            (None, None) => break,
+        });
+    }
+}
+
 /// The puts and deletes that turn a record's index entries `old` into
 /// `new` (both sorted by key).
 fn diff_entries(old: Option<&index::Entries>, new: &index::Entries, ops: &mut crate::lsm::Ops) {
-    let mut old = old.into_iter().flat_map(|o| o.keys()).peekable();
-    let mut new = new.keys().peekable();
-    loop {
-        match (old.peek(), new.peek()) {
-            (Some(&(ko, vo)), Some(&(kn, vn))) => match ko.cmp(kn) {
-                std::cmp::Ordering::Less => {
-                    ops.delete(ko);
-                    old.next();
-                }
-                std::cmp::Ordering::Greater => {
-                    ops.put(kn, vn);
-                    new.next();
-                }
-                std::cmp::Ordering::Equal => {
-                    if vo != vn {
-                        ops.put(kn, vn);
-                    }
-                    old.next();
-                    new.next();
-                }
-            },
-            (Some(&(ko, _)), None) => {
-                ops.delete(ko);
-                old.next();
-            }
-            (None, Some(&(kn, vn))) => {
-                ops.put(kn, vn);
-                new.next();
-            }
-            (None, None) => break,
-        }
-    }
+    let old = old.into_iter().flat_map(|o| o.keys());
+    merge_sorted(
+        old,
+        new.keys(),
+        |&(k, _)| k,
+        |side| match side {
+            Side::Old((k, _)) => ops.delete(k),
+            Side::New((k, v)) => ops.put(k, v),
+            Side::Both((_, vo), (k, v)) if vo != v => ops.put(k, v),
+            Side::Both(..) => {}
+        },
+    );
 }
 
 /// A batch's count deltas, summed by key before they join the memtable.
@@ -329,31 +342,25 @@ type CountDeltas = FxHashMap<Vec<u8>, i64>;
 /// sorted) but for those in both: a record that changes keeps most of its
 /// counts (its regions, its hour), and they cancel here, not in the map.
 fn diff_counts(old: Option<&index::Entries>, new: &index::Entries, deltas: &mut CountDeltas) {
-    let mut old = old.into_iter().flat_map(|o| o.counts()).peekable();
-    let mut new = new.counts().peekable();
-    loop {
-        let (key, d) = match (old.peek(), new.peek()) {
-            (Some(ko), Some(kn)) => match ko.cmp(kn) {
-                std::cmp::Ordering::Less => (old.next(), -1),
-                std::cmp::Ordering::Greater => (new.next(), 1),
-                std::cmp::Ordering::Equal => {
-                    old.next();
-                    new.next();
-                    continue;
+    let old = old.into_iter().flat_map(|o| o.counts());
+    merge_sorted(
+        old,
+        new.counts(),
+        |&k| k,
+        |side| {
+            let (key, d) = match side {
+                Side::Old(k) => (k, -1),
+                Side::New(k) => (k, 1),
+                Side::Both(..) => return,
+            };
+            match deltas.get_mut(key) {
+                Some(n) => *n += d,
+                None => {
+                    deltas.insert(key.to_vec(), d);
                 }
-            },
-            (Some(_), None) => (old.next(), -1),
-            (None, Some(_)) => (new.next(), 1),
-            (None, None) => break,
-        };
-        let key = key.expect("peeked");
-        match deltas.get_mut(key) {
-            Some(n) => *n += d,
-            None => {
-                deltas.insert(key.to_vec(), d);
             }
-        }
-    }
+        },
+    );
 }
 
 /// The quarantine entry of a message that did not decode, logged.

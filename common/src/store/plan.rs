@@ -150,6 +150,12 @@ struct Tied {
     number: u32,
 }
 
+impl Tied {
+    fn id(&self) -> &str {
+        self.id.as_deref().unwrap_or_default()
+    }
+}
+
 /// Records that share one sort value, waiting to be ordered by the
 /// remaining keys and by id.
 #[derive(Default)]
@@ -242,8 +248,7 @@ impl Store {
             let (id, s) = self.row_of(n)?;
             records.push(s.view(&id));
         }
-        let next_marker = more.then(|| records.last().map(|r| r.id.clone()));
-        let next_marker = next_marker.flatten();
+        let next_marker = records.last().filter(|_| more).map(|r| r.id.clone());
         Ok(Page {
             records,
             count,
@@ -291,10 +296,8 @@ impl Store {
             let prefix = keys::checkpoint_items(side, value);
             for kv in self.scan_list(&prefix, Dir::Asc) {
                 let (k, _) = kv?;
-                let n = k[prefix.len()..]
-                    .try_into()
-                    .map(u32::from_be_bytes)
-                    .map_err(|_| StoreError::corrupt(&k, "bad checkpoint-item entry"))?;
+                let n = keys::read_number(&k[prefix.len()..])
+                    .ok_or_else(|| StoreError::corrupt(&k, "bad checkpoint-item entry"))?;
                 numbers.push(n);
             }
         }

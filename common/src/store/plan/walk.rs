@@ -202,7 +202,6 @@ impl Planner<'_> {
         }
         let tie = self.tie;
         let mut ids = std::mem::take(&mut run.ids);
-        let id = |t: &Tied| t.id.clone().unwrap_or_default();
         // The walk starts at the marker's sort value: a run of another value
         // is past it; in the run of its value, place it by the entries when
         // they carry the rest of the sort.
@@ -223,8 +222,7 @@ impl Planner<'_> {
                     ids.retain(|t| {
                         let by_created = created
                             .map_or(Ordering::Equal, |(mc, d)| directed(t.created.cmp(&mc), d));
-                        by_created.then_with(|| directed(id(t).as_str().cmp(mid), tie))
-                            == Ordering::Greater
+                        by_created.then_with(|| directed(t.id().cmp(mid), tie)) == Ordering::Greater
                     });
                     self.after = None;
                 }
@@ -235,10 +233,7 @@ impl Planner<'_> {
                 if ids.len() > 1 {
                     self.name_all(&mut ids)?;
                 }
-                ids.sort_by_cached_key(id);
-                if tie == Dir::Desc {
-                    ids.reverse();
-                }
+                ids.sort_by(|a, b| directed(a.id().cmp(b.id()), tie));
                 ids.into_iter().map(|t| t.number).collect()
             }
             // The entries carry created_at: only tied records are read.
@@ -251,7 +246,7 @@ impl Planner<'_> {
                 for group in ids.chunk_by_mut(|a, b| a.created == b.created) {
                     if group.len() > 1 {
                         self.name_all(group)?;
-                        group.sort_by(|a, b| directed(id(a).cmp(&id(b)), tie));
+                        group.sort_by(|a, b| directed(a.id().cmp(b.id()), tie));
                     }
                     out.extend(group.iter().map(|t| t.number));
                 }
