@@ -1,21 +1,29 @@
 //! A run block's bytes, as stored and as read.
 //!
-//! - **Format 1** (layout 9 on, [`FORMAT_PREFIXED`]): each entry's key
+//! - **Format 2** (layout 18 on, [`FORMAT_FRAMED`]): the entries cut into
+//!   frames of about [`Config::frame_bytes`](super::Config) raw bytes, each
+//!   its own zstd frame of format 1's bytes, behind a table of the frames'
+//!   first keys and ends. A block stays one sled value (sled is dear per
+//!   value), but a point read decompresses the one frame its key is in,
+//!   not the whole block: a page's records were a 48 KiB decompression each.
+//! - **Format 1** (layouts 9–17, [`FORMAT_PREFIXED`]): each entry's key
 //!   prefix-compressed against the entry before it (the store's keys share
-//!   40–60 leading bytes), a restart — an entry with its key whole — every
+//!   leading bytes), a restart — an entry with its key whole — every
 //!   [`RESTART`] entries, and the restarts' offsets at the end; stored as
 //!   the format's code, then one zstd frame.
 //! - **Format 0** (layouts 6–8): entries whole ([`entry::encode_into`]),
 //!   stored as the zstd frame alone. Told apart by zstd's magic number,
 //!   which no format code equals.
 //!
-//! A read expands either into entries whole ([`Block`], an [`Arena`]): the
-//! block cache holds them so, and a reader borrows keys from it.
+//! A read expands any of them into entries whole ([`Block`], an [`Arena`]):
+//! the block cache holds them so, and a reader borrows keys from it.
 
 use super::arena::Arena;
 use super::entry::{self, EntryRef};
 use super::{codec, LsmError};
 
+/// The code a stored block of format 2 starts with.
+pub const FORMAT_FRAMED: u8 = 2;
 /// The code a stored block of format 1 starts with.
 pub const FORMAT_PREFIXED: u8 = 1;
 /// The first bytes of a zstd frame: a stored block of format 0.
@@ -25,26 +33,116 @@ const RESTART: usize = 16;
 /// No block decodes to more than this: `block_bytes` plus one entry (a
 /// record, under the store's 64 KiB event bound, well within it).
 const MAX_BLOCK_BYTES: usize = 16 << 20;
+/// Format 2's table: per frame, where its compressed bytes end (u32) and
+/// its first key's length (u16).
+const FRAME_ROW: usize = 6;
 
 /// A block as read: its entries whole.
 pub type Block = Arena;
 
-/// A block from its stored bytes, of either format.
+/// A block from its stored bytes, of any format: every entry.
 pub fn read(key: &[u8], stored: &[u8]) -> Result<Block, LsmError> {
     let block = match stored.first() {
-        Some(&FORMAT_PREFIXED) => expand(&codec::decompress(key, &stored[1..], MAX_BLOCK_BYTES)?),
+        Some(&FORMAT_FRAMED) => {
+            let framed = Framed::parse(stored).ok_or_else(|| malformed(key))?;
+            let raws = (0..framed.len())
+                .map(|f| codec::decompress(key, framed.bodies[f], MAX_BLOCK_BYTES))
+                .collect::<Result<Vec<_>, _>>()?;
+            let bytes: usize = raws.iter().map(Vec::len).sum();
+            if bytes > MAX_BLOCK_BYTES {
+                return Err(malformed(key));
+            }
+            let mut block = Arena::with_capacity(2 * bytes, 0);
+            raws.iter()
+                .all(|raw| expand_into(raw, &mut block).is_some())
+                .then_some(block)
+        }
+        Some(&FORMAT_PREFIXED) => {
+            let mut block = Arena::default();
+            let raw = codec::decompress(key, &stored[1..], MAX_BLOCK_BYTES)?;
+            expand_into(&raw, &mut block).map(|()| block)
+        }
         // Format 0: the entries whole, as read.
         _ if stored.starts_with(&ZSTD_MAGIC) => {
             Arena::of_encoded(codec::decompress(key, stored, MAX_BLOCK_BYTES)?)
         }
         _ => return Err(LsmError::corrupt(key, "a run block of an unknown format")),
     };
-    block.ok_or_else(|| LsmError::corrupt(key, "a malformed run block"))
+    block.ok_or_else(|| malformed(key))
 }
 
-/// Format 1's bytes, expanded. `None` unless every entry, every shared
-/// prefix and every restart is where the trailer says.
-fn expand(raw: &[u8]) -> Option<Block> {
+/// The first keys of a block's frames, as keys of an arena (their entries
+/// empty), for a point read to pick its frame by; `None` for a block of
+/// format 0 or 1, which is one frame.
+pub fn frame_keys(key: &[u8], stored: &[u8]) -> Result<Option<Block>, LsmError> {
+    if stored.first() != Some(&FORMAT_FRAMED) {
+        return Ok(None);
+    }
+    let framed = Framed::parse(stored).ok_or_else(|| malformed(key))?;
+    let mut keys = Arena::with_capacity(framed.firsts.iter().map(|k| k.len() + 4).sum(), 0);
+    for first in &framed.firsts {
+        keys.push(first, EntryRef::Delete);
+    }
+    Ok(Some(keys))
+}
+
+/// Frame `f` of a block of format 2: the entries of that frame only.
+pub fn read_frame(key: &[u8], stored: &[u8], f: usize) -> Result<Block, LsmError> {
+    let framed = Framed::parse(stored).ok_or_else(|| malformed(key))?;
+    let body = framed.bodies.get(f).ok_or_else(|| malformed(key))?;
+    let raw = codec::decompress(key, body, MAX_BLOCK_BYTES)?;
+    let mut block = Arena::with_capacity(2 * raw.len(), 0);
+    expand_into(&raw, &mut block).ok_or_else(|| malformed(key))?;
+    Ok(block)
+}
+
+fn malformed(key: &[u8]) -> LsmError {
+    LsmError::corrupt(key, "a malformed run block")
+}
+
+/// A stored block of format 2, its parts borrowed.
+struct Framed<'a> {
+    firsts: Vec<&'a [u8]>,
+    bodies: Vec<&'a [u8]>,
+}
+
+impl<'a> Framed<'a> {
+    /// `None` unless the table, the keys and the frames fit the bytes
+    /// exactly, and there is a frame.
+    fn parse(stored: &'a [u8]) -> Option<Framed<'a>> {
+        let n = u16::from_be_bytes(stored.get(1..3)?.try_into().ok()?) as usize;
+        let table = stored.get(3..3 + FRAME_ROW * n)?;
+        let rows = table.chunks_exact(FRAME_ROW).map(|r| {
+            let end = u32::from_be_bytes(r[..4].try_into().expect("4 bytes")) as usize;
+            (end, u16::from_be_bytes([r[4], r[5]]) as usize)
+        });
+        let mut at = 3 + table.len();
+        let mut firsts = Vec::with_capacity(n);
+        let mut ends = Vec::with_capacity(n);
+        for (end, len) in rows {
+            firsts.push(stored.get(at..at + len)?);
+            ends.push(end);
+            at += len;
+        }
+        let data = stored.get(at..)?;
+        let mut bodies = Vec::with_capacity(n);
+        let mut from = 0;
+        for end in ends {
+            bodies.push(data.get(from..end).filter(|b| !b.is_empty())?);
+            from = end;
+        }
+        (n > 0 && from == data.len()).then_some(Framed { firsts, bodies })
+    }
+
+    fn len(&self) -> usize {
+        self.bodies.len()
+    }
+}
+
+/// Format 1's bytes (one frame of format 2), expanded onto `block`. `None`
+/// unless every entry, every shared prefix and every restart is where the
+/// trailer says.
+fn expand_into(raw: &[u8], block: &mut Block) -> Option<()> {
     let n = u32_at(raw, raw.len().checked_sub(4)?)? as usize;
     let trailer = 4 + 4 * n;
     let end = raw.len().checked_sub(trailer)?;
@@ -52,10 +150,10 @@ fn expand(raw: &[u8]) -> Option<Block> {
     if entries.is_empty() {
         return None;
     }
-    let mut block = Arena::with_capacity(2 * entries.len(), 0);
+    let base = block.len();
     let (mut at, mut key) = (0, Vec::new());
     while at < entries.len() {
-        let i = block.len();
+        let i = block.len() - base;
         let shared = u16::from_be_bytes(entries.get(at..at + 2)?.try_into().ok()?) as usize;
         if i.is_multiple_of(RESTART)
             && (shared != 0 || u32_at(restarts, 4 * (i / RESTART))? != at as u32)
@@ -76,10 +174,10 @@ fn expand(raw: &[u8]) -> Option<Block> {
         block.push(&key, e);
         at = next;
     }
-    (block.len().div_ceil(RESTART) == n).then_some(block)
+    ((block.len() - base).div_ceil(RESTART) == n).then_some(())
 }
 
-/// A stored block of either format, stored again in format 0, as layouts
+/// A stored block of any format, stored again in format 0, as layouts
 /// 6–8 wrote it: for tests of a store written before layout 9.
 #[cfg(any(test, feature = "testkit"))]
 pub fn as_format_0(key: &[u8], stored: &[u8]) -> Result<Vec<u8>, LsmError> {
@@ -90,28 +188,19 @@ fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
 }
 
-/// A block of format 1 as it is written, entries in key order.
+/// One frame of format 1's bytes as it is written, entries in key order.
 #[derive(Default)]
-pub struct Builder {
+struct Frame {
     raw: Vec<u8>,
     last: Vec<u8>,
     restarts: Vec<u32>,
     entries: usize,
-    /// What the block expands to when read: where it is cut.
+    /// What the frame expands to when read.
     whole: usize,
 }
 
-impl Builder {
-    pub fn is_empty(&self) -> bool {
-        self.entries == 0
-    }
-
-    /// Bytes of its entries whole, as a read expands them.
-    pub fn whole_bytes(&self) -> usize {
-        self.whole
-    }
-
-    pub fn push(&mut self, key: &[u8], e: EntryRef<'_>) {
+impl Frame {
+    fn push(&mut self, key: &[u8], e: EntryRef<'_>) {
         let shared = if self.entries.is_multiple_of(RESTART) {
             self.restarts.push(self.raw.len() as u32);
             0
@@ -127,23 +216,117 @@ impl Builder {
         self.entries += 1;
     }
 
-    /// The stored bytes, zstd at `level`; the builder is empty again.
-    pub fn finish(&mut self, level: i32) -> Vec<u8> {
+    /// Its bytes with the restarts' trailer; the frame is empty again.
+    fn finish(&mut self) -> Vec<u8> {
+        let mut raw = std::mem::take(&mut self.raw);
         for r in &self.restarts {
-            self.raw.extend_from_slice(&r.to_be_bytes());
+            raw.extend_from_slice(&r.to_be_bytes());
         }
-        self.raw
-            .extend_from_slice(&(self.restarts.len() as u32).to_be_bytes());
-        let z = codec::compress(&self.raw, level);
-        let mut stored = Vec::with_capacity(1 + z.len());
-        stored.push(FORMAT_PREFIXED);
-        stored.extend_from_slice(&z);
-        self.raw.clear();
+        raw.extend_from_slice(&(self.restarts.len() as u32).to_be_bytes());
         self.restarts.clear();
         self.entries = 0;
         self.whole = 0;
+        raw
+    }
+}
+
+/// A block of format 2 as it is written, entries in key order.
+pub struct Builder {
+    frame: Frame,
+    first: Vec<u8>,
+    /// Closed frames: their first keys and bytes (compressed at `finish`).
+    frames: Vec<(Vec<u8>, Vec<u8>)>,
+    frame_bytes: usize,
+    /// What the block expands to when read: where it is cut.
+    whole: usize,
+}
+
+impl Builder {
+    /// A builder that cuts a frame once it holds `frame_bytes` whole.
+    pub fn new(frame_bytes: usize) -> Builder {
+        Builder {
+            frame: Frame::default(),
+            first: Vec::new(),
+            frames: Vec::new(),
+            frame_bytes,
+            whole: 0,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty() && self.frame.entries == 0
+    }
+
+    /// Bytes of its entries whole, as a read expands them.
+    pub fn whole_bytes(&self) -> usize {
+        self.whole + self.frame.whole
+    }
+
+    pub fn push(&mut self, key: &[u8], e: EntryRef<'_>) {
+        if self.frame.entries == 0 {
+            self.first.clear();
+            self.first.extend_from_slice(key);
+        }
+        self.frame.push(key, e);
+        if self.frame.whole >= self.frame_bytes {
+            self.cut_frame();
+        }
+    }
+
+    fn cut_frame(&mut self) {
+        if self.frame.entries > 0 {
+            self.whole += self.frame.whole;
+            let first = std::mem::take(&mut self.first);
+            self.frames.push((first, self.frame.finish()));
+        }
+    }
+
+    /// The stored bytes, each frame zstd at `level`; the builder is empty
+    /// again.
+    pub fn finish(&mut self, level: i32) -> Vec<u8> {
+        self.cut_frame();
+        let bodies: Vec<Vec<u8>> = self
+            .frames
+            .iter()
+            .map(|(_, raw)| codec::compress(raw, level))
+            .collect();
+        let n = u16::try_from(self.frames.len()).expect("a block has at most 65,535 frames");
+        let keys: usize = self.frames.iter().map(|(k, _)| k.len()).sum();
+        let data: usize = bodies.iter().map(Vec::len).sum();
+        let mut stored = Vec::with_capacity(3 + FRAME_ROW * bodies.len() + keys + data);
+        stored.push(FORMAT_FRAMED);
+        stored.extend_from_slice(&n.to_be_bytes());
+        let mut end = 0u32;
+        for ((first, _), body) in self.frames.iter().zip(&bodies) {
+            end += body.len() as u32;
+            stored.extend_from_slice(&end.to_be_bytes());
+            let len = u16::try_from(first.len()).expect("keys are under 64 KiB");
+            stored.extend_from_slice(&len.to_be_bytes());
+        }
+        for (first, _) in &self.frames {
+            stored.extend_from_slice(first);
+        }
+        for body in &bodies {
+            stored.extend_from_slice(body);
+        }
+        self.frames.clear();
+        self.whole = 0;
         stored
     }
+}
+
+/// A block of format 1, as layouts 9–17 wrote it: for tests that a store
+/// written before layout 18 still reads.
+#[cfg(any(test, feature = "testkit"))]
+pub fn as_format_1(key: &[u8], stored: &[u8]) -> Result<Vec<u8>, LsmError> {
+    let block = read(key, stored)?;
+    let mut frame = Frame::default();
+    for i in 0..block.len() {
+        frame.push(block.key(i), block.entry(i));
+    }
+    let mut out = vec![FORMAT_PREFIXED];
+    out.extend_from_slice(&codec::compress(&frame.finish(), 1));
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -164,8 +347,8 @@ mod tests {
         assert!(Arena::of_encoded(Vec::new()).is_none(), "an empty block");
         let z = codec::compress(b"", 1);
         assert!(matches!(read(b"R", &z), Err(LsmError::Corrupt { .. })));
-        let mut empty = Builder::default();
-        assert!(read(b"R", &empty.finish(1)).is_err(), "no entries");
+        let mut empty = Builder::new(64);
+        assert!(read(b"R", &empty.finish(1)).is_err(), "no frames");
         assert!(read(b"R", &[7, 1, 2, 3]).is_err(), "an unknown format");
         // A shared prefix that would make a key longer than a key can be
         // (its length would wrap to 0 in the block as read).
@@ -176,7 +359,40 @@ mod tests {
         entry::encode_into(&mut raw, b"x", EntryRef::Delete);
         raw.extend_from_slice(&0u32.to_be_bytes());
         raw.extend_from_slice(&1u32.to_be_bytes());
-        assert!(expand(&raw).is_none(), "a key past 64 KiB");
+        assert!(
+            expand_into(&raw, &mut Arena::default()).is_none(),
+            "a key past 64 KiB"
+        );
+    }
+
+    /// Format 2's bytes, pinned: its code, the frame table (ends, first
+    /// keys' lengths), the first keys, then the frames. A change here is a
+    /// new block format, which older blocks must still read as.
+    #[test]
+    fn format_2_bytes_are_pinned() {
+        let mut b = Builder::new(20);
+        for (k, v) in [(&b"ka"[..], &b"1"[..]), (b"kb", b"22"), (b"kc", b"333")] {
+            b.push(k, EntryRef::Put(v));
+        }
+        let stored = b.finish(1);
+        let firsts = frame_keys(b"R", &stored).unwrap().unwrap();
+        assert_eq!(firsts.len(), 2);
+        let head = 3 + 2 * FRAME_ROW + 4;
+        let first_end = u32_at(&stored, 3).unwrap() as usize;
+        let f0 = read_frame(b"R", &stored, 0).unwrap();
+        assert_eq!((f0.len(), f0.key(1)), (2, &b"kb"[..]));
+        assert_eq!(
+            hex::encode(&stored[..head]),
+            format!(
+                "020002{first_end:08x}0002{:08x}00026b616b63",
+                stored.len() - head
+            )
+        );
+        assert_eq!(
+            hex::encode(&stored[head..]),
+            "28b52ffd2020010100000000026b61000000000131000100016200000000023232000000000000000128b52ffd\
+             2016b10000000000026b6300000000033333330000000000000001"
+        );
     }
 
     fn arb_block() -> impl Strategy<Value = Vec<(Vec<u8>, Entry)>> {
@@ -192,12 +408,18 @@ mod tests {
     }
 
     proptest! {
-        /// A block written in format 1 reads back as the same entries as
-        /// format 0 holds them, at any zstd level; and a format-0 block
-        /// (layouts 6–8) still reads.
+        /// A block written in format 2, cut into frames of any size, reads
+        /// back as the same entries as format 0 holds them, whole and frame
+        /// by frame (a key's frame found by the frames' first keys, as a
+        /// point read finds it); and blocks of formats 0 and 1 (layouts
+        /// 6–17) still read.
         #[test]
-        fn both_formats_read_back_the_entries_written(entries in arb_block(), fast in any::<bool>()) {
-            let mut b = Builder::default();
+        fn every_format_reads_back_the_entries_written(
+            entries in arb_block(),
+            frame_bytes in 1usize..400,
+            fast in any::<bool>(),
+        ) {
+            let mut b = Builder::new(frame_bytes);
             let mut whole = Vec::new();
             for (k, e) in &entries {
                 b.push(k, e.as_ref());
@@ -205,9 +427,12 @@ mod tests {
             }
             prop_assert_eq!(b.whole_bytes(), whole.len());
             let stored = b.finish(if fast { -3 } else { 1 });
-            prop_assert_eq!(stored[0], FORMAT_PREFIXED);
+            prop_assert!(b.is_empty());
+            prop_assert_eq!(stored[0], FORMAT_FRAMED);
             let legacy = codec::compress(&whole, 1);
-            for block in [read(b"R", &stored).unwrap(), read(b"R", &legacy).unwrap()] {
+            let prefixed = as_format_1(b"R", &stored).unwrap();
+            prop_assert_eq!(prefixed[0], FORMAT_PREFIXED);
+            for block in [read(b"R", &stored).unwrap(), read(b"R", &legacy).unwrap(), read(b"R", &prefixed).unwrap()] {
                 prop_assert_eq!(block.len(), entries.len());
                 prop_assert_eq!(block.as_bytes(), &whole[..]);
                 for (i, (k, e)) in entries.iter().enumerate() {
@@ -216,40 +441,65 @@ mod tests {
                     prop_assert_eq!(block.lower_bound(k), i);
                 }
             }
+            prop_assert!(frame_keys(b"R", &legacy).unwrap().is_none());
+            prop_assert!(frame_keys(b"R", &prefixed).unwrap().is_none());
+            let firsts = frame_keys(b"R", &stored).unwrap().unwrap();
+            let cut_small = whole.len() > 2 * frame_bytes + 200;
+            prop_assert!(!cut_small || firsts.len() > 1, "frames are cut");
+            for (k, e) in &entries {
+                let f = firsts.partition_point(|first| first <= k.as_slice()) - 1;
+                let frame = read_frame(b"R", &stored, f).unwrap();
+                let i = frame.lower_bound(k);
+                prop_assert_eq!(frame.key(i), k.as_slice());
+                prop_assert_eq!(frame.entry(i), e.as_ref());
+            }
         }
 
-        /// A format-1 block cut short or with a byte changed is refused or
-        /// reads without a panic (sled's checksums catch what is torn on
+        /// A block cut short or with a byte changed — its frame table, a
+        /// first key, a frame's bytes as stored or as expanded — is refused
+        /// or reads without a panic (sled's checksums catch what is torn on
         /// disk; this guards the decoder against its own bounds).
         #[test]
-        fn a_damaged_block_is_refused_or_reads_as_written(
+        fn a_damaged_block_is_refused_or_reads_without_a_panic(
             entries in arb_block(),
             at in any::<prop::sample::Index>(),
             byte in any::<u8>(),
             cut in any::<bool>(),
+            expanded in any::<bool>(),
         ) {
-            let mut b = Builder::default();
+            let mut b = Builder::new(64);
             for (k, e) in &entries {
                 b.push(k, e.as_ref());
             }
-            b.finish(1);
-            for (k, e) in &entries {
-                b.push(k, e.as_ref());
-            }
-            let mut raw = b.raw.clone();
-            for r in &b.restarts {
-                raw.extend_from_slice(&r.to_be_bytes());
-            }
-            raw.extend_from_slice(&(b.restarts.len() as u32).to_be_bytes());
-            let i = at.index(raw.len());
-            if cut {
-                raw.truncate(i);
+            let mut damaged = if expanded {
+                // One frame's bytes as its expansion reads them.
+                b.frame.finish()
             } else {
-                raw[i] = byte;
+                b.finish(1)
+            };
+            let i = at.index(damaged.len());
+            if cut {
+                damaged.truncate(i);
+            } else {
+                damaged[i] = byte;
             }
-            if let Some(block) = expand(&raw) {
-                for i in 0..block.len() {
-                    let _ = (block.key(i), block.entry(i));
+            if expanded {
+                let mut block = Arena::default();
+                if expand_into(&damaged, &mut block).is_some() {
+                    for i in 0..block.len() {
+                        let _ = (block.key(i), block.entry(i));
+                    }
+                }
+            } else {
+                if let Ok(block) = read(b"R", &damaged) {
+                    for i in 0..block.len() {
+                        let _ = (block.key(i), block.entry(i));
+                    }
+                }
+                if let Ok(Some(firsts)) = frame_keys(b"R", &damaged) {
+                    for f in 0..firsts.len() + 1 {
+                        let _ = read_frame(b"R", &damaged, f);
+                    }
                 }
             }
         }

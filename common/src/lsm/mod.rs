@@ -44,7 +44,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use serde::{Deserialize, Serialize};
 
 #[cfg(any(test, feature = "testkit"))]
-pub use block::as_format_0;
+pub use block::{as_format_0, as_format_1};
 pub use cursor::Range;
 pub use entry::{Entry, Value};
 use memtable::push_slice;
@@ -120,6 +120,9 @@ pub struct Config {
     /// Raw bytes per run block before it is cut (compressed, a block is
     /// about a third of this).
     pub block_bytes: usize,
+    /// Raw bytes per frame of a block (format 2, [`block`]): what a point
+    /// read decompresses.
+    pub frame_bytes: usize,
     /// Decoded blocks kept in memory.
     pub cache_bytes: usize,
     /// A flush is due once the memtable holds this many bytes.
@@ -136,6 +139,9 @@ impl Default for Config {
             // About 16-24 KiB compressed: what sled reads and writes best
             // (docs/benchmarks.md, "Store v3").
             block_bytes: 48 << 10,
+            // About ten records: a page's record reads decompress this much
+            // each instead of a whole block (docs/benchmarks.md, "Frames").
+            frame_bytes: 4 << 10,
             cache_bytes: 128 << 20,
             memtable_bytes: 64 << 20,
             merge_width: 4,

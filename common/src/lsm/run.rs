@@ -5,7 +5,8 @@
 //! sled moves them to files of their own. Its metadata — the first key of
 //! every block (fences), its last key and a Bloom filter of its point-read
 //! keys — is one more value (`S` run), written before the run is installed
-//! and kept in memory while it is, so a point read costs at most one block.
+//! and kept in memory while it is, so a point read costs at most one block
+//! read — and one frame of it decompressed ([`block`], format 2).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,16 +39,30 @@ pub struct RunMeta {
     pub bloom: Bloom,
 }
 
-/// Decoded blocks, bounded in bytes, oldest out first.
+/// Decoded blocks, bounded in bytes, oldest out first. A block is cached
+/// whole (scans read it so) or, for point reads, by its frames and the
+/// table of their first keys ([`Part`]).
 pub struct BlockCache {
     inner: Mutex<CacheInner>,
     capacity: usize,
 }
 
+/// What of a block a cache entry holds: the block whole, the first keys of
+/// its frames, or one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Part {
+    Whole,
+    FrameKeys,
+    Frame(u16),
+}
+
+/// A cache entry's place: the run, the block, the part.
+type At = (u64, u32, Part);
+
 #[derive(Default)]
 struct CacheInner {
-    blocks: HashMap<(u64, u32), Arc<Block>>,
-    order: VecDeque<(u64, u32)>,
+    blocks: HashMap<At, Arc<Block>>,
+    order: VecDeque<At>,
     bytes: usize,
 }
 
@@ -59,7 +74,7 @@ impl BlockCache {
         }
     }
 
-    fn get(&self, at: (u64, u32)) -> Option<Arc<Block>> {
+    fn get(&self, at: At) -> Option<Arc<Block>> {
         self.inner
             .lock()
             .expect("cache lock")
@@ -68,7 +83,7 @@ impl BlockCache {
             .cloned()
     }
 
-    fn insert(&self, at: (u64, u32), block: Arc<Block>) {
+    fn insert(&self, at: At, block: Arc<Block>) {
         let mut c = self.inner.lock().expect("cache lock");
         c.bytes += block.held();
         // Two readers that missed the same block both insert it: the
@@ -135,20 +150,66 @@ impl Run {
     /// around it, so that it does not evict the queries' working set with
     /// blocks it reads once.
     pub fn block(&self, i: usize, cached: bool) -> Result<Arc<Block>, LsmError> {
-        let at = (self.meta.id, i as u32);
+        let at = (self.meta.id, i as u32, Part::Whole);
         if let Some(b) = self.cache.get(at) {
             return Ok(b);
         }
         let key = layout::run_block(self.meta.id, i as u32);
-        let stored = self
-            .tree
-            .get(&key)?
-            .ok_or_else(|| LsmError::corrupt(&key, "a run block is missing"))?;
-        let block = Arc::new(block::read(&key, &stored)?);
+        let block = Arc::new(block::read(&key, &self.stored(&key)?)?);
         if cached {
             self.cache.insert(at, block.clone());
         }
         Ok(block)
+    }
+
+    /// A block's bytes as stored.
+    fn stored(&self, key: &[u8]) -> Result<sled::IVec, LsmError> {
+        self.tree
+            .get(key)?
+            .ok_or_else(|| LsmError::corrupt(key, "a run block is missing"))
+    }
+
+    /// The entries of block `i` that would hold `key`, through the cache:
+    /// the block whole if a scan cached it, else the one frame `key` falls
+    /// in (a block of format 0 or 1 is one frame).
+    fn entries_for(&self, i: usize, key: &[u8]) -> Result<Arc<Block>, LsmError> {
+        let at = |part| (self.meta.id, i as u32, part);
+        if let Some(b) = self.cache.get(at(Part::Whole)) {
+            return Ok(b);
+        }
+        let bkey = layout::run_block(self.meta.id, i as u32);
+        let mut stored = None;
+        let firsts = match self.cache.get(at(Part::FrameKeys)) {
+            Some(f) => f,
+            None => {
+                let s = self.stored(&bkey)?;
+                let Some(firsts) = block::frame_keys(&bkey, &s)? else {
+                    let block = Arc::new(block::read(&bkey, &s)?);
+                    self.cache.insert(at(Part::Whole), block.clone());
+                    return Ok(block);
+                };
+                let firsts = Arc::new(firsts);
+                self.cache.insert(at(Part::FrameKeys), firsts.clone());
+                stored = Some(s);
+                firsts
+            }
+        };
+        // The block's fence is its first frame's first key: `key` is at or
+        // past it.
+        let f = firsts
+            .partition_point(|first| first <= key)
+            .saturating_sub(1);
+        let part = Part::Frame(u16::try_from(f).expect("frames are counted in u16"));
+        if let Some(frame) = self.cache.get(at(part)) {
+            return Ok(frame);
+        }
+        let s = match stored {
+            Some(s) => s,
+            None => self.stored(&bkey)?,
+        };
+        let frame = Arc::new(block::read_frame(&bkey, &s, f)?);
+        self.cache.insert(at(part), frame.clone());
+        Ok(frame)
     }
 
     /// The block whose range may hold `key`.
@@ -171,7 +232,7 @@ impl Run {
         let Some(b) = self.block_for(key) else {
             return Ok(None);
         };
-        let block = self.block(b, true)?;
+        let block = self.entries_for(b, key)?;
         let i = block.lower_bound(key);
         Ok((i < block.len() && block.key(i) == key).then(|| block.entry(i).to_owned()))
     }
@@ -205,7 +266,7 @@ impl<'a> RunWriter<'a> {
                 bloom: Bloom::new(0),
             },
             bloomed: Vec::with_capacity(keys / 8),
-            block: Builder::default(),
+            block: Builder::new(config.frame_bytes),
             pending: sled::Batch::default(),
             pending_blocks: 0,
         }

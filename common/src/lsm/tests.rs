@@ -94,6 +94,7 @@ fn config() -> Config {
         // Tiny blocks and merges of two: small worlds still span blocks,
         // cut them and merge them.
         block_bytes: 40,
+        frame_bytes: 16,
         cache_bytes: 256,
         memtable_bytes: 1 << 20,
         merge_width: 2,

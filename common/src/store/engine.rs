@@ -49,6 +49,7 @@ pub(super) fn config(cache_bytes: u64) -> Config {
     if cfg!(test) {
         Config {
             block_bytes: 512,
+            frame_bytes: 128,
             memtable_bytes: 16 << 10,
             merge_width: 2,
             ..config

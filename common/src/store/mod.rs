@@ -72,14 +72,22 @@ pub use trail::TrailPage;
 /// v15: the id order's entries by the id's first 8 bytes and the number;
 /// v16: hour counts under their posting list's id; v17: the id order's
 /// entries keep the id whole again (v15's prefix made ids that share it
-/// one tie run, read whole).
-pub const LAYOUT: u32 = 17;
+/// one tie run, read whole); v18: run blocks in frames, each compressed on
+/// its own, so a point read decompresses one frame (the engine's block
+/// format 2; blocks of format 1 still read).
+pub const LAYOUT: u32 = 18;
 
 /// The older layouts a store is upgraded from in place, at its first
 /// writable open: everything in its engine is derived from its event log,
 /// which every one of them holds whole, so the engine is discarded and
 /// derived again from the log ([`recover`]) — by the open itself.
 const UPGRADES_IN_PLACE: [u32; 11] = [6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
+
+/// The older layouts this binary reads unchanged: their keys and values
+/// are this layout's, only their run blocks of an older format, which still
+/// read (merges rewrite them). Stamped with [`LAYOUT`] at the first writable
+/// open, nothing derived again.
+const READS_AS_IS: [u32; 1] = [17];
 
 /// The version of what a store derives from its events: the decoder, the
 /// fold and the index derivation. Recovery at open derives the memtable

@@ -149,8 +149,10 @@ impl Store {
             }
             _ => e.into(),
         })?);
-        if layout != LAYOUT {
+        if UPGRADES_IN_PLACE.contains(&layout) {
             upgrade(&lsm, &tree, path, layout, access)?;
+        } else if layout != LAYOUT && access == Access::Write {
+            ownership::stamp_layout(&tree)?;
         }
         // The dictionary as the engine's runs hold it; recovery names the
         // lists of the events after them.

@@ -2,11 +2,11 @@
 //! holds the projection of. A store of another layout or another topic is
 //! refused, never reinterpreted.
 
-use super::{keys, Store, StoreError, LAYOUT, UPGRADES_IN_PLACE};
+use super::{keys, Store, StoreError, LAYOUT, READS_AS_IS, UPGRADES_IN_PLACE};
 
 /// A new store is stamped with [`LAYOUT`]; an existing one must carry it,
-/// or one of [`UPGRADES_IN_PLACE`], which is returned: the caller upgrades
-/// it, then stamps it ([`stamp_layout`]). Stores from before the stamp (v1)
+/// or one of [`UPGRADES_IN_PLACE`] or [`READS_AS_IS`], which is returned: the
+/// caller upgrades it (or not), then stamps it ([`stamp_layout`]). Stores from before the stamp (v1)
 /// have data but no stamp.
 pub(super) fn check_layout(
     tree: &sled::Tree,
@@ -27,7 +27,7 @@ pub(super) fn check_layout(
         }
         None => 1,
     };
-    if found == LAYOUT || UPGRADES_IN_PLACE.contains(&found) {
+    if found == LAYOUT || UPGRADES_IN_PLACE.contains(&found) || READS_AS_IS.contains(&found) {
         return Ok(found);
     }
     Err(StoreError::Layout {

@@ -147,7 +147,7 @@ fn the_bytes_a_store_holds_are_pinned() {
     let listing = lines.join("\n");
     let digest = hex::encode(Sha256::digest(listing.as_bytes()));
     assert_eq!(
-        digest, "dc56ca64b11832f4ed9933e62cd350d5297a4aab2c29253ebc3956cd293f62a6",
+        digest, "7ec0b555d4954471197fe541a230a1fcd9b731e07a65ade84ebd7a80456dfc08",
         "the store's bytes changed (a new layout?):\n{listing}"
     );
 }

@@ -92,6 +92,50 @@ fn an_event_log_entry_that_no_longer_folds_as_it_did_is_refused_as_corrupt() {
     );
 }
 
+/// A store of a layout this binary reads unchanged (v17: its run blocks
+/// in format 1) opens to read as it is, and its first writable open stamps
+/// it and derives nothing again: the same records, read from the old
+/// blocks, and ingest carries on.
+#[test]
+fn a_store_of_a_layout_read_as_is_is_stamped_not_derived_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = sample(40);
+    let (events, rest) = all.split_at(all.len() * 3 / 4);
+    let store = Store::open(dir.path(), 1 << 20).unwrap();
+    store.apply_batch(&messages(events)).unwrap();
+    store.close().unwrap();
+    drop(store);
+    for old in READS_AS_IS {
+        let mut rewritten = 0;
+        edit(dir.path(), |t| {
+            t.insert(keys::META_LAYOUT, &old.to_be_bytes()).unwrap();
+            for kv in t.scan_prefix([crate::lsm::layout::RUN_BLOCK]) {
+                let (k, v) = kv.unwrap();
+                let v1 = crate::lsm::as_format_1(&k, &v).unwrap();
+                t.insert(k, v1).unwrap();
+                rewritten += 1;
+            }
+        });
+        assert!(rewritten > 0, "no run block written");
+        let read = Store::open_read_only(dir.path(), 1 << 20).unwrap();
+        assert_digest_of_reference(&read, events);
+        drop(read);
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(store.recovered_at_open(), 0, "nothing derived again");
+        assert_digest_of_reference(&store, events);
+        store.assert_internally_consistent();
+        assert_eq!(
+            store.tree.get(keys::META_LAYOUT).unwrap().unwrap().as_ref(),
+            LAYOUT.to_be_bytes()
+        );
+        store
+            .apply_batch(&crate::testkit::messages(rest, events.len()))
+            .unwrap();
+        assert_digest_of_reference(&store, &all);
+        store.close().unwrap();
+    }
+}
+
 /// A store of an older layout (v6-v10: records keyed by id, or index
 /// entries without numbers) is refused opened to read, and upgraded at its
 /// first writable open: its engine —
