@@ -20,7 +20,10 @@
 //!   candidate, and counts over a window are counted, not read.
 //! - A `marker` is a seek: the walk starts at the marker's sort value (groups
 //!   before it are skipped whole) and drops the few candidates of that value
-//!   that do not come after it, so a page costs the same at any depth.
+//!   that do not come after it, so a page costs the same at any depth. Every
+//!   plan places candidates by one rule, in `plan/position.rs`.
+//! - The page's records are read in number order ([`Store::rows_of`]):
+//!   records numbered near each other share a run block's frame.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -40,12 +43,14 @@ use crate::record::{Field, RecordState, Status};
 
 mod entry;
 mod gather;
+mod position;
 mod postings;
 mod seek;
 mod stuck;
 mod walk;
 
 use entry::{group_value, instant, order_entry, parse_opt};
+use position::Position;
 
 /// Offsets below this are cheaper to walk than to skip by hour counts. Unit
 /// tests skip from the first record, so small generated worlds take that path.
@@ -231,8 +236,7 @@ impl Store {
             created: q.created,
             updated: q.updated,
             stuck: q.stuck,
-            after,
-            keys: keys.clone(),
+            after: after.map(|m| Position::new(m, keys.clone(), tie)),
         };
         if !planner.cur.done() {
             planner.emit_page(&keys, &filters)?;
@@ -243,37 +247,17 @@ impl Store {
         };
         let mut numbers = planner.cur.numbers;
         let more = next_marker(&mut numbers, limit).is_some();
-        let mut records = Vec::with_capacity(numbers.len());
-        for &n in &numbers {
-            let (id, s) = self.row_of(n)?;
-            records.push(s.view(&id));
-        }
+        let records: Vec<_> = self
+            .rows_of(&numbers)?
+            .into_iter()
+            .map(|(id, s)| s.view(&id))
+            .collect();
         let next_marker = records.last().filter(|_| more).map(|r| r.id.clone());
         Ok(Page {
             records,
             count,
             next_marker,
         })
-    }
-
-    /// The marker record, which must be listed under `project`.
-    fn marker(&self, project: &str, q: &ListQuery) -> Result<Option<Row>, StoreError> {
-        let Some(id) = &q.marker else {
-            return Ok(None);
-        };
-        if q.offset.is_some_and(|o| o > 0) {
-            return Err(StoreError::query(
-                "marker",
-                "`marker` and `offset` cannot be combined",
-            ));
-        }
-        match self.record_state(id)? {
-            Some(s) if s.projects().contains(&project) => Ok(Some((id.clone(), s))),
-            _ => Err(StoreError::query(
-                "marker",
-                format!("record `{id}` is not listed under project `{project}`"),
-            )),
-        }
     }
 
     /// Checkpoint items are near-unique: read the few records that carry the
@@ -315,8 +299,8 @@ impl Store {
         let tie = sort.last().map_or(Dir::Desc, |k| k.dir);
         rows.sort_by(|a, b| compare(a, b, sort, tie));
         let count = (q.with_count == Some(true)).then_some(rows.len() as u64);
-        if let Some(m) = &after {
-            rows.retain(|r| compare(r, m, sort, tie) == Ordering::Greater);
+        if let Some(p) = after.map(|m| Position::new(m, sort.to_vec(), tie)) {
+            rows.retain(|r| p.follows(r));
         }
         let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
         let mut ids: Vec<String> = rows
@@ -366,10 +350,8 @@ struct Planner<'a> {
     created: Window,
     updated: Window,
     stuck: Option<Stuck>,
-    /// The marker, until the walk has passed it.
-    after: Option<Row>,
-    /// The sort the ids are emitted in (for placing candidates against the marker).
-    keys: Vec<SortKey>,
+    /// The marker's place, until the walk has passed it.
+    after: Option<Position>,
 }
 
 /// A record with its id.

@@ -96,6 +96,27 @@ impl Store {
         Ok((stored.id, stored.state))
     }
 
+    /// The records numbered `numbers`, in that order, read in number order:
+    /// records numbered near each other share a run block's frame, which
+    /// is then decompressed once for all of them, and one version is read.
+    pub(super) fn rows_of(
+        &self,
+        numbers: &[u32],
+    ) -> Result<Vec<(String, RecordState)>, StoreError> {
+        let snap = self.snap();
+        let mut by_number: Vec<usize> = (0..numbers.len()).collect();
+        by_number.sort_unstable_by_key(|&i| numbers[i]);
+        let mut rows: Vec<Option<(String, RecordState)>> = vec![None; numbers.len()];
+        for i in by_number {
+            let n = numbers[i];
+            let stored = numbered(&snap, n)?.ok_or_else(|| {
+                StoreError::corrupt(&keys::record(n), "an index entry names no record")
+            })?;
+            rows[i] = Some((stored.id, stored.state));
+        }
+        Ok(rows.into_iter().flatten().collect())
+    }
+
     /// The record as listed under `project`: `None` when it does not exist or
     /// is not listed there.
     pub fn get(&self, project: &str, id: &str) -> Result<Option<Record>, StoreError> {

@@ -81,15 +81,16 @@ impl Planner<'_> {
 
     /// Sorts candidates by `order` on their entries' values, then by id in
     /// the `tie` direction — reading the ids of those that tie with another
-    /// or with `marker` first — and drops those not after the marker.
+    /// or with the marker first — and drops those not after the marker.
     pub(super) fn sort_candidates(
         &self,
         found: &mut Vec<Candidate>,
         order: &dyn Fn(&Candidate, &Candidate) -> Ordering,
         tie: Dir,
-        marker: Option<&Candidate>,
+        after: Option<&Position>,
     ) -> Result<(), StoreError> {
         found.sort_by(order);
+        let marker = after.map(Position::candidate);
         for group in found.chunk_by_mut(|a, b| order(a, b) == Ordering::Equal) {
             let tied =
                 group.len() > 1 || marker.is_some_and(|m| order(&group[0], m) == Ordering::Equal);
@@ -100,12 +101,8 @@ impl Planner<'_> {
                 group.sort_by(|a, b| directed(a.id().cmp(b.id()), tie));
             }
         }
-        if let Some(m) = marker {
-            found.retain(|c| {
-                order(c, m)
-                    .then_with(|| directed(c.id().cmp(m.id()), tie))
-                    .is_gt()
-            });
+        if let Some(p) = after {
+            found.retain(|c| p.follows_candidate(c, order));
         }
         Ok(())
     }
@@ -148,8 +145,8 @@ impl Planner<'_> {
             Some((_, d)) => directed(a.updated.cmp(&b.updated), d),
         };
         // The marker is placed by its own entry values and the ids that tie.
-        let marker = self.after.take().map(|(id, s)| Candidate::of(&id, &s));
-        self.sort_candidates(&mut found, &order, tie, marker.as_ref())?;
+        let after = self.after.take();
+        self.sort_candidates(&mut found, &order, tie, after.as_ref())?;
         for c in found {
             self.cur.push(c.number);
             if self.cur.done() {

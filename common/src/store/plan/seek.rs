@@ -1,6 +1,7 @@
 //! Where a walk starts and what it lets onto the page: seeks to a window's
-//! edge or the marker's sort value, the per-candidate tests of windows and
-//! `stuck=false`, and dropping candidates that do not come after the marker.
+//! edge or the marker's sort value ([`Position`]), the per-candidate tests
+//! of windows and `stuck=false`, and dropping candidates that do not come
+//! after the marker.
 
 use super::*;
 
@@ -29,10 +30,10 @@ impl Planner<'_> {
     /// Where a `created_at` walk starts: the window's edge, or the marker's
     /// instant when that is nearer (descending bounds are exclusive).
     pub(super) fn created_seek(&self, dir: Dir) -> Option<[u8; 8]> {
-        let marker = self.after.as_ref().map(|(_, s)| s.created_at());
+        let marker = self.after.as_ref().map(|p| p.created_bound(dir));
         let bound = match dir {
             Dir::Asc => tighter(self.created.after, marker, dir),
-            Dir::Desc => tighter(self.created.before, marker.map(|m| Micros(m.0 + 1)), dir),
+            Dir::Desc => tighter(self.created.before, marker, dir),
         };
         bound.map(Micros::key_bytes)
     }
@@ -46,20 +47,7 @@ impl Planner<'_> {
             _ => None,
         }
         .map(|t| t.key_bytes().to_vec());
-        let marker = self.after.as_ref().map(|(id, s)| {
-            let mut value = Vec::new();
-            match order {
-                OrderField::UpdatedAt => value.extend_from_slice(&s.updated_at().key_bytes()),
-                OrderField::Id => keys::push_str(&mut value, id.as_bytes()),
-                OrderField::PlanId => keys::push_opt(&mut value, s.get(Field::PlanId)),
-                // Never a sort order: the live lists are walked by `stuck.rs`.
-                OrderField::Live => {}
-            }
-            match dir {
-                Dir::Asc => value,
-                Dir::Desc => past(&value),
-            }
-        });
+        let marker = self.after.as_ref().map(|p| p.order_bound(order, dir));
         tighter(window, marker, dir)
     }
 
@@ -117,29 +105,12 @@ impl Planner<'_> {
     }
 
     pub(super) fn push_row(&mut self, row: Row, number: u32) {
-        if let Some(m) = &self.after {
-            if compare(&row, m, &self.keys, self.tie) != Ordering::Greater {
+        if let Some(p) = &self.after {
+            if !p.follows(&row) {
                 return;
             }
             self.after = None;
         }
         self.cur.push(number);
-    }
-
-    /// The marker's sort value as the walk of `order` (`None`: the
-    /// postings, by `created_at`) encodes it, while there is a marker.
-    pub(super) fn marker_value(&self, order: Option<OrderField>) -> Option<Vec<u8>> {
-        let (id, s) = self.after.as_ref()?;
-        Some(match order {
-            None => s.created_at().key_bytes().to_vec(),
-            Some(OrderField::UpdatedAt) => s.updated_at().key_bytes().to_vec(),
-            Some(OrderField::Id) => id.as_bytes().to_vec(),
-            Some(OrderField::PlanId) => {
-                let mut v = Vec::new();
-                keys::push_opt(&mut v, s.get(Field::PlanId));
-                v
-            }
-            Some(OrderField::Live) => return None,
-        })
     }
 }

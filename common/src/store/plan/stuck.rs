@@ -100,7 +100,7 @@ impl Planner<'_> {
         let need = self.cur.skip.saturating_add(self.cur.take);
         let seek = self.created_seek(dir);
         let by_created = |a: &Candidate, b: &Candidate| directed(a.created.cmp(&b.created), dir);
-        let marker = self.after.take().map(|(id, s)| Candidate::of(&id, &s));
+        let after = self.after.take();
         let store = self.store;
         let mut found = Vec::new();
         for status in Stuck::STATUSES {
@@ -114,17 +114,12 @@ impl Planner<'_> {
                 }
                 // Only what follows the marker counts towards the page: a
                 // record tied with it is placed by its id, read here.
-                if let Some(m) = &marker {
-                    match by_created(&c, m) {
-                        std::cmp::Ordering::Less => return Ok(ControlFlow::Continue(())),
-                        std::cmp::Ordering::Equal => {
-                            let id = store.row_of(c.number)?.0;
-                            if directed(id.as_str().cmp(m.id()), dir).is_le() {
-                                return Ok(ControlFlow::Continue(()));
-                            }
-                            c.id = Some(id);
-                        }
-                        std::cmp::Ordering::Greater => {}
+                if let Some(p) = &after {
+                    if by_created(&c, p.candidate()).is_eq() {
+                        c.id = Some(store.row_of(c.number)?.0);
+                    }
+                    if !p.follows_candidate(&c, &by_created) {
+                        return Ok(ControlFlow::Continue(()));
                     }
                 }
                 last = Some(c.created);
@@ -133,7 +128,7 @@ impl Planner<'_> {
                 Ok(ControlFlow::Continue(()))
             })?;
         }
-        self.sort_candidates(&mut found, &by_created, dir, marker.as_ref())?;
+        self.sort_candidates(&mut found, &by_created, dir, after.as_ref())?;
         for c in found {
             self.cur.push(c.number);
             if self.cur.done() {

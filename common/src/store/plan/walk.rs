@@ -32,10 +32,9 @@ impl Planner<'_> {
         if dir == Dir::Desc {
             values.reverse();
         }
-        let marker_value = self.after.as_ref().map(|(_, s)| group_value(field, s));
         for v in values {
-            if let (Some(mv), true) = (&marker_value, self.after.is_some()) {
-                match directed(v.as_deref().cmp(&mv.as_deref()), dir) {
+            if let Some(p) = &self.after {
+                match p.group_order(field, v.as_deref(), dir) {
                     Ordering::Less => continue,
                     Ordering::Greater => self.after = None,
                     Ordering::Equal => {}
@@ -93,7 +92,7 @@ impl Planner<'_> {
         // created_at), not ids: every walk gathers them in tie runs (the id
         // order's are one record each).
         let mut run = TieRun {
-            marker: self.marker_value(order),
+            marker: self.after.as_ref().and_then(|p| p.value_in(order)),
             ..TieRun::default()
         };
         match order {
@@ -205,27 +204,23 @@ impl Planner<'_> {
         // The walk starts at the marker's sort value: a run of another value
         // is past it; in the run of its value, place it by the entries when
         // they carry the rest of the sort.
-        if let Some((mid, m)) = &self.after {
-            if run.marker.as_deref() != Some(run.value.as_slice()) {
-                self.after = None;
-            } else {
-                let placed = match rest {
-                    [] => Some(None),
-                    [SortKey {
-                        field: SortField::CreatedAt,
-                        dir,
-                    }] => Some(Some((m.created_at().key_bytes(), *dir))),
-                    _ => None,
-                };
-                if let Some(created) = placed {
+        let in_marker_run = run.marker.as_deref() == Some(run.value.as_slice());
+        if let Some(p) = self.after.take().filter(|_| in_marker_run) {
+            let by_entries = match rest {
+                [] => Some(None),
+                [SortKey {
+                    field: SortField::CreatedAt,
+                    dir,
+                }] => Some(Some(*dir)),
+                _ => None,
+            };
+            match by_entries {
+                Some(created) => {
                     self.name_all(&mut ids)?;
-                    ids.retain(|t| {
-                        let by_created = created
-                            .map_or(Ordering::Equal, |(mc, d)| directed(t.created.cmp(&mc), d));
-                        by_created.then_with(|| directed(t.id().cmp(mid), tie)) == Ordering::Greater
-                    });
-                    self.after = None;
+                    ids.retain(|t| p.follows_in_run(t, created));
                 }
+                // Placed record by record, as they are read (`push_row`).
+                None => self.after = Some(p),
             }
         }
         let ordered: Vec<u32> = match rest {
