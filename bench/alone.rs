@@ -17,7 +17,9 @@ pub fn tracker_only(store: &Store, params: &[Params], depth: f64) -> anyhow::Res
             let t = Instant::now();
             for p in params {
                 let s = Instant::now();
-                let page = store.list(&p.project, &shapes::list_query(shape, p))?;
+                let page = store
+                    .view()
+                    .list(&p.project, &shapes::list_query(shape, p))?;
                 lat.push(s.elapsed());
                 if pass == 1 {
                     pages.push((p.project.clone(), page.records));
@@ -37,7 +39,7 @@ pub fn tracker_only(store: &Store, params: &[Params], depth: f64) -> anyhow::Res
         for (project, records) in &pages {
             let s = Instant::now();
             for r in records {
-                store.get(project, &r.id)?;
+                store.view().get(project, &r.id)?;
             }
             reads.push(s.elapsed());
         }

@@ -99,6 +99,7 @@ pub fn run(
 ) -> anyhow::Result<(Vec<(String, Summary)>, Dashboard)> {
     let biggest = biggest_project(store, params)?;
     let newest = store
+        .view()
         .list(
             &biggest,
             &ListQuery {
@@ -117,6 +118,7 @@ pub fn run(
     for p in params {
         let q = shapes::list_query(Shape::Q1, p);
         let end = store
+            .view()
             .list(&p.project, &q)?
             .records
             .first()
@@ -132,7 +134,7 @@ pub fn run(
     out.push((
         "list, 24-hour created window, limit 100, biggest project".to_string(),
         time(&windows, |w| {
-            store.list(
+            store.view().list(
                 &biggest,
                 &ListQuery {
                     created: *w,
@@ -153,7 +155,7 @@ pub fn run(
             limit: Some(1),
             ..Default::default()
         };
-        if let Some(r) = store.list(&p.project, &q)?.records.first() {
+        if let Some(r) = store.view().list(&p.project, &q)?.records.first() {
             markers.push((p.project.clone(), r.id.clone()));
         }
     }
@@ -165,7 +167,7 @@ pub fn run(
                 limit: Some(limit),
                 ..Default::default()
             };
-            store.list(project, &q)?;
+            store.view().list(project, &q)?;
             Ok(())
         })?,
     ));
@@ -182,7 +184,7 @@ pub fn run(
     out.push((
         "summaries: 30 days by day x status, biggest project".into(),
         time(params, |_| {
-            store.summaries(&biggest, &days)?;
+            store.view().summaries(&biggest, &days)?;
             Ok(())
         })?,
     ));
@@ -193,14 +195,14 @@ pub fn run(
     out.push((
         "summaries: all time by source x destination region".into(),
         time(params, |p| {
-            store.summaries(&p.project, &pairs)?;
+            store.view().summaries(&p.project, &pairs)?;
             Ok(())
         })?,
     ));
     out.push((
         "capabilities (observed pairs)".into(),
         time(params, |p| {
-            store.region_pairs(&p.project)?;
+            store.view().region_pairs(&p.project)?;
             Ok(())
         })?,
     ));
@@ -219,7 +221,7 @@ pub fn run(
                 limit: Some(100),
                 ..Default::default()
             };
-            found += store.list(&p.project, &q)?.records.len();
+            found += store.view().list(&p.project, &q)?.records.len();
             Ok(())
         })?,
     ));
@@ -243,7 +245,7 @@ fn biggest_project(store: &Store, params: &[Params]) -> anyhow::Result<String> {
             with_count: Some(true),
             ..Default::default()
         };
-        let n = store.list(&p.project, &q)?.count.unwrap_or(0);
+        let n = store.view().list(&p.project, &q)?.count.unwrap_or(0);
         if n > best.0 {
             best = (n, p.project.clone());
         }

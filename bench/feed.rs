@@ -130,7 +130,7 @@ fn apply(
     let t = Instant::now();
     for chunk in messages.chunks(a.batch) {
         store.apply_batch(chunk)?;
-        commits.push((store.change_head(), Instant::now()));
+        commits.push((store.feed().head(), Instant::now()));
     }
     let secs = t.elapsed().as_secs_f64();
     let rate = messages.len() as f64 / secs;

@@ -251,7 +251,7 @@ fn main() -> anyhow::Result<()> {
     );
 
     let mut states: Vec<(String, common::RecordState)> = Vec::with_capacity(a.records);
-    for r in store.records() {
+    for r in store.view().records() {
         states.push(r?);
     }
     let mut status_mix: BTreeMap<&str, usize> = BTreeMap::new();

@@ -48,7 +48,7 @@ pub fn digest(file: &FileConfig, store: &StoreArgs) -> anyhow::Result<ExitCode> 
     let s = Store::open_read_only(&dir, store.cache_bytes(file))
         .with_context(|| format!("opening the store in {}", dir.display()))?;
     let t = s.totals();
-    println!("digest {}", s.digest()?);
+    println!("digest {}", s.view().digest()?);
     println!(
         "records {} applied {} duplicates {} quarantined {}",
         t.records, t.applied, t.duplicates, t.quarantined

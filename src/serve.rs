@@ -162,7 +162,9 @@ pub async fn run(file: FileConfig, mode: Mode) -> anyhow::Result<()> {
             (Arc::new(store), brokers)
         }
     };
-    store.set_change_retention(store_args.change_retention(&file));
+    store
+        .feed()
+        .set_change_retention(store_args.change_retention(&file));
     store.set_memtable_bytes(store_args.memtable_bytes(&file));
 
     let cancel = CancellationToken::new();

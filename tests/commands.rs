@@ -308,7 +308,7 @@ fn replay_matches_live_and_verify_reports_equality_and_planted_differences() {
     // Plant a difference: one more event for an existing record in the copy.
     {
         let store = Store::open(&replayed, 64 << 20).unwrap();
-        let (id, _) = store.records().next().unwrap().unwrap();
+        let (id, _) = store.view().records().next().unwrap().unwrap();
         let planted = format!(
             r#"{{"schema_version":1,"event_id":"planted","type":"failed","fail_code":"X","record_id":"{id}","occurred_at":"2999-01-01T00:00:00Z","attempt":99}}"#
         );

@@ -231,7 +231,7 @@ fn digest_and_verify_read_a_store_mounted_read_only() {
         s.apply_batch(&common::testkit::messages(&events, 0))
             .unwrap();
         s.close().unwrap();
-        digest = s.digest().unwrap();
+        digest = s.view().digest().unwrap();
     }
     let read_only = |args: &str| {
         let script = format!(

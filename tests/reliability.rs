@@ -82,7 +82,7 @@ fn kill_loop(kills: usize, batching: &[&str]) {
 
     let store = Store::open(&data, 64 << 20).unwrap();
     let want = stream.reference_digest();
-    let have = store.digest().unwrap();
+    let have = store.view().digest().unwrap();
     store.assert_internally_consistent();
     let coords = event_log_coordinates(&store);
     let unique: HashSet<_> = coords.iter().collect();

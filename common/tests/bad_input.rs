@@ -390,7 +390,7 @@ fn every_kind_of_bad_input_is_quarantined_with_its_reason_and_ingest_goes_on() {
         store.checkpoints()[&("t".to_owned(), 0)],
         corpus.len() as i64 + 1
     );
-    let mut q = store.quarantine(0, 1000).unwrap();
+    let mut q = store.view().quarantine(0, 1000).unwrap();
     q.reverse(); // oldest first
     assert_eq!(q.len(), corpus.len());
     for ((what, key, value, code), entry) in corpus.iter().zip(&q) {

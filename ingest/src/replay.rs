@@ -107,7 +107,7 @@ fn rebuild(
     bar.finish_and_clear();
     let t = store.totals();
     Ok(ReplayReport {
-        digest: store.digest()?,
+        digest: store.view().digest()?,
         records: t.records,
         applied: t.applied,
         duplicates: t.duplicates,

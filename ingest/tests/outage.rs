@@ -79,6 +79,7 @@ fn ingest_survives_request_errors_and_a_broker_outage() {
     assert!(!handle.is_finished());
     // The projection stays readable meanwhile.
     let page = store
+        .view()
         .list(&sample::project_id(0), &Default::default())
         .unwrap();
     assert!(!page.records.is_empty());

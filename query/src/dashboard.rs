@@ -39,7 +39,7 @@ pub(crate) async fn summaries(
     authorize(&s, principal, &project)?;
     let q = params::parse_summary(raw.as_deref(), &s.stuck)?;
     let group_by = q.group_by.clone();
-    let rows = blocking(&s.store, move |st| Ok(st.summaries(&project, &q)?)).await?;
+    let rows = blocking(&s.store, move |st| Ok(st.view().summaries(&project, &q)?)).await?;
     let mut body = SummariesBody {
         summaries: Vec::with_capacity(rows.len()),
         total: 0,
@@ -86,7 +86,7 @@ pub(crate) async fn capabilities(
     let mut regions = match &s.regions {
         Some(configured) => configured.to_vec(),
         None => {
-            let pairs = blocking(&s.store, move |st| Ok(st.region_pairs(&project)?)).await?;
+            let pairs = blocking(&s.store, move |st| Ok(st.view().region_pairs(&project)?)).await?;
             let mut by_source: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for (src, dst) in pairs {
                 by_source.entry(src).or_default().push(dst);
@@ -140,6 +140,7 @@ pub(crate) async fn projects(
     serving(&s)?;
     let projects = blocking(&s.store, move |st| {
         Ok(st
+            .view()
             .projects()?
             .into_iter()
             .filter(|p| principal.may_read(p))

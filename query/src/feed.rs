@@ -155,14 +155,14 @@ impl Tail {
         permit: OwnedSemaphorePermit,
     ) -> Tail {
         metrics.stream_opened();
-        let live = store.subscribe();
+        let live = store.feed().subscribe();
         let foreign = filter
             .since_feed
             .as_deref()
-            .is_some_and(|f| f != store.feed_id());
+            .is_some_and(|f| f != store.feed().id());
         let (last, fill) = match filter.since {
-            None => (store.change_head(), None),
-            Some(_) if foreign => (store.change_head(), Some(Fill::Foreign)),
+            None => (store.feed().head(), None),
+            Some(_) if foreign => (store.feed().head(), Some(Fill::Foreign)),
             Some(since) => (since, Some(Fill::Resume)),
         };
         Tail {
@@ -231,7 +231,7 @@ impl Tail {
                 .reset("the resume point is a change of another store (rebuilt or replaced)");
         }
         let since = self.last;
-        match blocking(&self.store, move |st| Ok(st.changes_since(since)?)).await {
+        match blocking(&self.store, move |st| Ok(st.view().changes_since(since)?)).await {
             Ok(Since::Changes(changes)) => self.take(&changes),
             Ok(Since::Reset) => self.reset(match why {
                 Fill::Resume => "the resume point is older than the retained changes",
@@ -265,7 +265,7 @@ impl Tail {
                     self.out,
                     "id: {}\nevent: removed\ndata: {}\n\n",
                     EventId {
-                        feed: Some(store.feed_id()),
+                        feed: Some(store.feed().id()),
                         seq: c.seq
                     },
                     serde_json::json!({ "id": c.record.id })
@@ -277,7 +277,7 @@ impl Tail {
                     self.out,
                     "id: {}\nevent: record\ndata: {{\"replication_record\":{}}}\n\n",
                     EventId {
-                        feed: Some(store.feed_id()),
+                        feed: Some(store.feed().id()),
                         seq: c.seq
                     },
                     c.json()

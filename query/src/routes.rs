@@ -40,7 +40,7 @@ pub(crate) async fn list(
     let Path(project) = path.map_err(path_error)?;
     authorize(&s, principal, &project)?;
     let q = params::parse_list(raw.as_deref(), &s.stuck)?;
-    let page = blocking(&s.store, move |st| Ok(st.list(&project, &q)?)).await?;
+    let page = blocking(&s.store, move |st| Ok(st.view().list(&project, &q)?)).await?;
     Ok(Json(ListBody {
         replication_records: page.records,
         count: page.count,
@@ -84,7 +84,9 @@ pub(crate) async fn record(
     let Path((project, id)) = path.map_err(path_error)?;
     authorize(&s, principal, &project)?;
     let rec = blocking(&s.store, move |st| {
-        st.get(&project, &id)?.ok_or(ApiError::RecordNotFound(id))
+        st.view()
+            .get(&project, &id)?
+            .ok_or(ApiError::RecordNotFound(id))
     })
     .await?;
     Ok(Json(RecordBody {
@@ -114,7 +116,7 @@ pub(crate) async fn events(
     let (limit, marker) = params::parse_trail(raw.as_deref())?;
     blocking(&s.store, move |st| {
         // The check and the trail from one version.
-        let st = st.pinned();
+        let st = st.view();
         if st.get(&project, &id)?.is_none() {
             return Err(ApiError::RecordNotFound(id));
         }
@@ -165,6 +167,7 @@ pub(crate) async fn quarantine(
     let (limit, offset) = params::parse_page(raw.as_deref(), MAX_LIMIT)?;
     blocking(&s.store, move |st| {
         let quarantined = st
+            .view()
             .quarantine(offset, limit)?
             .into_iter()
             .map(|q| {
@@ -212,9 +215,9 @@ pub(crate) async fn digest(State(s): State<AppState>, headers: HeaderMap) -> Api
     blocking(&s.store, |st| {
         // The digest, the totals and the checkpoints of one point between
         // batches: what a replay to those checkpoints must equal.
-        let (pinned, t, checkpoints) = st.pinned_at_rest();
+        let (view, t, checkpoints) = st.view_at_rest();
         Ok(Json(DigestBody {
-            digest: pinned.digest()?,
+            digest: view.digest()?,
             records: t.records,
             events_applied: t.applied,
             events_duplicate: t.duplicates,
@@ -340,11 +343,11 @@ pub(crate) async fn metrics(State(s): State<AppState>) -> Response {
     // blocking pool, and a store error leaves the gauge out rather than
     // failing the scrape.
     let k = s.stuck.resolve(true);
-    let stuck = blocking(&s.store, move |st| Ok(st.stuck_totals(&k)?))
+    let stuck = blocking(&s.store, move |st| Ok(st.view().stuck_totals(&k)?))
         .await
         .ok();
     let size = blocking(&s.store, |st| Ok(st.size_on_disk()?)).await.ok();
-    let by_status = blocking(&s.store, |st| Ok(st.records_by_status()?))
+    let by_status = blocking(&s.store, |st| Ok(st.view().records_by_status()?))
         .await
         .ok();
     let text = s.metrics.render(

@@ -147,12 +147,13 @@ async fn windows_are_half_open_and_take_both_time_formats() {
 async fn bad_windows_and_markers_are_400s_naming_the_parameter() {
     // A record listed only under the other project.
     let other = store()
+        .view()
         .list(&project(1), &common::ListQuery::default())
         .unwrap()
         .records
         .into_iter()
         .map(|r| r.id)
-        .find(|id| store().get(&project(0), id).unwrap().is_none())
+        .find(|id| store().view().get(&project(0), id).unwrap().is_none())
         .expect("a record of project 1 alone");
     let first = ids(&list("limit=1").await).remove(0);
     for (qs, param) in [
@@ -345,6 +346,7 @@ async fn dashboard_endpoints_need_a_token_for_the_project_and_name_bad_parameter
 /// that make some of the sample's unfinished records stuck.
 fn stuck_state() -> (AppState, common::instant::Micros, common::instant::Micros) {
     let newest = store()
+        .view()
         .records()
         .map(|r| r.unwrap().1.created_at())
         .max()
@@ -407,6 +409,7 @@ async fn stuck_lists_summaries_and_metric_follow_the_clock() {
     let mut everywhere = std::collections::BTreeSet::new();
     for p in 0..2 {
         let page = store()
+            .view()
             .list(
                 &project(p),
                 &common::ListQuery {

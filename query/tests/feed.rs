@@ -23,7 +23,7 @@ async fn a_live_stream_sends_each_change_under_the_project_with_its_sequence() {
     let ev = events();
     let (first, rest) = ev.split_at(ev.len() / 2);
     apply(&store, first, 0);
-    let head = store.change_head();
+    let head = store.feed().head();
     let st = state(store.clone(), vec![project(0)]);
     let uri = format!("/v1/{}/replication_records/changes", project(0));
     let mut s = Stream::open(st, &uri, None).await;
@@ -43,7 +43,7 @@ async fn a_live_stream_sends_each_change_under_the_project_with_its_sequence() {
     // The data is the record in the list's shape, as it is now.
     let last = got.last().unwrap();
     let id = last.data["replication_record"]["id"].as_str().unwrap();
-    let now = store.get(&project(0), id).unwrap().unwrap();
+    let now = store.view().get(&project(0), id).unwrap().unwrap();
     assert_eq!(
         last.data["replication_record"],
         serde_json::to_value(&now).unwrap()
@@ -134,19 +134,19 @@ async fn a_resume_point_from_another_store_gets_a_reset() {
         apply(store, &ev[..20], 0);
         apply(store, &ev[20..], 20);
     }
-    assert_ne!(old.feed_id(), new.feed_id());
+    assert_ne!(old.feed().id(), new.feed().id());
     let uri = format!("/v1/{}/replication_records/changes?since=0", project(0));
     let mut s = Stream::open(state(old.clone(), vec![project(0)]), &uri, None).await;
     let first = s.next(Duration::from_secs(2)).await.expect("a change");
-    assert_eq!(first.feed.as_deref(), Some(old.feed_id()));
-    let resume = format!("{}-{}", old.feed_id(), first.id.unwrap());
+    assert_eq!(first.feed.as_deref(), Some(old.feed().id()));
+    let resume = format!("{}-{}", old.feed().id(), first.id.unwrap());
     let st = state(new.clone(), vec![project(0)]);
     let mut s = Stream::open(st.clone(), &uri, Some(&resume)).await;
     let e = s.next(Duration::from_secs(2)).await.expect("a reset");
     assert_eq!(e.event, "reset");
     assert!(e.data["reason"].as_str().unwrap().contains("another store"));
     // The same number under this store's own id resumes.
-    let own = format!("{}-{}", new.feed_id(), first.id.unwrap());
+    let own = format!("{}-{}", new.feed().id(), first.id.unwrap());
     let mut s = Stream::open(st, &uri, Some(&own)).await;
     let got = s.drain().await;
     assert_eq!(
@@ -160,7 +160,7 @@ async fn a_resume_point_from_another_store_gets_a_reset() {
 #[tokio::test]
 async fn a_resume_point_out_of_the_retention_gets_a_reset_and_the_stream_ends() {
     let store = Arc::new(Store::temporary().unwrap());
-    store.set_change_retention(5);
+    store.feed().set_change_retention(5);
     let ev = events();
     for (i, chunk) in ev.chunks(10).enumerate() {
         apply(&store, chunk, i * 10);
@@ -171,7 +171,7 @@ async fn a_resume_point_out_of_the_retention_gets_a_reset_and_the_stream_ends() 
     for (since, why) in [
         ("1".to_owned(), "older than the retained"),
         (
-            (store.change_head() + 1).to_string(),
+            (store.feed().head() + 1).to_string(),
             "past this store's last change",
         ),
     ] {
@@ -197,7 +197,7 @@ async fn a_resume_point_out_of_the_retention_gets_a_reset_and_the_stream_ends() 
 #[tokio::test]
 async fn a_client_that_falls_behind_the_live_changes_catches_up_from_the_log() {
     let store = Arc::new(Store::temporary().unwrap());
-    let head = store.change_head();
+    let head = store.feed().head();
     let st = state(store.clone(), vec!["*".into()]);
     let uri = format!("/v1/{}/replication_records/changes", project(0));
     let mut s = Stream::open(st, &uri, None).await;
@@ -219,7 +219,7 @@ async fn a_client_that_falls_behind_the_live_changes_catches_up_from_the_log() {
 #[tokio::test]
 async fn a_client_that_falls_behind_the_retention_gets_a_reset() {
     let store = Arc::new(Store::temporary().unwrap());
-    store.set_change_retention(10);
+    store.feed().set_change_retention(10);
     let st = state(store.clone(), vec!["*".into()]);
     let uri = format!("/v1/{}/replication_records/changes", project(0));
     let mut s = Stream::open(st, &uri, None).await;
@@ -387,7 +387,7 @@ async fn bad_feed_requests_are_refused_naming_the_fault() {
 async fn projects_are_those_with_records_the_token_may_read() {
     let store = Arc::new(Store::temporary().unwrap());
     apply(&store, &events(), 0);
-    let all = store.projects().unwrap();
+    let all = store.view().projects().unwrap();
     assert!(all.len() >= 3, "{all:?}");
     let (status, body) = support::get(
         state(store.clone(), vec!["*".into()]),

@@ -20,7 +20,7 @@ fn apply_held(
     events: &[Event],
     from: usize,
 ) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
-    let held = store.hold_next_batch();
+    let held = store.feed().hold_next_batch();
     let (store, events) = (store.clone(), events.to_vec());
     let writer = std::thread::spawn(move || apply(&store, &events, from));
     held.reached
@@ -54,7 +54,7 @@ async fn a_stream_opened_while_a_batch_is_applied_gets_every_change_of_it() {
         let ev = events();
         let (first, rest) = ev.split_at(ev.len() / 2);
         apply(&store, first, 0);
-        let head = store.change_head();
+        let head = store.feed().head();
         let (release, writer) = apply_held(&store, rest, first.len());
         let since = head.to_string();
         let mut s = Stream::open(
@@ -123,7 +123,7 @@ struct Opened {
 }
 
 async fn open_stream(store: &Arc<Store>, o: &Open) -> Opened {
-    let head = store.change_head();
+    let head = store.feed().head();
     let start = o.back.map_or(head, |b| head.saturating_sub(b));
     let since = start.to_string();
     let project = project(o.project);

@@ -40,7 +40,7 @@ fn store() -> Arc<Store> {
 
 fn record_ids() -> &'static Vec<String> {
     static IDS: OnceLock<Vec<String>> = OnceLock::new();
-    IDS.get_or_init(|| store().records().map(|r| r.unwrap().0).collect())
+    IDS.get_or_init(|| store().view().records().map(|r| r.unwrap().0).collect())
 }
 
 /// Whether record `id` is listed under `project`, by the reference fold of

@@ -409,9 +409,9 @@ pub fn http_get(port: u16, path: &str, token: Option<&str>) -> (u16, Value) {
 /// Every event-log entry of a stopped tracker's store: (partition, offset) pairs.
 pub fn event_log_coordinates(store: &Store) -> Vec<(String, i32, i64)> {
     let mut out = Vec::new();
-    for r in store.records() {
+    for r in store.view().records() {
         let (id, _) = r.unwrap();
-        for e in store.events(&id).unwrap() {
+        for e in store.view().events(&id).unwrap() {
             out.push((e.topic, e.partition, e.offset));
         }
     }
@@ -422,6 +422,7 @@ pub fn event_log_coordinates(store: &Store) -> Vec<(String, i32, i64)> {
 /// (same ids, every field); panics naming the first difference.
 pub fn assert_store_equals_reference(store: &Store, want: &BTreeMap<String, Record>) {
     let have: BTreeMap<String, Record> = store
+        .view()
         .records()
         .map(|r| {
             let (id, s) = r.unwrap();

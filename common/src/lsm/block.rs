@@ -1,11 +1,14 @@
 //! A run block's bytes, as stored and as read.
 //!
 //! - **Format 2** (layout 18 on, [`FORMAT_FRAMED`]): the entries cut into
-//!   frames of about [`Config::frame_bytes`](super::Config) raw bytes, each
-//!   its own zstd frame of format 1's bytes, behind a table of the frames'
-//!   first keys and ends. A block stays one sled value (sled is dear per
-//!   value), but a point read decompresses the one frame its key is in,
-//!   not the whole block: a page's records were a 48 KiB decompression each.
+//!   frames, each its own zstd frame of format 1's bytes, behind a table of
+//!   the frames' first keys and ends. A block stays one sled value (sled is
+//!   dear per value), but a point read decompresses the one frame its key is
+//!   in, not the whole block: a page's records were a 48 KiB decompression
+//!   each. The run's writer cuts frames of about
+//!   [`Config::frame_bytes`](super::Config) where point reads go, and
+//!   nowhere else (a scan reads whole blocks, and small frames compress
+//!   worse and cost a flush more).
 //! - **Format 1** (layouts 9–17, [`FORMAT_PREFIXED`]): each entry's key
 //!   prefix-compressed against the entry before it (the store's keys share
 //!   leading bytes), a restart — an entry with its key whole — every
@@ -230,29 +233,19 @@ impl Frame {
     }
 }
 
-/// A block of format 2 as it is written, entries in key order.
+/// A block of format 2 as it is written, entries in key order; its writer
+/// says where a frame ends ([`Builder::cut_frame`]).
+#[derive(Default)]
 pub struct Builder {
     frame: Frame,
     first: Vec<u8>,
     /// Closed frames: their first keys and bytes (compressed at `finish`).
     frames: Vec<(Vec<u8>, Vec<u8>)>,
-    frame_bytes: usize,
-    /// What the block expands to when read: where it is cut.
+    /// What the block's closed frames expand to when read.
     whole: usize,
 }
 
 impl Builder {
-    /// A builder that cuts a frame once it holds `frame_bytes` whole.
-    pub fn new(frame_bytes: usize) -> Builder {
-        Builder {
-            frame: Frame::default(),
-            first: Vec::new(),
-            frames: Vec::new(),
-            frame_bytes,
-            whole: 0,
-        }
-    }
-
     pub fn is_empty(&self) -> bool {
         self.frames.is_empty() && self.frame.entries == 0
     }
@@ -262,18 +255,21 @@ impl Builder {
         self.whole + self.frame.whole
     }
 
+    /// Bytes of the open frame's entries whole.
+    pub fn frame_bytes(&self) -> usize {
+        self.frame.whole
+    }
+
     pub fn push(&mut self, key: &[u8], e: EntryRef<'_>) {
         if self.frame.entries == 0 {
             self.first.clear();
             self.first.extend_from_slice(key);
         }
         self.frame.push(key, e);
-        if self.frame.whole >= self.frame_bytes {
-            self.cut_frame();
-        }
     }
 
-    fn cut_frame(&mut self) {
+    /// Ends the open frame: the next entry starts another.
+    pub fn cut_frame(&mut self) {
         if self.frame.entries > 0 {
             self.whole += self.frame.whole;
             let first = std::mem::take(&mut self.first);
@@ -347,7 +343,7 @@ mod tests {
         assert!(Arena::of_encoded(Vec::new()).is_none(), "an empty block");
         let z = codec::compress(b"", 1);
         assert!(matches!(read(b"R", &z), Err(LsmError::Corrupt { .. })));
-        let mut empty = Builder::new(64);
+        let mut empty = Builder::default();
         assert!(read(b"R", &empty.finish(1)).is_err(), "no frames");
         assert!(read(b"R", &[7, 1, 2, 3]).is_err(), "an unknown format");
         // A shared prefix that would make a key longer than a key can be
@@ -370,9 +366,12 @@ mod tests {
     /// new block format, which older blocks must still read as.
     #[test]
     fn format_2_bytes_are_pinned() {
-        let mut b = Builder::new(20);
+        let mut b = Builder::default();
         for (k, v) in [(&b"ka"[..], &b"1"[..]), (b"kb", b"22"), (b"kc", b"333")] {
             b.push(k, EntryRef::Put(v));
+            if b.frame_bytes() >= 20 {
+                b.cut_frame();
+            }
         }
         let stored = b.finish(1);
         let firsts = frame_keys(b"R", &stored).unwrap().unwrap();
@@ -419,10 +418,13 @@ mod tests {
             frame_bytes in 1usize..400,
             fast in any::<bool>(),
         ) {
-            let mut b = Builder::new(frame_bytes);
+            let mut b = Builder::default();
             let mut whole = Vec::new();
             for (k, e) in &entries {
                 b.push(k, e.as_ref());
+                if b.frame_bytes() >= frame_bytes {
+                    b.cut_frame();
+                }
                 entry::encode_into(&mut whole, k, e.as_ref());
             }
             prop_assert_eq!(b.whole_bytes(), whole.len());
@@ -467,9 +469,12 @@ mod tests {
             cut in any::<bool>(),
             expanded in any::<bool>(),
         ) {
-            let mut b = Builder::new(64);
+            let mut b = Builder::default();
             for (k, e) in &entries {
                 b.push(k, e.as_ref());
+                if b.frame_bytes() >= 64 {
+                    b.cut_frame();
+                }
             }
             let mut damaged = if expanded {
                 // One frame's bytes as its expansion reads them.

@@ -120,8 +120,8 @@ pub struct Config {
     /// Raw bytes per run block before it is cut (compressed, a block is
     /// about a third of this).
     pub block_bytes: usize,
-    /// Raw bytes per frame of a block (format 2, [`block`]): what a point
-    /// read decompresses.
+    /// Raw bytes per frame of a block where point reads go (the `bloomed`
+    /// keys; format 2, [`block`]): what a point read decompresses.
     pub frame_bytes: usize,
     /// Decoded blocks kept in memory.
     pub cache_bytes: usize,

@@ -266,7 +266,7 @@ impl<'a> RunWriter<'a> {
                 bloom: Bloom::new(0),
             },
             bloomed: Vec::with_capacity(keys / 8),
-            block: Builder::new(config.frame_bytes),
+            block: Builder::default(),
             pending: sled::Batch::default(),
             pending_blocks: 0,
         }
@@ -278,8 +278,12 @@ impl<'a> RunWriter<'a> {
             self.meta.fences.push(key.to_vec());
         }
         self.block.push(key, e);
+        // Point reads decompress one frame: small ones where they go.
         if (self.config.bloomed)(key) {
             self.bloomed.push(super::bloom::hash(key));
+            if self.block.frame_bytes() >= self.config.frame_bytes {
+                self.block.cut_frame();
+            }
         }
         self.meta.entries += 1;
         self.meta.last.clear();

@@ -17,12 +17,11 @@ impl Store {
     /// an earlier batch and are skipped.
     #[instrument(skip_all, fields(messages = messages.len()))]
     pub fn apply_batch(&self, messages: &[Message]) -> Result<BatchOutcome, StoreError> {
-        if self.pin.is_some() {
-            // A batch folds into the latest records, never a pinned version.
-            return self.unpinned().apply_batch(messages);
-        }
         let mut w = self.writer.lock().expect("writer lock");
         self.check_maintenance()?;
+        // Only this writer commits to the engine: as of now is as of the
+        // batch's start.
+        let view = self.view();
         let mut totals = w.totals;
         let mut checkpoints: HashMap<(&str, i32), i64> = HashMap::new();
         let mut outcome = BatchOutcome::default();
@@ -60,7 +59,7 @@ impl Store {
         at = steps.add(Step::Decode, at);
 
         for (m, event) in &accepted {
-            let effect = self.fold_into(&mut touched, &mut numbering, event)?;
+            let effect = self.fold_into(&view, &mut touched, &mut numbering, event)?;
             match effect {
                 EventEffect::Duplicate => {
                     totals.duplicates += 1;
@@ -104,7 +103,7 @@ impl Store {
         totals.records += derived.new_records;
         let listened = self.feed.listened();
         // Only this writer moves the head: it is stable for the batch.
-        let next_change = self.change_head() + 1;
+        let next_change = self.feed.head() + 1;
         let live: Vec<changes::Change> = if listened {
             let change = |(i, (id, left)): (usize, &(&str, Vec<String>))| {
                 let after = &touched[*id].after;
@@ -172,10 +171,12 @@ impl Store {
         Ok(outcome)
     }
 
-    /// Folds `e` into its record as the batch has it (read from the store
-    /// at its first event in the batch; numbered if it is new).
+    /// Folds `e` into its record as the batch has it (read from `view`, the
+    /// store as the batch found it, at its first event in the batch;
+    /// numbered if it is new).
     pub(super) fn fold_into(
         &self,
+        view: &ReadView,
         touched: &mut BTreeMap<String, Touched>,
         numbering: &mut Numbering,
         e: &Event,
@@ -183,7 +184,7 @@ impl Store {
         if let Some(t) = touched.get_mut(&e.record_id) {
             return Ok(effect(t.after.apply(e)));
         }
-        let stored = self.stored_record(&e.record_id)?;
+        let stored = view.stored_record(&e.record_id)?;
         let (t, effect) = match stored {
             Some((number, StoredRecord { state, log, .. })) => {
                 let mut after = state.clone();

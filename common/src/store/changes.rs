@@ -95,8 +95,10 @@ pub enum Since {
     Ahead,
 }
 
-/// The in-memory side: live subscribers and the retention.
-pub(super) struct Feed {
+/// The change feed, as the store's users hold it ([`Store::feed`]): live
+/// subscribers and the retention; the changes after a resume point are
+/// read through a [`ReadView`] ([`ReadView::changes_since`]).
+pub struct Feed {
     /// The store's identity in change ids ([`EventId`]).
     id: String,
     live: tokio::sync::broadcast::Sender<Arc<LiveBatch>>,
@@ -145,6 +147,50 @@ impl Feed {
         }
     }
 
+    /// How many changes are kept for resumption (at least one batch's are).
+    pub fn set_change_retention(&self, changes: u64) {
+        self.retention.store(changes, Ordering::Relaxed);
+    }
+
+    /// Live batches from the next committed one on: every batch that
+    /// numbers changes, in order. A receiver that falls more than a few
+    /// dozen batches behind gets `Lagged`; what it missed is in the log
+    /// ([`ReadView::changes_since`]).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<LiveBatch>> {
+        self.live.subscribe()
+    }
+
+    /// Holds the next batch between deciding whether anyone listens and
+    /// its write, until released: the window in which a subscriber can
+    /// join unseen.
+    #[cfg(any(test, feature = "testkit"))]
+    pub fn hold_next_batch(&self) -> Held {
+        self.hold_next_batch_at(HoldAt::Listen)
+    }
+
+    /// Holds the next batch at `at` until released.
+    #[cfg(any(test, feature = "testkit"))]
+    pub fn hold_next_batch_at(&self, at: HoldAt) -> Held {
+        let (reached_tx, reached) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel();
+        *self.hold.lock().expect("hold lock") = Some(Hold {
+            at,
+            reached: reached_tx,
+            release: release_rx,
+        });
+        Held { reached, release }
+    }
+
+    /// The store's identity in its change ids ([`EventId`]).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The last change number handed out (0 before the first).
+    pub fn head(&self) -> u64 {
+        self.head.load(Ordering::Acquire)
+    }
+
     /// Waits here if a test holds the batch at `at`.
     #[cfg(any(test, feature = "testkit"))]
     pub(super) fn held(&self, at: HoldAt) {
@@ -174,7 +220,7 @@ pub enum HoldAt {
     Commit,
 }
 
-/// A batch held by [`Store::hold_next_batch`]: `reached` fires when the
+/// A batch held by [`Feed::hold_next_batch`]: `reached` fires when the
 /// batch has decided whether anyone listens; it goes on (to its write and
 /// its publish) when `release` fires or is dropped.
 #[cfg(any(test, feature = "testkit"))]
@@ -339,67 +385,21 @@ impl Store {
             trimmed,
         })
     }
+}
 
-    /// How many changes are kept for resumption (at least one batch's are).
-    pub fn set_change_retention(&self, changes: u64) {
-        self.feed.retention.store(changes, Ordering::Relaxed);
-    }
-
-    /// Live batches from the next committed one on: every batch that
-    /// numbers changes, in order. A receiver that falls more than a few
-    /// dozen batches behind gets `Lagged`; what it missed is in the log
-    /// ([`Store::changes_since`]).
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<LiveBatch>> {
-        self.feed.live.subscribe()
-    }
-
-    /// Holds the next batch between deciding whether anyone listens and
-    /// its write, until released: the window in which a subscriber can
-    /// join unseen.
-    #[cfg(any(test, feature = "testkit"))]
-    pub fn hold_next_batch(&self) -> Held {
-        self.hold_next_batch_at(HoldAt::Listen)
-    }
-
-    /// Holds the next batch at `at` until released.
-    #[cfg(any(test, feature = "testkit"))]
-    pub fn hold_next_batch_at(&self, at: HoldAt) -> Held {
-        let (reached_tx, reached) = std::sync::mpsc::channel();
-        let (release, release_rx) = std::sync::mpsc::channel();
-        *self.feed.hold.lock().expect("hold lock") = Some(Hold {
-            at,
-            reached: reached_tx,
-            release: release_rx,
-        });
-        Held { reached, release }
-    }
-
-    /// The store's identity in its change ids ([`EventId`]).
-    pub fn feed_id(&self) -> &str {
-        &self.feed.id
-    }
-
-    /// The last change number handed out (0 before the first).
-    pub fn change_head(&self) -> u64 {
-        self.feed.head.load(Ordering::Acquire)
-    }
-
+impl ReadView {
     /// Every change after `since` (a change sequence number a client
-    /// received) up to the head as this call began, or `Reset` when they
-    /// are not all retained (or `since` is above every number handed out).
-    /// Later changes are not read: a subscriber (subscribed before it
-    /// asks) receives them live.
+    /// received) up to the view's head, or `Reset` when they are not all
+    /// retained (or `since` is above every number handed out). Later
+    /// changes are not read: a subscriber (subscribed before it asks)
+    /// receives them live. The view took the head first, then the version:
+    /// the head moves only once the engine has committed the batch's
+    /// records, so the version holds every record the log names up to it.
+    /// (A batch's change log is in sled before its records are in the
+    /// engine: read past the head, the log names records the version does
+    /// not have yet.)
     pub fn changes_since(&self, since: u64) -> Result<Since, StoreError> {
-        // The head first, then the version: the head moves only once the
-        // engine has committed the batch's records, so the version holds
-        // every record the log names up to it. (A batch's change log is in
-        // sled before its records are in the engine: read past the head,
-        // the log names records the version does not have yet.)
-        let head = self.change_head();
-        self.unpinned().pinned().changes_through(since, head)
-    }
-
-    fn changes_through(&self, since: u64, head: u64) -> Result<Since, StoreError> {
+        let head = self.head;
         if since > head {
             return Ok(Since::Ahead);
         }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{index, keys, lists, Store, StoreError};
+use super::{index, keys, lists, ReadView, Store, StoreError};
 
 impl Store {
     /// Checks that every index entry and count equals what the records imply
@@ -14,10 +14,19 @@ impl Store {
     pub fn check_consistency(&self) -> Result<Result<(), String>, StoreError> {
         // Records, index and totals of one point between batches, or a
         // live store reads differences a batch made between them.
-        let (pinned, totals, _) = self.pinned_at_rest();
-        pinned.check_at(totals)
+        let (view, totals, _) = self.view_at_rest();
+        view.check_at(totals)
     }
 
+    /// Panics with the first inconsistency (tests).
+    pub fn assert_internally_consistent(&self) {
+        if let Err(e) = self.check_consistency().expect("store readable") {
+            panic!("store is inconsistent: {e}");
+        }
+    }
+}
+
+impl ReadView {
     fn check_at(&self, totals: super::Totals) -> Result<Result<(), String>, StoreError> {
         let mut want_keys: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         let mut want_counts: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
@@ -97,13 +106,6 @@ impl Store {
             )));
         }
         Ok(Ok(()))
-    }
-
-    /// Panics with the first inconsistency (tests).
-    pub fn assert_internally_consistent(&self) {
-        if let Err(e) = self.check_consistency().expect("store readable") {
-            panic!("store is inconsistent: {e}");
-        }
     }
 }
 

@@ -1,48 +1,63 @@
-//! The durability record (the `tracker-marker` file; not the paging
-//! `marker` of the list): a small file beside sled's own, saying how far
-//! the store was known to be durable. sled recovers a truncated or
-//! overwritten log by keeping what precedes the damage, silently — the
-//! store would open as an older (or empty) projection, and the checkpoints
-//! in it would make ingest re-read from there without a word. With the
-//! record, a store that holds less than it had made durable is refused.
+//! The durability record (the `tracker-durable` file): a small file beside
+//! sled's own, saying how far the store was known to be durable. sled
+//! recovers a truncated or overwritten log by keeping what precedes the
+//! damage, silently — the store would open as an older (or empty)
+//! projection, and the checkpoints in it would make ingest re-read from
+//! there without a word. With the record, a store that holds less than it
+//! had made durable is refused.
 //!
 //! The record is written after each explicit flush (so what it claims is on
 //! disk), atomically (a temporary file renamed over it). Its measure is the
 //! number of messages the store has handled (applied, duplicate or
-//! quarantined), which only grows.
+//! quarantined), which only grows. Stores before layout 18 kept it as
+//! `tracker-marker` — a name the list's paging `marker` shared —, which is
+//! read when the new file is absent and removed once the new one is written.
 
 use std::path::{Path, PathBuf};
 
 use super::{StoreError, Totals};
 
-pub const FILE: &str = "tracker-marker";
-/// The file's first line, as every store since it was introduced has it.
-const HEAD: &str = "replication-tracker durability marker v1";
+pub const FILE: &str = "tracker-durable";
+/// The record's name before layout 18, read when [`FILE`] is absent.
+pub const FORMER_FILE: &str = "tracker-marker";
+/// The file's first line.
+const HEAD: &str = "replication-tracker durability record v1";
+/// The first line as [`FORMER_FILE`] has it.
+const FORMER_HEAD: &str = "replication-tracker durability marker v1";
 
 /// What only grows as batches are written.
 pub fn measure(t: &Totals) -> u64 {
     t.applied + t.duplicates + t.quarantined
 }
 
-/// The durable measure the record in `dir` holds; `None` without one
-/// (a new store, or one from before markers).
-pub fn read(dir: &Path) -> Result<Option<u64>, StoreError> {
-    let path = dir.join(FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(damaged(dir, &path, format!("cannot read it: {e}"))),
-    };
-    let mut lines = text.lines();
-    let measure = (lines.next() == Some(HEAD))
-        .then(|| lines.next()?.strip_prefix("messages ")?.parse().ok())
-        .flatten();
-    measure
-        .map(Some)
-        .ok_or_else(|| damaged(dir, &path, "it is not a marker this tracker wrote".into()))
+/// The durable measure the record in `dir` holds, and the file it is in;
+/// `None` without one (a new store, or one from before the record).
+pub fn read(dir: &Path) -> Result<Option<(u64, PathBuf)>, StoreError> {
+    for (name, head) in [(FILE, HEAD), (FORMER_FILE, FORMER_HEAD)] {
+        let path = dir.join(name);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(damaged(dir, &path, format!("cannot read it: {e}"))),
+        };
+        let mut lines = text.lines();
+        let measure = (lines.next() == Some(head))
+            .then(|| lines.next()?.strip_prefix("messages ")?.parse().ok())
+            .flatten();
+        return match measure {
+            Some(m) => Ok(Some((m, path))),
+            None => Err(damaged(
+                dir,
+                &path,
+                "it is not a durability record this tracker wrote".into(),
+            )),
+        };
+    }
+    Ok(None)
 }
 
-/// Records `measure` as durable (call only once it is).
+/// Records `measure` as durable (call only once it is); the record under
+/// its former name, if any, is then removed.
 pub fn write(dir: &Path, measure: u64) -> Result<(), StoreError> {
     let tmp = dir.join(format!("{FILE}.tmp"));
     let io = |e: std::io::Error| StoreError::Sled(sled::Error::Io(e));
@@ -52,7 +67,11 @@ pub fn write(dir: &Path, measure: u64) -> Result<(), StoreError> {
         writeln!(f, "{HEAD}\nmessages {measure}").map_err(io)?;
         f.sync_all().map_err(io)?;
     }
-    std::fs::rename(&tmp, dir.join(FILE)).map_err(io)
+    std::fs::rename(&tmp, dir.join(FILE)).map_err(io)?;
+    match std::fs::remove_file(dir.join(FORMER_FILE)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),
+        _ => Ok(()),
+    }
 }
 
 /// Opens sled, turning a panic in its recovery (which is how sled 0.34
@@ -93,17 +112,18 @@ pub fn open_guarded(
     })
 }
 
-/// Refuses a store that holds less than its marker says was durable.
+/// Refuses a store that holds less than its durability record says was
+/// durable.
 pub fn check(dir: &Path, totals: &Totals) -> Result<(), StoreError> {
     match read(dir)? {
-        Some(durable) if measure(totals) < durable => Err(damaged(
+        Some((durable, record)) if measure(totals) < durable => Err(damaged(
             dir,
             &dir.join("db"),
             format!(
                 "it holds {} messages' worth of the projection, but {durable} had been made \
                  durable ({}): sled's log was truncated or overwritten",
                 measure(totals),
-                dir.join(FILE).display()
+                record.display()
             ),
         )),
         _ => Ok(()),
@@ -239,7 +259,7 @@ mod tests {
     }
 
     #[test]
-    fn an_emptied_directory_and_a_garbled_marker_are_refused() {
+    fn an_emptied_directory_and_a_garbled_record_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         filled(dir.path());
         for f in ["db", "conf"] {
@@ -259,8 +279,38 @@ mod tests {
         std::fs::write(dir.path().join(super::FILE), "messages lots\n").unwrap();
         let text = refusal(dir.path());
         assert!(
-            text.contains(super::FILE) && text.contains("not a marker"),
+            text.contains(super::FILE) && text.contains("not a durability record"),
             "{text}"
         );
+    }
+
+    /// A store from before layout 18 keeps its record as `tracker-marker`:
+    /// it is read (a truncated store is still refused), and the first flush
+    /// writes `tracker-durable` in its place.
+    #[test]
+    fn the_record_under_its_former_name_is_read_then_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = filled(dir.path());
+        let (new, old) = (
+            dir.path().join(super::FILE),
+            dir.path().join(super::FORMER_FILE),
+        );
+        let more = super::measure(&Store::open(dir.path(), 8 << 20).unwrap().totals()) + 1;
+        let text = std::fs::read_to_string(&new).unwrap();
+        let former = text.replace(super::HEAD, super::FORMER_HEAD);
+        assert_ne!(former, text);
+        std::fs::remove_file(&new).unwrap();
+        // Claims more than the store holds: refused, naming the old file.
+        std::fs::write(&old, format!("{}\nmessages {more}\n", super::FORMER_HEAD)).unwrap();
+        let text = refusal(dir.path());
+        assert!(
+            text.contains("is damaged") && text.contains(super::FORMER_FILE),
+            "{text}"
+        );
+        std::fs::write(&old, &former).unwrap();
+        let s = Store::open(dir.path(), 8 << 20).unwrap();
+        assert_eq!(s.totals().records, records);
+        s.flush().unwrap();
+        assert!(new.exists() && !old.exists());
     }
 }

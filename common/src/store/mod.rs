@@ -253,15 +253,33 @@ struct WriterState {
     numbering: Numbering,
 }
 
-/// The store, as its users hold it: the shared state, and for a read that
-/// must see one version throughout (a page, its count and its marker) the
-/// engine snapshot it is pinned to ([`Store::pinned`]).
+/// The store as its owner holds it: it opens and closes the store, writes
+/// batches ([`Store::apply_batch`]), and hands out the two ways to read it —
+/// a [`ReadView`] ([`Store::view`]) and the change feed ([`Store::feed`]).
 pub struct Store {
     shared: Arc<Shared>,
-    pin: Option<crate::lsm::Snapshot>,
+}
+
+/// One version of the store, to read: the engine's snapshot and the change
+/// feed's head, taken together (the head first: the snapshot then holds
+/// every change up to it). What one request reads — a page, its count and
+/// its marker, a summary's buckets, the changes after a client's — comes
+/// from one view, whatever batches land meanwhile.
+pub struct ReadView {
+    shared: Arc<Shared>,
+    snap: crate::lsm::Snapshot,
+    head: u64,
 }
 
 impl std::ops::Deref for Store {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+impl std::ops::Deref for ReadView {
     type Target = Shared;
 
     fn deref(&self) -> &Shared {
@@ -347,6 +365,12 @@ impl Store {
 
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.db.size_on_disk()?)
+    }
+
+    /// The change feed: live batches of changes, and the store's identity
+    /// in change ids.
+    pub fn feed(&self) -> &changes::Feed {
+        &self.feed
     }
 
     /// Batches' apply times and status changes since the store was opened.

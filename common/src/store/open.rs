@@ -187,7 +187,6 @@ impl Store {
         };
         let store = Store {
             shared: Arc::new(shared),
-            pin: None,
         };
         let started = std::time::Instant::now();
         let (events, numbering) = store.recover(path)?;

@@ -37,7 +37,7 @@ use super::query::{
     compare, directed, Dir, ListQuery, Page, SortField, SortKey, Stuck, Window, DEFAULT_LIMIT,
 };
 use super::summary::SummaryQuery;
-use super::{Store, StoreError};
+use super::{ReadView, StoreError};
 use crate::instant::Micros;
 use crate::record::{Field, RecordState, Status};
 
@@ -181,12 +181,9 @@ fn grouped_field(f: SortField) -> Option<IndexField> {
     }
 }
 
-impl Store {
+impl ReadView {
     /// One page of the records listed under `project` that match `q`.
     pub fn list(&self, project: &str, q: &ListQuery) -> Result<Page, StoreError> {
-        if self.pin.is_none() {
-            return self.pinned().list(project, q);
-        }
         let after = self.marker(project, q)?;
         let (filters, checkpoints) = filters(q);
         let sort = q.sort_keys();
@@ -343,7 +340,7 @@ impl Store {
 /// One list request being executed: the project, the direction of the final
 /// `id` tie-break, and the page being filled.
 struct Planner<'a> {
-    store: &'a Store,
+    store: &'a ReadView,
     project: &'a str,
     tie: Dir,
     cur: Cursor,

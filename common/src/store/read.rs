@@ -1,47 +1,45 @@
-//! The store's reads: one record, its audit trail, the quarantine, every
-//! record and the digest over them, counts — each through the engine's
-//! version this handle reads ([`Store::pinned`]: one version per request).
+//! The store's reads: one record, the quarantine, every record and the
+//! digest over them, counts — each through the version a [`ReadView`] holds
+//! (one per request).
 
 use sha2::{Digest, Sha256};
 
-use super::{keys, lists, Checkpoints, EventLogEntry, QuarantineEntry, StoredRecord, Totals};
+use super::{
+    keys, lists, Checkpoints, EventLogEntry, QuarantineEntry, ReadView, StoredRecord, Totals,
+};
 use crate::record::{Record, RecordState, Status};
 use crate::store::{Store, StoreError};
 
 impl Store {
-    /// This store, every read through it pinned to the engine's version as
-    /// of now: what one request reads (its page, count and marker, a
-    /// summary's buckets) comes from one version, whatever batches land
-    /// meanwhile. Writes through it are not pinned.
-    pub fn pinned(&self) -> Store {
-        Store {
+    /// The store as of now, to read ([`ReadView`]).
+    pub fn view(&self) -> ReadView {
+        let head = self.feed.head();
+        ReadView {
             shared: self.shared.clone(),
-            pin: Some(self.snap()),
+            snap: self.lsm.snapshot(),
+            head,
         }
     }
 
-    /// A store pinned between two batches, with the totals and checkpoints
-    /// of that same point: a digest and what it was taken at.
-    pub fn pinned_at_rest(&self) -> (Store, Totals, Checkpoints) {
+    /// The store between two batches, with the totals and checkpoints of
+    /// that same point: a digest and what it was taken at.
+    pub fn view_at_rest(&self) -> (ReadView, Totals, Checkpoints) {
         // The writer holds its lock from a batch's write to its commit.
         let w = self.writer.lock().expect("writer lock");
-        let pinned = self.unpinned().pinned();
-        (pinned, w.totals, w.checkpoints.clone())
+        (self.view(), w.totals, w.checkpoints.clone())
     }
+}
 
-    pub(super) fn unpinned(&self) -> Store {
-        Store {
-            shared: self.shared.clone(),
-            pin: None,
-        }
-    }
-
-    /// The engine's version a read sees: the pinned one, or the latest.
+impl ReadView {
+    /// The engine's version this view reads.
     pub(super) fn snap(&self) -> crate::lsm::Snapshot {
-        match &self.pin {
-            Some(s) => s.clone(),
-            None => self.lsm.snapshot(),
-        }
+        self.snap.clone()
+    }
+
+    /// The last change number handed out when the view was taken: every
+    /// change up to it is in the view.
+    pub fn change_head(&self) -> u64 {
+        self.head
     }
 
     /// The key prefix of the entries of the list named `name` (a posting
@@ -193,9 +191,6 @@ impl Store {
     /// How many records are in each status, store-wide (each record once),
     /// all from one version.
     pub fn records_by_status(&self) -> Result<Vec<(Status, u64)>, StoreError> {
-        if self.pin.is_none() {
-            return self.pinned().records_by_status();
-        }
         Status::ALL
             .into_iter()
             .map(|s| Ok((s, self.count(&keys::status_count(s))?)))

@@ -145,7 +145,7 @@ mod tests {
             s.apply_batch(&testkit::messages(&events[600..], 600))
                 .unwrap();
             s.flush().unwrap();
-            let d = s.digest().unwrap();
+            let d = s.view().digest().unwrap();
             drop(s);
             d
         };
@@ -153,7 +153,7 @@ mod tests {
         let before = files(&path);
         for _ in 0..2 {
             let s = Store::open_read_only(&path, 1 << 20).unwrap();
-            assert_eq!(s.digest().unwrap(), digest);
+            assert_eq!(s.view().digest().unwrap(), digest);
             s.assert_internally_consistent();
         }
         assert_eq!(files(&path), before, "a read-only open changed the store");

@@ -56,7 +56,10 @@ impl Store {
             }
         }
         let mut touched: BTreeMap<String, Touched> = BTreeMap::new();
-        let mut numbering = Numbering(self.numbered()?);
+        // Each slice is folded against the engine as the slices before it
+        // left it.
+        let mut view = self.view();
+        let mut numbering = Numbering(view.numbered()?);
         let (mut first, mut last, mut events, mut folded) = (None, 0, 0, 0);
         for kv in pending() {
             let (k, v) = kv?;
@@ -67,7 +70,7 @@ impl Store {
                 let event = decode(None, Some(&e.raw)).map_err(|r| {
                     StoreError::corrupt(&k, format!("entry {index} no longer decodes: {r}"))
                 })?;
-                let effect = self.fold_into(&mut touched, &mut numbering, &event)?;
+                let effect = self.fold_into(&view, &mut touched, &mut numbering, &event)?;
                 if effect != e.effect {
                     return Err(StoreError::corrupt(
                         &k,
@@ -98,6 +101,7 @@ impl Store {
                 self.lsm
                     .commit(position(first), position(last), derived.ops);
                 touched.clear();
+                view = self.view();
                 events = 0;
                 if self.access == Access::Write {
                     self.maintain();

@@ -11,7 +11,7 @@ use super::index::{self, IndexField, Posting, HOUR};
 use super::keys;
 use super::lists;
 use super::query::{ListQuery, Stuck, Window};
-use super::{Store, StoreError};
+use super::{ReadView, StoreError};
 use crate::instant::Micros;
 use crate::record::Status;
 
@@ -100,7 +100,7 @@ impl Route {
     }
 }
 
-impl Store {
+impl ReadView {
     /// The non-empty groups of `q`, buckets in time order, groups within a
     /// bucket by their values (absent first).
     pub fn summaries(
@@ -108,9 +108,6 @@ impl Store {
         project: &str,
         q: &SummaryQuery,
     ) -> Result<Vec<SummaryRow>, StoreError> {
-        if self.pin.is_none() {
-            return self.pinned().summaries(project, q);
-        }
         let mut out: Buckets = BTreeMap::new();
         match q.stuck {
             None => self.add_counts(project, q, &mut out)?,
@@ -335,7 +332,7 @@ mod tests {
 
     use super::*;
     use crate::store::tests::{arb_event, arb_stuck, arb_window, messages};
-    use crate::store::ListQuery;
+    use crate::store::{ListQuery, Store};
     use crate::testkit::reference;
     use crate::Event;
 
@@ -420,7 +417,7 @@ mod tests {
                 .flat_map(|r| [r.source_project_id.clone(), r.destination_project_id.clone()])
                 .flatten()
                 .collect();
-            prop_assert_eq!(store.projects().unwrap(), want.into_iter().collect::<Vec<_>>());
+            prop_assert_eq!(store.view().projects().unwrap(), want.into_iter().collect::<Vec<_>>());
         }
 
         /// Summaries equal the reference's grouping, their total equals the
@@ -436,9 +433,9 @@ mod tests {
             let store = Store::temporary().unwrap();
             store.apply_batch(&messages(&events)).unwrap();
             for (project, q) in queries {
-                let rows = store.summaries(project, &q).unwrap();
+                let rows = store.view().summaries(project, &q).unwrap();
                 prop_assert_eq!(&rows, &expected(&events, project, &q), "{:?}", q);
-                let list = |lq: ListQuery| store.list(project, &ListQuery { with_count: Some(true), limit: Some(0), ..lq }).unwrap().count.unwrap();
+                let list = |lq: ListQuery| store.view().list(project, &ListQuery { with_count: Some(true), limit: Some(0), ..lq }).unwrap().count.unwrap();
                 let base = ListQuery {
                     source_region: q.source_region.clone(),
                     destination_region: q.destination_region.clone(),

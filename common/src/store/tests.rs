@@ -45,12 +45,13 @@ fn batch_is_applied_once_and_listed_under_both_projects() {
         "e0b97bac-532c-4c51-96fa-4b3a32253be4",
         "45899f0e-1c07-49db-8bb9-03e0de2981123",
     ] {
-        let page = store.list(project, &q).unwrap();
+        let page = store.view().list(project, &q).unwrap();
         assert_eq!(page.count, Some(1));
         assert_eq!(page.records[0].status, Status::Success);
     }
-    assert_eq!(store.list("other", &q).unwrap().count, Some(0));
+    assert_eq!(store.view().list("other", &q).unwrap().count, Some(0));
     let log = store
+        .view()
         .events("30b97bac-532c-4c51-96fa-4b3a32253c12")
         .unwrap();
     assert_eq!(
@@ -75,12 +76,12 @@ fn duplicates_are_logged_but_change_nothing_and_bad_input_is_quarantined() {
     });
     let out = store.apply_batch(&ms).unwrap();
     assert_eq!((out.applied, out.duplicates, out.quarantined), (1, 1, 1));
-    let log = store.events(&e.record_id).unwrap();
+    let log = store.view().events(&e.record_id).unwrap();
     assert_eq!(
         log.iter().map(|e| e.effect).collect::<Vec<_>>(),
         vec![EventEffect::Changed, EventEffect::Duplicate]
     );
-    let q = store.quarantine(0, 10).unwrap();
+    let q = store.view().quarantine(0, 10).unwrap();
     assert_eq!(
         (q.len(), q[0].reason_code.as_str(), q[0].offset),
         (1, "not_json", 1)
@@ -97,10 +98,10 @@ fn state_survives_reopen() {
         let store = Store::open(dir.path(), 16 << 20).unwrap();
         store.apply_batch(&messages(&spec_events())).unwrap();
         store.flush().unwrap();
-        store.digest().unwrap()
+        store.view().digest().unwrap()
     };
     let store = Store::open(dir.path(), 16 << 20).unwrap();
-    assert_eq!(store.digest().unwrap(), digest);
+    assert_eq!(store.view().digest().unwrap(), digest);
     assert_eq!(store.totals().applied, 4);
     assert_eq!(store.checkpoints().get(&("t".into(), 0)), Some(&4));
 }
@@ -353,7 +354,7 @@ proptest! {
                 .into_iter()
                 .map(|s| (s, folded.values().filter(|r| r.status == s).count() as u64))
                 .collect();
-            prop_assert_eq!(store.records_by_status().unwrap(), want);
+            prop_assert_eq!(store.view().records_by_status().unwrap(), want);
         }
     }
 
@@ -382,12 +383,12 @@ proptest! {
             applied = applied.max(batch.last().map_or(0, |m| m.offset as usize + 1));
             for (project, q) in &queries {
                 if !listed_marker(&events[..applied], project, q) {
-                    let refused = matches!(store.list(project, q), Err(StoreError::Query { param: "marker", .. }));
+                    let refused = matches!(store.view().list(project, q), Err(StoreError::Query { param: "marker", .. }));
                     prop_assert!(refused, "marker not listed: {:?} in {}", q, project);
                     continue;
                 }
                 let want = reference(&events[..applied], project, q);
-                let have = store.list(project, q).unwrap();
+                let have = store.view().list(project, q).unwrap();
                 prop_assert_eq!(have, want, "query {:?} in {} after {} events", q, project, applied);
             }
         }
@@ -417,7 +418,7 @@ proptest! {
             let ids = |p: &Page| p.records.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
             let mut by_offset = Vec::new();
             for n in 0.. {
-                let p = store.list(&project, &ListQuery { offset: Some(n * page), ..q.clone() }).unwrap();
+                let p = store.view().list(&project, &ListQuery { offset: Some(n * page), ..q.clone() }).unwrap();
                 by_offset.extend(ids(&p));
                 if p.records.len() < page {
                     break;
@@ -426,7 +427,7 @@ proptest! {
             let mut by_marker = Vec::new();
             let mut marker = None;
             loop {
-                let p = store.list(&project, &ListQuery { marker: marker.clone(), ..q.clone() }).unwrap();
+                let p = store.view().list(&project, &ListQuery { marker: marker.clone(), ..q.clone() }).unwrap();
                 by_marker.extend(ids(&p));
                 prop_assert!(by_marker.len() <= by_offset.len(), "marker walk runs past the list: {:?}", q);
                 match p.next_marker {

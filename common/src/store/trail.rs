@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::read::log_chunk;
-use super::{keys, EventLogEntry, LogRef, Store, StoreError};
+use super::{keys, EventLogEntry, LogRef, ReadView, StoreError};
 
 /// One page of a trail, and whether more events follow it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +16,7 @@ pub struct TrailPage {
 
 /// The chunks a read has decoded, each read once.
 struct Chunks<'a> {
-    store: &'a Store,
+    store: &'a ReadView,
     read: HashMap<u64, Vec<EventLogEntry>>,
 }
 
@@ -40,7 +40,7 @@ impl Chunks<'_> {
     }
 }
 
-impl Store {
+impl ReadView {
     /// The audit trail of a record, in arrival order.
     pub fn events(&self, record_id: &str) -> Result<Vec<EventLogEntry>, StoreError> {
         Ok(self.events_page(record_id, None, usize::MAX)?.events)
@@ -98,6 +98,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
 
     /// Any page equals the whole trail's events past `after`, cut at
     /// `limit`, whatever `after` is (a seq of the trail, between two, past
@@ -117,12 +118,12 @@ mod tests {
             store.apply_batch(batch).unwrap();
         }
         let id = &events[0].record_id;
-        let whole = store.events(id).unwrap();
+        let whole = store.view().events(id).unwrap();
         assert!(whole.len() > 3, "a longer trail");
         let last = whole.last().unwrap().seq;
         for limit in [1, 2, 3, whole.len(), usize::MAX] {
             for after in [None, Some(0)].into_iter().chain((0..=last + 1).map(Some)) {
-                let page = store.events_page(id, after, limit).unwrap();
+                let page = store.view().events_page(id, after, limit).unwrap();
                 let want: Vec<_> = whole
                     .iter()
                     .filter(|e| after.is_none_or(|a| e.seq > a))
@@ -134,7 +135,7 @@ mod tests {
             }
             let (mut walked, mut after) = (Vec::new(), None);
             loop {
-                let page = store.events_page(id, after, limit).unwrap();
+                let page = store.view().events_page(id, after, limit).unwrap();
                 after = page.events.last().map(|e| e.seq);
                 walked.extend(page.events);
                 if !page.more {
@@ -143,6 +144,9 @@ mod tests {
             }
             assert_eq!(walked, whole);
         }
-        assert_eq!(store.events_page("no-such", None, 5).unwrap().events, []);
+        assert_eq!(
+            store.view().events_page("no-such", None, 5).unwrap().events,
+            []
+        );
     }
 }

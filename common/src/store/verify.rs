@@ -26,9 +26,10 @@ impl Comparison {
 /// Walks both stores in id order and compares the records as the API shows
 /// them; also checks each store's indexes against its records.
 pub fn compare(a: &Store, b: &Store, max_report: usize) -> Result<Comparison, StoreError> {
+    let (va, vb) = (a.view(), b.view());
     let mut c = Comparison {
-        digest_a: a.digest()?,
-        digest_b: b.digest()?,
+        digest_a: va.digest()?,
+        digest_b: vb.digest()?,
         records_a: 0,
         records_b: 0,
         only_in_a: vec![],
@@ -37,8 +38,8 @@ pub fn compare(a: &Store, b: &Store, max_report: usize) -> Result<Comparison, St
         differences: 0,
         inconsistencies: vec![],
     };
-    let mut ia = a.records().peekable();
-    let mut ib = b.records().peekable();
+    let mut ia = va.records().peekable();
+    let mut ib = vb.records().peekable();
     let note = |list: &mut Vec<String>, id: &str, n: &mut u64| {
         *n += 1;
         if list.len() < max_report {

@@ -137,7 +137,7 @@ pub fn listed(
     project: &str,
     status: Option<&str>,
 ) -> Vec<(u64, String)> {
-    match store.changes_since(since).unwrap() {
+    match store.view().changes_since(since).unwrap() {
         common::store::changes::Since::Changes(cs) => cs
             .into_iter()
             .filter(|c| {

@@ -27,7 +27,7 @@ fn seqs(s: Since) -> Vec<(u64, String)> {
 #[test]
 fn changes_are_numbered_in_apply_order_and_resume_exactly() {
     let store = Store::temporary().unwrap();
-    let mut rx = store.subscribe();
+    let mut rx = store.feed().subscribe();
     store
         .apply_batch(&[event(0, "a", "queued"), event(1, "b", "queued")])
         .unwrap();
@@ -35,14 +35,17 @@ fn changes_are_numbered_in_apply_order_and_resume_exactly() {
     store
         .apply_batch(&[event(0, "a", "queued"), event(2, "a", "started")])
         .unwrap();
-    assert_eq!(store.change_head(), 3);
+    assert_eq!(store.feed().head(), 3);
     assert_eq!(
-        seqs(store.changes_since(0).unwrap()),
+        seqs(store.view().changes_since(0).unwrap()),
         [(1, "a".into()), (2, "b".into()), (3, "a".into())]
     );
-    assert_eq!(seqs(store.changes_since(2).unwrap()), [(3, "a".into())]);
-    assert_eq!(seqs(store.changes_since(3).unwrap()), []);
-    assert_eq!(store.changes_since(4).unwrap(), Since::Ahead);
+    assert_eq!(
+        seqs(store.view().changes_since(2).unwrap()),
+        [(3, "a".into())]
+    );
+    assert_eq!(seqs(store.view().changes_since(3).unwrap()), []);
+    assert_eq!(store.view().changes_since(4).unwrap(), Since::Ahead);
     let live = rx.try_recv().unwrap();
     assert_eq!((live.first, live.last), (1, 2));
     assert_eq!(
@@ -65,16 +68,16 @@ fn changes_are_numbered_in_apply_order_and_resume_exactly() {
 #[test]
 fn resume_points_older_than_the_retention_reset() {
     let store = Store::temporary().unwrap();
-    store.set_change_retention(3);
+    store.feed().set_change_retention(3);
     for n in 0..6 {
         store
             .apply_batch(&[event(2 * n, &format!("r{n}"), "queued")])
             .unwrap();
     }
     // Six changes, three retained.
-    assert_eq!(store.changes_since(2).unwrap(), Since::Reset);
+    assert_eq!(store.view().changes_since(2).unwrap(), Since::Reset);
     assert_eq!(
-        seqs(store.changes_since(3).unwrap()),
+        seqs(store.view().changes_since(3).unwrap()),
         [(4, "r3".into()), (5, "r4".into()), (6, "r5".into())]
     );
     let logged = store.tree.scan_prefix([space::CHANGE]).count();
@@ -90,22 +93,28 @@ fn a_reopened_store_never_reuses_a_number() {
     {
         let store = Store::open(dir.path(), 1 << 20).unwrap();
         store.apply_batch(&[event(0, "a", "queued")]).unwrap();
-        assert_eq!(store.change_head(), 1);
+        assert_eq!(store.feed().head(), 1);
     }
     let store = Store::open(dir.path(), 1 << 20).unwrap();
-    assert!(store.change_head() >= RESERVE, "skips the last reservation");
+    assert!(store.feed().head() >= RESERVE, "skips the last reservation");
     store.apply_batch(&[event(1, "b", "queued")]).unwrap();
-    let b = store.change_head();
+    let b = store.feed().head();
     assert!(b > RESERVE);
     // From the last change of the last run, and from a number that run
     // may have sent but lost: everything since.
-    assert_eq!(seqs(store.changes_since(1).unwrap()), [(b, "b".into())]);
-    assert_eq!(seqs(store.changes_since(7).unwrap()), [(b, "b".into())]);
     assert_eq!(
-        seqs(store.changes_since(0).unwrap()),
+        seqs(store.view().changes_since(1).unwrap()),
+        [(b, "b".into())]
+    );
+    assert_eq!(
+        seqs(store.view().changes_since(7).unwrap()),
+        [(b, "b".into())]
+    );
+    assert_eq!(
+        seqs(store.view().changes_since(0).unwrap()),
         [(1, "a".into()), (b, "b".into())]
     );
-    assert_eq!(store.changes_since(b + 1).unwrap(), Since::Ahead);
+    assert_eq!(store.view().changes_since(b + 1).unwrap(), Since::Ahead);
 }
 
 proptest::proptest! {
@@ -119,8 +128,8 @@ proptest::proptest! {
         retention in 1u64..12,
     ) {
         let store = Store::temporary().unwrap();
-        store.set_change_retention(retention);
-        let mut rx = store.subscribe();
+        store.feed().set_change_retention(retention);
+        let mut rx = store.feed().subscribe();
         let mut n = 0;
         let mut seen: Vec<(u64, String)> = Vec::new();
         for b in &batches {
@@ -134,10 +143,10 @@ proptest::proptest! {
                 seen.extend(changes.iter().map(|c| (c.seq, c.record.id.clone())));
             }
         }
-        let head = store.change_head();
+        let head = store.feed().head();
         proptest::prop_assert_eq!(seen.len() as u64, head);
         for since in 0..=head + 1 {
-            match store.changes_since(since).unwrap() {
+            match store.view().changes_since(since).unwrap() {
                 Since::Changes(c) => {
                     let got: Vec<(u64, String)> = c.into_iter().map(|c| (c.seq, c.record.id)).collect();
                     let want: Vec<(u64, String)> = seen.iter().filter(|(s, _)| *s > since).cloned().collect();
@@ -171,11 +180,11 @@ fn states(s: Since) -> Vec<(u64, String, String)> {
 /// come live, and a read after it has them with their new states.
 #[test]
 fn a_log_read_during_a_batch_sends_nothing_of_it_stale_and_skips_none_of_it() {
-    let store = Store::temporary().unwrap();
+    let store = Arc::new(Store::temporary().unwrap());
     store.apply_batch(&[event(0, "a", "queued")]).unwrap();
-    let held = store.hold_next_batch_at(HoldAt::Commit);
+    let held = store.feed().hold_next_batch_at(HoldAt::Commit);
     let writer = {
-        let store = store.unpinned();
+        let store = store.clone();
         std::thread::spawn(move || {
             store
                 .apply_batch(&[event(1, "a", "started"), event(2, "c", "queued")])
@@ -183,14 +192,14 @@ fn a_log_read_during_a_batch_sends_nothing_of_it_stale_and_skips_none_of_it() {
         })
     };
     held.reached.recv().unwrap();
-    let seen = states(store.changes_since(0).unwrap());
+    let seen = states(store.view().changes_since(0).unwrap());
     assert_eq!(
         seen,
         [(1, "a".to_string(), "waiting_replicate".to_string())]
     );
     held.release.send(()).unwrap();
     writer.join().unwrap();
-    let seen = states(store.changes_since(1).unwrap());
+    let seen = states(store.view().changes_since(1).unwrap());
     assert_eq!(
         seen,
         [

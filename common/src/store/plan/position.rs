@@ -13,8 +13,8 @@ use std::cmp::Ordering;
 use super::gather::Candidate;
 use super::seek::past;
 use super::{
-    compare, directed, group_value, keys, Dir, IndexField, ListQuery, OrderField, Row, SortKey,
-    Store, StoreError, Tied,
+    compare, directed, group_value, keys, Dir, IndexField, ListQuery, OrderField, ReadView, Row,
+    SortKey, StoreError, Tied,
 };
 use crate::instant::Micros;
 use crate::record::Field;
@@ -28,7 +28,7 @@ pub(super) struct Position {
     tie: Dir,
 }
 
-impl Store {
+impl ReadView {
     /// The marker record of `q`, which must be listed under `project` (and
     /// cannot be combined with an offset).
     pub(super) fn marker(&self, project: &str, q: &ListQuery) -> Result<Option<Row>, StoreError> {

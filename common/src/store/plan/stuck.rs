@@ -139,14 +139,11 @@ impl Planner<'_> {
     }
 }
 
-impl crate::store::Store {
+impl crate::store::ReadView {
     /// How many records are stuck, per stuck status, across every project
     /// (a record listed under two projects counts once): for the metric.
     /// Reads every project's unfinished records.
     pub fn stuck_totals(&self, stuck: &Stuck) -> Result<Vec<(Status, u64)>, StoreError> {
-        if self.pin.is_none() {
-            return self.pinned().stuck_totals(stuck);
-        }
         let mut numbers: [HashSet<u32>; 2] = Default::default();
         for project in self.projects()? {
             for (status, seen) in Stuck::STATUSES.into_iter().zip(&mut numbers) {

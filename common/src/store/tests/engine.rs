@@ -27,14 +27,13 @@ fn a_pinned_store_reads_one_version_whatever_lands_meanwhile() {
     };
     let summary = SummaryQuery::default();
     let before = (
-        store.list(&project, &q).unwrap(),
-        store.summaries(&project, &summary).unwrap(),
+        store.view().list(&project, &q).unwrap(),
+        store.view().summaries(&project, &summary).unwrap(),
     );
-    let pinned = store.pinned();
+    let pinned = store.view();
     let all: Vec<Message> = messages(&events).into_iter().skip(first.len()).collect();
     for chunk in all.chunks(10) {
-        // Through the pinned handle too: writes are never pinned.
-        pinned.apply_batch(chunk).unwrap();
+        store.apply_batch(chunk).unwrap();
     }
     assert!(!rest.is_empty());
     assert_eq!(
@@ -44,10 +43,10 @@ fn a_pinned_store_reads_one_version_whatever_lands_meanwhile() {
         ),
         before
     );
-    let after = store.list(&project, &q).unwrap();
+    let after = store.view().list(&project, &q).unwrap();
     assert_ne!(after.count, before.0.count, "the latest version moved on");
     assert_eq!(
-        store.digest().unwrap(),
+        store.view().digest().unwrap(),
         crate::testkit::reference::digest(&crate::testkit::reference::fold_events(&events))
     );
 }
@@ -94,7 +93,7 @@ proptest! {
             store = Store::open(dir.path(), 1 << 20).unwrap();
         }
         let want = crate::testkit::reference::fold_events(&events);
-        prop_assert_eq!(store.digest().unwrap(), crate::testkit::reference::digest(&want));
+        prop_assert_eq!(store.view().digest().unwrap(), crate::testkit::reference::digest(&want));
         prop_assert_eq!(store.totals().applied as usize, events.len());
         if let Err(e) = store.check_consistency().unwrap() {
             prop_assert!(false, "{}", e);
@@ -108,7 +107,7 @@ proptest! {
                 first_seen.push(e.record_id.clone());
             }
         }
-        let numbered: Vec<String> = store.numbered_records().map(|r| r.unwrap().1.id).collect();
+        let numbered: Vec<String> = store.view().numbered_records().map(|r| r.unwrap().1.id).collect();
         prop_assert_eq!(numbered, first_seen);
     }
 }
@@ -158,10 +157,10 @@ fn a_default_sized_batch_writes_no_value_past_sleds_blob_threshold() {
     );
     store.assert_internally_consistent();
     // The change log in pieces still reads back as one sequence.
-    match store.changes_since(0).unwrap() {
+    match store.view().changes_since(0).unwrap() {
         changes::Since::Changes(c) => {
             assert_eq!(c.len(), 5000);
-            assert_eq!(c.len() as u64, store.change_head());
+            assert_eq!(c.len() as u64, store.feed().head());
             assert!(c.windows(2).all(|w| w[1].seq == w[0].seq + 1));
         }
         changes::Since::Reset | changes::Since::Ahead => panic!("a reset"),

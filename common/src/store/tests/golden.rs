@@ -121,7 +121,7 @@ fn the_bytes_a_store_holds_are_pinned() {
     });
     store.apply_batch(&batch).unwrap();
     let mut lines = Vec::new();
-    for kv in store.snap().range(
+    for kv in store.view().snap().range(
         std::ops::Bound::Unbounded,
         std::ops::Bound::Unbounded,
         false,

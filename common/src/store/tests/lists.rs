@@ -54,7 +54,7 @@ fn deep_markers_and_windows_match_the_reference() {
                             ..q.clone()
                         };
                         assert_eq!(
-                            store.list(&project, &q).unwrap(),
+                            store.view().list(&project, &q).unwrap(),
                             testkit::reference::list(&records, &project, &q),
                             "{q:?}"
                         );
@@ -64,7 +64,7 @@ fn deep_markers_and_windows_match_the_reference() {
                         ..q
                     };
                     assert_eq!(
-                        store.list(&project, &q).unwrap(),
+                        store.view().list(&project, &q).unwrap(),
                         testkit::reference::list(&records, &project, &q),
                         "{q:?}"
                     );
@@ -116,7 +116,7 @@ fn every_two_key_sort_matches_the_reference_on_long_ties() {
                         ..Default::default()
                     };
                     assert_eq!(
-                        store.list(&project, &q).unwrap(),
+                        store.view().list(&project, &q).unwrap(),
                         testkit::reference::list(&records, &project, &q),
                         "{q:?}"
                     );
@@ -145,7 +145,7 @@ fn deep_offsets_skip_whole_hours_exactly() {
                     ..Default::default()
                 };
                 assert_eq!(
-                    store.list(&project, &q).unwrap(),
+                    store.view().list(&project, &q).unwrap(),
                     reference(&events, &project, &q),
                     "{q:?}"
                 );
@@ -221,7 +221,7 @@ fn windows_include_after_and_exclude_before_on_every_path() {
                             with_count: Some(true),
                             ..Default::default()
                         };
-                        let page = store.list(project, &q).unwrap();
+                        let page = store.view().list(project, &q).unwrap();
                         let ids: Vec<&str> = page.records.iter().map(|r| r.id.as_str()).collect();
                         assert_eq!((ids, page.count), (vec!["r1"], Some(1)), "{q:?}");
                     }
@@ -271,7 +271,7 @@ fn a_marker_outside_the_filter_is_placed_by_its_own_values() {
             ..Default::default()
         };
         assert_eq!(
-            store.list(project, &q).unwrap(),
+            store.view().list(project, &q).unwrap(),
             testkit::reference::list(&records, project, &q),
             "{q:?}"
         );
@@ -303,7 +303,7 @@ fn stuck_totals_count_each_stuck_record_once() {
                 (s, n as u64)
             })
             .collect();
-        assert_eq!(store.stuck_totals(&k).unwrap(), want, "{hours}h");
+        assert_eq!(store.view().stuck_totals(&k).unwrap(), want, "{hours}h");
         seen += want.iter().map(|(_, n)| n).sum::<u64>();
     }
     assert!(seen > 0, "the sample has stuck records at these cutoffs");
@@ -393,7 +393,7 @@ fn records_tied_on_their_entries_are_ordered_by_id_on_every_path() {
                     ..Default::default()
                 };
                 let want = testkit::reference::list(&records, project, &q);
-                assert_eq!(store.list(project, &q).unwrap(), want, "{q:?}");
+                assert_eq!(store.view().list(project, &q).unwrap(), want, "{q:?}");
                 checked += want.records.len();
             }
         }

@@ -24,7 +24,7 @@ fn edit(dir: &std::path::Path, f: impl FnOnce(&sled::Tree)) {
 fn assert_digest_of_reference(store: &Store, events: &[Event]) {
     let want = crate::testkit::reference::fold_events(events);
     assert_eq!(
-        store.digest().unwrap(),
+        store.view().digest().unwrap(),
         crate::testkit::reference::digest(&want)
     );
 }
