@@ -3,9 +3,11 @@
 //!
 //! - Filters are posting lists. The smallest drives the scan; every other
 //!   filter is one point lookup per candidate (the posting entry is fully known
-//!   from `created_at` and the record's number), so no record is read until
-//!   it is on the page — or ties another on its sort value: entries name
-//!   records by number, and ties are ordered by id, read from the records.
+//!   from `created_at` and the record's number) until the lookups have cost
+//!   what reading the list whole does, then a probe of its numbers read into
+//!   a set (`plan/probe.rs`). So no record is read until it is on the page —
+//!   or ties another on its sort value: entries name records by number, and
+//!   ties are ordered by id, read from the records.
 //! - A leading `created_at` sort walks the driving posting forwards or
 //!   backwards; `updated_at`, `id` and `plan_id` walk their order entries,
 //!   unless the filters are selective enough that gathering and sorting their
@@ -45,12 +47,14 @@ mod entry;
 mod gather;
 mod position;
 mod postings;
+mod probe;
 mod seek;
 mod stuck;
 mod walk;
 
 use entry::{group_value, instant, order_entry, parse_opt};
 use position::Position;
+use probe::Probes;
 
 /// Offsets below this are cheaper to walk than to skip by hour counts. Unit
 /// tests skip from the first record, so small generated worlds take that path.
@@ -234,6 +238,7 @@ impl ReadView {
             updated: q.updated,
             stuck: q.stuck,
             after: after.map(|m| Position::new(m, keys.clone(), tie)),
+            probes: Probes::default(),
         };
         if !planner.cur.done() {
             planner.emit_page(&keys, &filters)?;
@@ -349,6 +354,8 @@ struct Planner<'a> {
     stuck: Option<Stuck>,
     /// The marker's place, until the walk has passed it.
     after: Option<Position>,
+    /// The filter lists candidates were tested against.
+    probes: Probes,
 }
 
 /// A record with its id.
@@ -398,6 +405,12 @@ impl Planner<'_> {
             return self.emit_by_id(filters);
         };
         if let Some(field) = grouped_field(first.field) {
+            // Filters that leave few records (an earlier group's value, say)
+            // are read whole and sorted rather than split into groups, each
+            // walked and tested against the filters again.
+            if !filters.is_empty() && self.gather_is_cheaper(filters)? {
+                return self.emit_matches_sorted(keys, filters);
+            }
             return self.emit_grouped(field, first.dir, rest, filters);
         }
         self.emit_linear(*first, rest, filters)

@@ -144,8 +144,7 @@ impl Planner<'_> {
         number: u32,
     ) -> Result<bool, StoreError> {
         for p in filters {
-            let list = self.store.list_prefix(&p.name(self.project));
-            if !lists::contains(&self.store.snap(), &list, &Posting::suffix(created, number))? {
+            if !self.in_posting(p, created, number)? {
                 return Ok(false);
             }
         }

@@ -72,20 +72,9 @@ impl Planner<'_> {
             _ => Some(OrderField::PlanId),
         };
         if order.is_some() && !filters.is_empty() && self.gather_is_cheaper(filters)? {
-            let store = self.store;
-            let mut rows = Vec::new();
-            self.for_each_match(filters, Dir::Asc, &mut |_, number| {
-                rows.push((store.row_of(number)?, number));
-                Ok(ControlFlow::Continue(()))
-            })?;
             let mut all = vec![first];
             all.extend_from_slice(rest);
-            let tie = self.tie;
-            rows.sort_by(|a, b| compare(&a.0, &b.0, &all, tie));
-            for (row, number) in rows {
-                self.push_row(row, number);
-            }
-            return Ok(());
+            return self.emit_matches_sorted(&all, filters);
         }
 
         // Entries of one sort value follow record numbers (the plan order:
@@ -156,6 +145,35 @@ impl Planner<'_> {
         }
         if !self.cur.done() {
             self.flush_run(&mut run, rest)?;
+        }
+        Ok(())
+    }
+
+    /// Every match of `filters`, read (in number order) and sorted by
+    /// `keys` in memory: what a walk costs when the filters leave few.
+    pub(super) fn emit_matches_sorted(
+        &mut self,
+        keys: &[SortKey],
+        filters: &[Posting],
+    ) -> Result<(), StoreError> {
+        let mut numbers = Vec::new();
+        self.for_each_match(filters, Dir::Asc, &mut |_, number| {
+            numbers.push(number);
+            Ok(ControlFlow::Continue(()))
+        })?;
+        let mut rows: Vec<(Row, u32)> = self
+            .store
+            .rows_of(&numbers)?
+            .into_iter()
+            .zip(numbers)
+            .collect();
+        let tie = self.tie;
+        rows.sort_by(|a, b| compare(&a.0, &b.0, keys, tie));
+        for (row, number) in rows {
+            self.push_row(row, number);
+            if self.cur.done() {
+                break;
+            }
         }
         Ok(())
     }
