@@ -96,21 +96,19 @@ pub fn push_opt(k: &mut Vec<u8>, s: Option<&str>) {
 /// Reads one string written by [`push_str`]; returns it and the rest.
 pub fn read_str(k: &[u8]) -> Option<(Vec<u8>, &[u8])> {
     let mut out = Vec::new();
-    let mut i = 0;
-    while i < k.len() {
-        if k[i] == 0 {
-            match k.get(i + 1)? {
-                0xff => out.push(0),
-                1 => return Some((out, &k[i + 2..])),
-                _ => return None,
-            }
-            i += 2;
-        } else {
-            out.push(k[i]);
-            i += 1;
+    let mut rest = k;
+    // Whole runs between escapes at once (a walk of an order parses an id
+    // per entry; most have no NUL).
+    loop {
+        let at = rest.iter().position(|&b| b == 0)?;
+        out.extend_from_slice(&rest[..at]);
+        match rest.get(at + 1)? {
+            0xff => out.push(0),
+            1 => return Some((out, &rest[at + 2..])),
+            _ => return None,
         }
+        rest = &rest[at + 2..];
     }
-    None
 }
 
 /// Reads one optional string written by [`push_opt`], skipping it.
