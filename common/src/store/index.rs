@@ -375,8 +375,7 @@ mod tests {
                 );
                 counts.push(p.count_key(project));
                 if matches!(p.field, IndexField::Status | IndexField::Route) {
-                    let mut k = list(p.name(project));
-                    k[0] = space::HOUR_COUNT;
+                    let mut k = keys::hour_counts(&list(p.name(project)));
                     k.extend_from_slice(&hour_start(state.created_at()).key_bytes());
                     counts.push(k);
                 }

@@ -295,6 +295,15 @@ pub fn interned(space: u8, id: u32) -> [u8; 5] {
     [space, n[0], n[1], n[2], n[3]]
 }
 
+/// The prefix of the per-hour counts of the posting list whose entries are
+/// under `posting` ([`interned`] in [`space::POSTING`]): the same id in
+/// [`space::HOUR_COUNT`], each count's key ending with its hour.
+pub fn hour_counts(posting: &[u8]) -> Vec<u8> {
+    let mut k = posting.to_vec();
+    k[0] = space::HOUR_COUNT;
+    k
+}
+
 /// What follows a list's keyspace byte: project, field, value.
 pub fn push_list_tail(k: &mut Vec<u8>, project: &str, field: IndexField, value: Option<&str>) {
     push_str(k, project.as_bytes());

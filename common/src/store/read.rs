@@ -53,9 +53,7 @@ impl ReadView {
     /// The prefix of the per-hour counts of `posting` in `project`: under
     /// the posting list's interned id, like its entries.
     pub(super) fn hour_prefix(&self, posting: &super::index::Posting, project: &str) -> Vec<u8> {
-        let mut k = self.list_prefix(&posting.name(project));
-        k[0] = keys::space::HOUR_COUNT;
-        k
+        keys::hour_counts(&self.list_prefix(&posting.name(project)))
     }
 
     /// The record `id` and its number, through the id map.
