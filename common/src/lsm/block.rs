@@ -255,6 +255,11 @@ impl Builder {
         self.whole + self.frame.whole
     }
 
+    /// Frames closed so far.
+    pub fn frames(&self) -> usize {
+        self.frames.len()
+    }
+
     /// Bytes of the open frame's entries whole.
     pub fn frame_bytes(&self) -> usize {
         self.frame.whole

@@ -288,7 +288,11 @@ impl<'a> RunWriter<'a> {
         self.meta.entries += 1;
         self.meta.last.clear();
         self.meta.last.extend_from_slice(key);
-        if self.block.whole_bytes() >= self.config.block_bytes {
+        // A block's frames are counted in u16 (tiny frames in big blocks
+        // would pass it).
+        if self.block.whole_bytes() >= self.config.block_bytes
+            || self.block.frames() >= usize::from(u16::MAX) - 1
+        {
             self.cut()?;
         }
         Ok(())

@@ -31,8 +31,11 @@ pub fn measure(t: &Totals) -> u64 {
 }
 
 /// The durable measure the record in `dir` holds, and the file it is in;
-/// `None` without one (a new store, or one from before the record).
+/// `None` without one (a new store, or one from before the record). With
+/// both names present (a build of layout 18 before the rename wrote the
+/// former after this one), the larger measure: it only grows.
 pub fn read(dir: &Path) -> Result<Option<(u64, PathBuf)>, StoreError> {
+    let mut found: Option<(u64, PathBuf)> = None;
     for (name, head) in [(FILE, HEAD), (FORMER_FILE, FORMER_HEAD)] {
         let path = dir.join(name);
         let text = match std::fs::read_to_string(&path) {
@@ -44,16 +47,19 @@ pub fn read(dir: &Path) -> Result<Option<(u64, PathBuf)>, StoreError> {
         let measure = (lines.next() == Some(head))
             .then(|| lines.next()?.strip_prefix("messages ")?.parse().ok())
             .flatten();
-        return match measure {
-            Some(m) => Ok(Some((m, path))),
-            None => Err(damaged(
-                dir,
-                &path,
-                "it is not a durability record this tracker wrote".into(),
-            )),
-        };
+        match measure {
+            Some(m) if found.as_ref().is_none_or(|(f, _)| m > *f) => found = Some((m, path)),
+            Some(_) => {}
+            None => {
+                return Err(damaged(
+                    dir,
+                    &path,
+                    "it is not a durability record this tracker wrote".into(),
+                ))
+            }
+        }
     }
-    Ok(None)
+    Ok(found)
 }
 
 /// Records `measure` as durable (call only once it is); the record under
@@ -68,8 +74,18 @@ pub fn write(dir: &Path, measure: u64) -> Result<(), StoreError> {
         f.sync_all().map_err(io)?;
     }
     std::fs::rename(&tmp, dir.join(FILE)).map_err(io)?;
+    // The rename durable before the former record goes: a crash between
+    // them must not leave neither.
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io)?;
     match std::fs::remove_file(dir.join(FORMER_FILE)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),
+        // The record is durable; a former one left behind is read, and
+        // holds no more than it.
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            tracing::warn!(error = %e, file = FORMER_FILE, "could not remove the former durability record");
+            Ok(())
+        }
         _ => Ok(()),
     }
 }
@@ -312,5 +328,11 @@ mod tests {
         assert_eq!(s.totals().records, records);
         s.flush().unwrap();
         assert!(new.exists() && !old.exists());
+        drop(s);
+        // Both present (a layout-18 build before the rename wrote the former
+        // after this one): the larger claim counts.
+        std::fs::write(&old, format!("{}\nmessages {more}\n", super::FORMER_HEAD)).unwrap();
+        let text = refusal(dir.path());
+        assert!(text.contains(super::FORMER_FILE), "{text}");
     }
 }
