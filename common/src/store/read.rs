@@ -36,12 +36,6 @@ impl ReadView {
         self.snap.clone()
     }
 
-    /// The last change number handed out when the view was taken: every
-    /// change up to it is in the view.
-    pub fn change_head(&self) -> u64 {
-        self.head
-    }
-
     /// The key prefix of the entries of the list named `name` (a posting
     /// list's [`index::Posting::name`], [`keys::order_list`],
     /// [`keys::live_list`]): under its interned id, or a prefix that holds
@@ -86,10 +80,7 @@ impl ReadView {
     /// The record numbered `number`, with its id: an index entry named it
     /// (one point read, no id map), so a missing record is corruption.
     pub(super) fn row_of(&self, number: u32) -> Result<(String, RecordState), StoreError> {
-        let stored = numbered(&self.snap(), number)?.ok_or_else(|| {
-            StoreError::corrupt(&keys::record(number), "an index entry names no record")
-        })?;
-        Ok((stored.id, stored.state))
+        indexed(&self.snap, number)
     }
 
     /// The records numbered `numbers`, in that order, read in number order:
@@ -99,16 +90,11 @@ impl ReadView {
         &self,
         numbers: &[u32],
     ) -> Result<Vec<(String, RecordState)>, StoreError> {
-        let snap = self.snap();
         let mut by_number: Vec<usize> = (0..numbers.len()).collect();
         by_number.sort_unstable_by_key(|&i| numbers[i]);
         let mut rows: Vec<Option<(String, RecordState)>> = vec![None; numbers.len()];
         for i in by_number {
-            let n = numbers[i];
-            let stored = numbered(&snap, n)?.ok_or_else(|| {
-                StoreError::corrupt(&keys::record(n), "an index entry names no record")
-            })?;
-            rows[i] = Some((stored.id, stored.state));
+            rows[i] = Some(indexed(&self.snap, numbers[i])?);
         }
         Ok(rows.into_iter().flatten().collect())
     }
@@ -211,6 +197,15 @@ fn bytes(key: &[u8], v: Option<crate::lsm::Value>) -> Result<Option<Vec<u8>>, St
         Some(crate::lsm::Value::Count(_)) => Err(StoreError::corrupt(key, "a count, not a value")),
         None => Ok(None),
     }
+}
+
+/// The record numbered `number` in `snap`, with its id, where an index
+/// entry named it: a missing record is corruption.
+fn indexed(snap: &crate::lsm::Snapshot, number: u32) -> Result<(String, RecordState), StoreError> {
+    let stored = numbered(snap, number)?.ok_or_else(|| {
+        StoreError::corrupt(&keys::record(number), "an index entry names no record")
+    })?;
+    Ok((stored.id, stored.state))
 }
 
 /// The record numbered `number` in `snap`.

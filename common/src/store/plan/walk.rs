@@ -179,6 +179,7 @@ impl Planner<'_> {
             .list_prefix(&keys::order_list(self.project, order));
         // The marker's value or the first: groups before it are skipped.
         let mut seek = self.order_seek(order, dir);
+        let marker_value = self.after.as_ref().and_then(|p| p.value_in(Some(order)));
         loop {
             let Some(kv) = self
                 .store
@@ -208,7 +209,7 @@ impl Planner<'_> {
                         created: e.created,
                         number: e.number,
                     };
-                    if p.value_in(Some(order)).as_deref() == Some(value.as_slice())
+                    if marker_value.as_deref() == Some(value.as_slice())
                         && !p.follows_in_run(&tied, Some(created))
                     {
                         continue;
