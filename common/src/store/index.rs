@@ -35,7 +35,7 @@
 //! a hash of the value: `k side hash n → ∅`; a checkpoint filter reads those
 //! few records and keeps the ones that carry the value.
 
-use super::keys::{self, push_opt, push_str, space};
+use super::keys::{self, space};
 pub use super::keys::{status_byte, CheckpointSide, IndexField, OrderField};
 use super::names::Naming;
 use super::query::Stuck;
@@ -154,7 +154,6 @@ pub struct Entries {
 
 impl Entries {
     pub(super) fn of(id: &str, number: u32, state: &RecordState, naming: &mut Naming) -> Entries {
-        let n = number.to_be_bytes();
         let mut e = Entries {
             bytes: Vec::with_capacity(512),
             keys: Vec::with_capacity(16),
@@ -170,8 +169,8 @@ impl Entries {
         ] {
             if let Some(v) = state.get(f) {
                 let at = e.bytes.len();
-                e.bytes.extend_from_slice(&keys::checkpoint_items(side, v));
-                e.bytes.extend_from_slice(&n);
+                e.bytes
+                    .extend_from_slice(&keys::checkpoint_item(side, v, number));
                 e.end_key(at, &[]);
             }
         }
@@ -179,6 +178,8 @@ impl Entries {
         let updated = state.updated_at().key_bytes();
         let hour = hour_start(state.created_at()).key_bytes();
         let status = state.status();
+        // What an `id` or `plan_id` entry holds: its created_at and number.
+        let named = keys::instant_number(created, number);
         // Once per record, outside its projects: the store-wide count.
         let at = e.bytes.len();
         e.bytes.extend_from_slice(&keys::status_count(status));
@@ -198,9 +199,7 @@ impl Entries {
         let mut name = Vec::with_capacity(128);
         for project in state.projects() {
             for (field, value) in postings {
-                name.clear();
-                name.push(space::POSTING);
-                keys::push_list_tail(&mut name, project, field, value);
+                keys::write_posting_name(&mut name, project, field, value);
                 let list = naming.id(&name);
                 let at = e.bytes.len();
                 e.list(space::POSTING, list);
@@ -209,8 +208,7 @@ impl Entries {
                 e.end_key(at, &[]);
                 // Counts are keyed by the name: summaries scan a field's.
                 let at = e.bytes.len();
-                e.bytes.push(space::COUNT);
-                e.bytes.extend_from_slice(&name[1..]);
+                keys::push_count_of(&mut e.bytes, &name);
                 e.end_count(at);
                 if matches!(field, IndexField::Status | IndexField::Route) {
                     let at = e.bytes.len();
@@ -220,9 +218,7 @@ impl Entries {
                 }
             }
             let mut start_order = |e: &mut Entries, order: OrderField, status: Option<Status>| {
-                name.clear();
-                keys::push_order_list(&mut name, project, order);
-                name.extend(status.map(status_byte));
+                keys::write_order_name(&mut name, project, order, status);
                 e.list(space::ORDER, naming.id(&name));
             };
             let at = e.bytes.len();
@@ -232,8 +228,8 @@ impl Entries {
             e.end_key(at, &[&created]);
             let at = e.bytes.len();
             start_order(&mut e, OrderField::Id, None);
-            push_str(&mut e.bytes, id);
-            e.end_key(at, &[&created, &n]);
+            keys::push_id_order(&mut e.bytes, id);
+            e.end_key(at, &[&named]);
             if Stuck::STATUSES.contains(&status) {
                 let at = e.bytes.len();
                 start_order(&mut e, OrderField::Live, Some(status));
@@ -246,10 +242,8 @@ impl Entries {
             // sorted by the planner anyway.
             let at = e.bytes.len();
             start_order(&mut e, OrderField::PlanId, None);
-            push_opt(&mut e.bytes, state.get(Field::PlanId));
-            e.bytes.extend_from_slice(&created);
-            push_str(&mut e.bytes, id);
-            e.end_key(at, &[&created, &n]);
+            keys::push_plan_order_entry(&mut e.bytes, state.get(Field::PlanId), created, id);
+            e.end_key(at, &[&named]);
         }
         // By key; of two entries with one key (none today), the later wins.
         let bytes = &e.bytes;
@@ -315,6 +309,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::store::keys::{push_opt, push_str};
     use crate::store::names::{Names, NO_LIST};
 
     /// Entries by key, and count keys.

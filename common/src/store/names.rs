@@ -47,7 +47,9 @@ impl Names {
             let id = keys::read_number(&v)
                 .filter(|&id| id != NO_LIST)
                 .ok_or_else(|| StoreError::corrupt(&k, "bad list id"))?;
-            ids.insert(Box::from(&k[1..]), id);
+            let name =
+                keys::read_list_name(&k).ok_or_else(|| StoreError::corrupt(&k, "bad list name"))?;
+            ids.insert(Box::from(name), id);
             seen.push(id);
         }
         seen.sort_unstable();

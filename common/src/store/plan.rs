@@ -52,7 +52,7 @@ mod seek;
 mod stuck;
 mod walk;
 
-use entry::{group_value, instant, order_entry, parse_opt};
+use entry::{count_value, group_value, instant, order_entry};
 use position::Position;
 use probe::Probes;
 
@@ -282,7 +282,7 @@ impl ReadView {
             let prefix = keys::checkpoint_items(side, value);
             for kv in self.scan_list(&prefix, Dir::Asc) {
                 let (k, _) = kv?;
-                let n = keys::read_number(&k[prefix.len()..])
+                let n = keys::read_checkpoint_item(&k[prefix.len()..])
                     .ok_or_else(|| StoreError::corrupt(&k, "bad checkpoint-item entry"))?;
                 numbers.push(n);
             }

@@ -229,16 +229,12 @@ impl ReadView {
         for kv in lists::scan(&self.snap(), &prefix, true) {
             let (k, v) = kv?;
             let bad = || StoreError::corrupt(&k, "bad route count");
-            let value = match k[prefix.len()..].split_first() {
-                Some((1, rest)) => keys::read_str(rest)
-                    .filter(|(_, tail)| tail.is_empty())
-                    .and_then(|(v, _)| String::from_utf8(v).ok())
-                    .ok_or_else(bad)?,
-                _ => return Err(bad()),
-            };
+            let value = keys::read_count_value(&k[prefix.len()..])
+                .flatten()
+                .ok_or_else(bad)?;
             let (source_region, destination_region, status) =
                 index::parse_route(&value).ok_or_else(bad)?;
-            let count = u64::from_be_bytes(v.as_ref().try_into().map_err(|_| bad())?);
+            let count = keys::read_count(&v).ok_or_else(bad)?;
             routes.push(Route {
                 posting: Posting {
                     field: IndexField::Route,
@@ -283,8 +279,8 @@ impl ReadView {
             let (k, v) = kv?;
             let v = lists::bytes_of(v);
             let bad = || StoreError::corrupt(&k, "bad hour count");
-            let hour = Micros::from_key_bytes(k[prefix.len()..].try_into().map_err(|_| bad())?);
-            let n = u64::from_be_bytes(v.as_ref().try_into().map_err(|_| bad())?);
+            let hour = Micros::from_key_bytes(keys::read_hour(&k[prefix.len()..]).ok_or_else(bad)?);
+            let n = keys::read_count(&v).ok_or_else(bad)?;
             let hour_end = Micros(hour.0 + HOUR);
             let whole = q.created.after.is_none_or(|a| a <= hour)
                 && q.created.before.is_none_or(|b| hour_end <= b);
@@ -313,9 +309,7 @@ impl ReadView {
         let mut n = 0;
         for kv in lists::scan_from(&self.snap(), &list, &lo.key_bytes(), true) {
             let (k, _) = kv?;
-            let created: [u8; 8] = k
-                .get(list.len()..list.len() + 8)
-                .and_then(|b| b.try_into().ok())
+            let (created, _) = keys::read_instant_number(&k[list.len()..])
                 .ok_or_else(|| StoreError::corrupt(&k, "bad posting key"))?;
             if Micros::from_key_bytes(created) >= hi {
                 break;

@@ -58,7 +58,7 @@ impl Planner<'_> {
             .scan_list_from(&prefix, Dir::Asc, from.as_deref())?
         {
             let (k, v) = kv?;
-            let e = order_entry(OrderField::UpdatedAt, &k, &k[prefix.len()..], &v)?;
+            let e = order_entry(OrderField::UpdatedAt, &prefix, &k, &v)?;
             let updated = instant(&k, &e.value)?;
             if self.updated.passed(updated, Dir::Asc) {
                 break;

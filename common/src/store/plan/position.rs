@@ -120,8 +120,8 @@ impl Position {
         let mut value = Vec::new();
         match order {
             OrderField::UpdatedAt => value.extend_from_slice(&s.updated_at().key_bytes()),
-            OrderField::Id => keys::push_str(&mut value, id.as_bytes()),
-            OrderField::PlanId => keys::push_opt(&mut value, s.get(Field::PlanId)),
+            OrderField::Id => keys::push_id_order(&mut value, id.as_bytes()),
+            OrderField::PlanId => keys::push_plan_order(&mut value, s.get(Field::PlanId)),
             // Never a sort order: the live lists are walked by `stuck.rs`.
             OrderField::Live => {}
         }
@@ -141,7 +141,7 @@ impl Position {
             Some(OrderField::Id) => id.as_bytes().to_vec(),
             Some(OrderField::PlanId) => {
                 let mut v = Vec::new();
-                keys::push_opt(&mut v, s.get(Field::PlanId));
+                keys::push_plan_order(&mut v, s.get(Field::PlanId));
                 v
             }
             Some(OrderField::Live) => return None,

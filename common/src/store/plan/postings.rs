@@ -36,7 +36,7 @@ impl Planner<'_> {
         let mut values = Vec::new();
         for kv in lists::scan(&self.store.snap(), &prefix, true) {
             let (k, _) = kv?;
-            values.push(parse_opt(&k, &k[prefix.len()..])?);
+            values.push(count_value(&prefix, &k)?);
         }
         Ok(values)
     }
@@ -86,14 +86,9 @@ impl Planner<'_> {
             let prefix = self.store.hour_prefix(p, self.project);
             for kv in lists::scan(&self.store.snap(), &prefix, true) {
                 let (k, v) = kv?;
-                let hour: [u8; 8] = k[prefix.len()..]
-                    .try_into()
-                    .map_err(|_| StoreError::corrupt(&k, "bad hour key"))?;
-                let n = u64::from_be_bytes(
-                    v.as_ref()
-                        .try_into()
-                        .map_err(|_| StoreError::corrupt(&k, "bad count"))?,
-                );
+                let hour = keys::read_hour(&k[prefix.len()..])
+                    .ok_or_else(|| StoreError::corrupt(&k, "bad hour key"))?;
+                let n = keys::read_count(&v).ok_or_else(|| StoreError::corrupt(&k, "bad count"))?;
                 *hours.entry(hour).or_default() += n;
             }
         }

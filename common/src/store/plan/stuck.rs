@@ -183,10 +183,8 @@ impl crate::store::ReadView {
             .next()
         {
             let (k, _) = kv?;
-            let (project, _) =
-                keys::read_str(&k[1..]).ok_or_else(|| StoreError::corrupt(&k, "bad count key"))?;
-            let project =
-                String::from_utf8(project).map_err(|_| StoreError::corrupt(&k, "bad project"))?;
+            let project = keys::read_count_project(&k)
+                .ok_or_else(|| StoreError::corrupt(&k, "bad count key"))?;
             from = lists::prefix_end(&keys::project_counts(&project));
             out.push(project);
         }

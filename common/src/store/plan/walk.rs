@@ -134,7 +134,7 @@ impl Planner<'_> {
                     .scan_list_from(&prefix, first.dir, seek.as_deref())?
                 {
                     let (k, v) = kv?;
-                    let e = order_entry(order, &k, &k[prefix.len()..], &v)?;
+                    let e = order_entry(order, &prefix, &k, &v)?;
                     let updated = match order {
                         OrderField::UpdatedAt => Some(instant(&k, &e.value)?),
                         _ => None,
@@ -189,15 +189,14 @@ impl Planner<'_> {
                 return Ok(());
             };
             let (k, _) = kv?;
-            let tail = &k[prefix.len()..];
-            let rest =
-                keys::skip_opt(tail).ok_or_else(|| StoreError::corrupt(&k, "bad order key"))?;
-            let value = tail[..tail.len() - rest.len()].to_vec();
+            let (value, _) = keys::split_plan_order(&k[prefix.len()..])
+                .ok_or_else(|| StoreError::corrupt(&k, "bad order key"))?;
+            let value = value.to_vec();
             let mut group = prefix.clone();
             group.extend_from_slice(&value);
             for kv in self.store.scan_list(&group, created) {
                 let (k, v) = kv?;
-                let e = order_entry(order, &k, &k[prefix.len()..], &v)?;
+                let e = order_entry(order, &prefix, &k, &v)?;
                 if !self.admits(filters, e.created, None, e.number)? {
                     continue;
                 }
