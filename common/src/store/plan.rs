@@ -48,13 +48,15 @@ mod gather;
 mod position;
 mod postings;
 mod probe;
+mod resolve;
 mod seek;
 mod stuck;
 mod walk;
 
 use entry::{count_value, group_value, instant, order_entry};
-use position::Position;
+use position::{Paging, Position};
 use probe::Probes;
+use resolve::Resolved;
 
 /// Offsets below this are cheaper to walk than to skip by hour counts. Unit
 /// tests skip from the first record, so small generated worlds take that path.
@@ -62,93 +64,6 @@ const HOUR_SKIP_MIN: usize = if cfg!(test) { 1 } else { 2000 };
 
 /// What a visitor tells a scan: go on, or stop here.
 type Step = Result<ControlFlow<()>, StoreError>;
-
-/// A checkpoint-item filter: which side (`None`: either) and the value.
-type CheckpointFilter<'q> = (Option<CheckpointSide>, &'q str);
-
-/// The project-scoped filters of `q` as posting lists, and its checkpoint-item
-/// filters (served by the global checkpoint index). Destructured so a new
-/// filter cannot be silently ignored.
-fn filters(q: &ListQuery) -> (Vec<Posting>, Vec<CheckpointFilter<'_>>) {
-    let ListQuery {
-        destination_region,
-        source_region,
-        status,
-        source_checkpoint_item_id,
-        destination_checkpoint_item_id,
-        checkpoint_item_id,
-        created: _,
-        updated: _,
-        stuck: _,
-        sort: _,
-        marker: _,
-        offset: _,
-        limit: _,
-        with_count: _,
-    } = q;
-    let mut f = Vec::new();
-    let mut add = |field, v: Option<&str>| {
-        if let Some(v) = v {
-            f.push(Posting::new(field, Some(v)));
-        }
-    };
-    add(IndexField::DestinationRegion, destination_region.as_deref());
-    add(IndexField::SourceRegion, source_region.as_deref());
-    add(IndexField::Status, status.map(Status::as_str));
-    // All three route fields: one posting holds exactly their intersection.
-    if let (Some(s), Some(d), Some(st)) = (source_region, destination_region, status) {
-        f.clear();
-        f.push(Posting {
-            field: IndexField::Route,
-            value: Some(index::route(Some(s), Some(d), st.as_str())),
-        });
-    }
-    let checkpoints = [
-        (Some(CheckpointSide::Source), source_checkpoint_item_id),
-        (
-            Some(CheckpointSide::Destination),
-            destination_checkpoint_item_id,
-        ),
-        (None, checkpoint_item_id),
-    ]
-    .into_iter()
-    .filter_map(|(side, v)| v.as_deref().map(|v| (side, v)))
-    .collect();
-    (f, checkpoints)
-}
-
-/// Offset/limit bookkeeping while a plan emits records in order, by the
-/// numbers their index entries give (the page then reads each record by
-/// number, not through the id map).
-struct Cursor {
-    skip: usize,
-    take: usize,
-    numbers: Vec<u32>,
-}
-
-impl Cursor {
-    fn push(&mut self, number: u32) {
-        if self.skip > 0 {
-            self.skip -= 1;
-        } else if self.take > 0 {
-            self.numbers.push(number);
-            self.take -= 1;
-        }
-    }
-
-    /// Skips a whole run of `n` rows if the offset covers it.
-    fn skip_run(&mut self, n: usize) -> bool {
-        let covered = self.skip >= n;
-        if covered {
-            self.skip -= n;
-        }
-        covered
-    }
-
-    fn done(&self) -> bool {
-        self.take == 0
-    }
-}
 
 /// A record as an index entry gives it: its number, its `created_at`, and
 /// its id once known (from an entry that holds it, or read from the record
@@ -186,68 +101,47 @@ fn grouped_field(f: SortField) -> Option<IndexField> {
 }
 
 impl ReadView {
-    /// One page of the records listed under `project` that match `q`.
+    /// One page of the records listed under `project` that match `q`, in
+    /// four stages: resolve the lists the filters name, the keys that order
+    /// and the marker (`plan/resolve.rs`); match — walk or gather the lists
+    /// in the page's order, intersecting by probes (`walk.rs`, `gather.rs`,
+    /// `stuck.rs`, over `postings.rs`, `probe.rs`, `seek.rs`); page — each
+    /// candidate placed by the paging position (`position.rs`); fetch —
+    /// the page's records read in number order ([`ReadView::rows_of`]).
     pub fn list(&self, project: &str, q: &ListQuery) -> Result<Page, StoreError> {
-        let after = self.marker(project, q)?;
-        let (filters, checkpoints) = filters(q);
-        let sort = q.sort_keys();
+        let plan = self.resolve(project, q)?;
         let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
-        if !checkpoints.is_empty() {
-            return self.list_by_checkpoint(project, q, &checkpoints, &sort, after);
-        }
-        let tie = sort.last().map_or(Dir::Desc, |k| k.dir);
-        // A key fixed by an equality filter orders nothing, unless the marker
-        // has another value there (it need not match the filters): then its
-        // groups place the marker among the matches. Nothing orders past `id`.
-        let marker_has =
-            |f: Field, v: Option<&str>| after.as_ref().is_none_or(|(_, m)| m.get(f) == v);
-        let mut keys = Vec::new();
-        for k in sort {
-            let fixed = match k.field {
-                SortField::Status => q
-                    .status
-                    .is_some_and(|v| after.as_ref().is_none_or(|(_, m)| m.status() == v)),
-                SortField::SourceRegion => {
-                    q.source_region.is_some()
-                        && marker_has(Field::SourceRegion, q.source_region.as_deref())
+        let page = Paging::new(q.offset.unwrap_or(0), limit, plan.position());
+        let (page, count) = match plan.checkpoints.is_empty() {
+            true => {
+                let mut planner = Planner {
+                    store: self,
+                    project,
+                    tie: plan.tie,
+                    page,
+                    created: q.created,
+                    updated: q.updated,
+                    stuck: q.stuck,
+                    probes: Probes::default(),
+                };
+                if !planner.page.done() {
+                    planner.emit_page(&plan.keys, &plan.filters)?;
                 }
-                SortField::DestinationRegion => {
-                    q.destination_region.is_some()
-                        && marker_has(Field::DestinationRegion, q.destination_region.as_deref())
-                }
-                _ => false,
-            };
-            if !fixed {
-                keys.push(k);
+                let count = match q.with_count {
+                    Some(true) => Some(planner.count_matches(&plan.filters)?),
+                    _ => None,
+                };
+                (planner.page, count)
             }
-            if k.field == SortField::Id {
-                break;
-            }
-        }
-        let mut planner = Planner {
-            store: self,
-            project,
-            tie,
-            // One row past the page tells whether more follow (`next_marker`).
-            cur: Cursor {
-                skip: q.offset.unwrap_or(0),
-                take: limit.saturating_add(usize::from(limit > 0)),
-                numbers: Vec::new(),
-            },
-            created: q.created,
-            updated: q.updated,
-            stuck: q.stuck,
-            after: after.map(|m| Position::new(m, keys.clone(), tie)),
-            probes: Probes::default(),
+            false => self.page_by_checkpoint(project, q, &plan, page)?,
         };
-        if !planner.cur.done() {
-            planner.emit_page(&keys, &filters)?;
-        }
-        let count = match q.with_count {
-            Some(true) => Some(planner.count_matches(&filters)?),
-            _ => None,
-        };
-        let mut numbers = planner.cur.numbers;
+        self.fetch(page, limit, count)
+    }
+
+    /// Reads the page's records in number order; the page's last id is the
+    /// next page's marker when a record past it was taken.
+    fn fetch(&self, page: Paging, limit: usize, count: Option<u64>) -> Result<Page, StoreError> {
+        let mut numbers = page.into_numbers();
         let more = next_marker(&mut numbers, limit).is_some();
         let records: Vec<_> = self
             .rows_of(&numbers)?
@@ -262,17 +156,16 @@ impl ReadView {
         })
     }
 
-    /// Checkpoint items are near-unique: read the few records that carry the
-    /// value, filter and sort them in memory.
-    fn list_by_checkpoint(
+    /// Checkpoint items are near-unique: the few records that carry the
+    /// value are read, filtered, sorted in memory and paged.
+    fn page_by_checkpoint(
         &self,
         project: &str,
         q: &ListQuery,
-        checkpoints: &[CheckpointFilter<'_>],
-        sort: &[SortKey],
-        after: Option<Row>,
-    ) -> Result<Page, StoreError> {
-        let (side, value) = checkpoints[0];
+        plan: &Resolved<'_>,
+        mut page: Paging,
+    ) -> Result<(Paging, Option<u64>), StoreError> {
+        let (side, value) = plan.checkpoints[0];
         let sides = match side {
             Some(s) => vec![s],
             None => vec![CheckpointSide::Source, CheckpointSide::Destination],
@@ -290,36 +183,22 @@ impl ReadView {
         numbers.sort_unstable();
         numbers.dedup();
         let mut rows = Vec::new();
-        for n in numbers {
+        for (row, n) in self.rows_of(&numbers)?.into_iter().zip(numbers) {
             // The entries are by the value's hash: `matches` keeps the
             // records that carry the value itself.
-            let (id, s) = self.row_of(n)?;
-            if q.matches(project, &s) {
-                rows.push((id, s));
+            if q.matches(project, &row.1) {
+                rows.push((row, n));
             }
         }
-        let tie = sort.last().map_or(Dir::Desc, |k| k.dir);
-        rows.sort_by(|a, b| compare(a, b, sort, tie));
+        rows.sort_by(|a, b| compare(&a.0, &b.0, &plan.keys, plan.tie));
         let count = (q.with_count == Some(true)).then_some(rows.len() as u64);
-        if let Some(p) = after.map(|m| Position::new(m, sort.to_vec(), tie)) {
-            rows.retain(|r| p.follows(r));
+        for (row, n) in rows {
+            if page.done() {
+                break;
+            }
+            page.push_row(&row, n);
         }
-        let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
-        let mut ids: Vec<String> = rows
-            .iter()
-            .skip(q.offset.unwrap_or(0))
-            .take(limit.saturating_add(1))
-            .map(|(id, _)| id.clone())
-            .collect();
-        let next_marker = next_marker(&mut ids, limit);
-        let states: BTreeMap<&str, &RecordState> =
-            rows.iter().map(|(id, s)| (id.as_str(), s)).collect();
-        let records = ids.iter().map(|id| states[id.as_str()].view(id)).collect();
-        Ok(Page {
-            records,
-            count,
-            next_marker,
-        })
+        Ok((page, count))
     }
 
     /// Every entry of one index list, in `dir` order.
@@ -348,12 +227,11 @@ struct Planner<'a> {
     store: &'a ReadView,
     project: &'a str,
     tie: Dir,
-    cur: Cursor,
+    /// The page: the offset or the marker's place, and what it holds.
+    page: Paging,
     created: Window,
     updated: Window,
     stuck: Option<Stuck>,
-    /// The marker's place, until the walk has passed it.
-    after: Option<Position>,
     /// The filter lists candidates were tested against.
     probes: Probes,
 }

@@ -132,8 +132,8 @@ impl Planner<'_> {
             }
             rows.sort_by(|a, b| compare(&a.0, &b.0, keys, tie));
             for (row, number) in rows {
-                self.push_row(row, number);
-                if self.cur.done() {
+                self.page.push_row(&row, number);
+                if self.page.done() {
                     break;
                 }
             }
@@ -145,11 +145,11 @@ impl Planner<'_> {
             Some((_, d)) => directed(a.updated.cmp(&b.updated), d),
         };
         // The marker is placed by its own entry values and the ids that tie.
-        let after = self.after.take();
+        let after = self.page.take_marker();
         self.sort_candidates(&mut found, &order, tie, after.as_ref())?;
         for c in found {
-            self.cur.push(c.number);
-            if self.cur.done() {
+            self.page.push(c.number);
+            if self.page.done() {
                 break;
             }
         }

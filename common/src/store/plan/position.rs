@@ -1,5 +1,6 @@
-//! The paging position: where a page starts. An `offset` skips rows (the
-//! planner's `Cursor`); a `marker` names the record the page follows.
+//! The paging position: where a page starts, and the page it fills
+//! ([`Paging`]). An `offset` skips rows; a `marker` names the record the
+//! page follows.
 //! One rule places any record against the marker — it is on the page when
 //! it comes after the marker in the page's sort, ties broken by id in the
 //! direction of the last key ([`Position::follows`]) — and every plan places
@@ -13,11 +14,107 @@ use std::cmp::Ordering;
 use super::gather::Candidate;
 use super::seek::past;
 use super::{
-    compare, directed, group_value, keys, Dir, IndexField, ListQuery, OrderField, ReadView, Row,
-    SortKey, StoreError, Tied,
+    compare, directed, group_value, keys, Dir, IndexField, OrderField, Row, SortKey, Tied,
 };
 use crate::instant::Micros;
 use crate::record::Field;
+
+/// The page being filled, in the order a plan emits its records: the rows
+/// the offset still skips, or the marker's place until the walk passes it;
+/// then the numbers taken (the records are read after, in number order).
+/// Every plan puts records on a page through it, and only through it.
+pub(super) struct Paging {
+    skip: usize,
+    take: usize,
+    numbers: Vec<u32>,
+    /// The marker's place, until the walk has passed it.
+    after: Option<Position>,
+}
+
+impl Paging {
+    /// A page of `limit` records after `offset` rows or after `marker`;
+    /// it takes one record more, which tells whether more follow.
+    pub(super) fn new(offset: usize, limit: usize, marker: Option<Position>) -> Paging {
+        Paging {
+            skip: offset,
+            take: limit.saturating_add(usize::from(limit > 0)),
+            numbers: Vec::new(),
+            after: marker,
+        }
+    }
+
+    /// Takes the next record in the page's order, as an entry names it:
+    /// the caller knows it comes after the marker.
+    pub(super) fn push(&mut self, number: u32) {
+        if self.skip > 0 {
+            self.skip -= 1;
+        } else if self.take > 0 {
+            self.numbers.push(number);
+            self.take -= 1;
+        }
+    }
+
+    /// Takes the next record in the page's order, read: placed by the rule
+    /// while the marker has not been passed.
+    pub(super) fn push_row(&mut self, row: &Row, number: u32) {
+        if let Some(p) = &self.after {
+            if !p.follows(row) {
+                return;
+            }
+            self.after = None;
+        }
+        self.push(number);
+    }
+
+    /// Skips a whole run of `n` rows if the offset covers it.
+    pub(super) fn skip_run(&mut self, n: usize) -> bool {
+        let covered = self.skip >= n;
+        if covered {
+            self.skip -= n;
+        }
+        covered
+    }
+
+    /// Rows the offset still skips.
+    pub(super) fn skip(&self) -> usize {
+        self.skip
+    }
+
+    /// Rows still to skip and to take: how deep the plan must read.
+    pub(super) fn depth(&self) -> usize {
+        self.skip.saturating_add(self.take)
+    }
+
+    pub(super) fn done(&self) -> bool {
+        self.take == 0
+    }
+
+    /// The marker's place, while the walk has not passed it.
+    pub(super) fn marker(&self) -> Option<&Position> {
+        self.after.as_ref()
+    }
+
+    /// Hands the marker to a plan that places its candidates itself (by
+    /// the rule's forms on entries) before pushing them.
+    pub(super) fn take_marker(&mut self) -> Option<Position> {
+        self.after.take()
+    }
+
+    /// A walk has reached what follows the marker: all it emits is on.
+    pub(super) fn pass_marker(&mut self) {
+        self.after = None;
+    }
+
+    /// A plan that took the marker leaves it for `push_row` to place.
+    pub(super) fn keep_marker(&mut self, p: Position) {
+        self.after = Some(p);
+    }
+
+    /// The numbers taken, in page order.
+    pub(super) fn into_numbers(self) -> Vec<u32> {
+        self.numbers
+    }
+}
 
 /// The marker record, and the sort of the page that follows it.
 pub(super) struct Position {
@@ -26,29 +123,6 @@ pub(super) struct Position {
     candidate: Candidate,
     keys: Vec<SortKey>,
     tie: Dir,
-}
-
-impl ReadView {
-    /// The marker record of `q`, which must be listed under `project` (and
-    /// cannot be combined with an offset).
-    pub(super) fn marker(&self, project: &str, q: &ListQuery) -> Result<Option<Row>, StoreError> {
-        let Some(id) = &q.marker else {
-            return Ok(None);
-        };
-        if q.offset.is_some_and(|o| o > 0) {
-            return Err(StoreError::query(
-                "marker",
-                "`marker` and `offset` cannot be combined",
-            ));
-        }
-        match self.record_state(id)? {
-            Some(s) if s.projects().contains(&project) => Ok(Some((id.clone(), s))),
-            _ => Err(StoreError::query(
-                "marker",
-                format!("record `{id}` is not listed under project `{project}`"),
-            )),
-        }
-    }
 }
 
 impl Position {

@@ -11,7 +11,7 @@ impl Planner<'_> {
         let (driver, _) = self.choose_driver(filters)?;
         let n = u128::from(self.union_count(&driver)?);
         let total = u128::from(self.union_count(&self.all_postings()?)?);
-        let depth = (self.cur.skip + self.cur.take) as u128;
+        let depth = self.page.depth() as u128;
         Ok(n <= 4 * depth || n * n <= depth * total)
     }
 
@@ -78,7 +78,8 @@ impl Planner<'_> {
         driver: &[Posting],
         dir: Dir,
     ) -> Result<Option<[u8; 8]>, StoreError> {
-        if self.cur.skip < HOUR_SKIP_MIN || driver.iter().any(|p| p.field != IndexField::Status) {
+        if self.page.skip() < HOUR_SKIP_MIN || driver.iter().any(|p| p.field != IndexField::Status)
+        {
             return Ok(None);
         }
         let mut hours: BTreeMap<[u8; 8], u64> = BTreeMap::new();
@@ -98,7 +99,7 @@ impl Planner<'_> {
         };
         let mut last = None;
         for (hour, n) in ordered {
-            if !self.cur.skip_run(*n as usize) {
+            if !self.page.skip_run(*n as usize) {
                 break;
             }
             last = Some(*hour);

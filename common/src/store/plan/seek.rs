@@ -30,7 +30,7 @@ impl Planner<'_> {
     /// Where a `created_at` walk starts: the window's edge, or the marker's
     /// instant when that is nearer (descending bounds are exclusive).
     pub(super) fn created_seek(&self, dir: Dir) -> Option<[u8; 8]> {
-        let marker = self.after.as_ref().map(|p| p.created_bound(dir));
+        let marker = self.page.marker().map(|p| p.created_bound(dir));
         let bound = match dir {
             Dir::Asc => tighter(self.created.after, marker, dir),
             Dir::Desc => tighter(self.created.before, marker, dir),
@@ -47,7 +47,7 @@ impl Planner<'_> {
             _ => None,
         }
         .map(|t| t.key_bytes().to_vec());
-        let marker = self.after.as_ref().map(|p| p.order_bound(order, dir));
+        let marker = self.page.marker().map(|p| p.order_bound(order, dir));
         tighter(window, marker, dir)
     }
 
@@ -95,22 +95,12 @@ impl Planner<'_> {
     /// Puts a record on the page unless it does not come after the marker
     /// yet (then it is read, to be placed).
     pub(super) fn push(&mut self, number: u32) -> Result<(), StoreError> {
-        if self.after.is_none() {
-            self.cur.push(number);
+        if self.page.marker().is_none() {
+            self.page.push(number);
             return Ok(());
         }
         let row = self.store.row_of(number)?;
-        self.push_row(row, number);
+        self.page.push_row(&row, number);
         Ok(())
-    }
-
-    pub(super) fn push_row(&mut self, row: Row, number: u32) {
-        if let Some(p) = &self.after {
-            if !p.follows(&row) {
-                return;
-            }
-            self.after = None;
-        }
-        self.cur.push(number);
     }
 }

@@ -97,10 +97,10 @@ impl Planner<'_> {
         dir: Dir,
         filters: &[Posting],
     ) -> Result<(), StoreError> {
-        let need = self.cur.skip.saturating_add(self.cur.take);
+        let need = self.page.depth();
         let seek = self.created_seek(dir);
         let by_created = |a: &Candidate, b: &Candidate| directed(a.created.cmp(&b.created), dir);
-        let after = self.after.take();
+        let after = self.page.take_marker();
         let store = self.store;
         let mut found = Vec::new();
         for status in Stuck::STATUSES {
@@ -130,8 +130,8 @@ impl Planner<'_> {
         }
         self.sort_candidates(&mut found, &by_created, dir, after.as_ref())?;
         for c in found {
-            self.cur.push(c.number);
-            if self.cur.done() {
+            self.page.push(c.number);
+            if self.page.done() {
                 break;
             }
         }

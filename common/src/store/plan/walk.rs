@@ -33,24 +33,24 @@ impl Planner<'_> {
             values.reverse();
         }
         for v in values {
-            if let Some(p) = &self.after {
+            if let Some(p) = self.page.marker() {
                 match p.group_order(field, v.as_deref(), dir) {
                     Ordering::Less => continue,
-                    Ordering::Greater => self.after = None,
+                    Ordering::Greater => self.page.pass_marker(),
                     Ordering::Equal => {}
                 }
             }
             let group = Posting { field, value: v };
             if filters.is_empty() && !self.residual() {
                 let n = self.store.count(&group.count_key(self.project))?;
-                if self.cur.skip_run(n as usize) {
+                if self.page.skip_run(n as usize) {
                     continue;
                 }
             }
             let mut sub = filters.to_vec();
             sub.push(group);
             self.emit(rest, &sub)?;
-            if self.cur.done() {
+            if self.page.done() {
                 break;
             }
         }
@@ -93,7 +93,7 @@ impl Planner<'_> {
         // created_at), not ids: every walk gathers them in tie runs (the id
         // order's are one record each).
         let mut run = TieRun {
-            marker: self.after.as_ref().and_then(|p| p.value_in(order)),
+            marker: self.page.marker().and_then(|p| p.value_in(order)),
             ..TieRun::default()
         };
         match order {
@@ -155,7 +155,7 @@ impl Planner<'_> {
                 }
             }
         }
-        if !self.cur.done() {
+        if !self.page.done() {
             self.flush_run(&mut run, rest)?;
         }
         Ok(())
@@ -179,7 +179,7 @@ impl Planner<'_> {
             .list_prefix(&keys::order_list(self.project, order));
         // The marker's value or the first: groups before it are skipped.
         let mut seek = self.order_seek(order, dir);
-        let marker_value = self.after.as_ref().and_then(|p| p.value_in(Some(order)));
+        let marker_value = self.page.marker().and_then(|p| p.value_in(Some(order)));
         loop {
             let Some(kv) = self
                 .store
@@ -200,7 +200,7 @@ impl Planner<'_> {
                 if !self.admits(filters, e.created, None, e.number)? {
                     continue;
                 }
-                if let Some(p) = &self.after {
+                if let Some(p) = self.page.marker() {
                     // In the marker's group, what follows it by the rule;
                     // any later group follows it whole.
                     let tied = Tied {
@@ -213,10 +213,10 @@ impl Planner<'_> {
                     {
                         continue;
                     }
-                    self.after = None;
+                    self.page.pass_marker();
                 }
-                self.cur.push(e.number);
-                if self.cur.done() {
+                self.page.push(e.number);
+                if self.page.done() {
                     return Ok(());
                 }
             }
@@ -248,8 +248,8 @@ impl Planner<'_> {
         let tie = self.tie;
         rows.sort_by(|a, b| compare(&a.0, &b.0, keys, tie));
         for (row, number) in rows {
-            self.push_row(row, number);
-            if self.cur.done() {
+            self.page.push_row(&row, number);
+            if self.page.done() {
                 break;
             }
         }
@@ -268,7 +268,7 @@ impl Planner<'_> {
     ) -> Step {
         if sort_value != run.value.as_slice() {
             self.flush_run(run, rest)?;
-            if self.cur.done() {
+            if self.page.done() {
                 return Ok(ControlFlow::Break(()));
             }
             run.value = sort_value.to_vec();
@@ -291,7 +291,7 @@ impl Planner<'_> {
         run: &mut TieRun,
         rest: &[SortKey],
     ) -> Result<(), StoreError> {
-        if run.ids.is_empty() || self.cur.skip_run(run.ids.len()) {
+        if run.ids.is_empty() || self.page.skip_run(run.ids.len()) {
             run.ids.clear();
             return Ok(());
         }
@@ -301,7 +301,7 @@ impl Planner<'_> {
         // is past it; in the run of its value, place it by the entries when
         // they carry the rest of the sort.
         let in_marker_run = run.marker.as_deref() == Some(run.value.as_slice());
-        if let Some(p) = self.after.take().filter(|_| in_marker_run) {
+        if let Some(p) = self.page.take_marker().filter(|_| in_marker_run) {
             let by_entries = match rest {
                 [] => Some(None),
                 [SortKey {
@@ -316,7 +316,7 @@ impl Planner<'_> {
                     ids.retain(|t| p.follows_in_run(t, created));
                 }
                 // Placed record by record, as they are read (`push_row`).
-                None => self.after = Some(p),
+                None => self.page.keep_marker(p),
             }
         }
         let ordered: Vec<u32> = match rest {
@@ -350,7 +350,7 @@ impl Planner<'_> {
                 }
                 rows.sort_by(|a, b| compare(&a.0, &b.0, rest, tie));
                 for (row, n) in rows {
-                    self.push_row(row, n);
+                    self.page.push_row(&row, n);
                 }
                 return Ok(());
             }
