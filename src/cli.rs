@@ -142,6 +142,21 @@ pub fn with_default_command(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsSt
     args
 }
 
+impl Command {
+    /// The store settings of a command that opens a store by them.
+    pub fn store_args(&self) -> Option<&StoreArgs> {
+        match self {
+            Command::Run { store, .. }
+            | Command::Ingest { store, .. }
+            | Command::Query { store, .. }
+            | Command::Verify { store, .. }
+            | Command::AcceptGap { store, .. }
+            | Command::Digest { store } => Some(store),
+            Command::Replay { .. } | Command::Publish { .. } | Command::HashToken { .. } => None,
+        }
+    }
+}
+
 impl Cli {
     /// The command given, or `run` with its settings from the environment
     /// only (bare `tracker`).

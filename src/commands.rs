@@ -25,6 +25,7 @@ pub fn replay(
         cache_mb,
         memtable_mb: None,
         change_retention: None,
+        background_nice: None,
     }
     .cache_bytes(file);
     let r = ingest::replay::replay(

@@ -23,6 +23,7 @@ pub struct FileConfig {
     pub cache_mb: Option<u64>,
     pub memtable_mb: Option<u64>,
     pub change_retention: Option<u64>,
+    pub background_nice: Option<u64>,
     #[serde(default)]
     pub kafka: KafkaFile,
     #[serde(default)]
@@ -91,6 +92,11 @@ impl FileConfig {
                 range::MAX_BATCH_WAIT_MS,
             ),
             ("memtable_mb", self.memtable_mb, range::MEMTABLE_MB),
+            (
+                "background_nice",
+                self.background_nice,
+                range::BACKGROUND_NICE,
+            ),
             (
                 "change_retention",
                 self.change_retention,
@@ -189,6 +195,11 @@ pub struct StoreArgs {
     /// older resume points get `event: reset`. Default: 100000
     #[arg(long, env = "TRACKER_CHANGE_RETENTION", value_parser = within::<u64, { range::CHANGE_RETENTION.0 }, { range::CHANGE_RETENTION.1 }>)]
     pub change_retention: Option<u64>,
+    /// The nice value ingest and the store's flushes and merges run at, so
+    /// that requests are answered first when the CPU is short (0: the same
+    /// as requests). Default: 10
+    #[arg(long, env = "TRACKER_BACKGROUND_NICE", value_parser = within::<u64, { range::BACKGROUND_NICE.0 }, { range::BACKGROUND_NICE.1 }>)]
+    pub background_nice: Option<u64>,
 }
 
 impl StoreArgs {
@@ -209,6 +220,11 @@ impl StoreArgs {
             .or(f.memtable_mb)
             .unwrap_or(common::store::DEFAULT_MEMTABLE_MB)
             << 20
+    }
+    pub fn background_nice(&self, f: &FileConfig) -> i32 {
+        self.background_nice
+            .or(f.background_nice)
+            .map_or(common::priority::DEFAULT_BACKGROUND_NICE, |n| n as i32)
     }
     pub fn change_retention(&self, f: &FileConfig) -> u64 {
         self.change_retention

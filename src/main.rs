@@ -92,6 +92,10 @@ fn tracker() -> anyhow::Result<ExitCode> {
     let file = FileConfig::load(cli.config.as_deref())?;
     // The default command reads every setting as `run` does (flags aside).
     let command = cli.command_or_run();
+    // Before any store starts its flush and merge threads.
+    if let Some(store) = command.store_args() {
+        common::priority::set_background_nice(store.background_nice(&file));
+    }
     // serve::run has bounded every wait of its own (a worker gets 30 s):
     // what is still running after it is left behind.
     let serving = |file, mode| {

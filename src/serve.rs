@@ -177,11 +177,17 @@ pub async fn run(file: FileConfig, mode: Mode) -> anyhow::Result<()> {
             cfg.check_topic_settings = !embedded;
             let w = ingest::Worker::new(cfg, store.clone(), p.clone())?;
             let c = cancel.clone();
-            Some(tokio::task::spawn_blocking(move || {
-                let r = w.run(c.clone());
-                c.cancel(); // the worker ended: so does the process
-                r
-            }))
+            // A thread of its own: it runs at the background's priority.
+            let (done, ended) = tokio::sync::oneshot::channel();
+            std::thread::Builder::new()
+                .name("ingest".into())
+                .spawn(move || {
+                    // The worker's end, returned or panicked, ends the process.
+                    let _end = c.clone().drop_guard();
+                    common::priority::Background::default().keep();
+                    let _ = done.send(w.run(c));
+                })?;
+            Some(ended)
         }
         _ => None,
     };
@@ -229,7 +235,9 @@ pub async fn run(file: FileConfig, mode: Mode) -> anyhow::Result<()> {
         match tokio::time::timeout(Duration::from_secs(30), w).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(e))) => fail(anyhow::anyhow!("the ingest worker failed: {e}")),
-            Ok(Err(e)) => fail(anyhow::anyhow!("the ingest worker panicked: {e}")),
+            Ok(Err(_)) => fail(anyhow::anyhow!(
+                "the ingest worker panicked (its message is in the log above)"
+            )),
             // Not back from a store write (sled can block its writers on a
             // full disk): the process ends anyway, naming why.
             Err(_) => fail({

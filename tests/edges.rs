@@ -41,6 +41,7 @@ fn numeric_settings_out_of_range_are_refused_by_name() {
         ("run", "--startup-grace-secs", "86401"),
         ("run", "--memtable-mb", "65537"),
         ("run", "--change-retention", "100000001"),
+        ("run", "--background-nice", "20"),
         ("replay", "--connect-timeout-secs", "86401"),
     ] {
         let dir_flag = if command == "replay" {
@@ -76,6 +77,10 @@ fn numeric_settings_out_of_range_are_refused_by_name() {
         (
             "[kafka]\nmax_batch = 1000001\n",
             "kafka.max_batch must be from 1 to 1000000",
+        ),
+        (
+            "background_nice = 20\n",
+            "background_nice must be from 0 to 19",
         ),
     ] {
         std::fs::write(&config, line).unwrap();

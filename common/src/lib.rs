@@ -12,6 +12,7 @@ pub mod histogram;
 pub mod identity;
 pub mod instant;
 pub mod lsm;
+pub mod priority;
 pub mod progress;
 pub mod record;
 pub mod sample;

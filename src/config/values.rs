@@ -22,6 +22,8 @@ pub mod range {
     pub const MAX_CONCURRENT_REQUESTS: (u64, u64) = (1, 1_000_000);
     pub const MAX_STREAMS: (u64, u64) = (1, 1_000_000);
     pub const SEND_TIMEOUT_SECS: (u64, u64) = (1, 86_400);
+    /// Linux's nice values a thread may lower itself to (0: not lowered).
+    pub const BACKGROUND_NICE: (u64, u64) = (0, 19);
 }
 
 /// A whole number from `MIN` to `MAX`.

@@ -240,7 +240,9 @@ fn run(
     health: &Health,
 ) {
     let stop = jobs.stop;
+    let mut priority = crate::priority::Background::default();
     while !stop.load(Ordering::Acquire) {
+        priority.keep();
         let _ = woken.recv_timeout(Duration::from_secs(1));
         if stop.load(Ordering::Acquire) {
             break;
