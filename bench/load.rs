@@ -135,7 +135,7 @@ pub fn run(a: &crate::Args) -> anyhow::Result<()> {
     };
     let deadline = Instant::now() + Duration::from_secs(a.load_secs);
     let start = Instant::now();
-    let results: Vec<(Vec<Duration>, Vec<Refusal>)> = std::thread::scope(|s| {
+    let results: Vec<(Vec<Timed>, Vec<Refusal>)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..a.load_clients)
             .map(|c| {
                 let paths = &paths;
@@ -160,7 +160,7 @@ pub fn run(a: &crate::Args) -> anyhow::Result<()> {
                                 conn = http::Conn::open(port).expect("reconnect");
                             }
                         }
-                        lat.push(t.elapsed());
+                        lat.push((i % shapes::ALL.len(), t.elapsed()));
                         i += a.load_clients;
                     }
                     (lat, errors)
@@ -187,9 +187,20 @@ pub fn run(a: &crate::Args) -> anyhow::Result<()> {
         e.2 = e.2.max(*at);
     }
     let errors: usize = by_status.values().map(|e| e.0).sum();
-    let mut lat: Vec<Duration> = results.into_iter().flat_map(|r| r.0).collect();
+    let timed: Vec<Timed> = results.into_iter().flat_map(|r| r.0).collect();
+    let mut lat: Vec<Duration> = timed.iter().map(|t| t.1).collect();
     let requests = lat.len();
     let s = summarize(&mut lat, wall);
+    // Which shapes make the tail: each one's p50 and p99 under the load.
+    let by_shape: Vec<String> = shapes::ALL
+        .iter()
+        .enumerate()
+        .map(|(k, shape)| {
+            let mut own: Vec<Duration> = timed.iter().filter(|t| t.0 == k).map(|t| t.1).collect();
+            let o = summarize(&mut own, wall);
+            format!("{} {:.1}/{:.1}", shape.name(), o.p50_ms, o.p99_ms)
+        })
+        .collect();
     let published = publisher.join().expect("publisher").context("publishing")?;
     let consumed = consumed_from_metrics(port)?;
     let _ = tracker.kill();
@@ -200,6 +211,7 @@ pub fn run(a: &crate::Args) -> anyhow::Result<()> {
         "load: {} clients for {:.0?}: {requests} requests, {errors} errors {by_status:?} ((status, code): (count, first s, last s); status 0 = connection error), {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
         a.load_clients, wall, s.per_sec, s.p50_ms, s.p99_ms
     );
+    println!("load: by shape, p50/p99 ms: {}", by_shape.join(", "));
     println!(
         "load: ingest consumed {consumed} of {published} published messages (of a stream of {total}) meanwhile; RSS every 5 s (MiB): {}",
         rss.iter().map(|r| format!("{:.0}", mib(*r))).collect::<Vec<_>>().join(" ")
@@ -209,6 +221,9 @@ pub fn run(a: &crate::Args) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// A request's latency with its shape (paths cycle through the shapes).
+type Timed = (usize, Duration);
 
 /// A non-200 answer: status (0: connection error), error code, and the
 /// second of the run it came in.
