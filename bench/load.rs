@@ -160,7 +160,8 @@ pub fn run(a: &crate::Args) -> anyhow::Result<()> {
                                 conn = http::Conn::open(port).expect("reconnect");
                             }
                         }
-                        lat.push((i % shapes::ALL.len(), t.elapsed()));
+                        // Path j was built as shape j % ALL.len().
+                        lat.push(((i % paths.len()) % shapes::ALL.len(), t.elapsed()));
                         i += a.load_clients;
                     }
                     (lat, errors)

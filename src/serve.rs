@@ -236,7 +236,7 @@ pub async fn run(file: FileConfig, mode: Mode) -> anyhow::Result<()> {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(e))) => fail(anyhow::anyhow!("the ingest worker failed: {e}")),
             Ok(Err(_)) => fail(anyhow::anyhow!(
-                "the ingest worker panicked (its message is in the log above)"
+                "the ingest worker panicked (its message is on stderr above)"
             )),
             // Not back from a store write (sled can block its writers on a
             // full disk): the process ends anyway, naming why.

@@ -91,7 +91,8 @@ fn describe(
     let opts = AdminOptions::new().request_timeout(Some(timeout));
     let spec = [ResourceSpecifier::Topic(topic)];
     let fut = admin.describe_configs(&spec, &opts);
-    // The worker runs on a blocking thread (inside the runtime) or on none.
+    // Inside a runtime (a caller on one of its threads) or on none (the
+    // ingest worker's own thread, replay).
     let result = match tokio::runtime::Handle::try_current() {
         Ok(h) => h.block_on(fut),
         Err(_) => tokio::runtime::Builder::new_current_thread()
