@@ -1,13 +1,20 @@
-//! Filter tests: whether a candidate is in a posting list. A list's test
-//! starts as point lookups, one engine read per candidate; once a plan has
-//! spent on a list's lookups about what reading the whole list costs, the
-//! list's record numbers are read once into a set, and every later test of
-//! it is a hash probe — never more than about twice the cheaper of the two,
-//! whatever the walk turns out to need (a walk cannot know beforehand how
-//! many candidates it will test). Each list's interned prefix and count are
-//! resolved once per plan.
+//! Filter tests: whether a candidate is in a posting list.
+//!
+//! A list that holds most of the project's records (`status=success`) is
+//! tested on the candidate's record: most candidates pass and go on the
+//! page, whose fetch then finds the record's frame in the cache, and a
+//! record read is one run's (its key is in the runs' Bloom filters) where
+//! a posting lookup searches every run.
+//!
+//! Any other list's test starts as point lookups, one engine read per
+//! candidate; once a plan has spent on a list's lookups about what reading
+//! the whole list costs, the list's record numbers are read once into a
+//! set, and every later test of it is a hash probe — never more than about
+//! twice the cheaper of the two, whatever the walk turns out to need (a
+//! walk cannot know beforehand how many candidates it will test). Each
+//! list's interned prefix and count are resolved once per plan.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use fxhash::{FxHashMap, FxHashSet};
 
@@ -17,9 +24,10 @@ use super::*;
 /// list in a scan (unit tests: 1, so small worlds take both paths).
 const LOOKUP_IN_ENTRIES: u64 = if cfg!(test) { 1 } else { 32 };
 
-/// The lists a plan has tested candidates against.
+/// The lists a plan has tested candidates against, and the project's
+/// record count once known.
 #[derive(Default)]
-pub(super) struct Probes(RefCell<FxHashMap<Posting, Probe>>);
+pub(super) struct Probes(RefCell<FxHashMap<Posting, Probe>>, Cell<Option<u64>>);
 
 /// One list's test.
 struct Probe {
@@ -29,6 +37,8 @@ struct Probe {
     lookups: u64,
     /// Its record numbers, once read whole.
     numbers: Option<FxHashSet<u32>>,
+    /// Tested on the records: the list holds most of the project's.
+    by_record: bool,
 }
 
 impl Planner<'_> {
@@ -42,15 +52,22 @@ impl Planner<'_> {
     ) -> Result<bool, StoreError> {
         let mut probes = self.probes.0.borrow_mut();
         if !probes.contains_key(p) {
+            let entries = self.store.count(&p.count_key(self.project))?;
             let probe = Probe {
                 prefix: self.store.list_prefix(&p.name(self.project)),
-                entries: self.store.count(&p.count_key(self.project))?,
+                entries,
                 lookups: 0,
                 numbers: None,
+                by_record: entries.saturating_mul(2) >= self.project_records()?,
             };
             probes.insert(p.clone(), probe);
         }
         let probe = probes.get_mut(p).expect("inserted above");
+        if probe.by_record {
+            drop(probes);
+            let (_, s) = self.store.row_of(number)?;
+            return Ok(index::postings(&s).contains(p));
+        }
         if probe.numbers.is_none() && probe.lookups * LOOKUP_IN_ENTRIES >= probe.entries {
             let mut numbers = FxHashSet::default();
             numbers.reserve(probe.entries as usize);
@@ -71,5 +88,17 @@ impl Planner<'_> {
             &probe.prefix,
             &Posting::suffix(created, number),
         )
+    }
+}
+
+impl Planner<'_> {
+    /// The project's records (its status lists together), read once.
+    fn project_records(&self) -> Result<u64, StoreError> {
+        if let Some(n) = self.probes.1.get() {
+            return Ok(n);
+        }
+        let n = self.union_count(&self.all_postings()?)?;
+        self.probes.1.set(Some(n));
+        Ok(n)
     }
 }
