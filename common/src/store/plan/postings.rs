@@ -10,7 +10,7 @@ impl Planner<'_> {
     pub(super) fn gather_is_cheaper(&self, filters: &[Posting]) -> Result<bool, StoreError> {
         let (driver, _) = self.choose_driver(filters)?;
         let n = u128::from(self.union_count(&driver)?);
-        let total = u128::from(self.union_count(&self.all_postings()?)?);
+        let total = u128::from(self.project_records()?);
         let depth = self.page.depth() as u128;
         Ok(n <= 4 * depth || n * n <= depth * total)
     }
@@ -39,6 +39,22 @@ impl Planner<'_> {
             values.push(count_value(&prefix, &k)?);
         }
         Ok(values)
+    }
+
+    /// The project's records: its status counts summed, read in one scan
+    /// (once per plan).
+    pub(super) fn project_records(&self) -> Result<u64, StoreError> {
+        if let Some(n) = self.probes.records.get() {
+            return Ok(n);
+        }
+        let prefix = keys::field_counts(self.project, IndexField::Status);
+        let mut n = 0;
+        for kv in lists::scan(&self.store.snap(), &prefix, true) {
+            let (k, v) = kv?;
+            n += keys::read_count(&v).ok_or_else(|| StoreError::corrupt(&k, "bad count"))?;
+        }
+        self.probes.records.set(Some(n));
+        Ok(n)
     }
 
     pub(super) fn union_count(&self, postings: &[Posting]) -> Result<u64, StoreError> {
@@ -199,7 +215,7 @@ impl Planner<'_> {
                 let rows = self.store.summaries(self.project, &q)?;
                 Ok(rows.iter().map(|r| r.count).sum())
             }
-            [] if !self.residual() => self.union_count(&self.all_postings()?),
+            [] if !self.residual() => self.project_records(),
             [one] if !self.residual() => self.store.count(&one.count_key(self.project)),
             _ => {
                 let mut n = 0;

@@ -27,7 +27,10 @@ const LOOKUP_IN_ENTRIES: u64 = if cfg!(test) { 1 } else { 32 };
 /// The lists a plan has tested candidates against, and the project's
 /// record count once known.
 #[derive(Default)]
-pub(super) struct Probes(RefCell<FxHashMap<Posting, Probe>>, Cell<Option<u64>>);
+pub(super) struct Probes {
+    lists: RefCell<FxHashMap<Posting, Probe>>,
+    pub records: Cell<Option<u64>>,
+}
 
 /// One list's test.
 struct Probe {
@@ -50,7 +53,7 @@ impl Planner<'_> {
         created: [u8; 8],
         number: u32,
     ) -> Result<bool, StoreError> {
-        let mut probes = self.probes.0.borrow_mut();
+        let mut probes = self.probes.lists.borrow_mut();
         if !probes.contains_key(p) {
             let entries = self.store.count(&p.count_key(self.project))?;
             let probe = Probe {
@@ -88,17 +91,5 @@ impl Planner<'_> {
             &probe.prefix,
             &Posting::suffix(created, number),
         )
-    }
-}
-
-impl Planner<'_> {
-    /// The project's records (its status lists together), read once.
-    fn project_records(&self) -> Result<u64, StoreError> {
-        if let Some(n) = self.probes.1.get() {
-            return Ok(n);
-        }
-        let n = self.union_count(&self.all_postings()?)?;
-        self.probes.1.set(Some(n));
-        Ok(n)
     }
 }
