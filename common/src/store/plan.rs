@@ -1,13 +1,17 @@
 //! The list planner: a [`ListQuery`] becomes range scans over posting lists
 //! and sort orders, never a scan of the whole store.
 //!
+//! - A request runs in four stages: resolve (`plan/resolve.rs`), match (the
+//!   walks below), page (`Paging`, `plan/position.rs`) and fetch
+//!   ([`ReadView::list`]).
 //! - Filters are posting lists. The smallest drives the scan; every other
-//!   filter is one point lookup per candidate (the posting entry is fully known
-//!   from `created_at` and the record's number) until the lookups have cost
-//!   what reading the list whole does, then a probe of its numbers read into
-//!   a set (`plan/probe.rs`). So no record is read until it is on the page —
-//!   or ties another on its sort value: entries name records by number, and
-//!   ties are ordered by id, read from the records.
+//!   filter is tested per candidate (`plan/probe.rs`): on the candidate's
+//!   record when the list holds most of the project (most candidates go on
+//!   the page, whose fetch then finds the record cached), otherwise by a
+//!   point lookup (the posting entry is fully known from `created_at` and
+//!   the record's number) until the lookups have cost what reading the list
+//!   whole does, then in a set of its numbers. Entries name records by
+//!   number, and ties are ordered by id, read from the records.
 //! - A leading `created_at` sort walks the driving posting forwards or
 //!   backwards; `updated_at`, `id` and `plan_id` walk their order entries,
 //!   unless the filters are selective enough that gathering and sorting their
