@@ -259,6 +259,40 @@ impl RecordState {
         }
     }
 
+    /// [`RecordState::view`] of a state read only to be shown: its strings
+    /// are moved into the record, not copied (a page of 1,000 records
+    /// spent a seventh of its time copying them).
+    pub fn into_view(mut self, id: String) -> Record {
+        let (status, created_at, updated_at) = (
+            self.status(),
+            self.created_at().render(),
+            self.updated_at().render(),
+        );
+        let extra_info = ExtraInfo {
+            auto_trigger: self.auto_trigger.is_some_and(|(_, b)| b),
+            progress: self.progress(),
+            fail_reason: self.fail_reason(),
+            fail_code: self.fail_code(),
+        };
+        let mut g = |f: Field| self.fields[f as usize].take().map(|(_, v)| v);
+        Record {
+            id,
+            source_region: g(Field::SourceRegion),
+            source_project_id: g(Field::SourceProjectId),
+            source_checkpoint_id: g(Field::SourceCheckpointId),
+            source_checkpoint_item_id: g(Field::SourceCheckpointItemId),
+            destination_region: g(Field::DestinationRegion),
+            destination_project_id: g(Field::DestinationProjectId),
+            destination_checkpoint_id: g(Field::DestinationCheckpointId),
+            destination_checkpoint_item_id: g(Field::DestinationCheckpointItemId),
+            status,
+            plan_id: g(Field::PlanId),
+            created_at,
+            updated_at,
+            extra_info,
+        }
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         postcard::to_allocvec(self).expect("record state always serializes")
     }
@@ -438,6 +472,8 @@ pub(crate) mod tests {
             prop_assert_eq!(reference.encode(), other.encode());
             // And the independent reference fold agrees, field for field.
             prop_assert_eq!(Some(other.view("r")), crate::testkit::reference::fold("r", &shuffled));
+            // A state moved into its view shows what its view does.
+            prop_assert_eq!(other.clone().into_view("r".into()), other.view("r"));
             // `changed` means exactly "the rendered record differs".
             let mut state = RecordState::new(&distinct[0]);
             for e in &distinct[1..] {

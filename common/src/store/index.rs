@@ -202,7 +202,7 @@ impl Entries {
                 keys::write_posting_name(&mut name, project, field, value);
                 let list = naming.id(&name);
                 let at = e.bytes.len();
-                e.list(space::POSTING, list);
+                e.bytes.extend_from_slice(&keys::posting(list));
                 e.bytes
                     .extend_from_slice(&keys::instant_number(created, number));
                 e.end_key(at, &[]);
@@ -212,14 +212,14 @@ impl Entries {
                 e.end_count(at);
                 if matches!(field, IndexField::Status | IndexField::Route) {
                     let at = e.bytes.len();
-                    e.list(space::HOUR_COUNT, list);
+                    e.bytes.extend_from_slice(&keys::hour_count(list));
                     e.bytes.extend_from_slice(&hour);
                     e.end_count(at);
                 }
             }
             let mut start_order = |e: &mut Entries, order: OrderField, status: Option<Status>| {
                 keys::write_order_name(&mut name, project, order, status);
-                e.list(space::ORDER, naming.id(&name));
+                e.bytes.extend_from_slice(&keys::order(naming.id(&name)));
             };
             let at = e.bytes.len();
             start_order(&mut e, OrderField::UpdatedAt, None);
@@ -264,11 +264,6 @@ impl Entries {
             bytes[a as usize..ae as usize].cmp(&bytes[b as usize..be as usize])
         });
         e
-    }
-
-    /// Starts an entry of the interned list `id` in `space`.
-    fn list(&mut self, space: u8, id: u32) {
-        self.bytes.extend_from_slice(&keys::interned(space, id));
     }
 
     fn end_key(&mut self, at: usize, value: &[&[u8]]) {

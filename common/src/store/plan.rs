@@ -28,7 +28,7 @@
 //!   before it are skipped whole) and drops the few candidates of that value
 //!   that do not come after it, so a page costs the same at any depth. Every
 //!   plan places candidates by one rule, in `plan/position.rs`.
-//! - The page's records are read in number order ([`Store::rows_of`]):
+//! - The page's records are read in number order ([`ReadView::rows_of`]):
 //!   records numbered near each other share a run block's frame.
 
 use std::cmp::Ordering;
@@ -150,7 +150,7 @@ impl ReadView {
         let records: Vec<_> = self
             .rows_of(&numbers)?
             .into_iter()
-            .map(|(id, s)| s.view(&id))
+            .map(|(id, s)| s.into_view(id))
             .collect();
         let next_marker = records.last().filter(|_| more).map(|r| r.id.clone());
         Ok(Page {

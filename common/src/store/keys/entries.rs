@@ -86,6 +86,21 @@ pub fn interned(space: u8, id: u32) -> [u8; 5] {
     [space, n[0], n[1], n[2], n[3]]
 }
 
+/// The prefix of every entry of the posting list interned as `id`.
+pub fn posting(id: u32) -> [u8; 5] {
+    interned(space::POSTING, id)
+}
+
+/// The prefix of the per-hour counts of the posting list interned as `id`.
+pub fn hour_count(id: u32) -> [u8; 5] {
+    interned(space::HOUR_COUNT, id)
+}
+
+/// The prefix of every entry of the order list interned as `id`.
+pub fn order(id: u32) -> [u8; 5] {
+    interned(space::ORDER, id)
+}
+
 /// The prefix of the per-hour counts of the posting list whose entries are
 /// under `posting` ([`interned`] in [`space::POSTING`]): the same id in
 /// [`space::HOUR_COUNT`], each count's key ending with its hour.
