@@ -235,19 +235,22 @@ impl RecordState {
 
     /// The record as the API shows it.
     pub fn view(&self, id: &str) -> Record {
-        let g = |f| self.get(f).map(str::to_owned);
-        Record {
-            id: id.to_owned(),
-            source_region: g(Field::SourceRegion),
-            source_project_id: g(Field::SourceProjectId),
-            source_checkpoint_id: g(Field::SourceCheckpointId),
-            source_checkpoint_item_id: g(Field::SourceCheckpointItemId),
-            destination_region: g(Field::DestinationRegion),
-            destination_project_id: g(Field::DestinationProjectId),
-            destination_checkpoint_id: g(Field::DestinationCheckpointId),
-            destination_checkpoint_item_id: g(Field::DestinationCheckpointItemId),
+        let shown = self.shown();
+        shown.with(id.to_owned(), |f| self.get(f).map(str::to_owned))
+    }
+
+    /// [`RecordState::view`] of a state read only to be shown: its strings
+    /// are moved into the record, not copied (a page of 1,000 records
+    /// spent a seventh of its time copying them).
+    pub fn into_view(mut self, id: String) -> Record {
+        let shown = self.shown();
+        shown.with(id, |f| self.fields[f as usize].take().map(|(_, v)| v))
+    }
+
+    /// What the API shows besides the fields.
+    fn shown(&self) -> Shown {
+        Shown {
             status: self.status(),
-            plan_id: g(Field::PlanId),
             created_at: self.created_at().render(),
             updated_at: self.updated_at().render(),
             extra_info: ExtraInfo {
@@ -259,22 +262,26 @@ impl RecordState {
         }
     }
 
-    /// [`RecordState::view`] of a state read only to be shown: its strings
-    /// are moved into the record, not copied (a page of 1,000 records
-    /// spent a seventh of its time copying them).
-    pub fn into_view(mut self, id: String) -> Record {
-        let (status, created_at, updated_at) = (
-            self.status(),
-            self.created_at().render(),
-            self.updated_at().render(),
-        );
-        let extra_info = ExtraInfo {
-            auto_trigger: self.auto_trigger.is_some_and(|(_, b)| b),
-            progress: self.progress(),
-            fail_reason: self.fail_reason(),
-            fail_code: self.fail_code(),
-        };
-        let mut g = |f: Field| self.fields[f as usize].take().map(|(_, v)| v);
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("record state always serializes")
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<RecordState, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+}
+
+/// A record's shown values besides its fields, and the one place the
+/// fields are laid out in a [`Record`] (by copy or by move).
+struct Shown {
+    status: Status,
+    created_at: String,
+    updated_at: String,
+    extra_info: ExtraInfo,
+}
+
+impl Shown {
+    fn with(self, id: String, mut g: impl FnMut(Field) -> Option<String>) -> Record {
         Record {
             id,
             source_region: g(Field::SourceRegion),
@@ -285,20 +292,12 @@ impl RecordState {
             destination_project_id: g(Field::DestinationProjectId),
             destination_checkpoint_id: g(Field::DestinationCheckpointId),
             destination_checkpoint_item_id: g(Field::DestinationCheckpointItemId),
-            status,
+            status: self.status,
             plan_id: g(Field::PlanId),
-            created_at,
-            updated_at,
-            extra_info,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            extra_info: self.extra_info,
         }
-    }
-
-    pub fn encode(&self) -> Vec<u8> {
-        postcard::to_allocvec(self).expect("record state always serializes")
-    }
-
-    pub fn decode(bytes: &[u8]) -> Result<RecordState, postcard::Error> {
-        postcard::from_bytes(bytes)
     }
 }
 
