@@ -68,6 +68,23 @@ impl Posting {
         keys::list(space::COUNT, project, self.field, self.value.as_deref())
     }
 
+    /// Whether a record in `state` is in this list (of a project it is
+    /// listed under): what [`postings`] puts it in, tested without building
+    /// them (a plan tests candidates by it).
+    pub fn holds(&self, state: &RecordState) -> bool {
+        let v = self.value.as_deref();
+        let (src, dst) = (
+            state.get(Field::SourceRegion),
+            state.get(Field::DestinationRegion),
+        );
+        match self.field {
+            IndexField::Status => v == Some(state.status().as_str()),
+            IndexField::SourceRegion => v == src,
+            IndexField::DestinationRegion => v == dst,
+            IndexField::Route => v == Some(route(src, dst, state.status().as_str()).as_str()),
+        }
+    }
+
     /// An entry's place in a posting list: `(created_at, number)`.
     pub fn suffix(created: [u8; 8], number: u32) -> [u8; 12] {
         keys::instant_number(created, number)
@@ -427,6 +444,12 @@ mod tests {
             prop_assert_eq!(got, counts);
             let sorted: Vec<&[u8]> = e.keys().map(|(k, _)| k).collect();
             prop_assert!(sorted.windows(2).all(|w| w[0] < w[1]), "not sorted");
+            // `holds` says what `postings` says, for its own lists and the
+            // first event's (a record's state moves out of some of them).
+            let first = RecordState::new(&events[0]);
+            for p in postings(&state).iter().chain(&postings(&first)) {
+                prop_assert_eq!(p.holds(&state), postings(&state).contains(p), "{:?}", p);
+            }
         }
     }
 

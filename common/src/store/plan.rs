@@ -116,28 +116,27 @@ impl ReadView {
         let plan = self.resolve(project, q)?;
         let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
         let page = Paging::new(q.offset.unwrap_or(0), limit, plan.position());
-        let (page, count) = match plan.checkpoints.is_empty() {
-            true => {
-                let mut planner = Planner {
-                    store: self,
-                    project,
-                    tie: plan.tie,
-                    page,
-                    created: q.created,
-                    updated: q.updated,
-                    stuck: q.stuck,
-                    probes: Probes::default(),
-                };
-                if !planner.page.done() {
-                    planner.emit_page(&plan.keys, &plan.filters)?;
-                }
-                let count = match q.with_count {
-                    Some(true) => Some(planner.count_matches(&plan.filters)?),
-                    _ => None,
-                };
-                (planner.page, count)
+        let (page, count) = if plan.checkpoints.is_empty() {
+            let mut planner = Planner {
+                store: self,
+                project,
+                tie: plan.tie,
+                page,
+                created: q.created,
+                updated: q.updated,
+                stuck: q.stuck,
+                probes: Probes::default(),
+            };
+            if !planner.page.done() {
+                planner.emit_page(&plan.keys, &plan.filters)?;
             }
-            false => self.page_by_checkpoint(project, q, &plan, page)?,
+            let count = match q.with_count {
+                Some(true) => Some(planner.count_matches(&plan.filters)?),
+                _ => None,
+            };
+            (planner.page, count)
+        } else {
+            self.page_by_checkpoint(project, q, &plan, page)?
         };
         self.fetch(page, limit, count)
     }

@@ -69,7 +69,7 @@ impl Planner<'_> {
         if probe.by_record {
             drop(probes);
             let (_, s) = self.store.row_of(number)?;
-            return Ok(index::postings(&s).contains(p));
+            return Ok(p.holds(&s));
         }
         if probe.numbers.is_none() && probe.lookups * LOOKUP_IN_ENTRIES >= probe.entries {
             let mut numbers = FxHashSet::default();
