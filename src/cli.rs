@@ -98,6 +98,31 @@ pub enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Write a project's records that match the list's filters to a file,
+    /// from a stopped store, a copy or a replay's output (as the export
+    /// endpoint does): NDJSON with a trailer line, or CSV.
+    Export {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The project whose records are exported.
+        #[arg(long)]
+        project: String,
+        /// A list filter or the sort, named and written as in the API
+        /// (`--filter status=fail --filter created_after=2024-03-01T00:00:00
+        /// --filter sort=id:asc`); repeat for several.
+        #[arg(long = "filter", value_name = "NAME=VALUE")]
+        filters: Vec<String>,
+        /// `ndjson` (a record per line, then a trailer: count, SHA-256 of
+        /// the record lines, offsets) or `csv`.
+        #[arg(long, default_value = "ndjson")]
+        format: String,
+        /// The file to write, whole or not at all (`-`: standard output).
+        #[arg(long)]
+        out: PathBuf,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Print the SHA-256 to put in the config for a token (or generate a new token).
     HashToken {
         /// The token; omitted = generate a random one.
@@ -151,6 +176,7 @@ impl Command {
             | Command::Query { store, .. }
             | Command::Verify { store, .. }
             | Command::AcceptGap { store, .. }
+            | Command::Export { store, .. }
             | Command::Digest { store } => Some(store),
             Command::Replay { .. } | Command::Publish { .. } | Command::HashToken { .. } => None,
         }
@@ -214,7 +240,7 @@ mod tests {
             Command::Verify { store, kafka, .. } | Command::AcceptGap { store, kafka, .. } => {
                 (Some(store), Some(kafka), None)
             }
-            Command::Digest { store } => (Some(store), None, None),
+            Command::Digest { store } | Command::Export { store, .. } => (Some(store), None, None),
             Command::HashToken { .. } => (None, None, None),
         }
     }
@@ -225,7 +251,7 @@ mod tests {
     /// variables of this process.
     #[test]
     fn every_command_reads_every_setting_from_every_source() {
-        let commands: [&[&str]; 10] = [
+        let commands: [&[&str]; 11] = [
             &[],
             &["run"],
             &["ingest"],
@@ -233,6 +259,7 @@ mod tests {
             &["replay", "--out", "o"],
             &["verify"],
             &["digest"],
+            &["export", "--project", "p", "--out", "o"],
             &["accept-gap", "--partition", "0"],
             &["publish", "f"],
             &["hash-token"],

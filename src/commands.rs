@@ -55,7 +55,10 @@ pub fn digest(file: &FileConfig, store: &StoreArgs) -> anyhow::Result<ExitCode> 
         t.records, t.applied, t.duplicates, t.quarantined
     );
     println!("topic {}", s.topic()?.unwrap_or_else(|| "none".into()));
-    println!("checkpoints {}", checkpoints_line(&s.checkpoints()));
+    println!(
+        "checkpoints {}",
+        common::store::checkpoints_text(&s.checkpoints())
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -252,8 +255,8 @@ fn compare(
     println!("digest a {}  ({} records)", c.digest_a, c.records_a);
     println!("digest b {}  ({} records)", c.digest_b, c.records_b);
     let (ca, cb) = (a.checkpoints(), b.checkpoints());
-    println!("checkpoints a {}", checkpoints_line(&ca));
-    println!("checkpoints b {}", checkpoints_line(&cb));
+    println!("checkpoints a {}", common::store::checkpoints_text(&ca));
+    println!("checkpoints b {}", common::store::checkpoints_text(&cb));
     let equal = c.equal();
     match equal {
         true => println!("EQUAL: the stores hold the same projection"),
@@ -297,13 +300,87 @@ fn compare(
 /// Record differences of each kind `verify` lists by id.
 const MAX_LISTED: usize = 20;
 
-/// A store's checkpoints as one line: `topic/partition:next …`, or `none`.
-fn checkpoints_line(c: &common::store::Checkpoints) -> String {
-    if c.is_empty() {
-        return "none".into();
+/// Writes a project's records that match the filters to `out` (`-`:
+/// standard output) in the format, from a read-only copy of a stopped
+/// store; a file is written whole (renamed into place) or not at all.
+pub fn export(
+    file: &FileConfig,
+    store: &StoreArgs,
+    project: &str,
+    filters: &[String],
+    format: &str,
+    out: &Path,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for f in filters {
+        let Some((name, value)) = f.split_once('=') else {
+            bail!("--filter {f:?}: a filter is NAME=VALUE (`status=fail`)");
+        };
+        query.append_pair(name, value);
     }
-    c.iter()
-        .map(|((t, p), next)| format!("{t}/{p}:{next}"))
-        .collect::<Vec<_>>()
-        .join(" ")
+    query.append_pair("format", format);
+    let stuck = <crate::config::HttpArgs as crate::cli::ParseEnv>::parse_env().stuck(file)?;
+    let (q, format) = query::params::parse_export(Some(&query.finish()), &stuck)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let dir = store.data_dir(file);
+    let s = Store::open_read_only(&dir, store.cache_bytes(file))
+        .with_context(|| format!("opening the store in {}", dir.display()))?;
+    let source = s.export_source()?;
+    let total = source
+        .view
+        .list(
+            project,
+            &common::store::ListQuery {
+                with_count: Some(true),
+                limit: Some(1),
+                ..q.clone()
+            },
+        )?
+        .count
+        .unwrap_or(0);
+    let bar = if quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(total)
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} export [{elapsed_precise}] {wide_bar} {pos}/{len} records (eta {eta})",
+        )
+        .expect("static template"),
+    );
+    let tick = |n: u64| {
+        if n.is_multiple_of(1024) {
+            bar.set_position(n);
+        }
+        Ok(())
+    };
+    let trailer = if out.as_os_str() == "-" {
+        let w = std::io::BufWriter::new(std::io::stdout().lock());
+        source.export(project, &q, format, w, tick)?.1
+    } else {
+        let parent = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let tmp = tempfile::NamedTempFile::new_in(parent)
+            .with_context(|| format!("creating a file in {}", parent.display()))?;
+        let (w, trailer) =
+            source.export(project, &q, format, std::io::BufWriter::new(tmp), tick)?;
+        let tmp = w.into_inner().map_err(|e| e.into_error())?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(out)
+            .with_context(|| format!("writing {}", out.display()))?;
+        trailer
+    };
+    bar.finish_and_clear();
+    eprintln!(
+        "exported {} records of project {project} to {}\nsha256 {}\ncheckpoints {}",
+        trailer.records,
+        out.display(),
+        trailer.sha256,
+        common::store::checkpoints_text(&source.checkpoints)
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -129,6 +129,14 @@ fn tracker() -> anyhow::Result<ExitCode> {
             kafka,
             strict,
         } => commands::publish(&file, &path, &kafka, strict),
+        Command::Export {
+            store,
+            project,
+            filters,
+            format,
+            out,
+            quiet,
+        } => commands::export(&file, &store, &project, &filters, &format, &out, quiet),
         Command::HashToken { token } => commands::hash_token(token),
     }
 }

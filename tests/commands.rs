@@ -57,6 +57,104 @@ fn read_only_commands_never_create_a_store() {
     );
 }
 
+/// `export` writes a stopped store's matching records: the NDJSON file is
+/// the reference list with a trailer whose count and SHA-256 check, the CSV
+/// file the same records; a bad filter is refused naming it, and leaves no
+/// file.
+#[test]
+fn export_writes_the_matching_records_and_refuses_bad_filters() {
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let events = common::sample::events(&common::sample::Shape {
+        records: 300,
+        projects: 2,
+        regions: 2,
+        seed: 9,
+    });
+    {
+        let s = common::Store::open(&path, 1 << 20).unwrap();
+        s.apply_batch(&common::testkit::messages(&events, 0))
+            .unwrap();
+        s.flush().unwrap();
+    }
+    let project = common::sample::project_id(0);
+    let q = common::store::ListQuery {
+        status: Some(common::record::Status::Success),
+        limit: Some(usize::MAX),
+        ..Default::default()
+    };
+    let want = common::testkit::reference::list(
+        &common::testkit::reference::fold_events(&events),
+        &project,
+        &q,
+    )
+    .records;
+    assert!(want.len() > 20, "{}", want.len());
+    let store = path.to_str().unwrap();
+    let export = |format: &str, filter: &str, out: &str| {
+        run_in(
+            dir.path(),
+            &[
+                "export",
+                "--data-dir",
+                store,
+                "--project",
+                &project,
+                "--filter",
+                filter,
+                "--format",
+                format,
+                "--out",
+                out,
+            ],
+        )
+    };
+    let (code, _, err) = export("ndjson", "status=success", "out.ndjson");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains(&format!("exported {} records", want.len())),
+        "{err}"
+    );
+    let text = std::fs::read_to_string(dir.path().join("out.ndjson")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let (trailer, records) = lines.split_last().unwrap();
+    let have: Vec<common::Record> = records
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(have, want);
+    let trailer: serde_json::Value = serde_json::from_str(trailer).unwrap();
+    let body = &text[..text.len() - lines.last().unwrap().len() - 1];
+    assert_eq!(trailer["export"]["records"], want.len());
+    assert_eq!(
+        trailer["export"]["sha256"],
+        hex::encode(sha2::Sha256::digest(body))
+    );
+    assert!(
+        err.contains(trailer["export"]["sha256"].as_str().unwrap()),
+        "{err}"
+    );
+
+    let (code, _, err) = export("csv", "status=success", "out.csv");
+    assert_eq!(code, Some(0), "{err}");
+    let mut rd = csv::Reader::from_path(dir.path().join("out.csv")).unwrap();
+    let ids: Vec<String> = rd.records().map(|r| r.unwrap()[0].to_owned()).collect();
+    assert_eq!(ids, want.iter().map(|r| r.id.clone()).collect::<Vec<_>>());
+
+    for (format, filter, named) in [
+        ("ndjson", "status=nope", "status"),
+        ("xml", "status=success", "format"),
+        ("ndjson", "limit=5", "limit"),
+        ("ndjson", "status", "NAME=VALUE"),
+    ] {
+        let (code, _, err) = export(format, filter, "bad.out");
+        assert_eq!(code, Some(1), "{filter}: {err}");
+        assert!(err.contains(named), "{filter}: {err}");
+        assert!(!dir.path().join("bad.out").exists());
+    }
+}
+
 /// `verify`'s exit codes: 0 equal, 1 different, 2 could not compare.
 #[test]
 fn verify_says_equal_different_or_could_not_compare() {

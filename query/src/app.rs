@@ -16,7 +16,7 @@ use utoipa::OpenApi;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::openapi::ApiDoc;
-use crate::{dashboard, feed, layers, routes, web, AppState};
+use crate::{dashboard, export, feed, layers, routes, web, AppState};
 
 pub fn app(state: AppState) -> Router {
     let router = Router::new()
@@ -44,10 +44,14 @@ pub fn app(state: AppState) -> Router {
         )
         // The guard's timeout and request slot cover a stream only until
         // its head is sent; the body that follows is capped by
-        // `max_streams` (`feed.rs`).
+        // `max_streams` (`feed.rs`, `export.rs`).
         .route(
             "/v1/{project_id}/replication_records/changes",
             get(feed::changes),
+        )
+        .route(
+            "/v1/{project_id}/replication_records/export",
+            get(export::export),
         )
         .route(
             "/v1/{project_id}/replication_records/{id}",

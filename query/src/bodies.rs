@@ -339,6 +339,44 @@ pub struct ListParams {
     stuck: Option<bool>,
 }
 
+/// The export's parameters: the list's filters and sort, and the format
+/// (a test keeps them equal to `params::ExportParam`).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ExportParams {
+    /// Exact match.
+    #[param(min_length = 1, max_length = 128)]
+    destination_region: Option<String>,
+    /// Exact match.
+    #[param(min_length = 1, max_length = 128)]
+    source_region: Option<String>,
+    status: Option<Status>,
+    /// Exact match.
+    #[param(min_length = 1, max_length = 128)]
+    source_checkpoint_item_id: Option<String>,
+    /// Exact match.
+    #[param(min_length = 1, max_length = 128)]
+    destination_checkpoint_item_id: Option<String>,
+    /// Matches the source or the destination checkpoint item id.
+    #[param(min_length = 1, max_length = 128)]
+    checkpoint_item_id: Option<String>,
+    /// As the list's; default `created_at:desc`.
+    #[param(
+        max_length = 255,
+        pattern = r"^(created_at|updated_at|status|id|source_region|destination_region|plan_id)(:(asc|desc))?(,(created_at|updated_at|status|id|source_region|destination_region|plan_id)(:(asc|desc))?)*$"
+    )]
+    sort: Option<String>,
+    created_after: Option<Time>,
+    created_before: Option<Time>,
+    updated_after: Option<Time>,
+    updated_before: Option<Time>,
+    stuck: Option<bool>,
+    /// `ndjson` (default) or `csv`.
+    #[param(pattern = r"^(ndjson|csv)$")]
+    format: Option<String>,
+}
+
 /// A request timestamp: the API's own format (UTC) or RFC 3339 with an
 /// offset (parsed by `Micros::parse_api`).
 #[derive(Debug, ToSchema)]

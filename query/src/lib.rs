@@ -10,6 +10,7 @@ pub mod auth;
 pub mod bodies;
 mod dashboard;
 pub mod error;
+mod export;
 mod feed;
 mod layers;
 mod lenient;

@@ -5,6 +5,8 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use common::store::export::{ExportOffset, ExportTrailer};
+
 use crate::bodies::{
     AcceptedGapBody, CapabilitiesBody, CheckpointBody, DigestBody, ErrorBody, EventBody,
     EventsBody, GapBody, ListBody, LiveBody, ProjectsBody, QuarantineBody, QuarantinedBody,
@@ -34,6 +36,7 @@ impl Modify for TokenAuth {
         crate::dashboard::cloud_capabilities,
         crate::dashboard::projects,
         crate::feed::changes,
+        crate::export::export,
         crate::routes::record,
         crate::routes::events,
         crate::routes::quarantine,
@@ -42,7 +45,7 @@ impl Modify for TokenAuth {
         crate::routes::ready,
         crate::routes::metrics,
     ),
-    components(schemas(Time, ProjectsBody, SummariesBody, SummaryItem, SummaryInterval, CapabilitiesBody, RegionBody, ListBody, RecordBody, EventsBody, EventBody, QuarantineBody, QuarantinedBody, DigestBody, CheckpointBody, AcceptedGapBody, LiveBody, ReadyBody, GapBody, ErrorBody)),
+    components(schemas(Time, ExportTrailer, ExportOffset, ProjectsBody, SummariesBody, SummaryItem, SummaryInterval, CapabilitiesBody, RegionBody, ListBody, RecordBody, EventsBody, EventBody, QuarantineBody, QuarantinedBody, DigestBody, CheckpointBody, AcceptedGapBody, LiveBody, ReadyBody, GapBody, ErrorBody)),
     modifiers(&TokenAuth)
 )]
 pub struct ApiDoc;
@@ -104,6 +107,10 @@ mod tests {
         assert_eq!(
             documented("/v1/{project_id}/replication_records/changes"),
             parsed::<params::FeedParam>()
+        );
+        assert_eq!(
+            documented("/v1/{project_id}/replication_records/export"),
+            parsed::<params::ExportParam>()
         );
         assert_eq!(
             documented("/v1/admin/quarantine"),

@@ -186,6 +186,7 @@ fn a_tracker_parameter(name: &str) -> bool {
         || FeedParam::parse(name).is_some()
         || PageParam::parse(name).is_some()
         || TrailParam::parse(name).is_some()
+        || ExportParam::parse(name).is_some()
 }
 
 /// Calls `f(param, value)` for each known parameter of a query string,
@@ -293,41 +294,56 @@ fn boolean(param: &str, v: &str) -> Result<bool, ApiError> {
 pub fn parse_list(raw: Option<&str>, stuck: &StuckPolicy) -> Result<ListQuery, ApiError> {
     let mut q = ListQuery::default();
     each_known(raw, &[], |p: ListParam, v| {
-        let (param, text) = (p.as_str(), Some(v.to_owned()));
-        match p {
-            ListParam::DestinationRegion => q.destination_region = text,
-            ListParam::SourceRegion => q.source_region = text,
-            ListParam::SourceCheckpointItemId => q.source_checkpoint_item_id = text,
-            ListParam::DestinationCheckpointItemId => q.destination_checkpoint_item_id = text,
-            ListParam::CheckpointItemId => q.checkpoint_item_id = text,
-            ListParam::Status => q.status = Some(status(v)?),
-            ListParam::Limit => {
-                let n = integer(param, v)?;
-                if !(1..=MAX_LIMIT as u64).contains(&n) {
-                    return Err(ApiError::invalid(
-                        param,
-                        format!("must be between 1 and {MAX_LIMIT}"),
-                    ));
-                }
-                q.limit = Some(n as usize);
-            }
-            ListParam::Offset => {
-                q.offset = Some(
-                    usize::try_from(integer(param, v)?)
-                        .map_err(|_| ApiError::invalid(param, "too large"))?,
-                )
-            }
-            ListParam::Sort => q.sort = Some(parse_sort(v)?),
-            ListParam::WithCount => q.with_count = Some(boolean(param, v)?),
-            ListParam::Stuck => q.stuck = Some(stuck.resolve(boolean(param, v)?)),
-            ListParam::CreatedAfter => q.created.after = Some(instant(param, v)?),
-            ListParam::CreatedBefore => q.created.before = Some(instant(param, v)?),
-            ListParam::UpdatedAfter => q.updated.after = Some(instant(param, v)?),
-            ListParam::UpdatedBefore => q.updated.before = Some(instant(param, v)?),
-            ListParam::Marker => q.marker = text,
-        }
-        Ok(())
+        set_list_param(&mut q, p, v, stuck)
     })?;
+    check_list(q)
+}
+
+/// Sets one list parameter of `q` from its value.
+fn set_list_param(
+    q: &mut ListQuery,
+    p: ListParam,
+    v: &str,
+    stuck: &StuckPolicy,
+) -> Result<(), ApiError> {
+    let (param, text) = (p.as_str(), Some(v.to_owned()));
+    match p {
+        ListParam::DestinationRegion => q.destination_region = text,
+        ListParam::SourceRegion => q.source_region = text,
+        ListParam::SourceCheckpointItemId => q.source_checkpoint_item_id = text,
+        ListParam::DestinationCheckpointItemId => q.destination_checkpoint_item_id = text,
+        ListParam::CheckpointItemId => q.checkpoint_item_id = text,
+        ListParam::Status => q.status = Some(status(v)?),
+        ListParam::Limit => {
+            let n = integer(param, v)?;
+            if !(1..=MAX_LIMIT as u64).contains(&n) {
+                return Err(ApiError::invalid(
+                    param,
+                    format!("must be between 1 and {MAX_LIMIT}"),
+                ));
+            }
+            q.limit = Some(n as usize);
+        }
+        ListParam::Offset => {
+            q.offset = Some(
+                usize::try_from(integer(param, v)?)
+                    .map_err(|_| ApiError::invalid(param, "too large"))?,
+            )
+        }
+        ListParam::Sort => q.sort = Some(parse_sort(v)?),
+        ListParam::WithCount => q.with_count = Some(boolean(param, v)?),
+        ListParam::Stuck => q.stuck = Some(stuck.resolve(boolean(param, v)?)),
+        ListParam::CreatedAfter => q.created.after = Some(instant(param, v)?),
+        ListParam::CreatedBefore => q.created.before = Some(instant(param, v)?),
+        ListParam::UpdatedAfter => q.updated.after = Some(instant(param, v)?),
+        ListParam::UpdatedBefore => q.updated.before = Some(instant(param, v)?),
+        ListParam::Marker => q.marker = text,
+    }
+    Ok(())
+}
+
+/// The checks across a list query's parameters.
+fn check_list(q: ListQuery) -> Result<ListQuery, ApiError> {
     check_window(&q.created, "created_after", "created_before")?;
     check_window(&q.updated, "updated_after", "updated_before")?;
     if q.marker.is_some() && q.offset.is_some() {
@@ -480,6 +496,9 @@ pub fn parse_trail(raw: Option<&str>) -> Result<(usize, Option<u64>), ApiError> 
     })?;
     Ok((limit, marker))
 }
+
+mod export;
+pub use export::{parse_export, ExportParam};
 
 #[cfg(test)]
 mod tests;

@@ -15,6 +15,7 @@ mod consistency;
 mod durability;
 mod engine;
 mod error;
+pub mod export;
 pub mod gaps;
 pub mod index;
 pub mod keys;
@@ -240,6 +241,19 @@ pub struct QuarantineEntry {
 
 /// Partition checkpoints: next offset to read, per (topic, partition).
 pub type Checkpoints = BTreeMap<(String, i32), i64>;
+
+/// Checkpoints as one line: `topic/partition:next offset`, space separated,
+/// or `none` (what `digest` prints and an export's `X-Export-Offsets` says).
+pub fn checkpoints_text(checkpoints: &Checkpoints) -> String {
+    if checkpoints.is_empty() {
+        return "none".into();
+    }
+    checkpoints
+        .iter()
+        .map(|((t, p), next)| format!("{t}/{p}:{next}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
 struct WriterState {
     totals: Totals,

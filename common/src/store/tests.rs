@@ -192,7 +192,7 @@ pub(super) fn arb_event() -> impl Strategy<Value = Event> {
         )
 }
 
-fn arb_query() -> impl Strategy<Value = (String, ListQuery)> {
+pub(super) fn arb_query() -> impl Strategy<Value = (String, ListQuery)> {
     let opt = |vals: &'static [&'static str]| {
         proptest::option::of(proptest::sample::select(vals).prop_map(str::to_owned))
     };
