@@ -56,5 +56,17 @@ pub fn tracker_only(store: &Store, params: &[Params], depth: f64) -> anyhow::Res
     for (name, s) in dashboard::run(store, params, depth)?.0 {
         println!("{name}: p50 / p99 ms {:.3} / {:.3}", s.p50_ms, s.p99_ms);
     }
+    let (project, listed) = export::largest_project(store, PROJECTS)?;
+    for e in export::tracker(store, &project)? {
+        println!(
+            "export of the largest project ({listed} listed), {}: {} records in {:.3} s, {:.0} records/s, {:.0} MiB, RSS growth {:.1} MiB",
+            e.format,
+            e.records,
+            e.secs,
+            e.per_sec(),
+            e.bytes as f64 / 1048576.0,
+            e.rss_growth as f64 / 1048576.0
+        );
+    }
     Ok(())
 }

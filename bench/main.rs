@@ -15,6 +15,7 @@ mod alone;
 mod compare;
 mod counters;
 mod dashboard;
+mod export;
 mod feed;
 mod http;
 mod load;
@@ -153,13 +154,16 @@ impl Row {
     }
 }
 
+/// Projects in the dataset.
+const PROJECTS: usize = 20;
+
 /// The dataset (fixed seed): sample events delivered out of order with
 /// duplicates, as messages over six partitions in publish order.
 fn dataset(a: &Args) -> Vec<Message> {
     let t = Instant::now();
     let mut events = sample::events(&sample::Shape {
         records: a.records,
-        projects: 20,
+        projects: PROJECTS,
         regions: 10,
         seed: a.seed,
     });
@@ -324,6 +328,28 @@ fn main() -> anyhow::Result<()> {
             format!("{name}, in-process: p50 / p99 ms"),
             format!("{:.3} / {:.3}", s.p50_ms, s.p99_ms),
         ));
+    }
+    let (project, listed) = export::largest_project(&store, PROJECTS)?;
+    let (pg_rows, pg_secs) = export::postgres(&mut pgc, &project)?;
+    for e in export::tracker(&store, &project)? {
+        if e.records != listed || pg_rows != listed {
+            notes.push(format!(
+                "the export ({}) wrote {} records and PostgreSQL's COPY {pg_rows}, of {listed} listed",
+                e.format, e.records
+            ));
+        }
+        table.push(Row {
+            shape: format!(
+                "export of the largest project ({listed} records), {}, in-process: records/s (PostgreSQL: COPY … TO STDOUT csv, the same rows in the list's order); RSS growth {:.1} MiB, {:.0} MiB written",
+                e.format,
+                e.rss_growth as f64 / 1048576.0,
+                e.bytes as f64 / 1048576.0
+            ),
+            tracker: format!("{:.0}", e.per_sec()),
+            postgres: format!("{:.0}", pg_rows as f64 / pg_secs),
+            ratio: format!("{:.2}x", e.per_sec() / (pg_rows as f64 / pg_secs)),
+            union: "-".into(),
+        });
     }
     if mismatches > 0 {
         notes.push(format!(

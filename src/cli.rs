@@ -56,6 +56,13 @@ pub enum Command {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Rebuild the projection as of this time (event time,
+        /// `occurred_at`): only events that occurred before it are folded,
+        /// whatever order they arrived in. `YYYY-MM-DDTHH:MM:SS[.ffffff]`
+        /// (UTC) or RFC 3339. The store is stamped with it: `query` serves
+        /// it, `run` and `ingest` refuse it.
+        #[arg(long, value_parser = until_time)]
+        until: Option<common::Micros>,
     },
     /// Compare a store with another store, or with a fresh replay of the topic.
     Verify {
@@ -128,6 +135,15 @@ pub enum Command {
         /// The token; omitted = generate a random one.
         token: Option<String>,
     },
+}
+
+/// `--until`: a time as the API takes it.
+fn until_time(v: &str) -> Result<common::Micros, String> {
+    common::Micros::parse_api(v).ok_or_else(|| {
+        format!(
+            "`{v}` is not a time (YYYY-MM-DDTHH:MM:SS[.ffffff] in UTC, or RFC 3339 with an offset)"
+        )
+    })
 }
 
 pub trait ParseEnv {

@@ -18,6 +18,7 @@ pub fn replay(
     cache_mb: Option<u64>,
     kafka: &KafkaArgs,
     quiet: bool,
+    until: Option<common::Micros>,
 ) -> anyhow::Result<ExitCode> {
     let brokers = kafka.brokers(file).context("replay needs --brokers")?;
     let cache = StoreArgs {
@@ -32,6 +33,7 @@ pub fn replay(
         kafka.ingest_config(file, &brokers),
         out,
         cache,
+        until,
         !quiet,
         &shutdown_token()?,
     )?;
@@ -40,6 +42,13 @@ pub fn replay(
         "records {} applied {} duplicates {} quarantined {}",
         r.records, r.applied, r.duplicates, r.quarantined
     );
+    if let Some(t) = until {
+        println!(
+            "as of {} ({} events at or after it not folded)",
+            t.render(),
+            r.after_until
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -224,7 +233,7 @@ fn compare(
             .tempdir()?;
         let dir = tmp.path().join("replay");
         let cache = store.cache_bytes(file);
-        ingest::replay::replay(config, &dir, cache, true, &shutdown_token()?)?;
+        ingest::replay::replay(config, &dir, cache, None, true, &shutdown_token()?)?;
         b = Store::open(&dir, cache)
             .with_context(|| format!("opening the replayed store in {}", dir.display()))?;
         _tmp = Some(tmp);

@@ -111,7 +111,8 @@ fn tracker() -> anyhow::Result<ExitCode> {
             cache_mb,
             kafka,
             quiet,
-        } => commands::replay(&file, &out, cache_mb, &kafka, quiet),
+            until,
+        } => commands::replay(&file, &out, cache_mb, &kafka, quiet, until),
         Command::Verify {
             store,
             against,

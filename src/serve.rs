@@ -158,6 +158,16 @@ pub async fn run(file: FileConfig, mode: Mode) -> anyhow::Result<()> {
             };
             let store = open(&dir, store_args.cache_bytes(&file))
                 .with_context(|| format!("opening the store in {}", dir.display()))?;
+            if let (Some(_), Some(t)) = (kafka, store.until()) {
+                anyhow::bail!(
+                    "the store in {} is the projection as of {} (made by `tracker replay --until`): \
+                     ingest would fold later events into it; serve it read-only with `tracker \
+                     query --data-dir {}`",
+                    dir.display(),
+                    t.render(),
+                    dir.display()
+                );
+            }
             info!(data_dir = %dir.display(), records = store.totals().records, "store open");
             (Arc::new(store), brokers)
         }

@@ -224,7 +224,15 @@ async fn the_dashboard_shows_what_the_api_says_and_updates_live() {
     )
     .await;
     let id = "browser-live-record";
-    let now = format!("{}Z", common::instant::Micros(now + 60_000_000).render());
+    // The record's first event, and its i-th progress event i seconds later.
+    let now_micros = now;
+    let at = |i: i64| {
+        format!(
+            "{}Z",
+            common::instant::Micros(now + 60_000_000 + i * 1_000_000).render()
+        )
+    };
+    let now = at(0);
     let event = json!({
         "schema_version": 1, "event_id": "live-1", "type": "queued", "record_id": id,
         "occurred_at": now,
@@ -290,7 +298,7 @@ async fn the_dashboard_shows_what_the_api_says_and_updates_live() {
         .map(|i| {
             let e = json!({
                 "schema_version": 1, "event_id": format!("live-progress-{i}"),
-                "type": "progress", "record_id": id, "occurred_at": now, "progress": i % 100,
+                "type": "progress", "record_id": id, "occurred_at": at(i), "progress": i % 100,
             });
             (Some(id.as_bytes().to_vec()), e.to_string().into_bytes())
         })
@@ -358,7 +366,72 @@ async fn the_dashboard_shows_what_the_api_says_and_updates_live() {
         json!(false),
         "the button outlived the trail"
     );
+
+    // As of a time between its events, the drawer shows the record as the
+    // API folds it then, and the events before it.
+    let as_of = common::instant::Micros(now_micros + 60_000_000 + 65_500_000).render();
+    let input = c.find(Locator::Css("#as-of")).await.unwrap();
+    input.clear().await.unwrap();
+    input.send_keys(&as_of).await.unwrap();
+    click(&c, "#as-of-form button[type=submit]").await;
+    let shown = until(
+        &c,
+        "the record as of a time",
+        Duration::from_secs(5),
+        "const p = document.querySelector('#as-of-shown'); \
+         return p.hidden ? null : [p.textContent, document.querySelector('dd[data-field=progress]').textContent, \
+         document.querySelectorAll('#drawer-events li').length]",
+    )
+    .await;
+    let (_, then) = tracker.get(
+        &format!("/v1/{project}/replication_records/{id}?as_of={as_of}"),
+        Some(OPERATOR_TOKEN),
+    );
+    let progress = then["replication_record"]["extra_info"]["progress"].clone();
+    assert_eq!(progress, json!(65), "{then}");
+    assert_eq!(shown[1], json!(progress.to_string()), "{shown}");
+    assert_eq!(shown[2], json!(66), "{shown}");
+    assert!(shown[0].as_str().unwrap().contains(&as_of), "{shown}");
+    click(&c, "#as-of-now").await;
+    until(
+        &c,
+        "the record now",
+        Duration::from_secs(5),
+        "return document.querySelector('#as-of-shown').hidden || null",
+    )
+    .await;
     click(&c, "#close").await;
+
+    // The export button saves what the filters select, and says how many.
+    let (_, listed) = tracker.get(
+        &format!("/v1/{project}/replication_records?limit=1&with_count=true"),
+        Some(OPERATOR_TOKEN),
+    );
+    for format in ["csv", "ndjson"] {
+        js(
+            &c,
+            &format!("document.querySelector('#export-format').value = '{format}'; return null"),
+        )
+        .await;
+        click(&c, "#export").await;
+        let said = until(
+            &c,
+            "the export's summary",
+            Duration::from_secs(10),
+            "const s = document.querySelector('#export-status').textContent; \
+             return s.startsWith('exported') ? s : null",
+        )
+        .await;
+        assert_eq!(
+            said,
+            json!(format!("exported {} records ({format})", listed["count"])),
+        );
+        js(
+            &c,
+            "document.querySelector('#export-status').textContent = ''; return null",
+        )
+        .await;
+    }
 
     // Usable on a phone: nothing wider than the screen.
     c.set_window_size(390, 844).await.unwrap();

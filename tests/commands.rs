@@ -470,6 +470,104 @@ fn replay_matches_live_and_verify_reports_equality_and_planted_differences() {
     assert!(err.contains(&topic) && err.contains("another"), "{err}");
 }
 
+/// `replay --until T` folds exactly the events that occurred before T —
+/// stragglers before T published after events past it included — so its
+/// digest is the reference fold's over those events; the store says what it
+/// is: `export` reads it, `run` refuses to ingest into it.
+#[test]
+#[ignore = "needs the tansu broker: run scripts/test"]
+fn replay_until_a_time_is_the_reference_fold_of_the_events_before_it() {
+    let broker = Broker::start();
+    let topic = broker.create_topic(2);
+    let stream = Stream::sample(300, 7);
+    stream.publish(&broker, &topic, 0..stream.messages.len());
+    let decoded: Vec<common::Event> = stream
+        .messages
+        .iter()
+        .filter_map(|(k, v)| common::decode(k.as_deref(), Some(v)).ok())
+        .collect();
+    let mut times: Vec<common::Micros> = decoded.iter().map(|e| e.occurred_at).collect();
+    times.sort();
+    let t = times[times.len() / 2];
+    let first_after = decoded.iter().position(|e| e.occurred_at >= t).unwrap();
+    assert!(
+        decoded[first_after..].iter().any(|e| e.occurred_at < t),
+        "no event before T is published after one past it"
+    );
+    let before: Vec<&common::Event> = decoded.iter().filter(|e| e.occurred_at < t).collect();
+    let want = common::testkit::reference::fold_events(before.iter().copied());
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("as-of");
+    let (code, stdout, err) = run_in(
+        dir.path(),
+        &[
+            "replay",
+            "--quiet",
+            "--brokers",
+            &broker.bootstrap(),
+            "--topic",
+            &topic,
+            "--until",
+            &t.render(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        stdout.contains(&format!(
+            "digest {}",
+            common::testkit::reference::digest(&want)
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("as of {}", t.render())),
+        "{stdout}"
+    );
+
+    let (code, _, err) = run_in(
+        dir.path(),
+        &[
+            "export",
+            "--data-dir",
+            out.to_str().unwrap(),
+            "--project",
+            &common::sample::project_id(0),
+            "--out",
+            "as-of.ndjson",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let listed = common::testkit::reference::list(
+        &want,
+        &common::sample::project_id(0),
+        &common::store::ListQuery {
+            limit: Some(usize::MAX),
+            ..Default::default()
+        },
+    );
+    assert!(
+        err.contains(&format!("exported {} records", listed.records.len())),
+        "{err}"
+    );
+
+    let (code, _, err) = run_in(
+        dir.path(),
+        &[
+            "ingest",
+            "--data-dir",
+            out.to_str().unwrap(),
+            "--brokers",
+            &broker.bootstrap(),
+            "--topic",
+            &topic,
+        ],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("replay --until"), "{err}");
+}
+
 /// Regression: a replay interrupted by SIGTERM printed the digest of the
 /// part it had and exited 0; one of a topic that does not exist waited
 /// forever. Both fail, say why, print no digest and leave no partial store.

@@ -60,6 +60,11 @@ impl IngestConfig {
 pub enum IngestError {
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    #[error(
+        "{0}: the topic no longer holds every event, so the projection cannot be rebuilt \
+         from it (nor as of any time)"
+    )]
+    ReplayGap(String),
     #[error(transparent)]
     Store(#[from] common::StoreError),
     #[error("{failed} of {total} messages were not delivered: {reason}")]

@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
 use common::progress::IngestProgress;
-use common::Store;
+use common::{Micros, Store};
 
 use crate::worker::{ReplayProgress, Worker};
 use crate::{IngestConfig, IngestError};
@@ -20,16 +20,22 @@ pub struct ReplayReport {
     pub applied: u64,
     pub duplicates: u64,
     pub quarantined: u64,
+    /// With `until`: the events consumed but not folded (they occurred at
+    /// or after it).
+    pub after_until: u64,
 }
 
 /// Replays `cfg.topic` from the beginning into `data_dir`, which must not
 /// hold a store yet, up to the high watermarks seen at the start. On any
 /// failure (the topic unreachable, an interruption) the partial store is
-/// removed: a directory holding a store is a whole replay.
+/// removed: a directory holding a store is a whole replay. With `until`,
+/// the store is the projection as of that time: only events that occurred
+/// before it are folded (and it is stamped so).
 pub fn replay(
     cfg: IngestConfig,
     data_dir: &Path,
     cache_bytes: u64,
+    until: Option<Micros>,
     show_progress: bool,
     cancel: &CancellationToken,
 ) -> Result<ReplayReport, IngestError> {
@@ -51,7 +57,10 @@ pub fn replay(
             source,
         }
     })?);
-    let built = rebuild(cfg, &store, show_progress, cancel);
+    let built = match until.map(|t| store.set_until(t)) {
+        Some(Err(e)) => Err(e.into()),
+        _ => rebuild(cfg, &store, show_progress, cancel),
+    };
     if built.is_err() {
         drop(store);
         remove_partial(data_dir);
@@ -100,9 +109,13 @@ fn rebuild(
         ),
     );
     let worker = Worker::new(cfg, store.clone(), progress)?;
+    let mut consumed = 0;
     worker.run_to_end(cancel, &mut |p| match p {
         ReplayProgress::Started { messages } => bar.set_length(messages),
-        ReplayProgress::Batch { messages } => bar.inc(messages),
+        ReplayProgress::Batch { messages } => {
+            consumed += messages;
+            bar.inc(messages)
+        }
     })?;
     bar.finish_and_clear();
     let t = store.totals();
@@ -112,6 +125,7 @@ fn rebuild(
         applied: t.applied,
         duplicates: t.duplicates,
         quarantined: t.quarantined,
+        after_until: consumed.saturating_sub(t.applied + t.duplicates + t.quarantined),
     })
 }
 
@@ -126,9 +140,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("keep-me"), b"data").unwrap();
         let cfg = IngestConfig::new("127.0.0.1:1", "t");
-        let err = replay(cfg, dir.path(), 1 << 20, false, &CancellationToken::new())
-            .err()
-            .expect("refused");
+        let err = replay(
+            cfg,
+            dir.path(),
+            1 << 20,
+            None,
+            false,
+            &CancellationToken::new(),
+        )
+        .err()
+        .expect("refused");
         assert!(
             matches!(err, IngestError::OutNotEmpty(ref p) if p == dir.path()),
             "{err}"

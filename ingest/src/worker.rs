@@ -342,6 +342,11 @@ impl Worker {
         }
         self.progress.set_broker(BrokerState::Up);
         let snap = self.progress.snapshot();
+        // A partition whose first messages are gone cannot be replayed: the
+        // rebuilt projection would silently miss them.
+        if let Some((p, gap)) = snap.gaps.iter().next() {
+            return Err(self.fail(IngestError::ReplayGap(gap.describe(*p))));
+        }
         let targets: BTreeMap<i32, i64> = snap
             .partitions
             .iter()

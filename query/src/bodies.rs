@@ -167,6 +167,9 @@ pub struct TrailParams {
     /// the page continues after it, in arrival order.
     #[param(minimum = 0)]
     marker: Option<u64>,
+    /// The trail as of this time: only its events that occurred before it
+    /// (`occurred_at`), in arrival order.
+    as_of: Option<Time>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -71,6 +71,15 @@ common::vocabulary! {
     pub enum TrailParam {
         Limit = "limit",
         Marker = "marker",
+        AsOf = "as_of",
+    }
+}
+
+common::vocabulary! {
+    /// One record's parameters.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum RecordParam {
+        AsOf = "as_of",
     }
 }
 
@@ -186,6 +195,7 @@ fn a_tracker_parameter(name: &str) -> bool {
         || FeedParam::parse(name).is_some()
         || PageParam::parse(name).is_some()
         || TrailParam::parse(name).is_some()
+        || RecordParam::parse(name).is_some()
         || ExportParam::parse(name).is_some()
 }
 
@@ -476,25 +486,53 @@ pub fn parse_page(raw: Option<&str>, max: usize) -> Result<(usize, usize), ApiEr
     ))
 }
 
-/// Parses the raw query string of an audit-trail request: the page size,
-/// and the `seq` of the last event of the page before.
-pub fn parse_trail(raw: Option<&str>) -> Result<(usize, Option<u64>), ApiError> {
-    let (mut limit, mut marker) = (TRAIL_DEFAULT_LIMIT, None);
+/// An audit trail's page: at most `limit` events after the one whose
+/// `seq` is `marker`, of the trail as of `as_of` when given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrailQuery {
+    pub limit: usize,
+    pub marker: Option<u64>,
+    pub as_of: Option<Micros>,
+}
+
+/// Parses the raw query string of an audit-trail request.
+pub fn parse_trail(raw: Option<&str>) -> Result<TrailQuery, ApiError> {
+    let mut q = TrailQuery {
+        limit: TRAIL_DEFAULT_LIMIT,
+        marker: None,
+        as_of: None,
+    };
     each_known(raw, &[], |p: TrailParam, v| {
-        let n = integer(p.as_str(), v)?;
         match p {
-            TrailParam::Limit if !(1..=TRAIL_MAX_LIMIT as u64).contains(&n) => {
-                return Err(ApiError::invalid(
-                    p.as_str(),
-                    format!("must be between 1 and {TRAIL_MAX_LIMIT}"),
-                ))
+            TrailParam::AsOf => q.as_of = Some(instant(p.as_str(), v)?),
+            TrailParam::Limit => {
+                let n = integer(p.as_str(), v)?;
+                if !(1..=TRAIL_MAX_LIMIT as u64).contains(&n) {
+                    return Err(ApiError::invalid(
+                        p.as_str(),
+                        format!("must be between 1 and {TRAIL_MAX_LIMIT}"),
+                    ));
+                }
+                q.limit = n as usize;
             }
-            TrailParam::Limit => limit = n as usize,
-            TrailParam::Marker => marker = Some(n),
+            TrailParam::Marker => q.marker = Some(integer(p.as_str(), v)?),
         }
         Ok(())
     })?;
-    Ok((limit, marker))
+    Ok(q)
+}
+
+/// Parses the raw query string of a one-record request: the time it is
+/// asked as of, if any.
+pub fn parse_record(raw: Option<&str>) -> Result<Option<Micros>, ApiError> {
+    let mut as_of = None;
+    each_known(raw, &[], |p: RecordParam, v| {
+        match p {
+            RecordParam::AsOf => as_of = Some(instant(p.as_str(), v)?),
+        }
+        Ok(())
+    })?;
+    Ok(as_of)
 }
 
 mod export;

@@ -19,7 +19,7 @@ use crate::bodies::{
 use crate::error::ApiError;
 use crate::{params, AppState};
 use common::progress::BrokerState;
-use common::store::{EventEffect, MAX_LIMIT};
+use common::store::{EventEffect, TrailPage, MAX_LIMIT};
 
 /// List the replication records of a project (the seed API).
 #[utoipa::path(get, path = "/v1/{project_id}/replication_records", tag = "records",
@@ -66,9 +66,11 @@ pub(crate) async fn list_alias(
     list(state, path, raw, headers).await
 }
 
-/// One record.
+/// One record; with `as_of`, the record as it was then (folded from its
+/// events that occurred before that time).
 #[utoipa::path(get, path = "/v1/{project_id}/replication_records/{id}", tag = "records",
-    params(("project_id" = String, Path, description = "Project id"), ("id" = String, Path, description = "Record id")),
+    params(("project_id" = String, Path, description = "Project id"), ("id" = String, Path, description = "Record id"),
+        ("as_of" = Option<String>, Query, description = "The record as of this time (`YYYY-MM-DDTHH:MM:SS[.ffffff]` UTC, or RFC 3339): the state folded from exactly its events with `occurred_at` before it, whatever order they arrived in; 404 when it had none, or was not listed under the project then; 400 naming `as_of` when its partition has an accepted retention gap (events of any time may be missing)")),
     security(("token" = [])),
     responses(
         (status = 200, body = RecordBody),
@@ -78,15 +80,22 @@ pub(crate) async fn list_alias(
 pub(crate) async fn record(
     State(s): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
+    RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<RecordBody> {
     let principal = authenticate(&s, &headers)?;
     let Path((project, id)) = path.map_err(path_error)?;
     authorize(&s, principal, &project)?;
+    let as_of = params::parse_record(raw.as_deref())?;
     let rec = blocking(&s.store, move |st| {
-        st.view()
-            .get(&project, &id)?
-            .ok_or(ApiError::RecordNotFound(id))
+        let rec = match as_of {
+            None => st.view().get(&project, &id)?,
+            Some(t) => st
+                .as_of(&id, t)?
+                .filter(|a| a.state.projects().contains(&project.as_str()))
+                .map(|a| a.state.view(&id)),
+        };
+        rec.ok_or(ApiError::RecordNotFound(id))
     })
     .await?;
     Ok(Json(RecordBody {
@@ -95,7 +104,8 @@ pub(crate) async fn record(
 }
 
 /// A record's audit trail: its accepted events, in arrival order, a page
-/// at a time (`limit`, default 100; `marker`: the `seq` to continue after).
+/// at a time (`limit`, default 100; `marker`: the `seq` to continue after);
+/// with `as_of`, only those that occurred before that time.
 #[utoipa::path(get, path = "/v1/{project_id}/replication_records/{id}/events", tag = "records",
     params(("project_id" = String, Path, description = "Project id"), ("id" = String, Path, description = "Record id"), TrailParams),
     security(("token" = [])),
@@ -113,14 +123,35 @@ pub(crate) async fn events(
     let principal = authenticate(&s, &headers)?;
     let Path((project, id)) = path.map_err(path_error)?;
     authorize(&s, principal, &project)?;
-    let (limit, marker) = params::parse_trail(raw.as_deref())?;
+    let q = params::parse_trail(raw.as_deref())?;
     blocking(&s.store, move |st| {
-        // The check and the trail from one version.
-        let st = st.view();
-        if st.get(&project, &id)?.is_none() {
-            return Err(ApiError::RecordNotFound(id));
-        }
-        let page = st.events_page(&id, marker, limit)?;
+        let page = match q.as_of {
+            None => {
+                // The check and the trail from one version.
+                let st = st.view();
+                if st.get(&project, &id)?.is_none() {
+                    return Err(ApiError::RecordNotFound(id));
+                }
+                st.events_page(&id, q.marker, q.limit)?
+            }
+            Some(t) => {
+                let Some(a) = st
+                    .as_of(&id, t)?
+                    .filter(|a| a.state.projects().contains(&project.as_str()))
+                else {
+                    return Err(ApiError::RecordNotFound(id));
+                };
+                let mut events: Vec<_> = a
+                    .events
+                    .into_iter()
+                    .filter(|e| q.marker.is_none_or(|m| e.seq > m))
+                    .take(q.limit.saturating_add(1))
+                    .collect();
+                let more = events.len() > q.limit;
+                events.truncate(q.limit);
+                TrailPage { events, more }
+            }
+        };
         let next_marker = page
             .more
             .then(|| page.events.last().map(|e| e.seq.to_string()))

@@ -307,6 +307,66 @@ async fn single_record_events_and_404s() {
     assert_eq!(events[0]["topic"], "replication-events");
 }
 
+/// `as_of` on one record and its trail: the record folded from its events
+/// before the time (they arrived out of order), the trail cut there; a
+/// time before its first event is a 404, a bad time a 400 naming `as_of`.
+#[tokio::test]
+async fn a_record_and_its_trail_as_of_a_time() {
+    let base = format!("/v1/{SRC_PROJECT}/replication_records/{RECORD}");
+    let (s, b) = call(&format!("{base}?as_of=2018-06-14T11:20:00"), Some(TOKEN)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let r = &b["replication_record"];
+    assert_eq!(r["status"], "replicating", "{b}");
+    assert_eq!(
+        r["extra_info"]["progress"], 0,
+        "the progress event is at, not before, the time: {b}"
+    );
+    assert_eq!(r["updated_at"], "2018-06-14T11:15:02.000000", "{b}");
+    let (s, b) = call(
+        &format!("{base}?as_of=2018-06-14T11:20:00.000001"),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["replication_record"]["extra_info"]["progress"], 55, "{b}");
+    let (s, b) = call(
+        &format!("{base}/events?as_of=2018-06-14T11:20:00.000001"),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let types: Vec<&str> = b["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"]["type"].as_str().unwrap())
+        .collect();
+    // In arrival order (published 3, 0, 2, 1, 3): the later success is cut.
+    assert_eq!(types, ["queued", "progress", "started"], "{b}");
+    let (s, b) = call(
+        &format!("{base}/events?as_of=2018-06-14T11:20:00.000001&limit=2"),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["events"].as_array().unwrap().len(), 2);
+    let next = b["next_marker"].as_str().unwrap().to_owned();
+    let (_, b) = call(
+        &format!("{base}/events?as_of=2018-06-14T11:20:00.000001&limit=2&marker={next}"),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(b["events"][0]["event"]["type"], "started", "{b}");
+    assert!(b["next_marker"].is_null(), "{b}");
+    for path in [base.clone(), format!("{base}/events")] {
+        let (s, b) = call(&format!("{path}?as_of=2018-06-14T11:14:48"), Some(TOKEN)).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{path}: {b}");
+        let (s, b) = call(&format!("{path}?as_of=yesterday"), Some(TOKEN)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{path}: {b}");
+        assert!(b["error_msg"].as_str().unwrap().contains("as_of"), "{b}");
+    }
+}
+
 #[tokio::test]
 async fn events_of_a_record_are_404_under_a_project_it_is_not_listed_in() {
     // The operator may read any project, so only the listing decides.

@@ -22,6 +22,7 @@ const state = {
   rows: new Map(), // id -> <tr>
   lastEventId: null,
   feed: null, // AbortController of the open change feed
+  drawer: null, // {id, asOf} of the record the drawer shows
   retry: 1000,
 };
 
@@ -445,31 +446,73 @@ function wire() {
     loadList().catch(showError);
   });
   $('#close').addEventListener('click', () => { $('#drawer').hidden = true; });
+  $('#export').addEventListener('click', () => exportRecords().catch(showError));
+  $('#as-of-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    openDrawer(state.drawer.id, $('#as-of').value.trim()).catch(showError);
+  });
+  $('#as-of-now').addEventListener('click', () => openDrawer(state.drawer.id).catch(showError));
   document.addEventListener('keydown', (e) => { if (e.key === 'Escape') $('#drawer').hidden = true; });
 }
 
 // ---- the record drawer ----
 
-async function openDrawer(id) {
+// With `asOf`, the record and its events as they were then (the API's
+// `as_of`: folded from the events that occurred before it).
+async function openDrawer(id, asOf = '') {
   const base = `${projectPath()}/replication_records/${encodeURIComponent(id)}`;
-  const [{ replication_record: r }, trail] = await Promise.all([api(base), api(`${base}/events`)]);
+  const at = asOf ? { as_of: asOf } : {};
+  const [{ replication_record: r }, trail] = await Promise.all([api(base, at), api(`${base}/events`, at)]);
+  state.drawer = { id, asOf };
   $('#drawer-title').textContent = inert(r.id);
+  $('#as-of').value = asOf;
+  $('#as-of-shown').hidden = !asOf;
+  $('#as-of-shown').textContent = asOf ? inert(`as of ${asOf}: from the ${trail.events.length}${trail.next_marker ? '+' : ''} events before it`) : '';
   const fields = Object.entries({ ...r, ...r.extra_info }).filter(([k]) => k !== 'extra_info' && k !== 'id');
   $('#drawer-fields').replaceChildren(...fields.flatMap(([k, v]) => {
     const dt = document.createElement('dt');
     dt.textContent = inert(k);
     const dd = document.createElement('dd');
+    dd.dataset.field = k;
     dd.textContent = v === null ? '—' : inert(String(v));
     return [dt, dd];
   }));
   $('#drawer-events').replaceChildren();
-  showEvents(base, trail);
+  showEvents(base, trail, at);
   $('#drawer').hidden = false;
+}
+
+// The export of what the table's filters and sort select, in the chosen
+// format, fetched with the token (a link cannot send it) and saved.
+async function exportRecords() {
+  const format = $('#export-format').value;
+  const params = { ...state.filters, sort: `${state.sort.key}:${state.sort.dir}`, format };
+  const qs = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== undefined && v !== null && v !== ''));
+  $('#export-status').textContent = 'exporting…';
+  const resp = await fetch(`${projectPath()}/replication_records/export?${qs}`, { headers: { 'X-Auth-Token': state.token || '' } });
+  if (!resp.ok) {
+    const body = await resp.json().catch(() => null);
+    $('#export-status').textContent = '';
+    throw new ApiError(resp.status, body?.error_code ?? `HTTP ${resp.status}`, body?.error_msg ?? resp.statusText);
+  }
+  const text = await resp.text();
+  // Both formats have one line besides the records (CSV's header, NDJSON's
+  // trailer); a record's line breaks are inside CSV quotes only in values
+  // with breaks, which the count below then overstates — it is a summary.
+  const records = format === 'ndjson' ? JSON.parse(text.trimEnd().split('\n').pop()).export.records : text.trimEnd().split('\n').length - 1;
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(new Blob([text], { type: resp.headers.get('content-type') ?? 'text/plain' }));
+  a.download = `replication_records-${state.project}.${format}`;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 60000);
+  $('#export-status').textContent = `exported ${records} records (${format})`;
 }
 
 // The trail comes a page at a time: its events, then a button for the next
 // page while the API says more follow (`next_marker`).
-function showEvents(base, { events, next_marker: next }) {
+function showEvents(base, { events, next_marker: next }, at = {}) {
   const list = $('#drawer-events');
   list.append(...events.map((e) => {
     const li = document.createElement('li');
@@ -485,7 +528,7 @@ function showEvents(base, { events, next_marker: next }) {
   }));
   $('#more-events').hidden = !next;
   $('#more-events').onclick = next
-    ? () => api(`${base}/events`, { marker: next }).then((t) => showEvents(base, t)).catch(showError)
+    ? () => api(`${base}/events`, { ...at, marker: next }).then((t) => showEvents(base, t, at)).catch(showError)
     : null;
 }
 

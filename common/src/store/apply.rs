@@ -46,6 +46,7 @@ impl Store {
             }
             checkpoints.insert((&m.topic, m.partition), m.offset + 1);
             match decode(m.key.as_deref(), m.payload.as_deref()) {
+                Ok(e) if w.until.is_some_and(|t| e.occurred_at >= t) => outcome.after_until += 1,
                 Ok(e) => accepted.push((m, e)),
                 Err(reject) => {
                     let entry = quarantined(m, &reject, totals.next_quarantine_seq);

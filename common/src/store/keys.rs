@@ -215,6 +215,9 @@ pub const META_TOPIC: &[u8] = b"mtopic";
 pub const META_FOLD: &[u8] = b"mfold";
 /// The store's identity in its change ids (ASCII hex, made at first use).
 pub const META_FEED_ID: &[u8] = b"mfeed_id";
+/// A store made by `replay --until T`: T in microseconds (i64,
+/// big-endian); it folds only events that occurred before T.
+pub const META_UNTIL: &[u8] = b"muntil";
 
 /// The change log's batch whose first change is `first`.
 pub fn change(first: u64) -> [u8; 9] {

@@ -10,6 +10,7 @@
 //! makes replays exactly-once.
 
 mod apply;
+pub mod as_of;
 pub mod changes;
 mod consistency;
 mod durability;
@@ -125,6 +126,9 @@ pub struct BatchOutcome {
     pub quarantined: u64,
     /// Messages below the stored checkpoint (already applied): ignored.
     pub already_applied: u64,
+    /// Events that occurred at or after the store's `until`: consumed (the
+    /// checkpoint passes them), neither folded nor logged.
+    pub after_until: u64,
 }
 
 /// Store-wide totals, written in every batch.
@@ -265,6 +269,9 @@ struct WriterState {
     /// The next record number (the engine's count of numbered records, with
     /// the memtable's).
     numbering: Numbering,
+    /// Events that occurred at or after this time are consumed but not
+    /// folded: a store of the projection as of it (`replay --until`).
+    until: Option<crate::instant::Micros>,
 }
 
 /// The store as its owner holds it: it opens and closes the store, writes

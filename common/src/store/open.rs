@@ -135,6 +135,7 @@ impl Store {
             checkpoints.insert(tp, read_i64(&k, &v)?);
         }
         let (next_change, change_reserved, changes_logged) = changes::open(&tree)?;
+        let until = ownership::read_until(&tree)?;
         let feed_id = changes::feed_id(&tree, access == Access::Write)?;
         let config = engine::config(engine::split_cache(cache_bytes).1);
         let lsm = match access {
@@ -175,6 +176,7 @@ impl Store {
                 changes_logged,
                 // Set once recovery has numbered what it folded.
                 numbering: Numbering(0),
+                until,
             }),
             feed: changes::Feed::new(next_change, feed_id),
             steps,

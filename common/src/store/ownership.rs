@@ -2,7 +2,8 @@
 //! holds the projection of. A store of another layout or another topic is
 //! refused, never reinterpreted.
 
-use super::{keys, Store, StoreError, LAYOUT, READS_AS_IS, UPGRADES_IN_PLACE};
+use super::{keys, Store, StoreError, Totals, LAYOUT, READS_AS_IS, UPGRADES_IN_PLACE};
+use crate::instant::Micros;
 
 /// A new store is stamped with [`LAYOUT`]; an existing one must carry it,
 /// or one of [`UPGRADES_IN_PLACE`] or [`READS_AS_IS`], which is returned: the
@@ -43,7 +44,43 @@ pub(super) fn stamp_layout(tree: &sled::Tree) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The time a `replay --until` store folds events before, if it is one.
+pub(super) fn read_until(tree: &sled::Tree) -> Result<Option<Micros>, StoreError> {
+    tree.get(keys::META_UNTIL)?
+        .map(|v| {
+            let b: [u8; 8] = v
+                .as_ref()
+                .try_into()
+                .map_err(|_| StoreError::corrupt(keys::META_UNTIL, "not an i64"))?;
+            Ok(Micros(i64::from_be_bytes(b)))
+        })
+        .transpose()
+}
+
 impl Store {
+    /// Makes this (fresh) store the projection as of `t`: from now on it
+    /// folds only events that occurred before `t`, and says so to every
+    /// command that opens it (recorded durably, before any batch).
+    pub fn set_until(&self, t: Micros) -> Result<(), StoreError> {
+        let mut w = self.writer.lock().expect("writer lock");
+        if w.totals != Totals::default() {
+            return Err(StoreError::query(
+                "until",
+                "the store has applied events already",
+            ));
+        }
+        self.tree.insert(keys::META_UNTIL, &t.0.to_be_bytes())?;
+        self.tree.flush()?;
+        w.until = Some(t);
+        Ok(())
+    }
+
+    /// The time this store's projection is as of (`replay --until`), or
+    /// `None` for a store that follows its topic.
+    pub fn until(&self) -> Option<Micros> {
+        self.writer.lock().expect("writer lock").until
+    }
+
     /// The topic the store holds the projection of, as recorded (none
     /// before its first ingest).
     pub fn topic(&self) -> Result<Option<String>, StoreError> {
