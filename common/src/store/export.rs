@@ -12,6 +12,7 @@
 //! an unknown (`null`) string is an empty field.
 
 use std::io::Write;
+use std::sync::mpsc::sync_channel;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -122,20 +123,53 @@ pub enum ExportError {
     Write(#[from] std::io::Error),
 }
 
-/// The matching records in the list's order, a list page at a time.
-pub struct Matching<'a> {
-    view: &'a ReadView,
-    project: &'a str,
-    q: ListQuery,
-    page: std::vec::IntoIter<Record>,
-    done: bool,
+impl From<csv::Error> for ExportError {
+    fn from(e: csv::Error) -> Self {
+        ExportError::Write(e.into())
+    }
 }
 
-impl ReadView {
-    /// Every record `q`'s filters and sort give under `project` (its paging
-    /// — offset, marker, limit, count — ignored): the list's pages, each
-    /// continuing at the last one's marker.
-    pub fn matching<'a>(&'a self, project: &'a str, q: &ListQuery) -> Matching<'a> {
+impl From<serde_json::Error> for ExportError {
+    fn from(e: serde_json::Error) -> Self {
+        ExportError::Write(e.into())
+    }
+}
+
+/// Workers that read and render pages side by side (the machine's two
+/// cores: reading a page's records is most of an export's work).
+const WORKERS: usize = 2;
+/// Pages queued per worker, each way: what bounds an export's memory.
+const PAGES_AHEAD: usize = 2;
+
+/// One page rendered: its records as JSON lines (hashed, and NDJSON's
+/// output) and, for CSV, as rows.
+struct Rendered {
+    records: u64,
+    json: Vec<u8>,
+    csv: Option<Vec<u8>>,
+}
+
+impl ExportSource {
+    /// Writes every record `q` matches under `project` (its filters and
+    /// sort; its paging ignored) to `out` in `format`, calling `tick` with
+    /// the count so far after each page (it may stop the export with an
+    /// error); returns the writer and the trailer.
+    ///
+    /// The list's own pages, continued by marker: one thread walks them
+    /// (the list's plan, up to each page's record numbers), two read and
+    /// render them in turn, and this one hashes and writes them in order
+    /// — each channel bounded, so memory is a few pages whatever the size,
+    /// and a slow `out` slows the walk. A failure mid-way is returned as it
+    /// is: the output then has no trailer, so a partial NDJSON file cannot
+    /// pass for a whole one.
+    pub fn export<W: Write>(
+        &self,
+        project: &str,
+        q: &ListQuery,
+        format: ExportFormat,
+        mut out: W,
+        mut tick: impl FnMut(u64) -> std::io::Result<()>,
+    ) -> Result<(W, ExportTrailer), ExportError> {
         let q = ListQuery {
             marker: None,
             offset: None,
@@ -143,63 +177,79 @@ impl ReadView {
             with_count: None,
             ..q.clone()
         };
-        Matching {
-            view: self,
-            project,
-            q,
-            page: Vec::new().into_iter(),
-            done: false,
+        if format == ExportFormat::Csv {
+            let mut header = csv::Writer::from_writer(Vec::new());
+            header.write_record(CSV_COLUMNS)?;
+            out.write_all(&header.into_inner().map_err(|e| e.into_error())?)?;
         }
-    }
-}
-
-impl Iterator for Matching<'_> {
-    type Item = Result<Record, StoreError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(r) = self.page.next() {
-                return Some(Ok(r));
+        let view = &self.view;
+        let mut sha = Sha256::new();
+        let mut records = 0;
+        std::thread::scope(|s| -> Result<(), ExportError> {
+            let mut work = Vec::new();
+            let mut done = Vec::new();
+            for _ in 0..WORKERS {
+                let (to_worker, pages) = sync_channel::<Vec<u32>>(PAGES_AHEAD);
+                let (rendered, from_worker) = sync_channel(PAGES_AHEAD);
+                s.spawn(move || {
+                    for numbers in pages {
+                        let r = render(view, &numbers, format);
+                        let failed = r.is_err();
+                        if rendered.send(r).is_err() || failed {
+                            break;
+                        }
+                    }
+                });
+                work.push(to_worker);
+                done.push(from_worker);
             }
-            if self.done {
-                return None;
-            }
-            let page = match self.view.list(self.project, &self.q) {
-                Ok(p) => p,
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(e));
+            let walk = s.spawn(move || -> Result<(), StoreError> {
+                let mut q = q;
+                for page in 0.. {
+                    let p = view.page_numbers(project, &q)?;
+                    let last = p.numbers.last().copied();
+                    // A closed channel: the writer stopped, and says why.
+                    if work[page % WORKERS].send(p.numbers).is_err() || !p.more {
+                        break;
+                    }
+                    let last = last.expect("a page with more after it is full");
+                    q.marker = Some(view.row_of(last)?.0);
                 }
-            };
-            self.done = page.next_marker.is_none();
-            self.q.marker = page.next_marker;
-            self.page = page.records.into_iter();
-        }
-    }
-}
-
-impl ExportSource {
-    /// Writes every record `q` matches under `project` to `out` in
-    /// `format`, calling `tick` with the count so far after each (it may
-    /// stop the export with an error); returns the writer and the trailer.
-    /// A failure mid-way is returned as it is: the output then has no
-    /// trailer, so a partial NDJSON file cannot pass for a whole one.
-    pub fn export<W: Write>(
-        &self,
-        project: &str,
-        q: &ListQuery,
-        format: ExportFormat,
-        out: W,
-        mut tick: impl FnMut(u64) -> std::io::Result<()>,
-    ) -> Result<(W, ExportTrailer), ExportError> {
-        let mut w = ExportWriter::new(format, out)?;
-        for r in self.view.matching(project, q) {
-            w.record(&r?)?;
-            tick(w.records)?;
-        }
+                Ok(())
+            });
+            // Page n is worker n % WORKERS's; a worker's channel closing
+            // ends the walk's pages there.
+            let mut failed: Option<ExportError> = None;
+            for page in 0.. {
+                let r = match done[page % WORKERS].recv() {
+                    Err(_) => break,
+                    Ok(Err(e)) => {
+                        failed = Some(e);
+                        break;
+                    }
+                    Ok(Ok(r)) => r,
+                };
+                sha.update(&r.json);
+                records += r.records;
+                let written = out
+                    .write_all(r.csv.as_deref().unwrap_or(&r.json))
+                    .and_then(|()| tick(records));
+                if let Err(e) = written {
+                    failed = Some(e.into());
+                    break;
+                }
+            }
+            // Closed, so a worker or the walk waiting to send gives up.
+            drop(done);
+            let walked = walk.join().expect("the export's walk panicked");
+            match failed {
+                Some(e) => Err(e),
+                None => Ok(walked?),
+            }
+        })?;
         let trailer = ExportTrailer {
-            records: w.records,
-            sha256: hex::encode(w.sha.clone().finalize()),
+            records,
+            sha256: hex::encode(sha.finalize()),
             topic: self.topic.clone(),
             offsets: self
                 .checkpoints
@@ -210,68 +260,44 @@ impl ExportSource {
                 })
                 .collect(),
         };
-        Ok((w.finish(&trailer)?, trailer))
-    }
-}
-
-/// Records written in one format, hashed as they go.
-struct ExportWriter<W: Write> {
-    out: Out<W>,
-    sha: Sha256,
-    records: u64,
-    /// The current record's JSON line (reused).
-    line: Vec<u8>,
-}
-
-enum Out<W: Write> {
-    Ndjson(W),
-    Csv(Box<csv::Writer<W>>),
-}
-
-impl<W: Write> ExportWriter<W> {
-    fn new(format: ExportFormat, out: W) -> std::io::Result<Self> {
-        let out = match format {
-            ExportFormat::Ndjson => Out::Ndjson(out),
-            ExportFormat::Csv => {
-                let mut w = csv::WriterBuilder::new().from_writer(out);
-                w.write_record(CSV_COLUMNS)?;
-                Out::Csv(Box::new(w))
-            }
-        };
-        Ok(ExportWriter {
-            out,
-            sha: Sha256::new(),
-            records: 0,
-            line: Vec::with_capacity(1024),
-        })
-    }
-
-    fn record(&mut self, r: &Record) -> std::io::Result<()> {
-        self.line.clear();
-        serde_json::to_writer(&mut self.line, r).expect("a record serializes");
-        self.line.push(b'\n');
-        self.sha.update(&self.line);
-        self.records += 1;
-        match &mut self.out {
-            Out::Ndjson(w) => w.write_all(&self.line),
-            Out::Csv(w) => Ok(w.write_record(csv_row(r).iter().map(|c| c.as_bytes()))?),
-        }
-    }
-
-    fn finish(self, trailer: &ExportTrailer) -> std::io::Result<W> {
-        match self.out {
-            Out::Ndjson(mut w) => {
-                let line = TrailerLine {
+        if format == ExportFormat::Ndjson {
+            serde_json::to_writer(
+                &mut out,
+                &TrailerLine {
                     export: trailer.clone(),
-                };
-                serde_json::to_writer(&mut w, &line)?;
-                w.write_all(b"\n")?;
-                w.flush()?;
-                Ok(w)
-            }
-            Out::Csv(w) => w.into_inner().map_err(|e| e.into_error()),
+                },
+            )?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
+        Ok((out, trailer))
+    }
+}
+
+/// A page's records read (in number order, as the list fetches them) and
+/// rendered.
+fn render(view: &ReadView, numbers: &[u32], format: ExportFormat) -> Result<Rendered, ExportError> {
+    let rows = view.rows_of(numbers)?;
+    let mut json = Vec::with_capacity(rows.len() * 640);
+    let mut csv = (format == ExportFormat::Csv).then(|| {
+        csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(Vec::with_capacity(rows.len() * 320))
+    });
+    let records = rows.len() as u64;
+    for (id, s) in rows {
+        let r = s.into_view(id);
+        serde_json::to_writer(&mut json, &r).expect("a record serializes");
+        json.push(b'\n');
+        if let Some(w) = &mut csv {
+            w.write_record(csv_row(&r).iter().map(|c| c.as_bytes()))?;
         }
     }
+    let csv = match csv {
+        Some(w) => Some(w.into_inner().map_err(|e| e.into_error())?),
+        None => None,
+    };
+    Ok(Rendered { records, json, csv })
 }
 
 /// A record's CSV fields, in [`CSV_COLUMNS`]' order.

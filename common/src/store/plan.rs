@@ -66,6 +66,14 @@ use resolve::Resolved;
 /// tests skip from the first record, so small generated worlds take that path.
 const HOUR_SKIP_MIN: usize = if cfg!(test) { 1 } else { 2000 };
 
+/// A page before its records are read: their numbers in the page's order,
+/// whether more records follow, and the count when asked for.
+pub(super) struct PageNumbers {
+    pub(super) numbers: Vec<u32>,
+    pub(super) more: bool,
+    pub(super) count: Option<u64>,
+}
+
 /// What a visitor tells a scan: go on, or stop here.
 type Step = Result<ControlFlow<()>, StoreError>;
 
@@ -113,6 +121,17 @@ impl ReadView {
     /// candidate placed by the paging position (`position.rs`); fetch —
     /// the page's records read in number order ([`ReadView::rows_of`]).
     pub fn list(&self, project: &str, q: &ListQuery) -> Result<Page, StoreError> {
+        let page = self.page_numbers(project, q)?;
+        self.fetch(page)
+    }
+
+    /// The first three stages of [`ReadView::list`]: the numbers of the
+    /// page's records in its order, whether more follow, and the count.
+    pub(super) fn page_numbers(
+        &self,
+        project: &str,
+        q: &ListQuery,
+    ) -> Result<PageNumbers, StoreError> {
         let plan = self.resolve(project, q)?;
         let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
         let page = Paging::new(q.offset.unwrap_or(0), limit, plan.position());
@@ -138,23 +157,27 @@ impl ReadView {
         } else {
             self.page_by_checkpoint(project, q, &plan, page)?
         };
-        self.fetch(page, limit, count)
+        let mut numbers = page.into_numbers();
+        let more = next_marker(&mut numbers, limit).is_some();
+        Ok(PageNumbers {
+            numbers,
+            more,
+            count,
+        })
     }
 
     /// Reads the page's records in number order; the page's last id is the
     /// next page's marker when a record past it was taken.
-    fn fetch(&self, page: Paging, limit: usize, count: Option<u64>) -> Result<Page, StoreError> {
-        let mut numbers = page.into_numbers();
-        let more = next_marker(&mut numbers, limit).is_some();
+    fn fetch(&self, page: PageNumbers) -> Result<Page, StoreError> {
         let records: Vec<_> = self
-            .rows_of(&numbers)?
+            .rows_of(&page.numbers)?
             .into_iter()
             .map(|(id, s)| s.into_view(id))
             .collect();
-        let next_marker = records.last().filter(|_| more).map(|r| r.id.clone());
+        let next_marker = records.last().filter(|_| page.more).map(|r| r.id.clone());
         Ok(Page {
             records,
-            count,
+            count: page.count,
             next_marker,
         })
     }
