@@ -59,11 +59,13 @@ pub fn tracker_only(store: &Store, params: &[Params], depth: f64) -> anyhow::Res
     let (project, listed) = export::largest_project(store, PROJECTS)?;
     for e in export::tracker(store, &project)? {
         println!(
-            "export of the largest project ({listed} listed), {}: {} records in {:.3} s, {:.0} records/s, {:.0} MiB, RSS growth {:.1} MiB",
+            "export of the largest project ({listed} listed), {}{}: {} records in {:.3} s, {:.0} records/s, {:.2} CPU s, {:.0} MiB, RSS growth {:.1} MiB",
             e.format,
+            if e.again { ", again" } else { "" },
             e.records,
             e.secs,
             e.per_sec(),
+            e.cpu,
             e.bytes as f64 / 1048576.0,
             e.rss_growth as f64 / 1048576.0
         );

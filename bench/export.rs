@@ -23,6 +23,11 @@ pub struct Exported {
     pub secs: f64,
     /// The RSS peak during the export over the RSS before it.
     pub rss_growth: u64,
+    /// CPU seconds the process used meanwhile (every thread).
+    pub cpu: f64,
+    /// The first export of the run (it fills the store's cache as it
+    /// reads), or the same again.
+    pub again: bool,
 }
 
 impl Exported {
@@ -31,13 +36,25 @@ impl Exported {
     }
 }
 
-/// Bytes written, counted (and their line ends) and dropped.
-struct Counter(u64, u64);
+/// Bytes written, counted and dropped.
+struct Counter(u64);
 
 impl Write for Counter {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
         self.0 += b.len() as u64;
-        self.1 += b.iter().filter(|&&c| c == b'\n').count() as u64;
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Lines written, counted and dropped (PostgreSQL's rows).
+struct Lines(u64);
+
+impl Write for Lines {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0 += b.iter().filter(|&&c| c == b'\n').count() as u64;
         Ok(b.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -89,21 +106,30 @@ fn rss_peak_during<T>(f: impl FnOnce() -> T) -> anyhow::Result<(T, u64, u64)> {
     Ok((out, before, peak.load(Ordering::Relaxed)))
 }
 
-/// The largest project exported in each format, default sort.
+/// The largest project exported in each format, default sort, twice: the
+/// first fills the store's cache (bounded by `--cache-mb`) as it reads, the
+/// second finds it full — its RSS growth is the export's own.
 pub fn tracker(store: &Store, project: &str) -> anyhow::Result<Vec<Exported>> {
     let mut out = Vec::new();
-    for format in ExportFormat::ALL {
+    for (format, again) in [
+        (ExportFormat::Ndjson, false),
+        (ExportFormat::Csv, false),
+        (ExportFormat::Ndjson, true),
+        (ExportFormat::Csv, true),
+    ] {
+        let cpu = crate::counters::cpu_secs("self");
         let t = Instant::now();
         let (r, before, peak) = rss_peak_during(|| {
             store.export_source()?.export(
                 project,
                 &ListQuery::default(),
                 format,
-                Counter(0, 0),
+                Counter(0),
                 |_| Ok(()),
             )
         })?;
         let secs = t.elapsed().as_secs_f64();
+        let cpu = crate::counters::cpu_secs("self") - cpu;
         let (w, trailer) = r?;
         out.push(Exported {
             format: format.as_str(),
@@ -111,6 +137,8 @@ pub fn tracker(store: &Store, project: &str) -> anyhow::Result<Vec<Exported>> {
             bytes: w.0,
             secs,
             rss_growth: peak.saturating_sub(before),
+            cpu,
+            again,
         });
     }
     Ok(out)
@@ -130,7 +158,7 @@ pub fn postgres(c: &mut postgres::Client, project: &str) -> anyhow::Result<(u64,
          TO STDOUT (FORMAT csv, HEADER)"
     );
     let mut reader = c.copy_out(sql.as_str())?;
-    let mut bytes = Counter(0, 0);
-    std::io::copy(&mut reader, &mut bytes)?;
-    Ok((bytes.1.saturating_sub(1), t.elapsed().as_secs_f64()))
+    let mut lines = Lines(0);
+    std::io::copy(&mut reader, &mut lines)?;
+    Ok((lines.0.saturating_sub(1), t.elapsed().as_secs_f64()))
 }

@@ -340,9 +340,11 @@ fn main() -> anyhow::Result<()> {
         }
         table.push(Row {
             shape: format!(
-                "export of the largest project ({listed} records), {}, in-process: records/s (PostgreSQL: COPY … TO STDOUT csv, the same rows in the list's order); RSS growth {:.1} MiB, {:.0} MiB written",
+                "export of the largest project ({listed} records), {}{}, in-process: records/s (PostgreSQL: COPY … TO STDOUT csv, the same rows in the list's order); RSS growth {:.1} MiB, {:.2} CPU s, {:.0} MiB written",
                 e.format,
+                if e.again { ", again (the cache full)" } else { "" },
                 e.rss_growth as f64 / 1048576.0,
+                e.cpu,
                 e.bytes as f64 / 1048576.0
             ),
             tracker: format!("{:.0}", e.per_sec()),

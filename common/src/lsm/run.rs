@@ -171,8 +171,16 @@ impl Run {
 
     /// The entries of block `i` that would hold `key`, through the cache:
     /// the block whole if a scan cached it, else the one frame `key` falls
-    /// in (a block of format 0 or 1 is one frame).
-    fn entries_for(&self, i: usize, key: &[u8]) -> Result<Arc<Block>, LsmError> {
+    /// in (a block of format 0 or 1 is one frame). What it decodes is
+    /// cached when `fill`; a bulk read (an export) looks in the cache but
+    /// fills it not, so it neither evicts the queries' working set nor
+    /// grows the cache.
+    fn entries_for(&self, i: usize, key: &[u8], fill: bool) -> Result<Arc<Block>, LsmError> {
+        let insert = |at: At, b: &Arc<Block>| {
+            if fill {
+                self.cache.insert(at, b.clone());
+            }
+        };
         let at = |part| (self.meta.id, i as u32, part);
         if let Some(b) = self.cache.get(at(Part::Whole)) {
             return Ok(b);
@@ -185,11 +193,11 @@ impl Run {
                 let s = self.stored(&bkey)?;
                 let Some(firsts) = block::frame_keys(&bkey, &s)? else {
                     let block = Arc::new(block::read(&bkey, &s)?);
-                    self.cache.insert(at(Part::Whole), block.clone());
+                    insert(at(Part::Whole), &block);
                     return Ok(block);
                 };
                 let firsts = Arc::new(firsts);
-                self.cache.insert(at(Part::FrameKeys), firsts.clone());
+                insert(at(Part::FrameKeys), &firsts);
                 stored = Some(s);
                 firsts
             }
@@ -208,7 +216,7 @@ impl Run {
             None => self.stored(&bkey)?,
         };
         let frame = Arc::new(block::read_frame(&bkey, &s, f)?);
-        self.cache.insert(at(part), frame.clone());
+        insert(at(part), &frame);
         Ok(frame)
     }
 
@@ -223,16 +231,36 @@ impl Run {
             .checked_sub(1)
     }
 
-    /// The entry for `key`, if this run has one. `hashed`: the key is of
-    /// those the filter holds.
-    pub fn get(&self, key: &[u8], hashed: Option<u64>) -> Result<Option<Entry>, LsmError> {
-        if hashed.is_some_and(|h| !self.meta.bloom.may_contain_hash(h)) {
-            return Ok(None);
-        }
-        let Some(b) = self.block_for(key) else {
-            return Ok(None);
+    /// The entry for `key`, if this run has one (`hashed`: the key is of
+    /// those the filter holds), first looking in `near`: the frame (or block) the last
+    /// read of this run found its key in. A key within that frame's keys
+    /// is answered there — no filter, no cache lookup, no frame search: the
+    /// run's entry for it can be nowhere else — so ascending keys near each
+    /// other (a page's records, by number) cost one lookup per frame, not
+    /// per key; `near` is then this key's frame. `fill`: whether what is
+    /// decoded joins the cache ([`Run::entries_for`]).
+    pub fn get_near(
+        &self,
+        key: &[u8],
+        hashed: Option<u64>,
+        near: &mut Option<Arc<Block>>,
+        fill: bool,
+    ) -> Result<Option<Entry>, LsmError> {
+        let within = |b: &Block| !b.is_empty() && b.key(0) <= key && key <= b.key(b.len() - 1);
+        let block = match near.as_ref().filter(|b| within(b)) {
+            Some(b) => b.clone(),
+            None => {
+                if hashed.is_some_and(|h| !self.meta.bloom.may_contain_hash(h)) {
+                    return Ok(None);
+                }
+                let Some(b) = self.block_for(key) else {
+                    return Ok(None);
+                };
+                let block = self.entries_for(b, key, fill)?;
+                *near = Some(block.clone());
+                block
+            }
         };
-        let block = self.entries_for(b, key)?;
         let i = block.lower_bound(key);
         Ok((i < block.len() && block.key(i) == key).then(|| block.entry(i).to_owned()))
     }

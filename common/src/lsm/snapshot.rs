@@ -8,6 +8,12 @@ use super::entry::{self, Entry, Value};
 use super::run::Run;
 use super::{LsmError, Range, Slice};
 
+/// The frame each run's last read found its key in ([`Snapshot::get_many`]).
+#[derive(Default)]
+struct Near {
+    frames: Vec<Option<Arc<super::block::Block>>>,
+}
+
 /// One version of the engine: the memtable's slices and the runs, each
 /// newest first (every slice is newer than every run).
 #[derive(Clone, Default)]
@@ -27,6 +33,28 @@ pub struct Snapshot {
 impl Snapshot {
     /// What `key` holds.
     pub fn get(&self, key: &[u8]) -> Result<Option<Value>, LsmError> {
+        self.get_near(key, &mut Near::default(), true)
+    }
+
+    /// What each of `keys` holds, in their order. Ascending keys read
+    /// fastest: each run keeps the frame its last key was found in
+    /// ([`super::run::Run::get_near`]), so keys near each other — a page's
+    /// records, by number — share one lookup of their frame. `fill`: what
+    /// is decoded joins the block cache (a bulk read passes `false`: it
+    /// reads what the cache holds and leaves it as it was).
+    pub fn get_many<K: AsRef<[u8]>>(
+        &self,
+        keys: &[K],
+        fill: bool,
+    ) -> Result<Vec<Option<Value>>, LsmError> {
+        let mut near = Near::default();
+        keys.iter()
+            .map(|k| self.get_near(k.as_ref(), &mut near, fill))
+            .collect()
+    }
+
+    fn get_near(&self, key: &[u8], near: &mut Near, fill: bool) -> Result<Option<Value>, LsmError> {
+        near.frames.resize(self.version.runs.len(), None);
         let mut entries: Vec<Entry> = Vec::new();
         let done = |entries: &Vec<Entry>| {
             matches!(
@@ -43,8 +71,8 @@ impl Snapshot {
                 }
             }
         }
-        for r in &self.version.runs {
-            if let Some(e) = r.get(key, hashed)? {
+        for (r, near) in self.version.runs.iter().zip(&mut near.frames) {
+            if let Some(e) = r.get_near(key, hashed, near, fill)? {
                 entries.push(e);
                 if done(&entries) {
                     break;

@@ -191,6 +191,25 @@ fn check(snap: &Snapshot, model: &Model) -> Result<(), TestCaseError> {
             );
         }
     }
+    // Many keys at once, ascending (each run's last frame reused), in
+    // another order, and around the cache: each as `get` answers it.
+    let mut keys: Vec<Vec<u8>> = (0..24u8)
+        .flat_map(|n| [value_key(n), count_key(n)])
+        .collect();
+    keys.sort();
+    let mut shuffled = keys.clone();
+    shuffled.rotate_left(7);
+    for keys in [&keys, &shuffled] {
+        let want: Vec<Option<Value>> = keys.iter().map(|k| model.get(k).cloned()).collect();
+        for fill in [true, false] {
+            prop_assert_eq!(
+                &snap.get_many(keys, fill).unwrap(),
+                &want,
+                "get_many, fill {}",
+                fill
+            );
+        }
+    }
     let all: Vec<(Vec<u8>, Value)> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let fwd: Vec<_> = snap
         .range(Bound::Unbounded, Bound::Unbounded, false)

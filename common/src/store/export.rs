@@ -274,10 +274,11 @@ impl ExportSource {
     }
 }
 
-/// A page's records read (in number order, as the list fetches them) and
+/// A page's records read (in number order, as the list fetches them, but
+/// around the block cache: an export reads a whole project once) and
 /// rendered.
 fn render(view: &ReadView, numbers: &[u32], format: ExportFormat) -> Result<Rendered, ExportError> {
-    let rows = view.rows_of(numbers)?;
+    let rows = view.rows_around_cache(numbers)?;
     let mut json = Vec::with_capacity(rows.len() * 640);
     let mut csv = (format == ExportFormat::Csv).then(|| {
         csv::WriterBuilder::new()
