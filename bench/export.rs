@@ -25,8 +25,7 @@ pub struct Exported {
     pub rss_growth: u64,
     /// CPU seconds the process used meanwhile (every thread).
     pub cpu: f64,
-    /// The first export of the run (it fills the store's cache as it
-    /// reads), or the same again.
+    /// The second export of the same project and format in the run.
     pub again: bool,
 }
 
@@ -106,9 +105,9 @@ fn rss_peak_during<T>(f: impl FnOnce() -> T) -> anyhow::Result<(T, u64, u64)> {
     Ok((out, before, peak.load(Ordering::Relaxed)))
 }
 
-/// The largest project exported in each format, default sort, twice: the
-/// first fills the store's cache (bounded by `--cache-mb`) as it reads, the
-/// second finds it full — its RSS growth is the export's own.
+/// The largest project exported in each format, default sort, twice (an
+/// export reads around the store's cache: the second run finds what the
+/// first left, the queries' working set).
 pub fn tracker(store: &Store, project: &str) -> anyhow::Result<Vec<Exported>> {
     let mut out = Vec::new();
     for (format, again) in [

@@ -342,7 +342,7 @@ fn main() -> anyhow::Result<()> {
             shape: format!(
                 "export of the largest project ({listed} records), {}{}, in-process: records/s (PostgreSQL: COPY … TO STDOUT csv, the same rows in the list's order); RSS growth {:.1} MiB, {:.2} CPU s, {:.0} MiB written",
                 e.format,
-                if e.again { ", again (the cache full)" } else { "" },
+                if e.again { ", again" } else { "" },
                 e.rss_growth as f64 / 1048576.0,
                 e.cpu,
                 e.bytes as f64 / 1048576.0

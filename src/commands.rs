@@ -64,6 +64,12 @@ pub fn digest(file: &FileConfig, store: &StoreArgs) -> anyhow::Result<ExitCode> 
         t.records, t.applied, t.duplicates, t.quarantined
     );
     println!("topic {}", s.topic()?.unwrap_or_else(|| "none".into()));
+    if let Some(t) = s.until() {
+        println!(
+            "as of {} (made by replay --until: events from then on are not folded)",
+            t.render()
+        );
+    }
     println!(
         "checkpoints {}",
         common::store::checkpoints_text(&s.checkpoints())
@@ -359,10 +365,9 @@ pub fn export(
         )
         .expect("static template"),
     );
+    // Called once per page (1,000 records).
     let tick = |n: u64| {
-        if n.is_multiple_of(1024) {
-            bar.set_position(n);
-        }
+        bar.set_position(n);
         Ok(())
     };
     let trailer = if out.as_os_str() == "-" {

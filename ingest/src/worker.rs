@@ -357,6 +357,10 @@ impl Worker {
         let mut applied = 0;
         loop {
             let snap = self.progress.snapshot();
+            // Retention may delete messages during a long replay too.
+            if let Some((p, gap)) = snap.gaps.iter().next() {
+                return Err(self.fail(IngestError::ReplayGap(gap.describe(*p))));
+            }
             let done = targets.iter().all(|(p, hw)| {
                 snap.partitions
                     .get(p)

@@ -3,7 +3,8 @@
 //! or CSV from one version of the store (`common::store::export`). The
 //! version is taken before the head goes out, and its offsets are in the
 //! `X-Export-Offsets` header; the records are written on the blocking pool
-//! into a bounded channel of chunks, so a slow client slows the reader down
+//! into a bounded channel of chunks (at least 64 KiB: a page's records
+//! are written at once), so a slow client slows the reader down
 //! (backpressure) and memory stays a few chunks whatever the size.
 //! Compression is the router's (gzip or brotli when the client accepts it).
 //! Like the change feed, an export holds a stream slot (`max_streams`), not
@@ -39,7 +40,7 @@ const CHUNKS_AHEAD: usize = 4;
     params(("project_id" = String, Path, description = "Project id"), ExportParams),
     security(("token" = [])),
     responses(
-        (status = 200, content_type = "application/x-ndjson", description = "`format=ndjson`: one record per line as the list renders it (`ReplicationRecord`), then one trailer line `{\"export\": ExportTrailer}`: the count, the SHA-256 of the record lines, the topic and each partition's next offset. `format=csv` (`text/csv`): a header row and one row per record, the same fields, `extra_info` flattened (`extra_info.progress`), an unknown string an empty field. The `X-Export-Offsets` header names the version read (`topic/partition:next offset …`). A response that ends without its trailer (or, for CSV, aborted) is incomplete"),
+        (status = 200, content(("application/x-ndjson"), ("text/csv")), description = "`format=ndjson`: one record per line as the list renders it (`ReplicationRecord`), then one trailer line `{\"export\": ExportTrailer}`: the count, the SHA-256 of the record lines, the topic and each partition's next offset. `format=csv` (`text/csv`): a header row and one row per record, the same fields, `extra_info` flattened (`extra_info.progress`), an unknown string an empty field. The `X-Export-Offsets` header names the version read (`topic/partition:next offset …`). A response that ends without its trailer (or, for CSV, aborted) is incomplete"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 500, body = ErrorBody), (status = 503, body = ErrorBody),
     ))]

@@ -90,10 +90,7 @@ pub(crate) async fn record(
     let rec = blocking(&s.store, move |st| {
         let rec = match as_of {
             None => st.view().get(&project, &id)?,
-            Some(t) => st
-                .as_of(&id, t)?
-                .filter(|a| a.state.projects().contains(&project.as_str()))
-                .map(|a| a.state.view(&id)),
+            Some(t) => st.as_of(&project, &id, t)?.map(|a| a.state.view(&id)),
         };
         rec.ok_or(ApiError::RecordNotFound(id))
     })
@@ -135,10 +132,7 @@ pub(crate) async fn events(
                 st.events_page(&id, q.marker, q.limit)?
             }
             Some(t) => {
-                let Some(a) = st
-                    .as_of(&id, t)?
-                    .filter(|a| a.state.projects().contains(&project.as_str()))
-                else {
+                let Some(a) = st.as_of(&project, &id, t)? else {
                     return Err(ApiError::RecordNotFound(id));
                 };
                 let mut events: Vec<_> = a

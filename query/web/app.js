@@ -489,19 +489,25 @@ async function exportRecords() {
   const params = { ...state.filters, sort: `${state.sort.key}:${state.sort.dir}`, format };
   const qs = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== undefined && v !== null && v !== ''));
   $('#export-status').textContent = 'exporting…';
-  const resp = await fetch(`${projectPath()}/replication_records/export?${qs}`, { headers: { 'X-Auth-Token': state.token || '' } });
-  if (!resp.ok) {
-    const body = await resp.json().catch(() => null);
+  let text;
+  try {
+    const resp = await fetch(`${projectPath()}/replication_records/export?${qs}`, { headers: { 'X-Auth-Token': state.token || '' } });
+    if (!resp.ok) {
+      const body = await resp.json().catch(() => null);
+      throw new ApiError(resp.status, body?.error_code ?? `HTTP ${resp.status}`, body?.error_msg ?? resp.statusText);
+    }
+    // An export cut off mid-way rejects here: nothing is saved.
+    text = await resp.text();
+  } catch (e) {
     $('#export-status').textContent = '';
-    throw new ApiError(resp.status, body?.error_code ?? `HTTP ${resp.status}`, body?.error_msg ?? resp.statusText);
+    throw e;
   }
-  const text = await resp.text();
   // Both formats have one line besides the records (CSV's header, NDJSON's
   // trailer); a record's line breaks are inside CSV quotes only in values
   // with breaks, which the count below then overstates — it is a summary.
   const records = format === 'ndjson' ? JSON.parse(text.trimEnd().split('\n').pop()).export.records : text.trimEnd().split('\n').length - 1;
   const a = document.createElement('a');
-  a.href = URL.createObjectURL(new Blob([text], { type: resp.headers.get('content-type') ?? 'text/plain' }));
+  a.href = URL.createObjectURL(new Blob([text], { type: format === 'csv' ? 'text/csv' : 'application/x-ndjson' }));
   a.download = `replication_records-${state.project}.${format}`;
   document.body.append(a);
   a.click();

@@ -1,10 +1,12 @@
 //! A record as of a moment `T` of event time (`occurred_at`): the state
 //! folded from exactly its events that occurred before `T`, read from its
 //! own audit trail — so the answer is the same whatever order or moment the
-//! events arrived in, and costs one record's trail. An accepted retention
-//! gap on the record's partition means events of any time may never have
-//! been applied: such a record cannot be answered as of any time, and says
-//! so rather than answer from part of its history.
+//! events arrived in, and costs one record's trail. An accepted gap on the
+//! record's partition (retention ran ahead, or the topic was recreated)
+//! means events of any time may never have been applied, and a store that
+//! is itself the projection as of `U` (`replay --until`) holds nothing
+//! after `U`: those cannot be answered, and say so rather than answer from
+//! part of a history.
 
 use super::gaps::GapKind;
 use super::{EventLogEntry, Store, StoreError};
@@ -21,30 +23,31 @@ pub struct AsOf {
 }
 
 impl Store {
-    /// Record `id` as of `t`: `None` when it has no event before `t`.
-    pub fn as_of(&self, id: &str, t: Micros) -> Result<Option<AsOf>, StoreError> {
-        let trail = self.view().events(id)?;
+    /// Record `id` as listed under `project` as of `t`: `None` when it had
+    /// no event before `t`, or was not listed under `project` then. A
+    /// record listed under `project` neither then nor now is `None` before
+    /// any refusal, so a refusal never tells another project's reader that
+    /// it exists.
+    pub fn as_of(&self, project: &str, id: &str, t: Micros) -> Result<Option<AsOf>, StoreError> {
+        if let Some(u) = self.until() {
+            if t > u {
+                return Err(StoreError::query(
+                    "as_of",
+                    format!(
+                        "this store is the projection as of {} (made by `tracker replay \
+                         --until`): it holds no event after that, so it cannot answer as of a \
+                         later time",
+                        u.render()
+                    ),
+                ));
+            }
+        }
+        let view = self.view();
+        let trail = view.events(id)?;
         let Some(first) = trail.first() else {
             return Ok(None);
         };
-        if let Some(g) = self.accepted_gaps()?.into_iter().find(|g| {
-            g.kind == GapKind::RetentionGap
-                && g.topic == first.topic
-                && g.partition == first.partition
-        }) {
-            return Err(StoreError::query(
-                "as_of",
-                format!(
-                    "record {id} is in partition {} of topic {}, where offsets from {} were \
-                     skipped (a retention gap accepted at {}): its events of any time may be \
-                     missing, so no state of it as of a time can be answered",
-                    g.partition,
-                    g.topic,
-                    g.from,
-                    g.accepted_at.render()
-                ),
-            ));
-        }
+        let (topic, partition) = (first.topic.clone(), first.partition);
         let mut folded = Vec::new();
         let mut events = Vec::new();
         for e in trail {
@@ -60,7 +63,34 @@ impl Store {
                 events.push(e);
             }
         }
-        Ok(fold_all(&folded).map(|state| AsOf { state, events }))
+        let Some(state) = fold_all(&folded) else {
+            return Ok(None);
+        };
+        let listed_then = state.projects().contains(&project);
+        if !listed_then && view.get(project, id)?.is_none() {
+            return Ok(None);
+        }
+        if let Some(g) = self
+            .accepted_gaps()?
+            .into_iter()
+            .find(|g| g.topic == topic && g.partition == partition)
+        {
+            let what = match g.kind {
+                GapKind::RetentionGap => "a retention gap",
+                GapKind::TopicReset => "a topic reset",
+            };
+            return Err(StoreError::query(
+                "as_of",
+                format!(
+                    "record {id} is in partition {partition} of topic {topic}, where offsets \
+                     from {} were skipped ({what} accepted at {}): its events of any time may \
+                     be missing, so no state of it as of a time can be answered",
+                    g.from,
+                    g.accepted_at.render()
+                ),
+            ));
+        }
+        Ok(listed_then.then_some(AsOf { state, events }))
     }
 }
 
@@ -98,11 +128,21 @@ mod tests {
                 let before: Vec<_> = events.iter().filter(|e| e.occurred_at < t).cloned().collect();
                 let want = reference::fold_events(&before);
                 for id in events.iter().map(|e| e.record_id.clone()).collect::<std::collections::BTreeSet<_>>() {
-                    let have = store.as_of(&id, t).unwrap();
-                    let view = have.as_ref().map(|a| a.state.view(&id));
-                    prop_assert_eq!(view.as_ref(), want.get(&id), "{} as of {:?}", id, t);
-                    let n = before.iter().filter(|e| e.record_id == id).count();
-                    prop_assert_eq!(have.map_or(0, |a| a.events.len()), n);
+                    for project in crate::store::tests::PROJECTS {
+                        // Listed under the project then: as the reference folds it.
+                        let then = want.get(&id).filter(|r| {
+                            [&r.source_project_id, &r.destination_project_id]
+                                .iter()
+                                .any(|p| p.as_deref() == Some(project))
+                        });
+                        let have = store.as_of(project, &id, t).unwrap();
+                        let view = have.as_ref().map(|a| a.state.view(&id));
+                        prop_assert_eq!(view.as_ref(), then, "{} in {:?} as of {:?}", id, project, t);
+                        if have.is_some() {
+                            let n = before.iter().filter(|e| e.record_id == id).count();
+                            prop_assert_eq!(have.map_or(0, |a| a.events.len()), n);
+                        }
+                    }
                 }
             }
         }
@@ -139,6 +179,11 @@ mod tests {
             let logged: usize = want.keys().map(|id| store.view().events(id).unwrap().len()).sum();
             prop_assert_eq!(logged, before.len());
             prop_assert_eq!(store.until(), Some(t));
+            // Nothing after `t` is in it: asked as of a later time, it says so.
+            if let Some(e) = events.first() {
+                let later = store.as_of("p1", &e.record_id, Micros(t.0 + 1));
+                prop_assert!(matches!(later, Err(StoreError::Query { param: "as_of", .. })), "{:?}", later);
+            }
         }
     }
 
@@ -179,11 +224,20 @@ mod tests {
         let gap = crate::store::gaps::Gap::classify(next, Some((next + 10, next + 20))).unwrap();
         store.accept_gap("t", 0, &gap, Micros(0)).unwrap();
         let far = Micros(i64::MAX);
-        let err = store.as_of(a, far).unwrap_err().to_string();
+        let err = store
+            .as_of(&crate::sample::project_id(0), a, far)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("as_of: ") && err.contains("retention gap"),
             "{err}"
         );
-        assert!(store.as_of(&b, far).unwrap().is_some());
+        // Asked under a project it was never listed in: not found, the gap
+        // not named (that would say the record exists).
+        assert!(store.as_of("another", a, far).unwrap().is_none());
+        assert!(store
+            .as_of(&crate::sample::project_id(0), &b, far)
+            .unwrap()
+            .is_some());
     }
 }

@@ -86,6 +86,11 @@ pub struct ExportTrailer {
     pub sha256: String,
     pub topic: Option<String>,
     pub offsets: Vec<ExportOffset>,
+    /// Set when the store is the projection as of this time (`replay
+    /// --until`): the offsets then include events consumed but not folded
+    /// (those that occurred at or after it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
 }
 
 /// The NDJSON trailer line's shape.
@@ -100,16 +105,19 @@ pub struct ExportSource {
     pub view: ReadView,
     pub topic: Option<String>,
     pub checkpoints: Checkpoints,
+    pub until: Option<crate::instant::Micros>,
 }
 
 impl super::Store {
-    /// A version to export from, with the offsets it reflects.
+    /// A version to export from, with the offsets it reflects (and, for a
+    /// store made as of a time, that time).
     pub fn export_source(&self) -> Result<ExportSource, StoreError> {
         let (view, _, checkpoints) = self.view_at_rest();
         Ok(ExportSource {
             view,
             topic: self.topic()?,
             checkpoints,
+            until: self.until(),
         })
     }
 }
@@ -239,7 +247,10 @@ impl ExportSource {
                     break;
                 }
             }
-            // Closed, so a worker or the walk waiting to send gives up.
+            // Closed, so a worker or the walk waiting to send gives up. A
+            // worker that panicked closed its channel, which ended the loop
+            // as if the walk were done: the scope re-raises its panic when
+            // it joins it, so no trailer is written after it.
             drop(done);
             let walked = walk.join().expect("the export's walk panicked");
             match failed {
@@ -259,6 +270,7 @@ impl ExportSource {
                     next_offset: *next,
                 })
                 .collect(),
+            until: self.until.map(|t| t.render()),
         };
         if format == ExportFormat::Ndjson {
             serde_json::to_writer(

@@ -132,7 +132,7 @@ mod maintenance;
 mod ownership;
 mod recovery;
 
-const PROJECTS: [&str; 3] = ["p1", "p2", "p\0x"];
+pub(super) const PROJECTS: [&str; 3] = ["p1", "p2", "p\0x"];
 const HOUR: i64 = 3_600_000_000;
 
 /// Events with every optional field present or absent, identity values in
