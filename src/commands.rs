@@ -239,7 +239,8 @@ fn compare(
             .tempdir()?;
         let dir = tmp.path().join("replay");
         let cache = store.cache_bytes(file);
-        ingest::replay::replay(config, &dir, cache, None, true, &shutdown_token()?)?;
+        // A store made as of a time is compared with a replay as of it.
+        ingest::replay::replay(config, &dir, cache, a.until(), true, &shutdown_token()?)?;
         b = Store::open(&dir, cache)
             .with_context(|| format!("opening the replayed store in {}", dir.display()))?;
         _tmp = Some(tmp);

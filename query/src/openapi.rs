@@ -120,6 +120,10 @@ mod tests {
             documented("/v1/{project_id}/replication_records/{id}/events"),
             parsed::<params::TrailParam>()
         );
+        assert_eq!(
+            documented("/v1/{project_id}/replication_records/{id}"),
+            parsed::<params::RecordParam>()
+        );
         // The sort pattern names exactly the sort keys.
         let sort = doc["paths"]["/v1/{project_id}/replication_records"]["get"]["parameters"]
             .as_array()

@@ -14,7 +14,7 @@ use crate::access::{authenticate, authorize, blocking, path_error, ApiResult};
 use crate::bodies::{
     AcceptedGapBody, CheckpointBody, DigestBody, ErrorBody, EventBody, EventsBody, GapBody,
     ListBody, ListParams, LiveBody, PageParams, QuarantineBody, QuarantinedBody, ReadyBody,
-    RecordBody, TrailParams,
+    RecordBody, Time, TrailParams,
 };
 use crate::error::ApiError;
 use crate::{params, AppState};
@@ -70,7 +70,7 @@ pub(crate) async fn list_alias(
 /// events that occurred before that time).
 #[utoipa::path(get, path = "/v1/{project_id}/replication_records/{id}", tag = "records",
     params(("project_id" = String, Path, description = "Project id"), ("id" = String, Path, description = "Record id"),
-        ("as_of" = Option<String>, Query, description = "The record as of this time (`YYYY-MM-DDTHH:MM:SS[.ffffff]` UTC, or RFC 3339): the state folded from exactly its events with `occurred_at` before it, whatever order they arrived in; 404 when it had none, or was not listed under the project then; 400 naming `as_of` when its partition has an accepted retention gap (events of any time may be missing)")),
+        ("as_of" = Option<Time>, Query, description = "The record as of this time (`YYYY-MM-DDTHH:MM:SS[.ffffff]` UTC, or RFC 3339): the state folded from exactly its events with `occurred_at` before it, whatever order they arrived in; 404 when it had none, or was not listed under the project then; 400 naming `as_of` when its partition has an accepted retention gap (events of any time may be missing)")),
     security(("token" = [])),
     responses(
         (status = 200, body = RecordBody),

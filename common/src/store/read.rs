@@ -118,10 +118,7 @@ impl ReadView {
         let values = self.snap.get_many(&keys, fill)?;
         let mut rows: Vec<Option<(String, RecordState)>> = vec![None; numbers.len()];
         for ((i, key), v) in by_number.into_iter().zip(&keys).zip(values) {
-            let stored: StoredRecord = bytes(key, v)?
-                .map(|v| postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(key, e)))
-                .transpose()?
-                .ok_or_else(|| StoreError::corrupt(key, "an index entry names no record"))?;
+            let stored = named(key, record_at(key, v)?)?;
             rows[i] = Some((stored.id, stored.state));
         }
         Ok(rows.into_iter().flatten().collect())
@@ -230,17 +227,26 @@ fn bytes(key: &[u8], v: Option<crate::lsm::Value>) -> Result<Option<Vec<u8>>, St
 /// The record numbered `number` in `snap`, with its id, where an index
 /// entry named it: a missing record is corruption.
 fn indexed(snap: &crate::lsm::Snapshot, number: u32) -> Result<(String, RecordState), StoreError> {
-    let stored = numbered(snap, number)?.ok_or_else(|| {
-        StoreError::corrupt(&keys::record(number), "an index entry names no record")
-    })?;
+    let key = keys::record(number);
+    let stored = named(&key, numbered(snap, number)?)?;
     Ok((stored.id, stored.state))
+}
+
+/// A record an index entry named: its absence is corruption.
+fn named(key: &[u8], stored: Option<StoredRecord>) -> Result<StoredRecord, StoreError> {
+    stored.ok_or_else(|| StoreError::corrupt(key, "an index entry names no record"))
 }
 
 /// The record numbered `number` in `snap`.
 fn numbered(snap: &crate::lsm::Snapshot, number: u32) -> Result<Option<StoredRecord>, StoreError> {
     let key = keys::record(number);
-    bytes(&key, snap.get(&key)?)?
-        .map(|v| postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(&key, e)))
+    record_at(&key, snap.get(&key)?)
+}
+
+/// The record a record key holds, decoded.
+fn record_at(key: &[u8], v: Option<crate::lsm::Value>) -> Result<Option<StoredRecord>, StoreError> {
+    bytes(key, v)?
+        .map(|v| postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(key, e)))
         .transpose()
 }
 
