@@ -9,7 +9,6 @@ use super::run::Run;
 use super::{LsmError, Range, Slice};
 
 /// The frame each run's last read found its key in ([`Snapshot::get_many`]).
-#[derive(Default)]
 struct Near {
     frames: Vec<Option<Arc<super::block::Block>>>,
 }
@@ -33,7 +32,7 @@ pub struct Snapshot {
 impl Snapshot {
     /// What `key` holds.
     pub fn get(&self, key: &[u8]) -> Result<Option<Value>, LsmError> {
-        self.get_near(key, &mut Near::default(), true)
+        self.get_near(key, None, true)
     }
 
     /// What each of `keys` holds, in their order. Ascending keys read
@@ -47,14 +46,22 @@ impl Snapshot {
         keys: &[K],
         fill: bool,
     ) -> Result<Vec<Option<Value>>, LsmError> {
-        let mut near = Near::default();
+        let mut near = Near {
+            frames: vec![None; self.version.runs.len()],
+        };
         keys.iter()
-            .map(|k| self.get_near(k.as_ref(), &mut near, fill))
+            .map(|k| self.get_near(k.as_ref(), Some(&mut near), fill))
             .collect()
     }
 
-    fn get_near(&self, key: &[u8], near: &mut Near, fill: bool) -> Result<Option<Value>, LsmError> {
-        near.frames.resize(self.version.runs.len(), None);
+    /// What `key` holds, each run looking first in its frame in `near`
+    /// when given (a lone read keeps none: nothing to allocate).
+    fn get_near(
+        &self,
+        key: &[u8],
+        mut near: Option<&mut Near>,
+        fill: bool,
+    ) -> Result<Option<Value>, LsmError> {
         let mut entries: Vec<Entry> = Vec::new();
         let done = |entries: &Vec<Entry>| {
             matches!(
@@ -71,8 +78,13 @@ impl Snapshot {
                 }
             }
         }
-        for (r, near) in self.version.runs.iter().zip(&mut near.frames) {
-            if let Some(e) = r.get_near(key, hashed, near, fill)? {
+        for (i, r) in self.version.runs.iter().enumerate() {
+            let mut none = None;
+            let frame = match near.as_deref_mut() {
+                Some(n) => &mut n.frames[i],
+                None => &mut none,
+            };
+            if let Some(e) = r.get_near(key, hashed, frame, fill)? {
                 entries.push(e);
                 if done(&entries) {
                     break;
