@@ -63,4 +63,13 @@ pub(crate) async fn blocking<T: Send + 'static>(
         })?
 }
 
+/// One of the `max_streams` slots change feeds and exports share, held
+/// until the stream ends; none free is a 503.
+pub(crate) fn stream_slot(s: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    s.streams
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::TooManyStreams(s.limits.max_streams))
+}
+
 pub(crate) type ApiResult<T> = Result<Json<T>, ApiError>;

@@ -40,7 +40,7 @@ pub enum ApiError {
     Timeout,
     #[error("too many concurrent requests, retry later")]
     Overloaded,
-    #[error("too many change feeds open (max_streams: {0}), retry later")]
+    #[error("too many change feeds open (max_streams: {0}), retry later; exports share the cap")]
     TooManyStreams(usize),
     #[error("the projection has not caught up with the event stream yet, retry later")]
     NotReady,

@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{stream, StreamExt};
 use tokio::sync::mpsc;
 
-use crate::access::{authenticate, authorize, blocking, path_error};
+use crate::access::{authenticate, authorize, blocking, path_error, stream_slot};
 use crate::bodies::{ErrorBody, ExportParams};
 use crate::error::ApiError;
 use crate::{params, AppState};
@@ -54,11 +54,7 @@ pub(crate) async fn export(
     let Path(project) = path.map_err(path_error)?;
     authorize(&s, principal, &project)?;
     let (q, format) = params::parse_export(raw.as_deref(), &s.stuck)?;
-    let permit = s
-        .streams
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError::TooManyStreams(s.limits.max_streams))?;
+    let permit = stream_slot(&s)?;
     let source = blocking(&s.store, |st| Ok(st.export_source()?)).await?;
     let offsets = checkpoints_text(&source.checkpoints);
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHUNKS_AHEAD);

@@ -28,7 +28,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
-use crate::access::{authenticate, authorize, blocking, path_error};
+use crate::access::{authenticate, authorize, blocking, path_error, stream_slot};
 use crate::bodies::{ErrorBody, FeedParams};
 use crate::error::ApiError;
 use crate::params::{self, FeedQuery};
@@ -72,11 +72,7 @@ pub(crate) async fn changes(
         None => None,
     };
     let q = params::parse_feed(raw.as_deref(), last_event_id)?;
-    let permit = s
-        .streams
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError::TooManyStreams(s.limits.max_streams))?;
+    let permit = stream_slot(&s)?;
     let tail = Tail::open(
         &s.store,
         project,
