@@ -7,6 +7,7 @@
 //! and the benchmark also get `testkit` (tests only): a reference fold written apart from
 //! the real one, and streams built to break a wrong fold.
 
+pub mod cluster;
 pub mod event;
 pub mod histogram;
 pub mod identity;

@@ -262,6 +262,12 @@ impl RecordState {
         }
     }
 
+    /// How many distinct events were folded into the record: its version,
+    /// which only grows (the cluster's changelog orders states by it).
+    pub fn events(&self) -> u64 {
+        self.stamps.len() as u64
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         postcard::to_allocvec(self).expect("record state always serializes")
     }

@@ -7,7 +7,13 @@
 
 use fxhash::FxHashMap;
 
+use super::listing::{Input, Listing};
 use super::names::Naming;
+use crate::cluster::changelog::Change;
+
+/// What a fold worker hands a batch's changelog messages to, before the
+/// batch is written: an error says why they were not published.
+pub type Publish<'a> = dyn FnMut(&[Change]) -> Result<(), String> + 'a;
 use super::steps::Step;
 use super::*;
 
@@ -17,7 +23,23 @@ impl Store {
     /// an earlier batch and are skipped.
     #[instrument(skip_all, fields(messages = messages.len()))]
     pub fn apply_batch(&self, messages: &[Message]) -> Result<BatchOutcome, StoreError> {
+        self.apply_batch_publishing(messages, None)
+    }
+
+    /// [`Store::apply_batch`] for a fold worker (issue 26): the batch's
+    /// changelog messages — an upsert per project each changed record is
+    /// listed under, a removal per project it left — are handed to
+    /// `publish` before the batch is written, and the count published is
+    /// written with its checkpoints. A failed publish writes nothing (the
+    /// batch is retried); a crash after it publishes again (at least once:
+    /// the shards keep the highest version).
+    pub fn apply_batch_publishing(
+        &self,
+        messages: &[Message],
+        mut publish: Option<&mut Publish<'_>>,
+    ) -> Result<BatchOutcome, StoreError> {
         let mut w = self.writer.lock().expect("writer lock");
+        let listing = self.listing.get();
         self.check_maintenance()?;
         // Only this writer commits to the engine: as of now is as of the
         // batch's start.
@@ -33,7 +55,7 @@ impl Store {
         let steps = &self.steps;
         let begun = std::time::Instant::now();
         let mut at = begun;
-        let mut accepted: Vec<(&Message, Event)> = Vec::with_capacity(messages.len());
+        let mut accepted: Vec<(&Message, Input)> = Vec::with_capacity(messages.len());
         for m in messages {
             let next = checkpoints
                 .get(&(m.topic.as_str(), m.partition))
@@ -45,11 +67,13 @@ impl Store {
                 continue;
             }
             checkpoints.insert((&m.topic, m.partition), m.offset + 1);
-            match decode(m.key.as_deref(), m.payload.as_deref()) {
-                Ok(e) if w.until.is_some_and(|t| e.occurred_at >= t) => outcome.after_until += 1,
-                Ok(e) => accepted.push((m, e)),
+            match Input::decode(listing, m.key.as_deref(), m.payload.as_deref()) {
+                Ok(Input::Event(e)) if w.until.is_some_and(|t| e.occurred_at >= t) => {
+                    outcome.after_until += 1
+                }
+                Ok(input) => accepted.push((m, input)),
                 Err(reject) => {
-                    let entry = quarantined(m, &reject, totals.next_quarantine_seq);
+                    let entry = quarantined(m, reject, totals.next_quarantine_seq);
                     batch.insert(keys::quarantine(entry.seq), encode(&entry));
                     totals.next_quarantine_seq += 1;
                     totals.quarantined += 1;
@@ -59,8 +83,8 @@ impl Store {
         }
         at = steps.add(Step::Decode, at);
 
-        for (m, event) in &accepted {
-            let effect = self.fold_into(&view, &mut touched, &mut numbering, event)?;
+        for (m, input) in &accepted {
+            let effect = self.fold_input(&view, &mut touched, &mut numbering, input)?;
             match effect {
                 EventEffect::Duplicate => {
                     totals.duplicates += 1;
@@ -83,7 +107,7 @@ impl Store {
                 },
             );
             touched
-                .get_mut(&event.record_id)
+                .get_mut(input.record_id())
                 .expect("folded above")
                 .log
                 .push(at);
@@ -100,7 +124,7 @@ impl Store {
         }
         at = steps.add(Step::EventLog, at);
 
-        let derived = derive(&touched, self.names.naming())?;
+        let derived = derive(&touched, self.names.naming(), listing)?;
         totals.records += derived.new_records;
         let listened = self.feed.listened();
         // Only this writer moves the head: it is stable for the batch.
@@ -117,6 +141,19 @@ impl Store {
         steps.add(Step::Derive, at);
         for ((topic, partition), next) in &checkpoints {
             batch.insert(keys::checkpoint(topic, *partition), &next.to_be_bytes());
+        }
+        if let Some(publish) = publish.as_mut() {
+            let changes: Vec<Change> = derived
+                .changed
+                .iter()
+                .flat_map(|(id, _)| {
+                    let t = &touched[*id];
+                    Change::of(id, t.before.as_ref(), &t.after)
+                })
+                .collect();
+            publish(&changes).map_err(StoreError::Publish)?;
+            w.published += changes.len() as u64;
+            batch.insert(keys::META_PUBLISHED, &w.published.to_be_bytes());
         }
         let mut reserved = w.change_reserved;
         let logging = self.log_changes(
@@ -170,6 +207,21 @@ impl Store {
         self.maintain();
         steps.add(Step::Batch, begun);
         Ok(outcome)
+    }
+
+    /// Folds an accepted message into its record as the batch has it: an
+    /// event, or a changelog message on a listing shard.
+    pub(super) fn fold_input(
+        &self,
+        view: &ReadView,
+        touched: &mut BTreeMap<String, Touched>,
+        numbering: &mut Numbering,
+        input: &Input,
+    ) -> Result<EventEffect, StoreError> {
+        match input {
+            Input::Event(e) => self.fold_into(view, touched, numbering, e),
+            Input::Change(c) => self.fold_change(view, touched, numbering, c),
+        }
     }
 
     /// Folds `e` into its record as the batch has it (read from `view`, the
@@ -235,7 +287,9 @@ pub(super) struct Derived<'a> {
 pub(super) fn derive<'a>(
     touched: &'a BTreeMap<String, Touched>,
     mut naming: Naming,
+    listing: Option<&Listing>,
 ) -> Result<Derived<'a>, StoreError> {
+    let listed = |p: &&str| listing.is_none_or(|l| l.lists(p));
     let mut ops = crate::lsm::Ops::default();
     let mut count_deltas: CountDeltas = FxHashMap::default();
     let mut changed: Vec<(&str, Vec<String>)> = Vec::new();
@@ -254,21 +308,25 @@ pub(super) fn derive<'a>(
         if before.as_ref() == Some(after) {
             continue;
         }
-        let now = after.projects();
+        let now: Vec<&str> = after.projects().into_iter().filter(listed).collect();
         let left: Vec<String> = before
             .iter()
             .flat_map(|b| b.projects())
-            .filter(|p| !now.contains(p))
+            .filter(|p| !now.contains(p) && listed(p))
             .map(str::to_owned)
             .collect();
-        changed.push((id, left));
+        // A shard's record none of its projects list (any more) is no
+        // change of its listings.
+        if listing.is_none() || !now.is_empty() || !left.is_empty() {
+            changed.push((id, left));
+        }
         if before.is_none() {
             new_records += 1;
         }
         let old = before
             .as_ref()
-            .map(|b| index::Entries::of(id, t.number, b, &mut naming));
-        let new = index::Entries::of(id, t.number, after, &mut naming);
+            .map(|b| index::Entries::of(id, t.number, b, &mut naming, listing));
+        let new = index::Entries::of(id, t.number, after, &mut naming, listing);
         diff_entries(old.as_ref(), &new, &mut ops);
         diff_counts(old.as_ref(), &new, &mut count_deltas);
     }
@@ -366,15 +424,15 @@ fn diff_counts(old: Option<&index::Entries>, new: &index::Entries, deltas: &mut 
 }
 
 /// The quarantine entry of a message that did not decode, logged.
-fn quarantined(m: &Message, reject: &crate::event::Reject, seq: u64) -> QuarantineEntry {
+fn quarantined(m: &Message, (code, reason): (&str, String), seq: u64) -> QuarantineEntry {
     let raw = m.payload.as_deref().unwrap_or_default();
     let entry = QuarantineEntry {
         seq,
         topic: m.topic.clone(),
         partition: m.partition,
         offset: m.offset,
-        reason_code: reject.code().to_owned(),
-        reason: reject.to_string(),
+        reason_code: code.to_owned(),
+        reason,
         key: m.key.clone(),
         raw: raw[..raw.len().min(MAX_EVENT_BYTES)].to_vec(),
     };

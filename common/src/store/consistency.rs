@@ -43,7 +43,13 @@ impl ReadView {
             }
             records += 1;
             refs += stored.log.len() as u64;
-            let e = index::Entries::of(&stored.id, number, &stored.state, &mut naming);
+            let e = index::Entries::of(
+                &stored.id,
+                number,
+                &stored.state,
+                &mut naming,
+                self.listing.get(),
+            );
             want_keys.extend(e.keys().map(|(k, v)| (k.to_vec(), v.to_vec())));
             for c in e.counts() {
                 *want_counts.entry(c.to_vec()).or_default() += 1;

@@ -64,6 +64,20 @@ pub enum StoreError {
     /// The engine's background flush or merge failed (a full disk, say).
     #[error("the store's flush or merge failed: {0}")]
     Engine(String),
+    /// A listing shard's store opened for other changelog partitions.
+    #[error(
+        "the store at {path} lists {found}; this node is given changelog partitions {asked}: \
+         give it the store built for them, or a new data directory (it is rebuilt from the changelog)"
+    )]
+    Listing {
+        path: String,
+        found: String,
+        asked: String,
+    },
+    /// A fold worker could not publish a batch's changes: the batch is not
+    /// written (and retried).
+    #[error("publishing the batch's changes to the changelog: {0}")]
+    Publish(String),
     /// A request the store cannot answer as asked (a bad `marker`, say);
     /// `param` names the request parameter at fault.
     #[error("{param}: {reason}")]

@@ -37,6 +37,7 @@
 
 use super::keys::{self, space};
 pub use super::keys::{status_byte, CheckpointSide, IndexField, OrderField};
+use super::listing::Listing;
 use super::names::Naming;
 use super::query::Stuck;
 use crate::instant::Micros;
@@ -170,12 +171,29 @@ pub struct Entries {
 }
 
 impl Entries {
-    pub(super) fn of(id: &str, number: u32, state: &RecordState, naming: &mut Naming) -> Entries {
+    /// A record's entries; on a listing shard's store (`listing`), only
+    /// under the projects it lists, and none at all — no checkpoint item,
+    /// no status count — for a record none of them lists.
+    pub(super) fn of(
+        id: &str,
+        number: u32,
+        state: &RecordState,
+        naming: &mut Naming,
+        listing: Option<&Listing>,
+    ) -> Entries {
         let mut e = Entries {
             bytes: Vec::with_capacity(512),
             keys: Vec::with_capacity(16),
             counts: Vec::with_capacity(16),
         };
+        let projects: Vec<&str> = state
+            .projects()
+            .into_iter()
+            .filter(|p| listing.is_none_or(|l| l.lists(p)))
+            .collect();
+        if projects.is_empty() && listing.is_some() {
+            return e;
+        }
         let id = id.as_bytes();
         for (side, f) in [
             (CheckpointSide::Source, Field::SourceCheckpointItemId),
@@ -214,7 +232,7 @@ impl Entries {
         ];
         // A list's name, then its entry under the name's id.
         let mut name = Vec::with_capacity(128);
-        for project in state.projects() {
+        for project in projects {
             for (field, value) in postings {
                 keys::write_posting_name(&mut name, project, field, value);
                 let list = naming.id(&name);
@@ -430,7 +448,7 @@ mod tests {
             let names = Names::default();
             let mut naming = names.naming();
             naming.id(&keys::order_list("p", OrderField::Id));
-            let e = Entries::of(&id, number, &state, &mut naming);
+            let e = Entries::of(&id, number, &state, &mut naming, None);
             let new = naming.finish(&mut crate::lsm::Ops::default()).unwrap();
             names.commit(new);
             let (keys, counts) = reference(&id, number, &state, &names);

@@ -218,6 +218,13 @@ pub const META_FEED_ID: &[u8] = b"mfeed_id";
 /// A store made by `replay --until T`: T in microseconds (i64,
 /// big-endian); it folds only events that occurred before T.
 pub const META_UNTIL: &[u8] = b"muntil";
+/// A listing shard's store: the changelog partitions it lists
+/// (postcard of [`super::listing::Listing`]; issue 26).
+pub const META_LISTING: &[u8] = b"mlisting";
+/// A fold worker's store: changelog messages published so far (u64,
+/// big-endian), written with the checkpoints of the batches whose changes
+/// they are — published before the batch was written.
+pub const META_PUBLISHED: &[u8] = b"mpublished";
 
 /// The change log's batch whose first change is `first`.
 pub fn change(first: u64) -> [u8; 9] {

@@ -20,6 +20,7 @@ pub mod export;
 pub mod gaps;
 pub mod index;
 pub mod keys;
+pub mod listing;
 pub mod lists;
 mod merge;
 mod names;
@@ -45,6 +46,7 @@ use tracing::instrument;
 
 use crate::event::{decode, Event, MAX_EVENT_BYTES};
 use crate::record::{Applied, Record, RecordState};
+pub use apply::Publish;
 pub use engine::DEFAULT_MEMTABLE_MB;
 pub use error::StoreError;
 pub use query::{
@@ -272,6 +274,8 @@ struct WriterState {
     /// Events that occurred at or after this time are consumed but not
     /// folded: a store of the projection as of it (`replay --until`).
     until: Option<crate::instant::Micros>,
+    /// A fold worker's changelog messages published so far.
+    published: u64,
 }
 
 /// The store as its owner holds it: it opens and closes the store, writes
@@ -344,6 +348,9 @@ pub struct Shared {
     /// This store's entry among the process's open stores.
     _open: Option<open::OpenHere>,
     access: Access,
+    /// The changelog partitions a listing shard's store lists (none: every
+    /// project, from the events topic).
+    listing: std::sync::OnceLock<listing::Listing>,
     /// The private copy a store opened to read reads (last: removed once
     /// sled has closed its files).
     copy: Option<read_copy::ReadCopy>,

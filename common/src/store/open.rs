@@ -136,6 +136,11 @@ impl Store {
         }
         let (next_change, change_reserved, changes_logged) = changes::open(&tree)?;
         let until = ownership::read_until(&tree)?;
+        let published = read_u64(&tree, keys::META_PUBLISHED)?;
+        let listing = std::sync::OnceLock::new();
+        if let Some(l) = listing::read(&tree)? {
+            let _ = listing.set(l);
+        }
         let feed_id = changes::feed_id(&tree, access == Access::Write)?;
         let config = engine::config(engine::split_cache(cache_bytes).1);
         let lsm = match access {
@@ -177,6 +182,7 @@ impl Store {
                 // Set once recovery has numbered what it folded.
                 numbering: Numbering(0),
                 until,
+                published,
             }),
             feed: changes::Feed::new(next_change, feed_id),
             steps,
@@ -184,6 +190,7 @@ impl Store {
             recovered: Default::default(),
             access,
             dir: dir.map(Path::to_owned),
+            listing,
             _open: dir.and_then(OpenHere::register),
             copy: None,
         };
@@ -351,4 +358,17 @@ pub(super) fn segment_size(path: &Path) -> usize {
         .lines()
         .find_map(|l| l.strip_prefix("segment_size: ")?.trim().parse().ok());
     recorded.unwrap_or(SEGMENT_SIZE)
+}
+
+/// A u64 meta value (0 when absent).
+fn read_u64(tree: &sled::Tree, key: &[u8]) -> Result<u64, StoreError> {
+    tree.get(key)?
+        .map(|v| {
+            v.as_ref()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::corrupt(key, "not a u64"))
+        })
+        .transpose()
+        .map(Option::unwrap_or_default)
 }

@@ -11,6 +11,7 @@
 //! refused ([`StoreError::Fold`]).
 
 use super::apply::derive;
+use super::listing::Input;
 use super::*;
 
 /// Events recovered into one memtable slice: about a batch's.
@@ -67,10 +68,11 @@ impl Store {
                 .ok_or_else(|| StoreError::corrupt(&k, "bad event-log key"))?;
             let entries = read::log_chunk(&k, &v)?;
             for (index, e) in entries.iter().enumerate() {
-                let event = decode(None, Some(&e.raw)).map_err(|r| {
+                let listing = self.listing.get();
+                let input = Input::decode(listing, None, Some(&e.raw)).map_err(|(_, r)| {
                     StoreError::corrupt(&k, format!("entry {index} no longer decodes: {r}"))
                 })?;
-                let effect = self.fold_into(&view, &mut touched, &mut numbering, &event)?;
+                let effect = self.fold_input(&view, &mut touched, &mut numbering, &input)?;
                 if effect != e.effect {
                     return Err(StoreError::corrupt(
                         &k,
@@ -85,7 +87,7 @@ impl Store {
                     index: index as u32,
                 };
                 touched
-                    .get_mut(&event.record_id)
+                    .get_mut(input.record_id())
                     .expect("folded above")
                     .log
                     .push(at);
@@ -95,7 +97,7 @@ impl Store {
             events += entries.len();
             folded += entries.len() as u64;
             if events >= EVENTS_PER_SLICE {
-                let derived = derive(&touched, self.names.naming())?;
+                let derived = derive(&touched, self.names.naming(), self.listing.get())?;
                 self.names.commit(derived.names);
                 let first = first.take().expect("set above");
                 self.lsm
@@ -110,7 +112,7 @@ impl Store {
             }
         }
         if let Some(first) = first {
-            let derived = derive(&touched, self.names.naming())?;
+            let derived = derive(&touched, self.names.naming(), self.listing.get())?;
             self.names.commit(derived.names);
             self.lsm
                 .commit(position(first), position(last), derived.ops);

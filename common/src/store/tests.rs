@@ -127,6 +127,7 @@ fn open_sled(dir: &std::path::Path) -> sled::Db {
 
 mod engine;
 mod golden;
+mod listing;
 mod lists;
 mod maintenance;
 mod ownership;

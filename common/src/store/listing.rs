@@ -1,0 +1,217 @@
+//! A listing shard's store (issue 26): the same store, fed by the record
+//! changelog instead of the events topic. Each changelog message carries a
+//! record's whole fold state and its version; the store keeps the highest
+//! version it has seen (idempotent, order-proof), and lists a record only
+//! under the projects whose changelog partitions it owns ([`Listing`]) —
+//! the record's other projects are another shard's. Everything else — the
+//! numbering, the derivation of index entries, the change log and feed,
+//! the engine with the log as its write-ahead log — is the single node's.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::*;
+use crate::cluster::changelog::Change;
+
+/// What a shard's store lists: the projects whose changelog partition
+/// (of `partitions`) is in `owned`. Recorded in the store at its first
+/// use, so recovery at open derives as ingest did, and a store is never
+/// served for other partitions than it was built for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listing {
+    pub partitions: u32,
+    pub owned: BTreeSet<u32>,
+}
+
+impl Listing {
+    /// Whether a record listed under `project` is listed here.
+    pub fn lists(&self, project: &str) -> bool {
+        self.owned.contains(&crate::cluster::partition(
+            project.as_bytes(),
+            self.partitions,
+        ))
+    }
+
+    /// The partitions, as `0,1 of 6`.
+    pub fn describe(&self) -> String {
+        let owned: Vec<String> = self.owned.iter().map(u32::to_string).collect();
+        format!("{} of {}", owned.join(","), self.partitions)
+    }
+}
+
+/// The listing a store was bound to, if it is a shard's.
+pub(super) fn read(tree: &sled::Tree) -> Result<Option<Listing>, StoreError> {
+    tree.get(keys::META_LISTING)?
+        .map(|v| postcard::from_bytes(&v).map_err(|e| StoreError::corrupt(keys::META_LISTING, e)))
+        .transpose()
+}
+
+/// One accepted message of a batch: an event (a single node or a fold
+/// worker) or a changelog message (a listing shard).
+pub(super) enum Input {
+    Event(Event),
+    Change(Change),
+}
+
+impl Input {
+    /// Decodes a message as the store takes them: the quarantine's reason
+    /// code and message when it does not.
+    pub(super) fn decode(
+        listing: Option<&Listing>,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+    ) -> Result<Input, (&'static str, String)> {
+        match listing {
+            None => decode(key, value)
+                .map(Input::Event)
+                .map_err(|r| (r.code(), r.to_string())),
+            Some(_) => Change::decode(key, value)
+                .map(Input::Change)
+                .map_err(|r| (r.code(), r.to_string())),
+        }
+    }
+
+    pub(super) fn record_id(&self) -> &str {
+        match self {
+            Input::Event(e) => &e.record_id,
+            Input::Change(c) => &c.id,
+        }
+    }
+}
+
+/// Takes `incoming` in place of `current` if its version is higher: a
+/// change applied twice, or after a later one, changes nothing.
+pub(super) fn newer(current: &mut RecordState, incoming: &RecordState) -> EventEffect {
+    if incoming.events() > current.events() {
+        *current = incoming.clone();
+        EventEffect::Changed
+    } else {
+        EventEffect::Duplicate
+    }
+}
+
+impl Store {
+    /// Makes this store a listing shard's for `listing`: recorded durably
+    /// at first use (a fresh store); an existing store must have been built
+    /// for the same partitions — one built for others would serve a
+    /// different set of projects.
+    pub fn bind_listing(&self, listing: &Listing) -> Result<(), StoreError> {
+        let w = self.writer.lock().expect("writer lock");
+        match self.listing() {
+            Some(have) if have == listing => return Ok(()),
+            Some(have) => {
+                return Err(StoreError::Listing {
+                    path: self.location(),
+                    found: have.describe(),
+                    asked: listing.describe(),
+                })
+            }
+            None if w.totals != Totals::default() => {
+                return Err(StoreError::Listing {
+                    path: self.location(),
+                    found: "the events topic (a single node's or a fold worker's store)".into(),
+                    asked: listing.describe(),
+                })
+            }
+            None => {}
+        }
+        self.tree.insert(keys::META_LISTING, encode(listing))?;
+        self.tree.flush()?;
+        let _ = self.listing.set(listing.clone());
+        Ok(())
+    }
+
+    /// The changelog partitions this store lists, if it is a shard's.
+    pub fn listing(&self) -> Option<&Listing> {
+        self.listing.get()
+    }
+
+    /// Folds a changelog message into its record as the batch has it
+    /// (numbered if new): the higher version wins.
+    pub(super) fn fold_change(
+        &self,
+        view: &ReadView,
+        touched: &mut BTreeMap<String, Touched>,
+        numbering: &mut Numbering,
+        c: &Change,
+    ) -> Result<EventEffect, StoreError> {
+        if let Some(t) = touched.get_mut(&c.id) {
+            return Ok(newer(&mut t.after, &c.state));
+        }
+        let (t, effect) = match view.stored_record(&c.id)? {
+            Some((number, StoredRecord { state, log, .. })) => {
+                let mut after = state.clone();
+                let effect = newer(&mut after, &c.state);
+                let before = Some(state);
+                (
+                    Touched {
+                        number,
+                        before,
+                        after,
+                        log,
+                    },
+                    effect,
+                )
+            }
+            None => (
+                Touched {
+                    number: numbering.take()?,
+                    before: None,
+                    after: c.state.clone(),
+                    log: Vec::new(),
+                },
+                EventEffect::Changed,
+            ),
+        };
+        touched.insert(c.id.clone(), t);
+        Ok(effect)
+    }
+}
+
+impl ReadView {
+    /// SHA-256 per project over its records as the API renders them, one
+    /// JSON document and a newline each, in id order — of the projects
+    /// this store lists (all of them on a single node). A cluster's
+    /// listing shards together hold every project once: the union of their
+    /// maps equals a single node's of the same topic.
+    pub fn project_digests(&self) -> Result<BTreeMap<String, String>, StoreError> {
+        let listing = self.listing.get();
+        let mut hashers: BTreeMap<String, Sha256> = BTreeMap::new();
+        for r in self.records() {
+            let (id, state) = r?;
+            let listed: Vec<&str> = state
+                .projects()
+                .into_iter()
+                .filter(|p| listing.is_none_or(|l| l.lists(p)))
+                .collect();
+            if listed.is_empty() {
+                continue;
+            }
+            let mut json = serde_json::to_vec(&state.view(&id)).expect("record serializes");
+            json.push(b'\n');
+            for p in listed {
+                hashers.entry(p.to_owned()).or_default().update(&json);
+            }
+        }
+        Ok(hashers
+            .into_iter()
+            .map(|(p, h)| (p, hex::encode(h.finalize())))
+            .collect())
+    }
+}
+
+/// One digest of a projection's listings: SHA-256 over `project digest`
+/// lines in project order. Equal for a cluster (its shards' maps joined)
+/// and a single node of the same topic.
+pub fn listings_digest(projects: &BTreeMap<String, String>) -> String {
+    let mut h = Sha256::new();
+    for (p, d) in projects {
+        h.update(p.as_bytes());
+        h.update(b" ");
+        h.update(d.as_bytes());
+        h.update(b"\n");
+    }
+    hex::encode(h.finalize())
+}
