@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::cluster::ClusterArgs;
 use crate::config::{HttpArgs, KafkaArgs, StoreArgs};
 
 #[derive(Parser)]
@@ -28,6 +29,8 @@ pub enum Command {
         kafka: KafkaArgs,
         #[command(flatten)]
         http: HttpArgs,
+        #[command(flatten)]
+        cluster: ClusterArgs,
     },
     /// Only the ingest worker (headless).
     Ingest {
@@ -207,6 +210,7 @@ impl Cli {
             store: StoreArgs::parse_env(),
             kafka: KafkaArgs::parse_env(),
             http: HttpArgs::parse_env(),
+            cluster: ClusterArgs::parse_env(),
         })
     }
 }
@@ -247,7 +251,9 @@ mod tests {
 
     fn parts(c: &Command) -> (Option<&StoreArgs>, Option<&KafkaArgs>, Option<&HttpArgs>) {
         match c {
-            Command::Run { store, kafka, http } => (Some(store), Some(kafka), Some(http)),
+            Command::Run {
+                store, kafka, http, ..
+            } => (Some(store), Some(kafka), Some(http)),
             Command::Ingest { store, kafka } => (Some(store), Some(kafka), None),
             Command::Query { store, http } => (Some(store), None, Some(http)),
             Command::Replay { kafka, .. } | Command::Publish { kafka, .. } => {

@@ -36,6 +36,8 @@ pub struct FileConfig {
     pub regions: Vec<RegionBody>,
     #[serde(default)]
     pub stuck: StuckFile,
+    /// The cluster map (`[cluster]`, issue 26): the same on every node.
+    pub cluster: Option<common::cluster::ClusterMap>,
 }
 
 /// `[stuck]`: how long a record may go without an event in each status
@@ -83,6 +85,9 @@ mod defaults {
 impl FileConfig {
     /// Refuses values out of range, naming the key.
     fn check(&self) -> anyhow::Result<()> {
+        if let Some(c) = &self.cluster {
+            c.check()?;
+        }
         let h = &self.http;
         let bounded = [
             ("cache_mb", self.cache_mb, range::CACHE_MB),

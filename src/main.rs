@@ -5,6 +5,7 @@
 
 mod alloc;
 mod cli;
+mod cluster;
 mod commands;
 mod config;
 mod process;
@@ -103,7 +104,20 @@ fn tracker() -> anyhow::Result<ExitCode> {
         run_then_leave(runtime()?, serve::run(file, mode), bound).map(|()| ExitCode::SUCCESS)
     };
     match command {
-        Command::Run { store, kafka, http } => serving(file, Mode::Run { store, kafka, http }),
+        Command::Run {
+            store,
+            kafka,
+            http,
+            cluster,
+        } => serving(
+            file,
+            Mode::Run {
+                store,
+                kafka,
+                http,
+                cluster,
+            },
+        ),
         Command::Ingest { store, kafka } => serving(file, Mode::Ingest { store, kafka }),
         Command::Query { store, http } => serving(file, Mode::Query { store, http }),
         Command::Replay {

@@ -12,7 +12,9 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::cluster::{ClusterArgs, Place};
 use crate::config::{FileConfig, HttpArgs, KafkaArgs, StoreArgs};
+use common::cluster::Role;
 use common::progress::IngestProgress;
 use common::Store;
 use query::{AppState, Auth, TokenConfig};
@@ -23,6 +25,7 @@ pub enum Mode {
         store: StoreArgs,
         kafka: KafkaArgs,
         http: HttpArgs,
+        cluster: ClusterArgs,
     },
     Ingest {
         store: StoreArgs,
@@ -37,7 +40,9 @@ pub enum Mode {
 impl Mode {
     fn parts(&self) -> (&StoreArgs, Option<&KafkaArgs>, Option<&HttpArgs>) {
         match self {
-            Mode::Run { store, kafka, http } => (store, Some(kafka), Some(http)),
+            Mode::Run {
+                store, kafka, http, ..
+            } => (store, Some(kafka), Some(http)),
             Mode::Ingest { store, kafka } => (store, Some(kafka), None),
             Mode::Query { store, http } => (store, None, Some(http)),
         }
@@ -93,8 +98,23 @@ const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(2);
 pub async fn run(file: FileConfig, mode: Mode) -> anyhow::Result<()> {
     let signals = crate::process::StopSignals::register();
     let (store_args, kafka, http) = mode.parts();
+    let place = match &mode {
+        Mode::Run { cluster, .. } => cluster.place(&file)?,
+        _ => None,
+    };
     let brokers = kafka.and_then(|k| k.brokers(&file));
     let embedded = kafka.is_some() && brokers.is_none();
+    if let (Some(p), true) = (&place, embedded) {
+        anyhow::bail!(
+            "cluster node `{}` needs --brokers (TRACKER_BROKERS, kafka.brokers): a cluster shares only Kafka",
+            p.node.name
+        );
+    }
+    // A listing shard consumes the changelog, not the events topic.
+    let topic = |k: &KafkaArgs| match &place {
+        Some(p) if p.role == Role::Shard => p.map.changelog_topic.clone(),
+        _ => k.topic(&file),
+    };
     if embedded && http.is_none() {
         anyhow::bail!(
             "ingest needs --brokers (TRACKER_BROKERS, kafka.brokers): the embedded demo runs only with `run`"
@@ -113,7 +133,7 @@ pub async fn run(file: FileConfig, mode: Mode) -> anyhow::Result<()> {
     // bound and the store created, when the broker answers at once; one
     // that is down is no reason to wait: the worker checks when it can.
     if let (Some(k), Some(b)) = (kafka, &brokers) {
-        let (b, topic) = (b.clone(), k.topic(&file));
+        let (b, topic) = (b.clone(), topic(k));
         tokio::task::spawn_blocking(move || {
             ingest::topic_config::check(&b, &topic, PREFLIGHT_TIMEOUT)
         })
@@ -168,6 +188,16 @@ pub async fn run(file: FileConfig, mode: Mode) -> anyhow::Result<()> {
                     dir.display()
                 );
             }
+            if let Some(p) = place.as_ref().filter(|p| p.role == Role::Shard) {
+                let (owned, partitions) = p.partitions();
+                let listing = common::store::listing::Listing {
+                    partitions,
+                    owned: owned.into_iter().map(|p| p as u32).collect(),
+                };
+                store
+                    .bind_listing(&listing)
+                    .with_context(|| format!("listing shard `{}`", p.node.name))?;
+            }
             info!(data_dir = %dir.display(), records = store.totals().records, "store open");
             (Arc::new(store), brokers)
         }
@@ -178,14 +208,25 @@ pub async fn run(file: FileConfig, mode: Mode) -> anyhow::Result<()> {
     store.set_memtable_bytes(store_args.memtable_bytes(&file));
 
     let cancel = CancellationToken::new();
-    let progress = kafka.map(|k| Arc::new(IngestProgress::new(&k.topic(&file))));
+    let progress = kafka.map(|k| Arc::new(IngestProgress::new(&topic(k))));
     let worker = match (kafka, &brokers, &progress) {
         (Some(k), Some(b), Some(p)) => {
             let mut cfg = k.ingest_config(&file, b);
             // The demo's in-memory broker does not answer DescribeConfigs
             // (a 5 s wait for nothing), and its topic is ours.
             cfg.check_topic_settings = !embedded;
-            let w = ingest::Worker::new(cfg, store.clone(), p.clone())?;
+            cfg.topic = topic(k);
+            cfg.partitions = place.as_ref().map(Place::partitions);
+            let mut w = ingest::Worker::new(cfg, store.clone(), p.clone())?;
+            if let Some(p) = place.as_ref().filter(|p| p.role == Role::Fold) {
+                let m = &p.map;
+                w = w.publishing(ingest::changelog::Publisher::new(
+                    b,
+                    &m.changelog_topic,
+                    m.changelog_partitions,
+                )?);
+                info!(node = %p.node.name, partitions = ?p.node.partitions, changelog = %m.changelog_topic, "fold worker");
+            }
             let c = cancel.clone();
             // A thread of its own: it runs at the background's priority.
             let (done, ended) = tokio::sync::oneshot::channel();
@@ -209,6 +250,7 @@ pub async fn run(file: FileConfig, mode: Mode) -> anyhow::Result<()> {
             progress.clone(),
             &cancel,
             demo_token.as_deref(),
+            place.clone(),
         )?),
         None => None,
     };
@@ -312,6 +354,7 @@ fn serve(
     progress: Option<Arc<IngestProgress>>,
     cancel: &CancellationToken,
     demo_token: Option<&str>,
+    place: Option<Place>,
 ) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
     let Http {
         listener,
@@ -343,6 +386,10 @@ fn serve(
         .with_cors(cors)
         .with_closing(cancel.clone());
     state.max_ready_lag = max_ready_lag;
+    if let Some(p) = place {
+        info!(node = %p.node.name, role = p.role.as_str(), "cluster node: requests other nodes own are forwarded to them");
+        state = state.with_cluster(query::cluster::Cluster::new(p.map, &p.node.name, p.role));
+    }
     let addr = listener.local_addr()?;
     info!(%addr, "query service listening");
     if let Some(t) = demo_token {

@@ -6,6 +6,7 @@
 
 pub mod accept;
 pub mod assignment;
+pub mod changelog;
 pub mod embedded;
 pub mod publish;
 pub mod replay;
@@ -38,6 +39,9 @@ pub struct IngestConfig {
     pub connect_timeout: Duration,
     /// Whether the topic's settings are checked (`topic_config`).
     pub check_topic_settings: bool,
+    /// A cluster node's partitions of the topic, of how many (none: all of
+    /// them, as a single node consumes): the others are other nodes'.
+    pub partitions: Option<(std::collections::BTreeSet<i32>, u32)>,
 }
 
 impl IngestConfig {
@@ -52,6 +56,7 @@ impl IngestConfig {
             metadata_interval: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(30),
             check_topic_settings: true,
+            partitions: None,
         }
     }
 }

@@ -17,9 +17,9 @@ use common::event::MAX_EVENT_BYTES;
 use crate::IngestError;
 
 #[derive(Default)]
-struct Deliveries {
+pub(crate) struct Deliveries {
     /// The messages whose delivery failed (their index), and why.
-    failed: std::sync::Mutex<Vec<(usize, String)>>,
+    pub(crate) failed: std::sync::Mutex<Vec<(usize, String)>>,
 }
 
 /// librdkafka's own log lines (a dead broker gives hundreds) go to debug:

@@ -77,8 +77,12 @@ pub fn process_batch(
     store: &Store,
     progress: &IngestProgress,
     batch: &[Message],
+    publisher: Option<&crate::changelog::Publisher>,
 ) -> Result<BatchOutcome, StoreError> {
-    let outcome = store.apply_batch(batch)?;
+    let outcome = match publisher {
+        None => store.apply_batch(batch)?,
+        Some(p) => store.apply_batch_publishing(batch, Some(&mut |cs| p.send(cs)))?,
+    };
     let topic = progress.snapshot().topic;
     for ((t, partition), next) in store.checkpoints() {
         if t == topic {
@@ -113,6 +117,8 @@ pub struct Worker {
     last_mark: Instant,
     next_refresh: Instant,
     backoff: Duration,
+    /// A fold worker's changelog publisher (issue 26).
+    publisher: Option<crate::changelog::Publisher>,
 }
 
 impl Worker {
@@ -165,7 +171,15 @@ impl Worker {
             last_mark: Instant::now(),
             next_refresh: Instant::now(),
             backoff: Duration::from_secs(1),
+            publisher: None,
         })
+    }
+
+    /// Makes this worker a fold worker: each batch's changelog messages
+    /// are published before it is written.
+    pub fn publishing(mut self, publisher: crate::changelog::Publisher) -> Worker {
+        self.publisher = Some(publisher);
+        self
     }
 
     fn consumer(&self) -> &BaseConsumer<QuietContext> {
@@ -226,7 +240,7 @@ impl Worker {
     ) -> Result<BatchOutcome, IngestError> {
         let mut backoff = Duration::from_millis(100);
         loop {
-            match process_batch(&self.store, &self.progress, batch) {
+            match process_batch(&self.store, &self.progress, batch, self.publisher.as_ref()) {
                 Ok(outcome) => {
                     // After a failure, only a flush that succeeds says the
                     // store writes again (an apply alone can succeed in memory).
@@ -446,13 +460,13 @@ mod tests {
             .collect();
         progress.set_high_watermark(0, batch.len().div_ceil(2) as i64);
         progress.set_high_watermark(1, (batch.len() / 2) as i64);
-        let out = process_batch(&store, &progress, &batch).unwrap();
+        let out = process_batch(&store, &progress, &batch, None).unwrap();
         assert_eq!(out.applied as usize, events.len());
         let snap = progress.snapshot();
         assert_eq!(snap.lag(), 0);
         assert!(progress.caught_up_once());
         // The same batch again (a redelivery) changes nothing.
-        let again = process_batch(&store, &progress, &batch).unwrap();
+        let again = process_batch(&store, &progress, &batch, None).unwrap();
         assert_eq!(again.already_applied as usize, batch.len());
     }
 }

@@ -16,7 +16,7 @@ use utoipa::OpenApi;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::openapi::ApiDoc;
-use crate::{dashboard, export, feed, layers, routes, web, AppState};
+use crate::{admin, cluster, dashboard, export, feed, layers, routes, web, AppState};
 
 pub fn app(state: AppState) -> Router {
     let router = Router::new()
@@ -61,6 +61,13 @@ pub fn app(state: AppState) -> Router {
             "/v1/{project_id}/replication_records/{id}/events",
             get(routes::events),
         )
+        .route("/v1/admin/cluster", get(admin::cluster))
+        .route("/v1/admin/cluster/digest", get(admin::cluster_digest))
+        // In a cluster, what another node owns is forwarded to it.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            cluster::route,
+        ))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

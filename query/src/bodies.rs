@@ -202,6 +202,13 @@ pub struct CheckpointBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DigestBody {
     pub digest: String,
+    /// Per project this node lists (a listing shard: the projects of its
+    /// partitions), SHA-256 over its records as the API renders them, in id
+    /// order.
+    pub projects: std::collections::BTreeMap<String, String>,
+    /// SHA-256 over `project digest` lines: a cluster's, joined over its
+    /// shards (`/v1/admin/cluster/digest`), equals a single node's.
+    pub listings_digest: String,
     pub records: u64,
     pub events_applied: u64,
     pub events_duplicate: u64,

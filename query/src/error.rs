@@ -44,6 +44,14 @@ pub enum ApiError {
     TooManyStreams(usize),
     #[error("the projection has not caught up with the event stream yet, retry later")]
     NotReady,
+    /// A cluster node that owns the project (or the record) is down or not
+    /// caught up: named, with why.
+    #[error("`{node}`, the cluster node that answers for this, cannot now: {reason}; retry later")]
+    NodeUnavailable { node: String, reason: String },
+    /// A forwarded request reached a node that does not own it: the nodes'
+    /// cluster maps differ.
+    #[error("forwarded here by `{0}`, but this node's cluster map gives it to another: the nodes' maps differ")]
+    Misrouted(String),
     /// A failure on our side whose detail is for the log, never the client:
     /// `unavailable` (retry: store I/O) or internal. The detail travels with
     /// the response to the access log, which logs it once.
@@ -89,9 +97,11 @@ impl ApiError {
             ApiError::Overloaded
             | ApiError::TooManyStreams(_)
             | ApiError::NotReady
+            | ApiError::NodeUnavailable { .. }
             | ApiError::Failed {
                 unavailable: true, ..
             } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Misrouted(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::Failed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -115,6 +125,8 @@ impl ApiError {
             ApiError::Timeout => "TRK.REQUEST_TIMEOUT",
             ApiError::Overloaded | ApiError::TooManyStreams(_) => "TRK.OVERLOADED",
             ApiError::NotReady => "TRK.NOT_READY",
+            ApiError::NodeUnavailable { .. } => "TRK.NODE_UNAVAILABLE",
+            ApiError::Misrouted(_) => "TRK.MISROUTED",
             ApiError::Failed {
                 unavailable: true, ..
             } => "TRK.STORE_UNAVAILABLE",
@@ -123,7 +135,7 @@ impl ApiError {
     }
 
     /// Every code, for documentation and tests.
-    pub const CODES: [&'static str; 18] = [
+    pub const CODES: [&'static str; 20] = [
         "TRK.INVALID_PARAMETER",
         "TRK.DUPLICATE_PARAMETER",
         "TRK.EMPTY_PARAMETER",
@@ -140,6 +152,8 @@ impl ApiError {
         "TRK.REQUEST_TIMEOUT",
         "TRK.OVERLOADED",
         "TRK.NOT_READY",
+        "TRK.NODE_UNAVAILABLE",
+        "TRK.MISROUTED",
         "TRK.STORE_UNAVAILABLE",
         "TRK.INTERNAL_ERROR",
     ];
@@ -158,13 +172,15 @@ impl From<StoreError> for ApiError {
             | StoreError::Missing { .. }
             | StoreError::Locked { .. }
             | StoreError::OpenHere { .. }
-            | StoreError::Io { .. } => true,
+            | StoreError::Io { .. }
+            | StoreError::Publish(_) => true,
             StoreError::Corrupt { .. }
             | StoreError::Layout { .. }
             | StoreError::Upgrade { .. }
             | StoreError::Numbers(_)
             | StoreError::Fold { .. }
-            | StoreError::Damaged { .. } => false,
+            | StoreError::Damaged { .. }
+            | StoreError::Listing { .. } => false,
         };
         ApiError::Failed {
             unavailable,

@@ -5,9 +5,11 @@
 //! the ingest progress; it knows nothing of Kafka.
 
 mod access;
+mod admin;
 mod app;
 pub mod auth;
 pub mod bodies;
+pub mod cluster;
 mod dashboard;
 pub mod error;
 mod export;
@@ -105,6 +107,8 @@ pub struct AppState {
     /// Origins whose pages may call the API from a browser (CORS); none by
     /// default.
     pub cors_origins: Arc<Vec<axum::http::HeaderValue>>,
+    /// This node's place in a cluster (none: a single node).
+    pub cluster: Option<Arc<cluster::Cluster>>,
 }
 
 impl AppState {
@@ -131,6 +135,7 @@ impl AppState {
             streams: Arc::new(tokio::sync::Semaphore::new(Limits::default().max_streams)),
             closing: Default::default(),
             cors_origins: Arc::default(),
+            cluster: None,
         }
     }
 
@@ -143,6 +148,11 @@ impl AppState {
     /// Ends the open change feeds when `closing` is cancelled.
     pub fn with_closing(mut self, closing: tokio_util::sync::CancellationToken) -> AppState {
         self.closing = closing;
+        self
+    }
+
+    pub fn with_cluster(mut self, cluster: cluster::Cluster) -> AppState {
+        self.cluster = Some(Arc::new(cluster));
         self
     }
 

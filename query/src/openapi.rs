@@ -7,6 +7,7 @@ use utoipa::{Modify, OpenApi};
 
 use common::store::export::{ExportOffset, ExportTrailer};
 
+use crate::admin::{ClusterBody, ClusterDigestBody, NodeBody};
 use crate::bodies::{
     AcceptedGapBody, CapabilitiesBody, CheckpointBody, DigestBody, ErrorBody, EventBody,
     EventsBody, GapBody, ListBody, LiveBody, ProjectsBody, QuarantineBody, QuarantinedBody,
@@ -41,11 +42,13 @@ impl Modify for TokenAuth {
         crate::routes::events,
         crate::routes::quarantine,
         crate::routes::digest,
+        crate::admin::cluster,
+        crate::admin::cluster_digest,
         crate::routes::live,
         crate::routes::ready,
         crate::routes::metrics,
     ),
-    components(schemas(Time, ExportTrailer, ExportOffset, ProjectsBody, SummariesBody, SummaryItem, SummaryInterval, CapabilitiesBody, RegionBody, ListBody, RecordBody, EventsBody, EventBody, QuarantineBody, QuarantinedBody, DigestBody, CheckpointBody, AcceptedGapBody, LiveBody, ReadyBody, GapBody, ErrorBody)),
+    components(schemas(Time, ExportTrailer, ExportOffset, ProjectsBody, SummariesBody, SummaryItem, SummaryInterval, CapabilitiesBody, RegionBody, ListBody, RecordBody, EventsBody, EventBody, QuarantineBody, QuarantinedBody, DigestBody, CheckpointBody, AcceptedGapBody, LiveBody, ReadyBody, GapBody, ErrorBody, ClusterBody, NodeBody, ClusterDigestBody)),
     modifiers(&TokenAuth)
 )]
 pub struct ApiDoc;

@@ -241,8 +241,11 @@ pub(crate) async fn digest(State(s): State<AppState>, headers: HeaderMap) -> Api
         // The digest, the totals and the checkpoints of one point between
         // batches: what a replay to those checkpoints must equal.
         let (view, t, checkpoints) = st.view_at_rest();
+        let projects = view.project_digests()?;
         Ok(Json(DigestBody {
             digest: view.digest()?,
+            listings_digest: common::store::listing::listings_digest(&projects),
+            projects,
             records: t.records,
             events_applied: t.applied,
             events_duplicate: t.duplicates,

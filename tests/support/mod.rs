@@ -242,6 +242,12 @@ impl Tracker {
             "64".into(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
+        Tracker::start_args(port, data, args)
+    }
+
+    /// A tracker run with `args` as given, listening on `port` (which they
+    /// must say), logging beside `data`.
+    pub fn start_args(port: u16, data: &Path, args: Vec<String>) -> Tracker {
         let log = data.with_extension("log");
         let mut t = Tracker {
             child: None,

@@ -72,6 +72,18 @@ impl Worker {
             Some(t) if t.error().is_none() => t.partitions().iter().map(|p| p.id()).collect(),
             _ => return Err(IngestError::NoSuchTopic(topic.clone())),
         };
+        // A cluster node consumes its own partitions, of a topic that has
+        // the map's count (another count would route records elsewhere).
+        let discovered = match &self.cfg.partitions {
+            None => discovered,
+            Some((_, count)) if discovered.len() != *count as usize => {
+                return Err(IngestError::TopicUnusable(format!(
+                    "topic `{topic}` has {} partitions; the cluster map says {count}",
+                    discovered.len()
+                )))
+            }
+            Some((mine, _)) => discovered.intersection(mine).copied().collect(),
+        };
         if self.reassign && !self.assigned.is_empty() {
             let mut tpl = TopicPartitionList::new();
             for &p in &self.assigned {

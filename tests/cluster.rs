@@ -1,0 +1,490 @@
+//! The cluster (issue 26) through a real broker: two fold workers and three
+//! listing shards on a six-partition events topic, every request through
+//! any node, against the independent reference fold and a single node of
+//! the same topic; kills mid-stream; records moving between shards; and a
+//! cluster map that misses or repeats a partition refused at start.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use common::cluster::partition;
+use common::sample;
+use common::testkit::reference;
+use support::feed::Feed;
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(180);
+const CHANGELOG_PARTITIONS: u32 = 3;
+
+/// The map: fold workers f1 (events 0-2) and f2 (3-5), listing shards s1,
+/// s2, s3 (one changelog partition each).
+const NODES: [(&str, &str, &[u32]); 5] = [
+    ("f1", "fold", &[0, 1, 2]),
+    ("f2", "fold", &[3, 4, 5]),
+    ("s1", "shard", &[0]),
+    ("s2", "shard", &[1]),
+    ("s3", "shard", &[2]),
+];
+
+struct Cluster {
+    nodes: BTreeMap<&'static str, Tracker>,
+}
+
+/// The tokens every e2e test uses, and the `[cluster]` map with `ports`.
+fn write_cluster_config(dir: &Path, changelog: &str, ports: &[u16]) -> PathBuf {
+    let tokens = std::fs::read_to_string(write_config(dir)).unwrap();
+    let mut cfg = format!(
+        "{tokens}\n[cluster]\nevents_partitions = 6\nchangelog_topic = \"{changelog}\"\nchangelog_partitions = {CHANGELOG_PARTITIONS}\n"
+    );
+    for ((name, role, partitions), port) in NODES.iter().zip(ports) {
+        let list = if *role == "fold" { "folds" } else { "shards" };
+        cfg.push_str(&format!(
+            "\n[[cluster.{list}]]\nname = \"{name}\"\nurl = \"http://127.0.0.1:{port}\"\npartitions = {partitions:?}\n"
+        ));
+    }
+    let path = dir.join("cluster.toml");
+    std::fs::write(&path, cfg).unwrap();
+    path
+}
+
+impl Cluster {
+    fn start(broker: &Broker, topic: &str, changelog: &str, dir: &Path) -> Cluster {
+        let ports: Vec<u16> = NODES.iter().map(|_| free_port()).collect();
+        let config = write_cluster_config(dir, changelog, &ports);
+        let mut nodes = BTreeMap::new();
+        for ((name, role, _), port) in NODES.iter().zip(&ports) {
+            let data = dir.join(name);
+            let args = [
+                "--config",
+                &config.display().to_string(),
+                "run",
+                "--role",
+                role,
+                "--node",
+                name,
+                "--brokers",
+                &broker.bootstrap(),
+                "--topic",
+                topic,
+                "--data-dir",
+                &data.display().to_string(),
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--cache-mb",
+                "64",
+                "--max-batch",
+                "100",
+            ]
+            .map(str::to_owned)
+            .to_vec();
+            nodes.insert(*name, Tracker::start_args(*port, &data, args));
+        }
+        Cluster { nodes }
+    }
+
+    fn node(&self, name: &str) -> &Tracker {
+        &self.nodes[name]
+    }
+
+    fn node_mut(&mut self, name: &str) -> &mut Tracker {
+        self.nodes.get_mut(name).unwrap()
+    }
+
+    /// The listing shard that owns `project`.
+    fn shard_of(project: &str) -> &'static str {
+        let p = partition(project.as_bytes(), CHANGELOG_PARTITIONS);
+        NODES
+            .iter()
+            .find(|(_, role, ps)| *role == "shard" && ps.contains(&p))
+            .unwrap()
+            .0
+    }
+
+    /// Waits until the shards' joined digest is `want`, asking through f1.
+    fn wait_listings(&self, want: &str) {
+        let mut last = Value::Null;
+        let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            wait_until("the cluster's listings digest", WAIT, || {
+                let (s, b) = self
+                    .node("f1")
+                    .get("/v1/admin/cluster/digest", Some(OPERATOR_TOKEN));
+                last = b.clone();
+                s == 200 && b["listings_digest"] == want
+            })
+        }));
+        if waited.is_err() {
+            let logs: Vec<String> = self
+                .nodes
+                .iter()
+                .map(|(n, t)| format!("--- {n}:\n{}", t.log_tail()))
+                .collect();
+            panic!("last answer {last}\n{}", logs.join("\n"));
+        }
+    }
+}
+
+/// Per project, SHA-256 over its records as the API renders them in id
+/// order; and the digest of those lines, as `listings_digest` says.
+fn reference_listings(
+    records: &BTreeMap<String, common::Record>,
+) -> (BTreeMap<String, String>, String) {
+    let mut per: BTreeMap<String, Sha256> = BTreeMap::new();
+    for r in records.values() {
+        let mut projects: Vec<&str> = [&r.source_project_id, &r.destination_project_id]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        projects.dedup();
+        for p in projects {
+            let h = per.entry(p.to_owned()).or_default();
+            h.update(serde_json::to_vec(r).unwrap());
+            h.update(b"\n");
+        }
+    }
+    let per: BTreeMap<String, String> = per
+        .into_iter()
+        .map(|(p, h)| (p, hex::encode(h.finalize())))
+        .collect();
+    let mut all = Sha256::new();
+    for (p, d) in &per {
+        all.update(format!("{p} {d}\n"));
+    }
+    (per, hex::encode(all.finalize()))
+}
+
+/// A GET's status, the named header's value and the JSON body.
+fn get_with_header(
+    port: u16,
+    path: &str,
+    token: &str,
+    header: &str,
+) -> (u16, Option<String>, Value) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Auth-Token: {token}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let value = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(header).then(|| v.trim().to_owned())
+    });
+    (
+        status,
+        value,
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+fn event(
+    id: &str,
+    record: &str,
+    attempt: u32,
+    at: &str,
+    project: &str,
+) -> (Option<Vec<u8>>, Vec<u8>) {
+    let e = json!({
+        "schema_version": 1, "event_id": id, "type": "started", "record_id": record,
+        "occurred_at": at, "attempt": attempt,
+        "record": {"source_project_id": project, "destination_project_id": project,
+                   "source_region": "region-1", "destination_region": "region-2"}
+    });
+    (
+        Some(record.as_bytes().to_vec()),
+        serde_json::to_vec(&e).unwrap(),
+    )
+}
+
+fn listed(t: &Tracker, project: &str, id: &str) -> bool {
+    let (s, b) = t.get(
+        &format!("/v1/{project}/replication_records?limit=1000"),
+        Some(OPERATOR_TOKEN),
+    );
+    assert_eq!(s, 200, "{b}");
+    b["replication_records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["id"] == id)
+}
+
+#[test]
+#[ignore = "needs the tansu broker: run scripts/test"]
+fn every_project_answers_through_any_node_as_the_reference_and_one_node() {
+    let broker = Broker::start();
+    let topic = broker.create_topic(6);
+    let changelog = format!("{topic}-changelog");
+    broker.create_named_topic(&changelog, CHANGELOG_PARTITIONS);
+    let stream = Stream::sample(300, 21);
+    stream.publish(&broker, &topic, 0..stream.messages.len());
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(&broker, &topic, &changelog, dir.path());
+    let single = Tracker::start(&broker, &topic, &dir.path().join("single"), &[]);
+    let records = stream.reference();
+    let (want_projects, want) = reference_listings(&records);
+    cluster.wait_listings(&want);
+    single.wait_consumed(stream.messages.len() as u64, WAIT);
+    let one = single.digest();
+    assert_eq!(one["listings_digest"], want.as_str());
+    let (_, joined) = cluster
+        .node("s2")
+        .get("/v1/admin/cluster/digest", Some(OPERATOR_TOKEN));
+    assert_eq!(joined["projects"], json!(want_projects));
+    assert_eq!(joined["listings_digest"], one["listings_digest"]);
+
+    let projects: Vec<String> = (0..4).map(sample::project_id).collect();
+    let owners: std::collections::BTreeSet<&str> =
+        projects.iter().map(|p| Cluster::shard_of(p)).collect();
+    assert!(
+        owners.len() >= 2,
+        "the sample's projects all hash to one shard"
+    );
+    for project in &projects {
+        let mut want: Vec<&common::Record> = records
+            .values()
+            .filter(|r| reference::listed_under(r, project))
+            .collect();
+        want.sort_by(|a, b| (&b.created_at, &b.id).cmp(&(&a.created_at, &a.id)));
+        let want = serde_json::to_value(&want).unwrap();
+        let paths = [
+            format!("/v1/{project}/replication_records?with_count=true&limit=1000"),
+            format!(
+                "/v1/{project}/replication_summaries?group_by=status,source_region&interval=day"
+            ),
+            format!("/v1/{project}/replication_capabilities"),
+            format!("/v1/{project}/replication_records?stuck=true&sort=updated_at:desc&limit=50"),
+        ];
+        for (name, node) in &cluster.nodes {
+            let (s, b) = node.get(&paths[0], Some(OPERATOR_TOKEN));
+            assert_eq!(s, 200, "{name}: {b}");
+            assert_eq!(b["replication_records"], want, "{name} {project}");
+            assert_eq!(b["count"], want.as_array().unwrap().len(), "{name}");
+            for path in &paths[1..] {
+                assert_eq!(
+                    node.get(path, Some(OPERATOR_TOKEN)),
+                    single.get(path, Some(OPERATOR_TOKEN)),
+                    "{name} {path}"
+                );
+            }
+        }
+        // One record, and its trail (its fold worker's), through every node.
+        let id = want[0]["id"].as_str().unwrap();
+        for path in [
+            format!("/v1/{project}/replication_records/{id}"),
+            format!("/v1/{project}/replication_records/{id}/events"),
+            format!("/v1/{project}/replication_records/{id}?as_of=2100-01-01T00:00:00"),
+        ] {
+            // A trail's `seq` is its place in one store's log: the fold
+            // worker's log holds fewer events than the single node's.
+            let unsequenced = |(s, mut b): (u16, Value)| {
+                for e in b["events"].as_array_mut().into_iter().flatten() {
+                    e.as_object_mut().unwrap().remove("seq");
+                }
+                (s, b)
+            };
+            let here = unsequenced(single.get(&path, Some(OPERATOR_TOKEN)));
+            assert_eq!(here.0, 200, "{path}: {}", here.1);
+            for (name, node) in &cluster.nodes {
+                let there = unsequenced(node.get(&path, Some(OPERATOR_TOKEN)));
+                assert_eq!(there, here, "{name} {path}");
+            }
+        }
+    }
+    // Tokens are checked where the client comes in: the tenant's project
+    // through a node that does not own it, another project refused there.
+    let (p0, p1) = (&projects[0], &projects[1]);
+    let stranger = NODES
+        .iter()
+        .find(|(n, _, _)| *n != Cluster::shard_of(p0))
+        .unwrap()
+        .0;
+    let entry = cluster.node(stranger);
+    let path = |p: &str| format!("/v1/{p}/replication_records?limit=1");
+    assert_eq!(entry.get(&path(p0), Some(TENANT_TOKEN)).0, 200);
+    assert_eq!(entry.get(&path(p1), Some(TENANT_TOKEN)).0, 403);
+    assert_eq!(entry.get(&path(p0), Some("nope")).0, 401);
+
+    // A record moving between projects that different shards own leaves
+    // the old one's list and appears in the new one's; a change feed
+    // opened through a node that owns neither sees it arrive.
+    let (from, to) = projects
+        .iter()
+        .flat_map(|a| projects.iter().map(move |b| (a, b)))
+        .find(|(a, b)| Cluster::shard_of(a) != Cluster::shard_of(b))
+        .unwrap();
+    let watcher = NODES
+        .iter()
+        .map(|n| n.0)
+        .find(|n| *n != Cluster::shard_of(to))
+        .unwrap();
+    let first = event("mover-1", "mover", 1, "2024-05-01T00:00:00Z", from);
+    ingest::publish::publish(&broker.bootstrap(), &topic, &[first]).unwrap();
+    wait_until("the mover listed", WAIT, || {
+        listed(cluster.node("f2"), from, "mover")
+    });
+    let mut feed = Feed::open(cluster.node(watcher).port, to, OPERATOR_TOKEN, None);
+    let moved = event("mover-2", "mover", 2, "2024-05-01T01:00:00Z", to);
+    ingest::publish::publish(&broker.bootstrap(), &topic, &[moved]).unwrap();
+    wait_until("the mover moved", WAIT, || {
+        listed(cluster.node("s1"), to, "mover") && !listed(cluster.node("s3"), from, "mover")
+    });
+    let seen = std::iter::from_fn(|| feed.next(Duration::from_secs(30)))
+        .find(|e| e.data.to_string().contains("\"mover\""));
+    assert!(
+        seen.is_some(),
+        "the feed through {watcher} never showed the move"
+    );
+    // `/v1/admin/cluster` lists every node, ready, with its partitions.
+    let (s, b) = cluster
+        .node("s3")
+        .get("/v1/admin/cluster", Some(OPERATOR_TOKEN));
+    assert_eq!(s, 200, "{b}");
+    let nodes = b["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), NODES.len());
+    for n in nodes {
+        assert_eq!(n["ready"], true, "{n}");
+        assert_eq!(n["lag"], 0, "{n}");
+    }
+}
+
+#[test]
+#[ignore = "needs the tansu broker: run scripts/test"]
+fn a_killed_fold_worker_and_shard_lose_nothing_and_only_their_projects_wait() {
+    let broker = Broker::start();
+    let topic = broker.create_topic(6);
+    let changelog = format!("{topic}-changelog");
+    broker.create_named_topic(&changelog, CHANGELOG_PARTITIONS);
+    let stream = Stream::sample(400, 33);
+    let half = stream.messages.len() / 2;
+    stream.publish(&broker, &topic, 0..half);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(&broker, &topic, &changelog, dir.path());
+    let projects: Vec<String> = (0..4).map(sample::project_id).collect();
+    let victim = Cluster::shard_of(&projects[0]);
+    let other = projects
+        .iter()
+        .find(|p| Cluster::shard_of(p) != victim)
+        .expect("a project another shard owns");
+    // Mid-stream: the rest published while f1 and the shard die.
+    let (b, t, rest) = (
+        broker.bootstrap(),
+        topic.clone(),
+        stream.messages[half..].to_vec(),
+    );
+    let publisher = std::thread::spawn(move || {
+        for chunk in rest.chunks(50) {
+            ingest::publish::publish(&b, &t, chunk).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    cluster.node_mut("f1").kill();
+    cluster.node_mut(victim).kill();
+    let entry = cluster.node("f2");
+    let path = |p: &str| format!("/v1/{p}/replication_records?limit=5");
+    let (s, retry, body) = get_with_header(
+        entry.port,
+        &path(&projects[0]),
+        OPERATOR_TOKEN,
+        "retry-after",
+    );
+    assert_eq!(s, 503, "{body}");
+    assert!(retry.is_some(), "no Retry-After");
+    assert_eq!(body["error_code"], "TRK.NODE_UNAVAILABLE");
+    assert!(
+        body["error_msg"].as_str().unwrap().contains(victim),
+        "{body}"
+    );
+    assert_eq!(entry.get(&path(other), Some(OPERATOR_TOKEN)).0, 200);
+    publisher.join().unwrap();
+    cluster.node_mut("f1").restart();
+    cluster.node_mut(victim).restart();
+    let (_, want) = reference_listings(&stream.reference());
+    cluster.wait_listings(&want);
+}
+
+#[test]
+fn a_cluster_map_that_misses_or_repeats_a_partition_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = [1, 2, 3, 4, 5];
+    let good = std::fs::read_to_string(write_cluster_config(dir.path(), "cl", &ports)).unwrap();
+    for (broken, says) in [
+        (
+            good.replace("partitions = [1]", "partitions = [0, 1]"),
+            "changelog partition 0 is owned twice: by `s1` and `s2`",
+        ),
+        (
+            good.replace("partitions = [3, 4, 5]", "partitions = [3, 4]"),
+            "events partition 5 is owned by no fold worker",
+        ),
+    ] {
+        let cfg = dir.path().join("broken.toml");
+        std::fs::write(&cfg, broken).unwrap();
+        let out = std::process::Command::new(tracker_bin())
+            .args([
+                "--config",
+                &cfg.display().to_string(),
+                "run",
+                "--role",
+                "shard",
+                "--node",
+                "s1",
+            ])
+            .args([
+                "--brokers",
+                "127.0.0.1:9",
+                "--data-dir",
+                &dir.path().join("d").display().to_string(),
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(says), "{err}");
+        assert!(!dir.path().join("d").exists(), "a store was made");
+    }
+    // A node the map does not name, or names with another role.
+    let cfg = dir.path().join("good.toml");
+    std::fs::write(&cfg, good).unwrap();
+    for (node, role, says) in [
+        ("s9", "shard", "no node named `s9`"),
+        ("f1", "shard", "`f1` is a fold in the map, not a shard"),
+    ] {
+        let out = std::process::Command::new(tracker_bin())
+            .args([
+                "--config",
+                &cfg.display().to_string(),
+                "run",
+                "--role",
+                role,
+                "--node",
+                node,
+            ])
+            .args([
+                "--brokers",
+                "127.0.0.1:9",
+                "--data-dir",
+                &dir.path().join("d").display().to_string(),
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(says), "{err}");
+    }
+}
