@@ -77,6 +77,13 @@ pub enum Command {
         /// Compare with a fresh replay of the topic instead.
         #[arg(long)]
         replay: bool,
+        /// Compare with a running cluster, project by project: any node's
+        /// url (http://host:port).
+        #[arg(long, conflicts_with_all = ["replay", "against"])]
+        cluster: Option<String>,
+        /// An operator token (scope *) for `--cluster`.
+        #[arg(long, env = "TRACKER_TOKEN", hide_env_values = true)]
+        token: Option<String>,
         #[command(flatten)]
         kafka: KafkaArgs,
     },

@@ -129,9 +129,16 @@ fn tracker() -> anyhow::Result<ExitCode> {
         } => commands::replay(&file, &out, cache_mb, &kafka, quiet, until),
         Command::Verify {
             store,
+            cluster: Some(url),
+            token,
+            ..
+        } => Ok(cluster::verify(&file, &store, &url, token.as_deref())),
+        Command::Verify {
+            store,
             against,
             replay,
             kafka,
+            ..
         } => commands::verify(&file, &store, against, replay, &kafka),
         Command::Digest { store } => commands::digest(&file, &store),
         Command::AcceptGap {

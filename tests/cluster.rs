@@ -25,13 +25,14 @@ const WAIT: Duration = Duration::from_secs(180);
 const CHANGELOG_PARTITIONS: u32 = 3;
 
 /// The map: fold workers f1 (events 0-2) and f2 (3-5), listing shards s1,
-/// s2, s3 (one changelog partition each).
-const NODES: [(&str, &str, &[u32]); 5] = [
+/// s2, s3 (one changelog partition each), and s1b, a replica of s1.
+const NODES: [(&str, &str, &[u32]); 6] = [
     ("f1", "fold", &[0, 1, 2]),
     ("f2", "fold", &[3, 4, 5]),
     ("s1", "shard", &[0]),
     ("s2", "shard", &[1]),
     ("s3", "shard", &[2]),
+    ("s1b", "shard", &[0]),
 ];
 
 struct Cluster {
@@ -248,6 +249,22 @@ fn every_project_answers_through_any_node_as_the_reference_and_one_node() {
     assert_eq!(joined["listings_digest"], one["listings_digest"]);
 
     let projects: Vec<String> = (0..4).map(sample::project_id).collect();
+    // Replicas converge: s1 and its replica s1b list the same.
+    let of = |n: &str| cluster.node(n).digest()["projects"].clone();
+    assert_eq!(of("s1"), of("s1b"));
+    assert!(!of("s1").as_object().unwrap().is_empty());
+    // The dashboard's picker: every project, through every node.
+    let picker = single.get("/v1/projects", Some(OPERATOR_TOKEN));
+    assert_eq!(picker.1["projects"].as_array().unwrap().len(), 4);
+    for (name, node) in &cluster.nodes {
+        assert_eq!(
+            node.get("/v1/projects", Some(OPERATOR_TOKEN)),
+            picker,
+            "{name}"
+        );
+        let mine = node.get("/v1/projects", Some(TENANT_TOKEN));
+        assert_eq!(mine.1["projects"], json!([sample::project_id(0)]), "{name}");
+    }
     let owners: std::collections::BTreeSet<&str> =
         projects.iter().map(|p| Cluster::shard_of(p)).collect();
     assert!(
@@ -349,6 +366,37 @@ fn every_project_answers_through_any_node_as_the_reference_and_one_node() {
         seen.is_some(),
         "the feed through {watcher} never showed the move"
     );
+    // `tracker verify --cluster`: the single node's store (stopped) against
+    // the running cluster, project by project — equal, then one event
+    // later (the single node no longer reads) different, naming the project.
+    let mut single = single;
+    single.stop();
+    let verify = |url: &str| {
+        std::process::Command::new(tracker_bin())
+            .args(["verify", "--data-dir", &single.data.display().to_string()])
+            .args(["--cluster", url, "--token", OPERATOR_TOKEN])
+            .output()
+            .unwrap()
+    };
+    let url = format!("http://127.0.0.1:{}", cluster.node("f1").port);
+    let out = verify(&url);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("EQUAL"), "{said}");
+    let late = event("late-1", "late", 1, "2024-05-02T00:00:00Z", from);
+    ingest::publish::publish(&broker.bootstrap(), &topic, &[late]).unwrap();
+    wait_until("the late record listed", WAIT, || {
+        listed(cluster.node("f1"), from, "late")
+    });
+    let out = verify(&url);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains(&format!("differs: project {from}")), "{said}");
     // `/v1/admin/cluster` lists every node, ready, with its partitions.
     let (s, b) = cluster
         .node("s3")
@@ -395,14 +443,10 @@ fn a_killed_fold_worker_and_shard_lose_nothing_and_only_their_projects_wait() {
     std::thread::sleep(Duration::from_millis(300));
     cluster.node_mut("f1").kill();
     cluster.node_mut(victim).kill();
-    let entry = cluster.node("f2");
+    let entry = cluster.node("f2").port;
     let path = |p: &str| format!("/v1/{p}/replication_records?limit=5");
-    let (s, retry, body) = get_with_header(
-        entry.port,
-        &path(&projects[0]),
-        OPERATOR_TOKEN,
-        "retry-after",
-    );
+    let (s, retry, body) =
+        get_with_header(entry, &path(&projects[0]), OPERATOR_TOKEN, "retry-after");
     assert_eq!(s, 503, "{body}");
     assert!(retry.is_some(), "no Retry-After");
     assert_eq!(body["error_code"], "TRK.NODE_UNAVAILABLE");
@@ -410,10 +454,22 @@ fn a_killed_fold_worker_and_shard_lose_nothing_and_only_their_projects_wait() {
         body["error_msg"].as_str().unwrap().contains(victim),
         "{body}"
     );
-    assert_eq!(entry.get(&path(other), Some(OPERATOR_TOKEN)).0, 200);
+    assert_eq!(http_get(entry, &path(other), Some(OPERATOR_TOKEN)).0, 200);
+    // A shard with a replica: its projects are answered by the replica.
+    let replicated = projects
+        .iter()
+        .find(|p| Cluster::shard_of(p) == "s1")
+        .expect("a project s1 (and its replica s1b) owns");
+    wait_until("s1b caught up", WAIT, || {
+        cluster.node("s1b").get("/health/ready", None).1["caught_up_once"] == true
+    });
+    cluster.node_mut("s1").kill();
+    let (s, by, body) = get_with_header(entry, &path(replicated), OPERATOR_TOKEN, "x-tracker-node");
+    assert_eq!((s, by.as_deref()), (200, Some("s1b")), "{body}");
     publisher.join().unwrap();
-    cluster.node_mut("f1").restart();
-    cluster.node_mut(victim).restart();
+    for n in ["f1", victim, "s1"] {
+        cluster.node_mut(n).restart();
+    }
     let (_, want) = reference_listings(&stream.reference());
     cluster.wait_listings(&want);
 }
@@ -421,7 +477,7 @@ fn a_killed_fold_worker_and_shard_lose_nothing_and_only_their_projects_wait() {
 #[test]
 fn a_cluster_map_that_misses_or_repeats_a_partition_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
-    let ports = [1, 2, 3, 4, 5];
+    let ports = [1, 2, 3, 4, 5, 6];
     let good = std::fs::read_to_string(write_cluster_config(dir.path(), "cl", &ports)).unwrap();
     for (broken, says) in [
         (

@@ -129,43 +129,9 @@ pub(crate) async fn cluster_digest(
     headers: HeaderMap,
 ) -> ApiResult<ClusterDigestBody> {
     let c = cluster_of(&s, &headers)?;
-    // One replica of each partition set, the first that answers.
-    let mut sets: Vec<Vec<&Node>> = Vec::new();
-    for n in &c.map.shards {
-        match sets.iter_mut().find(|g| g[0].partitions == n.partitions) {
-            Some(g) => g.push(n),
-            None => sets.push(vec![n]),
-        }
-    }
     let mut projects = BTreeMap::new();
     let mut shards = Vec::new();
-    for replicas in sets {
-        let mut why = Vec::new();
-        let mut got = None;
-        for n in &replicas {
-            match get(&c, n, "/v1/admin/digest", &headers).await {
-                Ok((StatusCode::OK, v)) => {
-                    got = Some((n, v));
-                    break;
-                }
-                Ok((status, v)) => why.push(format!(
-                    "{}: {status} {}",
-                    n.name,
-                    v.get("error_msg").and_then(|m| m.as_str()).unwrap_or("")
-                )),
-                Err(e) => why.push(format!("{}: {e}", n.name)),
-            }
-        }
-        let Some((n, v)) = got else {
-            return Err(ApiError::NodeUnavailable {
-                node: replicas
-                    .iter()
-                    .map(|n| n.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                reason: why.join("; "),
-            });
-        };
+    for (n, v) in from_each_shard(&c, "/v1/admin/digest", &headers).await? {
         let theirs: BTreeMap<String, String> = serde_json::from_value(
             v.get("projects").cloned().unwrap_or_default(),
         )
@@ -181,6 +147,56 @@ pub(crate) async fn cluster_digest(
         projects,
         shards,
     }))
+}
+
+/// GETs `path` (forwarded, with the caller's token) from one replica of
+/// each listing shard's partition set — the first in the map's order that
+/// answers 200 —, or names the set none of whose replicas did.
+pub(crate) async fn from_each_shard<'a>(
+    c: &'a Cluster,
+    path: &str,
+    headers: &HeaderMap,
+) -> Result<Vec<(&'a Node, serde_json::Value)>, ApiError> {
+    let mut sets: Vec<Vec<&Node>> = Vec::new();
+    for n in &c.map.shards {
+        match sets.iter_mut().find(|g| g[0].partitions == n.partitions) {
+            Some(g) => g.push(n),
+            None => sets.push(vec![n]),
+        }
+    }
+    let mut answers = Vec::new();
+    for replicas in sets {
+        let mut why = Vec::new();
+        let mut got = None;
+        for n in &replicas {
+            match get(c, n, path, headers).await {
+                Ok((StatusCode::OK, v)) => {
+                    got = Some((*n, v));
+                    break;
+                }
+                Ok((status, v)) => why.push(format!(
+                    "{}: {status} {}",
+                    n.name,
+                    v.get("error_msg").and_then(|m| m.as_str()).unwrap_or("")
+                )),
+                Err(e) => why.push(format!("{}: {e}", n.name)),
+            }
+        }
+        match got {
+            Some(answer) => answers.push(answer),
+            None => {
+                return Err(ApiError::NodeUnavailable {
+                    node: replicas
+                        .iter()
+                        .map(|n| n.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    reason: why.join("; "),
+                })
+            }
+        }
+    }
+    Ok(answers)
 }
 
 /// GETs `path` of `node` (forwarded, with the caller's token when given):

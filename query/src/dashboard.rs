@@ -137,6 +137,24 @@ pub(crate) async fn projects(
     headers: HeaderMap,
 ) -> ApiResult<ProjectsBody> {
     let principal = authenticate(&s, &headers)?.clone();
+    // In a cluster each listing shard knows its own projects: asked once
+    // each (a forwarded request answers for this node alone).
+    if let Some(c) = s.cluster.clone() {
+        if !headers.contains_key(crate::cluster::FORWARDED) {
+            let mut all = std::collections::BTreeSet::new();
+            for (_, v) in crate::admin::from_each_shard(&c, "/v1/projects", &headers).await? {
+                let theirs = v["projects"].as_array().cloned().unwrap_or_default();
+                all.extend(
+                    theirs
+                        .into_iter()
+                        .filter_map(|p| p.as_str().map(str::to_owned)),
+                );
+            }
+            return Ok(Json(ProjectsBody {
+                projects: all.into_iter().collect(),
+            }));
+        }
+    }
     serving(&s)?;
     let projects = blocking(&s.store, move |st| {
         Ok(st
