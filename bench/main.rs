@@ -12,6 +12,7 @@
 //! ingest worker → print one table.
 
 mod alone;
+mod cluster;
 mod compare;
 mod counters;
 mod dashboard;
@@ -103,6 +104,11 @@ struct Args {
     feed_streams: usize,
     #[arg(long, default_value_t = 3)]
     feed_rounds: usize,
+    /// Instead of the comparison: what each role of a cluster costs, in
+    /// process (a single node, two fold workers encoding their changelog,
+    /// three listing shards applying it).
+    #[arg(long)]
+    cluster: bool,
     /// Stop after the tracker apply, printing its rate, CPU and sled cache
     /// misses per tenth of the stream (for profiling the write path).
     #[arg(long)]
@@ -222,6 +228,9 @@ fn main() -> anyhow::Result<()> {
     }
     if a.feed {
         return feed::run(&a);
+    }
+    if a.cluster {
+        return cluster::run(&a);
     }
     let conninfo = std::env::var("BENCH_PG").context("BENCH_PG is not set: run scripts/bench")?;
     let mut table: Vec<Row> = Vec::new();

@@ -12,7 +12,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
-use common::cluster::changelog::Change;
+use common::cluster::changelog::Outgoing;
 use common::cluster::partition;
 
 use crate::publish::Deliveries;
@@ -46,27 +46,24 @@ impl Publisher {
     }
 
     /// Sends `changes` and waits for every acknowledgement.
-    pub fn send(&self, changes: &[Change]) -> Result<(), String> {
+    pub fn send(&self, changes: &[Outgoing]) -> Result<(), String> {
         if changes.is_empty() {
             return Ok(());
         }
         self.check_topic()?;
-        let values: Vec<Vec<u8>> = changes.iter().map(Change::encode).collect();
-        for (i, (c, value)) in changes.iter().zip(&values).enumerate() {
+        for (i, c) in changes.iter().enumerate() {
             let p = partition(c.project.as_bytes(), self.partitions) as i32;
             loop {
                 let rec = BaseRecord::with_opaque_to(&self.topic, i)
                     .partition(p)
                     .key(c.project.as_bytes())
-                    .payload(value);
+                    .payload(&c.value);
                 match self.producer.send(rec) {
                     Ok(()) => break,
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                         self.producer.poll(Duration::from_millis(20));
                     }
-                    Err((e, _)) => {
-                        return Err(format!("record {} for project {}: {e}", c.id, c.project))
-                    }
+                    Err((e, _)) => return Err(format!("a message for project {}: {e}", c.project)),
                 }
             }
         }

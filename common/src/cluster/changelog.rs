@@ -98,25 +98,41 @@ impl Change {
         }
         Ok(c)
     }
+}
 
-    /// The messages a record's change from `before` to `after` publishes:
-    /// an upsert per project it is listed under, a removal per project it
-    /// left.
-    pub fn of(id: &str, before: Option<&RecordState>, after: &RecordState) -> Vec<Change> {
-        let now = after.projects();
-        let left = before
-            .iter()
-            .flat_map(|b| b.projects())
-            .filter(|p| !now.contains(p));
-        now.iter()
-            .copied()
-            .chain(left)
-            .map(|project| Change {
+/// A changelog message as published: its key (the project) and its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub project: String,
+    pub value: Vec<u8>,
+}
+
+/// The messages a record's change from `before` to `after` publishes: an
+/// upsert per project it is listed under, a removal per project it left —
+/// each the [`Change::encode`] of that project's [`Change`], built from the
+/// state encoded once (postcard lays a struct out as its fields one after
+/// another, so the state's bytes end every message).
+pub fn messages(id: &str, before: Option<&RecordState>, after: &RecordState) -> Vec<Outgoing> {
+    let now = after.projects();
+    let left = before
+        .iter()
+        .flat_map(|b| b.projects())
+        .filter(|p| !now.contains(p));
+    let state = after.encode();
+    let version = after.events();
+    now.iter()
+        .copied()
+        .chain(left)
+        .map(|project| {
+            let mut value = vec![FORMAT];
+            value.extend(
+                postcard::to_allocvec(&(project, id, version)).expect("strings always serialize"),
+            );
+            value.extend_from_slice(&state);
+            Outgoing {
                 project: project.to_owned(),
-                id: id.to_owned(),
-                version: after.events(),
-                state: after.clone(),
-            })
-            .collect()
-    }
+                value,
+            }
+        })
+        .collect()
 }

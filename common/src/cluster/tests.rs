@@ -124,7 +124,16 @@ fn changes_round_trip_and_are_checked() {
     let before = crate::RecordState::new(&first);
     let mut after = before.clone();
     after.apply(&moved);
-    let changes = Change::of("r", Some(&before), &after);
+    let sent = changelog::messages("r", Some(&before), &after);
+    let changes: Vec<Change> = sent
+        .iter()
+        .map(|o| Change::decode(Some(o.project.as_bytes()), Some(&o.value)).unwrap())
+        .collect();
+    // Built from the state encoded once: each what its Change encodes.
+    for (o, c) in sent.iter().zip(&changes) {
+        assert_eq!(o.value, c.encode());
+        assert_eq!(c.state, after);
+    }
     let summary: Vec<(&str, bool, u64)> = changes
         .iter()
         .map(|c| (c.project.as_str(), c.is_upsert(), c.version))

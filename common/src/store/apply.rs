@@ -9,11 +9,11 @@ use fxhash::FxHashMap;
 
 use super::listing::{Input, Listing};
 use super::names::Naming;
-use crate::cluster::changelog::Change;
+use crate::cluster::changelog::{self, Outgoing};
 
 /// What a fold worker hands a batch's changelog messages to, before the
 /// batch is written: an error says why they were not published.
-pub type Publish<'a> = dyn FnMut(&[Change]) -> Result<(), String> + 'a;
+pub type Publish<'a> = dyn FnMut(&[Outgoing]) -> Result<(), String> + 'a;
 use super::steps::Step;
 use super::*;
 
@@ -143,12 +143,12 @@ impl Store {
             batch.insert(keys::checkpoint(topic, *partition), &next.to_be_bytes());
         }
         if let Some(publish) = publish.as_mut() {
-            let changes: Vec<Change> = derived
+            let changes: Vec<Outgoing> = derived
                 .changed
                 .iter()
                 .flat_map(|(id, _)| {
                     let t = &touched[*id];
-                    Change::of(id, t.before.as_ref(), &t.after)
+                    changelog::messages(id, t.before.as_ref(), &t.after)
                 })
                 .collect();
             publish(&changes).map_err(StoreError::Publish)?;

@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::cluster::{changelog::Change, partition};
+use crate::cluster::{changelog::Outgoing, partition};
 use crate::store::listing::{listings_digest, Listing};
 use crate::testkit::{adversarial, messages};
 
@@ -20,7 +20,7 @@ struct Changelog {
 }
 
 impl Changelog {
-    fn publish(&mut self, c: &Change) {
+    fn publish(&mut self, c: &Outgoing) {
         let p = partition(c.project.as_bytes(), CHANGELOG_PARTITIONS) as i32;
         let log = self.partitions.entry(p).or_default();
         log.push(Message {
@@ -28,7 +28,7 @@ impl Changelog {
             partition: p,
             offset: log.len() as i64,
             key: Some(c.project.clone().into_bytes()),
-            payload: Some(c.encode()),
+            payload: Some(c.value.clone()),
         });
     }
 }
@@ -50,7 +50,7 @@ proptest! {
         }
         // Two fold workers, each with the events of its records.
         let mut changelog = Changelog::default();
-        let mut sent: Vec<Change> = Vec::new();
+        let mut sent: Vec<Outgoing> = Vec::new();
         for worker in 0..2u32 {
             let fold = Store::temporary().unwrap();
             let mine: Vec<Event> = events
@@ -59,7 +59,7 @@ proptest! {
                 .cloned()
                 .collect();
             for chunk in messages(&mine, 0).chunks(batch) {
-                let mut publish = |cs: &[Change]| {
+                let mut publish = |cs: &[Outgoing]| {
                     for c in cs {
                         changelog.publish(c);
                         sent.push(c.clone());
@@ -121,7 +121,7 @@ fn a_shard_store_recovers_as_a_shard_and_is_refused_for_other_partitions() {
     let projects: Vec<String> = (0..4).map(crate::sample::project_id).collect();
     let mut changelog = Changelog::default();
     let fold = Store::temporary().unwrap();
-    let mut publish = |cs: &[Change]| {
+    let mut publish = |cs: &[Outgoing]| {
         cs.iter().for_each(|c| changelog.publish(c));
         Ok(())
     };
