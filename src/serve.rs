@@ -198,6 +198,25 @@ pub async fn run(file: FileConfig, mode: Mode) -> anyhow::Result<()> {
                     .bind_listing(&listing)
                     .with_context(|| format!("listing shard `{}`", p.node.name))?;
             }
+            if let (
+                Some(l),
+                None
+                | Some(Place {
+                    role: Role::Fold, ..
+                }),
+                Some(_),
+            ) = (store.listing(), &place, kafka)
+            {
+                anyhow::bail!(
+                    "the store in {} is a listing shard's (changelog partitions {}): it folds no events; \
+                     give this node its own data directory",
+                    dir.display(),
+                    l.describe()
+                );
+            }
+            if let Some(p) = place.as_ref().filter(|p| p.role == Role::Fold) {
+                store.fold_partitions(p.map.events_partitions);
+            }
             info!(data_dir = %dir.display(), records = store.totals().records, "store open");
             (Arc::new(store), brokers)
         }

@@ -22,17 +22,19 @@ use support::feed::Feed;
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(180);
-const CHANGELOG_PARTITIONS: u32 = 3;
+/// Six: the sample's four projects hash to 4, 3, 1, 1, so every shard
+/// lists one at least.
+const CHANGELOG_PARTITIONS: u32 = 6;
 
 /// The map: fold workers f1 (events 0-2) and f2 (3-5), listing shards s1,
-/// s2, s3 (one changelog partition each), and s1b, a replica of s1.
+/// s2, s3 (two changelog partitions each), and s1b, a replica of s1.
 const NODES: [(&str, &str, &[u32]); 6] = [
     ("f1", "fold", &[0, 1, 2]),
     ("f2", "fold", &[3, 4, 5]),
-    ("s1", "shard", &[0]),
-    ("s2", "shard", &[1]),
-    ("s3", "shard", &[2]),
-    ("s1b", "shard", &[0]),
+    ("s1", "shard", &[0, 1]),
+    ("s2", "shard", &[2, 3]),
+    ("s3", "shard", &[4, 5]),
+    ("s1b", "shard", &[0, 1]),
 ];
 
 struct Cluster {
@@ -192,6 +194,22 @@ fn get_with_header(
     )
 }
 
+/// A GET as HTTP/1.0 (no chunked framing: the body as sent, to its end).
+fn get_http10(port: u16, path: &str, token: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nX-Auth-Token: {token}\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "{head}"
+    );
+    body.to_owned()
+}
+
 fn event(
     id: &str,
     record: &str,
@@ -267,9 +285,10 @@ fn every_project_answers_through_any_node_as_the_reference_and_one_node() {
     }
     let owners: std::collections::BTreeSet<&str> =
         projects.iter().map(|p| Cluster::shard_of(p)).collect();
-    assert!(
-        owners.len() >= 2,
-        "the sample's projects all hash to one shard"
+    assert_eq!(
+        owners.len(),
+        3,
+        "a shard lists none of the sample's projects"
     );
     for project in &projects {
         let mut want: Vec<&common::Record> = records
@@ -298,6 +317,21 @@ fn every_project_answers_through_any_node_as_the_reference_and_one_node() {
                     "{name} {path}"
                 );
             }
+        }
+        // The export, streamed through every node: the same records, in
+        // the same order (the trailer's offsets are each store's own).
+        let export = format!("/v1/{project}/replication_records/export?status=success");
+        let lines = |port: u16| {
+            let body = get_http10(port, &export, OPERATOR_TOKEN);
+            let mut lines: Vec<String> = body.lines().map(str::to_owned).collect();
+            let trailer = lines.pop().unwrap_or_default();
+            assert!(trailer.contains("\"export\""), "{trailer}");
+            lines
+        };
+        let want_export = lines(single.port);
+        assert!(!want_export.is_empty());
+        for (name, node) in &cluster.nodes {
+            assert_eq!(lines(node.port), want_export, "{name}");
         }
         // One record, and its trail (its fold worker's), through every node.
         let id = want[0]["id"].as_str().unwrap();
@@ -355,6 +389,7 @@ fn every_project_answers_through_any_node_as_the_reference_and_one_node() {
         listed(cluster.node("f2"), from, "mover")
     });
     let mut feed = Feed::open(cluster.node(watcher).port, to, OPERATOR_TOKEN, None);
+    let mut left = Feed::open(cluster.node(watcher).port, from, OPERATOR_TOKEN, None);
     let moved = event("mover-2", "mover", 2, "2024-05-01T01:00:00Z", to);
     ingest::publish::publish(&broker.bootstrap(), &topic, &[moved]).unwrap();
     wait_until("the mover moved", WAIT, || {
@@ -365,6 +400,12 @@ fn every_project_answers_through_any_node_as_the_reference_and_one_node() {
     assert!(
         seen.is_some(),
         "the feed through {watcher} never showed the move"
+    );
+    let gone = std::iter::from_fn(|| left.next(Duration::from_secs(30)))
+        .find(|e| e.event == "removed" && e.data["id"] == "mover");
+    assert!(
+        gone.is_some(),
+        "the old project's feed never said the mover left"
     );
     // `tracker verify --cluster`: the single node's store (stopped) against
     // the running cluster, project by project — equal, then one event
@@ -397,6 +438,10 @@ fn every_project_answers_through_any_node_as_the_reference_and_one_node() {
     let said = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(said.contains(&format!("differs: project {from}")), "{said}");
+    // A fold worker says how many changelog messages it has published.
+    let published = |n: &str| cluster.node(n).digest()["changelog_published"].clone();
+    assert!(published("f1").as_u64().unwrap() > 0);
+    assert_eq!(published("s1"), Value::Null);
     // `/v1/admin/cluster` lists every node, ready, with its partitions.
     let (s, b) = cluster
         .node("s3")
@@ -440,7 +485,13 @@ fn a_killed_fold_worker_and_shard_lose_nothing_and_only_their_projects_wait() {
             std::thread::sleep(Duration::from_millis(20));
         }
     });
-    std::thread::sleep(Duration::from_millis(300));
+    // Every shard caught up once (before it, a shard's own projects wait
+    // for it: not what this test is about).
+    for name in NODES.iter().filter(|n| n.1 == "shard").map(|n| n.0) {
+        wait_until(&format!("{name} caught up"), WAIT, || {
+            cluster.node(name).get("/health/ready", None).1["caught_up_once"] == true
+        });
+    }
     cluster.node_mut("f1").kill();
     cluster.node_mut(victim).kill();
     let entry = cluster.node("f2").port;
@@ -454,15 +505,30 @@ fn a_killed_fold_worker_and_shard_lose_nothing_and_only_their_projects_wait() {
         body["error_msg"].as_str().unwrap().contains(victim),
         "{body}"
     );
-    assert_eq!(http_get(entry, &path(other), Some(OPERATOR_TOKEN)).0, 200);
+    let answer = http_get(entry, &path(other), Some(OPERATOR_TOKEN));
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    // A record whose events f1 folds: its trail is f1's, and waits for it.
+    let folded_by_f1 = stream
+        .events
+        .iter()
+        .map(|e| &e.record_id)
+        .find(|id| partition(id.as_bytes(), 6) < 3)
+        .unwrap();
+    let trail = format!(
+        "/v1/{}/replication_records/{folded_by_f1}/events",
+        projects[0]
+    );
+    let (s, retry, body) = get_with_header(entry, &trail, OPERATOR_TOKEN, "retry-after");
+    assert_eq!((s, retry.is_some()), (503, true), "{body}");
+    assert!(
+        body["error_msg"].as_str().unwrap().contains("`f1`"),
+        "{body}"
+    );
     // A shard with a replica: its projects are answered by the replica.
     let replicated = projects
         .iter()
         .find(|p| Cluster::shard_of(p) == "s1")
         .expect("a project s1 (and its replica s1b) owns");
-    wait_until("s1b caught up", WAIT, || {
-        cluster.node("s1b").get("/health/ready", None).1["caught_up_once"] == true
-    });
     cluster.node_mut("s1").kill();
     let (s, by, body) = get_with_header(entry, &path(replicated), OPERATOR_TOKEN, "x-tracker-node");
     assert_eq!((s, by.as_deref()), (200, Some("s1b")), "{body}");
@@ -472,17 +538,76 @@ fn a_killed_fold_worker_and_shard_lose_nothing_and_only_their_projects_wait() {
     }
     let (_, want) = reference_listings(&stream.reference());
     cluster.wait_listings(&want);
+
+    // An owner that accepts but does not answer (stopped): a 503 naming
+    // it within the request's time, not the entry's own timeout.
+    cluster.node(victim).signal("-STOP");
+    let started = std::time::Instant::now();
+    let (s, _, body) = get_with_header(entry, &path(&projects[0]), OPERATOR_TOKEN, "retry-after");
+    cluster.node(victim).signal("-CONT");
+    assert_eq!(s, 503, "{body}");
+    let said = body["error_msg"].as_str().unwrap();
+    assert!(
+        said.contains(victim) && said.contains("no answer within"),
+        "{said}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A partition moved from f1 to f2 in every node's map: f1 goes on with
+    // the rest (ready: the one it gave up is no gap of its), f2 folds it
+    // from the topic's start and publishes its records again — versions
+    // the shards have, so the listings stay as they were.
+    for n in ["f1", "f2"] {
+        cluster.node_mut(n).stop();
+    }
+    let config = dir.path().join("cluster.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let moved = text
+        .replace("partitions = [0, 1, 2]", "partitions = [0, 1]")
+        .replace("partitions = [3, 4, 5]", "partitions = [2, 3, 4, 5]");
+    assert_ne!(moved, text);
+    std::fs::write(&config, moved).unwrap();
+    for n in ["f1", "f2"] {
+        cluster.node_mut(n).restart();
+    }
+    for n in ["f1", "f2"] {
+        wait_until(&format!("{n} ready"), WAIT, || {
+            cluster.node(n).get("/health/ready", None).0 == 200
+        });
+    }
+    let (_, ready) = cluster.node("f1").get("/health/ready", None);
+    assert!(ready.get("gaps").is_none(), "{ready}");
+    cluster.wait_listings(&want);
+}
+
+/// `run --role shard --node NODE` with `config`: its exit code and stderr.
+fn refused(config: &Path, role: &str, node: &str, data: &Path) -> (Option<i32>, String) {
+    let out = std::process::Command::new(tracker_bin())
+        .args(["--config", &config.display().to_string(), "run"])
+        .args(["--role", role, "--node", node, "--brokers", "127.0.0.1:9"])
+        .args(["--data-dir", &data.display().to_string()])
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
 fn a_cluster_map_that_misses_or_repeats_a_partition_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d");
     let ports = [1, 2, 3, 4, 5, 6];
     let good = std::fs::read_to_string(write_cluster_config(dir.path(), "cl", &ports)).unwrap();
     for (broken, says) in [
         (
-            good.replace("partitions = [1]", "partitions = [0, 1]"),
-            "changelog partition 0 is owned twice: by `s1` and `s2`",
+            good.replace("partitions = [2, 3]", "partitions = [1, 2, 3]"),
+            "changelog partition 1 is owned twice: by `s1` and `s2`",
         ),
         (
             good.replace("partitions = [3, 4, 5]", "partitions = [3, 4]"),
@@ -491,28 +616,10 @@ fn a_cluster_map_that_misses_or_repeats_a_partition_is_refused_at_start() {
     ] {
         let cfg = dir.path().join("broken.toml");
         std::fs::write(&cfg, broken).unwrap();
-        let out = std::process::Command::new(tracker_bin())
-            .args([
-                "--config",
-                &cfg.display().to_string(),
-                "run",
-                "--role",
-                "shard",
-                "--node",
-                "s1",
-            ])
-            .args([
-                "--brokers",
-                "127.0.0.1:9",
-                "--data-dir",
-                &dir.path().join("d").display().to_string(),
-            ])
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{err}");
+        let (code, err) = refused(&cfg, "shard", "s1", &data);
+        assert_eq!(code, Some(1), "{err}");
         assert!(err.contains(says), "{err}");
-        assert!(!dir.path().join("d").exists(), "a store was made");
+        assert!(!data.exists(), "a store was made");
     }
     // A node the map does not name, or names with another role.
     let cfg = dir.path().join("good.toml");
@@ -521,26 +628,8 @@ fn a_cluster_map_that_misses_or_repeats_a_partition_is_refused_at_start() {
         ("s9", "shard", "no node named `s9`"),
         ("f1", "shard", "`f1` is a fold in the map, not a shard"),
     ] {
-        let out = std::process::Command::new(tracker_bin())
-            .args([
-                "--config",
-                &cfg.display().to_string(),
-                "run",
-                "--role",
-                role,
-                "--node",
-                node,
-            ])
-            .args([
-                "--brokers",
-                "127.0.0.1:9",
-                "--data-dir",
-                &dir.path().join("d").display().to_string(),
-            ])
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{err}");
+        let (code, err) = refused(&cfg, role, node, &data);
+        assert_eq!(code, Some(1), "{err}");
         assert!(err.contains(says), "{err}");
     }
 }

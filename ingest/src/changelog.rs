@@ -25,7 +25,13 @@ pub struct Publisher {
     producer: BaseProducer<Deliveries>,
     topic: String,
     partitions: u32,
+    /// When the topic's partition count was last found right: checked
+    /// again after a failure or a while, not at every batch.
+    checked: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// How long a good check of the changelog's partition count holds.
+const RECHECK: Duration = Duration::from_secs(30);
 
 impl Publisher {
     /// A producer for `topic`, which has `partitions` partitions (the
@@ -42,6 +48,7 @@ impl Publisher {
             producer,
             topic: topic.to_owned(),
             partitions,
+            checked: Default::default(),
         })
     }
 
@@ -50,7 +57,16 @@ impl Publisher {
         if changes.is_empty() {
             return Ok(());
         }
-        self.check_topic()?;
+        {
+            let mut checked = self.checked.lock().expect("check lock");
+            if checked.is_none_or(|at| at.elapsed() > RECHECK) {
+                *checked = None;
+                self.check_topic()?;
+                *checked = Some(std::time::Instant::now());
+            }
+        }
+        // A failed batch's reports are not this one's.
+        self.producer.context().failed.lock().expect("lock").clear();
         for (i, c) in changes.iter().enumerate() {
             let p = partition(c.project.as_bytes(), self.partitions) as i32;
             loop {
@@ -67,9 +83,10 @@ impl Publisher {
                 }
             }
         }
-        self.producer
-            .flush(ACK_TIMEOUT)
-            .map_err(|e| format!("{} messages to `{}`: {e}", changes.len(), self.topic))?;
+        self.producer.flush(ACK_TIMEOUT).map_err(|e| {
+            *self.checked.lock().expect("check lock") = None;
+            format!("{} messages to `{}`: {e}", changes.len(), self.topic)
+        })?;
         let failed = std::mem::take(&mut *self.producer.context().failed.lock().expect("lock"));
         match failed.first() {
             None => Ok(()),

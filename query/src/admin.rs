@@ -164,16 +164,12 @@ pub(crate) async fn from_each_shard<'a>(
             None => sets.push(vec![n]),
         }
     }
-    let mut answers = Vec::new();
-    for replicas in sets {
+    // The sets asked at once, each set's replicas in turn.
+    let asks = sets.into_iter().map(|replicas| async move {
         let mut why = Vec::new();
-        let mut got = None;
         for n in &replicas {
             match get(c, n, path, headers).await {
-                Ok((StatusCode::OK, v)) => {
-                    got = Some((*n, v));
-                    break;
-                }
+                Ok((StatusCode::OK, v)) => return Ok((*n, v)),
                 Ok((status, v)) => why.push(format!(
                     "{}: {status} {}",
                     n.name,
@@ -182,21 +178,19 @@ pub(crate) async fn from_each_shard<'a>(
                 Err(e) => why.push(format!("{}: {e}", n.name)),
             }
         }
-        match got {
-            Some(answer) => answers.push(answer),
-            None => {
-                return Err(ApiError::NodeUnavailable {
-                    node: replicas
-                        .iter()
-                        .map(|n| n.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    reason: why.join("; "),
-                })
-            }
-        }
-    }
-    Ok(answers)
+        Err(ApiError::NodeUnavailable {
+            node: replicas
+                .iter()
+                .map(|n| n.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            reason: why.join("; "),
+        })
+    });
+    futures_util::future::join_all(asks)
+        .await
+        .into_iter()
+        .collect()
 }
 
 /// GETs `path` of `node` (forwarded, with the caller's token when given):

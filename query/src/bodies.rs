@@ -209,6 +209,10 @@ pub struct DigestBody {
     /// SHA-256 over `project digest` lines: a cluster's, joined over its
     /// shards (`/v1/admin/cluster/digest`), equals a single node's.
     pub listings_digest: String,
+    /// A fold worker's: changelog messages published, written with the
+    /// checkpoints of the batches they came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changelog_published: Option<u64>,
     pub records: u64,
     pub events_applied: u64,
     pub events_duplicate: u64,

@@ -31,6 +31,18 @@ pub const FORWARDED: HeaderName = HeaderName::from_static("x-tracker-forwarded")
 /// Names the node that answered a forwarded request.
 pub const ANSWERED_BY: HeaderName = HeaderName::from_static("x-tracker-node");
 
+/// Headers that belong to one connection (RFC 9110, 7.6.1), never
+/// forwarded.
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
 /// How long a forward may take to connect: a node that does not accept
 /// by then is down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -71,8 +83,13 @@ impl Cluster {
             .map_err(|e| format!("bad url {}: {e}", node.url))?;
         *req.uri_mut() = uri;
         let headers = req.headers_mut();
-        headers.remove(header::HOST);
-        headers.remove(header::CONNECTION);
+        // This connection's own, and the body's (a forward sends none).
+        for h in HOP_BY_HOP
+            .iter()
+            .chain([&header::HOST, &header::CONTENT_LENGTH])
+        {
+            headers.remove(h);
+        }
         headers.insert(
             FORWARDED,
             HeaderValue::from_str(&self.node).map_err(|e| e.to_string())?,
@@ -83,8 +100,8 @@ impl Cluster {
             .await
             .map_err(|e| format!("unreachable at {}: {}", node.url, source_chain(&e)))?;
         let mut resp = resp.map(Body::new);
-        // Hop-by-hop: this connection's own, set again by our server.
-        for h in [header::CONNECTION, header::TRANSFER_ENCODING] {
+        // That connection's own: ours sets its own.
+        for h in &HOP_BY_HOP {
             resp.headers_mut().remove(h);
         }
         Ok(resp)
@@ -102,20 +119,18 @@ fn source_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// Who answers a request: this node, or the owners to forward it to.
-enum Owner<'a> {
-    Here,
-    There(Vec<&'a Node>),
-}
-
-/// The owner of a matched route: per-project routes by project, a trail
-/// or `as_of` read by record; everything else (the dashboard's files,
-/// `/v1/projects`, operator routes, probes) here.
-fn owner<'a>(c: &'a Cluster, route: &str, params: &[(&str, &str)], query: &str) -> Owner<'a> {
+/// The owners of a matched route — per-project routes by project, a trail
+/// or `as_of` read by record — and whether this node is one; none for
+/// everything else (the dashboard's files, `/v1/projects`, operator routes,
+/// probes), answered here.
+fn owners<'a>(
+    c: &'a Cluster,
+    route: &str,
+    params: &[(&str, &str)],
+    query: &str,
+) -> Option<(Vec<&'a Node>, bool)> {
     let param = |name: &str| params.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
-    let Some(project) = param("project_id") else {
-        return Owner::Here;
-    };
+    let project = param("project_id")?;
     let by_record = route.ends_with("/{id}/events")
         || (route.ends_with("/{id}")
             && form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == "as_of"));
@@ -123,15 +138,31 @@ fn owner<'a>(c: &'a Cluster, route: &str, params: &[(&str, &str)], query: &str) 
         (true, Some(id)) => c.map.fold_for(id).into_iter().collect(),
         _ => c.map.shards_for(project),
     };
-    if owners.iter().any(|n| n.name == c.node) {
-        Owner::Here
-    } else {
-        Owner::There(owners)
-    }
+    let mine = owners.iter().any(|n| n.name == c.node);
+    Some((owners, mine))
 }
 
-/// The routing layer: answers here what this node owns, forwards the rest
-/// once, after checking the token's scope as the owner will.
+/// Why this node should not answer for what it owns now: not caught up
+/// since start-up, or further behind its topic than `max_ready_lag` (a
+/// single node answers from its projection meanwhile; a cluster node hands
+/// over to a replica, or says so).
+fn behind(s: &AppState) -> Option<String> {
+    let p = s.ingest.as_ref()?;
+    if !p.serving() {
+        return Some("not caught up with its topic since start-up".into());
+    }
+    let lag = p.snapshot().lag();
+    (lag > s.max_ready_lag).then(|| {
+        format!(
+            "{lag} messages behind its topic (max_ready_lag {})",
+            s.max_ready_lag
+        )
+    })
+}
+
+/// The routing layer: answers here what this node owns (and is caught up
+/// for), forwards the rest once, after checking the token's scope as the
+/// owner will.
 pub(crate) async fn route(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let Some(c) = s.cluster.clone() else {
         return next.run(req).await;
@@ -149,13 +180,12 @@ pub(crate) async fn route(State(s): State<AppState>, req: Request, next: Next) -
     };
     let params: Vec<(&str, &str)> = params.iter().collect();
     let query = parts.uri.query().unwrap_or("").to_owned();
-    let owners = match owner(&c, &route, &params, &query) {
-        Owner::Here => return next.run(Request::from_parts(parts, body)).await,
-        Owner::There(owners) => owners,
+    let Some((owners, mine)) = owners(&c, &route, &params, &query) else {
+        return next.run(Request::from_parts(parts, body)).await;
     };
-    if let Some(from) = parts.headers.get(FORWARDED) {
-        let from = String::from_utf8_lossy(from.as_bytes()).into_owned();
-        return ApiError::Misrouted(from).into_response();
+    let lagging = if mine { behind(&s) } else { None };
+    if mine && lagging.is_none() {
+        return next.run(Request::from_parts(parts, body)).await;
     }
     // The token and its scope, here: a client with no right to the project
     // learns nothing of where it lives.
@@ -172,21 +202,40 @@ pub(crate) async fn route(State(s): State<AppState>, req: Request, next: Next) -
     if let Err(e) = checked {
         return e.into_response();
     }
-    forward(&c, owners, Request::from_parts(parts, body)).await
+    let why: Vec<(String, String)> = lagging.into_iter().map(|r| (c.node.clone(), r)).collect();
+    if let Some(from) = parts.headers.get(FORWARDED) {
+        if mine {
+            return unavailable(why);
+        }
+        let from = String::from_utf8_lossy(from.as_bytes()).into_owned();
+        return ApiError::Misrouted(from).into_response();
+    }
+    let others: Vec<&Node> = owners.into_iter().filter(|n| n.name != c.node).collect();
+    let budget = s.limits.request_timeout / (others.len() as u32 + 1);
+    forward(&c, others, Request::from_parts(parts, body), why, budget).await
 }
 
 /// Forwards to the first owner that answers and is caught up; a replica
 /// that refuses is passed over for the next. The body of a GET is empty,
 /// so the request is rebuilt for each try.
-async fn forward(c: &Arc<Cluster>, owners: Vec<&Node>, req: Request) -> Response {
+async fn forward(
+    c: &Arc<Cluster>,
+    owners: Vec<&Node>,
+    req: Request,
+    mut why: Vec<(String, String)>,
+    budget: Duration,
+) -> Response {
     let (parts, _) = req.into_parts();
-    let mut why: Vec<(String, String)> = Vec::new();
     for node in &owners {
         let mut try_req = Request::new(Body::empty());
         *try_req.method_mut() = parts.method.clone();
         *try_req.uri_mut() = parts.uri.clone();
         *try_req.headers_mut() = parts.headers.clone();
-        match c.send(node, try_req).await {
+        // An owner that accepts but does not answer is passed over too.
+        let sent = tokio::time::timeout(budget, c.send(node, try_req))
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {} ms", budget.as_millis())));
+        match sent {
             Ok(resp) if resp.status() == StatusCode::SERVICE_UNAVAILABLE => {
                 why.push((node.name.clone(), refusal(resp).await));
             }
@@ -199,6 +248,11 @@ async fn forward(c: &Arc<Cluster>, owners: Vec<&Node>, req: Request) -> Response
             Err(e) => why.push((node.name.clone(), e)),
         }
     }
+    unavailable(why)
+}
+
+/// The 503 naming every owner tried and why each could not answer.
+fn unavailable(why: Vec<(String, String)>) -> Response {
     let node = why
         .iter()
         .map(|(n, _)| n.as_str())

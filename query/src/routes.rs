@@ -237,13 +237,18 @@ pub(crate) async fn digest(State(s): State<AppState>, headers: HeaderMap) -> Api
     if !authenticate(&s, &headers)?.is_operator() {
         return Err(ApiError::OperatorOnly);
     }
-    blocking(&s.store, |st| {
+    let fold = s
+        .cluster
+        .as_ref()
+        .is_some_and(|c| c.role == common::cluster::Role::Fold);
+    blocking(&s.store, move |st| {
         // The digest, the totals and the checkpoints of one point between
         // batches: what a replay to those checkpoints must equal.
         let (view, t, checkpoints) = st.view_at_rest();
-        let projects = view.project_digests()?;
+        let (digest, projects) = view.digests()?;
         Ok(Json(DigestBody {
-            digest: view.digest()?,
+            digest,
+            changelog_published: fold.then(|| st.published()),
             listings_digest: common::store::listing::listings_digest(&projects),
             projects,
             records: t.records,

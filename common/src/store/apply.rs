@@ -67,7 +67,9 @@ impl Store {
                 continue;
             }
             checkpoints.insert((&m.topic, m.partition), m.offset + 1);
-            match Input::decode(listing, m.key.as_deref(), m.payload.as_deref()) {
+            let decoded = Input::decode(listing, m.key.as_deref(), m.payload.as_deref())
+                .and_then(|i| placed(i, m, w.events_partitions));
+            match decoded {
                 Ok(Input::Event(e)) if w.until.is_some_and(|t| e.occurred_at >= t) => {
                     outcome.after_until += 1
                 }
@@ -142,6 +144,7 @@ impl Store {
         for ((topic, partition), next) in &checkpoints {
             batch.insert(keys::checkpoint(topic, *partition), &next.to_be_bytes());
         }
+        let mut published = 0;
         if let Some(publish) = publish.as_mut() {
             let changes: Vec<Outgoing> = derived
                 .changed
@@ -152,8 +155,11 @@ impl Store {
                 })
                 .collect();
             publish(&changes).map_err(StoreError::Publish)?;
-            w.published += changes.len() as u64;
-            batch.insert(keys::META_PUBLISHED, &w.published.to_be_bytes());
+            published = changes.len() as u64;
+            batch.insert(
+                keys::META_PUBLISHED,
+                &(w.published + published).to_be_bytes(),
+            );
         }
         let mut reserved = w.change_reserved;
         let logging = self.log_changes(
@@ -186,6 +192,7 @@ impl Store {
 
         w.totals = totals;
         w.numbering = numbering;
+        w.published += published;
         w.changes_logged.commit(&logging);
         // Before publishing: a subscriber that reads the head after it
         // subscribed must see at least what it may be sent.
@@ -421,6 +428,33 @@ fn diff_counts(old: Option<&index::Entries>, new: &index::Entries, deltas: &mut 
             }
         },
     );
+}
+
+/// A fold worker's event must be in the partition Kafka's default
+/// partitioner gives its record id (of `partitions`): in another, its record
+/// would be folded in part by two workers, whose versions do not compare.
+/// Quarantined instead, naming where it belongs (its producer does not key
+/// by record id with murmur2).
+fn placed(
+    input: Input,
+    m: &Message,
+    partitions: Option<u32>,
+) -> Result<Input, (&'static str, String)> {
+    let (Input::Event(e), Some(n)) = (&input, partitions) else {
+        return Ok(input);
+    };
+    let want = crate::cluster::partition(e.record_id.as_bytes(), n) as i32;
+    if want == m.partition {
+        return Ok(input);
+    }
+    Err((
+        "wrong_partition",
+        format!(
+            "record `{}` belongs to partition {want} of {n} (Kafka's default partitioner: murmur2 of the record id), not {}: \
+             its producer must key by record_id with murmur2, or the cluster's fold workers would each fold part of it",
+            e.record_id, m.partition
+        ),
+    ))
 }
 
 /// The quarantine entry of a message that did not decode, logged.

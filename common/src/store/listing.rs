@@ -123,6 +123,19 @@ impl Store {
         Ok(())
     }
 
+    /// Makes this a fold worker's store: from now on an event must be in
+    /// the partition of `partitions` its record id hashes to, or it is
+    /// quarantined (`wrong_partition`).
+    pub fn fold_partitions(&self, partitions: u32) {
+        self.writer.lock().expect("writer lock").events_partitions = Some(partitions);
+    }
+
+    /// Changelog messages a fold worker's store has published, written
+    /// with the checkpoints of the batches they came from.
+    pub fn published(&self) -> u64 {
+        self.writer.lock().expect("writer lock").published
+    }
+
     /// The changelog partitions this store lists, if it is a shard's.
     pub fn listing(&self) -> Option<&Listing> {
         self.listing.get()
@@ -177,28 +190,31 @@ impl ReadView {
     /// listing shards together hold every project once: the union of their
     /// maps equals a single node's of the same topic.
     pub fn project_digests(&self) -> Result<BTreeMap<String, String>, StoreError> {
+        Ok(self.digests()?.1)
+    }
+
+    /// [`ReadView::digest`] and [`ReadView::project_digests`] in one pass
+    /// over the records.
+    pub fn digests(&self) -> Result<(String, BTreeMap<String, String>), StoreError> {
         let listing = self.listing.get();
+        let mut all = Sha256::new();
         let mut hashers: BTreeMap<String, Sha256> = BTreeMap::new();
         for r in self.records() {
             let (id, state) = r?;
-            let listed: Vec<&str> = state
-                .projects()
-                .into_iter()
-                .filter(|p| listing.is_none_or(|l| l.lists(p)))
-                .collect();
-            if listed.is_empty() {
-                continue;
-            }
             let mut json = serde_json::to_vec(&state.view(&id)).expect("record serializes");
             json.push(b'\n');
-            for p in listed {
-                hashers.entry(p.to_owned()).or_default().update(&json);
+            all.update(&json);
+            for p in state.projects() {
+                if listing.is_none_or(|l| l.lists(p)) {
+                    hashers.entry(p.to_owned()).or_default().update(&json);
+                }
             }
         }
-        Ok(hashers
+        let projects = hashers
             .into_iter()
             .map(|(p, h)| (p, hex::encode(h.finalize())))
-            .collect())
+            .collect();
+        Ok((hex::encode(all.finalize()), projects))
     }
 }
 

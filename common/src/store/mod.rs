@@ -276,6 +276,9 @@ struct WriterState {
     until: Option<crate::instant::Micros>,
     /// A fold worker's changelog messages published so far.
     published: u64,
+    /// A fold worker's: the events topic's partition count, by which each
+    /// event must be in its record's partition ([`apply`]).
+    events_partitions: Option<u32>,
 }
 
 /// The store as its owner holds it: it opens and closes the store, writes

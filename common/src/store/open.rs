@@ -183,6 +183,7 @@ impl Store {
                 numbering: Numbering(0),
                 until,
                 published,
+                events_partitions: None,
             }),
             feed: changes::Feed::new(next_change, feed_id),
             steps,

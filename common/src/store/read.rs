@@ -2,8 +2,6 @@
 //! digest over them, counts — each through the version a [`ReadView`] holds
 //! (one per request).
 
-use sha2::{Digest, Sha256};
-
 use super::{
     keys, lists, Checkpoints, EventLogEntry, QuarantineEntry, ReadView, StoredRecord, Totals,
 };
@@ -188,13 +186,7 @@ impl ReadView {
     /// SHA-256 over every record as the API renders it, in id order: equal
     /// digests mean equal projections.
     pub fn digest(&self) -> Result<String, StoreError> {
-        let mut h = Sha256::new();
-        for r in self.records() {
-            let (id, state) = r?;
-            h.update(serde_json::to_vec(&state.view(&id)).expect("record serializes"));
-            h.update(b"\n");
-        }
-        Ok(hex::encode(h.finalize()))
+        Ok(self.digests()?.0)
     }
 
     /// How many records are in each status, store-wide (each record once),

@@ -32,12 +32,22 @@ pub fn bin() -> io::Result<PathBuf> {
     }
 }
 
-/// A loopback port nobody listens on (now).
+/// A loopback port nobody listens on (now), and never handed out before in
+/// this process: tests running side by side choose their ports before their
+/// processes bind them (a cluster chooses all its nodes' at once), and the
+/// system may give a released port to the next asker.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+        if GIVEN.lock().expect("ports lock").insert(port) {
+            return port;
+        }
+    }
 }
 
 /// A running tansu; stopped when dropped.

@@ -74,15 +74,20 @@ impl Worker {
         };
         // A cluster node consumes its own partitions, of a topic that has
         // the map's count (another count would route records elsewhere).
-        let discovered = match &self.cfg.partitions {
-            None => discovered,
+        // Partitions its store has offsets of but the map now gives another
+        // (moved to a new node) are neither consumed nor gaps.
+        let (all, discovered) = match &self.cfg.partitions {
+            None => (discovered.clone(), discovered),
             Some((_, count)) if discovered.len() != *count as usize => {
                 return Err(IngestError::TopicUnusable(format!(
                     "topic `{topic}` has {} partitions; the cluster map says {count}",
                     discovered.len()
                 )))
             }
-            Some((mine, _)) => discovered.intersection(mine).copied().collect(),
+            Some((mine, _)) => {
+                let ours = discovered.intersection(mine).copied().collect();
+                (discovered, ours)
+            }
         };
         if self.reassign && !self.assigned.is_empty() {
             let mut tpl = TopicPartitionList::new();
@@ -100,7 +105,7 @@ impl Worker {
         let checkpoints = self.store.checkpoints();
         // A partition the store has offsets of but the topic no longer has.
         for ((t, p), next) in &checkpoints {
-            if *t == topic && !discovered.contains(p) {
+            if *t == topic && !all.contains(p) {
                 self.hold(
                     *p,
                     Gap::classify(*next, None).expect("a gone partition is a gap"),

@@ -160,3 +160,25 @@ fn a_shard_store_recovers_as_a_shard_and_is_refused_for_other_partitions() {
     // A single node's store (events folded) is no shard's.
     assert!(fold.bind_listing(&l(&[0])).is_err());
 }
+
+#[test]
+fn a_fold_workers_event_in_another_partition_than_its_records_is_quarantined() {
+    let fold = Store::temporary().unwrap();
+    fold.fold_partitions(2);
+    let projects = vec!["p".to_owned()];
+    let mut ms = messages(&adversarial::events(20, &projects, 3), 0);
+    for m in &mut ms {
+        m.partition = partition(m.key.as_deref().unwrap(), 2) as i32;
+    }
+    // One event put last, in the other partition than its record's.
+    let mut stray = ms.remove(5);
+    stray.partition = 1 - stray.partition;
+    stray.offset = 1_000;
+    ms.push(stray);
+    let out = fold.apply_batch(&ms).unwrap();
+    assert_eq!(out.quarantined, 1);
+    assert_eq!(out.applied + out.duplicates, ms.len() as u64 - 1);
+    let q = fold.view().quarantine(0, 10).unwrap();
+    assert_eq!(q[0].reason_code, "wrong_partition");
+    assert!(q[0].reason.contains("murmur2"), "{}", q[0].reason);
+}
