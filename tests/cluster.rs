@@ -584,18 +584,31 @@ fn a_killed_fold_worker_and_shard_lose_nothing_and_only_their_projects_wait() {
     cluster.wait_listings(&want);
 }
 
-/// `run --role shard --node NODE` with `config`: its exit code and stderr.
+/// `run --role ROLE --node NODE` with `config`: its exit code and stderr
+/// (a node that starts instead of refusing is stopped after 30 s: `None`).
 fn refused(config: &Path, role: &str, node: &str, data: &Path) -> (Option<i32>, String) {
-    let out = std::process::Command::new(tracker_bin())
+    let err = data.with_extension("stderr");
+    let mut child = std::process::Command::new(tracker_bin())
         .args(["--config", &config.display().to_string(), "run"])
         .args(["--role", role, "--node", node, "--brokers", "127.0.0.1:9"])
         .args(["--data-dir", &data.display().to_string()])
-        .output()
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
         .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let started = std::time::Instant::now();
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (code, std::fs::read_to_string(&err).unwrap())
 }
 
 #[test]
@@ -632,4 +645,19 @@ fn a_cluster_map_that_misses_or_repeats_a_partition_is_refused_at_start() {
         assert_eq!(code, Some(1), "{err}");
         assert!(err.contains(says), "{err}");
     }
+    // A listing shard's store is no fold worker's (its log is changelog
+    // messages: read as events, every one would be quarantined).
+    let shard_store = dir.path().join("shard-store");
+    {
+        let s = common::Store::open(&shard_store, 16 << 20).unwrap();
+        let listing = common::store::listing::Listing {
+            partitions: CHANGELOG_PARTITIONS,
+            owned: [0, 1].into(),
+        };
+        s.bind_listing(&listing).unwrap();
+        s.close().unwrap();
+    }
+    let (code, err) = refused(&cfg, "fold", "f1", &shard_store);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("is a listing shard's"), "{err}");
 }
