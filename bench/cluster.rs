@@ -10,6 +10,7 @@ use super::*;
 use common::cluster::changelog::Outgoing;
 use common::cluster::partition;
 use common::store::listing::Listing;
+use process::free_port;
 
 const SHARDS: u32 = 3;
 
@@ -130,5 +131,113 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
         "the shards' per-project digests differ from the single node's"
     );
     println!("the shards' per-project digests joined equal the single node's");
-    Ok(())
+    forwarding(a)
+}
+
+/// The stores just built, each served by a real `tracker run` with its
+/// role (no broker: a dead address, and no start-up grace, so each serves
+/// its store as it is): the same list pages asked of the shard that owns
+/// their project, and of a fold worker that forwards them to it — what
+/// the one hop costs — with 1 and 16 connections.
+fn forwarding(a: &Args) -> anyhow::Result<()> {
+    let token = "bench-operator-token";
+    let ports: Vec<u16> = (0..5).map(|_| free_port()).collect::<Result<_, _>>()?;
+    let node = |i: usize, name: &str, partitions: &str, list: &str| {
+        format!(
+            "\n[[cluster.{list}]]\nname = \"{name}\"\nurl = \"http://127.0.0.1:{}\"\npartitions = {partitions}\n",
+            ports[i]
+        )
+    };
+    let cfg = a.work_dir.join("cluster.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[tokens]]\nname = \"bench\"\nsha256 = \"{}\"\nprojects = [\"*\"]\n\n[cluster]\nevents_partitions = 6\nchangelog_topic = \"changelog\"\nchangelog_partitions = {SHARDS}\n{}{}{}{}{}",
+            hex::encode(query::hash_token(token)),
+            node(0, "fold-0", "[0, 1, 2]", "folds"),
+            node(1, "fold-1", "[3, 4, 5]", "folds"),
+            node(2, "shard-0", "[0]", "shards"),
+            node(3, "shard-1", "[1]", "shards"),
+            node(4, "shard-2", "[2]", "shards"),
+        ),
+    )?;
+    let cache = a.cache_mb.to_string();
+    let mut children = Vec::new();
+    for (i, (role, name, topic)) in [
+        ("fold", "fold-0", "bench"),
+        ("fold", "fold-1", "bench"),
+        ("shard", "shard-0", "changelog"),
+        ("shard", "shard-1", "changelog"),
+        ("shard", "shard-2", "changelog"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dir = a.work_dir.join(name).display().to_string();
+        let listen = format!("127.0.0.1:{}", ports[i]);
+        let child = Command::new(&a.tracker)
+            .args([
+                "--config",
+                &cfg.display().to_string(),
+                "run",
+                "--role",
+                role,
+            ])
+            .args(["--node", name, "--brokers", "127.0.0.1:9", "--topic", topic])
+            .args([
+                "--data-dir",
+                &dir,
+                "--listen",
+                &listen,
+                "--cache-mb",
+                &cache,
+            ])
+            .args(["--startup-grace-secs", "0"])
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        children.push(child);
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", ports[i])).is_err() {
+            if start.elapsed() > Duration::from_secs(60) {
+                bail!("{name} did not start");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let result = (|| -> anyhow::Result<()> {
+        // The projects shard-1 owns (its port: 3), first page of each.
+        let projects: Vec<String> = (0..PROJECTS)
+            .map(sample::project_id)
+            .filter(|p| partition(p.as_bytes(), SHARDS) == 1)
+            .collect();
+        anyhow::ensure!(!projects.is_empty(), "no project on shard-1");
+        let paths: Vec<String> = (0..2000)
+            .map(|i| {
+                let p = &projects[i % projects.len()];
+                format!("/v1/{p}/replication_records?limit=100")
+            })
+            .collect();
+        for (port, what) in [
+            (ports[3], "the owner"),
+            (ports[0], "a fold worker, forwarded"),
+        ] {
+            let _ = http::load(port, token, 1, &paths[..100]); // warm-up
+            for clients in [1, 16] {
+                let (mut lat, wall, errors) = http::load(port, token, clients, &paths);
+                let s = summarize(&mut lat, wall);
+                println!(
+                    "list page (limit 100) asked of {what}, {clients} connections: p50 {:.2} ms, p99 {:.2} ms, {:.0} req/s, {errors} errors",
+                    s.p50_ms, s.p99_ms, s.per_sec
+                );
+            }
+        }
+        Ok(())
+    })();
+    for mut c in children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    result
 }

@@ -252,7 +252,7 @@ fn every_project_answers_through_any_node_as_the_reference_and_one_node() {
     let stream = Stream::sample(300, 21);
     stream.publish(&broker, &topic, 0..stream.messages.len());
     let dir = tempfile::tempdir().unwrap();
-    let cluster = Cluster::start(&broker, &topic, &changelog, dir.path());
+    let mut cluster = Cluster::start(&broker, &topic, &changelog, dir.path());
     let single = Tracker::start(&broker, &topic, &dir.path().join("single"), &[]);
     let records = stream.reference();
     let (want_projects, want) = reference_listings(&records);
@@ -438,6 +438,16 @@ fn every_project_answers_through_any_node_as_the_reference_and_one_node() {
     let said = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(said.contains(&format!("differs: project {from}")), "{said}");
+    // A change feed read through a node that forwards it ends when that
+    // node stops: the stop is not held up by the stream.
+    let mut through = Feed::open(cluster.node("f2").port, to, OPERATOR_TOKEN, None);
+    let stopped_in = cluster.node_mut("f2").stop_with("-TERM");
+    assert!(stopped_in < Duration::from_secs(8), "{stopped_in:?}");
+    assert!(through.next(Duration::from_secs(5)).is_none());
+    cluster.node_mut("f2").restart();
+    wait_until("f2 ready again", WAIT, || {
+        cluster.node("f2").get("/health/ready", None).0 == 200
+    });
     // A fold worker says how many changelog messages it has published.
     let published = |n: &str| cluster.node(n).digest()["changelog_published"].clone();
     assert!(published("f1").as_u64().unwrap() > 0);
@@ -538,6 +548,10 @@ fn a_killed_fold_worker_and_shard_lose_nothing_and_only_their_projects_wait() {
     }
     let (_, want) = reference_listings(&stream.reference());
     cluster.wait_listings(&want);
+    // Nothing folded twice: the fold workers consumed each message once,
+    // whatever their restart redid (and published again).
+    let folded = consumed(&cluster.node("f1").digest()) + consumed(&cluster.node("f2").digest());
+    assert_eq!(folded, stream.messages.len() as u64);
 
     // An owner that accepts but does not answer (stopped): a 503 naming
     // it within the request's time, not the entry's own timeout.

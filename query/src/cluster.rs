@@ -17,6 +17,7 @@ use axum::extract::{MatchedPath, RawPathParams, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
@@ -212,7 +213,8 @@ pub(crate) async fn route(State(s): State<AppState>, req: Request, next: Next) -
     }
     let others: Vec<&Node> = owners.into_iter().filter(|n| n.name != c.node).collect();
     let budget = s.limits.request_timeout / (others.len() as u32 + 1);
-    forward(&c, others, Request::from_parts(parts, body), why, budget).await
+    let req = Request::from_parts(parts, body);
+    forward(&c, others, req, why, budget, &s.closing).await
 }
 
 /// Forwards to the first owner that answers and is caught up; a replica
@@ -224,6 +226,7 @@ async fn forward(
     req: Request,
     mut why: Vec<(String, String)>,
     budget: Duration,
+    closing: &tokio_util::sync::CancellationToken,
 ) -> Response {
     let (parts, _) = req.into_parts();
     for node in &owners {
@@ -239,11 +242,18 @@ async fn forward(
             Ok(resp) if resp.status() == StatusCode::SERVICE_UNAVAILABLE => {
                 why.push((node.name.clone(), refusal(resp).await));
             }
-            Ok(mut resp) => {
+            Ok(resp) => {
+                // A forwarded stream (a change feed, an export) ends when
+                // this node closes, as its own streams do: a stop is not
+                // held up by the clients reading through it.
+                let (mut head, body) = resp.into_parts();
                 if let Ok(v) = HeaderValue::from_str(&node.name) {
-                    resp.headers_mut().insert(ANSWERED_BY, v);
+                    head.headers.insert(ANSWERED_BY, v);
                 }
-                return resp;
+                let body = body
+                    .into_data_stream()
+                    .take_until(closing.clone().cancelled_owned());
+                return Response::from_parts(head, Body::from_stream(body));
             }
             Err(e) => why.push((node.name.clone(), e)),
         }
