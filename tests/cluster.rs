@@ -370,6 +370,83 @@ fn every_project_answers_through_any_node_as_the_reference_and_one_node() {
     assert_eq!(entry.get(&path(p1), Some(TENANT_TOKEN)).0, 403);
     assert_eq!(entry.get(&path(p0), Some("nope")).0, 401);
 
+    // A forwarded request landing on a node that does not own it is
+    // answered there or fails: 421, never forwarded again.
+    let misrouted = |port: u16| {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            s,
+            "GET {} HTTP/1.1\r\nHost: x\r\nX-Auth-Token: {OPERATOR_TOKEN}\r\nX-Tracker-Forwarded: elsewhere\r\nConnection: close\r\n\r\n",
+            path(p0)
+        )
+        .unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        raw
+    };
+    let answer = misrouted(entry.port);
+    assert!(answer.starts_with("HTTP/1.1 421"), "{answer}");
+    assert!(
+        answer.contains("TRK.MISROUTED") && answer.contains("`elsewhere`"),
+        "{answer}"
+    );
+
+    // Every project's change feed, through every node: new records'
+    // changes arrive as the reference fold has them.
+    let mut feeds: Vec<(String, &str, Feed)> = Vec::new();
+    for project in &projects {
+        for (name, node) in &cluster.nodes {
+            let feed = Feed::open(node.port, project, OPERATOR_TOKEN, None);
+            feeds.push((project.clone(), *name, feed));
+        }
+    }
+    let mut fresh = Vec::new();
+    for (i, project) in projects.iter().enumerate() {
+        for n in 0..2 {
+            let id = format!("fresh-{i}-{n}");
+            fresh.push(event(
+                &format!("{id}-a"),
+                &id,
+                1,
+                "2024-06-01T00:00:00Z",
+                project,
+            ));
+            fresh.push(event(
+                &format!("{id}-b"),
+                &id,
+                2,
+                "2024-06-01T00:05:00Z",
+                project,
+            ));
+        }
+    }
+    ingest::publish::publish(&broker.bootstrap(), &topic, &fresh).unwrap();
+    let folded = reference::fold_messages(
+        fresh
+            .iter()
+            .map(|(k, v)| (k.as_deref(), Some(v.as_slice()))),
+    );
+    for (project, name, feed) in &mut feeds {
+        let mut want: BTreeMap<&String, Value> = folded
+            .iter()
+            .filter(|(_, r)| reference::listed_under(r, project))
+            .map(|(id, r)| (id, serde_json::to_value(r).unwrap()))
+            .collect();
+        assert_eq!(want.len(), 2);
+        while !want.is_empty() {
+            let e = feed
+                .next(Duration::from_secs(60))
+                .unwrap_or_else(|| panic!("{name}'s feed of {project} still lacks {want:?}"));
+            let r = &e.data["replication_record"];
+            if let Some(id) = r["id"].as_str() {
+                if want.get(&id.to_owned()) == Some(r) {
+                    want.remove(&id.to_owned());
+                }
+            }
+        }
+    }
+    drop(feeds);
+
     // A record moving between projects that different shards own leaves
     // the old one's list and appears in the new one's; a change feed
     // opened through a node that owns neither sees it arrive.
@@ -479,22 +556,6 @@ fn a_killed_fold_worker_and_shard_lose_nothing_and_only_their_projects_wait() {
     let mut cluster = Cluster::start(&broker, &topic, &changelog, dir.path());
     let projects: Vec<String> = (0..4).map(sample::project_id).collect();
     let victim = Cluster::shard_of(&projects[0]);
-    let other = projects
-        .iter()
-        .find(|p| Cluster::shard_of(p) != victim)
-        .expect("a project another shard owns");
-    // Mid-stream: the rest published while f1 and the shard die.
-    let (b, t, rest) = (
-        broker.bootstrap(),
-        topic.clone(),
-        stream.messages[half..].to_vec(),
-    );
-    let publisher = std::thread::spawn(move || {
-        for chunk in rest.chunks(50) {
-            ingest::publish::publish(&b, &t, chunk).unwrap();
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    });
     // Every shard caught up once (before it, a shard's own projects wait
     // for it: not what this test is about).
     for name in NODES.iter().filter(|n| n.1 == "shard").map(|n| n.0) {
@@ -502,6 +563,23 @@ fn a_killed_fold_worker_and_shard_lose_nothing_and_only_their_projects_wait() {
             cluster.node(name).get("/health/ready", None).1["caught_up_once"] == true
         });
     }
+    // Mid-stream: the rest published while f1 and the shard die.
+    let (b, t, rest) = (
+        broker.bootstrap(),
+        topic.clone(),
+        stream.messages[half..].to_vec(),
+    );
+    let publisher = std::thread::spawn(move || {
+        for chunk in rest.chunks(20) {
+            ingest::publish::publish(&b, &t, chunk).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !publisher.is_finished(),
+        "the stream ended before the kills"
+    );
     cluster.node_mut("f1").kill();
     cluster.node_mut(victim).kill();
     let entry = cluster.node("f2").port;
@@ -515,8 +593,10 @@ fn a_killed_fold_worker_and_shard_lose_nothing_and_only_their_projects_wait() {
         body["error_msg"].as_str().unwrap().contains(victim),
         "{body}"
     );
-    let answer = http_get(entry, &path(other), Some(OPERATOR_TOKEN));
-    assert_eq!(answer.0, 200, "{}", answer.1);
+    for p in projects.iter().filter(|p| Cluster::shard_of(p) != victim) {
+        let answer = http_get(entry, &path(p), Some(OPERATOR_TOKEN));
+        assert_eq!(answer.0, 200, "{p}: {}", answer.1);
+    }
     // A record whose events f1 folds: its trail is f1's, and waits for it.
     let folded_by_f1 = stream
         .events

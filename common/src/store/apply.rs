@@ -216,8 +216,11 @@ impl Store {
         Ok(outcome)
     }
 
-    /// Folds an accepted message into its record as the batch has it: an
-    /// event, or a changelog message on a listing shard.
+    /// Folds an accepted message into its record as the batch has it (read
+    /// from `view`, the store as the batch found it, at its first message
+    /// in the batch; numbered if it is new): an event is folded in, a
+    /// changelog message on a listing shard replaces the state if its
+    /// version is higher ([`super::listing::newer`]).
     pub(super) fn fold_input(
         &self,
         view: &ReadView,
@@ -225,51 +228,42 @@ impl Store {
         numbering: &mut Numbering,
         input: &Input,
     ) -> Result<EventEffect, StoreError> {
-        match input {
-            Input::Event(e) => self.fold_into(view, touched, numbering, e),
-            Input::Change(c) => self.fold_change(view, touched, numbering, c),
+        let step = |state: &mut RecordState| match input {
+            Input::Event(e) => effect(state.apply(e)),
+            Input::Change(c) => super::listing::newer(state, &c.state),
+        };
+        let id = input.record_id();
+        if let Some(t) = touched.get_mut(id) {
+            return Ok(step(&mut t.after));
         }
-    }
-
-    /// Folds `e` into its record as the batch has it (read from `view`, the
-    /// store as the batch found it, at its first event in the batch;
-    /// numbered if it is new).
-    pub(super) fn fold_into(
-        &self,
-        view: &ReadView,
-        touched: &mut BTreeMap<String, Touched>,
-        numbering: &mut Numbering,
-        e: &Event,
-    ) -> Result<EventEffect, StoreError> {
-        if let Some(t) = touched.get_mut(&e.record_id) {
-            return Ok(effect(t.after.apply(e)));
-        }
-        let stored = view.stored_record(&e.record_id)?;
-        let (t, effect) = match stored {
+        let (t, effect) = match view.stored_record(id)? {
             Some((number, StoredRecord { state, log, .. })) => {
                 let mut after = state.clone();
-                let a = after.apply(e);
-                (
-                    Touched {
-                        number,
-                        before: Some(state),
-                        after,
-                        log,
-                    },
-                    effect(a),
-                )
+                let effect = step(&mut after);
+                let before = Some(state);
+                let t = Touched {
+                    number,
+                    before,
+                    after,
+                    log,
+                };
+                (t, effect)
             }
-            None => (
-                Touched {
+            None => {
+                let after = match input {
+                    Input::Event(e) => RecordState::new(e),
+                    Input::Change(c) => c.state.clone(),
+                };
+                let t = Touched {
                     number: numbering.take()?,
                     before: None,
-                    after: RecordState::new(e),
+                    after,
                     log: Vec::new(),
-                },
-                EventEffect::Changed,
-            ),
+                };
+                (t, EventEffect::Changed)
+            }
         };
-        touched.insert(e.record_id.clone(), t);
+        touched.insert(id.to_owned(), t);
         Ok(effect)
     }
 }

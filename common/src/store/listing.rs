@@ -140,47 +140,6 @@ impl Store {
     pub fn listing(&self) -> Option<&Listing> {
         self.listing.get()
     }
-
-    /// Folds a changelog message into its record as the batch has it
-    /// (numbered if new): the higher version wins.
-    pub(super) fn fold_change(
-        &self,
-        view: &ReadView,
-        touched: &mut BTreeMap<String, Touched>,
-        numbering: &mut Numbering,
-        c: &Change,
-    ) -> Result<EventEffect, StoreError> {
-        if let Some(t) = touched.get_mut(&c.id) {
-            return Ok(newer(&mut t.after, &c.state));
-        }
-        let (t, effect) = match view.stored_record(&c.id)? {
-            Some((number, StoredRecord { state, log, .. })) => {
-                let mut after = state.clone();
-                let effect = newer(&mut after, &c.state);
-                let before = Some(state);
-                (
-                    Touched {
-                        number,
-                        before,
-                        after,
-                        log,
-                    },
-                    effect,
-                )
-            }
-            None => (
-                Touched {
-                    number: numbering.take()?,
-                    before: None,
-                    after: c.state.clone(),
-                    log: Vec::new(),
-                },
-                EventEffect::Changed,
-            ),
-        };
-        touched.insert(c.id.clone(), t);
-        Ok(effect)
-    }
 }
 
 impl ReadView {
