@@ -706,6 +706,49 @@ fn refused(config: &Path, role: &str, node: &str, data: &Path) -> (Option<i32>, 
 }
 
 #[test]
+fn a_node_not_caught_up_answers_for_nothing_it_owns_and_says_so() {
+    // No broker (a dead address), a long start-up grace: s2 never catches
+    // up, and it has no replica to hand its projects to.
+    let dir = tempfile::tempdir().unwrap();
+    let ports: Vec<u16> = NODES.iter().map(|_| free_port()).collect();
+    let config = write_cluster_config(dir.path(), "cl", &ports);
+    let data = dir.path().join("s2");
+    let args = [
+        "--config",
+        &config.display().to_string(),
+        "run",
+        "--role",
+        "shard",
+        "--node",
+        "s2",
+        "--brokers",
+        "127.0.0.1:9",
+        "--data-dir",
+        &data.display().to_string(),
+        "--listen",
+        &format!("127.0.0.1:{}", ports[3]),
+        "--startup-grace-secs",
+        "600",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let s2 = Tracker::start_args(ports[3], &data, args);
+    let project = (0..4)
+        .map(sample::project_id)
+        .find(|p| Cluster::shard_of(p) == "s2")
+        .unwrap();
+    let path = format!("/v1/{project}/replication_records");
+    let (s, retry, body) = get_with_header(s2.port, &path, OPERATOR_TOKEN, "retry-after");
+    assert_eq!((s, retry.is_some()), (503, true), "{body}");
+    assert_eq!(body["error_code"], "TRK.NODE_UNAVAILABLE");
+    let said = body["error_msg"].as_str().unwrap();
+    assert!(
+        said.contains("`s2`") && said.contains("not caught up"),
+        "{said}"
+    );
+}
+
+#[test]
 fn a_cluster_map_that_misses_or_repeats_a_partition_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("d");

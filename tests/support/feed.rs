@@ -56,11 +56,17 @@ impl Feed {
     /// The next event, skipping comments; `None` when the stream ends or
     /// nothing comes within `wait`.
     pub fn next(&mut self, wait: Duration) -> Option<Sse> {
-        self.r.get_ref().set_read_timeout(Some(wait)).unwrap();
+        // Within `wait` in all: keep-alive comments do not extend it.
+        let until = std::time::Instant::now() + wait;
         loop {
             if let Some(e) = common::testkit::sse::take(&mut self.pending) {
                 return Some(e);
             }
+            let left = until.checked_duration_since(std::time::Instant::now())?;
+            self.r
+                .get_ref()
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
             // A chunk: its size in hex, CRLF, the bytes, CRLF.
             let mut size = String::new();
             match self.r.read_line(&mut size) {
