@@ -7,7 +7,7 @@
 
 use fxhash::FxHashMap;
 
-use super::listing::{Input, Listing};
+use super::listing::{placed, Input, Listing};
 use super::names::Naming;
 use crate::cluster::changelog::{self, Outgoing};
 
@@ -422,33 +422,6 @@ fn diff_counts(old: Option<&index::Entries>, new: &index::Entries, deltas: &mut 
             }
         },
     );
-}
-
-/// A fold worker's event must be in the partition Kafka's default
-/// partitioner gives its record id (of `partitions`): in another, its record
-/// would be folded in part by two workers, whose versions do not compare.
-/// Quarantined instead, naming where it belongs (its producer does not key
-/// by record id with murmur2).
-fn placed(
-    input: Input,
-    m: &Message,
-    partitions: Option<u32>,
-) -> Result<Input, (&'static str, String)> {
-    let (Input::Event(e), Some(n)) = (&input, partitions) else {
-        return Ok(input);
-    };
-    let want = crate::cluster::partition(e.record_id.as_bytes(), n) as i32;
-    if want == m.partition {
-        return Ok(input);
-    }
-    Err((
-        "wrong_partition",
-        format!(
-            "record `{}` belongs to partition {want} of {n} (Kafka's default partitioner: murmur2 of the record id), not {}: \
-             its producer must key by record_id with murmur2, or the cluster's fold workers would each fold part of it",
-            e.record_id, m.partition
-        ),
-    ))
 }
 
 /// The quarantine entry of a message that did not decode, logged.

@@ -1,11 +1,14 @@
-//! A listing shard's store (issue 26): the same store, fed by the record
-//! changelog instead of the events topic. Each changelog message carries a
-//! record's whole fold state and its version; the store keeps the highest
-//! version it has seen (idempotent, order-proof), and lists a record only
-//! under the projects whose changelog partitions it owns ([`Listing`]) —
-//! the record's other projects are another shard's. Everything else — the
-//! numbering, the derivation of index entries, the change log and feed,
-//! the engine with the log as its write-ahead log — is the single node's.
+//! The store's side of a cluster (issue 26). A listing shard's store is
+//! the same store, fed by the record changelog instead of the events topic.
+//! Each changelog message carries a record's whole fold state and its
+//! version; the store keeps the highest version it has seen (idempotent,
+//! order-proof), and lists a record only under the projects whose changelog
+//! partitions it owns ([`Listing`]) — the record's other projects are
+//! another shard's. Everything else — the numbering, the derivation of index
+//! entries, the change log and feed, the engine with the log as its
+//! write-ahead log — is the single node's. A fold worker's store is a single
+//! node's that also checks each event is in its record's partition
+//! ([`placed`]) and counts the changelog messages it published.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -79,6 +82,33 @@ impl Input {
             Input::Change(c) => &c.id,
         }
     }
+}
+
+/// A fold worker's event must be in the partition Kafka's default
+/// partitioner gives its record id (of `partitions`): in another, its record
+/// would be folded in part by two workers, whose versions do not compare.
+/// Quarantined instead, naming where it belongs (its producer does not key
+/// by record id with murmur2).
+pub(super) fn placed(
+    input: Input,
+    m: &Message,
+    partitions: Option<u32>,
+) -> Result<Input, (&'static str, String)> {
+    let (Input::Event(e), Some(n)) = (&input, partitions) else {
+        return Ok(input);
+    };
+    let want = crate::cluster::partition(e.record_id.as_bytes(), n) as i32;
+    if want == m.partition {
+        return Ok(input);
+    }
+    Err((
+        "wrong_partition",
+        format!(
+            "record `{}` belongs to partition {want} of {n} (Kafka's default partitioner: murmur2 of the record id), not {}: \
+             its producer must key by record_id with murmur2, or the cluster's fold workers would each fold part of it",
+            e.record_id, m.partition
+        ),
+    ))
 }
 
 /// Takes `incoming` in place of `current` if its version is higher: a
