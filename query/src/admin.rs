@@ -157,15 +157,8 @@ pub(crate) async fn from_each_shard<'a>(
     path: &str,
     headers: &HeaderMap,
 ) -> Result<Vec<(&'a Node, serde_json::Value)>, ApiError> {
-    let mut sets: Vec<Vec<&Node>> = Vec::new();
-    for n in &c.map.shards {
-        match sets.iter_mut().find(|g| g[0].partitions == n.partitions) {
-            Some(g) => g.push(n),
-            None => sets.push(vec![n]),
-        }
-    }
     // The sets asked at once, each set's replicas in turn.
-    let asks = sets.into_iter().map(|replicas| async move {
+    let asks = c.map.shard_sets().into_iter().map(|replicas| async move {
         let mut why = Vec::new();
         for n in &replicas {
             match get(c, n, path, headers).await {

@@ -61,12 +61,6 @@ impl Reject {
 }
 
 impl Change {
-    /// Whether this is an upsert (the record is listed under the key's
-    /// project) or a removal (it left it).
-    pub fn is_upsert(&self) -> bool {
-        self.state.projects().contains(&self.project.as_str())
-    }
-
     /// The value: [`FORMAT`], then the postcard encoding.
     pub fn encode(&self) -> Vec<u8> {
         let mut v = vec![FORMAT];

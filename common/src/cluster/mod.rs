@@ -218,6 +218,20 @@ impl ClusterMap {
             .collect()
     }
 
+    /// The listing shards grouped as replicas (the same partitions, in any
+    /// order), each group in the map's order.
+    pub fn shard_sets(&self) -> Vec<Vec<&Node>> {
+        let mut sets: Vec<(BTreeSet<u32>, Vec<&Node>)> = Vec::new();
+        for n in &self.shards {
+            let mine: BTreeSet<u32> = n.partitions.iter().copied().collect();
+            match sets.iter_mut().find(|(ps, _)| *ps == mine) {
+                Some((_, g)) => g.push(n),
+                None => sets.push((mine, vec![n])),
+            }
+        }
+        sets.into_iter().map(|(_, g)| g).collect()
+    }
+
     /// The fold worker that folds a record's events.
     pub fn fold_for(&self, id: &str) -> Option<&Node> {
         let p = self.record_partition(id);

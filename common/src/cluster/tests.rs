@@ -57,6 +57,12 @@ fn a_map_that_covers_every_partition_once_is_accepted_with_replicas() {
     m.check().unwrap();
     m.shards.push(node("s1b", 6, &[1, 0]));
     m.check().unwrap();
+    let sets: Vec<Vec<&str>> = m
+        .shard_sets()
+        .iter()
+        .map(|g| g.iter().map(|n| n.name.as_str()).collect())
+        .collect();
+    assert_eq!(sets, [vec!["s1", "s1b"], vec!["s2"], vec!["s3"]]);
     assert_eq!(m.node("s2").unwrap().0, Role::Shard);
     assert_eq!(m.node("f1").unwrap().0, Role::Fold);
     let p = m.project_partition("p");
@@ -136,7 +142,10 @@ fn changes_round_trip_and_are_checked() {
     }
     let summary: Vec<(&str, bool, u64)> = changes
         .iter()
-        .map(|c| (c.project.as_str(), c.is_upsert(), c.version))
+        .map(|c| {
+            let upsert = c.state.projects().contains(&c.project.as_str());
+            (c.project.as_str(), upsert, c.version)
+        })
         .collect();
     assert_eq!(
         summary,
